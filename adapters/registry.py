@@ -1,0 +1,38 @@
+"""Which mapping class serves which partner; profiles come from `config/partners/<id>.toml`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from adapters.base import PartnerProfile, load_profile
+from adapters.iso_mapping import IsoMapping
+from adapters.promptpay.mapping import PromptPayMapping
+from adapters.simulator import PartnerSimulator
+
+MAPPINGS: dict[str, type[IsoMapping]] = {
+    "promptpay": PromptPayMapping,
+}
+# Each partner's simulator; the shared one plays any profile until a network needs more.
+SIMULATORS: dict[str, type[PartnerSimulator]] = {
+    "promptpay": PartnerSimulator,
+}
+
+
+def profile_path(config_dir: Path, partner: str) -> Path:
+    return config_dir / "partners" / f"{partner}.toml"
+
+
+def load_partners(
+    config_dir: Path, partners: set[str], *, switch_bic: str, base_urls: Mapping[str, str] | None = None
+) -> dict[str, IsoMapping]:
+    """The mapping for each partner that an enabled corridor names."""
+    out: dict[str, IsoMapping] = {}
+    for partner in sorted(partners):
+        if partner not in MAPPINGS:
+            raise ValueError(f"no adapter for partner {partner!r}; known: {sorted(MAPPINGS)}")
+        profile: PartnerProfile = load_profile(
+            profile_path(config_dir, partner), base_url=(base_urls or {}).get(partner)
+        )
+        out[partner] = MAPPINGS[partner](profile, switch_bic=switch_bic)
+    return out

@@ -1,0 +1,257 @@
+"""A partner network simulator: an aiohttp server that plays the network over real HTTP.
+
+It checks every pacs.008 it receives against the official XSD and the partner's profile, answers
+202 at once, and after a configurable delay calls the switch back with a pacs.002 (accepted, or
+rejected with an ISO reason code). It can be told to reject a share of payments, to treat some
+proxies as unknown, to stay silent (timeout) or to answer twice. A resend of a message id it has
+seen gets the same answer again, never a second decision.
+
+  POST /iso20022          a pacs.008 from the switch
+  GET  /sim/stats         counters as JSON
+  PUT  /sim/behaviour     change the behaviour at run time (JSON, same fields as SimBehaviour)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from adapters.base import PartnerProfile
+from adapters.iso_mapping import LATIN_TEXT
+from iso20022 import pacs002, pacs008
+from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.parsing import message_id_of, parse_untrusted
+from iso20022.schemas import SchemaSet
+
+log = logging.getLogger(__name__)
+body_bytes_max = 1_000_000
+seen_messages_max = 200_000  # message ids remembered for idempotent resends
+callbacks_inflight_max = 128
+callback_attempts_max = 5
+callback_timeout_s = 5.0
+
+
+@dataclass(frozen=True)
+class SimBehaviour:
+    delay_ms: float = 0.0  # before the pacs.002 callback
+    reject_rate: float = 0.0  # share of valid payments the network rejects anyway
+    reject_codes: tuple[str, ...] = ("AC01", "AC04", "AM04")
+    unknown_proxies: frozenset[str] = frozenset()  # proxies the network's registry lacks: BE23
+    timeout_rate: float = 0.0  # share of payments never answered
+    duplicate_rate: float = 0.0  # share of payments answered twice (same pacs.002 resent)
+    seed: int = 7
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
+        current = asdict(base or cls())
+        current.update(data)
+        current["reject_codes"] = tuple(current["reject_codes"])
+        current["unknown_proxies"] = frozenset(current["unknown_proxies"])
+        return cls(**current)
+
+
+@dataclass
+class _Decision:
+    report: bytes
+
+
+class PartnerSimulator:
+    def __init__(
+        self, profile: PartnerProfile, schemas: SchemaSet, *, callback_url: str, behaviour: SimBehaviour | None = None
+    ) -> None:
+        self.profile = profile
+        self.schemas = schemas
+        self.callback_url = callback_url
+        self.behaviour = behaviour or SimBehaviour()
+        self._random = random.Random(self.behaviour.seed)
+        self._seen: OrderedDict[str, _Decision | None] = OrderedDict()
+        self.stats: Counter[str] = Counter()
+        self._session: aiohttp.ClientSession | None = None
+        self._callback_slots = asyncio.Semaphore(callbacks_inflight_max)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
+
+    # ------------------------------------------------------------------ HTTP
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=body_bytes_max)
+        app.router.add_post("/iso20022", self._receive)
+        app.router.add_get("/sim/stats", self._stats)
+        app.router.add_put("/sim/behaviour", self._set_behaviour)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=callbacks_inflight_max))
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.port
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        return web.json_response({**self.stats, "behaviour": {**asdict(self.behaviour), "unknown_proxies": sorted(self.behaviour.unknown_proxies)}})
+
+    async def _set_behaviour(self, request: web.Request) -> web.Response:
+        self.behaviour = SimBehaviour.from_json(await request.json(), self.behaviour)
+        return await self._stats(request)
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.stats["received"] += 1
+        try:
+            root = parse_untrusted(body, size_bytes_max=body_bytes_max)
+            message_type = message_id_of(root)
+            if message_type != self.profile.pacs008_version:
+                raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
+            self.schemas.validate(root, message_type)
+            message = pacs008.parse(root)
+        except XmlRejected as exc:
+            self.stats["refused"] += 1
+            return web.json_response({"reason_code": exc.reason_code, "error": exc.message}, status=400)
+        except SchemaViolation as exc:
+            self.stats["refused"] += 1
+            return web.json_response({"reason_code": "FF01", "error": str(exc)[:500]}, status=400)
+        self.samples.setdefault("pacs008", body)
+        if message.message_id in self._seen:  # a resend: the same answer, never a new decision
+            self.stats["resends"] += 1
+            decision = self._seen[message.message_id]
+            if decision is not None:
+                self._schedule(decision.report, delay_s=0)
+            return web.json_response({"message_id": message.message_id, "duplicate": True}, status=202)
+        decision = self._decide(message, message_type)
+        self._remember(message.message_id, decision)
+        if decision is not None:
+            self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000)
+            if self._random.random() < self.behaviour.duplicate_rate:
+                self.stats["duplicates_sent"] += 1
+                self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000 * 2)
+        return web.json_response({"message_id": message.message_id}, status=202)
+
+    def _remember(self, message_id: str, decision: _Decision | None) -> None:
+        self._seen[message_id] = decision
+        while len(self._seen) > seen_messages_max:
+            self._seen.popitem(last=False)
+
+    # ------------------------------------------------------------------ network rules
+    def check(self, message: pacs008.CustomerCreditTransfer, tx: pacs008.CreditTransfer) -> tuple[str, str] | None:
+        """The profile's rules, as the network would apply them: (reason code, detail) or None."""
+        p = self.profile
+        if (message.settlement.clearing_system_code, message.settlement.clearing_system_proprietary) != (
+            p.clearing_system_code,
+            p.clearing_system_proprietary,
+        ):
+            return "FF01", "wrong clearing system"
+        amount = tx.settlement_amount
+        if amount.currency != p.currency:
+            return "CURR", f"{p.network} settles {p.currency}, not {amount.currency}"
+        exponent = Decimal(amount.value).as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > p.amount_decimals:
+            return "CH20", f"{amount.value} has more than {p.amount_decimals} decimals"
+        member = tx.creditor_agent.clearing_member
+        if member is None:
+            return "RC01", "creditor agent has no clearing-system member id"
+        if not (p.member_id_ok(member.member_id) or member.member_id == p.proxy_network_member_id):
+            return "RC01", f"{member.member_id!r} is not a {p.network} member"
+        for what, text in (("creditor name", tx.creditor.name or ""), ("debtor name", tx.debtor.name or "")):
+            if p.text_rule == "latin" and not LATIN_TEXT.match(text):
+                return "RR10", f"{what} outside the Latin character set"
+            if len(text) > p.name_chars_max:
+                return "FF01", f"{what} longer than {p.name_chars_max}"
+        account = tx.creditor_account
+        if account is not None and account.proxy is not None:
+            rule = next((r for r in p.proxies.values() if r.iso_type == account.proxy.type_proprietary), None)
+            if rule is None or re.fullmatch(rule.pattern, account.proxy.identifier) is None:
+                return "BE23", "proxy type or format unknown"
+            if account.proxy.identifier in self.behaviour.unknown_proxies:
+                return "BE23", "proxy not registered"
+        elif account is None or account.other_id is None:
+            return "AC01", "no creditor account"
+        if p.nexus_style and tx.accepted_at is None:
+            return "FF01", "AccptncDtTm is mandatory"
+        return None
+
+    def _decide(self, message: pacs008.CustomerCreditTransfer, message_type: str) -> _Decision | None:
+        b = self.behaviour
+        if self._random.random() < b.timeout_rate:
+            self.stats["silenced"] += 1
+            return None
+        reports = []
+        for tx in message.transactions:
+            problem = self.check(message, tx)
+            if problem is None and self._random.random() < b.reject_rate:
+                problem = (self._random.choice(b.reject_codes), "rejected by the beneficiary bank")
+            if problem is None:
+                status, reasons = pacs002.TransactionStatus.ACSC, ()
+                self.stats["accepted"] += 1
+            else:
+                status, reasons = pacs002.TransactionStatus.RJCT, (pacs002.StatusReason(problem[0], (problem[1][:105],)),)
+                self.stats[f"rejected_{problem[0]}"] += 1
+            reports.append(
+                pacs002.TransactionReport(
+                    status=status,
+                    original_group=pacs002.OriginalGroup(message.message_id, message_type),
+                    original_instruction_id=tx.instruction_id,
+                    original_end_to_end_id=tx.end_to_end_id,
+                    original_tx_id=tx.tx_id,
+                    original_uetr=tx.uetr,
+                    reasons=reasons,
+                    accepted_at=datetime.now(timezone.utc) if status is pacs002.TransactionStatus.ACSC else None,
+                )
+            )
+        report = pacs002.PaymentStatusReport(
+            message_id=f"S{uuid.uuid4().hex}"[:35], created_at=datetime.now(timezone.utc), transactions=tuple(reports)
+        )
+        body = pacs002.build_validated(report, self.schemas)
+        self.samples.setdefault("pacs002", body)
+        return _Decision(body)
+
+    # ------------------------------------------------------------------ callbacks
+    def _schedule(self, report: bytes, *, delay_s: float) -> None:
+        task = asyncio.create_task(self._callback(report, delay_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _callback(self, report: bytes, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        assert self._session is not None
+        async with self._callback_slots:
+            for attempt in range(callback_attempts_max):
+                try:
+                    async with self._session.post(
+                        self.callback_url,
+                        data=report,
+                        headers={"Content-Type": "application/xml; charset=utf-8"},
+                        timeout=aiohttp.ClientTimeout(total=callback_timeout_s),
+                    ) as resp:
+                        await resp.read()
+                        if resp.status < 500:
+                            self.stats["callbacks_ok" if resp.status < 300 else f"callbacks_http_{resp.status}"] += 1
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                self.stats["callback_retries"] += 1
+                await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+            self.stats["callbacks_failed"] += 1

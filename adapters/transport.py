@@ -1,0 +1,66 @@
+"""HTTP transport to a partner network: the only async part of an adapter (STYLE §7).
+
+POSTs one ISO 20022 document to `<base_url>/iso20022`. Every call is bounded by a timeout and
+the partner's in-flight semaphore. The outcome is a value, with a `retriable` flag, never an
+exception: the sender decides what to do with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+
+
+class SendOutcome(StrEnum):
+    OK = "ok"  # the partner took the message (2xx)
+    REFUSED = "http_error"  # the partner answered no (4xx): resending the same bytes will not help
+    FAILED = "connection_error"  # nothing reached the partner: safe to resend
+    TIMEOUT = "timeout"  # may or may not have reached the partner: resend the same bytes
+    UNAVAILABLE = "unavailable"  # 5xx / 429: resend later
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: SendOutcome
+    http_status: int | None
+    detail: str
+    duration_s: float
+
+    @property
+    def retriable(self) -> bool:
+        return self.outcome in (SendOutcome.FAILED, SendOutcome.TIMEOUT, SendOutcome.UNAVAILABLE)
+
+
+class HttpPartnerTransport:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float, inflight_max: int) -> None:
+        self._session = session
+        self._url = base_url.rstrip("/") + "/iso20022"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._slots = asyncio.Semaphore(inflight_max)
+
+    async def submit(self, body: bytes, *, message_id: str) -> SendResult:
+        started = time.perf_counter()
+        async with self._slots:
+            try:
+                async with self._session.post(
+                    self._url,
+                    data=body,
+                    headers={"Content-Type": "application/xml; charset=utf-8", "X-Message-Id": message_id},
+                    timeout=self._timeout,
+                ) as resp:
+                    text = (await resp.text())[:500]
+                    status = resp.status
+            except asyncio.TimeoutError:
+                return SendResult(SendOutcome.TIMEOUT, None, "partner did not answer in time", time.perf_counter() - started)
+            except aiohttp.ClientError as exc:
+                return SendResult(SendOutcome.FAILED, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if 200 <= status < 300:
+            return SendResult(SendOutcome.OK, status, text, elapsed)
+        if status == 429 or status >= 500:
+            return SendResult(SendOutcome.UNAVAILABLE, status, text, elapsed)
+        return SendResult(SendOutcome.REFUSED, status, text, elapsed)

@@ -1,0 +1,185 @@
+"""The switch's configuration: reviewed TOML files in a config directory, validated at load.
+
+Layout of the directory (the shipped one is `config/` at the project root):
+  switch.toml        the switch itself: identity, Kafka, database, HTTP
+  participants.toml  Bakong participants allowed to send instructions
+  corridors.toml     which partner serves which route, currencies, limits, fees, spread
+  partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
+  fx.toml            rates for the static provider (fx/config.py)
+
+Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
+MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
+MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from switch.domain.money import CURRENCIES, Money
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(_Model):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "mekong-switch"
+    client_id: str = "mekong-switch"
+    instructions_topic: str = "mekong.instructions"
+    status_topic: str = "mekong.status"
+    inbound_topic: str = "mekong.inbound"
+    dlq_topic: str = "mekong.dlq"
+    partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None  # what partners call back; default http://host:port
+
+
+class SwitchSection(_Model):
+    name: str = "Mekong Switch"
+    agent_bic: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    database_url: str = "sqlite+aiosqlite:///mekong.db"
+    schema_dir: str | None = None
+
+
+class SwitchFile(_Model):
+    switch: SwitchSection
+    kafka: KafkaConfig = KafkaConfig()
+    http: HttpConfig = HttpConfig()
+
+
+class Participant(_Model):
+    code: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    name: str
+    bakong_suffix: str = Field(pattern=r"^[a-z0-9_]+$")  # `name@<suffix>` accounts belong here
+    currencies: tuple[str, ...]
+
+
+class ParticipantsFile(_Model):
+    participants: tuple[Participant, ...]
+
+
+class Corridor(_Model):
+    id: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2,3}$")
+    partner: str
+    enabled: bool = True
+    source_currencies: tuple[str, ...]
+    target_currency: str
+    amount_max: Mapping[str, str]  # per source currency, decimal text, one payment
+    fee: Mapping[str, str] = {}  # fixed fee per source currency, decimal text
+    spread_bps: int = Field(default=0, ge=0, le=1000)
+    quote_validity_s: int = Field(default=600, ge=1, le=3600)
+
+    @field_validator("source_currencies", "target_currency")
+    @classmethod
+    def _known_currency(cls, value: Any) -> Any:
+        for code in (value,) if isinstance(value, str) else value:
+            if code not in CURRENCIES:
+                raise ValueError(f"unknown currency {code!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_cover_currencies(self) -> "Corridor":
+        for code in self.source_currencies:
+            if code not in self.amount_max:
+                raise ValueError(f"corridor {self.id}: no amount_max for {code}")
+            Money.parse(self.amount_max[code], code)
+            self.fee_money(code)
+        return self
+
+    def amount_max_money(self, code: str) -> Money:
+        return Money.parse(self.amount_max[code], code)
+
+    def fee_money(self, code: str) -> Money:
+        text = self.fee.get(code, "0")
+        return Money(0, CURRENCIES[code]) if Decimal(text) == 0 else Money.parse(text, code)
+
+
+class CorridorsFile(_Model):
+    corridors: tuple[Corridor, ...]
+
+
+class SwitchConfig(_Model):
+    """Everything the composition root needs, already overridden by the environment."""
+
+    config_dir: str
+    switch: SwitchSection
+    kafka: KafkaConfig
+    http: HttpConfig
+    participants: tuple[Participant, ...]
+    corridors: tuple[Corridor, ...]
+    partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
+
+    def corridor(self, corridor_id: str) -> Corridor | None:
+        return next((c for c in self.corridors if c.id == corridor_id), None)
+
+    def participant(self, code: str) -> Participant | None:
+        return next((p for p in self.participants if p.code == code), None)
+
+    @property
+    def public_url(self) -> str:
+        return self.http.public_url or f"http://{self.http.host}:{self.http.port}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = None) -> SwitchConfig:
+    """Load and validate the config directory, then apply environment overrides."""
+    env = os.environ if env is None else env
+    directory = Path(config_dir or env.get("MEKONG_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    base = SwitchFile.model_validate(_read_toml(directory / "switch.toml"))
+    participants = ParticipantsFile.model_validate(_read_toml(directory / "participants.toml"))
+    corridors = CorridorsFile.model_validate(_read_toml(directory / "corridors.toml"))
+    switch = base.switch.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "database_url": env.get("MEKONG_DATABASE_URL"),
+                "schema_dir": env.get("MEKONG_SCHEMA_DIR"),
+            }.items()
+            if v
+        }
+    )
+    kafka = base.kafka.model_copy(
+        update={"bootstrap_servers": env["MEKONG_KAFKA_BOOTSTRAP"]} if env.get("MEKONG_KAFKA_BOOTSTRAP") else {}
+    )
+    http_updates: dict[str, Any] = {}
+    if env.get("MEKONG_HTTP_HOST"):
+        http_updates["host"] = env["MEKONG_HTTP_HOST"]
+    if env.get("MEKONG_HTTP_PORT"):
+        http_updates["port"] = int(env["MEKONG_HTTP_PORT"])
+    if env.get("MEKONG_PUBLIC_URL"):
+        http_updates["public_url"] = env["MEKONG_PUBLIC_URL"]
+    http = HttpConfig.model_validate({**base.http.model_dump(), **http_updates})
+    partner_urls = {
+        key.removeprefix("MEKONG_PARTNER_URL_").lower(): value
+        for key, value in env.items()
+        if key.startswith("MEKONG_PARTNER_URL_") and value
+    }
+    return SwitchConfig(
+        config_dir=str(directory),
+        switch=switch,
+        kafka=kafka,
+        http=http,
+        participants=participants.participants,
+        corridors=corridors.corridors,
+        partner_urls=partner_urls,
+    )

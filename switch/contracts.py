@@ -1,0 +1,87 @@
+"""The Kafka contracts with participants: instruction v1 in, status event v1 out (README documents both).
+
+Parsed with pydantic at the edge (`extra="forbid"`, strict types) and turned into domain values
+there. Amounts travel as decimal text, never as JSON numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from switch import limits
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class AmountV1(_Strict):
+    value: str = Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,5})?$", description="decimal text, e.g. '1500.00'")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class ProxyV1(_Strict):
+    type: Literal["MOBILE", "NATID", "EWALLET"]
+    value: str = Field(min_length=1, max_length=64)
+
+
+class DebtorV1(_Strict):
+    name: str = Field(min_length=1, max_length=140)
+    account: str = Field(min_length=3, max_length=32, pattern=r"^[^@\s]+@[a-z0-9_]+$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="the debtor account's currency (KHR or USD)")
+
+
+class CreditorV1(_Strict):
+    name: str = Field(min_length=1, max_length=140)
+    account: str | None = Field(default=None, min_length=1, max_length=34)
+    agent: str | None = Field(default=None, min_length=1, max_length=35, description="partner bank code")
+    proxy: ProxyV1 | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_reach(self) -> "CreditorV1":
+        if (self.proxy is None) == (self.account is None):
+            raise ValueError("creditor needs exactly one of account or proxy")
+        if self.account is not None and self.agent is None:
+            raise ValueError("a creditor account needs its agent (the partner bank code)")
+        return self
+
+
+class InstructionV1(_Strict):
+    """A participant's payment instruction, topic `mekong.instructions`, JSON."""
+
+    version: Literal[1]
+    instruction_id: str = Field(min_length=1, max_length=limits.instruction_id_chars_max, pattern=_ID)
+    participant: str = Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$")
+    corridor: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2,3}$")
+    debtor: DebtorV1
+    creditor: CreditorV1
+    amount: AmountV1
+    remittance: str | None = Field(default=None, max_length=140)
+    quote_id: str | None = Field(default=None, max_length=64)
+
+
+class StatusEventV1(BaseModel):
+    """What the switch tells a participant, topic `mekong.status`, JSON, key = instruction id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    instruction_id: str
+    participant: str
+    uetr: str | None  # None only when the switch could not admit the instruction at all
+    corridor: str | None
+    state: str
+    final: bool
+    reason_code: str | None = None
+    reason: str | None = None
+    source_amount: AmountV1 | None = None
+    target_amount: AmountV1 | None = None
+    fee: AmountV1 | None = None
+    fx_rate: str | None = None
+    replayed: bool = False  # true when this repeats the outcome of an earlier identical instruction
+    occurred_at: datetime

@@ -1,0 +1,140 @@
+"""The payment and its explicit state table (DESIGN "Payment lifecycle", STYLE §3).
+
+Every move goes through `transition`, which refuses anything off the table and returns the new
+payment plus the history entry to append. Terminal states have no way out. A status that arrives
+for a payment that is already past it is an *expected* odd case: `classify_partner_status` says
+so, and the handler records and counts it instead of applying it twice.
+
+Pure: no I/O; `now` is always an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Mapping
+
+from switch.domain.errors import InvariantViolation
+from switch.domain.money import Money
+
+
+class PaymentState(StrEnum):
+    RECEIVED = "RECEIVED"  # admitted, identity assigned
+    QUOTED = "QUOTED"  # FX fixed, pacs.008 built and queued in the outbox
+    SUBMITTED = "SUBMITTED"  # handed to the partner transport
+    ACCEPTED = "ACCEPTED"  # partner accepted, settlement pending (ACSP / ACTC)
+    COMPLETED = "COMPLETED"  # partner credited the creditor (ACSC / ACCC)
+    SETTLED = "SETTLED"  # matched in a settlement report
+    REJECTED = "REJECTED"  # by the switch or the partner, always with a reason code
+    TIMED_OUT = "TIMED_OUT"  # no partner status within the SLA; investigation running
+    RETURNED = "RETURNED"  # pacs.004 after completion
+    CANCELLED = "CANCELLED"  # recall accepted
+
+
+S = PaymentState
+TRANSITIONS: Final[Mapping[PaymentState, frozenset[PaymentState]]] = {
+    S.RECEIVED: frozenset({S.QUOTED, S.REJECTED}),
+    S.QUOTED: frozenset({S.SUBMITTED, S.REJECTED}),
+    S.SUBMITTED: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT}),
+    S.ACCEPTED: frozenset({S.COMPLETED, S.REJECTED, S.TIMED_OUT}),
+    S.TIMED_OUT: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED}),
+    S.COMPLETED: frozenset({S.SETTLED, S.RETURNED, S.CANCELLED}),
+    S.SETTLED: frozenset({S.RETURNED}),
+    S.REJECTED: frozenset(),
+    S.RETURNED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+TERMINAL_STATES: Final = frozenset(s for s, out in TRANSITIONS.items() if not out)
+# States a participant treats as the payment's outcome: the status event says `final: true`.
+FINAL_STATES: Final = frozenset({S.COMPLETED, S.REJECTED}) | TERMINAL_STATES | {S.SETTLED}
+REASON_REQUIRED: Final = frozenset({S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    name: str
+    account: str | None = None  # Bakong `name@bank`, or a partner account number
+    proxy_type: str | None = None  # MOBILE | NATID | EWALLET (partner proxies)
+    proxy: str | None = None
+    agent: str | None = None  # BIC or the partner's bank code / BIN / IIN
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    uetr: str
+    instruction_id: str
+    participant: str
+    corridor: str
+    partner: str
+    debtor: Party
+    creditor: Party
+    instructed: Money  # what the participant asked for, in its currency
+    source: Money  # debited from the debtor
+    target: Money  # credited to the creditor by the partner
+    fee: Money
+    fx_rate: str | None  # BaseOneRate text, target per source; None when no conversion
+    quote_id: str | None
+    remittance: str | None
+    state: PaymentState
+    reason_code: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    uetr: str
+    from_state: PaymentState | None
+    to_state: PaymentState
+    reason_code: str | None
+    detail: str | None
+    at: datetime
+
+
+def transition(
+    payment: Payment,
+    target: PaymentState,
+    *,
+    now: datetime,
+    reason_code: str | None = None,
+    detail: str | None = None,
+) -> tuple[Payment, HistoryEntry]:
+    """Move `payment` to `target`. Anything off the table is a programmer error."""
+    if target not in TRANSITIONS[payment.state]:
+        raise InvariantViolation(f"payment {payment.uetr}: {payment.state} -> {target} is not allowed")
+    if target in REASON_REQUIRED and not reason_code:
+        raise InvariantViolation(f"payment {payment.uetr}: {target} needs a reason code")
+    moved = replace(
+        payment,
+        state=target,
+        reason_code=reason_code if target in REASON_REQUIRED else payment.reason_code,
+        version=payment.version + 1,
+        updated_at=now,
+    )
+    return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
+
+
+def initial_history(payment: Payment) -> HistoryEntry:
+    return HistoryEntry(payment.uetr, None, payment.state, payment.reason_code, None, payment.created_at)
+
+
+class StatusDisposition(StrEnum):
+    APPLY = "apply"  # move the payment
+    LATE = "late"  # the payment is already past this status (or terminal): record, count, ignore
+    DUPLICATE = "duplicate"  # the same status again
+
+
+def classify_partner_status(current: PaymentState, target: PaymentState) -> StatusDisposition:
+    """Decide what a partner status means for a payment in `current`.
+
+    A pacs.002 that races the send acknowledgement finds the payment still QUOTED; the caller
+    first records SUBMITTED (the partner evidently has it), so QUOTED counts as SUBMITTED here.
+    """
+    effective = S.SUBMITTED if current is S.QUOTED else current
+    if effective is target:
+        return StatusDisposition.DUPLICATE
+    if target in TRANSITIONS[effective]:
+        return StatusDisposition.APPLY
+    return StatusDisposition.LATE

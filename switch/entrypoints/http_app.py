@@ -1,0 +1,169 @@
+"""The switch's HTTP face (aiohttp): partner ISO endpoint, payment look-up, metrics, health.
+
+  POST /iso20022/{partner}   a partner's ISO 20022 message (pacs.002 today); 200 once durable,
+                             400 with an ISO reason code for anything refused
+  GET  /v1/payments/{uetr}   state and history of one payment
+  GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
+  GET  /metrics              Prometheus
+  GET  /healthz              the process is alive
+  GET  /readyz               the database answers and the Kafka edge is running
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.parsing import message_id_of, parse_untrusted
+from switch import limits
+from switch.domain.money import Money
+from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.service.handlers import ApplyPartnerStatuses
+
+if TYPE_CHECKING:
+    from switch.entrypoints.main import Switch
+
+log = logging.getLogger(__name__)
+SWITCH = web.AppKey("switch", "Switch")
+
+
+def _reject(status: int, reason_code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"reason_code": reason_code, "error": message, **extra}, status=status)
+
+
+async def partner_message(request: web.Request) -> web.Response:
+    sw = request.app[SWITCH]
+    partner = request.match_info["partner"]
+    mapping = sw.deps.mappings.get(partner)
+    if mapping is None:
+        return _reject(404, "RC01", f"unknown partner {partner!r}")
+    body = await request.read()
+    try:
+        root = parse_untrusted(body, size_bytes_max=limits.xml_body_bytes_max)
+        message_type = message_id_of(root)
+        if message_type != mapping.profile.pacs002_version:
+            return _reject(400, "FF01", f"{partner} sends {mapping.profile.pacs002_version} here, not {message_type}")
+        sw.deps.schemas.validate(root, message_type)
+        report = mapping.parse_status(root)
+    except XmlRejected as exc:
+        sw.metrics.rejects.labels("partner_message", exc.reason_code).inc()
+        return _reject(400, exc.reason_code, exc.message)
+    except SchemaViolation as exc:
+        sw.metrics.rejects.labels("partner_message", "FF01").inc()
+        return _reject(400, "FF01", "message does not validate against the official XSD", errors=sw.deps.schemas.explain(body, exc.message_id)[:10])
+    outcome = await sw.status_committer.submit(
+        ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
+    )
+    return web.json_response({"message_id": report.message_id, **outcome.counts})
+
+
+def _money(m: Money) -> dict[str, str]:
+    return {"value": m.to_text(m.currency.decimals_accepted_max), "currency": m.currency.code}
+
+
+def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
+    return {
+        "uetr": p.uetr,
+        "instruction_id": p.instruction_id,
+        "participant": p.participant,
+        "corridor": p.corridor,
+        "partner": p.partner,
+        "state": p.state.value,
+        "final": p.state in FINAL_STATES,
+        "reason_code": p.reason_code,
+        "debtor": {"name": p.debtor.name, "account": p.debtor.account, "agent": p.debtor.agent},
+        "creditor": {
+            k: v
+            for k, v in {
+                "name": p.creditor.name,
+                "account": p.creditor.account,
+                "proxy_type": p.creditor.proxy_type,
+                "proxy": p.creditor.proxy,
+                "agent": p.creditor.agent,
+            }.items()
+            if v is not None
+        },
+        "instructed_amount": _money(p.instructed),
+        "source_amount": _money(p.source),
+        "target_amount": _money(p.target),
+        "fee": _money(p.fee),
+        "fx_rate": p.fx_rate,
+        "quote_id": p.quote_id,
+        "created_at": p.created_at.isoformat(),
+        "updated_at": p.updated_at.isoformat(),
+        "history": [
+            {
+                "from": h.from_state.value if h.from_state else None,
+                "to": h.to_state.value,
+                "reason_code": h.reason_code,
+                "detail": h.detail,
+                "at": h.at.isoformat(),
+            }
+            for h in history
+        ],
+    }
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    sw = request.app[SWITCH]
+    uetr = request.match_info["uetr"]
+    async with sw.store.reader() as uow:
+        found = (await uow.payments_get([uetr])).get(uetr)
+        if found is None:
+            return _reject(404, "MS03", f"no payment with UETR {uetr}")
+        return web.json_response(payment_json(found, await uow.history_of(uetr)))
+
+
+async def get_instruction(request: web.Request) -> web.Response:
+    sw = request.app[SWITCH]
+    participant, instruction_id = request.match_info["participant"], request.match_info["instruction_id"]
+    async with sw.store.reader() as uow:
+        found = await uow.payment_by_instruction(participant, instruction_id)
+        if found is not None:
+            return web.json_response(payment_json(found, await uow.history_of(found.uetr)))
+        record = (await uow.instructions_get([(participant, instruction_id)])).get((participant, instruction_id))
+    if record is None:
+        return _reject(404, "MS03", f"no instruction {participant}/{instruction_id}")
+    return web.json_response(
+        {
+            "instruction_id": instruction_id,
+            "participant": participant,
+            "state": "REJECTED",
+            "final": True,
+            "reason_code": record.reject_reason_code,
+            "reason": record.reject_reason,
+            "created_at": record.created_at.isoformat(),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    sw = request.app[SWITCH]
+    await sw.refresh_gauges()
+    return web.Response(body=generate_latest(sw.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    sw = request.app[SWITCH]
+    checks = {"database": await sw.store.ping(), "kafka": sw.kafka_ready()}
+    return web.json_response({"ready": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503)
+
+
+def build_app(sw: Switch) -> web.Application:
+    app = web.Application(client_max_size=limits.http_body_bytes_max)
+    app[SWITCH] = sw
+    app.router.add_post("/iso20022/{partner}", partner_message)
+    app.router.add_get("/v1/payments/{uetr}", get_payment)
+    app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

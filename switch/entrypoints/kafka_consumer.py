@@ -1,0 +1,237 @@
+"""The Kafka edge for `mekong.instructions` (STYLE §6, A3, A4).
+
+At least once: a batch is parsed, bad records go to the dead-letter topic (and are acknowledged
+by the broker) first, the good ones are admitted in ONE database transaction (state, history,
+idempotency keys, outbox), and only then is the offset committed. A crash anywhere means the
+batch is read again, and `admit` turns the redelivery into replays that change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from switch import limits
+from switch.config import SwitchConfig
+from switch.contracts import InstructionV1, StatusEventV1
+from switch.domain.idempotency import fingerprint
+from switch.domain.payment import PaymentState
+from switch.metrics import Metrics
+from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
+from switch.store.sql_store import OutboxMessage, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+    reason_code: str  # ISO external code: FF02 syntax, FF01 format
+
+
+def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | DeadLetter:
+    raw = record.value or b""
+    if len(raw) > limits.kafka_message_bytes_max:
+        return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return DeadLetter(record, f"malformed JSON: {exc}", "FF02")
+    if not isinstance(data, dict):
+        return DeadLetter(record, "an instruction must be a JSON object", "FF01")
+    try:
+        instruction = InstructionV1.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5])
+        return DeadLetter(record, f"invalid instruction v1: {problems}", "FF01")
+    return ParsedInstruction(instruction, fingerprint(data), f"{record.topic}:{record.partition}:{record.offset}")
+
+
+def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
+    return [
+        ("mekong.reason", dl.reason[:1000].encode()),
+        ("mekong.reason_code", dl.reason_code.encode()),
+        ("mekong.source.topic", dl.record.topic.encode()),
+        ("mekong.source.partition", str(dl.record.partition).encode()),
+        ("mekong.source.offset", str(dl.record.offset).encode()),
+    ]
+
+
+def _identifiable(dl: DeadLetter) -> tuple[str, str] | None:
+    """(participant, instruction id) when a dead-lettered record still names them, so the sender
+    also hears of the reject on the status topic."""
+    try:
+        data = json.loads(dl.record.value or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    participant, instruction_id = data.get("participant"), data.get("instruction_id")
+    if isinstance(participant, str) and isinstance(instruction_id, str) and 0 < len(instruction_id) <= 64:
+        return participant[:11], instruction_id
+    return None
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """On revocation, wait for the batch in hand: it is committed (DB, then offsets) before the
+    partitions move to another switch."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._lock:
+            log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class InstructionConsumer:
+    def __init__(
+        self,
+        config: SwitchConfig,
+        store: Store,
+        deps: Deps,
+        producer: AIOKafkaProducer,
+        *,
+        on_commit: Callable[[Outcome], Awaitable[None]],
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._deps = deps
+        self._producer = producer
+        self._on_commit = on_commit
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.records_processed = 0
+        self.assigned = asyncio.Event()
+
+    async def start(self) -> None:
+        k = self._config.kafka
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=k.bootstrap_servers,
+            group_id=k.group_id,
+            client_id=k.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=limits.kafka_poll_interval_ms_max,
+            max_poll_records=limits.batch_records_max,
+            isolation_level="read_uncommitted",
+        )
+        self._consumer.subscribe([k.instructions_topic], listener=_Rebalance(self._lock))
+        await self._consumer.start()
+
+    def stop_soon(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """The consumer loop: runs until stop_soon(), then commits what it processed and leaves."""
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=limits.kafka_poll_timeout_ms, max_records=limits.batch_records_max)
+                if consumer.assignment():
+                    self.assigned.set()
+                if not batches:
+                    continue
+                async with self._lock:
+                    await self._process(consumer, batches)
+                self._update_lag(consumer, batches)
+        finally:
+            await consumer.stop()
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        started = time.perf_counter()
+        parsed: list[ParsedInstruction] = []
+        dead: list[DeadLetter] = []
+        for records in batches.values():
+            for record in records:
+                item = parse_record(record)
+                (parsed if isinstance(item, ParsedInstruction) else dead).append(item)  # type: ignore[arg-type]
+        if dead:
+            await self._dead_letter(dead)
+        outcome = Outcome()
+        if parsed or dead:
+            async with self._store.unit_of_work() as uow:
+                if parsed:
+                    outcome = await accept_instructions(AcceptInstructions(parsed), uow, self._deps)
+                rejects = self._dead_letter_statuses(dead)
+                if rejects:  # a redelivered batch must not announce the same reject twice
+                    done = await uow.outbox_existing("status", [m.message_id for m in rejects])
+                    rejects = [m for m in rejects if m.message_id not in done]
+                outcome.status_outbox.extend(await uow.outbox_add(rejects))
+        # the database has it all: now, and only now, the offsets
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        count = sum(len(r) for r in batches.values())
+        self.records_processed += count
+        for key, n in outcome.counts.items():
+            self._metrics.instructions.labels(key).inc(n)
+        if dead:
+            self._metrics.instructions.labels("dead_lettered").inc(len(dead))
+        self._metrics.stage_duration.labels("admit").observe((time.perf_counter() - started) / max(count, 1))
+        await self._on_commit(outcome)
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        topic = self._config.kafka.dlq_topic
+        futures = [
+            await self._producer.send(topic, value=dl.record.value, key=dl.record.key, headers=dead_letter_headers(dl))
+            for dl in dead
+        ]
+        await asyncio.gather(*futures)  # acknowledged by the broker before the offset moves on
+        for dl in dead:
+            self._metrics.dlq.labels(dl.reason.split(":", 1)[0][:40]).inc()
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200]
+            )
+
+    def _dead_letter_statuses(self, dead: list[DeadLetter]) -> list[OutboxMessage]:
+        now = self._deps.clock()
+        out = []
+        for dl in dead:
+            ident = _identifiable(dl)
+            if ident is None:
+                continue
+            participant, instruction_id = ident
+            event = StatusEventV1(
+                instruction_id=instruction_id,
+                participant=participant,
+                uetr=None,
+                corridor=None,
+                state=PaymentState.REJECTED.value,
+                final=True,
+                reason_code=dl.reason_code,
+                reason=f"{dl.reason[:300]} (record in {self._config.kafka.dlq_topic})",
+                occurred_at=now,
+            )
+            out.append(
+                OutboxMessage(
+                    kind="status",
+                    destination=self._config.kafka.status_topic,
+                    message_id=f"D{dl.record.topic}/{dl.record.partition}/{dl.record.offset}"[:64],
+                    uetr=None,
+                    key=f"{participant}/{instruction_id}",
+                    body=event.model_dump_json().encode(),
+                    created_at=now,
+                )
+            )
+        return out
+
+    def _update_lag(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, records in batches.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - records[-1].offset - 1))

@@ -1,0 +1,44 @@
+"""Every bound the switch keeps, in one module, named with its unit and `_max` last (STYLE §5).
+
+Relations between bounds are checked at import, so a change that breaks one fails at once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Kafka edge
+batch_records_max: Final = 500  # records taken from one getmany() call
+record_budget_s_max: Final = 0.2  # worst case time to admit one record (DB included)
+kafka_poll_interval_ms_max: Final = 300_000  # max_poll_interval_ms handed to aiokafka
+kafka_poll_timeout_ms: Final = 200  # getmany() wait when nothing is buffered
+kafka_message_bytes_max: Final = 1_000_000  # an instruction larger than this is dead-lettered
+producer_linger_ms: Final = 2
+shutdown_drain_s_max: Final = 10.0  # SIGTERM: time to finish in-flight work before leaving
+
+if batch_records_max * record_budget_s_max * 1000 >= kafka_poll_interval_ms_max:
+    raise RuntimeError("a full batch could outlive max_poll_interval_ms and trigger a rebalance")
+
+# Partner transport
+partner_inflight_max: Final = 64  # concurrent HTTP requests to one partner
+partner_timeout_s: Final = 10.0  # one HTTP request to a partner
+partner_attempts_max: Final = 5  # sends of the same message before giving up
+partner_backoff_s_min: Final = 0.05
+partner_backoff_s_max: Final = 2.0
+outbox_batch_max: Final = 256  # outbox rows claimed in one transaction
+outbox_queue_max: Final = 20_000  # in-memory hand-off from the consumer to the senders
+outbox_poll_s: Final = 1.0  # the outbox is re-read from the database at least this often
+
+if partner_inflight_max > outbox_queue_max:
+    raise RuntimeError("the outbox queue must hold at least one full set of in-flight sends")
+
+# HTTP edge
+http_body_bytes_max: Final = 1_000_000  # any request body, partner XML included
+xml_body_bytes_max: Final = http_body_bytes_max
+
+# Timers
+sla_sweep_interval_s: Final = 1.0  # how often submitted payments are checked against the SLA
+status_publish_batch_max: Final = 500
+
+# Identity
+instruction_id_chars_max: Final = 35  # ISO Max35Text: it becomes the pacs.008 InstrId

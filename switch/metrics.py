@@ -1,0 +1,53 @@
+"""Prometheus metrics (base units, bounded labels, never a payment id). One registry per switch
+instance, so several switches (tests) can live in one process. Names are documented in the
+README and used by deploy/prometheus and the Grafana dashboard."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.instructions = Counter(
+            "switch_instructions_total", "Instructions taken from Kafka, by admission result", ["result"], registry=r
+        )
+        self.payments = Counter(
+            "switch_payments_total", "Payments that reached an outcome", ["corridor", "outcome"], registry=r
+        )
+        self.rejects = Counter(
+            "switch_rejects_total", "Rejects by stage and ISO reason code", ["stage", "reason_code"], registry=r
+        )
+        self.stage_duration = Histogram(
+            "switch_stage_duration_seconds",
+            "Time spent per pipeline stage",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.partner_request = Histogram(
+            "switch_partner_request_duration_seconds",
+            "HTTP requests to partner networks",
+            ["partner", "outcome"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "switch_payments_in_flight", "Submitted payments without a final partner status", ["partner"], registry=r
+        )
+        self.stuck = Gauge(
+            "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
+        )
+        self.late_status = Counter(
+            "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r
+        )
+        self.dlq = Counter("switch_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.outbox_pending = Gauge("switch_outbox_pending", "Outbox messages not yet sent", ["kind"], registry=r)
+        self.partner_up = Gauge("switch_partner_up", "1 when the last request to the partner got an answer", ["partner"], registry=r)
+        self.consumer_lag = Gauge(
+            "switch_kafka_consumer_lag", "Records behind the end of the partition", ["topic", "partition"], registry=r
+        )

@@ -1,0 +1,481 @@
+"""One async handler per command (STYLE §2, §9). Each takes its command, a unit of work and the
+dependencies, does all its work inside that one transaction, and returns the outbox messages the
+caller hands to the senders once the transaction has committed.
+
+Handlers settle the expected odd cases first: replays, conflicts, statuses that race the send
+acknowledgement, late and duplicate statuses. Anything off the state table is a bug and raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from adapters.base import PartnerMapping, PartnerStatus
+from fx.quote import FxQuote, Quoter
+from iso20022 import pacs008
+from iso20022.schemas import SchemaSet, SchemaViolation
+from switch.config import SwitchConfig
+from switch.contracts import AmountV1, InstructionV1, StatusEventV1
+from switch.domain.errors import InstructionRejected, SwitchError
+from switch.domain.idempotency import Admission, admit
+from switch.domain.money import AmountError, Money, currency
+from switch.domain.payment import (
+    FINAL_STATES,
+    HistoryEntry,
+    Party,
+    Payment,
+    PaymentState,
+    StatusDisposition,
+    TRANSITIONS,
+    classify_partner_status,
+    initial_history,
+    transition,
+)
+from switch.metrics import Metrics
+from switch.store.sql_store import InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+
+S = PaymentState
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedInstruction:
+    instruction: InstructionV1
+    fingerprint: str
+    source_ref: str  # topic:partition:offset, to tell a redelivery from a participant's resend
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptInstructions:
+    items: Sequence[ParsedInstruction]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkSubmitted:
+    """The partner sender is about to hand these payments' pacs.008 to the transport."""
+
+    uetrs: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSendResults:
+    sent_outbox_ids: Sequence[int]
+    # uetr -> (state, reason code, detail) for payments the transport gave up on
+    failures: Mapping[str, tuple[PaymentState, str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPartnerStatuses:
+    partner: str
+    message_id: str
+    message_type: str
+    body: bytes
+    statuses: Sequence[PartnerStatus]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireSubmitted:
+    partner: str
+    sla_s: float
+    limit: int = 500
+
+
+# ---------------------------------------------------------------- dependencies and results
+
+
+@dataclass
+class Deps:
+    config: SwitchConfig
+    mappings: Mapping[str, PartnerMapping]
+    quoter: Quoter
+    schemas: SchemaSet
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    new_uetr: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Outcome:
+    partner_outbox: list[OutboxMessage] = field(default_factory=list)
+    status_outbox: list[OutboxMessage] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def message_id(uetr: str, attempt: int) -> str:
+    """The pacs.008 MsgId for a payment and attempt: fixed before the first send (Max35Text)."""
+    return f"M{uuid.UUID(uetr).hex}{attempt:02d}"
+
+
+def _amount(money: Money) -> AmountV1:
+    return AmountV1(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
+
+
+def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
+    return StatusEventV1(
+        instruction_id=payment.instruction_id,
+        participant=payment.participant,
+        uetr=payment.uetr,
+        corridor=payment.corridor,
+        state=payment.state.value,
+        final=payment.state in FINAL_STATES,
+        reason_code=payment.reason_code,
+        reason=reason,
+        source_amount=_amount(payment.source),
+        target_amount=_amount(payment.target),
+        fee=_amount(payment.fee),
+        fx_rate=payment.fx_rate,
+        replayed=replayed,
+        occurred_at=now,
+    )
+
+
+def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
+    body = event.model_dump_json(exclude_none=False).encode()
+    suffix = uuid.uuid4().hex  # status events are facts; each emission is its own message
+    return OutboxMessage(
+        kind="status",
+        destination=deps.config.kafka.status_topic,
+        message_id=f"S{suffix}",
+        uetr=uetr,
+        key=f"{event.participant}/{event.instruction_id}",
+        body=body,
+        created_at=now,
+    )
+
+
+# ---------------------------------------------------------------- accept_instructions
+
+
+async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: Deps) -> Outcome:
+    now = deps.clock()
+    out = Outcome()
+    keys = [(i.instruction.participant, i.instruction.instruction_id) for i in cmd.items]
+    existing = await uow.instructions_get(keys)
+    known_payments = await uow.payments_get([r.uetr for r in existing.values() if r.uetr])
+
+    new_records: list[InstructionRecord] = []
+    new_payments: list[Payment] = []
+    history: list[HistoryEntry] = []
+    partner_msgs: list[OutboxMessage] = []
+    status_msgs: list[OutboxMessage] = []
+    batch_payments: dict[str, Payment] = {}
+
+    for item in cmd.items:
+        ins = item.instruction
+        key = (ins.participant, ins.instruction_id)
+        record = existing.get(key)
+        payment = (known_payments.get(record.uetr) or batch_payments.get(record.uetr)) if record and record.uetr else None
+        decision = admit(stored_key(record, payment) if record else None, item.fingerprint)
+
+        if decision is Admission.CONFLICT:
+            out.count("conflict")
+            deps.metrics.rejects.labels("admission", "DUPL").inc()
+            event = StatusEventV1(
+                instruction_id=ins.instruction_id,
+                participant=ins.participant,
+                uetr=None,
+                corridor=ins.corridor,
+                state=S.REJECTED.value,
+                final=True,
+                reason_code="DUPL",
+                reason="instruction id already used with a different payload; the first one stands",
+                occurred_at=now,
+            )
+            status_msgs.append(_status_outbox(event, deps, now=now, uetr=None))
+            continue
+        if decision in (Admission.REPLAY, Admission.IN_FLIGHT):
+            assert record is not None
+            if record.source_ref == item.source_ref:
+                out.count("redelivered")  # the same Kafka record again after a crash: already done
+                continue
+            out.count("replayed")
+            if payment is not None:
+                event = status_event(payment, now=now, replayed=True)
+            else:
+                event = _reject_event(ins, record.reject_reason_code or "MS03", record.reject_reason, now, replayed=True)
+            status_msgs.append(_status_outbox(event, deps, now=now, uetr=record.uetr))
+            continue
+
+        try:
+            payment, quote = _admit_new(ins, deps, now=now)
+            payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
+            mapping = deps.mappings[payment.partner]
+            body = _checked_pacs008(mapping, payment, deps, message_id(payment.uetr, 1), now)
+        except (SwitchError, AmountError) as exc:
+            reason_code = exc.reason_code
+            out.count("rejected")
+            deps.metrics.rejects.labels("admission", reason_code).inc()
+            rec = InstructionRecord(
+                ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, str(exc), ins.corridor, item.source_ref, now
+            )
+            new_records.append(rec)
+            existing[key] = rec
+            status_msgs.append(_status_outbox(_reject_event(ins, reason_code, str(exc), now), deps, now=now, uetr=None))
+            continue
+
+        out.count("admitted")
+        rec = InstructionRecord(
+            ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, ins.corridor, item.source_ref, now
+        )
+        new_records.append(rec)
+        existing[key] = rec
+        batch_payments[payment.uetr] = payment
+        new_payments.append(payment)
+        history.append(HistoryEntry(payment.uetr, None, S.RECEIVED, None, None, now))
+        history.append(entry)
+        partner_msgs.append(
+            OutboxMessage(
+                kind="partner",
+                destination=payment.partner,
+                message_id=message_id(payment.uetr, 1),
+                uetr=payment.uetr,
+                key=payment.uetr,
+                body=body,
+                created_at=now,
+            )
+        )
+
+    await uow.instructions_add(new_records)
+    await uow.payments_add(new_payments)
+    await uow.history_add(history)
+    out.partner_outbox = await uow.outbox_add(partner_msgs)
+    out.status_outbox = await uow.outbox_add(status_msgs)
+    return out
+
+
+def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now: datetime, *, replayed: bool = False) -> StatusEventV1:
+    return StatusEventV1(
+        instruction_id=ins.instruction_id,
+        participant=ins.participant,
+        uetr=None,
+        corridor=ins.corridor,
+        state=S.REJECTED.value,
+        final=True,
+        reason_code=reason_code,
+        reason=reason,
+        replayed=replayed,
+        occurred_at=now,
+    )
+
+
+def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Payment, FxQuote]:
+    cfg = deps.config
+    participant = cfg.participant(ins.participant)
+    if participant is None:
+        raise InstructionRejected(f"participant {ins.participant} is not a Bakong participant of this switch", reason_code="RC01")
+    if ins.debtor.account.rsplit("@", 1)[1] != participant.bakong_suffix:
+        raise InstructionRejected(
+            f"debtor account {ins.debtor.account} does not belong to {ins.participant} (@{participant.bakong_suffix})",
+            reason_code="AC01",
+        )
+    corridor = cfg.corridor(ins.corridor)
+    if corridor is None or not corridor.enabled or corridor.partner not in deps.mappings:
+        raise InstructionRejected(f"no open corridor {ins.corridor}", reason_code="AG01")
+    if ins.debtor.currency not in corridor.source_currencies or ins.debtor.currency not in participant.currencies:
+        raise InstructionRejected(
+            f"corridor {corridor.id} does not take {ins.debtor.currency} debtor accounts from {participant.code}", reason_code="CURR"
+        )
+    instructed = Money.parse(ins.amount.value, ins.amount.currency)
+    mapping = deps.mappings[corridor.partner]
+    creditor = Party(
+        name=ins.creditor.name,
+        account=ins.creditor.account,
+        proxy_type=ins.creditor.proxy.type if ins.creditor.proxy else None,
+        proxy=ins.creditor.proxy.value if ins.creditor.proxy else None,
+        agent=ins.creditor.agent,
+    )
+    mapping.check_creditor(creditor)
+
+    source_ccy = currency(ins.debtor.currency)
+    target_ccy = currency(corridor.target_currency)
+    quote_args = dict(
+        now=now,
+        corridor_fee=corridor.fee_money(source_ccy.code),
+        spread_bps=corridor.spread_bps,
+        validity_s=corridor.quote_validity_s,
+        quote_id=f"Q{uuid.uuid4().hex[:24]}",
+    )
+    if instructed.currency == source_ccy:
+        quote = deps.quoter.quote_for_source(instructed, target_ccy, **quote_args)
+    elif instructed.currency == target_ccy:
+        quote = deps.quoter.quote_for_target(instructed, source_ccy, **quote_args)
+    else:
+        raise InstructionRejected(
+            f"amount currency {instructed.currency} is neither the debtor's ({source_ccy}) nor the corridor's ({target_ccy})",
+            reason_code="CURR",
+        )
+    limit = corridor.amount_max_money(source_ccy.code)
+    if quote.source.amount_minor > limit.amount_minor:
+        raise InstructionRejected(f"{quote.source} is above the corridor maximum {limit}", reason_code="AM02")
+
+    payment = Payment(
+        uetr=deps.new_uetr(),
+        instruction_id=ins.instruction_id,
+        participant=ins.participant,
+        corridor=corridor.id,
+        partner=corridor.partner,
+        debtor=Party(name=ins.debtor.name, account=ins.debtor.account, agent=participant.code),
+        creditor=creditor,
+        instructed=instructed,
+        source=quote.source,
+        target=quote.target,
+        fee=quote.fee,
+        fx_rate=None if quote.source.currency == quote.target.currency else f"{quote.customer_rate:f}",
+        quote_id=quote.quote_id,
+        remittance=ins.remittance,
+        state=S.RECEIVED,
+        reason_code=None,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    return payment, quote
+
+
+def _checked_pacs008(mapping: PartnerMapping, payment: Payment, deps: Deps, msg_id: str, now: datetime) -> bytes:
+    """Every message is validated against the official XSD before it can leave (DESIGN)."""
+    try:
+        return pacs008.build_validated(
+            mapping.to_pacs008(payment, message_id=msg_id, created_at=now), mapping.profile.pacs008_version, deps.schemas
+        )
+    except SchemaViolation as exc:
+        raise InstructionRejected(f"pacs.008 would not be valid: {'; '.join(exc.errors)[:300]}", reason_code="FF01") from exc
+
+
+# ---------------------------------------------------------------- partner sender bookkeeping
+
+
+async def mark_submitted(cmd: MarkSubmitted, uow: UnitOfWork, deps: Deps) -> Outcome:
+    now = deps.clock()
+    payments = await uow.payments_get(cmd.uetrs)
+    moved: list[tuple[int, Payment]] = []
+    history: list[HistoryEntry] = []
+    for uetr in cmd.uetrs:
+        p = payments.get(uetr)
+        if p is not None and p.state is S.QUOTED:  # a resend after a restart finds it SUBMITTED already
+            p2, entry = transition(p, S.SUBMITTED, now=now)
+            moved.append((p.version, p2))
+            history.append(entry)
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    return Outcome()
+
+
+async def record_send_results(cmd: RecordSendResults, uow: UnitOfWork, deps: Deps) -> Outcome:
+    now = deps.clock()
+    out = Outcome()
+    await uow.outbox_mark_sent(cmd.sent_outbox_ids, now)
+    if not cmd.failures:
+        return out
+    payments = await uow.payments_get(list(cmd.failures))
+    moved: list[tuple[int, Payment]] = []
+    history: list[HistoryEntry] = []
+    events: list[OutboxMessage] = []
+    for uetr, (target, reason_code, detail) in cmd.failures.items():
+        p = payments.get(uetr)
+        if p is None or target not in _allowed_from(p.state):
+            continue
+        stored_version = p.version
+        if p.state is S.QUOTED:
+            p, entry = transition(p, S.SUBMITTED, now=now)
+            history.append(entry)
+        p, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
+        moved.append((stored_version, p))
+        history.append(entry)
+        _count_outcome(p, deps, stage="transport")
+        if p.state in FINAL_STATES or p.state is S.TIMED_OUT:
+            events.append(_status_outbox(status_event(p, now=now, reason=detail), deps, now=now, uetr=uetr))
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    out.status_outbox = await uow.outbox_add(events)
+    return out
+
+
+def _allowed_from(state: PaymentState) -> frozenset[PaymentState]:
+    return TRANSITIONS[S.SUBMITTED] if state is S.QUOTED else TRANSITIONS[state]
+
+
+def _count_outcome(p: Payment, deps: Deps, *, stage: str) -> None:
+    outcome = {S.COMPLETED: "completed", S.REJECTED: "rejected", S.TIMED_OUT: "timed_out"}.get(p.state)
+    if outcome:
+        deps.metrics.payments.labels(p.corridor, outcome).inc()
+    if p.state is S.REJECTED and p.reason_code:
+        deps.metrics.rejects.labels(stage, p.reason_code).inc()
+
+
+# ---------------------------------------------------------------- apply_partner_statuses
+
+
+async def apply_partner_statuses(cmd: ApplyPartnerStatuses, uow: UnitOfWork, deps: Deps) -> Outcome:
+    """Apply one pacs.002. A resent message (same message id) is answered and not applied again."""
+    now = deps.clock()
+    out = Outcome()
+    if await uow.inbound_seen(cmd.partner, [cmd.message_id]):
+        out.count("duplicate_message")
+        deps.metrics.late_status.labels(cmd.partner).inc(len(cmd.statuses))
+        return out
+    await uow.inbound_add(
+        [{"partner": cmd.partner, "message_id": cmd.message_id, "message_type": cmd.message_type, "received_at": now, "body": cmd.body}]
+    )
+    payments = await uow.payments_get([s.uetr for s in cmd.statuses])
+    current: dict[str, Payment] = dict(payments)
+    changed: dict[str, Payment] = {}
+    history: list[HistoryEntry] = []
+    events: list[OutboxMessage] = []
+    for status in cmd.statuses:
+        p = current.get(status.uetr)
+        if p is None or p.partner != cmd.partner:
+            out.count("unknown")
+            continue
+        disposition = classify_partner_status(p.state, status.target)
+        if disposition is not StatusDisposition.APPLY:
+            out.count(disposition.value)
+            deps.metrics.late_status.labels(cmd.partner).inc()
+            continue
+        if p.state is S.QUOTED:  # the pacs.002 overtook the send acknowledgement
+            p, entry = transition(p, S.SUBMITTED, now=now, detail="implied by the partner's status")
+            history.append(entry)
+        p, entry = transition(p, status.target, now=now, reason_code=status.reason_code, detail=status.detail)
+        history.append(entry)
+        current[p.uetr] = p
+        changed[p.uetr] = p
+        out.count("applied")
+        if p.state in FINAL_STATES:
+            _count_outcome(p, deps, stage="partner")
+            deps.metrics.stage_duration.labels("partner_roundtrip").observe((now - p.created_at).total_seconds())
+            events.append(_status_outbox(status_event(p, now=now, reason=status.detail), deps, now=now, uetr=p.uetr))
+    await uow.payments_update([(payments[u].version, p) for u, p in changed.items()])
+    await uow.history_add(history)
+    out.status_outbox = await uow.outbox_add(events)
+    return out
+
+
+# ---------------------------------------------------------------- expire_submitted
+
+
+async def expire_submitted(cmd: ExpireSubmitted, uow: UnitOfWork, deps: Deps) -> Outcome:
+    now = deps.clock()
+    out = Outcome()
+    stale = await uow.payments_stale(cmd.partner, [S.SUBMITTED, S.ACCEPTED], now - timedelta(seconds=cmd.sla_s), cmd.limit)
+    moved: list[tuple[int, Payment]] = []
+    history: list[HistoryEntry] = []
+    events: list[OutboxMessage] = []
+    for p in stale:
+        p2, entry = transition(p, S.TIMED_OUT, now=now, reason_code="AB06", detail=f"no final status within {cmd.sla_s:g} s")
+        moved.append((p.version, p2))
+        history.append(entry)
+        events.append(_status_outbox(status_event(p2, now=now, reason=entry.detail), deps, now=now, uetr=p.uetr))
+        _count_outcome(p2, deps, stage="partner")
+        out.count("timed_out")
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    out.status_outbox = await uow.outbox_add(events)
+    return out

@@ -1,0 +1,422 @@
+"""The SQL store: SQLAlchemy Core (async) on SQLite (WAL, one process) or PostgreSQL (any number).
+
+`Store.unit_of_work()` opens one transaction; everything a handler changes (state, history,
+idempotency key, outbox) goes through its methods and commits together (DESIGN "Delivery
+guarantees"). Methods take and return batches: the switch commits groups of work, not rows.
+
+On SQLite every write transaction is serialised by an asyncio lock (SQLite has one writer); on
+PostgreSQL rows are locked with SELECT ... FOR UPDATE and every payment update checks `version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import and_, bindparam, event, func, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from switch.domain.errors import InvariantViolation
+from switch.domain.idempotency import StoredKey
+from switch.domain.money import CURRENCIES, Money
+from switch.domain.payment import FINAL_STATES, HistoryEntry, Party, Payment, PaymentState
+from switch.store.tables import inbound_messages, instructions, outbox, payment_history, payments
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+in_clause_max = 500  # keys in one IN (...) list
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRecord:
+    participant: str
+    instruction_id: str
+    fingerprint: str
+    uetr: str | None
+    reject_reason_code: str | None
+    reject_reason: str | None
+    corridor: str | None
+    source_ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    kind: str  # partner | status | inbound
+    destination: str  # partner id or Kafka topic
+    message_id: str
+    uetr: str | None
+    key: str | None
+    body: bytes
+    created_at: datetime
+    id: int | None = None
+    attempts: int = 0
+
+
+def _payment_row(p: Payment) -> dict[str, Any]:
+    return {
+        "uetr": p.uetr,
+        "participant": p.participant,
+        "instruction_id": p.instruction_id,
+        "corridor": p.corridor,
+        "partner": p.partner,
+        "debtor_name": p.debtor.name,
+        "debtor_account": p.debtor.account,
+        "debtor_agent": p.debtor.agent,
+        "creditor_name": p.creditor.name,
+        "creditor_account": p.creditor.account,
+        "creditor_proxy_type": p.creditor.proxy_type,
+        "creditor_proxy": p.creditor.proxy,
+        "creditor_agent": p.creditor.agent,
+        "instructed_minor": p.instructed.amount_minor,
+        "instructed_ccy": p.instructed.currency.code,
+        "source_minor": p.source.amount_minor,
+        "source_ccy": p.source.currency.code,
+        "target_minor": p.target.amount_minor,
+        "target_ccy": p.target.currency.code,
+        "fee_minor": p.fee.amount_minor,
+        "fee_ccy": p.fee.currency.code,
+        "fx_rate": p.fx_rate,
+        "quote_id": p.quote_id,
+        "remittance": p.remittance,
+        "state": p.state.value,
+        "reason_code": p.reason_code,
+        "version": p.version,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }
+
+
+def _payment_from_row(r: Any) -> Payment:
+    return Payment(
+        uetr=r.uetr,
+        instruction_id=r.instruction_id,
+        participant=r.participant,
+        corridor=r.corridor,
+        partner=r.partner,
+        debtor=Party(name=r.debtor_name, account=r.debtor_account, agent=r.debtor_agent),
+        creditor=Party(
+            name=r.creditor_name,
+            account=r.creditor_account,
+            proxy_type=r.creditor_proxy_type,
+            proxy=r.creditor_proxy,
+            agent=r.creditor_agent,
+        ),
+        instructed=Money(r.instructed_minor, CURRENCIES[r.instructed_ccy]),
+        source=Money(r.source_minor, CURRENCIES[r.source_ccy]),
+        target=Money(r.target_minor, CURRENCIES[r.target_ccy]),
+        fee=Money(r.fee_minor, CURRENCIES[r.fee_ccy]),
+        fx_rate=r.fx_rate,
+        quote_id=r.quote_id,
+        remittance=r.remittance,
+        state=PaymentState(r.state),
+        reason_code=r.reason_code,
+        version=r.version,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _history_row(h: HistoryEntry) -> dict[str, Any]:
+    return {
+        "uetr": h.uetr,
+        "from_state": h.from_state.value if h.from_state else None,
+        "to_state": h.to_state.value,
+        "reason_code": h.reason_code,
+        "detail": h.detail,
+        "at": h.at,
+    }
+
+
+def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class UnitOfWork:
+    """One database transaction and the batch operations the handlers need."""
+
+    def __init__(self, conn: AsyncConnection, *, lock_rows: bool) -> None:
+        self._conn = conn
+        self._lock_rows = lock_rows
+
+    # -- instructions (idempotency keys) --
+    async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
+        found: dict[tuple[str, str], InstructionRecord] = {}
+        for chunk in _chunks(list(keys)):
+            rows = await self._conn.execute(
+                select(instructions).where(tuple_(instructions.c.participant, instructions.c.instruction_id).in_(chunk))
+            )
+            for r in rows:
+                found[(r.participant, r.instruction_id)] = InstructionRecord(**r._mapping)
+        return found
+
+    async def instructions_add(self, records: Sequence[InstructionRecord]) -> None:
+        if records:
+            await self._conn.execute(insert(instructions), [_asdict(r) for r in records])
+
+    # -- payments --
+    async def payments_add(self, items: Sequence[Payment]) -> None:
+        if items:
+            await self._conn.execute(insert(payments), [_payment_row(p) for p in items])
+
+    async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
+        found: dict[str, Payment] = {}
+        for chunk in _chunks(list(dict.fromkeys(uetrs))):
+            query = select(payments).where(payments.c.uetr.in_(chunk))
+            if self._lock_rows:
+                query = query.with_for_update()
+            for r in await self._conn.execute(query):
+                found[r.uetr] = _payment_from_row(r)
+        return found
+
+    async def payments_update(self, moves: Sequence[tuple[int, Payment]]) -> None:
+        """Write moved payments: (the version read in this transaction, the payment now).
+
+        A row whose stored version changed meanwhile is a concurrent writer: fail loudly."""
+        if not moves:
+            return
+        stmt = (
+            update(payments)
+            .where(and_(payments.c.uetr == bindparam("b_uetr"), payments.c.version == bindparam("b_version")))
+            .values(
+                state=bindparam("state"),
+                reason_code=bindparam("reason_code"),
+                version=bindparam("version"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
+        params = [
+            {
+                "b_uetr": p.uetr,
+                "b_version": read_version,
+                "state": p.state.value,
+                "reason_code": p.reason_code,
+                "version": p.version,
+                "updated_at": p.updated_at,
+            }
+            for read_version, p in moves
+        ]
+        result = await self._conn.execute(stmt, params)
+        if result.rowcount >= 0 and result.rowcount != len(params):
+            raise InvariantViolation(f"concurrent update: {result.rowcount} of {len(params)} payment rows matched")
+
+    async def payments_stale(
+        self, partner: str, states: Sequence[PaymentState], updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        rows = await self._conn.execute(
+            select(payments)
+            .where(
+                payments.c.partner == partner,
+                payments.c.state.in_([s.value for s in states]),
+                payments.c.updated_at < updated_before,
+            )
+            .order_by(payments.c.updated_at)
+            .limit(limit)
+        )
+        return [_payment_from_row(r) for r in rows]
+
+    # -- history --
+    async def history_add(self, entries: Sequence[HistoryEntry]) -> None:
+        if entries:
+            await self._conn.execute(insert(payment_history), [_history_row(h) for h in entries])
+
+    # -- outbox --
+    async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+        """Insert and return the messages with their ids (needed to mark them sent later)."""
+        if not messages:
+            return []
+        rows = [
+            {
+                "kind": m.kind,
+                "destination": m.destination,
+                "message_id": m.message_id,
+                "uetr": m.uetr,
+                "key": m.key,
+                "body": m.body,
+                "attempts": 0,
+                "created_at": m.created_at,
+                "sent_at": None,
+            }
+            for m in messages
+        ]
+        result = await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
+        ids = [r.id for r in result]
+        return [OutboxMessage(**{**_asdict(m), "id": i}) for m, i in zip(messages, ids, strict=True)]
+
+    async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(message_ids)):
+            rows = await self._conn.execute(
+                select(outbox.c.message_id).where(outbox.c.kind == kind, outbox.c.message_id.in_(chunk))
+            )
+            found.update(r.message_id for r in rows)
+        return found
+
+    async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+        for chunk in _chunks(list(ids)):
+            await self._conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(sent_at=at))
+
+    async def outbox_count_attempt(self, ids: Sequence[int]) -> None:
+        for chunk in _chunks(list(ids)):
+            await self._conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(attempts=outbox.c.attempts + 1))
+
+    async def outbox_pending(self, kind: str, limit: int, after_id: int = 0) -> list[OutboxMessage]:
+        rows = await self._conn.execute(
+            select(outbox)
+            .where(outbox.c.kind == kind, outbox.c.sent_at.is_(None), outbox.c.id > after_id)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return [
+            OutboxMessage(
+                kind=r.kind,
+                destination=r.destination,
+                message_id=r.message_id,
+                uetr=r.uetr,
+                key=r.key,
+                body=r.body,
+                created_at=r.created_at,
+                id=r.id,
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def outbox_pending_count(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            select(outbox.c.kind, func.count()).where(outbox.c.sent_at.is_(None)).group_by(outbox.c.kind)
+        )
+        return {kind: count for kind, count in rows}
+
+    # -- inbound messages --
+    async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]:
+        seen: set[str] = set()
+        for chunk in _chunks(list(message_ids)):
+            rows = await self._conn.execute(
+                select(inbound_messages.c.message_id).where(
+                    inbound_messages.c.partner == partner, inbound_messages.c.message_id.in_(chunk)
+                )
+            )
+            seen.update(r.message_id for r in rows)
+        return seen
+
+    async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self._conn.execute(insert(inbound_messages), list(rows))
+
+    # -- reads for the HTTP API --
+    async def history_of(self, uetr: str) -> list[HistoryEntry]:
+        rows = await self._conn.execute(
+            select(payment_history).where(payment_history.c.uetr == uetr).order_by(payment_history.c.id)
+        )
+        return [
+            HistoryEntry(
+                uetr=r.uetr,
+                from_state=PaymentState(r.from_state) if r.from_state else None,
+                to_state=PaymentState(r.to_state),
+                reason_code=r.reason_code,
+                detail=r.detail,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+    async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
+        rows = await self._conn.execute(
+            select(payments).where(payments.c.participant == participant, payments.c.instruction_id == instruction_id)
+        )
+        row = rows.first()
+        return _payment_from_row(row) if row else None
+
+    async def state_counts(self) -> dict[str, int]:
+        rows = await self._conn.execute(select(payments.c.state, func.count()).group_by(payments.c.state))
+        return {state: count for state, count in rows}
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
+    final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
+    return StoredKey(fingerprint=record.fingerprint, final=final)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._engine: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise InvariantViolation("Store used before start()")
+        return self._engine
+
+    async def start(self, *, migrate: bool = True) -> None:
+        if self.is_sqlite:
+            # One connection is all SQLite needs: one writer, and reads are cheap.
+            engine = create_async_engine(self.url, pool_size=1, max_overflow=2)
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        else:
+            engine = create_async_engine(self.url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+        self._engine = engine
+        if migrate:
+            await self.migrate()
+
+    async def migrate(self, revision: str = "head") -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        async with self.engine.begin() as conn:
+
+            def _upgrade(sync_conn: Connection) -> None:
+                cfg.attributes["connection"] = sync_conn
+                command.upgrade(cfg, revision)
+
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A write transaction: commits when the block ends, rolls back on an exception."""
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield UnitOfWork(conn, lock_rows=False)
+        else:
+            async with self.engine.begin() as conn:
+                yield UnitOfWork(conn, lock_rows=True)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.connect() as conn:
+            yield UnitOfWork(conn, lock_rows=False)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
+            return False

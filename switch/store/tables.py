@@ -1,0 +1,147 @@
+"""SQLAlchemy Core tables. The Alembic migrations in `switch/store/migrations` create them;
+this module is what queries are written against, and a test checks the two agree.
+
+Money is integer minor units plus an ISO 4217 code; rates are decimal text. Times are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+# One row per participant instruction: the idempotency key and its fingerprint. `uetr` is the
+# payment the instruction became; an instruction refused before a payment could be formed keeps
+# its refusal here (reject_reason_code) so a resend replays it.
+instructions = Table(
+    "instructions",
+    metadata,
+    Column("participant", String(11), primary_key=True),
+    Column("instruction_id", String(35), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("uetr", String(36), nullable=True),
+    Column("reject_reason_code", String(4), nullable=True),
+    Column("reject_reason", Text, nullable=True),
+    Column("corridor", String(8), nullable=True),
+    Column("source_ref", String(160), nullable=True),  # topic:partition:offset it was read from
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("uetr", String(36), primary_key=True),
+    Column("participant", String(11), nullable=False),
+    Column("instruction_id", String(35), nullable=False),
+    Column("corridor", String(8), nullable=False),
+    Column("partner", String(16), nullable=False),
+    Column("debtor_name", String(140), nullable=False),
+    Column("debtor_account", String(34), nullable=False),
+    Column("debtor_agent", String(11), nullable=False),
+    Column("creditor_name", String(140), nullable=False),
+    Column("creditor_account", String(34), nullable=True),
+    Column("creditor_proxy_type", String(8), nullable=True),
+    Column("creditor_proxy", String(64), nullable=True),
+    Column("creditor_agent", String(35), nullable=True),
+    Column("instructed_minor", BigInteger, nullable=False),
+    Column("instructed_ccy", String(3), nullable=False),
+    Column("source_minor", BigInteger, nullable=False),
+    Column("source_ccy", String(3), nullable=False),
+    Column("target_minor", BigInteger, nullable=False),
+    Column("target_ccy", String(3), nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("fee_ccy", String(3), nullable=False),
+    Column("fx_rate", String(24), nullable=True),
+    Column("quote_id", String(64), nullable=True),
+    Column("remittance", String(140), nullable=True),
+    Column("state", String(12), nullable=False),
+    Column("reason_code", String(4), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("participant", "instruction_id", name="uq_payments_instruction"),
+    Index("ix_payments_state_updated", "state", "updated_at"),
+)
+
+# Append-only: one row per transition, never updated or deleted.
+payment_history = Table(
+    "payment_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uetr", String(36), nullable=False, index=True),
+    Column("from_state", String(12), nullable=True),
+    Column("to_state", String(12), nullable=False),
+    Column("reason_code", String(4), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+# Messages to send, written in the same transaction as the state change that caused them.
+# kind: partner (ISO XML over HTTP), status / inbound (Kafka). `message_id` is derived from the
+# payment and the attempt and fixed before the first send, so a resend is byte-identical.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("uetr", String(36), nullable=True),
+    Column("key", String(64), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("kind", "message_id", name="uq_outbox_message"),
+    Index("ix_outbox_pending", "kind", "sent_at"),
+)
+
+# Every ISO message a partner sent us, by its message id: the audit trail, and how a resend of
+# the same pacs.002 is recognised and answered without being applied twice.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("partner", String(16), primary_key=True),
+    Column("message_id", String(35), primary_key=True),
+    Column("message_type", String(16), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)

@@ -1,0 +1,122 @@
+"""Currency conversion and rate rounding: pure, exact, every rounding named (STYLE §2).
+
+A rate is a `Decimal` meaning "target units per source unit" (pacs.008 `XchgRate`). Arithmetic
+runs on exact fractions, so the only rounding is the one the caller names, applied once, to the
+decimals the target currency accepts (`Currency.decimals_accepted_max`: THB 2, KHR 0, VND 0).
+
+No I/O, no clock, no float: this module imports no asyncio, aiohttp or SQL (a test checks it).
+"""
+
+from __future__ import annotations
+
+from decimal import (
+    ROUND_05UP,
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+    InvalidOperation,
+)
+from fractions import Fraction
+from typing import Final
+
+from switch.domain.money import Currency, Money
+
+ROUNDINGS: Final = frozenset(
+    {
+        ROUND_05UP,
+        ROUND_CEILING,
+        ROUND_DOWN,
+        ROUND_FLOOR,
+        ROUND_HALF_DOWN,
+        ROUND_HALF_EVEN,
+        ROUND_HALF_UP,
+        ROUND_UP,
+    }
+)
+
+# ISO 20022 `BaseOneRate` (pacs.008 `XchgRate`): xs:decimal, fractionDigits 10, totalDigits 11.
+base_one_rate_fraction_digits_max: Final = 10
+base_one_rate_total_digits_max: Final = 11
+# Truncating lowers the rate, which favours the switch whichever amount is fixed: less target
+# for a given source, more source for a given target.
+base_one_rate_rounding: Final = ROUND_DOWN
+
+_quantize_context: Final = Context(prec=base_one_rate_total_digits_max, traps=[InvalidOperation])
+
+# A non-zero remainder below, at or above one half rounds, in every decimal mode, exactly as
+# .25, .5 or .75 does: decimal itself then applies the named mode to an exact value.
+_fraction_like: Final = {-1: "25", 0: "5", 1: "75"}
+
+
+def to_base_one_rate(rate: Decimal) -> Decimal:
+    """`rate` truncated (`base_one_rate_rounding`) to fit both BaseOneRate limits.
+
+    0.0085123456789 → 0.0085123456 (10 fraction digits); 117.123456789012 → 117.12345678
+    (11 digits in all). A rate with more than 11 integer digits, or one that truncates to zero,
+    cannot be sent: ValueError.
+    """
+    check_rate(rate)
+    integer_digits = max(rate.adjusted() + 1, 0)
+    if integer_digits > base_one_rate_total_digits_max:
+        raise ValueError(f"rate {rate} has more than {base_one_rate_total_digits_max} integer digits")
+    fraction_digits = min(
+        base_one_rate_fraction_digits_max, base_one_rate_total_digits_max - integer_digits
+    )
+    quantum = Decimal((0, (1,), -fraction_digits))
+    result = rate.quantize(quantum, rounding=base_one_rate_rounding, context=_quantize_context)
+    if result == 0:
+        raise ValueError(f"rate {rate} is below the smallest BaseOneRate")
+    return result
+
+
+def convert(amount: Money, rate: Decimal, target: Currency, *, rounding: str) -> Money:
+    """`amount` × `rate` in `target`, rounded once with `rounding` to the decimals `target` accepts."""
+    check_rate(rate)
+    return _to_money(_value(amount) * Fraction(rate), target, rounding)
+
+
+def source_for_target(target: Money, rate: Decimal, source: Currency, *, rounding: str) -> Money:
+    """The `source` amount that buys `target` at `rate`: target / rate, rounded once with `rounding`.
+
+    With ROUND_UP it is the smallest amount with source × rate ≥ target, so the liquidity account
+    never pays out more than it took in.
+    """
+    check_rate(rate)
+    return _to_money(_value(target) / Fraction(rate), source, rounding)
+
+
+def check_rate(rate: Decimal) -> None:
+    if not isinstance(rate, Decimal):
+        raise TypeError(f"rate must be Decimal, got {type(rate).__name__}")
+    if not rate.is_finite() or rate <= 0:
+        raise ValueError(f"rate must be finite and positive, got {rate}")
+
+
+def _value(amount: Money) -> Fraction:
+    return Fraction(amount.amount_minor, 10**amount.currency.exponent)
+
+
+def _to_money(value: Fraction, currency: Currency, rounding: str) -> Money:
+    shift = currency.exponent - currency.decimals_accepted_max
+    if shift < 0:
+        raise ValueError(f"{currency} accepts more decimals than its minor unit carries")
+    units = _round(value * 10**currency.decimals_accepted_max, rounding)
+    return Money(units * 10**shift, currency)
+
+
+def _round(value: Fraction, rounding: str) -> int:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding mode {rounding!r}")
+    if value < 0:
+        raise ValueError(f"cannot round a negative amount {value}")
+    whole, rest = divmod(value.numerator, value.denominator)
+    if rest == 0:
+        return whole
+    position = (2 * rest > value.denominator) - (2 * rest < value.denominator)
+    return int(Decimal(f"{whole}.{_fraction_like[position]}").to_integral_value(rounding=rounding))

@@ -1,0 +1,182 @@
+"""FX quotes: a rate, spread, fee, both amounts and an expiry, fixed together.
+
+The customer rate is the mid less the spread, truncated to a BaseOneRate (`to_base_one_rate`);
+that exact rate is the pacs.008 `XchgRate`, and the amounts follow from it by one named rounding:
+- source fixed (`quote_for_source`): target = source × rate, ROUND_DOWN;
+- target fixed (`quote_for_target`): source = target / rate, ROUND_UP, the smallest source with
+  source × rate ≥ target. When the source grid is coarser than the target's (THB → KHR: 0.01 THB
+  is about 1.2 KHR), source × rate may exceed target by less than one source step × rate.
+Every rounding lowers what the customer gets for what they pay, so the liquidity account never
+loses. The fee is its own leg, in the source currency, on top of the source amount.
+
+Pure given a `RateBook`: no I/O, `now` and `quote_id` are passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal, Inexact, Rounded
+from enum import StrEnum
+from typing import Final
+
+from fx.convert import convert, source_for_target, to_base_one_rate
+from fx.errors import AmountTooSmall
+from fx.rates import RateBook
+from switch.domain.money import Currency, Money
+
+bps_per_unit: Final = 10_000
+_identity_rate: Final = Decimal(1)
+
+
+class FixedSide(StrEnum):
+    SOURCE = "SOURCE"
+    TARGET = "TARGET"
+
+
+@dataclass(frozen=True, slots=True)
+class FxQuote:
+    quote_id: str
+    fixed_side: FixedSide
+    source: Money
+    target: Money
+    mid_rate: Decimal
+    customer_rate: Decimal  # the pacs.008 XchgRate: target units per source unit
+    spread_bps: int
+    fee: Money
+    rate_source: str
+    rate_as_of: datetime
+    created_at: datetime
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.fee.currency != self.source.currency:
+            raise ValueError(f"fee {self.fee} is not in the source currency {self.source.currency}")
+        if self.expires_at <= self.created_at:
+            raise ValueError("a quote must expire after it is created")
+
+    def is_expired(self, now: datetime) -> bool:
+        """Honoured for `validity_s` seconds: expired from `expires_at` on."""
+        return now >= self.expires_at
+
+
+def customer_rate(mid: Decimal, spread_bps: int) -> Decimal:
+    """`mid` less `spread_bps`, truncated to a BaseOneRate. Both steps lower the rate."""
+    _check_spread(spread_bps)
+    exact = Context(prec=len(mid.as_tuple().digits) + 5, traps=[Inexact, Rounded])
+    spread_off = exact.divide(exact.multiply(mid, Decimal(bps_per_unit - spread_bps)), Decimal(bps_per_unit))
+    return to_base_one_rate(spread_off)
+
+
+@dataclass(frozen=True, slots=True)
+class Quoter:
+    book: RateBook
+
+    def quote_for_source(
+        self,
+        source: Money,
+        target_currency: Currency,
+        *,
+        now: datetime,
+        corridor_fee: Money | None,
+        spread_bps: int,
+        validity_s: int,
+        quote_id: str,
+    ) -> FxQuote:
+        """The customer pays `source` (plus the fee); the beneficiary gets source × rate, ROUND_DOWN."""
+        _check_terms(source.currency, corridor_fee, spread_bps, validity_s, quote_id, now)
+        if source.amount_minor == 0:
+            raise AmountTooSmall(f"nothing to convert: {source}")
+        pricing = self._price(source.currency, target_currency, spread_bps=spread_bps, now=now)
+        target = convert(source, pricing.customer_rate, target_currency, rounding=ROUND_DOWN)
+        if target.amount_minor == 0:
+            raise AmountTooSmall(f"{source} converts to {target}")
+        return pricing.quote(
+            FixedSide.SOURCE, source, target, corridor_fee, now=now, validity_s=validity_s, quote_id=quote_id
+        )
+
+    def quote_for_target(
+        self,
+        target: Money,
+        source_currency: Currency,
+        *,
+        now: datetime,
+        corridor_fee: Money | None,
+        spread_bps: int,
+        validity_s: int,
+        quote_id: str,
+    ) -> FxQuote:
+        """The beneficiary gets exactly `target`; the customer pays target / rate, ROUND_UP (plus the fee)."""
+        _check_terms(source_currency, corridor_fee, spread_bps, validity_s, quote_id, now)
+        if target.amount_minor == 0:
+            raise AmountTooSmall(f"nothing to convert: {target}")
+        pricing = self._price(source_currency, target.currency, spread_bps=spread_bps, now=now)
+        source = source_for_target(target, pricing.customer_rate, source_currency, rounding=ROUND_UP)
+        return pricing.quote(
+            FixedSide.TARGET, source, target, corridor_fee, now=now, validity_s=validity_s, quote_id=quote_id
+        )
+
+    def _price(self, source: Currency, target: Currency, *, spread_bps: int, now: datetime) -> _Pricing:
+        if source == target:
+            return _Pricing(_identity_rate, _identity_rate, 0, "identity", now)
+        rate = self.book.rate(source.code, target.code, now=now)
+        return _Pricing(rate.mid, customer_rate(rate.mid, spread_bps), spread_bps, rate.source, rate.as_of)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pricing:
+    mid_rate: Decimal
+    customer_rate: Decimal
+    spread_bps: int
+    rate_source: str
+    rate_as_of: datetime
+
+    def quote(
+        self,
+        fixed_side: FixedSide,
+        source: Money,
+        target: Money,
+        corridor_fee: Money | None,
+        *,
+        now: datetime,
+        validity_s: int,
+        quote_id: str,
+    ) -> FxQuote:
+        return FxQuote(
+            quote_id=quote_id,
+            fixed_side=fixed_side,
+            source=source,
+            target=target,
+            mid_rate=self.mid_rate,
+            customer_rate=self.customer_rate,
+            spread_bps=self.spread_bps,
+            fee=Money(0, source.currency) if corridor_fee is None else corridor_fee,
+            rate_source=self.rate_source,
+            rate_as_of=self.rate_as_of,
+            created_at=now,
+            expires_at=now + timedelta(seconds=validity_s),
+        )
+
+
+def _check_terms(
+    source_currency: Currency,
+    corridor_fee: Money | None,
+    spread_bps: int,
+    validity_s: int,
+    quote_id: str,
+    now: datetime,
+) -> None:
+    _check_spread(spread_bps)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if corridor_fee is not None and corridor_fee.currency != source_currency:
+        raise ValueError(f"fee {corridor_fee} is not in the source currency {source_currency}")
+    if type(validity_s) is not int or validity_s <= 0:
+        raise ValueError(f"validity_s must be a positive int, got {validity_s!r}")
+    if not quote_id:
+        raise ValueError("quote_id must not be empty")
+
+
+def _check_spread(spread_bps: int) -> None:
+    if type(spread_bps) is not int or not 0 <= spread_bps < bps_per_unit:
+        raise ValueError(f"spread_bps must be an int in [0, {bps_per_unit}), got {spread_bps!r}")

@@ -1,0 +1,145 @@
+"""Rates, where they come from (providers), and the book that answers "what is base→quote now".
+
+A `Rate(base, quote, mid)` means 1 `base` = `mid` `quote`. `RateBook.rate(base, quote, now=...)`
+takes the first fresh route, in this order:
+1. the direct pair base/quote;
+2. the inverse of the reverse pair (1/mid);
+3. a cross through the pivot (base→pivot × pivot→quote, each leg direct first, then inverse).
+So a fresh inverse or cross is used when the direct rate is stale. If every existing route has a
+stale leg, `RateStale`; if no route exists, `RateUnavailable`.
+
+A rate is stale when `now - as_of > stale_after_s`; `stale_after_s=None` means never stale (the
+static provider's config rates, unless the config sets `stale_after_s`). `now` is always passed in.
+
+A derived mid (inverse, cross) is computed exactly from the given mids and rounded down once to
+`derived_mid_digits` significant digits: it never exceeds its exact value, and the error stays far
+below the 11 digits of a BaseOneRate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Context, Decimal
+from fractions import Fraction
+from math import prod
+from typing import Final, Protocol
+
+from fx.convert import check_rate
+from fx.errors import RateStale, RateUnavailable
+from switch.domain.money import currency
+
+derived_mid_digits: Final = 34
+_derived_context: Final = Context(prec=derived_mid_digits, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    base: str
+    quote: str
+    mid: Decimal
+    as_of: datetime
+    source: str
+
+    def __post_init__(self) -> None:
+        check_rate(self.mid)
+        if self.base == self.quote:
+            raise ValueError(f"rate {self.base}/{self.quote} converts a currency to itself")
+        if self.as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+
+
+class RateProvider(Protocol):
+    async def rates(self) -> Sequence[Rate]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRateProvider:
+    """Serves a fixed table of rates (from `config/fx.toml`, see `FxConfig.static_provider`)."""
+
+    table: tuple[Rate, ...]
+
+    async def rates(self) -> Sequence[Rate]:
+        return self.table
+
+
+class RateBook:
+    """The latest rate per pair, and the route to any pair (see the module docstring)."""
+
+    __slots__ = ("pivot", "stale_after_s", "_rates")
+
+    def __init__(self, *, pivot: str, stale_after_s: int | None, rates: Iterable[Rate] = ()) -> None:
+        currency(pivot)
+        if stale_after_s is not None and stale_after_s <= 0:
+            raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
+        self.pivot = pivot
+        self.stale_after_s = stale_after_s
+        self._rates: dict[tuple[str, str], Rate] = {}
+        self.update(rates)
+
+    def update(self, rates: Iterable[Rate]) -> None:
+        """Keep the newest rate per pair; an older rate arriving late is ignored."""
+        for new in rates:
+            key = (new.base, new.quote)
+            old = self._rates.get(key)
+            if old is None or new.as_of >= old.as_of:
+                self._rates[key] = new
+
+    def rate(self, base: str, quote: str, *, now: datetime) -> Rate:
+        if base == quote:
+            raise ValueError(f"no rate needed from {base} to itself")
+        stale_as_of: datetime | None = None
+        for hops in self._routes(base, quote):
+            as_of = min(hop.rate.as_of for hop in hops)
+            if self._is_fresh(as_of, now):
+                return _compose(base, quote, hops, as_of)
+            if stale_as_of is None:
+                stale_as_of = as_of
+        if stale_as_of is not None:
+            raise RateStale(
+                f"rate {base}/{quote} is stale: as of {stale_as_of.isoformat()}, "
+                f"older than {self.stale_after_s} s at {now.isoformat()}"
+            )
+        raise RateUnavailable(f"no rate for {base}/{quote}, directly or via {self.pivot}")
+
+    def _routes(self, base: str, quote: str) -> Iterator[tuple[_Hop, ...]]:
+        for hop in self._hops(base, quote):
+            yield (hop,)
+        if self.pivot not in (base, quote):
+            for first in self._hops(base, self.pivot):
+                for second in self._hops(self.pivot, quote):
+                    yield (first, second)
+
+    def _hops(self, base: str, quote: str) -> Iterator[_Hop]:
+        if (direct := self._rates.get((base, quote))) is not None:
+            yield _Hop(direct, inverted=False)
+        if (reverse := self._rates.get((quote, base))) is not None:
+            yield _Hop(reverse, inverted=True)
+
+    def _is_fresh(self, as_of: datetime, now: datetime) -> bool:
+        if self.stale_after_s is None:
+            return True
+        return now - as_of <= timedelta(seconds=self.stale_after_s)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    rate: Rate
+    inverted: bool
+
+    def ratio(self) -> Fraction:
+        mid = Fraction(self.rate.mid)
+        return 1 / mid if self.inverted else mid
+
+    def label(self) -> str:
+        return f"1/({self.rate.source})" if self.inverted else self.rate.source
+
+
+def _compose(base: str, quote: str, hops: tuple[_Hop, ...], as_of: datetime) -> Rate:
+    """The route's rate; a derived mid is its exact value rounded down once."""
+    if len(hops) == 1 and not hops[0].inverted:
+        return hops[0].rate
+    ratio = prod((hop.ratio() for hop in hops), start=Fraction(1))
+    mid = _derived_context.divide(Decimal(ratio.numerator), Decimal(ratio.denominator))
+    return Rate(base, quote, mid, as_of, source=" * ".join(hop.label() for hop in hops))

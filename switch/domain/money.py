@@ -80,6 +80,8 @@ class Money:
             raise AmountError(f"amount {text!r} is not finite", reason_code="FF01")
         if value <= 0:
             raise AmountError(f"amount {text!r} must be positive", reason_code="AM09")
+        if value.adjusted() + cur.exponent >= 18:  # beyond amount_minor_max (and Decimal's precision)
+            raise AmountError(f"amount {text!r} is too large", reason_code="AM09")
         if value != value.quantize(Decimal(1).scaleb(-cur.decimals_accepted_max)):
             raise AmountError(
                 f"amount {text!r} has more decimals than {cur.code} allows "

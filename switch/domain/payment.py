@@ -109,7 +109,7 @@ def transition(
     moved = replace(
         payment,
         state=target,
-        reason_code=reason_code if target in REASON_REQUIRED else payment.reason_code,
+        reason_code=reason_code if target in REASON_REQUIRED else None,
         version=payment.version + 1,
         updated_at=now,
     )

@@ -71,12 +71,17 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
 
 class Switch:
     def __init__(
-        self, config: SwitchConfig, *, schema_dir: Path | None = None, clock: Callable[[], datetime] = utc_now
+        self,
+        config: SwitchConfig,
+        *,
+        schema_dir: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        store: Store | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
-        self.store = Store(config.switch.database_url)
+        self.store = store or Store(config.switch.database_url)
         self.schema_dir = Path(schema_dir or config.switch.schema_dir or default_schema_dir())
         self._tasks: list[asyncio.Task[Any]] = []
         self._senders: dict[str, PartnerSender] = {}

@@ -351,8 +351,10 @@ def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pg_schema: str | None = None) -> None:
+        """`pg_schema`: a PostgreSQL schema to work in (search_path); the tests give each run its own."""
         self.url = url
+        self._pg_schema = pg_schema
         self.is_sqlite = url.startswith("sqlite")
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()
@@ -364,6 +366,10 @@ class Store:
         return self._engine
 
     async def start(self, *, migrate: bool = True) -> None:
+        if self._engine is not None:  # already started (a test handed it over): just migrate
+            if migrate:
+                await self.migrate()
+            return
         if self.is_sqlite:
             # One connection is all SQLite needs: one writer, and reads are cheap.
             engine = create_async_engine(self.url, pool_size=1, max_overflow=2)
@@ -377,7 +383,8 @@ class Store:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         else:
-            engine = create_async_engine(self.url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+            connect_args = {"server_settings": {"search_path": self._pg_schema}} if self._pg_schema else {}
+            engine = create_async_engine(self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, connect_args=connect_args)
         self._engine = engine
         if migrate:
             await self.migrate()

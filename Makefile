@@ -1,0 +1,32 @@
+# The two commands of the README (`make demo`, `make test`) and a few helpers.
+# Everything lands in .venv (created here, nothing global); the ISO XSDs in .schemas.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: demo test bench bench-qr schemas install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+schemas: $(STAMP)
+	$(BIN)/mekong schemas fetch
+
+demo: schemas
+	$(BIN)/mekong demo
+
+test: schemas
+	$(BIN)/python -m pytest
+
+bench: schemas
+	$(BIN)/mekong bench --json bench-out/bench-max.json
+	$(BIN)/mekong bench --rate 500 --count 15000 --json bench-out/bench-500.json
+
+clean:
+	rm -rf $(VENV) .schemas .cache demo-out bench-out .pytest_cache .hypothesis

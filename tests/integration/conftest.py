@@ -1,0 +1,65 @@
+"""Real parts for integration tests: the Tansu broker (started here, on a free port) and both
+databases. PostgreSQL on 127.0.0.1:5432 (database `test`) is used when it answers; when it does
+not, its tests fail loudly under CI=true and are reported as skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from switch.broker import TansuBroker
+from switch.store.sql_store import Store
+
+PG_URL = os.environ.get("MEKONG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+async def _pg_answers() -> bool:
+    engine = create_async_engine(PG_URL)
+    try:
+        async with asyncio.timeout(3):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[TansuBroker]:
+    with TansuBroker() as b:
+        yield b
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:  # type: ignore[no-untyped-def]
+    """A migrated, empty store on each database."""
+    if request.param == "sqlite":
+        s = Store(f"sqlite+aiosqlite:///{tmp_path / 'mekong.db'}")
+        await s.start()
+        yield s
+        await s.close()
+        return
+    if not await _pg_answers():
+        message = f"PostgreSQL does not answer at {PG_URL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI requires it")
+        pytest.skip(message)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    s = Store(PG_URL, pg_schema=schema)
+    await s.start()
+    yield s
+    await s.close()
+    async with admin.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await admin.dispose()

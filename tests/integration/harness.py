@@ -1,0 +1,71 @@
+"""A running switch for integration tests: the PromptPay simulator and the switch in this
+process, on their own topics and consumer group of the session's Tansu broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.base import load_profile
+from adapters.simulator import PartnerSimulator, SimBehaviour
+from iso20022.schemas import SchemaSet, default_schema_dir
+from switch import config as config_mod
+from switch.broker import free_port
+from switch.config import SwitchConfig
+from switch.entrypoints.main import Switch
+from switch.broker import TansuBroker
+from switch.store.sql_store import Store
+
+
+@dataclass
+class Running:
+    switch: Switch
+    sim: PartnerSimulator
+    config: SwitchConfig
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.switch.http_port}"
+
+
+@asynccontextmanager
+async def running_switch(broker: TansuBroker, store: Store, behaviour: SimBehaviour | None = None) -> AsyncIterator[Running]:
+    """Simulator + switch in this process, on their own topics and consumer group."""
+    tag = uuid.uuid4().hex[:8]
+    sim_port, http_port = free_port(), free_port()
+    base = config_mod.load(
+        env={
+            "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
+            "MEKONG_HTTP_PORT": str(http_port),
+            "MEKONG_PARTNER_URL_PROMPTPAY": f"http://127.0.0.1:{sim_port}",
+        }
+    )
+    kafka = base.kafka.model_copy(
+        update={
+            "group_id": f"switch-{tag}",
+            "instructions_topic": f"instructions-{tag}",
+            "status_topic": f"status-{tag}",
+            "inbound_topic": f"inbound-{tag}",
+            "dlq_topic": f"dlq-{tag}",
+            "partitions": 2,
+        }
+    )
+    cfg = base.model_copy(update={"kafka": kafka})
+    schemas = SchemaSet(Path(default_schema_dir()))
+    sim = PartnerSimulator(
+        load_profile(Path(cfg.config_dir) / "partners" / "promptpay.toml"),
+        schemas,
+        callback_url=f"http://127.0.0.1:{http_port}/iso20022/promptpay",
+        behaviour=behaviour,
+    )
+    await sim.start(port=sim_port)
+    sw = Switch(cfg, store=store)
+    await sw.start()
+    try:
+        yield Running(sw, sim, cfg)
+    finally:
+        await sw.stop()
+        await sim.stop()

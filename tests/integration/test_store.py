@@ -1,0 +1,131 @@
+"""The SQL store on both databases: migrations, atomic units of work, optimistic versions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from switch.domain.errors import InvariantViolation
+from switch.domain.money import CURRENCIES, Money
+from switch.domain.payment import HistoryEntry, Party, Payment, PaymentState, transition
+from switch.store.sql_store import InstructionRecord, OutboxMessage, Store
+from switch.store.tables import metadata
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+
+def a_payment(**changes: object) -> Payment:
+    base = Payment(
+        uetr=str(uuid.uuid4()),
+        instruction_id=f"ACLB-{uuid.uuid4().hex[:8]}",
+        participant="ACLBKHPPXXX",
+        corridor="KH-TH",
+        partner="promptpay",
+        debtor=Party("Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
+        creditor=Party("Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
+        instructed=Money(15_000_000, CURRENCIES["KHR"]),
+        source=Money(15_000_000, CURRENCIES["KHR"]),
+        target=Money(124_323, CURRENCIES["THB"]),
+        fee=Money(0, CURRENCIES["KHR"]),
+        fx_rate="0.0082882132",
+        quote_id="Q1",
+        remittance="Invoice 1",
+        state=PaymentState.QUOTED,
+        reason_code=None,
+        version=2,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def test_migrations_create_exactly_the_tables_the_code_queries(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    assert diff == []
+
+
+async def test_payment_round_trips_with_aware_utc_times(store: Store) -> None:
+    p = a_payment()
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([p])
+    async with store.reader() as uow:
+        got = (await uow.payments_get([p.uetr]))[p.uetr]
+    assert got == p
+    assert got.created_at.tzinfo is not None
+
+
+async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
+    p = a_payment()
+    with pytest.raises(RuntimeError):
+        async with store.unit_of_work() as uow:
+            await uow.payments_add([p])
+            await uow.outbox_add([OutboxMessage("partner", "promptpay", "M1", p.uetr, p.uetr, b"<x/>", NOW)])
+            raise RuntimeError("crash between the state change and the commit")
+    async with store.reader() as uow:
+        assert await uow.payments_get([p.uetr]) == {}
+        assert await uow.outbox_pending("partner", 10) == []
+
+
+async def test_update_with_a_stale_version_fails_loudly(store: Store) -> None:
+    p = a_payment()
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([p])
+    moved, _ = transition(p, PaymentState.SUBMITTED, now=NOW)
+    async with store.unit_of_work() as uow:
+        await uow.payments_update([(p.version, moved)])
+    again, _ = transition(p, PaymentState.SUBMITTED, now=NOW)  # a second writer that read version 2
+    with pytest.raises(InvariantViolation):
+        async with store.unit_of_work() as uow:
+            await uow.payments_update([(p.version, again)])
+    async with store.reader() as uow:
+        assert (await uow.payments_get([p.uetr]))[p.uetr].version == 3
+
+
+async def test_outbox_rows_get_ids_and_leave_the_pending_list_once_sent(store: Store) -> None:
+    rows = [OutboxMessage("status", "mekong.status", f"S{i}", None, f"k{i}", b"{}", NOW) for i in range(3)]
+    async with store.unit_of_work() as uow:
+        stored = await uow.outbox_add(rows)
+    assert [r.message_id for r in stored] == ["S0", "S1", "S2"]
+    assert len({r.id for r in stored}) == 3
+    async with store.unit_of_work() as uow:
+        await uow.outbox_mark_sent([stored[0].id, stored[2].id], NOW)  # type: ignore[list-item]
+    async with store.reader() as uow:
+        pending = await uow.outbox_pending("status", 10)
+        assert [r.message_id for r in pending] == ["S1"]
+        assert await uow.outbox_existing("status", ["S0", "S9"]) == {"S0"}
+
+
+async def test_instruction_keys_and_history_are_kept(store: Store) -> None:
+    p = a_payment()
+    record = InstructionRecord(p.participant, p.instruction_id, "f" * 64, p.uetr, None, None, "KH-TH", "t:0:1", NOW)
+    async with store.unit_of_work() as uow:
+        await uow.instructions_add([record])
+        await uow.payments_add([p])
+        await uow.history_add(
+            [
+                HistoryEntry(p.uetr, None, PaymentState.RECEIVED, None, None, NOW),
+                HistoryEntry(p.uetr, PaymentState.RECEIVED, PaymentState.QUOTED, None, "quote Q1", NOW + timedelta(seconds=1)),
+            ]
+        )
+    async with store.reader() as uow:
+        found = await uow.instructions_get([(p.participant, p.instruction_id), ("NOPE", "x")])
+        history = await uow.history_of(p.uetr)
+    assert found == {(p.participant, p.instruction_id): record}
+    assert [(h.from_state, h.to_state) for h in history] == [(None, PaymentState.RECEIVED), (PaymentState.RECEIVED, PaymentState.QUOTED)]
+
+
+async def test_stale_submitted_payments_are_found_per_partner(store: Store) -> None:
+    old = a_payment(state=PaymentState.SUBMITTED, updated_at=NOW - timedelta(minutes=5))
+    fresh = a_payment(state=PaymentState.SUBMITTED)
+    other = a_payment(state=PaymentState.SUBMITTED, partner="napas", updated_at=NOW - timedelta(minutes=5))
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([old, fresh, other])
+    async with store.reader() as uow:
+        stale = await uow.payments_stale("promptpay", [PaymentState.SUBMITTED], NOW - timedelta(minutes=1), 10)
+    assert [p.uetr for p in stale] == [old.uetr]

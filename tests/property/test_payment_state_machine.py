@@ -1,0 +1,232 @@
+"""A payment under random partner statuses, timeouts, duplicates, send acks and post-completion
+events, driven through the domain functions the way the handlers use them, against a model
+written out by hand from DESIGN's lifecycle (STYLE §3, §10)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from switch.domain.errors import InvariantViolation
+from switch.domain.money import CURRENCIES, Money
+from switch.domain.payment import (
+    REASON_REQUIRED,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    HistoryEntry,
+    Party,
+    Payment,
+    PaymentState,
+    StatusDisposition,
+    classify_partner_status,
+    initial_history,
+    transition,
+)
+
+S = PaymentState
+D = StatusDisposition
+START = datetime(2025, 3, 10, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+TIMEOUT_REASON = "AB06"
+
+partner_statuses = st.sampled_from([S.ACCEPTED, S.COMPLETED, S.REJECTED])
+reject_reasons = st.sampled_from(["AC01", "AC04", "AM04", "BE23", "RR10", "AB05"])
+
+# ---- the model: what each event should do, by hand, without TRANSITIONS or classify -------------
+# A partner status moves the payment along this path (empty: record it and ignore it).
+PARTNER_STATUS_PATH: dict[tuple[S, S], tuple[S, ...]] = {
+    (S.QUOTED, S.ACCEPTED): (S.SUBMITTED, S.ACCEPTED),  # the pacs.002 overtook the send ack
+    (S.QUOTED, S.COMPLETED): (S.SUBMITTED, S.COMPLETED),
+    (S.QUOTED, S.REJECTED): (S.SUBMITTED, S.REJECTED),
+    (S.SUBMITTED, S.ACCEPTED): (S.ACCEPTED,),
+    (S.SUBMITTED, S.COMPLETED): (S.COMPLETED,),
+    (S.SUBMITTED, S.REJECTED): (S.REJECTED,),
+    (S.ACCEPTED, S.COMPLETED): (S.COMPLETED,),
+    (S.ACCEPTED, S.REJECTED): (S.REJECTED,),
+    (S.TIMED_OUT, S.ACCEPTED): (S.ACCEPTED,),  # a late answer resolves the investigation
+    (S.TIMED_OUT, S.COMPLETED): (S.COMPLETED,),
+    (S.TIMED_OUT, S.REJECTED): (S.REJECTED,),
+}
+SEND_ACK_FROM = {S.QUOTED}
+TIMEOUT_FROM = {S.SUBMITTED, S.ACCEPTED}  # what expire_submitted sweeps
+SETTLE_FROM = {S.COMPLETED}
+RETURN_FROM = {S.COMPLETED, S.SETTLED}
+RECALL_FROM = {S.COMPLETED}
+MODEL_TERMINAL = {S.REJECTED, S.RETURNED, S.CANCELLED}
+
+
+def _new_payment() -> Payment:
+    khr, thb = CURRENCIES["KHR"], CURRENCIES["THB"]
+    return Payment(
+        uetr="5f0e7a1c-3b2d-4e6f-8a9b-0c1d2e3f4a5b",
+        instruction_id="INS-0001",
+        participant="ACLBKHPPXXX",
+        corridor="KH-TH",
+        partner="promptpay",
+        debtor=Party(name="Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
+        creditor=Party(name="Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
+        instructed=Money(20_000_000, khr),
+        source=Money(20_000_000, khr),
+        target=Money(165_764, thb),
+        fee=Money(200_000, khr),
+        fx_rate="0.0082882132",
+        quote_id="Q0123456789abcdef01234567",
+        remittance=None,
+        state=S.RECEIVED,
+        reason_code=None,
+        version=1,
+        created_at=START,
+        updated_at=START,
+    )
+
+
+class PaymentLifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = START
+        self.payment = _new_payment()
+        self.history: list[HistoryEntry] = [initial_history(self.payment)]
+        self.last_status: tuple[S, str | None] | None = None
+        self.ignored: dict[D, int] = {D.LATE: 0, D.DUPLICATE: 0}
+        # the model
+        self.model_state = S.RECEIVED
+        self.model_reason: str | None = None
+        self.model_moves = 0
+        self.model_ignored: dict[D, int] = {D.LATE: 0, D.DUPLICATE: 0}
+        self.first_terminal: S | None = None
+
+    # ---- system under test: the domain functions, used as the handlers use them --------------
+    def _now(self) -> datetime:
+        self.clock += timedelta(milliseconds=250)
+        return self.clock
+
+    def _move(self, target: S, reason_code: str | None = None, detail: str | None = None) -> None:
+        before = self.payment
+        self.payment, entry = transition(before, target, now=self._now(), reason_code=reason_code, detail=detail)
+        assert entry.from_state is before.state and entry.to_state is target
+        assert entry.reason_code == reason_code and entry.uetr == before.uetr
+        self.history.append(entry)
+
+    def _model_move(self, path: tuple[S, ...], reason: str | None = None) -> None:
+        for state in path:
+            self.model_state = state
+            self.model_moves += 1
+        if self.model_state in {S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED}:
+            self.model_reason = reason
+        if self.first_terminal is None and self.model_state in MODEL_TERMINAL:
+            self.first_terminal = self.model_state
+
+    def _partner_status(self, target: S, reason: str | None) -> None:
+        expected_path = PARTNER_STATUS_PATH.get((self.model_state, target), ())
+        expected = D.APPLY if expected_path else (D.DUPLICATE if self.model_state is target else D.LATE)
+        disposition = classify_partner_status(self.payment.state, target)
+        assert disposition is expected, (self.payment.state, target)
+        if disposition is D.APPLY:
+            if self.payment.state is S.QUOTED:
+                self._move(S.SUBMITTED, detail="implied by the partner's status")
+            self._move(target, reason_code=reason)
+        else:
+            self.ignored[disposition] += 1
+        # the model
+        if expected_path:
+            self._model_move(expected_path, reason)
+        else:
+            self.model_ignored[expected] += 1
+
+    @initialize()
+    def quote(self) -> None:
+        self._move(S.QUOTED, detail="quote Q0123456789abcdef01234567")
+        self._model_move((S.QUOTED,))
+
+    @rule()
+    def send_acknowledged(self) -> None:
+        if self.payment.state is S.QUOTED:  # mark_submitted: a resend finds it SUBMITTED already
+            self._move(S.SUBMITTED)
+        if self.model_state in SEND_ACK_FROM:
+            self._model_move((S.SUBMITTED,))
+
+    @rule(status=partner_statuses, reason=reject_reasons)
+    def partner_status(self, status: S, reason: str) -> None:
+        code = reason if status is S.REJECTED else None
+        self.last_status = (status, code)
+        self._partner_status(status, code)
+
+    @precondition(lambda self: self.last_status is not None)
+    @rule()
+    def partner_status_again(self) -> None:
+        assert self.last_status is not None
+        self._partner_status(*self.last_status)
+
+    @rule()
+    def sla_expired(self) -> None:
+        if self.payment.state in (S.SUBMITTED, S.ACCEPTED):  # expire_submitted's selection
+            self._move(S.TIMED_OUT, reason_code=TIMEOUT_REASON)
+        if self.model_state in TIMEOUT_FROM:
+            self._model_move((S.TIMED_OUT,), TIMEOUT_REASON)
+
+    def _after_completion(self, target: S, allowed_in_model: set[S], reason: str | None) -> None:
+        if target in TRANSITIONS[self.payment.state]:
+            self._move(target, reason_code=reason)
+        else:
+            try:
+                transition(self.payment, target, now=self.clock, reason_code=reason)
+            except InvariantViolation:
+                pass
+            else:
+                raise AssertionError(f"{self.payment.state} -> {target} was accepted off the table")
+        if self.model_state in allowed_in_model:
+            self._model_move((target,), reason)
+
+    @rule()
+    def settlement_matched(self) -> None:
+        self._after_completion(S.SETTLED, SETTLE_FROM, None)
+
+    @rule(reason=st.sampled_from(["AC04", "MD06"]))
+    def returned(self, reason: str) -> None:
+        self._after_completion(S.RETURNED, RETURN_FROM, reason)
+
+    @rule()
+    def recalled(self) -> None:
+        self._after_completion(S.CANCELLED, RECALL_FROM, "DUPL")
+
+    # ---- invariants ------------------------------------------------------------------------
+    @invariant()
+    def state_follows_the_model(self) -> None:
+        assert self.payment.state is self.model_state
+        assert self.ignored == self.model_ignored
+
+    @invariant()
+    def terminal_stays_terminal(self) -> None:
+        if self.first_terminal is not None:
+            assert self.payment.state is self.first_terminal
+            assert self.payment.state in TERMINAL_STATES
+
+    @invariant()
+    def version_counts_every_applied_transition(self) -> None:
+        applied = len(self.history) - 1  # the first row is the admission
+        assert applied == self.model_moves
+        assert self.payment.version == 1 + applied
+
+    @invariant()
+    def every_state_reached_is_allowed_from_the_previous_one(self) -> None:
+        assert self.history[0].from_state is None and self.history[0].to_state is S.RECEIVED
+        for previous, entry in zip(self.history, self.history[1:]):
+            assert entry.from_state is previous.to_state
+            assert entry.from_state is not None and entry.to_state in TRANSITIONS[entry.from_state]
+            assert entry.at > previous.at
+        assert self.history[-1].to_state is self.payment.state
+
+    @invariant()
+    def rejected_always_has_a_reason_code(self) -> None:
+        if self.payment.state is S.REJECTED:
+            assert self.payment.reason_code
+        if self.payment.state in REASON_REQUIRED:
+            assert self.payment.reason_code == self.model_reason
+
+
+PaymentLifecycle.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestPaymentLifecycle = PaymentLifecycle.TestCase

@@ -141,9 +141,9 @@ def test_reject_after_timeout_replaces_the_timeout_reason() -> None:
 
 @pytest.mark.parametrize("target", [S.COMPLETED, S.ACCEPTED])
 def test_leaving_timed_out_for_a_success_clears_the_timeout_reason_code(target: PaymentState) -> None:
-    # BUG: transition() keeps payment.reason_code for targets outside REASON_REQUIRED, so a
-    # payment that timed out (AB06) and then completes reports COMPLETED with reason AB06 in
-    # its status event (handlers.status_event copies payment.reason_code).
+    # Regression: transition() used to keep payment.reason_code for targets outside
+    # REASON_REQUIRED, so a payment that timed out (AB06) and then completed reported COMPLETED
+    # with reason AB06 in its status event (handlers.status_event copies payment.reason_code).
     moved, _ = transition(_payment(S.TIMED_OUT, reason_code="AB06"), target, now=NOW)
     assert moved.reason_code is None
 

@@ -57,8 +57,16 @@ def test_amount_above_the_xsd_total_digits_is_am09() -> None:
     assert _reason("10000000000000000", "THB") == "AM09"  # 10**16 baht = 10**18 satang > amount_minor_max
 
 
+@pytest.mark.parametrize(
+    ("text", "code", "amount_minor"),
+    [("9999999999999999.99", "THB", amount_minor_max), ("999999999999999999", "VND", amount_minor_max), ("9999999999999999", "KHR", amount_minor_max - 99)],
+)
+def test_the_largest_amount_inside_the_xsd_total_digits_parses(text: str, code: str, amount_minor: int) -> None:
+    assert Money.parse(text, code).amount_minor == amount_minor
+
+
 def test_amount_too_large_for_the_decimal_context_is_an_amount_error_not_a_crash() -> None:
-    # BUG: Decimal.quantize needs more than the default 28 digits of precision and raises
+    # Regression: quantize needed more than Decimal's default 28 digits and raised
     # decimal.InvalidOperation instead of the documented AmountError.
     assert _reason("1E+30", "THB") == "AM09"
 

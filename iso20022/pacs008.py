@@ -14,14 +14,17 @@ from typing import Final, Literal
 from lxml import etree
 
 from iso20022._xml import (
-    Tags,
+    Names,
     Writer,
-    agent_of,
-    amount_of,
-    date_of,
-    datetime_of,
-    required_text,
-    text_of,
+    agent_from,
+    amount_from,
+    children,
+    choice_from,
+    date_from,
+    datetime_from,
+    first,
+    required_in,
+    text_in,
     write_agent,
 )
 from iso20022._xml import to_element as to_element_of
@@ -33,7 +36,7 @@ from iso20022.schemas import SchemaSet
 VERSIONS: Final = ("pacs.008.001.08", "pacs.008.001.10", "pacs.008.001.13")
 # From .13 on, AccptncDtTm moved into CdtTrfTxInf/AddtlDtTm.
 _ACCEPTANCE_WRAPPED: Final = frozenset({"pacs.008.001.13"})
-_TAGS: Final = {version: Tags(ISO_NAMESPACE_PREFIX + version) for version in VERSIONS}
+_NAMES: Final = {version: Names(ISO_NAMESPACE_PREFIX + version) for version in VERSIONS}
 
 ChargeBearer = Literal["SLEV", "SHAR", "DEBT", "CRED"]
 
@@ -253,106 +256,160 @@ def _write_account(w: Writer, tag: str, account: Account) -> None:
 
 
 def parse(root: etree._Element) -> CustomerCreditTransfer:
-    """The model from a validated pacs.008 Document; XmlRejected (FF01) on inconsistency."""
+    """The model from a validated pacs.008 Document; XmlRejected (FF01) on inconsistency.
+
+    One pass over each element's children (dicts by Clark tag), no ElementPath look-ups.
+    """
     version = message_id_of(root)
-    if version not in _TAGS:
+    n = _NAMES.get(version)
+    if n is None:
         raise XmlRejected("FF01", f"unsupported message {version}; expected one of {VERSIONS}")
-    q = _TAGS[version]
-    body = root.find(q["FIToFICstmrCdtTrf"])
+    body = first(root, n.FIToFICstmrCdtTrf)
     if body is None:
         raise XmlRejected("FF01", "FIToFICstmrCdtTrf is missing")
-    header = body.find(q["GrpHdr"])
+    header = None
+    tx_elements = []
+    header_tag, tx_tag = n.GrpHdr, n.CdtTrfTxInf
+    for child in body:
+        tag = child.tag
+        if tag == tx_tag:
+            tx_elements.append(child)
+        elif tag == header_tag and header is None:
+            header = child
     if header is None:
         raise XmlRejected("FF01", "GrpHdr is missing")
-    acceptance_path = "AddtlDtTm/AccptncDtTm" if version in _ACCEPTANCE_WRAPPED else "AccptncDtTm"
-    transactions = tuple(_parse_transaction(tx, q, acceptance_path) for tx in body.iterfind(q["CdtTrfTxInf"]))
-    declared = required_text(header, q, "NbOfTxs")
+    wrapped = version in _ACCEPTANCE_WRAPPED
+    transactions = tuple(_parse_transaction(tx, n, wrapped) for tx in tx_elements)
+    fields = children(header)
+    declared = required_in(fields, n.NbOfTxs, "GrpHdr/NbOfTxs")
     if declared != str(len(transactions)):
         raise XmlRejected("FF01", f"GrpHdr/NbOfTxs is {declared} but {len(transactions)} CdtTrfTxInf follow")
-    created_at = datetime_of(header, q, "CreDtTm")
+    created_at = datetime_from("CreDtTm", text_in(fields, n.CreDtTm))
     if created_at is None:
         raise XmlRejected("FF01", "GrpHdr/CreDtTm is missing")
+    message_id = required_in(fields, n.MsgId, "GrpHdr/MsgId")
+    settlement = fields.get(n.SttlmInf)
+    settlement_fields = {} if settlement is None else children(settlement)
+    code, proprietary = choice_from(settlement_fields.get(n.ClrSys), n)
     return CustomerCreditTransfer(
-        message_id=required_text(header, q, "MsgId"),
+        message_id=message_id,
         created_at=created_at,
         settlement=Settlement(
-            clearing_system_code=text_of(header, q, "SttlmInf/ClrSys/Cd"),
-            clearing_system_proprietary=text_of(header, q, "SttlmInf/ClrSys/Prtry"),
-            method=required_text(header, q, "SttlmInf/SttlmMtd"),
+            clearing_system_code=code,
+            clearing_system_proprietary=proprietary,
+            method=required_in(settlement_fields, n.SttlmMtd, "GrpHdr/SttlmInf/SttlmMtd"),
         ),
         transactions=transactions,
-        total_settlement_amount=amount_of(header, q, "TtlIntrBkSttlmAmt"),
-        settlement_date=date_of(header, q, "IntrBkSttlmDt"),
+        total_settlement_amount=amount_from(fields.get(n.TtlIntrBkSttlmAmt)),
+        settlement_date=date_from("IntrBkSttlmDt", text_in(fields, n.IntrBkSttlmDt)),
     )
 
 
-def _parse_transaction(tx: etree._Element, q: Tags, acceptance_path: str) -> CreditTransfer:
-    amount = amount_of(tx, q, "IntrBkSttlmAmt")
-    debtor_agent = agent_of(tx, q, "DbtrAgt")
-    creditor_agent = agent_of(tx, q, "CdtrAgt")
+def _parse_transaction(tx: etree._Element, n: Names, wrapped: bool) -> CreditTransfer:
+    fields = children(tx)
+    get = fields.get
+    amount = amount_from(get(n.IntrBkSttlmAmt))
+    debtor_agent = agent_from(get(n.DbtrAgt), n)
+    creditor_agent = agent_from(get(n.CdtrAgt), n)
     if amount is None or debtor_agent is None or creditor_agent is None:
         raise XmlRejected("FF01", "CdtTrfTxInf lacks IntrBkSttlmAmt, DbtrAgt or CdtrAgt")
+    payment_id = get(n.PmtId)
+    ids = {} if payment_id is None else children(payment_id)
+    if wrapped:
+        extra_times = get(n.AddtlDtTm)
+        accepted_text = None if extra_times is None else text_in(children(extra_times), n.AccptncDtTm)
+        accepted_at = datetime_from("AddtlDtTm/AccptncDtTm", accepted_text)
+    else:
+        accepted_at = datetime_from("AccptncDtTm", text_in(fields, n.AccptncDtTm))
+    remittance_lines: list[str] = []
+    additional_remittance: list[str] = []
+    if n.RmtInf in fields:
+        for remittance in tx.iterchildren(n.RmtInf):
+            remittance_lines.extend(e.text or "" for e in remittance.iterchildren(n.Ustrd))
+            for structured in remittance.iterchildren(n.Strd):
+                additional_remittance.extend(e.text or "" for e in structured.iterchildren(n.AddtlRmtInf))
     return CreditTransfer(
-        end_to_end_id=required_text(tx, q, "PmtId/EndToEndId"),
-        uetr=required_text(tx, q, "PmtId/UETR"),
+        end_to_end_id=required_in(ids, n.EndToEndId, "CdtTrfTxInf/PmtId/EndToEndId"),
+        uetr=required_in(ids, n.UETR, "CdtTrfTxInf/PmtId/UETR"),
         settlement_amount=amount,
-        charge_bearer=required_text(tx, q, "ChrgBr"),  # type: ignore[arg-type]  # XSD enumerates it
-        debtor=_parse_party(tx, q, "Dbtr"),
+        charge_bearer=required_in(fields, n.ChrgBr, "CdtTrfTxInf/ChrgBr"),  # type: ignore[arg-type]  # XSD enumerates it
+        debtor=_parse_party(get(n.Dbtr), n, "Dbtr"),
         debtor_agent=debtor_agent,
         creditor_agent=creditor_agent,
-        creditor=_parse_party(tx, q, "Cdtr"),
-        instruction_id=text_of(tx, q, "PmtId/InstrId"),
-        tx_id=text_of(tx, q, "PmtId/TxId"),
-        accepted_at=datetime_of(tx, q, acceptance_path),
-        instructed_amount=amount_of(tx, q, "InstdAmt"),
-        exchange_rate=text_of(tx, q, "XchgRate"),
-        instructing_agent=agent_of(tx, q, "InstgAgt"),
-        instructed_agent=agent_of(tx, q, "InstdAgt"),
-        debtor_account=_parse_account(tx, q, "DbtrAcct"),
-        creditor_account=_parse_account(tx, q, "CdtrAcct"),
-        purpose_code=text_of(tx, q, "Purp/Cd"),
-        remittance_lines=tuple(e.text or "" for e in tx.iterfind(q["RmtInf/Ustrd"])),
-        additional_remittance=tuple(e.text or "" for e in tx.iterfind(q["RmtInf/Strd/AddtlRmtInf"])),
+        creditor=_parse_party(get(n.Cdtr), n, "Cdtr"),
+        instruction_id=text_in(ids, n.InstrId),
+        tx_id=text_in(ids, n.TxId),
+        accepted_at=accepted_at,
+        instructed_amount=amount_from(get(n.InstdAmt)),
+        exchange_rate=text_in(fields, n.XchgRate),
+        instructing_agent=agent_from(get(n.InstgAgt), n),
+        instructed_agent=agent_from(get(n.InstdAgt), n),
+        debtor_account=_parse_account(get(n.DbtrAcct), n),
+        creditor_account=_parse_account(get(n.CdtrAcct), n),
+        purpose_code=choice_from(get(n.Purp), n)[0],
+        remittance_lines=tuple(remittance_lines),
+        additional_remittance=tuple(additional_remittance),
     )
 
 
-def _parse_party(tx: etree._Element, q: Tags, tag: str) -> Party:
-    party = tx.find(q[tag])
+def _parse_party(party: etree._Element | None, n: Names, tag: str) -> Party:
     if party is None:
         raise XmlRejected("FF01", f"CdtTrfTxInf/{tag} is missing")
+    fields = children(party)
     identification = None
-    for kind in ("PrvtId", "OrgId"):
-        other = party.find(q[f"Id/{kind}/Othr"])
-        if other is not None:
-            identification = PartyIdentification(
-                identifier=required_text(other, q, "Id"),
-                scheme_code=text_of(other, q, "SchmeNm/Cd"),
-                scheme_proprietary=text_of(other, q, "SchmeNm/Prtry"),
-                issuer=text_of(other, q, "Issr"),
-                organisation=kind == "OrgId",
-            )
-            break
+    id_element = fields.get(n.Id)
+    if id_element is not None:
+        kinds = children(id_element)
+        for kind, organisation in ((n.PrvtId, False), (n.OrgId, True)):
+            kind_element = kinds.get(kind)
+            other = None if kind_element is None else first(kind_element, n.Othr)
+            if other is not None:
+                other_fields = children(other)
+                code, proprietary = choice_from(other_fields.get(n.SchmeNm), n)
+                identification = PartyIdentification(
+                    identifier=required_in(other_fields, n.Id, "Othr/Id"),
+                    scheme_code=code,
+                    scheme_proprietary=proprietary,
+                    issuer=text_in(other_fields, n.Issr),
+                    organisation=organisation,
+                )
+                break
+    address = fields.get(n.PstlAdr)
     return Party(
-        name=text_of(party, q, "Nm"), country=text_of(party, q, "PstlAdr/Ctry"), identification=identification
+        name=text_in(fields, n.Nm),
+        country=None if address is None else text_in(children(address), n.Ctry),
+        identification=identification,
     )
 
 
-def _parse_account(tx: etree._Element, q: Tags, tag: str) -> Account | None:
-    account = tx.find(q[tag])
+def _parse_account(account: etree._Element | None, n: Names) -> Account | None:
     if account is None:
         return None
+    fields = children(account)
     proxy = None
-    proxy_el = account.find(q["Prxy"])
-    if proxy_el is not None:
+    proxy_element = fields.get(n.Prxy)
+    if proxy_element is not None:
+        proxy_fields = children(proxy_element)
+        type_code, type_proprietary = choice_from(proxy_fields.get(n.Tp), n)
         proxy = Proxy(
-            identifier=required_text(proxy_el, q, "Id"),
-            type_code=text_of(proxy_el, q, "Tp/Cd"),
-            type_proprietary=text_of(proxy_el, q, "Tp/Prtry"),
+            identifier=required_in(proxy_fields, n.Id, "Prxy/Id"),
+            type_code=type_code,
+            type_proprietary=type_proprietary,
         )
+    iban = other_id = scheme_code = scheme_proprietary = None
+    id_element = fields.get(n.Id)
+    if id_element is not None:
+        ids = children(id_element)
+        iban = text_in(ids, n.IBAN)
+        other = ids.get(n.Othr)
+        if other is not None:
+            other_fields = children(other)
+            other_id = text_in(other_fields, n.Id)
+            scheme_code, scheme_proprietary = choice_from(other_fields.get(n.SchmeNm), n)
     return Account(
-        iban=text_of(account, q, "Id/IBAN"),
-        other_id=text_of(account, q, "Id/Othr/Id"),
-        scheme_code=text_of(account, q, "Id/Othr/SchmeNm/Cd"),
-        scheme_proprietary=text_of(account, q, "Id/Othr/SchmeNm/Prtry"),
+        iban=iban,
+        other_id=other_id,
+        scheme_code=scheme_code,
+        scheme_proprietary=scheme_proprietary,
         proxy=proxy,
     )

@@ -16,7 +16,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from sqlalchemy import func, select
 
 from adapters.registry import load_partners
 from adapters.transport import HttpPartnerTransport
@@ -34,17 +33,14 @@ from switch.service.handlers import (
     ApplyPartnerStatuses,
     Deps,
     ExpireSubmitted,
-    MarkSubmitted,
     Outcome,
     RecordSendResults,
     apply_partner_statuses,
     expire_submitted,
-    mark_submitted,
     record_send_results,
 )
 from switch.service.senders import KafkaPublisher, PartnerSender
 from switch.store.sql_store import Store
-from switch.store.tables import payments
 
 log = logging.getLogger(__name__)
 group_commit_batch_max = 256
@@ -124,7 +120,6 @@ class Switch:
         await self._producer.start()
 
         self.status_committer: GroupCommitter[ApplyPartnerStatuses] = self._committer("statuses", apply_partner_statuses)
-        self._mark_committer: GroupCommitter[MarkSubmitted] = self._committer("submitted", mark_submitted)
         self._results_committer: GroupCommitter[RecordSendResults] = self._committer("send-results", record_send_results)
         self._publisher = KafkaPublisher(
             self._producer, record_results=self._results_committer.submit, metrics=self.metrics, clock=self.clock
@@ -137,13 +132,12 @@ class Switch:
             self._senders[partner] = PartnerSender(
                 partner,
                 HttpPartnerTransport(self._session, p.base_url, timeout_s=p.timeout_s, inflight_max=p.inflight_max),
-                mark_submitted=self._mark_committer.submit,
                 record_results=self._results_committer.submit,
                 metrics=self.metrics,
                 inflight_max=p.inflight_max,
                 clock=self.clock,
             )
-        for committer in (self.status_committer, self._mark_committer, self._results_committer):
+        for committer in (self.status_committer, self._results_committer):
             self._spawn(committer.run(), committer.name)
         self._spawn(self._publisher.run(), "publisher")
         for partner, sender in self._senders.items():
@@ -215,22 +209,15 @@ class Switch:
         return self._started and self._consumer_task is not None and not self._consumer_task.done()
 
     async def refresh_gauges(self) -> None:
+        open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
         async with self.store.reader() as uow:
             pending = await uow.outbox_pending_count()
-            rows = await uow._conn.execute(  # noqa: SLF001 - a read-only aggregate for the gauges
-                select(payments.c.partner, payments.c.state, func.count())
-                .where(payments.c.state.in_([PaymentState.SUBMITTED.value, PaymentState.ACCEPTED.value, PaymentState.TIMED_OUT.value]))
-                .group_by(payments.c.partner, payments.c.state)
-            )
-            by_partner: dict[str, dict[str, int]] = {}
-            for partner, state, count in rows:
-                by_partner.setdefault(partner, {})[state] = count
+            counts = await uow.open_counts(open_states)
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:
-            counts = by_partner.get(partner, {})
-            self.metrics.in_flight.labels(partner).set(counts.get("SUBMITTED", 0) + counts.get("ACCEPTED", 0))
-            self.metrics.stuck.labels(partner).set(counts.get("TIMED_OUT", 0))
+            self.metrics.in_flight.labels(partner).set(counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0))
+            self.metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
 
     def backlog(self) -> int:
         """Work accepted but not yet delivered, in memory (for draining and the demo)."""
@@ -238,7 +225,6 @@ class Switch:
             sum(s.backlog() for s in self._senders.values())
             + self._publisher.backlog()
             + self.status_committer.pending()
-            + self._mark_committer.pending()
             + self._results_committer.pending()
         )
 

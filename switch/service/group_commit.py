@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from switch.domain.errors import InvariantViolation
@@ -16,7 +16,8 @@ from switch.store.sql_store import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
-Handler = Callable[[C, UnitOfWork, Deps], Awaitable[Outcome]]
+# A batch handler: all the commands of one group, one outcome per command, in order.
+Handler = Callable[[Sequence[C], UnitOfWork, Deps], Awaitable[list[Outcome]]]
 
 
 class GroupCommitter(Generic[C]):
@@ -58,7 +59,7 @@ class GroupCommitter(Generic[C]):
     async def _commit(self, batch: list[tuple[C, asyncio.Future[Outcome]]]) -> None:
         try:
             async with self._store.unit_of_work() as uow:
-                outcomes = [await self._handler(cmd, uow, self._deps) for cmd, _ in batch]
+                outcomes = await self._handler([cmd for cmd, _ in batch], uow, self._deps)
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
             log.exception("%s: group of %d failed", self.name, len(batch))
             for _, fut in batch:

@@ -56,15 +56,11 @@ class AcceptInstructions:
 
 
 @dataclass(frozen=True, slots=True)
-class MarkSubmitted:
-    """The partner sender is about to hand these payments' pacs.008 to the transport."""
-
-    uetrs: Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
 class RecordSendResults:
     sent_outbox_ids: Sequence[int]
+    # payments whose pacs.008 the partner acknowledged: QUOTED -> SUBMITTED (unless a pacs.002
+    # overtook the acknowledgement and moved them on already)
+    submitted_uetrs: Sequence[str] = ()
     # uetr -> (state, reason code, detail) for payments the transport gave up on
     failures: Mapping[str, tuple[PaymentState, str, str]] = field(default_factory=dict)
 
@@ -353,33 +349,25 @@ def _checked_pacs008(mapping: PartnerMapping, payment: Payment, deps: Deps, msg_
 # ---------------------------------------------------------------- partner sender bookkeeping
 
 
-async def mark_submitted(cmd: MarkSubmitted, uow: UnitOfWork, deps: Deps) -> Outcome:
+async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
     now = deps.clock()
-    payments = await uow.payments_get(cmd.uetrs)
-    moved: list[tuple[int, Payment]] = []
-    history: list[HistoryEntry] = []
-    for uetr in cmd.uetrs:
-        p = payments.get(uetr)
-        if p is not None and p.state is S.QUOTED:  # a resend after a restart finds it SUBMITTED already
-            p2, entry = transition(p, S.SUBMITTED, now=now)
-            moved.append((p.version, p2))
-            history.append(entry)
-    await uow.payments_update(moved)
-    await uow.history_add(history)
-    return Outcome()
-
-
-async def record_send_results(cmd: RecordSendResults, uow: UnitOfWork, deps: Deps) -> Outcome:
-    now = deps.clock()
-    out = Outcome()
-    await uow.outbox_mark_sent(cmd.sent_outbox_ids, now)
-    if not cmd.failures:
-        return out
-    payments = await uow.payments_get(list(cmd.failures))
+    await uow.outbox_mark_sent([i for cmd in cmds for i in cmd.sent_outbox_ids], now)
+    failures = {uetr: failure for cmd in cmds for uetr, failure in cmd.failures.items()}
+    submitted = [u for cmd in cmds for u in cmd.submitted_uetrs]
+    outcomes = [Outcome() for _ in cmds]
+    if not failures and not submitted:
+        return outcomes
+    payments = await uow.payments_get([*submitted, *failures])
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
     events: list[OutboxMessage] = []
-    for uetr, (target, reason_code, detail) in cmd.failures.items():
+    for uetr in submitted:
+        p = payments.get(uetr)
+        if p is not None and p.state is S.QUOTED:
+            p2, entry = transition(p, S.SUBMITTED, now=now)
+            moved.append((p.version, p2))
+            history.append(entry)
+    for uetr, (target, reason_code, detail) in failures.items():
         p = payments.get(uetr)
         if p is None or target not in _allowed_from(p.state):
             continue
@@ -391,12 +379,11 @@ async def record_send_results(cmd: RecordSendResults, uow: UnitOfWork, deps: Dep
         moved.append((stored_version, p))
         history.append(entry)
         _count_outcome(p, deps, stage="transport")
-        if p.state in FINAL_STATES or p.state is S.TIMED_OUT:
-            events.append(_status_outbox(status_event(p, now=now, reason=detail), deps, now=now, uetr=uetr))
+        events.append(_status_outbox(status_event(p, now=now, reason=detail), deps, now=now, uetr=uetr))
     await uow.payments_update(moved)
     await uow.history_add(history)
-    out.status_outbox = await uow.outbox_add(events)
-    return out
+    outcomes[0].status_outbox = await uow.outbox_add(events)
+    return outcomes
 
 
 def _allowed_from(state: PaymentState) -> frozenset[PaymentState]:
@@ -414,48 +401,63 @@ def _count_outcome(p: Payment, deps: Deps, *, stage: str) -> None:
 # ---------------------------------------------------------------- apply_partner_statuses
 
 
-async def apply_partner_statuses(cmd: ApplyPartnerStatuses, uow: UnitOfWork, deps: Deps) -> Outcome:
-    """Apply one pacs.002. A resent message (same message id) is answered and not applied again."""
+async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
+    """Apply a group of pacs.002 messages in one transaction. A resent message (same partner and
+    message id) is answered and recorded as late, never applied again."""
     now = deps.clock()
-    out = Outcome()
-    if await uow.inbound_seen(cmd.partner, [cmd.message_id]):
-        out.count("duplicate_message")
-        deps.metrics.late_status.labels(cmd.partner).inc(len(cmd.statuses))
-        return out
+    outcomes = [Outcome() for _ in cmds]
+    seen: set[tuple[str, str]] = set()
+    for partner in {c.partner for c in cmds}:
+        ids = [c.message_id for c in cmds if c.partner == partner]
+        seen.update((partner, m) for m in await uow.inbound_seen(partner, ids))
+    fresh: list[int] = []
+    for i, cmd in enumerate(cmds):
+        if (cmd.partner, cmd.message_id) in seen:
+            outcomes[i].count("duplicate_message")
+            deps.metrics.late_status.labels(cmd.partner).inc(len(cmd.statuses))
+            continue
+        seen.add((cmd.partner, cmd.message_id))
+        fresh.append(i)
     await uow.inbound_add(
-        [{"partner": cmd.partner, "message_id": cmd.message_id, "message_type": cmd.message_type, "received_at": now, "body": cmd.body}]
+        [
+            {"partner": c.partner, "message_id": c.message_id, "message_type": c.message_type, "received_at": now, "body": c.body}
+            for c in (cmds[i] for i in fresh)
+        ]
     )
-    payments = await uow.payments_get([s.uetr for s in cmd.statuses])
-    current: dict[str, Payment] = dict(payments)
+    stored = await uow.payments_get([s.uetr for i in fresh for s in cmds[i].statuses])
+    current: dict[str, Payment] = dict(stored)
     changed: dict[str, Payment] = {}
     history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
-    for status in cmd.statuses:
-        p = current.get(status.uetr)
-        if p is None or p.partner != cmd.partner:
-            out.count("unknown")
-            continue
-        disposition = classify_partner_status(p.state, status.target)
-        if disposition is not StatusDisposition.APPLY:
-            out.count(disposition.value)
-            deps.metrics.late_status.labels(cmd.partner).inc()
-            continue
-        if p.state is S.QUOTED:  # the pacs.002 overtook the send acknowledgement
-            p, entry = transition(p, S.SUBMITTED, now=now, detail="implied by the partner's status")
+    events: list[tuple[int, OutboxMessage]] = []
+    for i in fresh:
+        cmd, out = cmds[i], outcomes[i]
+        for status in cmd.statuses:
+            p = current.get(status.uetr)
+            if p is None or p.partner != cmd.partner:
+                out.count("unknown")
+                continue
+            disposition = classify_partner_status(p.state, status.target)
+            if disposition is not StatusDisposition.APPLY:
+                out.count(disposition.value)
+                deps.metrics.late_status.labels(cmd.partner).inc()
+                continue
+            if p.state is S.QUOTED:  # the pacs.002 overtook the send acknowledgement
+                p, entry = transition(p, S.SUBMITTED, now=now, detail="implied by the partner's status")
+                history.append(entry)
+            p, entry = transition(p, status.target, now=now, reason_code=status.reason_code, detail=status.detail)
             history.append(entry)
-        p, entry = transition(p, status.target, now=now, reason_code=status.reason_code, detail=status.detail)
-        history.append(entry)
-        current[p.uetr] = p
-        changed[p.uetr] = p
-        out.count("applied")
-        if p.state in FINAL_STATES:
-            _count_outcome(p, deps, stage="partner")
-            deps.metrics.stage_duration.labels("partner_roundtrip").observe((now - p.created_at).total_seconds())
-            events.append(_status_outbox(status_event(p, now=now, reason=status.detail), deps, now=now, uetr=p.uetr))
-    await uow.payments_update([(payments[u].version, p) for u, p in changed.items()])
+            current[p.uetr] = changed[p.uetr] = p
+            out.count("applied")
+            if p.state in FINAL_STATES:
+                _count_outcome(p, deps, stage="partner")
+                deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
+                events.append((i, _status_outbox(status_event(p, now=now, reason=status.detail), deps, now=now, uetr=p.uetr)))
+    await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)
-    out.status_outbox = await uow.outbox_add(events)
-    return out
+    rows = await uow.outbox_add([m for _, m in events])
+    for (i, _), row in zip(events, rows, strict=True):
+        outcomes[i].status_outbox.append(row)
+    return outcomes
 
 
 # ---------------------------------------------------------------- expire_submitted

@@ -19,7 +19,7 @@ from adapters.transport import HttpPartnerTransport, SendOutcome, SendResult
 from switch import limits
 from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
-from switch.service.handlers import MarkSubmitted, Outcome, RecordSendResults
+from switch.service.handlers import Outcome, RecordSendResults
 from switch.store.sql_store import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ class PartnerSender:
         partner: str,
         transport: HttpPartnerTransport,
         *,
-        mark_submitted: Callable[[MarkSubmitted], Awaitable[Outcome]],
         record_results: Callable[[RecordSendResults], Awaitable[Outcome]],
         metrics: Metrics,
         inflight_max: int,
@@ -58,7 +57,6 @@ class PartnerSender:
         self.partner = partner
         self._clock = clock
         self._transport = transport
-        self._mark_submitted = mark_submitted
         self._record_results = record_results
         self._metrics = metrics
         self._queue: asyncio.Queue[OutboxMessage] = asyncio.Queue(maxsize=limits.outbox_queue_max)
@@ -75,15 +73,11 @@ class PartnerSender:
     async def run(self) -> None:
         """Runs until cancelled."""
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < limits.outbox_batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._mark_submitted(MarkSubmitted([m.uetr for m in batch if m.uetr]))
-            for message in batch:
-                await self._slots.acquire()
-                task = asyncio.create_task(self._deliver(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            message = await self._queue.get()
+            await self._slots.acquire()
+            task = asyncio.create_task(self._deliver(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout_s: float) -> None:
         if self._tasks:
@@ -108,7 +102,12 @@ class PartnerSender:
                 self._metrics.stage_duration.labels("submit").observe(
                     max(0.0, (self._clock() - message.created_at).total_seconds())
                 )
-                await self._record_results(RecordSendResults(sent_outbox_ids=[message.id] if message.id else []))
+                await self._record_results(
+                    RecordSendResults(
+                        sent_outbox_ids=[message.id] if message.id else [],
+                        submitted_uetrs=[message.uetr] if message.uetr else [],
+                    )
+                )
                 return
             if result.outcome is SendOutcome.REFUSED:
                 failure = (PaymentState.REJECTED, _reason_from_refusal(result), f"partner refused: {result.detail[:200]}")

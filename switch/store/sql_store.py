@@ -14,14 +14,14 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import and_, bindparam, event, func, insert, select, tuple_, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, and_, bindparam, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from switch.domain.errors import InvariantViolation
@@ -143,29 +143,47 @@ def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequenc
 class UnitOfWork:
     """One database transaction and the batch operations the handlers need."""
 
-    def __init__(self, conn: AsyncConnection, *, lock_rows: bool) -> None:
+    def __init__(self, conn: AsyncConnection | _InLoopConnection, *, lock_rows: bool) -> None:
         self._conn = conn
         self._lock_rows = lock_rows
+
+    async def run_sync(self, fn: Any) -> Any:
+        """Run `fn(sync_connection)` in this transaction (Alembic, metadata comparisons)."""
+        return await self._conn.run_sync(fn)
+
+    async def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if isinstance(self._conn, _InLoopConnection):
+            self._conn.insert_many(table, rows)
+        else:
+            await self._conn.execute(insert(table), rows)
 
     # -- instructions (idempotency keys) --
     async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
         found: dict[tuple[str, str], InstructionRecord] = {}
-        for chunk in _chunks(list(keys)):
+        wanted = set(keys)
+        for chunk in _chunks(list(wanted)):
+            # two IN lists use the primary key index on every database; exact pairs are kept below
             rows = await self._conn.execute(
-                select(instructions).where(tuple_(instructions.c.participant, instructions.c.instruction_id).in_(chunk))
+                select(instructions).where(
+                    instructions.c.participant.in_({p for p, _ in chunk}),
+                    instructions.c.instruction_id.in_([i for _, i in chunk]),
+                )
             )
             for r in rows:
-                found[(r.participant, r.instruction_id)] = InstructionRecord(**r._mapping)
+                if (r.participant, r.instruction_id) in wanted:
+                    found[(r.participant, r.instruction_id)] = InstructionRecord(**r._mapping)
         return found
 
     async def instructions_add(self, records: Sequence[InstructionRecord]) -> None:
         if records:
-            await self._conn.execute(insert(instructions), [_asdict(r) for r in records])
+            await self._insert(instructions, [_asdict(r) for r in records])
 
     # -- payments --
     async def payments_add(self, items: Sequence[Payment]) -> None:
         if items:
-            await self._conn.execute(insert(payments), [_payment_row(p) for p in items])
+            await self._insert(payments, [_payment_row(p) for p in items])
 
     async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
         found: dict[str, Payment] = {}
@@ -204,9 +222,15 @@ class UnitOfWork:
             }
             for read_version, p in moves
         ]
-        result = await self._conn.execute(stmt, params)
-        if result.rowcount >= 0 and result.rowcount != len(params):
-            raise InvariantViolation(f"concurrent update: {result.rowcount} of {len(params)} payment rows matched")
+        if isinstance(self._conn, _InLoopConnection):
+            rowcount = self._conn.update_many(
+                "UPDATE payments SET state = ?, reason_code = ?, version = ?, updated_at = ? WHERE uetr = ? AND version = ?",
+                [(r["state"], r["reason_code"], r["version"], r["updated_at"], r["b_uetr"], r["b_version"]) for r in params],
+            )
+        else:
+            rowcount = (await self._conn.execute(stmt, params)).rowcount
+        if rowcount >= 0 and rowcount != len(params):
+            raise InvariantViolation(f"concurrent update: {rowcount} of {len(params)} payment rows matched")
 
     async def payments_stale(
         self, partner: str, states: Sequence[PaymentState], updated_before: datetime, limit: int
@@ -226,7 +250,7 @@ class UnitOfWork:
     # -- history --
     async def history_add(self, entries: Sequence[HistoryEntry]) -> None:
         if entries:
-            await self._conn.execute(insert(payment_history), [_history_row(h) for h in entries])
+            await self._insert(payment_history, [_history_row(h) for h in entries])
 
     # -- outbox --
     async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
@@ -247,8 +271,11 @@ class UnitOfWork:
             }
             for m in messages
         ]
-        result = await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
-        ids = [r.id for r in result]
+        if isinstance(self._conn, _InLoopConnection):
+            ids = self._conn.insert_returning_ids(outbox, rows)
+        else:
+            result = await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
+            ids = [r.id for r in result]
         return [OutboxMessage(**{**_asdict(m), "id": i}) for m, i in zip(messages, ids, strict=True)]
 
     async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
@@ -261,6 +288,10 @@ class UnitOfWork:
         return found
 
     async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+        if isinstance(self._conn, _InLoopConnection):
+            if ids:
+                self._conn.update_many("UPDATE outbox SET sent_at = ? WHERE id = ?", [(at, i) for i in ids])
+            return
         for chunk in _chunks(list(ids)):
             await self._conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(sent_at=at))
 
@@ -310,7 +341,7 @@ class UnitOfWork:
 
     async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self._conn.execute(insert(inbound_messages), list(rows))
+            await self._insert(inbound_messages, list(rows))
 
     # -- reads for the HTTP API --
     async def history_of(self, uetr: str) -> list[HistoryEntry]:
@@ -336,6 +367,15 @@ class UnitOfWork:
         row = rows.first()
         return _payment_from_row(row) if row else None
 
+    async def open_counts(self, states: Sequence[PaymentState]) -> dict[tuple[str, str], int]:
+        """(partner, state) -> payments, for the in-flight and stuck gauges."""
+        rows = await self._conn.execute(
+            select(payments.c.partner, payments.c.state, func.count())
+            .where(payments.c.state.in_([s.value for s in states]))
+            .group_by(payments.c.partner, payments.c.state)
+        )
+        return {(partner, state): count for partner, state, count in rows}
+
     async def state_counts(self) -> dict[str, int]:
         rows = await self._conn.execute(select(payments.c.state, func.count()).group_by(payments.c.state))
         return {state: count for state, count in rows}
@@ -350,80 +390,141 @@ def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
     return StoredKey(fingerprint=record.fingerprint, final=final)
 
 
+class _InLoopConnection:
+    """A synchronous SQLAlchemy connection behind the async interface UnitOfWork uses.
+
+    SQLite is an in-process library: a statement costs microseconds, and sending each one to a
+    worker thread (aiosqlite) costs more than running it. So for SQLite the store runs statements
+    on the event loop itself; WAL mode with synchronous=NORMAL keeps commits free of fsync."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement) if parameters is None else self._conn.execute(statement, parameters)
+
+    async def run_sync(self, fn: Any) -> Any:
+        return fn(self._conn)
+
+    # The hot writes skip SQLAlchemy's per-row parameter processing: plain DB-API executemany on
+    # the same connection and transaction, with values in the form SQLAlchemy's SQLite dialect
+    # stores them (so its reads see exactly what it would have written).
+    def _cursor(self) -> Any:
+        return self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def insert_many(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        columns = list(rows[0])
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        self._cursor().executemany(sql, [tuple(_sqlite_value(r[c]) for c in columns) for r in rows])
+
+    def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        columns = list(rows[0])
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        cur = self._cursor()
+        ids = []
+        for r in rows:
+            cur.execute(sql, tuple(_sqlite_value(r[c]) for c in columns))
+            ids.append(int(cur.lastrowid))
+        return ids
+
+    def update_many(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
+        cur = self._cursor()
+        cur.executemany(sql, [tuple(_sqlite_value(v) for v in row) for row in params])
+        return int(cur.rowcount)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
 class Store:
     def __init__(self, url: str, *, pg_schema: str | None = None) -> None:
-        """`pg_schema`: a PostgreSQL schema to work in (search_path); the tests give each run its own."""
+        """`url`: a SQLAlchemy URL, `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`.
+        `pg_schema`: a PostgreSQL schema to work in (search_path); the tests give each run its own."""
         self.url = url
-        self._pg_schema = pg_schema
         self.is_sqlite = url.startswith("sqlite")
+        self._pg_schema = pg_schema
         self._engine: AsyncEngine | None = None
+        self._sync_engine: Engine | None = None
         self._write_lock = asyncio.Lock()
 
-    @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise InvariantViolation("Store used before start()")
-        return self._engine
-
     async def start(self, *, migrate: bool = True) -> None:
-        if self._engine is not None:  # already started (a test handed it over): just migrate
-            if migrate:
-                await self.migrate()
-            return
-        if self.is_sqlite:
-            # One connection is all SQLite needs: one writer, and reads are cheap.
-            engine = create_async_engine(self.url, pool_size=1, max_overflow=2)
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA busy_timeout=5000")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-        else:
-            connect_args = {"server_settings": {"search_path": self._pg_schema}} if self._pg_schema else {}
-            engine = create_async_engine(self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, connect_args=connect_args)
-        self._engine = engine
+        if self._engine is None and self._sync_engine is None:
+            if self.is_sqlite:
+                sync_url = make_url(self.url).set(drivername="sqlite")
+                self._sync_engine = create_engine(sync_url, pool_size=2, max_overflow=4)
+                event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            else:
+                connect_args = {"server_settings": {"search_path": self._pg_schema}} if self._pg_schema else {}
+                self._engine = create_async_engine(
+                    self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, connect_args=connect_args
+                )
         if migrate:
             await self.migrate()
 
     async def migrate(self, revision: str = "head") -> None:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        async with self.engine.begin() as conn:
 
-            def _upgrade(sync_conn: Connection) -> None:
-                cfg.attributes["connection"] = sync_conn
-                command.upgrade(cfg, revision)
+        def _upgrade(sync_conn: Connection) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
 
-            await conn.run_sync(_upgrade)
+        async with self.unit_of_work() as uow:
+            await uow.run_sync(_upgrade)
 
     async def close(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+            self._sync_engine = None
+
+    def _started(self) -> None:
+        if self._engine is None and self._sync_engine is None:
+            raise InvariantViolation("Store used before start()")
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A write transaction: commits when the block ends, rolls back on an exception."""
-        if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield UnitOfWork(conn, lock_rows=False)
+        self._started()
+        if self._sync_engine is not None:
+            async with self._write_lock:  # SQLite has one writer
+                with self._sync_engine.begin() as conn:
+                    yield UnitOfWork(_InLoopConnection(conn), lock_rows=False)
         else:
-            async with self.engine.begin() as conn:
+            assert self._engine is not None
+            async with self._engine.begin() as conn:
                 yield UnitOfWork(conn, lock_rows=True)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[UnitOfWork]:
-        async with self.engine.connect() as conn:
-            yield UnitOfWork(conn, lock_rows=False)
+        self._started()
+        if self._sync_engine is not None:
+            with self._sync_engine.connect() as conn:
+                yield UnitOfWork(_InLoopConnection(conn), lock_rows=False)
+        else:
+            assert self._engine is not None
+            async with self._engine.connect() as conn:
+                yield UnitOfWork(conn, lock_rows=False)
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(select(1))
+            async with self.reader() as uow:
+                await uow.run_sync(lambda conn: conn.execute(select(1)))
             return True
         except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
             return False

@@ -45,8 +45,8 @@ def a_payment(**changes: object) -> Payment:
 
 
 async def test_migrations_create_exactly_the_tables_the_code_queries(store: Store) -> None:
-    async with store.engine.connect() as conn:
-        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    async with store.reader() as uow:
+        diff = await uow.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     assert diff == []
 
 

@@ -142,7 +142,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
     @rule()
     def send_acknowledged(self) -> None:
-        if self.payment.state is S.QUOTED:  # mark_submitted: a resend finds it SUBMITTED already
+        if self.payment.state is S.QUOTED:  # the send acknowledgement (or a status that overtook it)
             self._move(S.SUBMITTED)
         if self.model_state in SEND_ACK_FROM:
             self._model_move((S.SUBMITTED,))

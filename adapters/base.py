@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Mapping, Protocol
+from typing import Literal, Mapping, Protocol, Sequence
 
 from lxml import etree
 
@@ -51,6 +51,7 @@ class PartnerProfile(BaseModel):
     proxies: Mapping[str, ProxyRule] = {}
     nexus_style: bool = False  # UETR, AccptncDtTm and quote id carried as Nexus does
     charge_bearer: Literal["SLEV", "SHAR", "DEBT", "CRED"] = "SLEV"
+    transactions_per_message_max: int = Field(default=1, ge=1, le=1000)  # NbOfTxs of one pacs.008
     sla_s: float = Field(gt=0)  # a final pacs.002 is expected within this
     base_url: str  # where the partner (or its simulator) takes ISO messages
     timeout_s: float = Field(gt=0, le=60)
@@ -100,8 +101,8 @@ class PartnerMapping(Protocol):
     def check_creditor(self, creditor: Party) -> None:
         """Raise InstructionRejected (with the ISO reason code) if the partner cannot take it."""
 
-    def to_pacs008(self, payment: Payment, *, message_id: str, created_at: datetime) -> CustomerCreditTransfer:
-        """The pacs.008 for one payment, not yet validated."""
+    def to_pacs008(self, payments: Sequence[Payment], *, message_id: str, created_at: datetime) -> CustomerCreditTransfer:
+        """One pacs.008 carrying these payments, not yet validated."""
 
     def parse_status(self, root: etree._Element) -> StatusReport:
         """A validated pacs.002 in the profile's version, as domain statuses."""

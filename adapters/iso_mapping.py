@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -83,14 +84,29 @@ class IsoMapping:
     def additional_remittance(self, payment: Payment) -> tuple[str, ...]:
         return ()
 
-    def to_pacs008(self, payment: Payment, *, message_id: str, created_at: datetime) -> pacs008.CustomerCreditTransfer:
+    def to_pacs008(
+        self, payments: Sequence[Payment], *, message_id: str, created_at: datetime
+    ) -> pacs008.CustomerCreditTransfer:
+        """One pacs.008 carrying `payments` (at most the profile's transactions per message)."""
+        if not 0 < len(payments) <= self.profile.transactions_per_message_max:
+            raise ValueError(f"{len(payments)} transactions for one message; the profile allows "
+                             f"{self.profile.transactions_per_message_max}")
+        return pacs008.CustomerCreditTransfer(
+            message_id=message_id,
+            created_at=created_at,
+            settlement=pacs008.Settlement(
+                clearing_system_code=self.profile.clearing_system_code,
+                clearing_system_proprietary=self.profile.clearing_system_proprietary,
+            ),
+            transactions=tuple(self._transaction(p, created_at) for p in payments),
+            settlement_date=created_at.date(),
+        )
+
+    def _transaction(self, payment: Payment, created_at: datetime) -> pacs008.CreditTransfer:
         p = self.profile
-        if payment.remittance:
-            self.check_text(payment.remittance, "remittance information", p.remittance_chars_max)
-        self.check_text(payment.debtor.name, "debtor name", p.name_chars_max)
         creditor = payment.creditor
         converted = payment.source.currency != payment.target.currency
-        tx = pacs008.CreditTransfer(
+        return pacs008.CreditTransfer(
             instruction_id=payment.instruction_id,
             end_to_end_id=payment.instruction_id,
             tx_id=tx_id(payment.uetr),
@@ -114,15 +130,6 @@ class IsoMapping:
             creditor_account=self._creditor_account(creditor),
             remittance_lines=(payment.remittance,) if payment.remittance else (),
             additional_remittance=self.additional_remittance(payment),
-        )
-        return pacs008.CustomerCreditTransfer(
-            message_id=message_id,
-            created_at=created_at,
-            settlement=pacs008.Settlement(
-                clearing_system_code=p.clearing_system_code, clearing_system_proprietary=p.clearing_system_proprietary
-            ),
-            transactions=(tx,),
-            settlement_date=created_at.date(),
         )
 
     def _creditor_account(self, creditor: Party) -> pacs008.Account:

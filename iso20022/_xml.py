@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Final
 
 from lxml import etree
 
@@ -104,8 +105,11 @@ def children(element: etree._Element) -> dict[str, etree._Element]:
 
 
 def first(element: etree._Element, tag: str) -> etree._Element | None:
-    """The first child with this Clark tag (no ElementPath machinery)."""
-    return next(element.iterchildren(tag), None)
+    """The first child with this Clark tag (a plain loop: cheaper than find() or iterchildren(tag))."""
+    for child in element:
+        if child.tag == tag:
+            return child
+    return None
 
 
 def text_in(fields: dict[str, etree._Element], tag: str) -> str | None:
@@ -128,10 +132,17 @@ def amount_from(element: etree._Element | None) -> Amount | None:
 
 def choice_from(element: etree._Element | None, n: Names) -> tuple[str | None, str | None]:
     """(Cd, Prtry) texts of a code-or-proprietary choice element; (None, None) when absent."""
-    if element is None:
-        return None, None
-    fields = children(element)
-    return text_in(fields, n.Cd), text_in(fields, n.Prtry)
+    code = proprietary = None
+    if element is not None:
+        code_tag, proprietary_tag = n.Cd, n.Prtry
+        for child in element:
+            tag = child.tag
+            if tag == code_tag:
+                if code is None:
+                    code = child.text or ""
+            elif tag == proprietary_tag and proprietary is None:
+                proprietary = child.text or ""
+    return code, proprietary
 
 
 def datetime_from(where: str, value: str | None) -> datetime | None:
@@ -227,6 +238,127 @@ def agent_of(element: etree._Element, q: Tags, path: str) -> Agent | None:
             system_proprietary=text_of(mmb, q, "ClrSysId/Prtry"),
         )
     return Agent(bicfi=text_of(fin, q, "BICFI"), clearing_member=member)
+
+
+# --- One-pass flattening for the parsers --------------------------------------------------------
+#
+# A rule tree (written with local names, compiled once per namespace to Clark names) says which
+# descendants to read. flatten() walks an element's subtree once, touching only the elements the
+# rules name, and records them under their local path ("PmtId/EndToEndId"): one lxml proxy, one
+# tag and at most one text per element, no ElementPath. Semantics match find()/findtext() on the
+# same paths: the first occurrence wins (GROUP / TEXT / ELEMENT), EVERY and LIST read all of them
+# in document order (as iterfind), an empty element reads as "".
+
+TEXT: Final = "text"  # leaf: its text, first occurrence
+ELEMENT: Final = "element"  # leaf: the element itself (e.g. an amount with its Ccy), first occurrence
+LIST: Final = "list"  # leaf: list of the texts of every occurrence
+ELEMENTS: Final = "elements"  # leaf: list of every occurrence (a repeated group, flattened per item)
+
+
+class Every(dict):  # type: ignore[type-arg]
+    """A group whose every occurrence is walked (e.g. RmtInf, Strd); a plain dict walks the first."""
+
+
+_GROUP: Final = "group"
+_EVERY: Final = "every"
+
+
+class _Rule:
+    __slots__ = ("kind", "key", "rules")
+
+    def __init__(self, kind: str, key: str, rules: dict[str, _Rule] | None) -> None:
+        self.kind = kind
+        self.key = key
+        self.rules = rules
+
+
+Rules = dict[str, _Rule]
+
+
+def compile_rules(namespace: str, spec: dict, prefix: str = "") -> Rules:  # type: ignore[type-arg]
+    """Clark-named rules for spec ({local: TEXT | ELEMENT | LIST | {...} | Every({...})})."""
+    rules: Rules = {}
+    for local, value in spec.items():
+        key = prefix + local
+        if isinstance(value, dict):
+            kind = _EVERY if isinstance(value, Every) else _GROUP
+            rules[f"{{{namespace}}}{local}"] = _Rule(kind, key, compile_rules(namespace, value, key + "/"))
+        else:
+            rules[f"{{{namespace}}}{local}"] = _Rule(value, key, None)
+    return rules
+
+
+def flatten(element: etree._Element, rules: Rules, out: dict) -> dict:  # type: ignore[type-arg]
+    """Record element's descendants named by rules into out, by local path; returns out."""
+    for child in element:
+        rule = rules.get(child.tag)  # comments / PIs have a non-string tag: never found
+        if rule is None:
+            continue
+        kind = rule.kind
+        if kind is TEXT:
+            if rule.key not in out:
+                out[rule.key] = child.text or ""
+        elif kind is _GROUP:
+            if rule.key not in out:
+                out[rule.key] = child
+                flatten(child, rule.rules, out)  # type: ignore[arg-type]
+        elif kind is ELEMENT:
+            if rule.key not in out:
+                out[rule.key] = child
+        elif kind is LIST:
+            texts = out.get(rule.key)
+            if texts is None:
+                texts = out[rule.key] = []
+            texts.append(child.text or "")
+        elif kind is ELEMENTS:
+            items = out.get(rule.key)
+            if items is None:
+                items = out[rule.key] = []
+            items.append(child)
+        else:  # _EVERY
+            if rule.key not in out:
+                out[rule.key] = child
+            flatten(child, rule.rules, out)  # type: ignore[arg-type]
+    return out
+
+
+AGENT_SPEC: Final = {
+    "FinInstnId": {"BICFI": TEXT, "ClrSysMmbId": {"ClrSysId": {"Cd": TEXT, "Prtry": TEXT}, "MmbId": TEXT}},
+}
+
+
+class AgentKeys:
+    """The flattened keys of one agent element (e.g. prefix "DbtrAgt")."""
+
+    __slots__ = ("fin", "bicfi", "member", "member_id", "code", "proprietary")
+
+    def __init__(self, prefix: str) -> None:
+        self.fin = f"{prefix}/FinInstnId"
+        self.bicfi = f"{self.fin}/BICFI"
+        self.member = f"{self.fin}/ClrSysMmbId"
+        self.member_id = f"{self.member}/MmbId"
+        self.code = f"{self.member}/ClrSysId/Cd"
+        self.proprietary = f"{self.member}/ClrSysId/Prtry"
+
+
+def agent_in(fields: dict, keys: AgentKeys) -> Agent | None:  # type: ignore[type-arg]
+    """The Agent flattened under keys, or None without FinInstnId."""
+    if keys.fin not in fields:
+        return None
+    member = None
+    if keys.member in fields:
+        member_id = fields.get(keys.member_id)
+        if member_id is None:
+            raise XmlRejected("FF01", f"{keys.member_id} is missing")
+        member = ClearingSystemMember(
+            member_id=member_id, system_code=fields.get(keys.code), system_proprietary=fields.get(keys.proprietary)
+        )
+    return Agent(bicfi=fields.get(keys.bicfi), clearing_member=member)
+
+
+def amount_in(fields: dict, key: str) -> Amount | None:  # type: ignore[type-arg]
+    element = fields.get(key)
+    return None if element is None else Amount(element.text or "", element.get("Ccy", ""))
 
 
 def to_element(data: bytes) -> etree._Element:

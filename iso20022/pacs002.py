@@ -9,7 +9,20 @@ from typing import Final
 
 from lxml import etree
 
-from iso20022._xml import Tags, Writer, agent_of, kids, required_text, to_element, write_agent
+from iso20022._xml import (
+    AGENT_SPEC,
+    ELEMENTS,
+    LIST,
+    TEXT,
+    AgentKeys,
+    Tags,
+    Writer,
+    agent_in,
+    compile_rules,
+    flatten,
+    to_element,
+    write_agent,
+)
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent
 from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
@@ -141,88 +154,105 @@ def _write_reasons(w: Writer, reasons: tuple[StatusReason, ...]) -> None:
         w.close("StsRsnInf")
 
 
+_ORIGINAL: Final = {"OrgnlMsgId": TEXT, "OrgnlMsgNmId": TEXT, "OrgnlCreDtTm": TEXT}
+_BODY_RULES: Final = compile_rules(_Q.namespace, {
+    "GrpHdr": {"MsgId": TEXT, "CreDtTm": TEXT, "InstgAgt": AGENT_SPEC, "InstdAgt": AGENT_SPEC},
+    "OrgnlGrpInfAndSts": {**_ORIGINAL, "GrpSts": TEXT, "StsRsnInf": ELEMENTS},
+    "TxInfAndSts": ELEMENTS,
+})
+_TX_RULES: Final = compile_rules(_Q.namespace, {
+    "OrgnlGrpInf": _ORIGINAL,
+    "OrgnlInstrId": TEXT,
+    "OrgnlEndToEndId": TEXT,
+    "OrgnlTxId": TEXT,
+    "OrgnlUETR": TEXT,
+    "TxSts": TEXT,
+    "StsRsnInf": ELEMENTS,
+    "AccptncDtTm": TEXT,
+})
+_REASON_RULES: Final = compile_rules(_Q.namespace, {"Rsn": {"Cd": TEXT}, "AddtlInf": LIST})
+_INSTRUCTING: Final = AgentKeys("GrpHdr/InstgAgt")
+_INSTRUCTED: Final = AgentKeys("GrpHdr/InstdAgt")
+_GROUP_ORIGINAL: Final = ("OrgnlGrpInfAndSts/OrgnlMsgId", "OrgnlGrpInfAndSts/OrgnlMsgNmId", "OrgnlGrpInfAndSts/OrgnlCreDtTm")
+_TX_ORIGINAL: Final = ("OrgnlGrpInf/OrgnlMsgId", "OrgnlGrpInf/OrgnlMsgNmId", "OrgnlGrpInf/OrgnlCreDtTm")
+
+
 def parse(root: etree._Element) -> PaymentStatusReport:
-    """The model from a validated pacs.002.001.10 Document; XmlRejected (FF01) otherwise."""
-    q = _Q
+    """The model from a validated pacs.002.001.10 Document; XmlRejected (FF01) otherwise.
+
+    Each element is visited once (flatten() with compiled rules), no ElementPath look-ups.
+    """
     if message_id_of(root) != VERSION:
         raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body = root.find(q["FIToFIPmtStsRpt"])
+    body_tag = _Q["FIToFIPmtStsRpt"]
+    body = next((child for child in root if child.tag == body_tag), None)
     if body is None:
         raise XmlRejected("FF01", "FIToFIPmtStsRpt is missing")
-    header = _required(kids(body), "GrpHdr")
-    fields = kids(header)
+    f = flatten(body, _BODY_RULES, {})
+    if "GrpHdr" not in f:
+        raise XmlRejected("FF01", "GrpHdr is missing")
     group_status = None
-    transactions = []
-    for child in body:
-        if child.tag == q["TxInfAndSts"]:
-            transactions.append(_parse_transaction(child))
-        elif child.tag == q["OrgnlGrpInfAndSts"]:
-            group = kids(child)
-            group_status = GroupStatus(
-                original=_parse_original(group),
-                status=_text(group, "GrpSts"),
-                reasons=_parse_reasons(child),
-            )
+    if "OrgnlGrpInfAndSts" in f:
+        group_status = GroupStatus(
+            original=_original(f, _GROUP_ORIGINAL),
+            status=f.get("OrgnlGrpInfAndSts/GrpSts"),
+            reasons=_reasons(f.get("OrgnlGrpInfAndSts/StsRsnInf", ())),
+        )
     return PaymentStatusReport(
-        message_id=_required(fields, "MsgId").text or "",
-        created_at=_datetime(_required(fields, "CreDtTm").text or ""),
-        transactions=tuple(transactions),
+        message_id=_required(f, "GrpHdr/MsgId"),
+        created_at=_datetime(_required(f, "GrpHdr/CreDtTm")),
+        transactions=tuple(_transaction(flatten(tx, _TX_RULES, {})) for tx in f.get("TxInfAndSts", ())),
         group_status=group_status,
-        instructing_agent=agent_of(header, q, "InstgAgt") if q["InstgAgt"] in fields else None,
-        instructed_agent=agent_of(header, q, "InstdAgt") if q["InstdAgt"] in fields else None,
+        instructing_agent=agent_in(f, _INSTRUCTING),
+        instructed_agent=agent_in(f, _INSTRUCTED),
     )
 
 
-def _parse_transaction(tx: etree._Element) -> TransactionReport:
-    fields = kids(tx)
-    status_text = _required(fields, "TxSts").text or ""
+def _transaction(f: dict) -> TransactionReport:  # type: ignore[type-arg]
+    status_text = _required(f, "TxSts")
     try:
         status = TransactionStatus(status_text)
     except ValueError:
         raise XmlRejected("FF01", f"TxInfAndSts/TxSts {status_text!r} is not a status this switch handles") from None
-    original = fields.get(_Q["OrgnlGrpInf"])
-    accepted = _text(fields, "AccptncDtTm")
+    accepted = f.get("AccptncDtTm")
     return TransactionReport(
         status=status,
-        original_group=None if original is None else _parse_original(kids(original)),
-        original_instruction_id=_text(fields, "OrgnlInstrId"),
-        original_end_to_end_id=_text(fields, "OrgnlEndToEndId"),
-        original_tx_id=_text(fields, "OrgnlTxId"),
-        original_uetr=_text(fields, "OrgnlUETR"),
-        reasons=_parse_reasons(tx) if _Q["StsRsnInf"] in fields else (),
+        original_group=_original(f, _TX_ORIGINAL) if "OrgnlGrpInf" in f else None,
+        original_instruction_id=f.get("OrgnlInstrId"),
+        original_end_to_end_id=f.get("OrgnlEndToEndId"),
+        original_tx_id=f.get("OrgnlTxId"),
+        original_uetr=f.get("OrgnlUETR"),
+        reasons=_reasons(f.get("StsRsnInf", ())),
         accepted_at=None if accepted is None else _datetime(accepted),
     )
 
 
-def _parse_original(fields: dict[str, etree._Element]) -> OriginalGroup:
-    created = _text(fields, "OrgnlCreDtTm")
+def _original(f: dict, keys: tuple[str, str, str]) -> OriginalGroup:  # type: ignore[type-arg]
+    message_id, name_id, created_key = keys
+    created = f.get(created_key)
     return OriginalGroup(
-        message_id=_required(fields, "OrgnlMsgId").text or "",
-        message_name_id=_required(fields, "OrgnlMsgNmId").text or "",
+        message_id=_required(f, message_id),
+        message_name_id=_required(f, name_id),
         created_at=None if created is None else _datetime(created),
     )
 
 
-def _parse_reasons(parent: etree._Element) -> tuple[StatusReason, ...]:
-    return tuple(
-        StatusReason(
-            code=required_text(reason, _Q, "Rsn/Cd"),
-            additional_info=tuple(e.text or "" for e in reason.iterchildren(_Q["AddtlInf"])),
-        )
-        for reason in parent.iterchildren(_Q["StsRsnInf"])
-    )
+def _reasons(elements: list[etree._Element] | tuple[()]) -> tuple[StatusReason, ...]:
+    reasons = []
+    for element in elements:
+        f = flatten(element, _REASON_RULES, {})
+        code = f.get("Rsn/Cd")
+        if code is None:
+            raise XmlRejected("FF01", "StsRsnInf/Rsn/Cd is missing")
+        reasons.append(StatusReason(code=code, additional_info=tuple(f.get("AddtlInf", ()))))
+    return tuple(reasons)
 
 
-def _text(fields: dict[str, etree._Element], tag: str) -> str | None:
-    element = fields.get(_Q[tag])
-    return None if element is None else element.text
-
-
-def _required(fields: dict[str, etree._Element], tag: str) -> etree._Element:
-    element = fields.get(_Q[tag])
-    if element is None:
-        raise XmlRejected("FF01", f"{tag} is missing")
-    return element
+def _required(f: dict, key: str) -> str:  # type: ignore[type-arg]
+    value = f.get(key)
+    if value is None:
+        raise XmlRejected("FF01", f"{key} is missing")
+    return value  # type: ignore[no-any-return]
 
 
 def _datetime(value: str) -> datetime:

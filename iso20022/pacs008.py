@@ -14,17 +14,19 @@ from typing import Final, Literal
 from lxml import etree
 
 from iso20022._xml import (
-    Names,
+    AGENT_SPEC,
+    ELEMENT,
+    LIST,
+    TEXT,
+    AgentKeys,
+    Every,
     Writer,
-    agent_from,
-    amount_from,
-    children,
-    choice_from,
+    agent_in,
+    amount_in,
+    compile_rules,
     date_from,
     datetime_from,
-    first,
-    required_in,
-    text_in,
+    flatten,
     write_agent,
 )
 from iso20022._xml import to_element as to_element_of
@@ -36,7 +38,6 @@ from iso20022.schemas import SchemaSet
 VERSIONS: Final = ("pacs.008.001.08", "pacs.008.001.10", "pacs.008.001.13")
 # From .13 on, AccptncDtTm moved into CdtTrfTxInf/AddtlDtTm.
 _ACCEPTANCE_WRAPPED: Final = frozenset({"pacs.008.001.13"})
-_NAMES: Final = {version: Names(ISO_NAMESPACE_PREFIX + version) for version in VERSIONS}
 
 ChargeBearer = Literal["SLEV", "SHAR", "DEBT", "CRED"]
 
@@ -255,21 +256,69 @@ def _write_account(w: Writer, tag: str, account: Account) -> None:
     w.close(tag)
 
 
+_CHOICE: Final = {"Cd": TEXT, "Prtry": TEXT}
+_PARTY_OTHER: Final = {"Id": TEXT, "SchmeNm": _CHOICE, "Issr": TEXT}
+_PARTY: Final = {
+    "Nm": TEXT,
+    "PstlAdr": {"Ctry": TEXT},
+    "Id": {"OrgId": {"Othr": _PARTY_OTHER}, "PrvtId": {"Othr": _PARTY_OTHER}},
+}
+_ACCOUNT: Final = {
+    "Id": {"IBAN": TEXT, "Othr": {"Id": TEXT, "SchmeNm": _CHOICE}},
+    "Prxy": {"Tp": _CHOICE, "Id": TEXT},
+}
+_HEADER_SPEC: Final = {
+    "MsgId": TEXT,
+    "CreDtTm": TEXT,
+    "NbOfTxs": TEXT,
+    "TtlIntrBkSttlmAmt": ELEMENT,
+    "IntrBkSttlmDt": TEXT,
+    "SttlmInf": {"SttlmMtd": TEXT, "ClrSys": _CHOICE},
+}
+_TX_SPEC: Final = {
+    "PmtId": {"InstrId": TEXT, "EndToEndId": TEXT, "TxId": TEXT, "UETR": TEXT},
+    "IntrBkSttlmAmt": ELEMENT,
+    "AccptncDtTm": TEXT,  # .08 / .10
+    "AddtlDtTm": {"AccptncDtTm": TEXT},  # .13
+    "InstdAmt": ELEMENT,
+    "XchgRate": TEXT,
+    "ChrgBr": TEXT,
+    "InstgAgt": AGENT_SPEC,
+    "InstdAgt": AGENT_SPEC,
+    "Dbtr": _PARTY,
+    "DbtrAcct": _ACCOUNT,
+    "DbtrAgt": AGENT_SPEC,
+    "CdtrAgt": AGENT_SPEC,
+    "Cdtr": _PARTY,
+    "CdtrAcct": _ACCOUNT,
+    "Purp": _CHOICE,
+    "RmtInf": Every({"Ustrd": LIST, "Strd": Every({"AddtlRmtInf": LIST})}),
+}
+_RULES: Final = {
+    version: (compile_rules(ISO_NAMESPACE_PREFIX + version, _HEADER_SPEC),
+              compile_rules(ISO_NAMESPACE_PREFIX + version, _TX_SPEC),
+              f"{{{ISO_NAMESPACE_PREFIX + version}}}")
+    for version in VERSIONS
+}
+_AGENTS: Final = {prefix: AgentKeys(prefix) for prefix in ("InstgAgt", "InstdAgt", "DbtrAgt", "CdtrAgt")}
+
+
 def parse(root: etree._Element) -> CustomerCreditTransfer:
     """The model from a validated pacs.008 Document; XmlRejected (FF01) on inconsistency.
 
-    One pass over each element's children (dicts by Clark tag), no ElementPath look-ups.
+    Each element is visited once (flatten() with per-version rules), no ElementPath look-ups.
     """
     version = message_id_of(root)
-    n = _NAMES.get(version)
-    if n is None:
+    rules = _RULES.get(version)
+    if rules is None:
         raise XmlRejected("FF01", f"unsupported message {version}; expected one of {VERSIONS}")
-    body = first(root, n.FIToFICstmrCdtTrf)
+    header_rules, tx_rules, ns = rules
+    body_tag, header_tag, tx_tag = ns + "FIToFICstmrCdtTrf", ns + "GrpHdr", ns + "CdtTrfTxInf"
+    body = next((child for child in root if child.tag == body_tag), None)
     if body is None:
         raise XmlRejected("FF01", "FIToFICstmrCdtTrf is missing")
     header = None
     tx_elements = []
-    header_tag, tx_tag = n.GrpHdr, n.CdtTrfTxInf
     for child in body:
         tag = child.tag
         if tag == tx_tag:
@@ -278,138 +327,114 @@ def parse(root: etree._Element) -> CustomerCreditTransfer:
             header = child
     if header is None:
         raise XmlRejected("FF01", "GrpHdr is missing")
-    wrapped = version in _ACCEPTANCE_WRAPPED
-    transactions = tuple(_parse_transaction(tx, n, wrapped) for tx in tx_elements)
-    fields = children(header)
-    declared = required_in(fields, n.NbOfTxs, "GrpHdr/NbOfTxs")
+    acceptance_key = "AddtlDtTm/AccptncDtTm" if version in _ACCEPTANCE_WRAPPED else "AccptncDtTm"
+    transactions = tuple(_transaction(flatten(tx, tx_rules, {}), acceptance_key) for tx in tx_elements)
+    fields = flatten(header, header_rules, {})
+    declared = _required(fields, "NbOfTxs", "GrpHdr")
     if declared != str(len(transactions)):
         raise XmlRejected("FF01", f"GrpHdr/NbOfTxs is {declared} but {len(transactions)} CdtTrfTxInf follow")
-    created_at = datetime_from("CreDtTm", text_in(fields, n.CreDtTm))
+    created_at = datetime_from("CreDtTm", fields.get("CreDtTm"))
     if created_at is None:
         raise XmlRejected("FF01", "GrpHdr/CreDtTm is missing")
-    message_id = required_in(fields, n.MsgId, "GrpHdr/MsgId")
-    settlement = fields.get(n.SttlmInf)
-    settlement_fields = {} if settlement is None else children(settlement)
-    code, proprietary = choice_from(settlement_fields.get(n.ClrSys), n)
     return CustomerCreditTransfer(
-        message_id=message_id,
+        message_id=_required(fields, "MsgId", "GrpHdr"),
         created_at=created_at,
         settlement=Settlement(
-            clearing_system_code=code,
-            clearing_system_proprietary=proprietary,
-            method=required_in(settlement_fields, n.SttlmMtd, "GrpHdr/SttlmInf/SttlmMtd"),
+            clearing_system_code=fields.get("SttlmInf/ClrSys/Cd"),
+            clearing_system_proprietary=fields.get("SttlmInf/ClrSys/Prtry"),
+            method=_required(fields, "SttlmInf/SttlmMtd", "GrpHdr"),
         ),
         transactions=transactions,
-        total_settlement_amount=amount_from(fields.get(n.TtlIntrBkSttlmAmt)),
-        settlement_date=date_from("IntrBkSttlmDt", text_in(fields, n.IntrBkSttlmDt)),
+        total_settlement_amount=amount_in(fields, "TtlIntrBkSttlmAmt"),
+        settlement_date=date_from("IntrBkSttlmDt", fields.get("IntrBkSttlmDt")),
     )
 
 
-def _parse_transaction(tx: etree._Element, n: Names, wrapped: bool) -> CreditTransfer:
-    fields = children(tx)
-    get = fields.get
-    amount = amount_from(get(n.IntrBkSttlmAmt))
-    debtor_agent = agent_from(get(n.DbtrAgt), n)
-    creditor_agent = agent_from(get(n.CdtrAgt), n)
+def _required(fields: dict, key: str, where: str) -> str:  # type: ignore[type-arg]
+    value = fields.get(key)
+    if value is None:
+        raise XmlRejected("FF01", f"{where}/{key} is missing")
+    return value  # type: ignore[no-any-return]
+
+
+def _transaction(f: dict, acceptance_key: str) -> CreditTransfer:  # type: ignore[type-arg]
+    amount = amount_in(f, "IntrBkSttlmAmt")
+    debtor_agent = agent_in(f, _AGENTS["DbtrAgt"])
+    creditor_agent = agent_in(f, _AGENTS["CdtrAgt"])
     if amount is None or debtor_agent is None or creditor_agent is None:
         raise XmlRejected("FF01", "CdtTrfTxInf lacks IntrBkSttlmAmt, DbtrAgt or CdtrAgt")
-    payment_id = get(n.PmtId)
-    ids = {} if payment_id is None else children(payment_id)
-    if wrapped:
-        extra_times = get(n.AddtlDtTm)
-        accepted_text = None if extra_times is None else text_in(children(extra_times), n.AccptncDtTm)
-        accepted_at = datetime_from("AddtlDtTm/AccptncDtTm", accepted_text)
-    else:
-        accepted_at = datetime_from("AccptncDtTm", text_in(fields, n.AccptncDtTm))
-    remittance_lines: list[str] = []
-    additional_remittance: list[str] = []
-    if n.RmtInf in fields:
-        for remittance in tx.iterchildren(n.RmtInf):
-            remittance_lines.extend(e.text or "" for e in remittance.iterchildren(n.Ustrd))
-            for structured in remittance.iterchildren(n.Strd):
-                additional_remittance.extend(e.text or "" for e in structured.iterchildren(n.AddtlRmtInf))
+    get = f.get
     return CreditTransfer(
-        end_to_end_id=required_in(ids, n.EndToEndId, "CdtTrfTxInf/PmtId/EndToEndId"),
-        uetr=required_in(ids, n.UETR, "CdtTrfTxInf/PmtId/UETR"),
+        end_to_end_id=_required(f, "PmtId/EndToEndId", "CdtTrfTxInf"),
+        uetr=_required(f, "PmtId/UETR", "CdtTrfTxInf"),
         settlement_amount=amount,
-        charge_bearer=required_in(fields, n.ChrgBr, "CdtTrfTxInf/ChrgBr"),  # type: ignore[arg-type]  # XSD enumerates it
-        debtor=_parse_party(get(n.Dbtr), n, "Dbtr"),
+        charge_bearer=_required(f, "ChrgBr", "CdtTrfTxInf"),  # type: ignore[arg-type]  # XSD enumerates it
+        debtor=_party(f, "Dbtr"),
         debtor_agent=debtor_agent,
         creditor_agent=creditor_agent,
-        creditor=_parse_party(get(n.Cdtr), n, "Cdtr"),
-        instruction_id=text_in(ids, n.InstrId),
-        tx_id=text_in(ids, n.TxId),
-        accepted_at=accepted_at,
-        instructed_amount=amount_from(get(n.InstdAmt)),
-        exchange_rate=text_in(fields, n.XchgRate),
-        instructing_agent=agent_from(get(n.InstgAgt), n),
-        instructed_agent=agent_from(get(n.InstdAgt), n),
-        debtor_account=_parse_account(get(n.DbtrAcct), n),
-        creditor_account=_parse_account(get(n.CdtrAcct), n),
-        purpose_code=choice_from(get(n.Purp), n)[0],
-        remittance_lines=tuple(remittance_lines),
-        additional_remittance=tuple(additional_remittance),
+        creditor=_party(f, "Cdtr"),
+        instruction_id=get("PmtId/InstrId"),
+        tx_id=get("PmtId/TxId"),
+        accepted_at=datetime_from(acceptance_key, get(acceptance_key)),
+        instructed_amount=amount_in(f, "InstdAmt"),
+        exchange_rate=get("XchgRate"),
+        instructing_agent=agent_in(f, _AGENTS["InstgAgt"]),
+        instructed_agent=agent_in(f, _AGENTS["InstdAgt"]),
+        debtor_account=_account(f, "DbtrAcct") if "DbtrAcct" in f else None,
+        creditor_account=_account(f, "CdtrAcct") if "CdtrAcct" in f else None,
+        purpose_code=get("Purp/Cd"),
+        remittance_lines=tuple(get("RmtInf/Ustrd", ())),
+        additional_remittance=tuple(get("RmtInf/Strd/AddtlRmtInf", ())),
     )
 
 
-def _parse_party(party: etree._Element | None, n: Names, tag: str) -> Party:
-    if party is None:
+def _party_keys(tag: str) -> tuple[str, str, str, tuple[tuple[str, str, str, str, str, bool], ...]]:
+    others = tuple(
+        (f"{tag}/Id/{kind}/Othr", f"{tag}/Id/{kind}/Othr/Id", f"{tag}/Id/{kind}/Othr/SchmeNm/Cd",
+         f"{tag}/Id/{kind}/Othr/SchmeNm/Prtry", f"{tag}/Id/{kind}/Othr/Issr", kind == "OrgId")
+        for kind in ("PrvtId", "OrgId")
+    )
+    return tag, f"{tag}/Nm", f"{tag}/PstlAdr/Ctry", others
+
+
+_PARTY_KEYS: Final = {tag: _party_keys(tag) for tag in ("Dbtr", "Cdtr")}
+_ACCOUNT_KEYS: Final = {
+    tag: tuple(f"{tag}/{path}" for path in (
+        "Prxy", "Prxy/Id", "Prxy/Tp/Cd", "Prxy/Tp/Prtry", "Id/IBAN", "Id/Othr/Id", "Id/Othr/SchmeNm/Cd",
+        "Id/Othr/SchmeNm/Prtry",
+    ))
+    for tag in ("DbtrAcct", "CdtrAcct")
+}
+
+
+def _party(f: dict, tag: str) -> Party:  # type: ignore[type-arg]
+    if tag not in f:
         raise XmlRejected("FF01", f"CdtTrfTxInf/{tag} is missing")
-    fields = children(party)
+    _, name, country, others = _PARTY_KEYS[tag]
     identification = None
-    id_element = fields.get(n.Id)
-    if id_element is not None:
-        kinds = children(id_element)
-        for kind, organisation in ((n.PrvtId, False), (n.OrgId, True)):
-            kind_element = kinds.get(kind)
-            other = None if kind_element is None else first(kind_element, n.Othr)
-            if other is not None:
-                other_fields = children(other)
-                code, proprietary = choice_from(other_fields.get(n.SchmeNm), n)
-                identification = PartyIdentification(
-                    identifier=required_in(other_fields, n.Id, "Othr/Id"),
-                    scheme_code=code,
-                    scheme_proprietary=proprietary,
-                    issuer=text_in(other_fields, n.Issr),
-                    organisation=organisation,
-                )
-                break
-    address = fields.get(n.PstlAdr)
-    return Party(
-        name=text_in(fields, n.Nm),
-        country=None if address is None else text_in(children(address), n.Ctry),
-        identification=identification,
-    )
+    for other, identifier, code, proprietary, issuer, organisation in others:
+        if other in f:
+            identification = PartyIdentification(
+                identifier=_required(f, identifier, "CdtTrfTxInf"),
+                scheme_code=f.get(code),
+                scheme_proprietary=f.get(proprietary),
+                issuer=f.get(issuer),
+                organisation=organisation,
+            )
+            break
+    return Party(name=f.get(name), country=f.get(country), identification=identification)
 
 
-def _parse_account(account: etree._Element | None, n: Names) -> Account | None:
-    if account is None:
-        return None
-    fields = children(account)
+def _account(f: dict, tag: str) -> Account:  # type: ignore[type-arg]
+    proxy_key, proxy_id, proxy_code, proxy_proprietary, iban, other_id, code, proprietary = _ACCOUNT_KEYS[tag]
     proxy = None
-    proxy_element = fields.get(n.Prxy)
-    if proxy_element is not None:
-        proxy_fields = children(proxy_element)
-        type_code, type_proprietary = choice_from(proxy_fields.get(n.Tp), n)
+    if proxy_key in f:
         proxy = Proxy(
-            identifier=required_in(proxy_fields, n.Id, "Prxy/Id"),
-            type_code=type_code,
-            type_proprietary=type_proprietary,
+            identifier=_required(f, proxy_id, "CdtTrfTxInf"),
+            type_code=f.get(proxy_code),
+            type_proprietary=f.get(proxy_proprietary),
         )
-    iban = other_id = scheme_code = scheme_proprietary = None
-    id_element = fields.get(n.Id)
-    if id_element is not None:
-        ids = children(id_element)
-        iban = text_in(ids, n.IBAN)
-        other = ids.get(n.Othr)
-        if other is not None:
-            other_fields = children(other)
-            other_id = text_in(other_fields, n.Id)
-            scheme_code, scheme_proprietary = choice_from(other_fields.get(n.SchmeNm), n)
+    get = f.get
     return Account(
-        iban=iban,
-        other_id=other_id,
-        scheme_code=scheme_code,
-        scheme_proprietary=scheme_proprietary,
-        proxy=proxy,
+        iban=get(iban), other_id=get(other_id), scheme_code=get(code), scheme_proprietary=get(proprietary), proxy=proxy
     )

@@ -222,7 +222,7 @@ class InstructionConsumer:
                     kind="status",
                     destination=self._config.kafka.status_topic,
                     message_id=f"D{dl.record.topic}/{dl.record.partition}/{dl.record.offset}"[:64],
-                    uetr=None,
+                    uetrs=(),
                     key=f"{participant}/{instruction_id}",
                     body=event.model_dump_json().encode(),
                     created_at=now,

@@ -134,13 +134,14 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
 
 
 def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
+    """A status event as an outbox row for the status topic."""
     body = event.model_dump_json(exclude_none=False).encode()
     suffix = uuid.uuid4().hex  # status events are facts; each emission is its own message
     return OutboxMessage(
         kind="status",
         destination=deps.config.kafka.status_topic,
         message_id=f"S{suffix}",
-        uetr=uetr,
+        uetrs=(uetr,) if uetr else (),
         key=f"{event.participant}/{event.instruction_id}",
         body=body,
         created_at=now,
@@ -163,6 +164,18 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     partner_msgs: list[OutboxMessage] = []
     status_msgs: list[OutboxMessage] = []
     batch_payments: dict[str, Payment] = {}
+    admitted: list[tuple[ParsedInstruction, InstructionRecord, Payment, HistoryEntry]] = []
+
+    def reject(item: ParsedInstruction, reason_code: str, detail: str) -> None:
+        ins = item.instruction
+        out.count("rejected")
+        deps.metrics.rejects.labels("admission", reason_code).inc()
+        rec = InstructionRecord(
+            ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, detail, ins.corridor, item.source_ref, now
+        )
+        new_records.append(rec)
+        existing[(ins.participant, ins.instruction_id)] = rec
+        status_msgs.append(_status_outbox(_reject_event(ins, reason_code, detail, now), deps, now=now, uetr=None))
 
     for item in cmd.items:
         ins = item.instruction
@@ -203,41 +216,29 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         try:
             payment, quote = _admit_new(ins, deps, now=now)
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
-            mapping = deps.mappings[payment.partner]
-            body = _checked_pacs008(mapping, payment, deps, message_id(payment.uetr, 1), now)
         except (SwitchError, AmountError) as exc:
-            reason_code = exc.reason_code
-            out.count("rejected")
-            deps.metrics.rejects.labels("admission", reason_code).inc()
-            rec = InstructionRecord(
-                ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, str(exc), ins.corridor, item.source_ref, now
-            )
-            new_records.append(rec)
-            existing[key] = rec
-            status_msgs.append(_status_outbox(_reject_event(ins, reason_code, str(exc), now), deps, now=now, uetr=None))
+            reject(item, exc.reason_code, str(exc))
             continue
-
-        out.count("admitted")
         rec = InstructionRecord(
             ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, ins.corridor, item.source_ref, now
         )
-        new_records.append(rec)
         existing[key] = rec
         batch_payments[payment.uetr] = payment
-        new_payments.append(payment)
-        history.append(HistoryEntry(payment.uetr, None, S.RECEIVED, None, None, now))
-        history.append(entry)
-        partner_msgs.append(
-            OutboxMessage(
-                kind="partner",
-                destination=payment.partner,
-                message_id=message_id(payment.uetr, 1),
-                uetr=payment.uetr,
-                key=payment.uetr,
-                body=body,
-                created_at=now,
-            )
-        )
+        admitted.append((item, rec, payment, entry))
+
+    for partner in sorted({p.partner for _, _, p, _ in admitted}):
+        group = [a for a in admitted if a[2].partner == partner]
+        messages, invalid = _pacs008_messages(deps.mappings[partner], [p for _, _, p, _ in group], deps, now)
+        partner_msgs.extend(messages)
+        for item, rec, payment, entry in group:
+            if payment.uetr in invalid:
+                reject(item, "FF01", invalid[payment.uetr])
+                continue
+            out.count("admitted")
+            new_records.append(rec)
+            new_payments.append(payment)
+            history.append(HistoryEntry(payment.uetr, None, S.RECEIVED, None, None, now))
+            history.append(entry)
 
     await uow.instructions_add(new_records)
     await uow.payments_add(new_payments)
@@ -245,6 +246,44 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     out.partner_outbox = await uow.outbox_add(partner_msgs)
     out.status_outbox = await uow.outbox_add(status_msgs)
     return out
+
+
+def _pacs008_messages(
+    mapping: PartnerMapping, payments: list[Payment], deps: Deps, now: datetime
+) -> tuple[list[OutboxMessage], dict[str, str]]:
+    """The pacs.008 messages for a partner's newly admitted payments, at most the profile's
+    transactions per message each, every one validated against the official XSD (DESIGN) before
+    it is stored. A message that fails is split to find the payments at fault: those are
+    returned as invalid (uetr -> detail), the others still go out."""
+    per_message = mapping.profile.transactions_per_message_max
+    messages: list[OutboxMessage] = []
+    invalid: dict[str, str] = {}
+    pending = [payments[i : i + per_message] for i in range(0, len(payments), per_message)]
+    while pending:
+        chunk = pending.pop()
+        msg_id = message_id(chunk[0].uetr, 1)
+        try:
+            body = pacs008.build_validated(
+                mapping.to_pacs008(chunk, message_id=msg_id, created_at=now), mapping.profile.pacs008_version, deps.schemas
+            )
+        except SchemaViolation as exc:
+            if len(chunk) == 1:
+                invalid[chunk[0].uetr] = f"pacs.008 would not be valid: {'; '.join(exc.errors)[:300]}"
+            else:
+                pending.extend([[p] for p in chunk])
+            continue
+        messages.append(
+            OutboxMessage(
+                kind="partner",
+                destination=mapping.profile.partner,
+                message_id=msg_id,
+                uetrs=tuple(p.uetr for p in chunk),
+                key=chunk[0].uetr,
+                body=body,
+                created_at=now,
+            )
+        )
+    return messages, invalid
 
 
 def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now: datetime, *, replayed: bool = False) -> StatusEventV1:
@@ -289,6 +328,9 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Paymen
         agent=ins.creditor.agent,
     )
     mapping.check_creditor(creditor)
+    mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)
+    if ins.remittance:
+        mapping.check_text(ins.remittance, "remittance information", mapping.profile.remittance_chars_max)
 
     source_ccy = currency(ins.debtor.currency)
     target_ccy = currency(corridor.target_currency)
@@ -336,16 +378,6 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Paymen
     return payment, quote
 
 
-def _checked_pacs008(mapping: PartnerMapping, payment: Payment, deps: Deps, msg_id: str, now: datetime) -> bytes:
-    """Every message is validated against the official XSD before it can leave (DESIGN)."""
-    try:
-        return pacs008.build_validated(
-            mapping.to_pacs008(payment, message_id=msg_id, created_at=now), mapping.profile.pacs008_version, deps.schemas
-        )
-    except SchemaViolation as exc:
-        raise InstructionRejected(f"pacs.008 would not be valid: {'; '.join(exc.errors)[:300]}", reason_code="FF01") from exc
-
-
 # ---------------------------------------------------------------- partner sender bookkeeping
 
 
@@ -357,16 +389,15 @@ async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork
     outcomes = [Outcome() for _ in cmds]
     if not failures and not submitted:
         return outcomes
-    payments = await uow.payments_get([*submitted, *failures])
+    if submitted:  # set-based: the table allows QUOTED -> SUBMITTED (checked at import below)
+        moved_uetrs = await uow.payments_move_all(submitted, S.QUOTED, S.SUBMITTED, now)
+        await uow.history_add([HistoryEntry(u, S.QUOTED, S.SUBMITTED, None, None, now) for u in moved_uetrs])
+    if not failures:
+        return outcomes
+    payments = await uow.payments_get(list(failures))
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
     events: list[OutboxMessage] = []
-    for uetr in submitted:
-        p = payments.get(uetr)
-        if p is not None and p.state is S.QUOTED:
-            p2, entry = transition(p, S.SUBMITTED, now=now)
-            moved.append((p.version, p2))
-            history.append(entry)
     for uetr, (target, reason_code, detail) in failures.items():
         p = payments.get(uetr)
         if p is None or target not in _allowed_from(p.state):
@@ -384,6 +415,10 @@ async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork
     await uow.history_add(history)
     outcomes[0].status_outbox = await uow.outbox_add(events)
     return outcomes
+
+
+if S.SUBMITTED not in TRANSITIONS[S.QUOTED]:
+    raise RuntimeError("record_send_results moves QUOTED -> SUBMITTED in SQL; the state table must allow it")
 
 
 def _allowed_from(state: PaymentState) -> frozenset[PaymentState]:

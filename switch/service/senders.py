@@ -105,7 +105,7 @@ class PartnerSender:
                 await self._record_results(
                     RecordSendResults(
                         sent_outbox_ids=[message.id] if message.id else [],
-                        submitted_uetrs=[message.uetr] if message.uetr else [],
+                        submitted_uetrs=message.uetrs,
                     )
                 )
                 return
@@ -118,9 +118,10 @@ class PartnerSender:
                 failure = (PaymentState.REJECTED, "AB07", f"partner unreachable after {len(outcomes)} attempts")
             else:
                 failure = (PaymentState.TIMED_OUT, "AB06", f"no answer from the partner after {len(outcomes)} attempts")
-        assert message.uetr is not None
         await self._record_results(
-            RecordSendResults(sent_outbox_ids=[message.id] if message.id else [], failures={message.uetr: failure})
+            RecordSendResults(
+                sent_outbox_ids=[message.id] if message.id else [], failures={uetr: failure for uetr in message.uetrs}
+            )
         )
 
 

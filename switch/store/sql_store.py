@@ -52,7 +52,7 @@ class OutboxMessage:
     kind: str  # partner | status | inbound
     destination: str  # partner id or Kafka topic
     message_id: str
-    uetr: str | None
+    uetrs: tuple[str, ...]  # the payments the message is about (a pacs.008 may carry several)
     key: str | None
     body: bytes
     created_at: datetime
@@ -232,6 +232,22 @@ class UnitOfWork:
         if rowcount >= 0 and rowcount != len(params):
             raise InvariantViolation(f"concurrent update: {rowcount} of {len(params)} payment rows matched")
 
+    async def payments_move_all(
+        self, uetrs: Sequence[str], from_state: PaymentState, to_state: PaymentState, at: datetime
+    ) -> list[str]:
+        """Set-based move of those of `uetrs` still in `from_state` (no rows read into Python);
+        returns the ones moved. The caller checks the move against the state table."""
+        moved: list[str] = []
+        for chunk in _chunks(list(uetrs)):
+            result = await self._conn.execute(
+                update(payments)
+                .where(payments.c.uetr.in_(chunk), payments.c.state == from_state.value)
+                .values(state=to_state.value, version=payments.c.version + 1, updated_at=at)
+                .returning(payments.c.uetr)
+            )
+            moved.extend(r.uetr for r in result)
+        return moved
+
     async def payments_stale(
         self, partner: str, states: Sequence[PaymentState], updated_before: datetime, limit: int
     ) -> list[Payment]:
@@ -262,7 +278,7 @@ class UnitOfWork:
                 "kind": m.kind,
                 "destination": m.destination,
                 "message_id": m.message_id,
-                "uetr": m.uetr,
+                "uetrs": " ".join(m.uetrs),
                 "key": m.key,
                 "body": m.body,
                 "attempts": 0,
@@ -311,7 +327,7 @@ class UnitOfWork:
                 kind=r.kind,
                 destination=r.destination,
                 message_id=r.message_id,
-                uetr=r.uetr,
+                uetrs=tuple(r.uetrs.split()),
                 key=r.key,
                 body=r.body,
                 created_at=r.created_at,

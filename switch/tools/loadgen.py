@@ -115,7 +115,7 @@ class DriveResult:
     duplicates: int = 0
 
     def accounted(self) -> int:
-        return len(set(self.finals) | set(self.dead_letters))
+        return len(self.finals) + sum(1 for key in self.dead_letters if key not in self.finals)
 
     def latencies_ms(self) -> list[float]:
         return [f.latency_s * 1000 for f in self.finals.values()]
@@ -164,6 +164,7 @@ async def drive(
         done = asyncio.Event()
 
         async def collect() -> None:
+            accounted = 0
             while not done.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=2000)
                 now = time.perf_counter()
@@ -175,6 +176,8 @@ async def drive(
                                 reason = dict(rec.headers).get("mekong.reason", b"").decode(errors="replace")
                                 result.dead_letters[key] = reason
                                 result.last_final_at = now
+                                if key not in result.finals:
+                                    accounted += 1
                             continue
                         event = json.loads(rec.value)
                         instruction_id = event["instruction_id"]
@@ -190,9 +193,11 @@ async def drive(
                             event["state"], event.get("reason_code"), now - sent_at.get(instruction_id, now), event
                         )
                         result.last_final_at = now
+                        if instruction_id not in result.dead_letters:
+                            accounted += 1
                 if on_progress:
-                    on_progress(result.accounted(), len(planned))
-                if result.accounted() >= len(planned):
+                    on_progress(accounted, len(planned))
+                if accounted >= len(planned):
                     done.set()
 
         collector = asyncio.create_task(collect())

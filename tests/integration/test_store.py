@@ -65,7 +65,7 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None
     with pytest.raises(RuntimeError):
         async with store.unit_of_work() as uow:
             await uow.payments_add([p])
-            await uow.outbox_add([OutboxMessage("partner", "promptpay", "M1", p.uetr, p.uetr, b"<x/>", NOW)])
+            await uow.outbox_add([OutboxMessage("partner", "promptpay", "M1", (p.uetr,), p.uetr, b"<x/>", NOW)])
             raise RuntimeError("crash between the state change and the commit")
     async with store.reader() as uow:
         assert await uow.payments_get([p.uetr]) == {}
@@ -88,7 +88,7 @@ async def test_update_with_a_stale_version_fails_loudly(store: Store) -> None:
 
 
 async def test_outbox_rows_get_ids_and_leave_the_pending_list_once_sent(store: Store) -> None:
-    rows = [OutboxMessage("status", "mekong.status", f"S{i}", None, f"k{i}", b"{}", NOW) for i in range(3)]
+    rows = [OutboxMessage("status", "mekong.status", f"S{i}", (), f"k{i}", b"{}", NOW) for i in range(3)]
     async with store.unit_of_work() as uow:
         stored = await uow.outbox_add(rows)
     assert [r.message_id for r in stored] == ["S0", "S1", "S2"]
@@ -129,3 +129,17 @@ async def test_stale_submitted_payments_are_found_per_partner(store: Store) -> N
     async with store.reader() as uow:
         stale = await uow.payments_stale("promptpay", [PaymentState.SUBMITTED], NOW - timedelta(minutes=1), 10)
     assert [p.uetr for p in stale] == [old.uetr]
+
+
+async def test_set_based_move_touches_only_payments_still_in_the_from_state(store: Store) -> None:
+    quoted, completed = a_payment(), a_payment(state=PaymentState.COMPLETED)
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([quoted, completed])
+    later = NOW + timedelta(seconds=2)
+    async with store.unit_of_work() as uow:
+        moved = await uow.payments_move_all([quoted.uetr, completed.uetr], PaymentState.QUOTED, PaymentState.SUBMITTED, later)
+    assert moved == [quoted.uetr]
+    async with store.reader() as uow:
+        got = await uow.payments_get([quoted.uetr, completed.uetr])
+    assert (got[quoted.uetr].state, got[quoted.uetr].version, got[quoted.uetr].updated_at) == (PaymentState.SUBMITTED, 3, later)
+    assert got[completed.uetr] == completed

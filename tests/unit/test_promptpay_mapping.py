@@ -71,7 +71,7 @@ def mapping() -> PromptPayMapping:
 
 
 def build(mapping: PromptPayMapping, payment: Payment, schemas: SchemaSet) -> bytes:
-    message = mapping.to_pacs008(payment, message_id=MESSAGE_ID, created_at=CREATED_AT)
+    message = mapping.to_pacs008([payment], message_id=MESSAGE_ID, created_at=CREATED_AT)
     return pacs008.build_validated(message, VERSION, schemas)
 
 
@@ -197,7 +197,7 @@ def test_pacs008_same_currency_payment_has_no_fx_fields(mapping: PromptPayMappin
 
 def test_pacs008_thai_script_remittance_is_refused_before_building(mapping: PromptPayMapping) -> None:
     with pytest.raises(InstructionRejected) as exc:
-        mapping.to_pacs008(replace(mobile_payment(), remittance="ค่าเช่า"), message_id=MESSAGE_ID, created_at=CREATED_AT)
+        mapping.check_text("ค่าเช่า", "remittance information", 140)
     assert exc.value.reason_code == "RR10"
 
 

@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("destination", sa.String(64), nullable=False),
         sa.Column("message_id", sa.String(64), nullable=False),
-        sa.Column("uetr", sa.String(36), nullable=True),
+        sa.Column("uetrs", sa.Text, nullable=False),
         sa.Column("key", sa.String(64), nullable=True),
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),

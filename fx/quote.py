@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal, Inexact, Rounded
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 from fx.convert import convert, source_for_target, to_base_one_rate
@@ -60,6 +61,7 @@ class FxQuote:
         return now >= self.expires_at
 
 
+@lru_cache(maxsize=1024)  # pure, and asked for the same (mid, spread) by every payment of a pair
 def customer_rate(mid: Decimal, spread_bps: int) -> Decimal:
     """`mid` less `spread_bps`, truncated to a BaseOneRate. Both steps lower the rate."""
     _check_spread(spread_bps)

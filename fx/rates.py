@@ -67,7 +67,7 @@ class StaticRateProvider:
 class RateBook:
     """The latest rate per pair, and the route to any pair (see the module docstring)."""
 
-    __slots__ = ("pivot", "stale_after_s", "_rates")
+    __slots__ = ("pivot", "stale_after_s", "_rates", "_composed")
 
     def __init__(self, *, pivot: str, stale_after_s: int | None, rates: Iterable[Rate] = ()) -> None:
         currency(pivot)
@@ -76,10 +76,13 @@ class RateBook:
         self.pivot = pivot
         self.stale_after_s = stale_after_s
         self._rates: dict[tuple[str, str], Rate] = {}
+        # (base, quote) -> every route's composed rate, in preference order; cleared on update()
+        self._composed: dict[tuple[str, str], list[Rate]] = {}
         self.update(rates)
 
     def update(self, rates: Iterable[Rate]) -> None:
         """Keep the newest rate per pair; an older rate arriving late is ignored."""
+        self._composed.clear()
         for new in rates:
             key = (new.base, new.quote)
             old = self._rates.get(key)
@@ -89,13 +92,17 @@ class RateBook:
     def rate(self, base: str, quote: str, *, now: datetime) -> Rate:
         if base == quote:
             raise ValueError(f"no rate needed from {base} to itself")
+        routes = self._composed.get((base, quote))
+        if routes is None:
+            routes = self._composed[(base, quote)] = [
+                _compose(base, quote, hops, min(hop.rate.as_of for hop in hops)) for hops in self._routes(base, quote)
+            ]
         stale_as_of: datetime | None = None
-        for hops in self._routes(base, quote):
-            as_of = min(hop.rate.as_of for hop in hops)
-            if self._is_fresh(as_of, now):
-                return _compose(base, quote, hops, as_of)
+        for composed in routes:
+            if self._is_fresh(composed.as_of, now):
+                return composed
             if stale_as_of is None:
-                stale_as_of = as_of
+                stale_as_of = composed.as_of
         if stale_as_of is not None:
             raise RateStale(
                 f"rate {base}/{quote} is stale: as of {stale_as_of.isoformat()}, "

@@ -77,72 +77,9 @@ class Tags(dict[str, str]):
         return clark
 
 
-class Names:
-    """Clark names of one namespace as attributes, memoised: Names(ns).MsgId == "{ns}MsgId".
-
-    The one-pass parsers compare child tags against these (a plain attribute load once warm).
-    """
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-
-    def __getattr__(self, local: str) -> str:  # only reached on the first use of a name
-        if local.startswith("_"):
-            raise AttributeError(local)
-        clark = f"{{{self.namespace}}}{local}"
-        setattr(self, local, clark)
-        return clark
-
-
 def kids(element: etree._Element) -> dict[str, etree._Element]:
     """Child elements by Clark tag in one pass (faster than several find() calls)."""
     return {child.tag: child for child in element}
-
-
-def children(element: etree._Element) -> dict[str, etree._Element]:
-    """Child elements by Clark tag in one pass; of a repeated tag the first wins, as with find()."""
-    return {child.tag: child for child in reversed(element)}
-
-
-def first(element: etree._Element, tag: str) -> etree._Element | None:
-    """The first child with this Clark tag (a plain loop: cheaper than find() or iterchildren(tag))."""
-    for child in element:
-        if child.tag == tag:
-            return child
-    return None
-
-
-def text_in(fields: dict[str, etree._Element], tag: str) -> str | None:
-    """Text of fields[tag] ("" when empty, as findtext), None when absent."""
-    element = fields.get(tag)
-    return None if element is None else element.text or ""
-
-
-def required_in(fields: dict[str, etree._Element], tag: str, where: str) -> str:
-    """Text of fields[tag]; XmlRejected FF01 naming `where` when absent."""
-    element = fields.get(tag)
-    if element is None:
-        raise XmlRejected("FF01", f"{where} is missing")
-    return element.text or ""
-
-
-def amount_from(element: etree._Element | None) -> Amount | None:
-    return None if element is None else Amount(element.text or "", element.get("Ccy", ""))
-
-
-def choice_from(element: etree._Element | None, n: Names) -> tuple[str | None, str | None]:
-    """(Cd, Prtry) texts of a code-or-proprietary choice element; (None, None) when absent."""
-    code = proprietary = None
-    if element is not None:
-        code_tag, proprietary_tag = n.Cd, n.Prtry
-        for child in element:
-            tag = child.tag
-            if tag == code_tag:
-                if code is None:
-                    code = child.text or ""
-            elif tag == proprietary_tag and proprietary is None:
-                proprietary = child.text or ""
-    return code, proprietary
 
 
 def datetime_from(where: str, value: str | None) -> datetime | None:
@@ -151,27 +88,6 @@ def datetime_from(where: str, value: str | None) -> datetime | None:
 
 def date_from(where: str, value: str | None) -> date | None:
     return None if value is None else _parse(date.fromisoformat, where, value)
-
-
-def agent_from(element: etree._Element | None, n: Names) -> Agent | None:
-    """An Agent from a BranchAndFinancialInstitutionIdentification element (FinInstnId/...)."""
-    if element is None:
-        return None
-    fin = first(element, n.FinInstnId)
-    if fin is None:
-        return None
-    fields = children(fin)
-    member = None
-    mmb = fields.get(n.ClrSysMmbId)
-    if mmb is not None:
-        mmb_fields = children(mmb)
-        code, proprietary = choice_from(mmb_fields.get(n.ClrSysId), n)
-        member = ClearingSystemMember(
-            member_id=required_in(mmb_fields, n.MmbId, "ClrSysMmbId/MmbId"),
-            system_code=code,
-            system_proprietary=proprietary,
-        )
-    return Agent(bicfi=text_in(fields, n.BICFI), clearing_member=member)
 
 
 def text_of(element: etree._Element, q: Tags, path: str) -> str | None:

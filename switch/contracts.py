@@ -6,6 +6,7 @@ there. Amounts travel as decimal text, never as JSON numbers.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Literal
 
@@ -62,7 +63,12 @@ class InstructionV1(_Strict):
     creditor: CreditorV1
     amount: AmountV1
     remittance: str | None = Field(default=None, max_length=140)
-    quote_id: str | None = Field(default=None, max_length=64)
+
+    def fingerprint(self) -> str:
+        """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON
+        (the model's field order, so the sender's key order does not matter; unknown fields
+        cannot exist)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
 class StatusEventV1(BaseModel):

@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from switch import limits
 from switch.config import SwitchConfig
 from switch.contracts import InstructionV1, StatusEventV1
-from switch.domain.idempotency import fingerprint
 from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
@@ -43,17 +42,14 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | De
     if len(raw) > limits.kafka_message_bytes_max:
         return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return DeadLetter(record, f"malformed JSON: {exc}", "FF02")
-    if not isinstance(data, dict):
-        return DeadLetter(record, "an instruction must be a JSON object", "FF01")
-    try:
-        instruction = InstructionV1.model_validate(data)
+        instruction = InstructionV1.model_validate_json(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5])
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            return DeadLetter(record, f"malformed JSON: {errors[0]['msg']}", "FF02")
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
         return DeadLetter(record, f"invalid instruction v1: {problems}", "FF01")
-    return ParsedInstruction(instruction, fingerprint(data), f"{record.topic}:{record.partition}:{record.offset}")
+    return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
 
 
 def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:

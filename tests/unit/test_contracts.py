@@ -45,7 +45,7 @@ def test_a_valid_instruction_parses_into_typed_fields() -> None:
     assert ins.instruction_id == "INS-2025-03-10/0001"
     assert ins.amount.value == "200000" and ins.amount.currency == "KHR"
     assert ins.creditor.proxy is not None and ins.creditor.proxy.value == "0066812345678"
-    assert ins.creditor.account is None and ins.quote_id is None
+    assert ins.creditor.account is None
 
 
 def test_a_creditor_reached_by_account_and_agent_parses() -> None:

@@ -200,3 +200,100 @@ def test_pacs002_parser_refuses_another_message(schemas: SchemaSet) -> None:
     root = parse_untrusted(pacs008.build(_message(1), "pacs.008.001.08"))
     with pytest.raises(XmlRejected, match="pacs.002.001.10"):
         pacs002.parse(root)
+
+
+def _bare_transaction(n: int) -> pacs008.CreditTransfer:
+    """Only the mandatory fields."""
+    return pacs008.CreditTransfer(
+        end_to_end_id=f"E2E-{n}",
+        uetr=f"4b9c8e2a-1f3d-4c5b-9a7e-2d6f8b1c3e{n:02d}",
+        settlement_amount=Amount("10.50", "THB"),
+        charge_bearer="SHAR",
+        debtor=pacs008.Party(),
+        debtor_agent=Agent(bicfi="ACLBKHPPXXX"),
+        creditor_agent=Agent(clearing_member=ClearingSystemMember("004", system_code="THCBC")),
+        creditor=pacs008.Party(name="B"),
+    )
+
+
+def _variants(tx: pacs008.CreditTransfer) -> list[pacs008.CreditTransfer]:
+    return [
+        tx,
+        replace(tx, debtor=pacs008.Party(name="Org", identification=pacs008.PartyIdentification(
+            "0105536000001", scheme_code="TXID", issuer="RD", organisation=True))),
+        replace(tx, creditor_account=pacs008.Account(iban="TH0000000000000000000"),
+                debtor_account=pacs008.Account(other_id="x@aclb", scheme_code="BBAN")),
+        replace(tx, remittance_lines=("one", "two"), additional_remittance=()),
+        replace(tx, remittance_lines=(), additional_remittance=("QUOTE:1", "QUOTE:2")),
+        replace(tx, accepted_at=None, instructed_amount=None, exchange_rate=None, purpose_code=None),
+    ]
+
+
+@pytest.mark.parametrize("version", pacs008.VERSIONS)
+@pytest.mark.parametrize("full", [True, False])
+@pytest.mark.parametrize("count", [1, 3])
+def test_pacs008_round_trip_with_and_without_optional_fields(
+    schemas: SchemaSet, version: str, full: bool, count: int
+) -> None:
+    base = _transaction if full else _bare_transaction
+    for variant in range(len(_variants(base(1)))):
+        message = pacs008.CustomerCreditTransfer(
+            message_id="M1",
+            created_at=CREATED_AT,
+            settlement=pacs008.Settlement(clearing_system_code="THN") if full else pacs008.Settlement(),
+            transactions=tuple(_variants(base(n))[variant] for n in range(1, count + 1)),
+            total_settlement_amount=Amount("1", "THB") if full else None,
+            settlement_date=date(2025, 3, 10) if full else None,
+        )
+        body = pacs008.build_validated(message, version, schemas)
+        root = parse_untrusted(body)
+        schemas.validate(root, version)
+        assert pacs008.parse(root) == message
+
+
+def test_pacs008_parse_takes_the_first_of_repeated_other_identifications(schemas: SchemaSet) -> None:
+    body = pacs008.build(_message(1), "pacs.008.001.13").replace(
+        b"<PrvtId><Othr>", b"<PrvtId><Othr><Id>FIRST</Id></Othr><Othr>"
+    )
+    root = parse_untrusted(body)
+    schemas.validate(root, "pacs.008.001.13")
+    identification = pacs008.parse(root).transactions[0].debtor.identification
+    assert identification == pacs008.PartyIdentification("FIRST")
+
+
+def test_pacs008_parse_ignores_comments_and_reads_empty_text_as_empty(schemas: SchemaSet) -> None:
+    body = pacs008.build(_message(1), "pacs.008.001.08").replace(b"<PmtId>", b"<PmtId><!-- c -->")
+    assert pacs008.parse(_lxml_fromstring(body)) == _message(1)
+
+
+def _lxml_fromstring(body: bytes):  # type: ignore[no-untyped-def]
+    from lxml import etree
+
+    return etree.fromstring(body)  # keeps comments, unlike parse_untrusted
+
+
+def test_pacs008_parse_reports_a_missing_mandatory_field() -> None:
+    body = pacs008.build(_message(1), "pacs.008.001.13").replace(b"<ChrgBr>SLEV</ChrgBr>", b"")
+    with pytest.raises(XmlRejected, match="ChrgBr") as rejected:
+        pacs008.parse(parse_untrusted(body))
+    assert rejected.value.reason_code == "FF01"
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_pacs002_round_trip_with_and_without_optional_fields(schemas: SchemaSet, count: int) -> None:
+    full = _report(pacs002.TransactionStatus.RJCT, pacs002.StatusReason("AC01", ("a",)), pacs002.StatusReason("NARR"))
+    bare = pacs002.PaymentStatusReport(
+        message_id="S1",
+        created_at=CREATED_AT,
+        transactions=tuple(
+            pacs002.TransactionReport(status=pacs002.TransactionStatus.ACCC, original_end_to_end_id=f"E{n}")
+            for n in range(count)
+        ),
+        group_status=pacs002.GroupStatus(
+            pacs002.OriginalGroup("M1", "pacs.008.001.08"), reasons=(pacs002.StatusReason("NARR", ("x", "y")),)
+        ),
+    )
+    for report in (full, bare, replace(bare, group_status=None)):
+        root = parse_untrusted(pacs002.build_validated(report, schemas))
+        schemas.validate(root, pacs002.VERSION)
+        assert pacs002.parse(root) == report

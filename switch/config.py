@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from functools import cached_property
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
@@ -126,10 +127,18 @@ class SwitchConfig(_Model):
     partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
 
     def corridor(self, corridor_id: str) -> Corridor | None:
-        return next((c for c in self.corridors if c.id == corridor_id), None)
+        return self._corridors_by_id.get(corridor_id)
 
     def participant(self, code: str) -> Participant | None:
-        return next((p for p in self.participants if p.code == code), None)
+        return self._participants_by_code.get(code)
+
+    @cached_property
+    def _corridors_by_id(self) -> dict[str, Corridor]:
+        return {c.id: c for c in self.corridors}
+
+    @cached_property
+    def _participants_by_code(self) -> dict[str, Participant]:
+        return {p.code: p for p in self.participants}
 
     @property
     def public_url(self) -> str:

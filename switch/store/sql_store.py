@@ -11,6 +11,7 @@ PostgreSQL rows are locked with SELECT ... FOR UPDATE and every payment update c
 from __future__ import annotations
 
 import asyncio
+from collections import namedtuple
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from switch.domain.errors import InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Party, Payment, PaymentState
-from switch.store.tables import inbound_messages, instructions, outbox, payment_history, payments
+from switch.store.tables import UtcDateTime, inbound_messages, instructions, outbox, payment_history, payments
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 in_clause_max = 500  # keys in one IN (...) list
@@ -187,6 +188,11 @@ class UnitOfWork:
 
     async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
         found: dict[str, Payment] = {}
+        if isinstance(self._conn, _InLoopConnection):
+            for chunk in _chunks(list(dict.fromkeys(uetrs))):
+                for row in self._conn.select_by_keys(payments, "uetr", chunk):
+                    found[row.uetr] = _payment_from_row(row)
+            return found
         for chunk in _chunks(list(dict.fromkeys(uetrs))):
             query = select(payments).where(payments.c.uetr.in_(chunk))
             if self._lock_rows:
@@ -443,10 +449,28 @@ class _InLoopConnection:
             ids.append(int(cur.lastrowid))
         return ids
 
+    def select_by_keys(self, table: Table, key: str, values: Sequence[Any]) -> list[Any]:
+        """Rows whose `key` is one of `values`, as named tuples with datetimes read back in UTC."""
+        columns = [c.name for c in table.columns]
+        sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(values))})"
+        times = [i for i, c in enumerate(table.columns) if isinstance(c.type, UtcDateTime)]
+        row_type = _row_types.setdefault(table.name, namedtuple(f"{table.name}_row", columns))  # type: ignore[misc]
+        out = []
+        for raw in self._cursor().execute(sql, list(values)):
+            values_ = list(raw)
+            for i in times:
+                if values_[i] is not None:
+                    values_[i] = datetime.fromisoformat(values_[i]).replace(tzinfo=timezone.utc)
+            out.append(row_type(*values_))
+        return out
+
     def update_many(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
         cur = self._cursor()
         cur.executemany(sql, [tuple(_sqlite_value(v) for v in row) for row in params])
         return int(cur.rowcount)
+
+
+_row_types: dict[str, Any] = {}
 
 
 def _sqlite_value(value: Any) -> Any:

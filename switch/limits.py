@@ -12,6 +12,9 @@ batch_records_max: Final = 500  # records taken from one getmany() call
 record_budget_s_max: Final = 0.2  # worst case time to admit one record (DB included)
 kafka_poll_interval_ms_max: Final = 300_000  # max_poll_interval_ms handed to aiokafka
 kafka_poll_timeout_ms: Final = 200  # getmany() wait when nothing is buffered
+# How long the broker may hold a fetch waiting for data. Tansu answers a fetch only when this
+# runs out (no early return on new data), so it bounds the admission latency directly.
+kafka_fetch_wait_ms_max: Final = 5
 kafka_message_bytes_max: Final = 1_000_000  # an instruction larger than this is dead-lettered
 producer_linger_ms: Final = 2
 shutdown_drain_s_max: Final = 10.0  # SIGTERM: time to finish in-flight work before leaving
@@ -39,6 +42,13 @@ xml_body_bytes_max: Final = http_body_bytes_max
 # Timers
 sla_sweep_interval_s: Final = 1.0  # how often submitted payments are checked against the SLA
 status_publish_batch_max: Final = 500
+publish_batches_inflight_max: Final = 4  # status batches awaiting the broker's acknowledgement
+
+# Storage
+sqlite_checkpoint_interval_s: Final = 1.0  # WAL checkpoints, off the event loop
+
+# Process
+gc_thresholds: Final = (20_000, 20, 20)  # gen0 allocations, gen1 and gen2 collection ratios
 
 # Identity
 instruction_id_chars_max: Final = 35  # ISO Max35Text: it becomes the pacs.008 InstrId

@@ -125,6 +125,7 @@ class InstructionConsumer:
             auto_offset_reset="earliest",
             max_poll_interval_ms=limits.kafka_poll_interval_ms_max,
             max_poll_records=limits.batch_records_max,
+            fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max,
             isolation_level="read_uncommitted",
         )
         self._consumer.subscribe([k.instructions_topic], listener=_Rebalance(self._lock))
@@ -170,7 +171,8 @@ class InstructionConsumer:
                     done = await uow.outbox_existing("status", [m.message_id for m in rejects])
                     rejects = [m for m in rejects if m.message_id not in done]
                 outcome.status_outbox.extend(await uow.outbox_add(rejects))
-        # the database has it all: now, and only now, the offsets
+        # the database has it all: the outbox can go out, and now, and only now, the offsets move
+        await self._on_commit(outcome)
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         count = sum(len(r) for r in batches.values())
         self.records_processed += count
@@ -179,7 +181,6 @@ class InstructionConsumer:
         if dead:
             self._metrics.instructions.labels("dead_lettered").inc(len(dead))
         self._metrics.stage_duration.labels("admit").observe((time.perf_counter() - started) / max(count, 1))
-        await self._on_commit(outcome)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         topic = self._config.kafka.dlq_topic

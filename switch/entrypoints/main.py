@@ -157,6 +157,8 @@ class Switch:
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._sweep_forever(), "sla-sweeper")
+        if self.store.is_sqlite:
+            self._spawn(self._checkpoint_forever(), "sqlite-checkpoint")
         self._started = True
         log.info("switch up: http %s:%s, kafka %s, db %s", cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url)
 
@@ -203,6 +205,12 @@ class Switch:
                 async with self.store.unit_of_work() as uow:
                     outcome = await expire_submitted(ExpireSubmitted(partner, mapping.profile.sla_s), uow, self.deps)
                 await self._dispatch(outcome)
+
+    async def _checkpoint_forever(self) -> None:
+        """Runs until cancelled: keeps the SQLite WAL short without blocking the loop."""
+        while True:
+            await asyncio.sleep(limits.sqlite_checkpoint_interval_s)
+            await self.store.checkpoint()
 
     # ------------------------------------------------------------------ observability
     def kafka_ready(self) -> bool:

@@ -141,14 +141,13 @@ class KafkaPublisher:
         self._record_results = record_results
         self._metrics = metrics
         self._queue: asyncio.Queue[OutboxMessage] = asyncio.Queue(maxsize=limits.outbox_queue_max)
+        self._acks = asyncio.Semaphore(limits.publish_batches_inflight_max)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.published = 0
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         for m in messages:
             await self._queue.put(m)
-
-    def backlog(self) -> int:
-        return self._queue.qsize()
 
     async def run(self) -> None:
         """Runs until cancelled."""
@@ -156,9 +155,22 @@ class KafkaPublisher:
             batch = [await self._queue.get()]
             while len(batch) < limits.status_publish_batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._publish(batch)
+            # the next batch goes out while this one waits for the broker's acknowledgement
+            await self._acks.acquire()
+            task = asyncio.create_task(self._publish(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def backlog(self) -> int:
+        return self._queue.qsize() + len(self._tasks)
 
     async def _publish(self, batch: list[OutboxMessage]) -> None:
+        try:
+            await self._publish_with_retries(batch)
+        finally:
+            self._acks.release()
+
+    async def _publish_with_retries(self, batch: list[OutboxMessage]) -> None:
         for attempt in range(limits.partner_attempts_max * 4):
             try:
                 futures = [

@@ -11,6 +11,7 @@ PostgreSQL rows are locked with SELECT ... FOR UPDATE and every payment update c
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -486,6 +487,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
+    # No checkpoint (and its fsync) on the event loop: Store.checkpoint() runs them in a thread.
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
 
 
@@ -524,6 +527,19 @@ class Store:
 
         async with self.unit_of_work() as uow:
             await uow.run_sync(_upgrade)
+
+    async def checkpoint(self) -> None:
+        """Move the SQLite WAL into the database file, in a worker thread (it fsyncs). PASSIVE:
+        never waits for the writer, so the event loop is not held up. No-op on PostgreSQL."""
+        if self._sync_engine is None:
+            return
+        path = make_url(self.url).database
+
+        def _run() -> None:
+            with sqlite3.connect(path, timeout=5) as conn:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        await asyncio.to_thread(_run)
 
     async def close(self) -> None:
         if self._engine is not None:

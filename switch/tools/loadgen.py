@@ -150,7 +150,9 @@ async def drive(
     sent_at: dict[str, float] = {}
     keys = {p.key for p in planned}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=5)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=5
+    )
     await producer.start()
     await consumer.start()
     try:

@@ -1,0 +1,407 @@
+"""EMVCo merchant-presented QR payloads as text: TLV decode, CRC check, encode (PARTNERS.md "QR codes").
+
+The payload is a run of fields ``id(2 digits) length(2 digits) value``. ``00`` = ``"01"`` comes
+first, ``63`` (the CRC, length ``04``) comes last, and the CRC is CRC-16/CCITT-FALSE (poly 0x1021,
+init 0xFFFF, no reflection, xorout 0) over the UTF-8 bytes of everything up to and including
+``6304``. It is emitted as upper-case hex and accepted in either case. Lengths count characters;
+when that reading fails, the payload is read again counting UTF-8 bytes (a public Thai test vector
+does this); when both fail, the error of the character reading is the one reported. Tags may come in
+any order; `encode` emits them in ascending order. A tag may not repeat inside one template.
+
+Templates (26-51 merchant account information, 62 additional data, 64 language template, 99 the
+KHQR timestamps) are themselves TLV and come back parsed one level deep. Anything deeper (VietQR
+``38/01``) is the scheme's business: see `switch.qr.templates`.
+
+Pure: no I/O, no clock. Programmer errors (a non-str payload, an unencodable field in `encode`)
+raise `TypeError` / `ValueError`; a bad payload raises `QrError`, an `InstructionRejected` with an
+ISO 20022 reason code.
+
+Reason codes chosen here (the ISO external status reason list in PARTNERS.md):
+
+* ``FF01`` InvalidFileFormat, for everything that makes the payload unreadable as EMVCo: a
+  header that is not two digits, length ``00``, a value running past the end, a repeated tag,
+  ``00`` missing or not first, ``63`` missing, not last or not 4 hex digits, a field over its
+  limit, and a CRC mismatch (the message then says "checksum"). ``FF02`` (SyntaxError) was
+  considered for the TLV cases; FF01 is used throughout because it is what the rest of the switch
+  uses for a structurally unusable message (iso20022/errors.py) and because a partner or a wallet
+  gains nothing from the distinction: the QR cannot be paid either way.
+
+The routing codes (CURR, CH20, AG01, TM01) are documented in `switch.qr.templates`.
+
+The bounds below belong with the others in `switch/limits.py` (STYLE §5); they sit here until
+that module can be edited, named the same way.
+"""
+
+from __future__ import annotations
+
+from binascii import crc_hqx
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+from switch.domain.errors import InstructionRejected
+
+# ----------------------------------------------------------------------------- limits
+payload_chars_max: Final = 512  # EMVCo MPM: the whole payload
+field_value_chars_max: Final = 99  # two length digits
+merchant_name_chars_max: Final = 25  # tag 59 (and 64/01)
+merchant_city_chars_max: Final = 15  # tag 60 (and 64/02)
+amount_chars_max: Final = 13  # tag 54
+postal_code_chars_max: Final = 10  # tag 61
+crc_chars: Final = 4  # tag 63
+
+LengthUnit = Literal["chars", "bytes"]
+
+FORMAT_INVALID: Final = "FF01"
+
+# Tags whose value is itself TLV, parsed one level deep by `decode`.
+TEMPLATE_TAGS: Final[frozenset[str]] = frozenset({*(f"{t:02d}" for t in range(26, 52)), "62", "64", "99"})
+
+TAG_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "00": "Payload format indicator",
+        "01": "Point of initiation method",
+        **{f"{t:02d}": "Merchant account information" for t in range(2, 52)},
+        "15": "Merchant account information (UnionPay)",
+        "52": "Merchant category code",
+        "53": "Transaction currency",
+        "54": "Transaction amount",
+        "55": "Tip or convenience indicator",
+        "56": "Convenience fee (fixed)",
+        "57": "Convenience fee (percentage)",
+        "58": "Country code",
+        "59": "Merchant name",
+        "60": "Merchant city",
+        "61": "Postal code",
+        "62": "Additional data",
+        "63": "CRC",
+        "64": "Merchant information, alternate language",
+        **{f"{t:02d}": "RFU for EMVCo" for t in range(65, 80)},
+        **{f"{t:02d}": "Unreserved template" for t in range(80, 100)},
+        "99": "Timestamps (KHQR)",
+    }
+)
+
+SUBTAG_NAMES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
+    {
+        "62": {
+            "01": "Bill number", "02": "Mobile number", "03": "Store label", "04": "Loyalty number",
+            "05": "Reference label", "06": "Customer label", "07": "Terminal label",
+            "08": "Purpose of transaction", "09": "Additional consumer data request",
+            "10": "Merchant tax id", "11": "Merchant channel",
+        },
+        "64": {"00": "Language preference", "01": "Merchant name, alternate language",
+               "02": "Merchant city, alternate language"},
+        "99": {"00": "Created (Unix ms)", "01": "Expires (Unix ms)"},
+    }
+)
+
+
+class QrError(InstructionRejected):
+    """A payload the switch cannot use. `position` is the character offset of the offending field
+    (None when the fault is not at one place); `tag` names it ("62/05" inside a template)."""
+
+    def __init__(self, reason_code: str, message: str, position: int | None = None, *, tag: str | None = None) -> None:
+        super().__init__(message, reason_code=reason_code)
+        self.message = message
+        self.position = position
+        self.tag = tag
+
+    def __str__(self) -> str:
+        where = "" if self.position is None else f" (at character {self.position})"
+        return f"{self.reason_code}: {self.message}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class QrPayload:
+    """A decoded payload. `fields` maps every top-level tag to its raw value, in payload order (the
+    CRC included); `templates` maps each template tag to its parsed sub-fields, also in payload
+    order. `length_unit` says how the lengths were counted."""
+
+    fields: Mapping[str, str]
+    templates: Mapping[str, Mapping[str, str]]
+    length_unit: LengthUnit = "chars"
+
+    def get(self, tag: str) -> str | None:
+        return self.fields.get(tag)
+
+    def sub(self, tag: str, subtag: str) -> str | None:
+        template = self.templates.get(tag)
+        return None if template is None else template.get(subtag)
+
+    @property
+    def crc(self) -> str:
+        return self.fields["63"]
+
+    @property
+    def dynamic(self) -> bool:
+        """Point of initiation ``12``; ``11`` or an absent tag 01 is static."""
+        return self.fields.get("01") == "12"
+
+    def to_fields(self) -> dict[str, str | dict[str, str]]:
+        """Everything but the CRC, templates as dicts: what `encode` takes back."""
+        templates = self.templates
+        return {
+            tag: (dict(templates[tag]) if tag in templates else value)
+            for tag, value in self.fields.items()
+            if tag != "63"
+        }
+
+
+# ----------------------------------------------------------------------------- decode
+_TWO_DIGITS: Final[dict[str | bytes, int]] = {}
+_TAG_TEXT: Final[dict[str | bytes, str]] = {}
+for _n in range(100):
+    _k = f"{_n:02d}"
+    _TWO_DIGITS[_k] = _TWO_DIGITS[_k.encode()] = _n
+    _TAG_TEXT[_k] = _TAG_TEXT[_k.encode()] = _k
+del _n, _k
+# Every valid 4-character field header ("5303" -> ("53", 3)), as str and as bytes; length 00 is absent.
+_HEADERS: Final[dict[str | bytes, tuple[str, int]]] = {}
+for _t in range(100):
+    for _n in range(1, 100):
+        _h = f"{_t:02d}{_n:02d}"
+        _HEADERS[_h] = _HEADERS[_h.encode()] = (_h[:2], _n)
+del _t, _n, _h
+_PAYLOAD_FORMAT_HEADERS: Final = frozenset({"0002", b"0002"})
+
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+_DIGITS: Final = frozenset("0123456789")
+_AMOUNT_CHARS: Final = frozenset("0123456789.")
+_UPPER: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CHAR_LIMITS: Final[tuple[tuple[str, int, str], ...]] = (
+    ("59", merchant_name_chars_max, "merchant name"),
+    ("60", merchant_city_chars_max, "merchant city"),
+    ("61", postal_code_chars_max, "postal code"),
+)
+
+
+def _fail(message: str, position: int | None, tag: str | None = None) -> QrError:
+    return QrError(FORMAT_INVALID, message, position, tag=tag)
+
+
+def _header_error(s: str | bytes, i: int, end: int, parent: str | None) -> QrError:
+    """Why the 4 characters at `i` are not a field header (slow path, errors only)."""
+    where = "" if parent is None else f"template {parent}: "
+    if i + 4 > end:
+        return _fail(f"{where}truncated field header {_show(s[i:end])}", i, parent)
+    tag = _TAG_TEXT.get(s[i : i + 2])
+    if tag is None:
+        return _fail(f"{where}field id {_show(s[i:i + 2])} is not two digits", i, parent)
+    path = tag if parent is None else f"{parent}/{tag}"
+    if _TWO_DIGITS.get(s[i + 2 : i + 4]) == 0:
+        return _fail(f"tag {path}: length 00 is invalid", i + 2, path)
+    return _fail(f"tag {path}: length {_show(s[i + 2:i + 4])} is not two digits", i + 2, path)
+
+
+def _scan(s: str | bytes, start: int, end: int, is_bytes: bool, parent: str) -> dict[str, str]:
+    """Sub-fields of the template value s[start:end]. Offsets are absolute."""
+    out: dict[str, str] = {}
+    headers = _HEADERS
+    i = start
+    while i < end:
+        header = headers.get(s[i : i + 4])
+        if header is None or i + 4 > end:
+            raise _header_error(s, i, end, parent)
+        tag, n = header
+        j = i + 4
+        k = j + n
+        if k > end:
+            raise _fail(f"tag {parent}/{tag}: length {n} runs past the end of template {parent}", i + 2, f"{parent}/{tag}")
+        if tag in out:
+            raise _fail(f"tag {parent}/{tag}: repeated", i, f"{parent}/{tag}")
+        out[tag] = _text(s[j:k], j) if is_bytes else s[j:k]  # type: ignore[assignment]
+        i = k
+    return out
+
+
+def _repeated(s: str | bytes, end: int) -> QrError:
+    """The first repeated top-level tag (slow path: only after the fast scan counted one)."""
+    seen: set[str] = set()
+    i = 0
+    while i < end:
+        tag, n = _HEADERS[s[i : i + 4]]
+        if tag in seen:
+            return _fail(f"tag {tag}: repeated", i, tag)
+        seen.add(tag)
+        i += 4 + n
+    raise AssertionError("no repeated tag")  # pragma: no cover
+
+
+def _text(raw: bytes, position: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail("a value cuts a UTF-8 character in two", position) from None
+
+
+def _show(piece: str | bytes) -> str:
+    return repr(piece.decode("utf-8", "replace") if isinstance(piece, bytes) else piece)
+
+
+def _parse(s: str | bytes, is_bytes: bool) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    fields: dict[str, str] = {}
+    templates: dict[str, dict[str, str]] = {}
+    headers = _HEADERS
+    template_tags = TEMPLATE_TAGS
+    end = len(s)
+    tag = ""
+    n = 0
+    if s[:4] not in _PAYLOAD_FORMAT_HEADERS:
+        if end >= 4 and _TAG_TEXT.get(s[:2]) != "00":
+            raise _fail(f"the payload must start with tag 00, not {_show(s[:2])}", 0, "00")
+    i = 0
+    count = 0
+    while i < end:
+        header = headers.get(s[i : i + 4])  # a slice cut short by the end is no header either
+        if header is None:
+            raise _header_error(s, i, end, None)
+        tag, n = header
+        j = i + 4
+        k = j + n
+        if k > end:
+            raise _fail(f"tag {tag}: length {n} runs past the end of the payload", i + 2, tag)
+        if tag in template_tags:
+            templates[tag] = _scan(s, j, k, is_bytes, tag)
+        fields[tag] = _text(s[j:k], j) if is_bytes else s[j:k]  # type: ignore[assignment]
+        count += 1
+        i = k
+    if count != len(fields):
+        raise _repeated(s, end)
+    if tag != "63":
+        raise _fail("the payload must end with the CRC, tag 63" if "63" in fields else "no CRC (tag 63)", None, "63")
+    if n != crc_chars:
+        raise _fail(f"tag 63: CRC length must be 04, got {n:02d}", end - n - 2, "63")
+    if not _HEX_DIGITS.issuperset(fields["63"]):
+        raise _fail(f"tag 63: CRC {fields['63']!r} is not 4 hex digits", end - n, "63")
+    if fields.get("00") != "01":
+        raise _fail("tag 00: payload format indicator must be '01'", 4, "00")
+    _check_fields(fields, templates)
+    return fields, templates
+
+
+def _check_fields(fields: dict[str, str], templates: dict[str, dict[str, str]]) -> None:
+    """The EMVCo limits every scheme shares. Scheme rules live in templates.py."""
+    get = fields.get
+    poi = get("01")
+    if poi is not None and poi != "11" and poi != "12":
+        raise _fail(f"tag 01: point of initiation must be 11 or 12, got {poi!r}", None, "01")
+    mcc = get("52")
+    if mcc is not None and (len(mcc) != 4 or not _DIGITS.issuperset(mcc)):
+        raise _fail(f"tag 52: merchant category code {mcc!r} is not 4 digits", None, "52")
+    ccy = get("53")
+    if ccy is not None and (len(ccy) != 3 or not _DIGITS.issuperset(ccy)):
+        raise _fail(f"tag 53: currency {ccy!r} is not a 3-digit ISO 4217 code", None, "53")
+    amount = get("54")
+    if amount is not None and (
+        len(amount) > amount_chars_max
+        or not _AMOUNT_CHARS.issuperset(amount)
+        or amount.count(".") > 1
+        or amount == "."
+    ):
+        raise _fail(
+            f"tag 54: amount {amount!r} is not a decimal of at most {amount_chars_max} characters", None, "54"
+        )
+    country = get("58")
+    if country is not None and (len(country) != 2 or not _UPPER.issuperset(country)):
+        raise _fail(f"tag 58: country {country!r} is not an ISO 3166 alpha-2 code", None, "58")
+    for tag, chars_max, what in _CHAR_LIMITS:
+        value = get(tag)
+        if value is not None and len(value) > chars_max:
+            raise _fail(f"tag {tag}: {what} has {len(value)} characters, at most {chars_max}", None, tag)
+    language = templates.get("64")
+    if language is not None:
+        name = language.get("01")
+        if name is not None and len(name) > merchant_name_chars_max:
+            raise _fail(
+                f"tag 64/01: alternate name has {len(name)} characters, at most {merchant_name_chars_max}", None, "64/01"
+            )
+        city = language.get("02")
+        if city is not None and len(city) > merchant_city_chars_max:
+            raise _fail(
+                f"tag 64/02: alternate city has {len(city)} characters, at most {merchant_city_chars_max}", None, "64/02"
+            )
+
+
+def parse_template(value: str, tag: str) -> dict[str, str]:
+    """The sub-fields of a template value (lengths in characters); `tag` names it in errors."""
+    return _scan(value, 0, len(value), False, tag)
+
+
+def crc16_ccitt_false(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE. `binascii.crc_hqx` is that polynomial, unreflected, with the initial
+    value given: init 0xFFFF makes it CCITT-FALSE (check value of b"123456789" = 0x29B1)."""
+    return crc_hqx(data, 0xFFFF)
+
+
+def decode(payload: str) -> QrPayload:
+    """Decode and check an EMVCo MPM payload (text, not an image). Raises `QrError`."""
+    if type(payload) is not str:
+        raise TypeError(f"payload must be str, got {type(payload).__name__}")
+    size = len(payload)
+    if size > payload_chars_max:
+        raise _fail(f"payload has {size} characters, at most {payload_chars_max}", None)
+    unit: LengthUnit = "chars"
+    try:
+        fields, templates = _parse(payload, False)
+    except QrError as by_chars:
+        if payload.isascii():
+            raise
+        try:
+            fields, templates = _parse(payload.encode("utf-8"), True)
+        except QrError:
+            raise by_chars from None
+        unit = "bytes"
+    crc = crc_hqx(payload[:-4].encode("utf-8"), 0xFFFF)
+    given = payload[-4:]
+    if given.upper() != f"{crc:04X}":
+        raise QrError(FORMAT_INVALID, f"checksum mismatch: CRC {given} given, {crc:04X} computed", size - 4, tag="63")
+    return QrPayload(MappingProxyType(fields), MappingProxyType(templates), unit)
+
+
+# ----------------------------------------------------------------------------- encode
+FieldValue = str | Mapping[str, "FieldValue"]
+
+
+def _length(value: str, unit: LengthUnit) -> int:
+    return len(value) if unit == "chars" else len(value.encode("utf-8"))
+
+
+def _tlv(fields: Mapping[str, FieldValue], unit: LengthUnit, where: str) -> str:
+    parts = []
+    for tag in sorted(fields, key=_tag_order):
+        value = fields[tag]
+        text = value if isinstance(value, str) else _tlv(value, unit, f"{where}{tag}/")
+        n = _length(text, unit)
+        if not 1 <= n <= field_value_chars_max:
+            raise ValueError(f"{where}{tag}: value length {n} outside 1..{field_value_chars_max}")
+        parts.append(f"{tag}{n:02d}{text}")
+    return "".join(parts)
+
+
+def _tag_order(tag: str) -> int:
+    if type(tag) is not str or len(tag) != 2 or not _DIGITS.issuperset(tag):
+        raise ValueError(f"tag {tag!r} is not two digits")
+    return int(tag)
+
+
+def with_crc(body: str) -> str:
+    """Append ``6304`` and the CRC (upper-case hex) to a payload body."""
+    head = body + "6304"
+    return f"{head}{crc_hqx(head.encode('utf-8'), 0xFFFF):04X}"
+
+
+def encode(fields: Mapping[str, FieldValue], *, length_unit: LengthUnit = "chars") -> str:
+    """Build a payload: ``00`` = ``01`` unless given, tags in ascending order (templates too, a
+    mapping value becomes a nested template), the CRC computed and appended last.
+
+    Only the TLV frame is enforced (two-digit tags, lengths 1..99 in `length_unit`), so tests can
+    build payloads that `decode` must refuse. ``63`` may not be given.
+    """
+    if "63" in fields:
+        raise ValueError("tag 63 (CRC) is computed, not given")
+    if length_unit not in ("chars", "bytes"):
+        raise ValueError(f"length_unit must be 'chars' or 'bytes', got {length_unit!r}")
+    full = {"00": "01", **fields}
+    return with_crc(_tlv(full, length_unit, ""))

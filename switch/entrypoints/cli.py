@@ -75,11 +75,12 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
         failed = asyncio.create_task(sw.wait_failed())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if not failed.done():  # a clean stop: the tasks ending now are not failures
+            failed.cancel()
         logging.getLogger("mekong").info("stopping: draining in-flight work")
         await sw.stop()
-        if failed.done() and failed.exception() is not None:
+        if not failed.cancelled() and failed.exception() is not None:
             raise failed.exception()  # type: ignore[misc]
-        failed.cancel()
 
     _run(serve())
 

@@ -154,7 +154,12 @@ async def healthz(_request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     sw = request.app[SWITCH]
     checks = {"database": await sw.store.ping(), "kafka": sw.kafka_ready()}
-    return web.json_response({"ready": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503)
+    return web.json_response(
+        # partitions_assigned: this replica consumes instructions now (a replica without partitions
+        # still serves partner callbacks, so it does not make the replica unready)
+        {"ready": all(checks.values()), **checks, "partitions_assigned": sw.partitions_assigned()},
+        status=200 if all(checks.values()) else 503,
+    )
 
 
 def build_app(sw: Switch) -> web.Application:

@@ -81,14 +81,17 @@ class _Rebalance(ConsumerRebalanceListener):
     """On revocation, wait for the batch in hand: it is committed (DB, then offsets) before the
     partitions move to another switch."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, owner: InstructionConsumer) -> None:
+        self._owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:
+        async with self._owner.lock:
+            await self._owner.offsets_committed()
             log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned:
+            self._owner.assigned.set()
         log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -109,7 +112,8 @@ class InstructionConsumer:
         self._producer = producer
         self._on_commit = on_commit
         self._metrics = metrics
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self._offset_commit: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.records_processed = 0
@@ -128,7 +132,7 @@ class InstructionConsumer:
             fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max,
             isolation_level="read_uncommitted",
         )
-        self._consumer.subscribe([k.instructions_topic], listener=_Rebalance(self._lock))
+        self._consumer.subscribe([k.instructions_topic], listener=_Rebalance(self))
         await self._consumer.start()
 
     def stop_soon(self) -> None:
@@ -141,14 +145,13 @@ class InstructionConsumer:
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=limits.kafka_poll_timeout_ms, max_records=limits.batch_records_max)
-                if consumer.assignment():
-                    self.assigned.set()
                 if not batches:
                     continue
-                async with self._lock:
+                async with self.lock:
                     await self._process(consumer, batches)
                 self._update_lag(consumer, batches)
         finally:
+            await self.offsets_committed()
             await consumer.stop()
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
@@ -173,7 +176,13 @@ class InstructionConsumer:
                 outcome.status_outbox.extend(await uow.outbox_add(rejects))
         # the database has it all: the outbox can go out, and now, and only now, the offsets move
         await self._on_commit(outcome)
-        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        # Offsets go to the broker in the background, in order (each waits for the one before);
+        # the next batch need not wait for the round trip. A crash before it lands means the
+        # batch is read again, and admission turns the redelivery into replays that change nothing.
+        await self.offsets_committed()
+        self._offset_commit = asyncio.create_task(
+            consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        )
         count = sum(len(r) for r in batches.values())
         self.records_processed += count
         for key, n in outcome.counts.items():
@@ -181,6 +190,12 @@ class InstructionConsumer:
         if dead:
             self._metrics.instructions.labels("dead_lettered").inc(len(dead))
         self._metrics.stage_duration.labels("admit").observe((time.perf_counter() - started) / max(count, 1))
+
+    async def offsets_committed(self) -> None:
+        """Wait for the offset commit in flight, if any (revocation, stop, the next commit)."""
+        if self._offset_commit is not None:
+            task, self._offset_commit = self._offset_commit, None
+            await task
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         topic = self._config.kafka.dlq_topic

@@ -213,6 +213,9 @@ class Switch:
             await self.store.checkpoint()
 
     # ------------------------------------------------------------------ observability
+    def partitions_assigned(self) -> bool:
+        return self._consumer is not None and self._consumer.assigned.is_set()
+
     def kafka_ready(self) -> bool:
         return self._started and self._consumer_task is not None and not self._consumer_task.done()
 

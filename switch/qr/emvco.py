@@ -170,12 +170,6 @@ _HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 _DIGITS: Final = frozenset("0123456789")
 _AMOUNT_CHARS: Final = frozenset("0123456789.")
 _UPPER: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_CHAR_LIMITS: Final[tuple[tuple[str, int, str], ...]] = (
-    ("59", merchant_name_chars_max, "merchant name"),
-    ("60", merchant_city_chars_max, "merchant city"),
-    ("61", postal_code_chars_max, "postal code"),
-)
-
 
 def _fail(message: str, position: int | None, tag: str | None = None) -> QrError:
     return QrError(FORMAT_INVALID, message, position, tag=tag)
@@ -195,94 +189,101 @@ def _header_error(s: str | bytes, i: int, end: int, parent: str | None) -> QrErr
     return _fail(f"tag {path}: length {_show(s[i + 2:i + 4])} is not two digits", i + 2, path)
 
 
-def _scan(s: str | bytes, start: int, end: int, is_bytes: bool, parent: str) -> dict[str, str]:
-    """Sub-fields of the template value s[start:end]. Offsets are absolute."""
-    out: dict[str, str] = {}
-    headers = _HEADERS
-    i = start
-    while i < end:
-        header = headers.get(s[i : i + 4])
-        if header is None or i + 4 > end:
-            raise _header_error(s, i, end, parent)
-        tag, n = header
-        j = i + 4
-        k = j + n
-        if k > end:
-            raise _fail(f"tag {parent}/{tag}: length {n} runs past the end of template {parent}", i + 2, f"{parent}/{tag}")
-        if tag in out:
-            raise _fail(f"tag {parent}/{tag}: repeated", i, f"{parent}/{tag}")
-        out[tag] = _text(s[j:k], j) if is_bytes else s[j:k]  # type: ignore[assignment]
-        i = k
-    return out
-
-
-def _repeated(s: str | bytes, end: int) -> QrError:
-    """The first repeated top-level tag (slow path: only after the fast scan counted one)."""
+def _repeated(s: str | bytes, start: int, end: int, parent: str | None) -> QrError:
+    """The first repeated tag (slow path: only after the fast scan counted one)."""
     seen: set[str] = set()
-    i = 0
+    i = start
     while i < end:
         tag, n = _HEADERS[s[i : i + 4]]
         if tag in seen:
-            return _fail(f"tag {tag}: repeated", i, tag)
+            path = tag if parent is None else f"{parent}/{tag}"
+            return _fail(f"tag {path}: repeated", i, path)
         seen.add(tag)
         i += 4 + n
     raise AssertionError("no repeated tag")  # pragma: no cover
-
-
-def _text(raw: bytes, position: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _fail("a value cuts a UTF-8 character in two", position) from None
 
 
 def _show(piece: str | bytes) -> str:
     return repr(piece.decode("utf-8", "replace") if isinstance(piece, bytes) else piece)
 
 
-def _parse(s: str | bytes, is_bytes: bool) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    fields: dict[str, str] = {}
-    templates: dict[str, dict[str, str]] = {}
+def _scan(s: str | bytes, start: int, end: int, parent: str) -> dict:  # type: ignore[type-arg]
+    """Sub-fields of the template value s[start:end] (values of the type of `s`). Offsets are absolute."""
+    out = {}
+    headers = _HEADERS
+    i = start
+    count = 0
+    tag = ""
+    n = j = 0
+    while i < end:
+        header = headers.get(s[i : i + 4])
+        if header is None:
+            raise _header_error(s, i, end, parent)
+        tag, n = header
+        j = i + 4
+        i = j + n
+        out[tag] = s[j:i]
+        count += 1
+    if i != end:  # only the last field can overrun: the loop stops there
+        raise _fail(f"tag {parent}/{tag}: length {n} runs past the end of template {parent}", j - 2, f"{parent}/{tag}")
+    if count != len(out):
+        raise _repeated(s, start, end, parent)
+    return out
+
+
+def _frame(s: str | bytes) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """Top-level fields and parsed templates, values of the type of `s`: the TLV frame only.
+    The hot loop of `decode`: one slice and one dict look-up per field header."""
+    fields = {}
+    templates = {}
     headers = _HEADERS
     template_tags = TEMPLATE_TAGS
     end = len(s)
-    tag = ""
-    n = 0
-    if s[:4] not in _PAYLOAD_FORMAT_HEADERS:
-        if end >= 4 and _TAG_TEXT.get(s[:2]) != "00":
-            raise _fail(f"the payload must start with tag 00, not {_show(s[:2])}", 0, "00")
     i = 0
     count = 0
+    tag = ""
+    n = j = 0
     while i < end:
         header = headers.get(s[i : i + 4])  # a slice cut short by the end is no header either
         if header is None:
             raise _header_error(s, i, end, None)
         tag, n = header
         j = i + 4
-        k = j + n
-        if k > end:
-            raise _fail(f"tag {tag}: length {n} runs past the end of the payload", i + 2, tag)
-        if tag in template_tags:
-            templates[tag] = _scan(s, j, k, is_bytes, tag)
-        fields[tag] = _text(s[j:k], j) if is_bytes else s[j:k]  # type: ignore[assignment]
+        i = j + n
+        if tag in template_tags and i <= end:
+            templates[tag] = _scan(s, j, i, tag)
+        fields[tag] = s[j:i]
         count += 1
-        i = k
+    if i != end:  # only the last field can overrun: the loop stops there
+        raise _fail(f"tag {tag}: length {n} runs past the end of the payload", j - 2, tag)
     if count != len(fields):
-        raise _repeated(s, end)
-    if tag != "63":
-        raise _fail("the payload must end with the CRC, tag 63" if "63" in fields else "no CRC (tag 63)", None, "63")
-    if n != crc_chars:
-        raise _fail(f"tag 63: CRC length must be 04, got {n:02d}", end - n - 2, "63")
-    if not _HEX_DIGITS.issuperset(fields["63"]):
-        raise _fail(f"tag 63: CRC {fields['63']!r} is not 4 hex digits", end - n, "63")
-    if fields.get("00") != "01":
-        raise _fail("tag 00: payload format indicator must be '01'", 4, "00")
-    _check_fields(fields, templates)
+        raise _repeated(s, 0, end, None)
     return fields, templates
 
 
-def _check_fields(fields: dict[str, str], templates: dict[str, dict[str, str]]) -> None:
-    """The EMVCo limits every scheme shares. Scheme rules live in templates.py."""
+def _as_text(fields: dict[str, bytes], templates: dict[str, dict[str, bytes]]) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    try:
+        return (
+            {tag: value.decode("utf-8") for tag, value in fields.items()},
+            {tag: {sub: value.decode("utf-8") for sub, value in t.items()} for tag, t in templates.items()},
+        )
+    except UnicodeDecodeError:
+        raise _fail("a length cuts a UTF-8 character in two", None) from None
+
+
+def _check_frame(fields: dict[str, str], templates: dict[str, dict[str, str]], size: int) -> None:
+    """00 first, 63 last, and the EMVCo limits every scheme shares. Scheme rules live in templates.py."""
+    if next(iter(fields), None) != "00":
+        raise _fail("the payload must start with tag 00" if fields else "empty payload", 0, "00")
+    if fields["00"] != "01":
+        raise _fail(f"tag 00: payload format indicator must be '01', got {fields['00']!r}", 4, "00")
+    if next(reversed(fields)) != "63":
+        raise _fail("the payload must end with the CRC, tag 63" if "63" in fields else "no CRC (tag 63)", None, "63")
+    crc = fields["63"]
+    if len(crc) != crc_chars:
+        raise _fail(f"tag 63: CRC length must be 04, got {len(crc):02d}", size - len(crc) - 2, "63")
+    if not _HEX_DIGITS.issuperset(crc):
+        raise _fail(f"tag 63: CRC {crc!r} is not 4 hex digits", size - 4, "63")
     get = fields.get
     poi = get("01")
     if poi is not None and poi != "11" and poi != "12":
@@ -295,21 +296,21 @@ def _check_fields(fields: dict[str, str], templates: dict[str, dict[str, str]]) 
         raise _fail(f"tag 53: currency {ccy!r} is not a 3-digit ISO 4217 code", None, "53")
     amount = get("54")
     if amount is not None and (
-        len(amount) > amount_chars_max
-        or not _AMOUNT_CHARS.issuperset(amount)
-        or amount.count(".") > 1
-        or amount == "."
+        len(amount) > amount_chars_max or not _AMOUNT_CHARS.issuperset(amount) or amount.count(".") > 1 or amount == "."
     ):
-        raise _fail(
-            f"tag 54: amount {amount!r} is not a decimal of at most {amount_chars_max} characters", None, "54"
-        )
+        raise _fail(f"tag 54: amount {amount!r} is not a decimal of at most {amount_chars_max} characters", None, "54")
     country = get("58")
     if country is not None and (len(country) != 2 or not _UPPER.issuperset(country)):
         raise _fail(f"tag 58: country {country!r} is not an ISO 3166 alpha-2 code", None, "58")
-    for tag, chars_max, what in _CHAR_LIMITS:
-        value = get(tag)
-        if value is not None and len(value) > chars_max:
-            raise _fail(f"tag {tag}: {what} has {len(value)} characters, at most {chars_max}", None, tag)
+    name = get("59")
+    if name is not None and len(name) > merchant_name_chars_max:
+        raise _fail(f"tag 59: merchant name has {len(name)} characters, at most {merchant_name_chars_max}", None, "59")
+    city = get("60")
+    if city is not None and len(city) > merchant_city_chars_max:
+        raise _fail(f"tag 60: merchant city has {len(city)} characters, at most {merchant_city_chars_max}", None, "60")
+    postal = get("61")
+    if postal is not None and len(postal) > postal_code_chars_max:
+        raise _fail(f"tag 61: postal code has {len(postal)} characters, at most {postal_code_chars_max}", None, "61")
     language = templates.get("64")
     if language is not None:
         name = language.get("01")
@@ -326,7 +327,7 @@ def _check_fields(fields: dict[str, str], templates: dict[str, dict[str, str]]) 
 
 def parse_template(value: str, tag: str) -> dict[str, str]:
     """The sub-fields of a template value (lengths in characters); `tag` names it in errors."""
-    return _scan(value, 0, len(value), False, tag)
+    return _scan(value, 0, len(value), tag)
 
 
 def crc16_ccitt_false(data: bytes) -> int:
@@ -336,7 +337,12 @@ def crc16_ccitt_false(data: bytes) -> int:
 
 
 def decode(payload: str) -> QrPayload:
-    """Decode and check an EMVCo MPM payload (text, not an image). Raises `QrError`."""
+    """Decode and check an EMVCo MPM payload (text, not an image). Raises `QrError`.
+
+    Lengths are read in characters first and in UTF-8 bytes only when that fails. A non-ASCII
+    payload that frames validly both ways is therefore read in characters (rare: the character
+    reading has to land exactly on ``6304`` at the end).
+    """
     if type(payload) is not str:
         raise TypeError(f"payload must be str, got {type(payload).__name__}")
     size = len(payload)
@@ -344,12 +350,14 @@ def decode(payload: str) -> QrPayload:
         raise _fail(f"payload has {size} characters, at most {payload_chars_max}", None)
     unit: LengthUnit = "chars"
     try:
-        fields, templates = _parse(payload, False)
+        fields, templates = _frame(payload)
+        _check_frame(fields, templates, size)
     except QrError as by_chars:
         if payload.isascii():
             raise
         try:
-            fields, templates = _parse(payload.encode("utf-8"), True)
+            fields, templates = _as_text(*_frame(payload.encode("utf-8")))
+            _check_frame(fields, templates, size)
         except QrError:
             raise by_chars from None
         unit = "bytes"

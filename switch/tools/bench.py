@@ -3,13 +3,19 @@ out) with the broker, the simulator (no delay, no rejects) and the switch with S
 its own process on this machine. Reports throughput, end-to-end latency and the switch's CPU
 time per payment. With --rate the load is offered at a fixed rate instead of flat out.
 
-The latency is measured by the load generator from publish to the final status event, so it
-includes the broker and the simulator: an upper bound of what the switch itself adds.
+Two latencies per payment:
+- `latency_ms`: publish of the instruction -> final status event read back by the load generator,
+  what a participant sees: two broker hops, the switch and the simulator;
+- `switch_latency_ms`: the switch's admission of the instruction (its RECEIVED history row) ->
+  the status record handed to Kafka (the record's timestamp): the switch, including the
+  simulator's round trip (no configured delay), without the two broker hops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from datetime import datetime, timezone
 import os
 import platform
 import sys
@@ -23,6 +29,16 @@ from switch.tools.loadgen import drive, percentiles, plan_instructions
 from switch.tools.stack import Stack
 
 warmup_count = 500
+
+
+def _admission_times(database: Path) -> dict[str, float]:
+    """instruction id -> admission time (epoch seconds) from the switch's history."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT p.instruction_id, h.at FROM payment_history h JOIN payments p ON p.uetr = h.uetr "
+            "WHERE h.to_state = 'RECEIVED'"
+        ).fetchall()
+    return {iid: datetime.fromisoformat(at).replace(tzinfo=timezone.utc).timestamp() for iid, at in rows}
 
 
 def run_bench(*, count: int, rate: float, workdir: Path) -> dict[str, Any]:
@@ -41,6 +57,10 @@ def run_bench(*, count: int, rate: float, workdir: Path) -> dict[str, Any]:
         cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in ("switch", "sim")}
         wall = time.perf_counter() - started
     completed = sum(1 for f in result.finals.values() if f.state == "COMPLETED")
+    admitted = _admission_times(stack.database_path)
+    switch_ms = [
+        f.record_ts_ms - admitted[key] * 1000 for key, f in result.finals.items() if key in admitted
+    ]
     seconds = result.elapsed_s()
     return {
         "payments": len(result.finals),
@@ -50,6 +70,7 @@ def run_bench(*, count: int, rate: float, workdir: Path) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "throughput_per_s": round(len(result.finals) / seconds, 1),
         "latency_ms": percentiles(result.latencies_ms()),
+        "switch_latency_ms": percentiles(switch_ms),
         "cpu_us_per_payment": round(cpu["switch"] / max(1, len(result.finals)) * 1e6, 1),
         "simulator_cpu_us_per_payment": round(cpu["sim"] / max(1, len(result.finals)) * 1e6, 1),
         "wall_seconds": round(wall, 3),

@@ -51,8 +51,8 @@ def write_samples(database: Path, out_dir: Path) -> list[Path]:
     with sqlite3.connect(database) as db:
         queries = {
             "pacs.008-sent.xml": "SELECT body FROM outbox WHERE kind = 'partner' ORDER BY id LIMIT 1",
-            "pacs.002-accepted.xml": "SELECT body FROM inbound_messages WHERE body LIKE '%<TxSts>ACSC</TxSts>%' LIMIT 1",
-            "pacs.002-rejected.xml": "SELECT body FROM inbound_messages WHERE body LIKE '%<TxSts>RJCT</TxSts>%' LIMIT 1",
+            "pacs.002-accepted.xml": "SELECT body FROM inbound_messages WHERE CAST(body AS TEXT) LIKE '%<TxSts>ACSC</TxSts>%' LIMIT 1",
+            "pacs.002-rejected.xml": "SELECT body FROM inbound_messages WHERE CAST(body AS TEXT) LIKE '%<TxSts>RJCT</TxSts>%' LIMIT 1",
             "status-event.json": "SELECT body FROM outbox WHERE kind = 'status' ORDER BY id DESC LIMIT 1",
         }
         for name, query in queries.items():

@@ -100,8 +100,9 @@ def plan_instructions(count: int, *, seed: int = 20261126, bad_share: float = 0.
 class Final:
     state: str
     reason_code: str | None
-    latency_s: float
+    latency_s: float  # publish of the instruction -> status event read back, as the participant sees it
     event: dict[str, Any]
+    record_ts_ms: int  # the status record's timestamp: when the switch handed it to Kafka
 
 
 @dataclass
@@ -192,7 +193,7 @@ async def drive(
                             result.duplicates += 1
                             continue
                         result.finals[instruction_id] = Final(
-                            event["state"], event.get("reason_code"), now - sent_at.get(instruction_id, now), event
+                            event["state"], event.get("reason_code"), now - sent_at.get(instruction_id, now), event, rec.timestamp
                         )
                         result.last_final_at = now
                         if instruction_id not in result.dead_letters:

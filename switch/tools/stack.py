@@ -86,7 +86,8 @@ class Stack:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
             try:
                 with urllib.request.urlopen(f"{self.switch_url}/readyz", timeout=1) as resp:
-                    if json.loads(resp.read()).get("ready"):
+                    state = json.loads(resp.read())
+                    if state.get("ready") and state.get("partitions_assigned"):
                         return
             except OSError:
                 pass

@@ -14,7 +14,7 @@ kafka_poll_interval_ms_max: Final = 300_000  # max_poll_interval_ms handed to ai
 kafka_poll_timeout_ms: Final = 200  # getmany() wait when nothing is buffered
 # How long the broker may hold a fetch waiting for data. Tansu answers a fetch only when this
 # runs out (no early return on new data), so it bounds the admission latency directly.
-kafka_fetch_wait_ms_max: Final = 5
+kafka_fetch_wait_ms_max: Final = 20
 kafka_message_bytes_max: Final = 1_000_000  # an instruction larger than this is dead-lettered
 producer_linger_ms: Final = 2
 shutdown_drain_s_max: Final = 10.0  # SIGTERM: time to finish in-flight work before leaving

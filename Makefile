@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test bench bench-qr schemas install clean
+.PHONY: demo test bench schemas install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,8 @@ test: schemas
 bench: schemas
 	$(BIN)/mekong bench --json bench-out/bench-max.json
 	$(BIN)/mekong bench --rate 500 --count 15000 --json bench-out/bench-500.json
+	$(BIN)/python tests/bench/bench_iso20022.py --json bench-out/bench-iso20022.json
+	$(BIN)/python tests/bench/bench_qr.py --json bench-out/bench-qr.json
 
 clean:
 	rm -rf $(VENV) .schemas .cache demo-out bench-out .pytest_cache .hypothesis

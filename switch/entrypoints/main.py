@@ -77,6 +77,7 @@ class Switch:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
+        self._owns_store = store is None  # a store handed in is closed by whoever made it
         self.store = store or Store(config.switch.database_url)
         self.schema_dir = Path(schema_dir or config.switch.schema_dir or default_schema_dir())
         self._tasks: list[asyncio.Task[Any]] = []
@@ -240,18 +241,22 @@ class Switch:
         )
 
     # ------------------------------------------------------------------ lifecycle
-    async def stop(self) -> None:
-        """Stop taking work, finish what is in flight (bounded), then close everything."""
+    async def stop(self, *, drain_s: float = limits.shutdown_drain_s_max) -> None:
+        """Stop taking work, finish what is in flight (for at most `drain_s`), then close
+        everything. Whatever is not delivered by then stays in the outbox for the next start."""
+        if not self._started:
+            return
         if self._consumer is not None:
             self._consumer.stop_soon()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._consumer_task), timeout=limits.shutdown_drain_s_max)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limits.shutdown_drain_s_max
+        deadline = loop.time() + drain_s
         while self._started and self.backlog() and loop.time() < deadline:
             await asyncio.sleep(0.05)
         for sender in self._senders.values():
             await sender.drain(max(0.0, deadline - loop.time()))
+        await self._publisher.drain(max(0.0, deadline - loop.time()))
         if self._runner is not None:
             await self._runner.cleanup()
         for task in self._tasks:
@@ -262,7 +267,8 @@ class Switch:
             await self._session.close()
         if self._producer is not None:
             await self._producer.stop()
-        await self.store.close()
+        if self._owns_store:
+            await self.store.close()
         self._started = False
 
     async def wait_failed(self) -> None:

@@ -80,8 +80,9 @@ class PartnerSender:
             task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout_s: float) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout_s)
+        """Let deliveries in flight finish for up to `timeout_s`, then cancel the rest: their
+        outbox rows stay unsent and go out again at the next start."""
+        await _finish_or_cancel(self._tasks, timeout_s)
 
     async def _deliver(self, message: OutboxMessage) -> None:
         try:
@@ -164,6 +165,10 @@ class KafkaPublisher:
     def backlog(self) -> int:
         return self._queue.qsize() + len(self._tasks)
 
+    async def drain(self, timeout_s: float) -> None:
+        """As PartnerSender.drain, for batches awaiting the broker's acknowledgement."""
+        await _finish_or_cancel(self._tasks, timeout_s)
+
     async def _publish(self, batch: list[OutboxMessage]) -> None:
         try:
             await self._publish_with_retries(batch)
@@ -190,3 +195,13 @@ class KafkaPublisher:
             self._metrics.stage_duration.labels("status_publish").observe(max(0.0, (now - m.created_at).total_seconds()))
         self.published += len(batch)
         await self._record_results(RecordSendResults(sent_outbox_ids=[m.id for m in batch if m.id]))
+
+
+async def _finish_or_cancel(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    pending = list(tasks)
+    if pending and timeout_s > 0:
+        _, still = await asyncio.wait(pending, timeout=timeout_s)
+        pending = list(still)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

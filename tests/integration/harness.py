@@ -25,6 +25,7 @@ class Running:
     switch: Switch
     sim: PartnerSimulator
     config: SwitchConfig
+    sim_port: int
 
     @property
     def url(self) -> str:
@@ -32,8 +33,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running_switch(broker: TansuBroker, store: Store, behaviour: SimBehaviour | None = None) -> AsyncIterator[Running]:
-    """Simulator + switch in this process, on their own topics and consumer group."""
+async def running_switch(
+    broker: TansuBroker, store: Store, behaviour: SimBehaviour | None = None, *, partner_up: bool = True
+) -> AsyncIterator[Running]:
+    """Simulator + switch in this process, on their own topics and consumer group. With
+    `partner_up=False` the simulator is built but not started: the partner is unreachable."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
@@ -61,11 +65,12 @@ async def running_switch(broker: TansuBroker, store: Store, behaviour: SimBehavi
         callback_url=f"http://127.0.0.1:{http_port}/iso20022/promptpay",
         behaviour=behaviour,
     )
-    await sim.start(port=sim_port)
+    if partner_up:
+        await sim.start(port=sim_port)
     sw = Switch(cfg, store=store)
     await sw.start()
     try:
-        yield Running(sw, sim, cfg)
+        yield Running(sw, sim, cfg, sim_port)
     finally:
         await sw.stop()
         await sim.stop()

@@ -187,16 +187,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         if decision is Admission.CONFLICT:
             out.count("conflict")
             deps.metrics.rejects.labels("admission", "DUPL").inc()
-            event = StatusEventV1(
-                instruction_id=ins.instruction_id,
-                participant=ins.participant,
-                uetr=None,
-                corridor=ins.corridor,
-                state=S.REJECTED.value,
-                final=True,
-                reason_code="DUPL",
-                reason="instruction id already used with a different payload; the first one stands",
-                occurred_at=now,
+            event = _reject_event(
+                ins, "DUPL", "instruction id already used with a different payload; the first one stands", now
             )
             status_msgs.append(_status_outbox(event, deps, now=now, uetr=None))
             continue

@@ -436,17 +436,15 @@ class _InLoopConnection:
         return self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def insert_many(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        columns = list(rows[0])
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        self._cursor().executemany(sql, [tuple(_sqlite_value(r[c]) for c in columns) for r in rows])
+        sql, values = _insert_values(table, rows)
+        self._cursor().executemany(sql, values)
 
     def insert_returning_ids(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-        columns = list(rows[0])
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        sql, values = _insert_values(table, rows)
         cur = self._cursor()
         ids = []
-        for r in rows:
-            cur.execute(sql, tuple(_sqlite_value(r[c]) for c in columns))
+        for row in values:
+            cur.execute(sql, row)
             ids.append(int(cur.lastrowid))
         return ids
 
@@ -472,6 +470,21 @@ class _InLoopConnection:
 
 
 _row_types: dict[str, Any] = {}
+
+
+def _insert_values(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    """The INSERT statement for the rows' columns and their values as SQLite takes them: only
+    the timestamp columns need converting."""
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)]
+    values = []
+    for r in rows:
+        row = [r[c] for c in columns]
+        for i in times:
+            row[i] = _sqlite_value(row[i])
+        values.append(tuple(row))
+    return sql, values
 
 
 def _sqlite_value(value: Any) -> Any:

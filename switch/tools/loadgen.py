@@ -110,6 +110,7 @@ class DriveResult:
     sent: int = 0
     finals: dict[str, Final] = field(default_factory=dict)
     dead_letters: dict[str, str] = field(default_factory=dict)  # key -> reason
+    sent_wall_ms: dict[str, float] = field(default_factory=dict)  # instruction id -> epoch ms at publish
     first_sent_at: float = 0.0
     last_final_at: float = 0.0
     non_final_events: Counter[str] = field(default_factory=Counter)
@@ -214,6 +215,7 @@ async def drive(
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent_at[p.key] = time.perf_counter()
+            result.sent_wall_ms[p.key] = time.time() * 1000
             pending.append(await producer.send(topic, value=p.value, key=p.key.encode()))
             if len(pending) >= 1000:
                 await asyncio.gather(*pending)

@@ -37,7 +37,7 @@ missing_reject_reason_code: Final = "MS03"  # a partner reject without a reason:
 
 
 def tx_id(uetr: str) -> str:
-    return f"T{uuid.UUID(uetr).hex}"
+    return f"T{uetr.replace('-', '')}"
 
 
 class IsoMapping:

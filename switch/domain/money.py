@@ -102,12 +102,17 @@ class Money:
         Asking for fewer decimals than the amount carries is a programmer error.
         """
         places = self.currency.exponent if decimals is None else decimals
-        value = self.to_decimal()
-        quantum = Decimal(1).scaleb(-places)
-        text_value = value.quantize(quantum)
-        if text_value != value:
-            raise ValueError(f"{self} does not fit {places} decimals")
-        return f"{text_value:f}"
+        exponent = self.currency.exponent
+        if places < exponent:
+            units, dropped = divmod(self.amount_minor, 10 ** (exponent - places))
+            if dropped:
+                raise ValueError(f"{self} does not fit {places} decimals")
+        else:
+            units = self.amount_minor * 10 ** (places - exponent)
+        if places == 0:
+            return str(units)
+        whole, fraction = divmod(units, 10**places)
+        return f"{whole}.{fraction:0{places}d}"
 
     def __str__(self) -> str:
         return f"{self.to_text()} {self.currency.code}"

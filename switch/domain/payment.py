@@ -10,7 +10,7 @@ Pure: no I/O; `now` is always an argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final, Mapping
@@ -106,12 +106,11 @@ def transition(
         raise InvariantViolation(f"payment {payment.uetr}: {payment.state} -> {target} is not allowed")
     if target in REASON_REQUIRED and not reason_code:
         raise InvariantViolation(f"payment {payment.uetr}: {target} needs a reason code")
-    moved = replace(
-        payment,
-        state=target,
-        reason_code=reason_code if target in REASON_REQUIRED else None,
-        version=payment.version + 1,
-        updated_at=now,
+    p = payment  # the constructor directly: dataclasses.replace costs several times more here
+    moved = Payment(
+        p.uetr, p.instruction_id, p.participant, p.corridor, p.partner, p.debtor, p.creditor, p.instructed,
+        p.source, p.target, p.fee, p.fx_rate, p.quote_id, p.remittance, target,
+        reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now,
     )
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
 

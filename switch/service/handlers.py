@@ -8,6 +8,7 @@ acknowledgement, late and duplicate statuses. Anything off the state table is a 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class Outcome:
 
 def message_id(uetr: str, attempt: int) -> str:
     """The pacs.008 MsgId for a payment and attempt: fixed before the first send (Max35Text)."""
-    return f"M{uuid.UUID(uetr).hex}{attempt:02d}"
+    return f"M{uetr.replace('-', '')}{attempt:02d}"
 
 
 def _amount(money: Money) -> AmountV1:
@@ -136,7 +137,7 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
 def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
     """A status event as an outbox row for the status topic."""
     body = event.model_dump_json(exclude_none=False).encode()
-    suffix = uuid.uuid4().hex  # status events are facts; each emission is its own message
+    suffix = os.urandom(16).hex()  # status events are facts; each emission is its own message
     return OutboxMessage(
         kind="status",
         destination=deps.config.kafka.status_topic,
@@ -331,7 +332,7 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Paymen
         corridor_fee=corridor.fee_money(source_ccy.code),
         spread_bps=corridor.spread_bps,
         validity_s=corridor.quote_validity_s,
-        quote_id=f"Q{uuid.uuid4().hex[:24]}",
+        quote_id=f"Q{os.urandom(12).hex()}",
     )
     if instructed.currency == source_ccy:
         quote = deps.quoter.quote_for_source(instructed, target_ccy, **quote_args)

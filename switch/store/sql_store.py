@@ -16,6 +16,7 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -489,10 +490,16 @@ def _insert_values(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, l
 
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return _sqlite_time(value)
     return value
+
+
+@lru_cache(maxsize=256)  # a batch stamps many rows with the same instant
+def _sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's SQLite dialect stores for a DATETIME: naive UTC, microseconds."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -23,7 +23,7 @@ from typing import Final
 
 from fx.convert import convert, source_for_target, to_base_one_rate
 from fx.errors import AmountTooSmall
-from fx.rates import RateBook
+from fx.rates import Rate, RateBook
 from switch.domain.money import Currency, Money
 
 bps_per_unit: Final = 10_000
@@ -122,7 +122,25 @@ class Quoter:
         if source == target:
             return _Pricing(_identity_rate, _identity_rate, 0, "identity", now)
         rate = self.book.rate(source.code, target.code, now=now)
-        return _Pricing(rate.mid, customer_rate(rate.mid, spread_bps), spread_bps, rate.source, rate.as_of)
+        return _pricing_of(rate, spread_bps)
+
+
+_pricing_cache: dict[tuple[int, int], tuple[Rate, _Pricing]] = {}
+pricing_cache_entries_max: Final = 1024
+
+
+def _pricing_of(rate: Rate, spread_bps: int) -> _Pricing:
+    """The pricing for a rate the book handed out, computed once per rate object and spread (the
+    book returns the same object until it is updated); keyed by identity, checked by `is`."""
+    key = (id(rate), spread_bps)
+    hit = _pricing_cache.get(key)
+    if hit is not None and hit[0] is rate:
+        return hit[1]
+    if len(_pricing_cache) >= pricing_cache_entries_max:
+        _pricing_cache.clear()
+    pricing = _Pricing(rate.mid, customer_rate(rate.mid, spread_bps), spread_bps, rate.source, rate.as_of)
+    _pricing_cache[key] = (rate, pricing)
+    return pricing
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters.simulator import SimBehaviour
 from switch.broker import TansuBroker
+from switch.contracts import StatusEventV1
 from switch.store.sql_store import Store
 
 from tests.integration.harness import Running, running_switch
@@ -109,6 +110,8 @@ async def test_payments_complete_and_bad_input_is_rejected_with_a_reason(broker:
             until=lambda rs: expected_ids <= set(finals_by_id(rs)) and len(finals_by_id(rs).get(ids["dup"], [])) >= 2
             and len(events_for(rs, ids["resend"])) >= 2,
         )
+        for record in statuses:  # every event the switch emits honours the published contract
+            StatusEventV1.model_validate_json(record.value)
         finals = finals_by_id(statuses)
         first = {k: v[0] for k, v in finals.items()}
         for name in ("good", "good_usd", "good_thb", "account"):

@@ -1,7 +1,7 @@
 """Currency conversion and rate rounding: pure, exact, every rounding named (STYLE §2).
 
 A rate is a `Decimal` meaning "target units per source unit" (pacs.008 `XchgRate`). Arithmetic
-runs on exact fractions, so the only rounding is the one the caller names, applied once, to the
+runs on exact integer ratios (`Decimal.as_integer_ratio`), so the only rounding is the one the caller names, applied once, to the
 decimals the target currency accepts (`Currency.decimals_accepted_max`: THB 2, KHR 0, VND 0).
 
 No I/O, no clock, no float: this module imports no asyncio, aiohttp or SQL (a test checks it).
@@ -22,7 +22,6 @@ from decimal import (
     Decimal,
     InvalidOperation,
 )
-from fractions import Fraction
 from typing import Final
 
 from switch.domain.money import Currency, Money
@@ -78,7 +77,8 @@ def to_base_one_rate(rate: Decimal) -> Decimal:
 def convert(amount: Money, rate: Decimal, target: Currency, *, rounding: str) -> Money:
     """`amount` × `rate` in `target`, rounded once with `rounding` to the decimals `target` accepts."""
     check_rate(rate)
-    return _to_money(_value(amount) * Fraction(rate), target, rounding)
+    rate_num, rate_den = rate.as_integer_ratio()
+    return _to_money(amount.amount_minor * rate_num, 10**amount.currency.exponent * rate_den, target, rounding)
 
 
 def source_for_target(target: Money, rate: Decimal, source: Currency, *, rounding: str) -> Money:
@@ -88,7 +88,8 @@ def source_for_target(target: Money, rate: Decimal, source: Currency, *, roundin
     never pays out more than it took in.
     """
     check_rate(rate)
-    return _to_money(_value(target) / Fraction(rate), source, rounding)
+    rate_num, rate_den = rate.as_integer_ratio()
+    return _to_money(target.amount_minor * rate_den, 10**target.currency.exponent * rate_num, source, rounding)
 
 
 def check_rate(rate: Decimal) -> None:
@@ -98,25 +99,23 @@ def check_rate(rate: Decimal) -> None:
         raise ValueError(f"rate must be finite and positive, got {rate}")
 
 
-def _value(amount: Money) -> Fraction:
-    return Fraction(amount.amount_minor, 10**amount.currency.exponent)
-
-
-def _to_money(value: Fraction, currency: Currency, rounding: str) -> Money:
+def _to_money(numerator: int, denominator: int, currency: Currency, rounding: str) -> Money:
+    """Money for the exact value numerator / denominator (in currency units), rounded once."""
     shift = currency.exponent - currency.decimals_accepted_max
     if shift < 0:
         raise ValueError(f"{currency} accepts more decimals than its minor unit carries")
-    units = _round(value * 10**currency.decimals_accepted_max, rounding)
+    units = _round(numerator * 10**currency.decimals_accepted_max, denominator, rounding)
     return Money(units * 10**shift, currency)
 
 
-def _round(value: Fraction, rounding: str) -> int:
+def _round(numerator: int, denominator: int, rounding: str) -> int:
+    """numerator / denominator (exact, integers: no Fraction normalisation) rounded by `rounding`."""
     if rounding not in ROUNDINGS:
         raise ValueError(f"unknown rounding mode {rounding!r}")
-    if value < 0:
-        raise ValueError(f"cannot round a negative amount {value}")
-    whole, rest = divmod(value.numerator, value.denominator)
+    if numerator < 0 or denominator <= 0:
+        raise ValueError(f"cannot round a negative amount {numerator}/{denominator}")
+    whole, rest = divmod(numerator, denominator)
     if rest == 0:
         return whole
-    position = (2 * rest > value.denominator) - (2 * rest < value.denominator)
+    position = (2 * rest > denominator) - (2 * rest < denominator)
     return int(Decimal(f"{whole}.{_fraction_like[position]}").to_integral_value(rounding=rounding))

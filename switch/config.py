@@ -100,13 +100,21 @@ class Corridor(_Model):
             if code not in self.amount_max:
                 raise ValueError(f"corridor {self.id}: no amount_max for {code}")
             Money.parse(self.amount_max[code], code)
-            self.fee_money(code)
+            self._parse_fee(code)
         return self
 
     def amount_max_money(self, code: str) -> Money:
-        return Money.parse(self.amount_max[code], code)
+        return self._limits[code][0]
 
     def fee_money(self, code: str) -> Money:
+        return self._limits[code][1]
+
+    @cached_property
+    def _limits(self) -> dict[str, tuple[Money, Money]]:
+        """Per source currency: (maximum per payment, fee), parsed once."""
+        return {code: (Money.parse(self.amount_max[code], code), self._parse_fee(code)) for code in self.source_currencies}
+
+    def _parse_fee(self, code: str) -> Money:
         text = self.fee.get(code, "0")
         return Money(0, CURRENCIES[code]) if Decimal(text) == 0 else Money.parse(text, code)
 

@@ -10,6 +10,7 @@ Pure: no I/O; `now` is always an argument.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -113,6 +114,16 @@ def transition(
         reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now,
     )
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
+
+
+def new_uetr() -> str:
+    """A UUIDv4 (RFC 4122: version 4, variant 10xx) as the canonical lower-case string; the same
+    as str(uuid.uuid4()), without building a UUID object on the hot path."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def initial_history(payment: Payment) -> HistoryEntry:

@@ -9,7 +9,6 @@ acknowledgement, late and duplicate statuses. Anything off the state table is a 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from switch.domain.payment import (
     TRANSITIONS,
     classify_partner_status,
     initial_history,
+    new_uetr,
     transition,
 )
 from switch.metrics import Metrics
@@ -93,7 +93,7 @@ class Deps:
     schemas: SchemaSet
     metrics: Metrics
     clock: Callable[[], datetime]
-    new_uetr: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    new_uetr: Callable[[], str] = new_uetr
 
 
 @dataclass
@@ -169,6 +169,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     status_msgs: list[OutboxMessage] = []
     batch_payments: dict[str, Payment] = {}
     admitted: list[tuple[ParsedInstruction, InstructionRecord, Payment, HistoryEntry]] = []
+    received: dict[str, Payment] = {}  # uetr -> the payment as admitted (RECEIVED), for its history row
 
     def reject(item: ParsedInstruction, reason_code: str, detail: str) -> None:
         ins = item.instruction
@@ -211,6 +212,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
 
         try:
             payment, quote = _admit_new(ins, deps, now=now)
+            received[payment.uetr] = payment
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
         except (SwitchError, AmountError) as exc:
             reject(item, exc.reason_code, str(exc))
@@ -233,7 +235,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("admitted")
             new_records.append(rec)
             new_payments.append(payment)
-            history.append(HistoryEntry(payment.uetr, None, S.RECEIVED, None, None, now))
+            history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 
     await uow.instructions_add(new_records)

@@ -209,3 +209,16 @@ def test_an_applied_status_is_always_a_legal_move(current: PaymentState, status:
 @pytest.mark.parametrize("status", [S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT])
 def test_no_partner_status_is_applied_to_a_terminal_payment(terminal: PaymentState, status: PaymentState) -> None:
     assert classify_partner_status(terminal, status) is not D.APPLY
+
+
+def test_new_uetr_is_a_canonical_uuid4() -> None:
+    import uuid
+
+    from switch.domain.payment import new_uetr
+
+    values = {new_uetr() for _ in range(2000)}
+    assert len(values) == 2000
+    for value in list(values)[:200]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value  # canonical, lower case
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from adapters.simulator import SimBehaviour
 from switch.broker import TansuBroker
 from switch.contracts import StatusEventV1
+from tests.factories import sample_instruction
 from switch.store.sql_store import Store
 
 from tests.integration.harness import Running, running_switch
@@ -24,18 +25,7 @@ UNKNOWN_PROXY = "0066899999999"
 
 
 def instruction(instruction_id: str, **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "version": 1,
-        "instruction_id": instruction_id,
-        "participant": "ACLBKHPPXXX",
-        "corridor": "KH-TH",
-        "debtor": {"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "KHR"},
-        "creditor": {"name": "Somchai Jaidee", "proxy": {"type": "MOBILE", "value": "0066812345678"}},
-        "amount": {"value": "150000", "currency": "KHR"},
-        "remittance": "Invoice 42",
-    }
-    doc.update(changes)
-    return doc
+    return sample_instruction(**{"instruction_id": instruction_id, "amount": {"value": "150000", "currency": "KHR"}, **changes})
 
 
 async def publish(run: Running, records: list[tuple[str, bytes]]) -> None:

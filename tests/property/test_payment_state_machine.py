@@ -11,13 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from switch.domain.errors import InvariantViolation
-from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import (
     REASON_REQUIRED,
     TERMINAL_STATES,
     TRANSITIONS,
     HistoryEntry,
-    Party,
     Payment,
     PaymentState,
     StatusDisposition,
@@ -25,6 +23,7 @@ from switch.domain.payment import (
     initial_history,
     transition,
 )
+from tests.factories import sample_payment
 
 S = PaymentState
 D = StatusDisposition
@@ -58,28 +57,7 @@ MODEL_TERMINAL = {S.REJECTED, S.RETURNED, S.CANCELLED}
 
 
 def _new_payment() -> Payment:
-    khr, thb = CURRENCIES["KHR"], CURRENCIES["THB"]
-    return Payment(
-        uetr="5f0e7a1c-3b2d-4e6f-8a9b-0c1d2e3f4a5b",
-        instruction_id="INS-0001",
-        participant="ACLBKHPPXXX",
-        corridor="KH-TH",
-        partner="promptpay",
-        debtor=Party(name="Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
-        creditor=Party(name="Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
-        instructed=Money(20_000_000, khr),
-        source=Money(20_000_000, khr),
-        target=Money(165_764, thb),
-        fee=Money(200_000, khr),
-        fx_rate="0.0082882132",
-        quote_id="Q0123456789abcdef01234567",
-        remittance=None,
-        state=S.RECEIVED,
-        reason_code=None,
-        version=1,
-        created_at=START,
-        updated_at=START,
-    )
+    return sample_payment(S.RECEIVED, created_at=START)
 
 
 class PaymentLifecycle(RuleBasedStateMachine):

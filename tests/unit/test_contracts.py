@@ -11,17 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from switch.contracts import InstructionV1, StatusEventV1
+from tests.factories import sample_instruction
 
-VALID: dict[str, Any] = {
-    "version": 1,
-    "instruction_id": "INS-2025-03-10/0001",
-    "participant": "ACLBKHPPXXX",
-    "corridor": "KH-TH",
-    "debtor": {"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "KHR"},
-    "creditor": {"name": "Somchai Jaidee", "proxy": {"type": "MOBILE", "value": "0066812345678"}},
-    "amount": {"value": "200000", "currency": "KHR"},
-    "remittance": "Family support",
-}
+VALID: dict[str, Any] = sample_instruction(instruction_id="INS-2025-03-10/0001")
 
 
 def _json(payload: dict[str, Any]) -> str:

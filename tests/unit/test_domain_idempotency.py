@@ -8,18 +8,9 @@ from typing import Any, Iterator
 import pytest
 
 from switch.domain.idempotency import Admission, StoredKey, admit, fingerprint
+from tests.factories import sample_instruction
 
-INSTRUCTION: dict[str, Any] = {
-    "version": 1,
-    "instruction_id": "INS-0001",
-    "participant": "ACLBKHPPXXX",
-    "corridor": "KH-TH",
-    "debtor": {"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "KHR"},
-    "creditor": {"name": "Somchai Jaidee", "proxy": {"type": "MOBILE", "value": "0066812345678"}},
-    "amount": {"value": "200000", "currency": "KHR"},
-    "remittance": "Family support",
-    "quote_id": None,
-}
+INSTRUCTION: dict[str, Any] = sample_instruction(quote_id=None)
 FP = fingerprint(INSTRUCTION)
 
 

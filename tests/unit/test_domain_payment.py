@@ -7,15 +7,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.factories import sample_payment
+
 from switch.domain.errors import InvariantViolation
-from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import (
     FINAL_STATES,
     REASON_REQUIRED,
     TERMINAL_STATES,
     TRANSITIONS,
     HistoryEntry,
-    Party,
     Payment,
     PaymentState,
     StatusDisposition,
@@ -31,28 +31,7 @@ NOW = CREATED_AT + timedelta(seconds=3)
 
 
 def _payment(state: PaymentState = S.RECEIVED, *, version: int = 1, reason_code: str | None = None) -> Payment:
-    khr, thb = CURRENCIES["KHR"], CURRENCIES["THB"]
-    return Payment(
-        uetr="5f0e7a1c-3b2d-4e6f-8a9b-0c1d2e3f4a5b",
-        instruction_id="INS-0001",
-        participant="ACLBKHPPXXX",
-        corridor="KH-TH",
-        partner="promptpay",
-        debtor=Party(name="Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
-        creditor=Party(name="Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
-        instructed=Money(20_000_000, khr),
-        source=Money(20_000_000, khr),
-        target=Money(165_764, thb),
-        fee=Money(200_000, khr),
-        fx_rate="0.0082882132",
-        quote_id="Q0123456789abcdef01234567",
-        remittance=None,
-        state=state,
-        reason_code=reason_code,
-        version=version,
-        created_at=CREATED_AT,
-        updated_at=CREATED_AT,
-    )
+    return sample_payment(state, created_at=CREATED_AT, version=version, reason_code=reason_code)
 
 
 ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets)]

@@ -385,11 +385,10 @@ class UnitOfWork:
         ]
 
     async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
-        rows = await self._conn.execute(
-            select(payments).where(payments.c.participant == participant, payments.c.instruction_id == instruction_id)
-        )
-        row = rows.first()
-        return _payment_from_row(row) if row else None
+        record = (await self.instructions_get([(participant, instruction_id)])).get((participant, instruction_id))
+        if record is None or record.uetr is None:
+            return None
+        return (await self.payments_get([record.uetr])).get(record.uetr)
 
     async def open_counts(self, states: Sequence[PaymentState]) -> dict[tuple[str, str], int]:
         """(partner, state) -> payments, for the in-flight and stuck gauges."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -48,7 +49,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
-# One row per participant instruction: the idempotency key and its fingerprint. `uetr` is the
+# One row per participant instruction: the idempotency key and its fingerprint (the payment
+# table does not repeat the key's uniqueness: this table holds it). `uetr` is the
 # payment the instruction became; an instruction refused before a payment could be formed keeps
 # its refusal here (reject_reason_code) so a resend replays it.
 instructions = Table(
@@ -97,7 +99,6 @@ payments = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
-    UniqueConstraint("participant", "instruction_id", name="uq_payments_instruction"),
     Index("ix_payments_state_updated", "state", "updated_at"),
 )
 
@@ -131,7 +132,14 @@ outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
     UniqueConstraint("kind", "message_id", name="uq_outbox_message"),
-    Index("ix_outbox_pending", "kind", "sent_at"),
+    # only unsent rows are ever looked up by kind: a partial index stays small
+    Index(
+        "ix_outbox_pending",
+        "kind",
+        "id",
+        sqlite_where=text("sent_at IS NULL"),
+        postgresql_where=text("sent_at IS NULL"),
+    ),
 )
 
 # Every ISO message a partner sent us, by its message id: the audit trail, and how a resend of

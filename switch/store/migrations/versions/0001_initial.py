@@ -63,7 +63,6 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
-        sa.UniqueConstraint("participant", "instruction_id", name="uq_payments_instruction"),
     )
     op.create_index("ix_payments_state_updated", "payments", ["state", "updated_at"])
     op.create_table(
@@ -91,7 +90,13 @@ def upgrade() -> None:
         sa.Column("sent_at", _TS, nullable=True),
         sa.UniqueConstraint("kind", "message_id", name="uq_outbox_message"),
     )
-    op.create_index("ix_outbox_pending", "outbox", ["kind", "sent_at"])
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["kind", "id"],
+        sqlite_where=sa.text("sent_at IS NULL"),
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.create_table(
         "inbound_messages",
         sa.Column("partner", sa.String(16), primary_key=True),

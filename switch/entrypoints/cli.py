@@ -92,13 +92,16 @@ def broker(port: int, host: str) -> None:
     """Run the embedded Tansu Kafka broker in the foreground (memory only; Ctrl-C stops it)."""
     from switch.broker import TansuBroker
 
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # delivered to sigwait, not the default handler
     b = TansuBroker(host=host, port=port)
     b.start()
     click.echo(f"tansu broker listening: bootstrap servers {b.bootstrap_servers} (Ctrl-C to stop)")
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         b.stop()
+        click.echo("tansu broker stopped")
 
 
 # ----------------------------------------------------------------------------- sim

@@ -4,6 +4,10 @@ README and used by deploy/prometheus and the Grafana dashboard."""
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -48,6 +52,30 @@ class Metrics:
         self.dlq = Counter("switch_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self.outbox_pending = Gauge("switch_outbox_pending", "Outbox messages not yet sent", ["kind"], registry=r)
         self.partner_up = Gauge("switch_partner_up", "1 when the last request to the partner got an answer", ["partner"], registry=r)
+        self.gc_pause = Histogram(
+            "switch_gc_pause_seconds",
+            "Cyclic garbage collector pauses (they stop the event loop)",
+            ["generation"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "switch_kafka_consumer_lag", "Records behind the end of the partition", ["topic", "partition"], registry=r
         )
+
+    def watch_gc(self) -> None:
+        """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""
+        started: list[float] = [0.0]
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - started[0])
+
+        self._gc_callback = on_gc
+        gc.callbacks.append(on_gc)
+
+    def unwatch_gc(self) -> None:
+        if getattr(self, "_gc_callback", None) in gc.callbacks:
+            gc.callbacks.remove(self._gc_callback)

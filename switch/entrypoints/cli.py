@@ -66,8 +66,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await sw.start()
-        # Everything built at start-up lives as long as the process: keep it out of the cyclic
-        # GC's scans, and collect young objects less often, so collections stay short.
+        # Everything built at start-up lives as long as the process: collect the start-up garbage,
+        # then keep the rest out of the cyclic GC's scans, and make full collections (the long
+        # pauses, see switch_gc_pause_seconds) rare.
+        gc.collect()
         gc.freeze()
         gc.set_threshold(*limits.gc_thresholds)
         print(f"mekong switch ready: http://{sw.config.http.host}:{sw.http_port}", flush=True)

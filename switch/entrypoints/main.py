@@ -160,6 +160,7 @@ class Switch:
         self._spawn(self._sweep_forever(), "sla-sweeper")
         if self.store.is_sqlite:
             self._spawn(self._checkpoint_forever(), "sqlite-checkpoint")
+        self.metrics.watch_gc()
         self._started = True
         log.info("switch up: http %s:%s, kafka %s, db %s", cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url)
 
@@ -269,6 +270,7 @@ class Switch:
             await self._producer.stop()
         if self._owns_store:
             await self.store.close()
+        self.metrics.unwatch_gc()
         self._started = False
 
     async def wait_failed(self) -> None:

@@ -168,6 +168,12 @@ class UnitOfWork:
         wanted = set(keys)
         for chunk in _chunks(list(wanted)):
             # two IN lists use the primary key index on every database; exact pairs are kept below
+            if isinstance(self._conn, _InLoopConnection):
+                conditions = {"participant": list({p for p, _ in chunk}), "instruction_id": [i for _, i in chunk]}
+                for r in self._conn.select_where_in(instructions, conditions):
+                    if (r.participant, r.instruction_id) in wanted:
+                        found[(r.participant, r.instruction_id)] = InstructionRecord(*r)
+                continue
             rows = await self._conn.execute(
                 select(instructions).where(
                     instructions.c.participant.in_({p for p, _ in chunk}),
@@ -247,6 +253,9 @@ class UnitOfWork:
         returns the ones moved. The caller checks the move against the state table."""
         moved: list[str] = []
         for chunk in _chunks(list(uetrs)):
+            if isinstance(self._conn, _InLoopConnection):
+                moved.extend(self._conn.move_state(list(chunk), from_state.value, to_state.value, at))
+                continue
             result = await self._conn.execute(
                 update(payments)
                 .where(payments.c.uetr.in_(chunk), payments.c.state == from_state.value)
@@ -355,6 +364,10 @@ class UnitOfWork:
     async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]:
         seen: set[str] = set()
         for chunk in _chunks(list(message_ids)):
+            if isinstance(self._conn, _InLoopConnection):
+                rows = self._conn.select_where_in(inbound_messages, {"partner": [partner], "message_id": list(chunk)})
+                seen.update(r.message_id for r in rows)
+                continue
             rows = await self._conn.execute(
                 select(inbound_messages.c.message_id).where(
                     inbound_messages.c.partner == partner, inbound_messages.c.message_id.in_(chunk)
@@ -450,18 +463,30 @@ class _InLoopConnection:
 
     def select_by_keys(self, table: Table, key: str, values: Sequence[Any]) -> list[Any]:
         """Rows whose `key` is one of `values`, as named tuples with datetimes read back in UTC."""
+        return self.select_where_in(table, {key: values})
+
+    def select_where_in(self, table: Table, conditions: dict[str, Sequence[Any]]) -> list[Any]:
+        """Rows where every column of `conditions` is one of its values (an AND of IN lists)."""
         columns = [c.name for c in table.columns]
-        sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(values))})"
+        where = " AND ".join(f"{column} IN ({', '.join('?' * len(values))})" for column, values in conditions.items())
+        sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"
         times = [i for i, c in enumerate(table.columns) if isinstance(c.type, UtcDateTime)]
         row_type = _row_types.setdefault(table.name, namedtuple(f"{table.name}_row", columns))  # type: ignore[misc]
         out = []
-        for raw in self._cursor().execute(sql, list(values)):
+        for raw in self._cursor().execute(sql, [v for values in conditions.values() for v in values]):
             values_ = list(raw)
             for i in times:
                 if values_[i] is not None:
                     values_[i] = datetime.fromisoformat(values_[i]).replace(tzinfo=timezone.utc)
             out.append(row_type(*values_))
         return out
+
+    def move_state(self, uetrs: list[str], from_state: str, to_state: str, at: datetime) -> list[str]:
+        sql = (
+            "UPDATE payments SET state = ?, version = version + 1, updated_at = ? "
+            f"WHERE state = ? AND uetr IN ({', '.join('?' * len(uetrs))}) RETURNING uetr"
+        )
+        return [row[0] for row in self._cursor().execute(sql, [to_state, _sqlite_time(at), from_state, *uetrs])]
 
     def update_many(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
         cur = self._cursor()
@@ -520,6 +545,7 @@ class Store:
         self._pg_schema = pg_schema
         self._engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
+        self._writer: Connection | None = None  # SQLite: the one writing connection, kept open
         self._write_lock = asyncio.Lock()
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -564,6 +590,9 @@ class Store:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
             self._sync_engine = None
@@ -577,9 +606,11 @@ class Store:
         """A write transaction: commits when the block ends, rolls back on an exception."""
         self._started()
         if self._sync_engine is not None:
-            async with self._write_lock:  # SQLite has one writer
-                with self._sync_engine.begin() as conn:
-                    yield UnitOfWork(_InLoopConnection(conn), lock_rows=False)
+            async with self._write_lock:  # SQLite has one writer, and it keeps its connection
+                if self._writer is None:
+                    self._writer = self._sync_engine.connect()
+                with self._writer.begin():
+                    yield UnitOfWork(_InLoopConnection(self._writer), lock_rows=False)
         else:
             assert self._engine is not None
             async with self._engine.begin() as conn:

@@ -9,35 +9,14 @@ No I/O, no clock, no float: this module imports no asyncio, aiohttp or SQL (a te
 
 from __future__ import annotations
 
-from decimal import (
-    ROUND_05UP,
-    ROUND_CEILING,
-    ROUND_DOWN,
-    ROUND_FLOOR,
-    ROUND_HALF_DOWN,
-    ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
-    ROUND_UP,
-    Context,
-    Decimal,
-    InvalidOperation,
-)
+import decimal
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from typing import Final
 
 from switch.domain.money import Currency, Money
 
-ROUNDINGS: Final = frozenset(
-    {
-        ROUND_05UP,
-        ROUND_CEILING,
-        ROUND_DOWN,
-        ROUND_FLOOR,
-        ROUND_HALF_DOWN,
-        ROUND_HALF_EVEN,
-        ROUND_HALF_UP,
-        ROUND_UP,
-    }
-)
+# Every rounding mode the decimal module names (ROUND_05UP ... ROUND_UP): callers pick one by name.
+ROUNDINGS: Final = frozenset(getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_"))
 
 # ISO 20022 `BaseOneRate` (pacs.008 `XchgRate`): xs:decimal, fractionDigits 10, totalDigits 11.
 base_one_rate_fraction_digits_max: Final = 10

@@ -9,7 +9,15 @@ from typing import Final
 from lxml import etree
 
 from iso20022.errors import XmlRejected
-from iso20022.model import Agent, Amount, ClearingSystemMember
+from iso20022.model import (
+    Account,
+    Agent,
+    Amount,
+    ClearingSystemMember,
+    Party,
+    PartyIdentification,
+    Proxy,
+)
 from iso20022.parsing import safe_parser
 
 # Characters that need escaping, plus those XML 1.0 cannot carry at all.
@@ -126,7 +134,7 @@ def _parse(convert, path: str, value: str):  # type: ignore[no-untyped-def]
 
 
 def write_agent(w: Writer, tag: str, agent: Agent) -> None:
-    """BranchAndFinancialInstitutionIdentification: FinInstnId/(BICFI, ClrSysMmbId)."""
+    """BranchAndFinancialInstitutionIdentification: FinInstnId/(BICFI, ClrSysMmbId, PstlAdr/Ctry)."""
     w.open(tag)
     w.open("FinInstnId")
     if agent.bicfi is not None:
@@ -137,7 +145,60 @@ def write_agent(w: Writer, tag: str, agent: Agent) -> None:
         w.choice("ClrSysId", member.system_code, member.system_proprietary)
         w.leaf("MmbId", member.member_id)
         w.close("ClrSysMmbId")
+    if agent.country is not None:
+        w.open("PstlAdr")
+        w.leaf("Ctry", agent.country)
+        w.close("PstlAdr")
     w.close("FinInstnId")
+    w.close(tag)
+
+
+def write_party(w: Writer, tag: str, party: Party) -> None:
+    """PartyIdentification: Nm, PstlAdr/Ctry, Id/(PrvtId|OrgId)/Othr/(Id, SchmeNm, Issr)."""
+    w.open(tag)
+    if party.name is not None:
+        w.leaf("Nm", party.name)
+    if party.country is not None:
+        w.open("PstlAdr")
+        w.leaf("Ctry", party.country)
+        w.close("PstlAdr")
+    ident = party.identification
+    if ident is not None:
+        kind = "OrgId" if ident.organisation else "PrvtId"
+        w.open("Id")
+        w.open(kind)
+        w.open("Othr")
+        w.leaf("Id", ident.identifier)
+        w.choice("SchmeNm", ident.scheme_code, ident.scheme_proprietary)
+        if ident.issuer is not None:
+            w.leaf("Issr", ident.issuer)
+        w.close("Othr")
+        w.close(kind)
+        w.close("Id")
+    w.close(tag)
+
+
+def write_account(w: Writer, tag: str, account: Account) -> None:
+    """CashAccount: Id/(IBAN | Othr/(Id, SchmeNm)), Ccy, Prxy/(Tp, Id)."""
+    w.open(tag)
+    if account.iban is not None:
+        w.open("Id")
+        w.leaf("IBAN", account.iban)
+        w.close("Id")
+    elif account.other_id is not None:
+        w.open("Id")
+        w.open("Othr")
+        w.leaf("Id", account.other_id)
+        w.choice("SchmeNm", account.scheme_code, account.scheme_proprietary)
+        w.close("Othr")
+        w.close("Id")
+    if account.currency is not None:
+        w.leaf("Ccy", account.currency)
+    if account.proxy is not None:
+        w.open("Prxy")
+        w.choice("Tp", account.proxy.type_code, account.proxy.type_proprietary)
+        w.leaf("Id", account.proxy.identifier)
+        w.close("Prxy")
     w.close(tag)
 
 
@@ -153,7 +214,7 @@ def agent_of(element: etree._Element, q: Tags, path: str) -> Agent | None:
             system_code=text_of(mmb, q, "ClrSysId/Cd"),
             system_proprietary=text_of(mmb, q, "ClrSysId/Prtry"),
         )
-    return Agent(bicfi=text_of(fin, q, "BICFI"), clearing_member=member)
+    return Agent(bicfi=text_of(fin, q, "BICFI"), clearing_member=member, country=text_of(fin, q, "PstlAdr/Ctry"))
 
 
 # --- One-pass flattening for the parsers --------------------------------------------------------
@@ -238,15 +299,31 @@ def flatten(element: etree._Element, rules: Rules, out: dict) -> dict:  # type: 
     return out
 
 
+CHOICE_SPEC: Final = {"Cd": TEXT, "Prtry": TEXT}
 AGENT_SPEC: Final = {
-    "FinInstnId": {"BICFI": TEXT, "ClrSysMmbId": {"ClrSysId": {"Cd": TEXT, "Prtry": TEXT}, "MmbId": TEXT}},
+    "FinInstnId": {
+        "BICFI": TEXT,
+        "ClrSysMmbId": {"ClrSysId": CHOICE_SPEC, "MmbId": TEXT},
+        "PstlAdr": {"Ctry": TEXT},
+    },
+}
+_PARTY_OTHER_SPEC: Final = {"Id": TEXT, "SchmeNm": CHOICE_SPEC, "Issr": TEXT}
+PARTY_SPEC: Final = {
+    "Nm": TEXT,
+    "PstlAdr": {"Ctry": TEXT},
+    "Id": {"OrgId": {"Othr": _PARTY_OTHER_SPEC}, "PrvtId": {"Othr": _PARTY_OTHER_SPEC}},
+}
+ACCOUNT_SPEC: Final = {
+    "Id": {"IBAN": TEXT, "Othr": {"Id": TEXT, "SchmeNm": CHOICE_SPEC}},
+    "Ccy": TEXT,
+    "Prxy": {"Tp": CHOICE_SPEC, "Id": TEXT},
 }
 
 
 class AgentKeys:
     """The flattened keys of one agent element (e.g. prefix "DbtrAgt")."""
 
-    __slots__ = ("fin", "bicfi", "member", "member_id", "code", "proprietary")
+    __slots__ = ("fin", "bicfi", "member", "member_id", "code", "proprietary", "country")
 
     def __init__(self, prefix: str) -> None:
         self.fin = f"{prefix}/FinInstnId"
@@ -255,6 +332,7 @@ class AgentKeys:
         self.member_id = f"{self.member}/MmbId"
         self.code = f"{self.member}/ClrSysId/Cd"
         self.proprietary = f"{self.member}/ClrSysId/Prtry"
+        self.country = f"{self.fin}/PstlAdr/Ctry"
 
 
 def agent_in(fields: dict, keys: AgentKeys) -> Agent | None:  # type: ignore[type-arg]
@@ -269,7 +347,100 @@ def agent_in(fields: dict, keys: AgentKeys) -> Agent | None:  # type: ignore[typ
         member = ClearingSystemMember(
             member_id=member_id, system_code=fields.get(keys.code), system_proprietary=fields.get(keys.proprietary)
         )
-    return Agent(bicfi=fields.get(keys.bicfi), clearing_member=member)
+    return Agent(bicfi=fields.get(keys.bicfi), clearing_member=member, country=fields.get(keys.country))
+
+
+class PartyKeys:
+    """The flattened keys of one party element (e.g. prefix "Cdtr"), read with PARTY_SPEC."""
+
+    __slots__ = ("party", "name", "country", "others")
+
+    def __init__(self, prefix: str) -> None:
+        self.party = prefix
+        self.name = f"{prefix}/Nm"
+        self.country = f"{prefix}/PstlAdr/Ctry"
+        self.others = tuple(
+            (f"{prefix}/Id/{kind}/Othr", f"{prefix}/Id/{kind}/Othr/Id", f"{prefix}/Id/{kind}/Othr/SchmeNm/Cd",
+             f"{prefix}/Id/{kind}/Othr/SchmeNm/Prtry", f"{prefix}/Id/{kind}/Othr/Issr", kind == "OrgId")
+            for kind in ("PrvtId", "OrgId")
+        )
+
+
+def party_in(fields: dict, keys: PartyKeys, where: str) -> Party | None:  # type: ignore[type-arg]
+    """The Party flattened under keys (the first Othr identification), or None without the element.
+
+    where prefixes the path in an XmlRejected, e.g. "CdtTrfTxInf".
+    """
+    if keys.party not in fields:
+        return None
+    identification = None
+    for other, identifier, code, proprietary, issuer, organisation in keys.others:
+        if other in fields:
+            identification = PartyIdentification(
+                identifier=required_in(fields, identifier, where),
+                scheme_code=fields.get(code),
+                scheme_proprietary=fields.get(proprietary),
+                issuer=fields.get(issuer),
+                organisation=organisation,
+            )
+            break
+    return Party(name=fields.get(keys.name), country=fields.get(keys.country), identification=identification)
+
+
+class AccountKeys:
+    """The flattened keys of one account element (e.g. prefix "CdtrAcct"), read with ACCOUNT_SPEC."""
+
+    __slots__ = ("account", "proxy", "proxy_id", "proxy_code", "proxy_proprietary", "iban", "other_id", "code",
+                 "proprietary", "currency")
+
+    def __init__(self, prefix: str) -> None:
+        self.account = prefix
+        self.proxy = f"{prefix}/Prxy"
+        self.proxy_id = f"{prefix}/Prxy/Id"
+        self.proxy_code = f"{prefix}/Prxy/Tp/Cd"
+        self.proxy_proprietary = f"{prefix}/Prxy/Tp/Prtry"
+        self.iban = f"{prefix}/Id/IBAN"
+        self.other_id = f"{prefix}/Id/Othr/Id"
+        self.code = f"{prefix}/Id/Othr/SchmeNm/Cd"
+        self.proprietary = f"{prefix}/Id/Othr/SchmeNm/Prtry"
+        self.currency = f"{prefix}/Ccy"
+
+
+def account_in(fields: dict, keys: AccountKeys, where: str) -> Account | None:  # type: ignore[type-arg]
+    """The Account flattened under keys, or None without the element."""
+    if keys.account not in fields:
+        return None
+    proxy = None
+    get = fields.get
+    if keys.proxy in fields:
+        proxy = Proxy(
+            identifier=required_in(fields, keys.proxy_id, where),
+            type_code=get(keys.proxy_code),
+            type_proprietary=get(keys.proxy_proprietary),
+        )
+    return Account(
+        iban=get(keys.iban), other_id=get(keys.other_id), scheme_code=get(keys.code),
+        scheme_proprietary=get(keys.proprietary), proxy=proxy, currency=get(keys.currency),
+    )
+
+
+def required_in(fields: dict, key: str, where: str) -> str:  # type: ignore[type-arg]
+    """fields[key] or XmlRejected FF01 naming where/key."""
+    value = fields.get(key)
+    if value is None:
+        raise XmlRejected("FF01", f"{where}/{key} is missing", path=f"{where}/{key}")
+    return value  # type: ignore[no-any-return]
+
+
+def datetime_in(fields: dict, key: str, where: str) -> datetime | None:  # type: ignore[type-arg]
+    """The ISO date-time at key, None when absent, XmlRejected FF01 when unreadable."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise XmlRejected("FF01", f"{where}/{key}: {value!r} is not an ISO date-time", path=f"{where}/{key}") from None
 
 
 def amount_in(fields: dict, key: str) -> Amount | None:  # type: ignore[type-arg]

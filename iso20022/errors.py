@@ -14,13 +14,16 @@ class XmlRejected(Exception):
     """An untrusted body was refused before schema validation.
 
     reason_code is FF01 (InvalidFileFormat: oversize, DTD/DOCTYPE, wrong namespace or a
-    structurally unusable document) or FF02 (SyntaxError: not well-formed XML).
+    structurally unusable document) or FF02 (SyntaxError: not well-formed XML); a parser that
+    recomputes control totals uses AM10 (InvalidControlSum) for a CtrlSum that does not add up.
+    path names the failing element when one is known ("GrpHdr/CtrlSum", "PmtInf[PMT-1]/NbOfTxs").
     """
 
-    def __init__(self, reason_code: str, message: str) -> None:
+    def __init__(self, reason_code: str, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{reason_code}: {message}")
         self.reason_code = reason_code
         self.message = message
+        self.path = path
 
 
 class SchemaViolation(Exception):

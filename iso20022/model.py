@@ -24,7 +24,54 @@ class ClearingSystemMember:
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """A financial institution by BICFI and/or clearing-system membership."""
+    """A financial institution by BICFI and/or clearing-system membership (FinInstnId/PstlAdr/Ctry too)."""
 
     bicfi: str | None = None
     clearing_member: ClearingSystemMember | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartyIdentification:
+    """Id/PrvtId/Othr (or OrgId/Othr when organisation) with an optional scheme."""
+
+    identifier: str
+    scheme_code: str | None = None
+    scheme_proprietary: str | None = None
+    issuer: str | None = None
+    organisation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A party: Nm, PstlAdr/Ctry and one Id/(PrvtId|OrgId)/Othr."""
+
+    name: str | None = None
+    country: str | None = None  # PstlAdr/Ctry
+    identification: PartyIdentification | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """Prxy: a proxy (mobile, national id...) with type code or proprietary type."""
+
+    identifier: str
+    type_code: str | None = None
+    type_proprietary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """CashAccount: Id/IBAN or Id/Othr (+ SchmeNm), Ccy, and/or a proxy.
+
+    Whether a proxy alone is enough depends on the message: CashAccount38 (pacs.008.001.08,
+    pain.001.001.09) requires Id, CashAccount40 (pacs.008.001.10+, acmt.023/024) does not.
+    """
+
+    iban: str | None = None
+    other_id: str | None = None
+    scheme_code: str | None = None
+    scheme_proprietary: str | None = None
+    proxy: Proxy | None = None
+    currency: str | None = None  # Ccy, e.g. the debtor account's currency
+

@@ -14,24 +14,35 @@ from typing import Final, Literal
 from lxml import etree
 
 from iso20022._xml import (
+    ACCOUNT_SPEC,
     AGENT_SPEC,
+    CHOICE_SPEC,
     ELEMENT,
     LIST,
+    PARTY_SPEC,
     TEXT,
+    AccountKeys,
     AgentKeys,
     Every,
+    PartyKeys,
     Writer,
+    account_in,
     agent_in,
     amount_in,
     compile_rules,
     date_from,
     datetime_from,
     flatten,
+    party_in,
+    write_account,
     write_agent,
+    write_party,
 )
 from iso20022._xml import to_element as to_element_of
 from iso20022.errors import XmlRejected
-from iso20022.model import Agent, Amount
+# Party, PartyIdentification, Proxy and Account are shared with pain.001 and acmt.023/024; they stay
+# importable from here (pacs008.Party, ...). A proxy-only Account needs pacs.008.001.10 or later.
+from iso20022.model import Account, Agent, Amount, Party, PartyIdentification, Proxy  # noqa: F401
 from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
 from iso20022.schemas import SchemaSet
 
@@ -49,44 +60,6 @@ class Settlement:
     clearing_system_code: str | None = None
     clearing_system_proprietary: str | None = None
     method: str = "CLRG"
-
-
-@dataclass(frozen=True, slots=True)
-class PartyIdentification:
-    """Id/PrvtId/Othr (or OrgId/Othr when organisation) with an optional scheme."""
-
-    identifier: str
-    scheme_code: str | None = None
-    scheme_proprietary: str | None = None
-    issuer: str | None = None
-    organisation: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    name: str | None = None
-    country: str | None = None  # PstlAdr/Ctry
-    identification: PartyIdentification | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    """Prxy: a proxy (mobile, national id...) with type code or proprietary type."""
-
-    identifier: str
-    type_code: str | None = None
-    type_proprietary: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """CashAccount: Id/IBAN or Id/Othr (+ SchmeNm), and/or a proxy (proxy-only needs .10+)."""
-
-    iban: str | None = None
-    other_id: str | None = None
-    scheme_code: str | None = None
-    scheme_proprietary: str | None = None
-    proxy: Proxy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +162,14 @@ def _write_transaction(w: Writer, tx: CreditTransfer, wrapped: bool) -> None:
         write_agent(w, "InstgAgt", tx.instructing_agent)
     if tx.instructed_agent is not None:
         write_agent(w, "InstdAgt", tx.instructed_agent)
-    _write_party(w, "Dbtr", tx.debtor)
+    write_party(w, "Dbtr", tx.debtor)
     if tx.debtor_account is not None:
-        _write_account(w, "DbtrAcct", tx.debtor_account)
+        write_account(w, "DbtrAcct", tx.debtor_account)
     write_agent(w, "DbtrAgt", tx.debtor_agent)
     write_agent(w, "CdtrAgt", tx.creditor_agent)
-    _write_party(w, "Cdtr", tx.creditor)
+    write_party(w, "Cdtr", tx.creditor)
     if tx.creditor_account is not None:
-        _write_account(w, "CdtrAcct", tx.creditor_account)
+        write_account(w, "CdtrAcct", tx.creditor_account)
     w.choice("Purp", tx.purpose_code, None)
     if tx.remittance_lines or tx.additional_remittance:
         w.open("RmtInf")
@@ -211,69 +184,13 @@ def _write_transaction(w: Writer, tx: CreditTransfer, wrapped: bool) -> None:
     w.close("CdtTrfTxInf")
 
 
-def _write_party(w: Writer, tag: str, party: Party) -> None:
-    w.open(tag)
-    if party.name is not None:
-        w.leaf("Nm", party.name)
-    if party.country is not None:
-        w.open("PstlAdr")
-        w.leaf("Ctry", party.country)
-        w.close("PstlAdr")
-    ident = party.identification
-    if ident is not None:
-        kind = "OrgId" if ident.organisation else "PrvtId"
-        w.open("Id")
-        w.open(kind)
-        w.open("Othr")
-        w.leaf("Id", ident.identifier)
-        w.choice("SchmeNm", ident.scheme_code, ident.scheme_proprietary)
-        if ident.issuer is not None:
-            w.leaf("Issr", ident.issuer)
-        w.close("Othr")
-        w.close(kind)
-        w.close("Id")
-    w.close(tag)
-
-
-def _write_account(w: Writer, tag: str, account: Account) -> None:
-    w.open(tag)
-    if account.iban is not None:
-        w.open("Id")
-        w.leaf("IBAN", account.iban)
-        w.close("Id")
-    elif account.other_id is not None:
-        w.open("Id")
-        w.open("Othr")
-        w.leaf("Id", account.other_id)
-        w.choice("SchmeNm", account.scheme_code, account.scheme_proprietary)
-        w.close("Othr")
-        w.close("Id")
-    if account.proxy is not None:
-        w.open("Prxy")
-        w.choice("Tp", account.proxy.type_code, account.proxy.type_proprietary)
-        w.leaf("Id", account.proxy.identifier)
-        w.close("Prxy")
-    w.close(tag)
-
-
-_CHOICE: Final = {"Cd": TEXT, "Prtry": TEXT}
-_PARTY_OTHER: Final = {"Id": TEXT, "SchmeNm": _CHOICE, "Issr": TEXT}
-_PARTY: Final = {
-    "Nm": TEXT,
-    "PstlAdr": {"Ctry": TEXT},
-    "Id": {"OrgId": {"Othr": _PARTY_OTHER}, "PrvtId": {"Othr": _PARTY_OTHER}},
-}
-_ACCOUNT: Final = {
-    "Id": {"IBAN": TEXT, "Othr": {"Id": TEXT, "SchmeNm": _CHOICE}},
-    "Prxy": {"Tp": _CHOICE, "Id": TEXT},
-}
 _HEADER_SPEC: Final = {
     "MsgId": TEXT,
     "CreDtTm": TEXT,
     "NbOfTxs": TEXT,
     "TtlIntrBkSttlmAmt": ELEMENT,
     "IntrBkSttlmDt": TEXT,
-    "SttlmInf": {"SttlmMtd": TEXT, "ClrSys": _CHOICE},
+    "SttlmInf": {"SttlmMtd": TEXT, "ClrSys": CHOICE_SPEC},
 }
 _TX_SPEC: Final = {
     "PmtId": {"InstrId": TEXT, "EndToEndId": TEXT, "TxId": TEXT, "UETR": TEXT},
@@ -285,13 +202,13 @@ _TX_SPEC: Final = {
     "ChrgBr": TEXT,
     "InstgAgt": AGENT_SPEC,
     "InstdAgt": AGENT_SPEC,
-    "Dbtr": _PARTY,
-    "DbtrAcct": _ACCOUNT,
+    "Dbtr": PARTY_SPEC,
+    "DbtrAcct": ACCOUNT_SPEC,
     "DbtrAgt": AGENT_SPEC,
     "CdtrAgt": AGENT_SPEC,
-    "Cdtr": _PARTY,
-    "CdtrAcct": _ACCOUNT,
-    "Purp": _CHOICE,
+    "Cdtr": PARTY_SPEC,
+    "CdtrAcct": ACCOUNT_SPEC,
+    "Purp": CHOICE_SPEC,
     "RmtInf": Every({"Ustrd": LIST, "Strd": Every({"AddtlRmtInf": LIST})}),
 }
 _RULES: Final = {
@@ -380,61 +297,20 @@ def _transaction(f: dict, acceptance_key: str) -> CreditTransfer:  # type: ignor
         exchange_rate=get("XchgRate"),
         instructing_agent=agent_in(f, _AGENTS["InstgAgt"]),
         instructed_agent=agent_in(f, _AGENTS["InstdAgt"]),
-        debtor_account=_account(f, "DbtrAcct") if "DbtrAcct" in f else None,
-        creditor_account=_account(f, "CdtrAcct") if "CdtrAcct" in f else None,
+        debtor_account=account_in(f, _ACCOUNTS["DbtrAcct"], "CdtTrfTxInf"),
+        creditor_account=account_in(f, _ACCOUNTS["CdtrAcct"], "CdtTrfTxInf"),
         purpose_code=get("Purp/Cd"),
         remittance_lines=tuple(get("RmtInf/Ustrd", ())),
         additional_remittance=tuple(get("RmtInf/Strd/AddtlRmtInf", ())),
     )
 
 
-def _party_keys(tag: str) -> tuple[str, str, str, tuple[tuple[str, str, str, str, str, bool], ...]]:
-    others = tuple(
-        (f"{tag}/Id/{kind}/Othr", f"{tag}/Id/{kind}/Othr/Id", f"{tag}/Id/{kind}/Othr/SchmeNm/Cd",
-         f"{tag}/Id/{kind}/Othr/SchmeNm/Prtry", f"{tag}/Id/{kind}/Othr/Issr", kind == "OrgId")
-        for kind in ("PrvtId", "OrgId")
-    )
-    return tag, f"{tag}/Nm", f"{tag}/PstlAdr/Ctry", others
-
-
-_PARTY_KEYS: Final = {tag: _party_keys(tag) for tag in ("Dbtr", "Cdtr")}
-_ACCOUNT_KEYS: Final = {
-    tag: tuple(f"{tag}/{path}" for path in (
-        "Prxy", "Prxy/Id", "Prxy/Tp/Cd", "Prxy/Tp/Prtry", "Id/IBAN", "Id/Othr/Id", "Id/Othr/SchmeNm/Cd",
-        "Id/Othr/SchmeNm/Prtry",
-    ))
-    for tag in ("DbtrAcct", "CdtrAcct")
-}
+_PARTIES: Final = {tag: PartyKeys(tag) for tag in ("Dbtr", "Cdtr")}
+_ACCOUNTS: Final = {tag: AccountKeys(tag) for tag in ("DbtrAcct", "CdtrAcct")}
 
 
 def _party(f: dict, tag: str) -> Party:  # type: ignore[type-arg]
-    if tag not in f:
-        raise XmlRejected("FF01", f"CdtTrfTxInf/{tag} is missing")
-    _, name, country, others = _PARTY_KEYS[tag]
-    identification = None
-    for other, identifier, code, proprietary, issuer, organisation in others:
-        if other in f:
-            identification = PartyIdentification(
-                identifier=_required(f, identifier, "CdtTrfTxInf"),
-                scheme_code=f.get(code),
-                scheme_proprietary=f.get(proprietary),
-                issuer=f.get(issuer),
-                organisation=organisation,
-            )
-            break
-    return Party(name=f.get(name), country=f.get(country), identification=identification)
-
-
-def _account(f: dict, tag: str) -> Account:  # type: ignore[type-arg]
-    proxy_key, proxy_id, proxy_code, proxy_proprietary, iban, other_id, code, proprietary = _ACCOUNT_KEYS[tag]
-    proxy = None
-    if proxy_key in f:
-        proxy = Proxy(
-            identifier=_required(f, proxy_id, "CdtTrfTxInf"),
-            type_code=f.get(proxy_code),
-            type_proprietary=f.get(proxy_proprietary),
-        )
-    get = f.get
-    return Account(
-        iban=get(iban), other_id=get(other_id), scheme_code=get(code), scheme_proprietary=get(proprietary), proxy=proxy
-    )
+    party = party_in(f, _PARTIES[tag], "CdtTrfTxInf")
+    if party is None:
+        raise XmlRejected("FF01", f"CdtTrfTxInf/{tag} is missing", path=f"CdtTrfTxInf/{tag}")
+    return party

@@ -13,8 +13,10 @@ from typing import Literal, Mapping, Protocol, Sequence
 
 from lxml import etree
 
+from adapters.text import TextOverflow, TextRule
 from iso20022.pacs008 import CustomerCreditTransfer
-from pydantic import BaseModel, ConfigDict, Field
+from iso20022.reason_codes import REASON_CODES
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from switch.domain.payment import Party, Payment, PaymentState
 
@@ -27,7 +29,8 @@ class ProxyRule(BaseModel):
 
 
 class PartnerProfile(BaseModel):
-    """A partner network's rules as data. Unknown facts are marked `assumed` in the TOML."""
+    """A partner network's rules as data. What the public facts do not say is listed, tagged [U]
+    or [O], under `assumptions` in the TOML."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,9 +48,16 @@ class PartnerProfile(BaseModel):
     member_id_pattern: str  # creditor agent identifier (bank code, BIN, IIN)
     proxy_network_member_id: str | None = None  # creditor agent for proxies the network resolves
     account_pattern: str  # creditor account number
-    text_rule: Literal["latin", "ascii_upper"]
+    card_pattern: str | None = None  # creditor account numbers that are card PANs (NAPAS 9704..., UnionPay)
+    card_luhn: bool = False  # a PAN must pass the Luhn check (AC01 otherwise)
+    card_scheme_proprietary: str | None = None  # CdtrAcct/Id/Othr/SchmeNm/Prtry for a PAN
+    text_rule: TextRule  # adapters/text.py: Latin transliteration, upper-case ASCII for NAPAS
+    text_overflow: TextOverflow = "truncate"  # a Latin form longer than the maximum: cut or FF01
     name_chars_max: int = Field(ge=1, le=140)
     remittance_chars_max: int = Field(ge=1, le=140)
+    # The partner's own status reason codes (pacs.002 StsRsnInf/Rsn/Prtry, or a non-ISO Rsn/Cd)
+    # -> ISO external status reason codes. A code missing here becomes MS03, the code kept in the detail.
+    reason_codes: Mapping[str, str] = {}
     proxies: Mapping[str, ProxyRule] = {}
     nexus_style: bool = False  # UETR, AccptncDtTm and quote id carried as Nexus does
     charge_bearer: Literal["SLEV", "SHAR", "DEBT", "CRED"] = "SLEV"
@@ -58,6 +68,18 @@ class PartnerProfile(BaseModel):
     inflight_max: int = Field(ge=1, le=1024)
     assumptions: tuple[str, ...] = ()  # what the profile assumes beyond public facts
 
+    @model_validator(mode="after")
+    def _codes_are_consistent(self) -> "PartnerProfile":
+        for partner_code, iso in self.reason_codes.items():
+            if iso not in REASON_CODES:
+                raise ValueError(f"reason_codes: {partner_code!r} -> {iso!r} is not an ISO code this switch maps")
+        if self.country != "IN" and "UPI" in (self.clearing_system_code, self.clearing_system_proprietary,
+                                              self.member_id_system_code, self.member_id_system_proprietary):
+            raise ValueError("UPI is India's Unified Payments Interface (ISO clearing code); UnionPay is not UPI")
+        if (self.card_luhn or self.card_scheme_proprietary) and self.card_pattern is None:
+            raise ValueError("card_luhn / card_scheme_proprietary need a card_pattern")
+        return self
+
     def proxy_rule(self, proxy_type: str) -> ProxyRule | None:
         return self.proxies.get(proxy_type)
 
@@ -66,6 +88,24 @@ class PartnerProfile(BaseModel):
 
     def account_ok(self, value: str) -> bool:
         return re.fullmatch(self.account_pattern, value) is not None
+
+    def is_card(self, account: str) -> bool:
+        return self.card_pattern is not None and re.fullmatch(self.card_pattern, account) is not None
+
+    def partner_code_for(self, iso_code: str) -> str | None:
+        """The partner's own code for an ISO reason (the first in the table), for simulators."""
+        return next((code for code, iso in self.reason_codes.items() if iso == iso_code), None)
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check of a card PAN."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
 
 
 def load_profile(path: Path, *, base_url: str | None = None) -> PartnerProfile:

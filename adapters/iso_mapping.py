@@ -15,14 +15,15 @@ from typing import Final
 
 from lxml import etree
 
-from adapters.base import PartnerProfile, PartnerStatus, StatusReport
+from adapters import text
+from adapters.base import PartnerProfile, PartnerStatus, StatusReport, luhn_ok
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount, ClearingSystemMember
 from switch.domain.errors import InstructionRejected
 from switch.domain.payment import Party, Payment, PaymentState
 
-# CBPR+ Latin character set for names and free text ([U] secondary source, PARTNERS.md).
-LATIN_TEXT: Final = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]*$")
+LATIN_TEXT: Final = text.LATIN_TEXT  # CBPR+ Latin set; the rules live in adapters/text.py
+ISO_REASON_SHAPE: Final = re.compile(r"[A-Z0-9]{4}")  # ExternalStatusReason1Code as ISO spells them
 BAKONG_ACCOUNT_SCHEME: Final = "BAKONG"  # DbtrAcct/Id/Othr/SchmeNm/Prtry for `name@bank` ids
 
 _STATUS_TARGET: Final = {
@@ -34,6 +35,7 @@ _STATUS_TARGET: Final = {
     pacs002.TransactionStatus.RJCT: PaymentState.REJECTED,
 }
 missing_reject_reason_code: Final = "MS03"  # a partner reject without a reason: "not specified"
+unknown_partner_reason_code: Final = "MS03"  # a partner code outside the profile's table
 
 
 def tx_id(uetr: str) -> str:
@@ -60,14 +62,24 @@ class IsoMapping:
                 )
         if creditor.account is not None and not p.account_ok(creditor.account):
             raise InstructionRejected(f"account {creditor.account!r} is not a {p.network} account number", reason_code="AC01")
+        if creditor.account is not None and p.card_luhn and p.is_card(creditor.account) and not luhn_ok(creditor.account):
+            raise InstructionRejected(f"card number {creditor.account!r} fails the Luhn check", reason_code="AC01")
         if creditor.agent is not None and not p.member_id_ok(creditor.agent):
             raise InstructionRejected(f"{creditor.agent!r} is not a {p.network} member id", reason_code="RC01")
 
     def check_text(self, text: str, what: str, chars_max: int) -> None:
-        if len(text) > chars_max:
-            raise InstructionRejected(f"{what} has {len(text)} characters, {self.profile.network} takes {chars_max}", reason_code="FF01")
-        if self.profile.text_rule == "latin" and not LATIN_TEXT.match(text):
-            raise InstructionRejected(f"{what} {text!r} is outside the Latin character set", reason_code="RR10")
+        self.wire_text(text, what, chars_max)
+
+    def wire_text(self, value: str, what: str, chars_max: int) -> str:
+        """`value` as the partner takes it (adapters/text.py: transliterated under the profile's
+        text rule), or InstructionRejected: RR10 when no acceptable form exists, FF01 when too long."""
+        p = self.profile
+        out = text.render(
+            value, rule=p.text_rule, chars_max=chars_max, overflow=p.text_overflow, what=what, network=p.network
+        )
+        if isinstance(out, text.TextProblem):
+            raise InstructionRejected(out.detail, reason_code=out.reason_code)
+        return out
 
     # -- pacs.008 -----------------------------------------------------------------------
     def creditor_agent(self, creditor: Party) -> Agent:
@@ -122,13 +134,15 @@ class IsoMapping:
             charge_bearer=p.charge_bearer,
             instructing_agent=Agent(bicfi=self.switch_bic),
             instructed_agent=Agent(clearing_member=self._member(creditor.agent)) if creditor.agent else None,
-            debtor=pacs008.Party(name=payment.debtor.name, country="KH"),
+            debtor=pacs008.Party(name=self.wire_text(payment.debtor.name, "debtor name", p.name_chars_max), country="KH"),
             debtor_account=pacs008.Account(other_id=payment.debtor.account, scheme_proprietary=BAKONG_ACCOUNT_SCHEME),
             debtor_agent=Agent(bicfi=payment.debtor.agent),
             creditor_agent=self.creditor_agent(creditor),
-            creditor=pacs008.Party(name=creditor.name, country=p.country),
+            creditor=pacs008.Party(name=self.wire_text(creditor.name, "creditor name", p.name_chars_max), country=p.country),
             creditor_account=self._creditor_account(creditor),
-            remittance_lines=(payment.remittance,) if payment.remittance else (),
+            remittance_lines=(self.wire_text(payment.remittance, "remittance information", p.remittance_chars_max),)
+            if payment.remittance
+            else (),
             additional_remittance=self.additional_remittance(payment),
         )
 
@@ -137,12 +151,34 @@ class IsoMapping:
             rule = self.profile.proxy_rule(creditor.proxy_type or "")
             assert rule is not None, "check_creditor ran at admission"
             return pacs008.Account(proxy=pacs008.Proxy(identifier=creditor.proxy, type_proprietary=rule.iso_type))
+        if creditor.account is not None and self.profile.is_card(creditor.account):
+            return pacs008.Account(other_id=creditor.account, scheme_proprietary=self.profile.card_scheme_proprietary)
         return pacs008.Account(other_id=creditor.account)
 
     # -- pacs.002 -----------------------------------------------------------------------
     def reason_code(self, partner_code: str | None) -> str:
-        """The ISO external code for a partner's reason (identity for ISO-speaking partners)."""
-        return partner_code or missing_reject_reason_code
+        """The ISO external code for a partner's reason: the profile's table first (NAPAS's numeric
+        codes), then an ISO-shaped code as it is, MS03 for anything else or nothing."""
+        if partner_code is None:
+            return missing_reject_reason_code
+        mapped = self.profile.reason_codes.get(partner_code)
+        if mapped is not None:
+            return mapped
+        return partner_code if ISO_REASON_SHAPE.fullmatch(partner_code) else unknown_partner_reason_code
+
+    def _reason(self, reason: pacs002.StatusReason | None) -> tuple[str, str | None]:
+        """(ISO code, detail) for a reject's first reason. Rsn/Cd with an ISO code is taken as it
+        is; a partner's own code (Rsn/Prtry, or a Cd in the profile's table or not ISO-shaped)
+        goes through the table, MS03 when it is not there, and stays in the detail."""
+        if reason is None:
+            return missing_reject_reason_code, None
+        info = "; ".join(reason.additional_info) or None
+        table = self.profile.reason_codes
+        if reason.code is not None and reason.code not in table and ISO_REASON_SHAPE.fullmatch(reason.code):
+            return reason.code, info
+        partner_code = reason.code if reason.code is not None else reason.proprietary or ""
+        kept = f"{self.profile.network} code {partner_code}"
+        return table.get(partner_code, unknown_partner_reason_code), kept if info is None else f"{kept}: {info}"
 
     def parse_status(self, root: etree._Element) -> StatusReport:
         report = pacs002.parse(root)
@@ -153,8 +189,10 @@ class IsoMapping:
                 continue
             target = _STATUS_TARGET[tx.status]
             first = tx.reasons[0] if tx.reasons else None
-            reason_code = self.reason_code(first.code if first else None) if target is PaymentState.REJECTED else None
-            detail = "; ".join(first.additional_info) if first and first.additional_info else None
+            if target is PaymentState.REJECTED:
+                reason_code, detail = self._reason(first)
+            else:
+                reason_code, detail = None, "; ".join(first.additional_info) if first and first.additional_info else None
             original_msg = tx.original_group.message_id if tx.original_group else None
             statuses.append(PartnerStatus(uetr, original_msg, target, reason_code, detail))
         return StatusReport(report.message_id, tuple(statuses))

@@ -2,9 +2,15 @@
 
 It checks every pacs.008 it receives against the official XSD and the partner's profile, answers
 202 at once, and after a configurable delay calls the switch back with a pacs.002 (accepted, or
-rejected with an ISO reason code). It can be told to reject a share of payments, to treat some
-proxies as unknown, to stay silent (timeout) or to answer twice. A resend of a message id it has
-seen gets the same answer again, never a second decision.
+rejected with a reason: the network's own code in Rsn/Prtry where its profile's `reason_codes`
+table has one, as NAPAS answers `51` for AM04, the ISO code in Rsn/Cd otherwise). It can be told
+to reject a share of payments, to treat some proxies as unknown, to stay silent (timeout) or to
+answer twice. A resend of a message id it has seen gets the same answer again, never a second
+decision.
+
+One class plays every network: what differs (message version, clearing codes, identifier and
+card patterns, amount decimals, text rule, reason codes) is profile data. A network that needs
+more gets a subclass registered in adapters/registry.py SIMULATORS.
 
   POST /iso20022          a pacs.008 from the switch
   GET  /sim/stats         counters as JSON
@@ -27,8 +33,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.base import PartnerProfile
-from adapters.iso_mapping import LATIN_TEXT
+from adapters import text
+from adapters.base import PartnerProfile, luhn_ok
+from adapters.iso_mapping import ISO_REASON_SHAPE
 from iso20022 import pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
@@ -174,11 +181,13 @@ class PartnerSimulator:
             return "RC01", "creditor agent has no clearing-system member id"
         if not (p.member_id_ok(member.member_id) or member.member_id == p.proxy_network_member_id):
             return "RC01", f"{member.member_id!r} is not a {p.network} member"
-        for what, text in (("creditor name", tx.creditor.name or ""), ("debtor name", tx.debtor.name or "")):
-            if p.text_rule == "latin" and not LATIN_TEXT.match(text):
-                return "RR10", f"{what} outside the Latin character set"
-            if len(text) > p.name_chars_max:
-                return "FF01", f"{what} longer than {p.name_chars_max}"
+        texts = [("creditor name", tx.creditor.name or "", p.name_chars_max), ("debtor name", tx.debtor.name or "", p.name_chars_max)]
+        texts += [("remittance information", line, p.remittance_chars_max) for line in tx.remittance_lines]
+        for what, value, chars_max in texts:
+            if not value or not text.charset_ok(value, p.text_rule):
+                return "RR10", f"{what} outside {text.CHARSET_NAMES[p.text_rule]}"
+            if text.char_count(value) > chars_max:
+                return "FF01", f"{what} longer than {chars_max}"
         account = tx.creditor_account
         if account is not None and account.proxy is not None:
             rule = next((r for r in p.proxies.values() if r.iso_type == account.proxy.type_proprietary), None)
@@ -188,9 +197,26 @@ class PartnerSimulator:
                 return "BE23", "proxy not registered"
         elif account is None or account.other_id is None:
             return "AC01", "no creditor account"
+        elif not p.account_ok(account.other_id):
+            return "AC01", f"{account.other_id!r} is not a {p.network} account number"
+        elif p.is_card(account.other_id):
+            if account.scheme_proprietary != p.card_scheme_proprietary:
+                return "AC01", "card number without the card scheme"
+            if p.card_luhn and not luhn_ok(account.other_id):
+                return "AC01", "card number fails the Luhn check"
         if p.nexus_style and tx.accepted_at is None:
             return "FF01", "AccptncDtTm is mandatory"
         return None
+
+    def reason(self, code: str, detail: str) -> pacs002.StatusReason:
+        """A reject reason as this network words it: its own code in Rsn/Prtry when its profile's
+        table has one for the ISO code (NAPAS answers 51, not AM04), a code that is not ISO-shaped
+        as given (a partner code, e.g. `--reject-codes 99`), an ISO code in Rsn/Cd otherwise."""
+        info = (detail[:105],)
+        if not ISO_REASON_SHAPE.fullmatch(code):
+            return pacs002.StatusReason(proprietary=code, additional_info=info)
+        own = self.profile.partner_code_for(code)
+        return pacs002.StatusReason(proprietary=own, additional_info=info) if own else pacs002.StatusReason(code, info)
 
     def _decide(self, message: pacs008.CustomerCreditTransfer, message_type: str) -> _Decision | None:
         b = self.behaviour
@@ -206,7 +232,7 @@ class PartnerSimulator:
                 status, reasons = pacs002.TransactionStatus.ACSC, ()
                 self.stats["accepted"] += 1
             else:
-                status, reasons = pacs002.TransactionStatus.RJCT, (pacs002.StatusReason(problem[0], (problem[1][:105],)),)
+                status, reasons = pacs002.TransactionStatus.RJCT, (self.reason(problem[0], problem[1]),)
                 self.stats[f"rejected_{problem[0]}"] += 1
             reports.append(
                 pacs002.TransactionReport(

@@ -43,10 +43,17 @@ class TransactionStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatusReason:
-    """StsRsnInf: Rsn/Cd (an ISO external status reason code) and AddtlInf lines (<= 105 each)."""
+    """StsRsnInf: Rsn/Cd (an ISO external status reason code) or Rsn/Prtry (a partner's own code,
+    e.g. NAPAS's numeric ones), and AddtlInf lines (<= 105 each). Exactly one of code and
+    proprietary."""
 
-    code: str
+    code: str | None = None
     additional_info: tuple[str, ...] = ()
+    proprietary: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.code is None) == (self.proprietary is None):
+            raise ValueError(f"a status reason has a code or a proprietary code, not {self.code!r} and {self.proprietary!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +155,7 @@ def _write_original(w: Writer, original: OriginalGroup) -> None:
 def _write_reasons(w: Writer, reasons: tuple[StatusReason, ...]) -> None:
     for reason in reasons:
         w.open("StsRsnInf")
-        w.choice("Rsn", reason.code, None)
+        w.choice("Rsn", reason.code, reason.proprietary)
         for line in reason.additional_info:
             w.leaf("AddtlInf", line)
         w.close("StsRsnInf")
@@ -170,7 +177,7 @@ _TX_RULES: Final = compile_rules(_Q.namespace, {
     "StsRsnInf": ELEMENTS,
     "AccptncDtTm": TEXT,
 })
-_REASON_RULES: Final = compile_rules(_Q.namespace, {"Rsn": {"Cd": TEXT}, "AddtlInf": LIST})
+_REASON_RULES: Final = compile_rules(_Q.namespace, {"Rsn": {"Cd": TEXT, "Prtry": TEXT}, "AddtlInf": LIST})
 _INSTRUCTING: Final = AgentKeys("GrpHdr/InstgAgt")
 _INSTRUCTED: Final = AgentKeys("GrpHdr/InstdAgt")
 _GROUP_ORIGINAL: Final = ("OrgnlGrpInfAndSts/OrgnlMsgId", "OrgnlGrpInfAndSts/OrgnlMsgNmId", "OrgnlGrpInfAndSts/OrgnlCreDtTm")
@@ -241,10 +248,10 @@ def _reasons(elements: list[etree._Element] | tuple[()]) -> tuple[StatusReason, 
     reasons = []
     for element in elements:
         f = flatten(element, _REASON_RULES, {})
-        code = f.get("Rsn/Cd")
-        if code is None:
-            raise XmlRejected("FF01", "StsRsnInf/Rsn/Cd is missing")
-        reasons.append(StatusReason(code=code, additional_info=tuple(f.get("AddtlInf", ()))))
+        code, proprietary = f.get("Rsn/Cd"), f.get("Rsn/Prtry")
+        if code is None and proprietary is None:
+            raise XmlRejected("FF01", "StsRsnInf/Rsn/Cd or Rsn/Prtry is missing")
+        reasons.append(StatusReason(code=code, additional_info=tuple(f.get("AddtlInf", ())), proprietary=None if code else proprietary))
     return tuple(reasons)
 
 

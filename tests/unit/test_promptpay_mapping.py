@@ -195,9 +195,26 @@ def test_pacs008_same_currency_payment_has_no_fx_fields(mapping: PromptPayMappin
     assert tx.find("p:InstdAmt", NS) is None and tx.find("p:XchgRate", NS) is None
 
 
-def test_pacs008_thai_script_remittance_is_refused_before_building(mapping: PromptPayMapping) -> None:
+def test_pacs008_thai_names_and_remittance_are_sent_transliterated_and_kept_on_the_payment(
+    mapping: PromptPayMapping, schemas: SchemaSet
+) -> None:
+    payment = replace(
+        mobile_payment(),
+        debtor=Party(name="សុខ ដារា", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
+        creditor=Party(name="สมชาย ใจดี", proxy_type="MOBILE", proxy="0066812345678"),
+        remittance="ค่าเช่า",
+    )
+    mapping.check_creditor(payment.creditor)  # admitted: no RR10 any more
+    tx = tx_of(build(mapping, payment, schemas))
+    assert text(tx, "p:Cdtr/p:Nm") == "smchay aichdi"
+    assert text(tx, "p:Dbtr/p:Nm") == "sokh dara"
+    assert text(tx, "p:RmtInf/p:Ustrd") == "khaecha"
+    assert (payment.creditor.name, payment.debtor.name, payment.remittance) == ("สมชาย ใจดี", "សុខ ដារា", "ค่าเช่า")
+
+
+def test_check_text_refuses_symbols_that_have_no_latin_form(mapping: PromptPayMapping) -> None:
     with pytest.raises(InstructionRejected) as exc:
-        mapping.check_text("ค่าเช่า", "remittance information", 140)
+        mapping.check_text("ค่าเช่า ☺", "remittance information", 140)
     assert exc.value.reason_code == "RR10"
 
 
@@ -234,7 +251,8 @@ def test_check_creditor_accepts_valid_promptpay_creditors(mapping: PromptPayMapp
         (Party(name="Somchai", proxy_type="MOBILE", proxy="00668123456789"), "BE23"),  # one digit too many
         (Party(name="Somchai", proxy_type="EMAIL", proxy="somchai@example.th"), "BE23"),
         (Party(name="Somchai", proxy_type=None, proxy="0066812345678"), "BE23"),
-        (Party(name="สมชาย ใจดี", proxy_type="MOBILE", proxy="0066812345678"), "RR10"),
+        (Party(name="สมชาย ♥", proxy_type="MOBILE", proxy="0066812345678"), "RR10"),  # a symbol has no Latin form
+        (Party(name="\u200b", proxy_type="MOBILE", proxy="0066812345678"), "RR10"),  # nothing Latin at all
         (Party(name="S" * 141, proxy_type="MOBILE", proxy="0066812345678"), "FF01"),
         (Party(name="Somchai", account="0041234567", agent="0004"), "RC01"),
         (Party(name="Somchai", account="12345", agent="004"), "AC01"),

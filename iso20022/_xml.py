@@ -366,7 +366,7 @@ class PartyKeys:
         )
 
 
-def party_in(fields: dict, keys: PartyKeys, where: str) -> Party | None:  # type: ignore[type-arg]
+def party_in(fields: dict, keys: PartyKeys, where: str = "") -> Party | None:  # type: ignore[type-arg]
     """The Party flattened under keys (the first Othr identification), or None without the element.
 
     where prefixes the path in an XmlRejected, e.g. "CdtTrfTxInf".
@@ -406,7 +406,7 @@ class AccountKeys:
         self.currency = f"{prefix}/Ccy"
 
 
-def account_in(fields: dict, keys: AccountKeys, where: str) -> Account | None:  # type: ignore[type-arg]
+def account_in(fields: dict, keys: AccountKeys, where: str = "") -> Account | None:  # type: ignore[type-arg]
     """The Account flattened under keys, or None without the element."""
     if keys.account not in fields:
         return None
@@ -424,23 +424,25 @@ def account_in(fields: dict, keys: AccountKeys, where: str) -> Account | None:  
     )
 
 
-def required_in(fields: dict, key: str, where: str) -> str:  # type: ignore[type-arg]
+def required_in(fields: dict, key: str, where: str = "") -> str:  # type: ignore[type-arg]
     """fields[key] or XmlRejected FF01 naming where/key."""
     value = fields.get(key)
     if value is None:
-        raise XmlRejected("FF01", f"{where}/{key} is missing", path=f"{where}/{key}")
+        path = f"{where}/{key}" if where else key
+        raise XmlRejected("FF01", f"{path} is missing", path=path)
     return value  # type: ignore[no-any-return]
 
 
-def datetime_in(fields: dict, key: str, where: str) -> datetime | None:  # type: ignore[type-arg]
-    """The ISO date-time at key, None when absent, XmlRejected FF01 when unreadable."""
+def datetime_in(fields: dict, key: str, where: str = "") -> datetime | None:  # type: ignore[type-arg]
+    """The ISO date-time at key, None when absent, XmlRejected FF01 (naming where/key) when unreadable."""
     value = fields.get(key)
     if value is None:
         return None
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise XmlRejected("FF01", f"{where}/{key}: {value!r} is not an ISO date-time", path=f"{where}/{key}") from None
+        path = f"{where}/{key}" if where else key
+        raise XmlRejected("FF01", f"{path}: {value!r} is not an ISO date-time", path=path) from None
 
 
 def amount_in(fields: dict, key: str) -> Amount | None:  # type: ignore[type-arg]

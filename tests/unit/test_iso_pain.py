@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from iso20022 import pacs008, pain001
+from iso20022 import pacs002, pacs008, pain001, pain002
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.model import Account, Agent, Amount, ClearingSystemMember, Party, PartyIdentification, Proxy
 from iso20022.parsing import message_id_of, parse_untrusted
@@ -259,3 +259,162 @@ def test_account_currency_and_agent_country_also_round_trip_in_pacs008(schemas: 
         assert b"<Ccy>KHR</Ccy>" in body and b"<PstlAdr><Ctry>TH</Ctry></PstlAdr>" in body
         assert pacs008.parse(parse_untrusted(body)) == message
 
+
+
+# --- pain.002.001.12 ------------------------------------------------------------------------------
+
+Status = pain002.TransactionStatus
+
+
+def _status_report() -> pain002.CustomerPaymentStatusReport:
+    """A partial acceptance of _message(): one transaction rejected for an unknown proxy."""
+    return pain002.CustomerPaymentStatusReport(
+        message_id="MEKONG-STS-1",
+        created_at=CREATED_AT,
+        initiating_party=Party(name="Mekong Switch", identification=PartyIdentification("MEKONG", organisation=True)),
+        group_status=pain002.GroupStatus(
+            original_message_id="ACLB-20250310-0001",
+            original_created_at=CREATED_AT,
+            original_tx_count=6,
+            original_control_sum="2702162.85",
+            status="PART",
+        ),
+        payment_instructions=(
+            pain002.PaymentInstructionStatus(
+                original_payment_information_id="PMT-1",
+                original_tx_count=3,
+                original_control_sum="1662.60",
+                status="ACCP",
+                transactions=tuple(
+                    pain002.TransactionReport(
+                        status=Status.ACSC,
+                        original_instruction_id=f"INSTR-{n}",
+                        original_end_to_end_id=f"E2E-{n}",
+                        original_uetr=f"4b9c8e2a-1f3d-4c5b-9a7e-2d6f8b1c3e{n:02d}",
+                        accepted_at=CREATED_AT,
+                        original_amount=Amount("1650.00", "THB"),
+                    )
+                    for n in (1, 2, 3)
+                ),
+            ),
+            pain002.PaymentInstructionStatus(
+                original_payment_information_id="PMT-2",
+                status="PART",
+                reasons=(pain002.StatusReason("NARR", ("one of three transactions was rejected",)),),
+                transactions=(
+                    pain002.TransactionReport(
+                        status=Status.RJCT,
+                        original_end_to_end_id="E2E-P1",
+                        reasons=(pain002.StatusReason("BE23", ("proxy 0066812345678 is not registered",)),),
+                        original_amount=Amount("500.25", "THB"),
+                    ),
+                    pain002.TransactionReport(
+                        status=Status.RJCT,
+                        original_end_to_end_id="E2E-4",
+                        reasons=(pain002.StatusReason(proprietary="51", additional_info=("LAPNET 51", "retry later")),),
+                    ),
+                    pain002.TransactionReport(status=Status.PDNG, original_end_to_end_id="E2E-5"),
+                ),
+            ),
+        ),
+    )
+
+
+def test_pain002_validates_and_parses_back(schemas: SchemaSet) -> None:
+    report = _status_report()
+    body = pain002.build_validated(report, schemas)
+    root = parse_untrusted(body)
+    assert message_id_of(root) == "pain.002.001.12"
+    schemas.validate(root, pain002.VERSION)
+    assert pain002.parse(root) == report
+    assert b"<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>" in body
+
+
+@pytest.mark.parametrize("status", list(pain002.TransactionStatus))
+def test_every_transaction_status_round_trips(schemas: SchemaSet, status: pain002.TransactionStatus) -> None:
+    report = pain002.CustomerPaymentStatusReport(
+        message_id="S1",
+        created_at=CREATED_AT,
+        group_status=pain002.GroupStatus("M1", status=status.value),
+        payment_instructions=(
+            pain002.PaymentInstructionStatus("P1", (pain002.TransactionReport(status, original_end_to_end_id="E1"),)),
+        ),
+    )
+    parsed = pain002.parse(parse_untrusted(pain002.build_validated(report, schemas)))
+    assert parsed.payment_instructions[0].transactions[0].status is status
+    assert parsed == report
+
+
+def test_pain002_statuses_cover_the_brief() -> None:
+    assert {s.value for s in pain002.TransactionStatus} == {"ACCP", "ACSC", "ACSP", "ACTC", "PDNG", "RJCT", "ACCC"}
+
+
+def test_pain002_group_only_report_round_trips(schemas: SchemaSet) -> None:
+    report = pain002.CustomerPaymentStatusReport(
+        message_id="S1",
+        created_at=CREATED_AT,
+        group_status=pain002.GroupStatus(
+            "ACLB-20250310-0001", status="RJCT", reasons=(pain002.StatusReason("AM10", ("GrpHdr/CtrlSum is 1",)),)
+        ),
+    )
+    body = pain002.build_validated(report, schemas)
+    assert b"OrgnlPmtInfAndSts" not in body
+    assert pain002.parse(parse_untrusted(body)) == report
+
+
+def test_pain002_answers_a_parsed_pain001_with_its_own_references(schemas: SchemaSet) -> None:
+    original = pain001.parse(parse_untrusted(pain001.build_validated(_message(), schemas)))
+    report = pain002.CustomerPaymentStatusReport(
+        message_id="MEKONG-STS-2",
+        created_at=CREATED_AT,
+        group_status=pain002.GroupStatus(
+            original.message_id, original_created_at=original.created_at,
+            original_tx_count=len(pain001.all_transactions(original)),
+            original_control_sum=str(pain001.control_sum(pain001.all_transactions(original))), status="ACTC",
+        ),
+        payment_instructions=tuple(
+            pain002.PaymentInstructionStatus(
+                instruction.payment_information_id,
+                tuple(
+                    pain002.TransactionReport(Status.ACTC, tx.instruction_id, tx.end_to_end_id, tx.uetr,
+                                              original_amount=tx.amount)
+                    for tx in instruction.transactions
+                ),
+            )
+            for instruction in original.payment_instructions
+        ),
+    )
+    parsed = pain002.parse(parse_untrusted(pain002.build_validated(report, schemas)))
+    assert parsed.group_status.original_control_sum == "2702162.85"
+    assert [tx.original_end_to_end_id for p in parsed.payment_instructions for tx in p.transactions] == [
+        "E2E-1", "E2E-2", "E2E-3", "E2E-P1", "E2E-4", "E2E-5"
+    ]
+    assert parsed == report
+
+
+def test_pain002_with_an_unhandled_status_is_rejected_naming_the_transaction(schemas: SchemaSet) -> None:
+    body = pain002.build(_status_report()).replace(b"<TxSts>PDNG</TxSts>", b"<TxSts>ACWC</TxSts>")
+    root = parse_untrusted(body)
+    schemas.validate(root, pain002.VERSION)  # valid ISO, but not a status the switch reports
+    with pytest.raises(XmlRejected, match="ACWC") as rejected:
+        pain002.parse(root)
+    assert rejected.value.path == "OrgnlPmtInfAndSts[PMT-2]/TxInfAndSts[E2E-5]/TxSts"
+
+
+def test_pain002_without_a_transaction_status_is_rejected(schemas: SchemaSet) -> None:
+    body = pain002.build(_status_report()).replace(b"<TxSts>PDNG</TxSts>", b"")
+    root = parse_untrusted(body)
+    schemas.validate(root, pain002.VERSION)  # TxSts is optional in the XSD
+    with pytest.raises(XmlRejected) as rejected:
+        pain002.parse(root)
+    assert (rejected.value.reason_code, rejected.value.path) == ("FF01", "OrgnlPmtInfAndSts[PMT-2]/TxInfAndSts[E2E-5]/TxSts")
+
+
+def test_pain002_reuses_the_pacs002_status_reason() -> None:
+    """A partner's pacs.002 reason can be passed to the participant unchanged."""
+    assert pain002.StatusReason is pacs002.StatusReason
+
+
+def test_pain002_parser_refuses_a_pain001() -> None:
+    with pytest.raises(XmlRejected, match="pain.002.001.12"):
+        pain002.parse(parse_untrusted(pain001.build(_message())))

@@ -40,6 +40,7 @@ from iso20022 import pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
+from adapters.simulator_inbound import InboundOriginator, InboundSpec
 
 log = logging.getLogger(__name__)
 body_bytes_max = 1_000_000
@@ -90,6 +91,8 @@ class PartnerSimulator:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
+        # the network's side of inbound payments (it pays Bakong customers through the switch)
+        self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -97,6 +100,8 @@ class PartnerSimulator:
         app.router.add_post("/iso20022", self._receive)
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_put("/sim/behaviour", self._set_behaviour)
+        app.router.add_post("/sim/inbound", self._send_inbound)
+        app.router.add_get("/sim/inbound", self._inbound_summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -120,6 +125,16 @@ class PartnerSimulator:
     async def _stats(self, _request: web.Request) -> web.Response:
         return web.json_response({**self.stats, "behaviour": {**asdict(self.behaviour), "unknown_proxies": sorted(self.behaviour.unknown_proxies)}})
 
+    async def _send_inbound(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        specs = [InboundSpec.model_validate(item) for item in data.get("payments", [])]
+        assert self._session is not None
+        uetrs = await self.inbound.send(self._session, specs)
+        return web.json_response({"uetrs": uetrs})
+
+    async def _inbound_summary(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.inbound.summary())
+
     async def _set_behaviour(self, request: web.Request) -> web.Response:
         self.behaviour = SimBehaviour.from_json(await request.json(), self.behaviour)
         return await self._stats(request)
@@ -130,6 +145,10 @@ class PartnerSimulator:
         try:
             root = parse_untrusted(body, size_bytes_max=body_bytes_max)
             message_type = message_id_of(root)
+            if message_type == self.profile.pacs002_version:  # the switch answers an inbound payment
+                self.schemas.validate(root, message_type)
+                self.inbound.receive_answer(pacs002.parse(root))
+                return web.json_response({"answered": True})
             if message_type != self.profile.pacs008_version:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
             self.schemas.validate(root, message_type)

@@ -4,6 +4,7 @@ Layout of the directory (the shipped one is `config/` at the project root):
   switch.toml        the switch itself: identity, Kafka, database, HTTP
   participants.toml  Bakong participants allowed to send instructions
   corridors.toml     which partner serves which route, currencies, limits, fees, spread
+  inbound.toml       partner networks paying Bakong customers, and the mobile-number directory
   partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
   fx.toml            rates for the static provider (fx/config.py)
 
@@ -40,6 +41,7 @@ class KafkaConfig(_Model):
     instructions_topic: str = "mekong.instructions"
     status_topic: str = "mekong.status"
     inbound_topic: str = "mekong.inbound"
+    inbound_replies_topic: str = "mekong.inbound.replies"
     dlq_topic: str = "mekong.dlq"
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
 
@@ -123,6 +125,45 @@ class CorridorsFile(_Model):
     corridors: tuple[Corridor, ...]
 
 
+class InboundRoute(_Model):
+    """A partner network paying Bakong customers: which currencies it may credit, up to which
+    amount, and how long the beneficiary participant has to confirm before the switch answers
+    the partner with a timeout reject (AB05)."""
+
+    id: str = Field(pattern=r"^[A-Z]{2,3}-[A-Z]{2}$")  # e.g. TH-KH
+    partner: str
+    enabled: bool = True
+    currencies: tuple[str, ...]  # settlement currencies a Bakong account can be credited in
+    amount_max: Mapping[str, str]
+    confirm_timeout_s: float = Field(gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _limits_cover_currencies(self) -> "InboundRoute":
+        for code in self.currencies:
+            if code not in CURRENCIES:
+                raise ValueError(f"inbound route {self.id}: unknown currency {code!r}")
+            if code not in self.amount_max:
+                raise ValueError(f"inbound route {self.id}: no amount_max for {code}")
+            Money.parse(self.amount_max[code], code)
+        return self
+
+    @cached_property
+    def amount_max_money(self) -> dict[str, Money]:
+        return {code: Money.parse(self.amount_max[code], code) for code in self.currencies}
+
+
+class DirectoryEntry(_Model):
+    """A Bakong mobile number (E.164 digits, no `+`) and the account it pays into."""
+
+    mobile: str = Field(pattern=r"^855[0-9]{8,9}$")
+    account: str = Field(pattern=r"^[^@\s]+@[a-z0-9_]+$", max_length=32)
+
+
+class InboundFile(_Model):
+    routes: tuple[InboundRoute, ...] = ()
+    directory: tuple[DirectoryEntry, ...] = ()
+
+
 class SwitchConfig(_Model):
     """Everything the composition root needs, already overridden by the environment."""
 
@@ -132,6 +173,8 @@ class SwitchConfig(_Model):
     http: HttpConfig
     participants: tuple[Participant, ...]
     corridors: tuple[Corridor, ...]
+    inbound_routes: tuple[InboundRoute, ...] = ()
+    directory: tuple[DirectoryEntry, ...] = ()
     partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
 
     def corridor(self, corridor_id: str) -> Corridor | None:
@@ -139,6 +182,28 @@ class SwitchConfig(_Model):
 
     def participant(self, code: str) -> Participant | None:
         return self._participants_by_code.get(code)
+
+    def inbound_route(self, partner: str) -> InboundRoute | None:
+        """The enabled inbound route a partner pays Bakong customers through."""
+        return self._inbound_by_partner.get(partner)
+
+    def participant_by_suffix(self, suffix: str) -> Participant | None:
+        return self._participants_by_suffix.get(suffix)
+
+    def account_of_mobile(self, mobile: str) -> str | None:
+        return self._directory.get(mobile)
+
+    @cached_property
+    def _inbound_by_partner(self) -> dict[str, InboundRoute]:
+        return {r.partner: r for r in self.inbound_routes if r.enabled}
+
+    @cached_property
+    def _participants_by_suffix(self) -> dict[str, Participant]:
+        return {p.bakong_suffix: p for p in self.participants}
+
+    @cached_property
+    def _directory(self) -> dict[str, str]:
+        return {e.mobile: e.account for e in self.directory}
 
     @cached_property
     def _corridors_by_id(self) -> dict[str, Corridor]:
@@ -165,6 +230,8 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     base = SwitchFile.model_validate(_read_toml(directory / "switch.toml"))
     participants = ParticipantsFile.model_validate(_read_toml(directory / "participants.toml"))
     corridors = CorridorsFile.model_validate(_read_toml(directory / "corridors.toml"))
+    inbound_path = directory / "inbound.toml"
+    inbound = InboundFile.model_validate(_read_toml(inbound_path)) if inbound_path.exists() else InboundFile()
     switch = base.switch.model_copy(
         update={
             k: v
@@ -198,5 +265,7 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         http=http,
         participants=participants.participants,
         corridors=corridors.corridors,
+        inbound_routes=inbound.routes,
+        directory=inbound.directory,
         partner_urls=partner_urls,
     )

@@ -90,4 +90,55 @@ class StatusEventV1(BaseModel):
     fee: AmountV1 | None = None
     fx_rate: str | None = None
     replayed: bool = False  # true when this repeats the outcome of an earlier identical instruction
+    direction: Literal["outbound", "inbound"] = "outbound"  # inbound: instruction_id is the partner's EndToEndId
     occurred_at: datetime
+
+
+class InboundPartyV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    account: str | None = None  # Bakong `name@bank` (creditor) or the foreign account (debtor)
+    mobile: str | None = None  # the creditor's Bakong mobile, when the partner paid a mobile number
+    agent: str | None = None  # debtor: the foreign bank's id in its network; creditor: the participant
+
+
+class InboundPaymentV1(BaseModel):
+    """A partner network pays a Bakong customer: topic `mekong.inbound`, JSON, key =
+    participant/uetr. The beneficiary participant credits the account and answers on
+    `mekong.inbound.replies` before `reply_by`, or the switch rejects it to the partner (AB05)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    uetr: str
+    participant: str  # the beneficiary's Bakong participant
+    corridor: str  # e.g. TH-KH
+    partner: str
+    end_to_end_id: str
+    debtor: InboundPartyV1
+    creditor: InboundPartyV1
+    amount: AmountV1  # what to credit, in the Bakong account's currency
+    instructed_amount: AmountV1 | None = None  # what the payer sent, when the partner converted
+    remittance: str | None = None
+    reply_by: datetime
+    occurred_at: datetime
+
+
+class InboundReplyV1(_Strict):
+    """The beneficiary participant's answer to an inbound payment: topic
+    `mekong.inbound.replies`, JSON. ACCEPT once the account is credited; REJECT with an ISO
+    external status reason code (AC01 unknown account, AC04 closed, AC06 blocked, ...)."""
+
+    version: Literal[1]
+    uetr: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    participant: str = Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$")
+    decision: Literal["ACCEPT", "REJECT"]
+    reason_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{4}$")
+    reason: str | None = Field(default=None, max_length=105)
+
+    @model_validator(mode="after")
+    def _reason_for_reject(self) -> "InboundReplyV1":
+        if (self.decision == "REJECT") != (self.reason_code is not None):
+            raise ValueError("a REJECT needs a reason_code, an ACCEPT takes none")
+        return self

@@ -20,6 +20,11 @@ from switch.domain.errors import InvariantViolation
 from switch.domain.money import Money
 
 
+class Direction(StrEnum):
+    OUTBOUND = "outbound"  # a Bakong participant pays abroad through a partner network
+    INBOUND = "inbound"  # a partner network pays a Bakong participant's customer
+
+
 class PaymentState(StrEnum):
     RECEIVED = "RECEIVED"  # admitted, identity assigned
     QUOTED = "QUOTED"  # FX fixed, pacs.008 built and queued in the outbox
@@ -82,6 +87,7 @@ class Payment:
     version: int
     created_at: datetime
     updated_at: datetime
+    direction: Direction = Direction.OUTBOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,7 @@ def transition(
     moved = Payment(
         p.uetr, p.instruction_id, p.participant, p.corridor, p.partner, p.debtor, p.creditor, p.instructed,
         p.source, p.target, p.fee, p.fx_rate, p.quote_id, p.remittance, target,
-        reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now,
+        reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now, p.direction,
     )
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
 

@@ -1,7 +1,9 @@
 """The switch's HTTP face (aiohttp): partner ISO endpoint, payment look-up, metrics, health.
 
-  POST /iso20022/{partner}   a partner's ISO 20022 message (pacs.002 today); 200 once durable,
-                             400 with an ISO reason code for anything refused
+  POST /iso20022/{partner}   a partner's ISO 20022 message: a pacs.002 (status of our pacs.008;
+                             200 once durable) or a pacs.008 (an inbound payment; 202 once
+                             booked, the answer follows as a pacs.002); 400 with an ISO reason
+                             code for anything refused
   GET  /v1/payments/{uetr}   state and history of one payment
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
   GET  /metrics              Prometheus
@@ -17,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.inbound import read_pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
 from switch.domain.money import Money
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
 from switch.service.handlers import ApplyPartnerStatuses
+from switch.service.inbound import AcceptInbound
 
 if TYPE_CHECKING:
     from switch.entrypoints.main import Switch
@@ -45,8 +49,13 @@ async def partner_message(request: web.Request) -> web.Response:
     try:
         root = parse_untrusted(body, size_bytes_max=limits.xml_body_bytes_max)
         message_type = message_id_of(root)
-        if message_type != mapping.profile.pacs002_version:
-            return _reject(400, "FF01", f"{partner} sends {mapping.profile.pacs002_version} here, not {message_type}")
+        profile = mapping.profile
+        if message_type == profile.pacs008_version:
+            return await _inbound_payment(sw, partner, root, message_type, body)
+        if message_type != profile.pacs002_version:
+            return _reject(
+                400, "FF01", f"{partner} sends {profile.pacs002_version} or {profile.pacs008_version} here, not {message_type}"
+            )
         sw.deps.schemas.validate(root, message_type)
         report = mapping.parse_status(root)
     except XmlRejected as exc:
@@ -61,6 +70,17 @@ async def partner_message(request: web.Request) -> web.Response:
     return web.json_response({"message_id": report.message_id, **outcome.counts})
 
 
+async def _inbound_payment(sw: Switch, partner: str, root: Any, message_type: str, body: bytes) -> web.Response:
+    """A partner pays a Bakong customer. Raises XmlRejected / SchemaViolation like the caller."""
+    if sw.config.inbound_route(partner) is None:
+        sw.metrics.rejects.labels("inbound", "AG01").inc()
+        return _reject(403, "AG01", f"no inbound route is open for {partner}")
+    sw.deps.schemas.validate(root, message_type)
+    message = read_pacs008(root)
+    outcome = await sw.inbound_committer.submit(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
+    return web.json_response({"message_id": message.message_id, **outcome.counts}, status=202)
+
+
 def _money(m: Money) -> dict[str, str]:
     return {"value": m.to_text(m.currency.decimals_accepted_max), "currency": m.currency.code}
 
@@ -71,6 +91,7 @@ def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
         "instruction_id": p.instruction_id,
         "participant": p.participant,
         "corridor": p.corridor,
+        "direction": p.direction.value,
         "partner": p.partner,
         "state": p.state.value,
         "final": p.state in FINAL_STATES,

@@ -1,4 +1,4 @@
-"""The Kafka edge for `mekong.instructions` (STYLE §6, A3, A4).
+"""The Kafka edge for `mekong.instructions` and `mekong.inbound.replies` (STYLE §6, A3, A4).
 
 At least once: a batch is parsed, bad records go to the dead-letter topic (and are acknowledged
 by the broker) first, the good ones are admitted in ONE database transaction (state, history,
@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InstructionV1, StatusEventV1
+from switch.contracts import InboundReplyV1, InstructionV1, StatusEventV1
 from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
+from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
 from switch.store.sql_store import OutboxMessage, Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,21 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | De
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
         return DeadLetter(record, f"invalid instruction v1: {problems}", "FF01")
     return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
+
+
+def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
+    """A participant's answer to an inbound payment, or the reason it cannot be read."""
+    raw = record.value or b""
+    if len(raw) > limits.kafka_message_bytes_max:
+        return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
+    try:
+        return InboundReplyV1.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            return DeadLetter(record, f"malformed JSON: {errors[0]['msg']}", "FF02")
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
+        return DeadLetter(record, f"invalid inbound reply v1: {problems}", "FF01")
 
 
 def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
@@ -132,7 +148,7 @@ class InstructionConsumer:
             fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max,
             isolation_level="read_uncommitted",
         )
-        self._consumer.subscribe([k.instructions_topic], listener=_Rebalance(self))
+        self._consumer.subscribe([k.instructions_topic, k.inbound_replies_topic], listener=_Rebalance(self))
         await self._consumer.start()
 
     def stop_soon(self) -> None:
@@ -157,18 +173,31 @@ class InstructionConsumer:
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         started = time.perf_counter()
         parsed: list[ParsedInstruction] = []
+        replies: list[InboundReplyV1] = []
         dead: list[DeadLetter] = []
-        for records in batches.values():
+        replies_topic = self._config.kafka.inbound_replies_topic
+        for tp, records in batches.items():
+            if tp.topic == replies_topic:
+                for record in records:
+                    reply = parse_reply(record)
+                    (replies if isinstance(reply, InboundReplyV1) else dead).append(reply)  # type: ignore[arg-type]
+                continue
             for record in records:
                 item = parse_record(record)
                 (parsed if isinstance(item, ParsedInstruction) else dead).append(item)  # type: ignore[arg-type]
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()
-        if parsed or dead:
+        if parsed or dead or replies:
             async with self._store.unit_of_work() as uow:
                 if parsed:
                     outcome = await accept_instructions(AcceptInstructions(parsed), uow, self._deps)
+                if replies:
+                    answered = await apply_inbound_replies(ApplyInboundReplies(replies), uow, self._deps)
+                    outcome.partner_outbox.extend(answered.partner_outbox)
+                    outcome.status_outbox.extend(answered.status_outbox)
+                    for key, n in answered.counts.items():
+                        outcome.counts[key] = outcome.counts.get(key, 0) + n
                 rejects = self._dead_letter_statuses(dead)
                 if rejects:  # a redelivered batch must not announce the same reject twice
                     done = await uow.outbox_existing("status", [m.message_id for m in rejects])

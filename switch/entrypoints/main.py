@@ -39,6 +39,7 @@ from switch.service.handlers import (
     expire_submitted,
     record_send_results,
 )
+from switch.service.inbound import AcceptInbound, ExpireInbound, accept_inbound, expire_inbound
 from switch.service.senders import KafkaPublisher, PartnerSender
 from switch.store.sql_store import Store
 
@@ -95,7 +96,7 @@ class Switch:
         cfg = self.config
         await self.store.start(migrate=True)
         schemas = SchemaSet(self.schema_dir)
-        partners = {c.partner for c in cfg.corridors if c.enabled}
+        partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(
             Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls
         )
@@ -108,7 +109,9 @@ class Switch:
         )
         k = cfg.kafka
         await ensure_topics(
-            k.bootstrap_servers, [k.instructions_topic, k.status_topic, k.inbound_topic, k.dlq_topic], k.partitions
+            k.bootstrap_servers,
+            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.dlq_topic],
+            k.partitions,
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
@@ -122,6 +125,7 @@ class Switch:
 
         self.status_committer: GroupCommitter[ApplyPartnerStatuses] = self._committer("statuses", apply_partner_statuses)
         self._results_committer: GroupCommitter[RecordSendResults] = self._committer("send-results", record_send_results)
+        self.inbound_committer: GroupCommitter[AcceptInbound] = self._committer("inbound", accept_inbound)
         self._publisher = KafkaPublisher(
             self._producer, record_results=self._results_committer.submit, metrics=self.metrics, clock=self.clock
         )
@@ -138,7 +142,7 @@ class Switch:
                 inflight_max=p.inflight_max,
                 clock=self.clock,
             )
-        for committer in (self.status_committer, self._results_committer):
+        for committer in (self.status_committer, self._results_committer, self.inbound_committer):
             self._spawn(committer.run(), committer.name)
         self._spawn(self._publisher.run(), "publisher")
         for partner, sender in self._senders.items():
@@ -207,6 +211,11 @@ class Switch:
                 async with self.store.unit_of_work() as uow:
                     outcome = await expire_submitted(ExpireSubmitted(partner, mapping.profile.sla_s), uow, self.deps)
                 await self._dispatch(outcome)
+            for route in self.config.inbound_routes:
+                if route.enabled and route.partner in self.deps.mappings:
+                    async with self.store.unit_of_work() as uow:
+                        outcome = await expire_inbound(ExpireInbound(route.partner, route.confirm_timeout_s), uow, self.deps)
+                    await self._dispatch(outcome)
 
     async def _checkpoint_forever(self) -> None:
         """Runs until cancelled: keeps the SQLite WAL short without blocking the loop."""
@@ -239,6 +248,7 @@ class Switch:
             + self._publisher.backlog()
             + self.status_committer.pending()
             + self._results_committer.pending()
+            + self.inbound_committer.pending()
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from switch.domain.errors import InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
-from switch.domain.payment import FINAL_STATES, HistoryEntry, Party, Payment, PaymentState
+from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
 from switch.store.tables import UtcDateTime, inbound_messages, instructions, outbox, payment_history, payments
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -94,6 +94,7 @@ def _payment_row(p: Payment) -> dict[str, Any]:
         "version": p.version,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
+        "direction": p.direction.value,
     }
 
 
@@ -124,6 +125,21 @@ def _payment_from_row(r: Any) -> Payment:
         version=r.version,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        direction=Direction(r.direction),
+    )
+
+
+def _outbox_from_row(r: Any) -> OutboxMessage:
+    return OutboxMessage(
+        kind=r.kind,
+        destination=r.destination,
+        message_id=r.message_id,
+        uetrs=tuple(r.uetrs.split()),
+        key=r.key,
+        body=r.body,
+        created_at=r.created_at,
+        id=r.id,
+        attempts=r.attempts,
     )
 
 
@@ -266,12 +282,18 @@ class UnitOfWork:
         return moved
 
     async def payments_stale(
-        self, partner: str, states: Sequence[PaymentState], updated_before: datetime, limit: int
+        self,
+        partner: str,
+        states: Sequence[PaymentState],
+        updated_before: datetime,
+        limit: int,
+        direction: Direction = Direction.OUTBOUND,
     ) -> list[Payment]:
         rows = await self._conn.execute(
             select(payments)
             .where(
                 payments.c.partner == partner,
+                payments.c.direction == direction.value,
                 payments.c.state.in_([s.value for s in states]),
                 payments.c.updated_at < updated_before,
             )
@@ -320,6 +342,14 @@ class UnitOfWork:
             found.update(r.message_id for r in rows)
         return found
 
+    async def outbox_by_message_ids(self, kind: str, message_ids: Sequence[str]) -> list[OutboxMessage]:
+        """Stored messages by id, sent or not (to answer a partner's resend with the same bytes)."""
+        found: list[OutboxMessage] = []
+        for chunk in _chunks(list(message_ids)):
+            rows = await self._conn.execute(select(outbox).where(outbox.c.kind == kind, outbox.c.message_id.in_(chunk)))
+            found.extend(_outbox_from_row(r) for r in rows)
+        return found
+
     async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
         if isinstance(self._conn, _InLoopConnection):
             if ids:
@@ -339,20 +369,7 @@ class UnitOfWork:
             .order_by(outbox.c.id)
             .limit(limit)
         )
-        return [
-            OutboxMessage(
-                kind=r.kind,
-                destination=r.destination,
-                message_id=r.message_id,
-                uetrs=tuple(r.uetrs.split()),
-                key=r.key,
-                body=r.body,
-                created_at=r.created_at,
-                id=r.id,
-                attempts=r.attempts,
-            )
-            for r in rows
-        ]
+        return [_outbox_from_row(r) for r in rows]
 
     async def outbox_pending_count(self) -> dict[str, int]:
         rows = await self._conn.execute(

@@ -99,6 +99,7 @@ payments = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("direction", String(8), nullable=False, server_default="outbound"),
     Index("ix_payments_state_updated", "state", "updated_at"),
 )
 

@@ -34,7 +34,12 @@ class Running:
 
 @asynccontextmanager
 async def running_switch(
-    broker: TansuBroker, store: Store, behaviour: SimBehaviour | None = None, *, partner_up: bool = True
+    broker: TansuBroker,
+    store: Store,
+    behaviour: SimBehaviour | None = None,
+    *,
+    partner_up: bool = True,
+    confirm_timeout_s: float | None = None,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable."""
@@ -53,11 +58,15 @@ async def running_switch(
             "instructions_topic": f"instructions-{tag}",
             "status_topic": f"status-{tag}",
             "inbound_topic": f"inbound-{tag}",
+            "inbound_replies_topic": f"replies-{tag}",
             "dlq_topic": f"dlq-{tag}",
             "partitions": 2,
         }
     )
     cfg = base.model_copy(update={"kafka": kafka})
+    if confirm_timeout_s is not None:  # inbound: how long the participant has to answer
+        routes = tuple(r.model_copy(update={"confirm_timeout_s": confirm_timeout_s}) for r in cfg.inbound_routes)
+        cfg = cfg.model_copy(update={"inbound_routes": routes})
     schemas = SchemaSet(Path(default_schema_dir()))
     sim = PartnerSimulator(
         load_profile(Path(cfg.config_dir) / "partners" / "promptpay.toml"),

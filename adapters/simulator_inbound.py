@@ -1,0 +1,178 @@
+"""The partner network's side of inbound payments, for the simulators: it builds pacs.008
+messages in the profile's version that pay Bakong customers (by `name@bank` account or by
+mobile number), posts them to the switch, and collects the switch's pacs.002 answers.
+
+  POST /sim/inbound   {"payments": [InboundSpec fields...]} -> {"uetrs": [...]} once posted
+  GET  /sim/inbound   {"answers": {uetr: {"status", "reason_code", "latency_ms", "answers"}}, "pending": n}
+
+Each answer the network receives is checked against the official XSD; a second answer for the
+same UETR is counted (the switch must answer a resend with the same decision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import PartnerProfile
+from iso20022 import pacs002, pacs008
+from iso20022.model import Agent, Amount, ClearingSystemMember
+from iso20022.schemas import SchemaSet
+
+# A sending bank in each network, for the simulated debtors (PARTNERS.md examples) [O].
+SAMPLE_DEBTOR_AGENTS: Final = {"promptpay": "014", "napas": "970436", "lapnet": "27710418", "unionpay": "26760764"}
+switch_bic_default: Final = "NBCAKHPPXXX"
+post_timeout_s: Final = 10.0
+resend_attempts_max: Final = 3
+
+
+class InboundSpec(BaseModel):
+    """One inbound payment to originate (what a foreign payer's bank asks its network to send)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: str = Field(pattern=r"^[0-9]{1,15}(\.[0-9]{1,5})?$")  # credited to the Bakong account
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    creditor_name: str
+    creditor_account: str | None = None  # Bakong `name@bank`
+    creditor_mobile: str | None = None  # Bakong mobile, 855...
+    debtor_name: str = "SOMCHAI JAIDEE"
+    debtor_account: str = "1234567890"
+    instructed_amount: str | None = None  # in the partner's currency, when it converted
+    exchange_rate: str | None = None
+    remittance: str | None = None
+    uetr: str | None = None  # set to resend a known payment under a new message id
+    message_id: str | None = None  # set to resend a message
+
+
+@dataclass
+class _Answer:
+    status: str
+    reason_code: str | None
+    latency_ms: float
+    answers: int = 1
+
+
+class InboundOriginator:
+    def __init__(self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, switch_bic: str = switch_bic_default) -> None:
+        self.profile = profile
+        self.schemas = schemas
+        self.switch_url = switch_url
+        self.switch_bic = switch_bic
+        self.answers: dict[str, _Answer] = {}
+        self._sent_at: dict[str, float] = {}
+        self.stats: Counter[str] = Counter()
+        self.samples: dict[str, bytes] = {}
+
+    # ------------------------------------------------------------------ building
+    def build(self, spec: InboundSpec, *, now: datetime) -> tuple[str, str, bytes]:
+        """(message id, uetr, validated pacs.008 bytes) for one spec."""
+        p = self.profile
+        uetr = spec.uetr or str(uuid.uuid4())
+        message_id = spec.message_id or f"I{p.partner[:3].upper()}{uuid.uuid4().hex}"[:35]
+        member = ClearingSystemMember(
+            member_id=SAMPLE_DEBTOR_AGENTS.get(p.partner, "00000000"),
+            system_code=p.member_id_system_code,
+            system_proprietary=p.member_id_system_proprietary,
+        )
+        if spec.creditor_mobile is not None:
+            proxy = pacs008.Proxy(identifier=spec.creditor_mobile, type_proprietary="MBNO")
+            # .08 needs an account id beside the proxy: the mobile again
+            account = pacs008.Account(other_id=spec.creditor_mobile if p.pacs008_version.endswith(".08") else None, proxy=proxy)
+        else:
+            account = pacs008.Account(other_id=spec.creditor_account, scheme_proprietary="BAKONG")
+        instructed = (
+            Amount(spec.instructed_amount, p.currency) if spec.instructed_amount is not None and p.currency != spec.currency else None
+        )
+        tx = pacs008.CreditTransfer(
+            instruction_id=f"E{uetr.replace('-', '')}"[:35],
+            end_to_end_id=f"E{uetr.replace('-', '')}"[:35],
+            tx_id=f"T{uetr.replace('-', '')}",
+            uetr=uetr,
+            settlement_amount=Amount(spec.amount, spec.currency),
+            accepted_at=now if p.nexus_style else None,
+            instructed_amount=instructed,
+            exchange_rate=spec.exchange_rate if instructed is not None else None,
+            charge_bearer=p.charge_bearer,
+            instructing_agent=Agent(clearing_member=member),
+            instructed_agent=Agent(bicfi=self.switch_bic),
+            debtor=pacs008.Party(name=spec.debtor_name, country=p.country),
+            debtor_account=pacs008.Account(other_id=spec.debtor_account),
+            debtor_agent=Agent(clearing_member=member),
+            creditor_agent=Agent(bicfi=self.switch_bic),
+            creditor=pacs008.Party(name=spec.creditor_name, country="KH"),
+            creditor_account=account,
+            remittance_lines=(spec.remittance,) if spec.remittance else (),
+        )
+        message = pacs008.CustomerCreditTransfer(
+            message_id=message_id,
+            created_at=now,
+            settlement=pacs008.Settlement(
+                clearing_system_code=p.clearing_system_code, clearing_system_proprietary=p.clearing_system_proprietary
+            ),
+            transactions=(tx,),
+            settlement_date=now.date(),
+        )
+        body = pacs008.build_validated(message, p.pacs008_version, self.schemas)
+        self.samples.setdefault("inbound_pacs008", body)
+        return message_id, uetr, body
+
+    # ------------------------------------------------------------------ sending
+    async def send(self, session: aiohttp.ClientSession, specs: list[InboundSpec]) -> list[str]:
+        """Post one pacs.008 per spec to the switch; the UETRs, in order."""
+        now = datetime.now(timezone.utc)
+        built = [self.build(s, now=now) for s in specs]
+        await asyncio.gather(*(self._post(session, body, uetr) for _, uetr, body in built))
+        return [uetr for _, uetr, _ in built]
+
+    async def _post(self, session: aiohttp.ClientSession, body: bytes, uetr: str) -> None:
+        self._sent_at.setdefault(uetr, time.perf_counter())
+        for attempt in range(resend_attempts_max):
+            try:
+                async with session.post(
+                    self.switch_url, data=body, headers={"Content-Type": "application/xml; charset=utf-8"},
+                    timeout=aiohttp.ClientTimeout(total=post_timeout_s),
+                ) as resp:
+                    await resp.read()
+                    self.stats[f"inbound_http_{resp.status}"] += 1
+                    if resp.status < 500:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                self.stats["inbound_post_errors"] += 1
+            await asyncio.sleep(0.1 * 2**attempt)
+
+    # ------------------------------------------------------------------ answers
+    def receive_answer(self, report: pacs002.PaymentStatusReport) -> None:
+        """The switch's pacs.002 for inbound payments (already validated against the XSD)."""
+        for tx in report.transactions:
+            uetr = tx.original_uetr
+            if uetr is None:
+                self.stats["answers_without_uetr"] += 1
+                continue
+            reason = tx.reasons[0].code if tx.reasons else None
+            known = self.answers.get(uetr)
+            if known is not None:
+                known.answers += 1
+                self.stats["answers_repeated"] += 1
+                if (known.status, known.reason_code) != (tx.status.value, reason):
+                    self.stats["answers_changed"] += 1  # must never happen
+                continue
+            started = self._sent_at.get(uetr)
+            latency = (time.perf_counter() - started) * 1000 if started is not None else -1.0
+            self.answers[uetr] = _Answer(tx.status.value, reason, latency)
+            self.stats[f"answered_{tx.status.value}" + (f"_{reason}" if reason else "")] += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "answers": {u: a.__dict__ for u, a in self.answers.items()},
+            "pending": len([u for u in self._sent_at if u not in self.answers]),
+            "stats": dict(self.stats),
+        }

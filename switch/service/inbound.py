@@ -1,0 +1,362 @@
+"""Inbound payments: a partner network pays a Bakong customer (TH->KH, LA->KH, VN->KH, CN->KH).
+
+  partner pacs.008 --> accept_inbound: validate, deduplicate (message id, UETR), resolve the
+                       beneficiary, book RECEIVED -> QUOTED -> SUBMITTED, publish on mekong.inbound
+  participant reply --> apply_inbound_replies: SUBMITTED -> COMPLETED (ACSC) or REJECTED (reason)
+  silence          --> expire_inbound: SUBMITTED -> REJECTED AB05 after the route's confirm timeout
+Every final state answers the partner with one pacs.002 (outbox, message id R+UETR) and tells the
+participant on mekong.status. A resent pacs.008 (same message id, or a known UETR) gets the
+stored answer again, byte for byte, and books nothing.
+
+Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from adapters.inbound import MOBILE_PROXY_TYPES, InboundTransfer, answer_message_id, bakong_mobile, status_report
+from iso20022 import pacs002
+from switch.config import InboundRoute
+from switch.contracts import AmountV1, InboundPartyV1, InboundPaymentV1, InboundReplyV1
+from switch.domain.errors import InstructionRejected
+from switch.domain.money import AmountError, Money
+from switch.domain.payment import (
+    Direction,
+    HistoryEntry,
+    Party,
+    Payment,
+    PaymentState,
+    initial_history,
+    transition,
+)
+from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
+from switch.store.sql_store import OutboxMessage, UnitOfWork
+
+S = PaymentState
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptInbound:
+    partner: str
+    message_id: str
+    message_type: str
+    body: bytes
+    transfers: Sequence[InboundTransfer]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyInboundReplies:
+    replies: Sequence[InboundReplyV1]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireInbound:
+    partner: str
+    confirm_timeout_s: float
+    limit: int = 500
+
+
+def _answer(payment: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+    """The final pacs.002 to the partner for an inbound payment, as an outbox row."""
+    report = status_report(
+        switch_bic=deps.config.switch.agent_bic,
+        uetr=payment.uetr,
+        end_to_end_id=payment.instruction_id,
+        accepted=payment.state is S.COMPLETED,
+        reason_code=payment.reason_code,
+        detail=detail,
+        at=now,
+    )
+    body = pacs002.build_validated(report, deps.schemas)  # the profile's version: pacs.002.001.10
+    # uetrs=(): delivering an answer moves no payment (PartnerSender records nothing for it)
+    return OutboxMessage(
+        kind="partner", destination=payment.partner, message_id=report.message_id, uetrs=(),
+        key=payment.uetr, body=body, created_at=now,
+    )
+
+
+def _unbooked_answer(partner: str, t: InboundTransfer, reason_code: str, detail: str, deps: Deps, now: datetime) -> OutboxMessage:
+    """A reject for a transfer that could not even be booked (its amount does not parse)."""
+    report = status_report(
+        switch_bic=deps.config.switch.agent_bic, uetr=t.uetr, end_to_end_id=t.end_to_end_id,
+        accepted=False, reason_code=reason_code, detail=detail, at=now,
+    )
+    body = pacs002.build_validated(report, deps.schemas)
+    return OutboxMessage(
+        kind="partner", destination=partner, message_id=report.message_id, uetrs=(), key=t.uetr, body=body, created_at=now
+    )
+
+
+def _beneficiary(t: InboundTransfer, deps: Deps) -> tuple[str, str | None, str]:
+    """(Bakong account, mobile or None, participant code) of the creditor, or a reject."""
+    cfg = deps.config
+    mobile: str | None = None
+    if t.creditor_proxy is not None:
+        if (t.creditor_proxy_type or "").upper() not in MOBILE_PROXY_TYPES:
+            raise InstructionRejected(f"proxy type {t.creditor_proxy_type!r} cannot reach a Bakong account", reason_code="BE23")
+        mobile = bakong_mobile(t.creditor_proxy)
+        if mobile is None:
+            raise InstructionRejected(f"{t.creditor_proxy!r} is not a valid Cambodian mobile number", reason_code="BE23")
+        account = cfg.account_of_mobile(mobile)
+        if account is None:
+            raise InstructionRejected(f"mobile {mobile} is not registered with Bakong", reason_code="BE23")
+    elif t.creditor_account and "@" in t.creditor_account:
+        account = t.creditor_account
+    else:
+        raise InstructionRejected(
+            f"creditor account {t.creditor_account!r} is not a Bakong account id (name@bank)", reason_code="AC01"
+        )
+    participant = cfg.participant_by_suffix(account.rsplit("@", 1)[1])
+    if participant is None:
+        raise InstructionRejected(f"no Bakong participant holds {account}", reason_code="AC01")
+    return account, mobile, participant.code
+
+
+def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now: datetime) -> tuple[Payment, str | None, str | None]:
+    """The inbound payment as received, plus (reason code, detail) when the switch refuses it."""
+    amount = Money.parse(t.amount.value, t.amount.currency)  # AmountError -> unbooked reject
+    instructed = amount
+    if t.instructed_amount is not None:
+        try:
+            instructed = Money.parse(t.instructed_amount.value, t.instructed_amount.currency)
+        except AmountError:
+            instructed = amount  # informative only: the credit is the settlement amount
+    problem: tuple[str, str] | None = None
+    account, mobile, participant_code = t.creditor_account or "", None, ""
+    try:
+        if amount.currency.code not in route.currencies:
+            raise InstructionRejected(
+                f"{route.id} credits {', '.join(route.currencies)} accounts, not {amount.currency.code}", reason_code="CURR"
+            )
+        if amount.amount_minor <= 0:
+            raise InstructionRejected("amount must be positive", reason_code="AM09")
+        if amount.amount_minor > route.amount_max_money[amount.currency.code].amount_minor:
+            raise InstructionRejected(f"{amount} is above the {route.id} maximum", reason_code="AM02")
+        account, mobile, participant_code = _beneficiary(t, deps)
+        participant = deps.config.participant(participant_code)
+        assert participant is not None
+        if amount.currency.code not in participant.currencies:
+            raise InstructionRejected(f"{participant.code} holds no {amount.currency.code} accounts", reason_code="CURR")
+    except InstructionRejected as exc:
+        problem = (exc.reason_code, str(exc))
+    payment = Payment(
+        uetr=t.uetr,
+        instruction_id=t.end_to_end_id[:35],
+        participant=participant_code or "-",
+        corridor=route.id,
+        partner=partner,
+        debtor=Party(name=t.debtor_name[:140], account=t.debtor_account or "-", agent=(t.debtor_agent or "-")[:11]),
+        creditor=Party(
+            name=t.creditor_name[:140],
+            account=(account or None) if account and len(account) <= 34 else None,
+            proxy_type="MOBILE" if mobile or t.creditor_proxy else None,
+            proxy=(mobile or t.creditor_proxy or None) and (mobile or t.creditor_proxy or "")[:64],
+            agent=participant_code or None,
+        ),
+        instructed=instructed,
+        source=amount,
+        target=amount,
+        fee=Money(0, amount.currency),
+        fx_rate=t.exchange_rate,
+        quote_id=None,
+        remittance=(t.remittance or None) and (t.remittance or "")[:140],
+        state=S.RECEIVED,
+        reason_code=None,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        direction=Direction.INBOUND,
+    )
+    return payment, problem[0] if problem else None, problem[1] if problem else None
+
+
+def _inbound_event(p: Payment, *, mobile: str | None, reply_by: datetime, now: datetime) -> InboundPaymentV1:
+    money = p.target
+    instructed = None
+    if p.instructed.currency != p.target.currency:
+        instructed = AmountV1.model_construct(
+            value=p.instructed.to_text(p.instructed.currency.decimals_accepted_max), currency=p.instructed.currency.code
+        )
+    return InboundPaymentV1(
+        uetr=p.uetr,
+        participant=p.participant,
+        corridor=p.corridor,
+        partner=p.partner,
+        end_to_end_id=p.instruction_id,
+        debtor=InboundPartyV1(name=p.debtor.name, account=p.debtor.account, agent=p.debtor.agent),
+        creditor=InboundPartyV1(name=p.creditor.name, account=p.creditor.account, mobile=mobile, agent=p.participant),
+        amount=AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code),
+        instructed_amount=instructed,
+        remittance=p.remittance,
+        reply_by=reply_by,
+        occurred_at=now,
+    )
+
+
+async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
+    now = deps.clock()
+    outcomes = [Outcome() for _ in cmds]
+    seen: set[tuple[str, str]] = set()
+    for partner in {c.partner for c in cmds}:
+        seen.update((partner, m) for m in await uow.inbound_seen(partner, [c.message_id for c in cmds if c.partner == partner]))
+    uetrs = [t.uetr for c in cmds for t in c.transfers]
+    known = await uow.payments_get(uetrs)
+    answers = {m.message_id: m for m in await uow.outbox_by_message_ids("partner", [answer_message_id(u) for u in uetrs])}
+
+    new_payments: list[Payment] = []
+    history: list[HistoryEntry] = []
+    partner_msgs: list[tuple[int, OutboxMessage]] = []
+    status_msgs: list[tuple[int, OutboxMessage]] = []
+    resend: list[tuple[int, OutboxMessage]] = []
+    fresh_messages = []
+    booked: set[str] = set()
+    for i, cmd in enumerate(cmds):
+        out = outcomes[i]
+        first_time = (cmd.partner, cmd.message_id) not in seen
+        if first_time:
+            seen.add((cmd.partner, cmd.message_id))
+            fresh_messages.append(
+                {"partner": cmd.partner, "message_id": cmd.message_id, "message_type": cmd.message_type,
+                 "received_at": now, "body": cmd.body}
+            )
+        else:
+            out.count("duplicate_message")
+        route = deps.config.inbound_route(cmd.partner)
+        assert route is not None, "the HTTP edge checks the route"
+        for t in cmd.transfers:
+            answer = answers.get(answer_message_id(t.uetr))
+            if answer is not None:  # decided before: the same answer again
+                out.count("answered_again")
+                resend.append((i, answer))
+                continue
+            if t.uetr in known or t.uetr in booked:
+                existing = known.get(t.uetr)
+                if existing is not None and existing.direction is not Direction.INBOUND:
+                    out.count("rejected")
+                    deps.metrics.rejects.labels("inbound", "DUPL").inc()
+                    partner_msgs.append((i, _unbooked_answer(cmd.partner, t, "DUPL", "UETR already used", deps, now)))
+                    continue
+                out.count("in_progress")  # booked, the participant has not answered yet
+                continue
+            try:
+                payment, reason_code, detail = _book(cmd.partner, route, t, deps, now)
+            except AmountError as exc:
+                out.count("rejected")
+                deps.metrics.rejects.labels("inbound", exc.reason_code).inc()
+                partner_msgs.append((i, _unbooked_answer(cmd.partner, t, exc.reason_code, str(exc), deps, now)))
+                booked.add(t.uetr)
+                continue
+            booked.add(t.uetr)
+            history.append(initial_history(payment))
+            if reason_code is not None:
+                payment, entry = transition(payment, S.REJECTED, now=now, reason_code=reason_code, detail=detail)
+                history.append(entry)
+                new_payments.append(payment)
+                _count_outcome(payment, deps, stage="inbound")
+                out.count("rejected")
+                partner_msgs.append((i, _answer(payment, deps, now=now, detail=detail)))
+                if payment.participant != "-":
+                    status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail).model_copy(update={"direction": "inbound"}), deps, now=now, uetr=payment.uetr)))
+                continue
+            payment, entry = transition(payment, S.QUOTED, now=now, detail=f"booked for {payment.participant}")
+            history.append(entry)
+            payment, entry = transition(
+                payment, S.SUBMITTED, now=now, detail=f"published on {deps.config.kafka.inbound_topic}"
+            )
+            history.append(entry)
+            new_payments.append(payment)
+            out.count("booked")
+            reply_by = now + timedelta(seconds=route.confirm_timeout_s)
+            event = _inbound_event(payment, mobile=payment.creditor.proxy, reply_by=reply_by, now=now)
+            status_msgs.append(
+                (
+                    i,
+                    OutboxMessage(
+                        kind="status", destination=deps.config.kafka.inbound_topic, message_id=f"I{payment.uetr.replace('-', '')}",
+                        uetrs=(payment.uetr,), key=f"{payment.participant}/{payment.uetr}", body=event.model_dump_json().encode(),
+                        created_at=now,
+                    ),
+                )
+            )
+    await uow.inbound_add(fresh_messages)
+    await uow.payments_add(new_payments)
+    await uow.history_add(history)
+    rows = await uow.outbox_add([m for _, m in partner_msgs])
+    for (i, _), row in zip(partner_msgs, rows, strict=True):
+        outcomes[i].partner_outbox.append(row)
+    for i, row in resend:
+        outcomes[i].partner_outbox.append(row)
+    rows = await uow.outbox_add([m for _, m in status_msgs])
+    for (i, _), row in zip(status_msgs, rows, strict=True):
+        outcomes[i].status_outbox.append(row)
+    return outcomes
+
+
+def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reason_code: str | None, detail: str | None,
+            out: Outcome, history: list[HistoryEntry], moved: list[tuple[int, Payment]]) -> None:
+    stored_version = p.version
+    p2, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
+    history.append(entry)
+    moved.append((stored_version, p2))
+    _count_outcome(p2, deps, stage="inbound")
+    deps.metrics.stage_duration.labels("inbound_end_to_end").observe((now - p.created_at).total_seconds())
+    out.partner_outbox.append(_answer(p2, deps, now=now, detail=detail))
+    out.status_outbox.append(
+        _status_outbox(status_event(p2, now=now, reason=detail).model_copy(update={"direction": "inbound"}), deps, now=now, uetr=p2.uetr)
+    )
+
+
+async def apply_inbound_replies(cmd: ApplyInboundReplies, uow: UnitOfWork, deps: Deps) -> Outcome:
+    """The participants' answers. A reply for an unknown payment, from another participant, or
+    after the payment was decided (timeout, an earlier reply) is counted and ignored."""
+    now = deps.clock()
+    out = Outcome()
+    current = await uow.payments_get([r.uetr for r in cmd.replies])
+    history: list[HistoryEntry] = []
+    moved: list[tuple[int, Payment]] = []
+    for reply in cmd.replies:
+        p = current.get(reply.uetr)
+        if p is None or p.direction is not Direction.INBOUND or p.participant != reply.participant:
+            out.count("reply_unknown")
+            continue
+        if p.state is not S.SUBMITTED:
+            out.count("reply_late")
+            deps.metrics.late_status.labels(p.partner).inc()
+            continue
+        if reply.decision == "ACCEPT":
+            _finish(p, S.COMPLETED, deps, now=now, reason_code=None, detail=f"credited by {p.participant}", out=out, history=history, moved=moved)
+        else:
+            _finish(p, S.REJECTED, deps, now=now, reason_code=reply.reason_code, detail=reply.reason or f"rejected by {p.participant}",
+                    out=out, history=history, moved=moved)
+        current[p.uetr] = moved[-1][1]
+        out.count("reply_applied")
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    out.partner_outbox = await uow.outbox_add(out.partner_outbox)
+    out.status_outbox = await uow.outbox_add(out.status_outbox)
+    return out
+
+
+async def expire_inbound(cmd: ExpireInbound, uow: UnitOfWork, deps: Deps) -> Outcome:
+    """Inbound payments the participant left unanswered past the route's confirm timeout: the
+    partner hears AB05 (timeout at the creditor), the participant hears it on mekong.status."""
+    now = deps.clock()
+    out = Outcome()
+    stale = await uow.payments_stale(
+        cmd.partner, [S.SUBMITTED], now - timedelta(seconds=cmd.confirm_timeout_s), cmd.limit, direction=Direction.INBOUND
+    )
+    history: list[HistoryEntry] = []
+    moved: list[tuple[int, Payment]] = []
+    for p in stale:
+        _finish(p, S.REJECTED, deps, now=now, reason_code="AB05",
+                detail=f"no answer from {p.participant} within {cmd.confirm_timeout_s:g} s", out=out, history=history, moved=moved)
+        out.count("timed_out")
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    out.partner_outbox = await uow.outbox_add(out.partner_outbox)
+    out.status_outbox = await uow.outbox_add(out.status_outbox)
+    return out
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,25 @@ class Account:
     proxy: Proxy | None = None
     currency: str | None = None  # Ccy, e.g. the debtor account's currency
 
+
+
+@dataclass(frozen=True, slots=True)
+class PartyAndAccount:
+    """IdentificationInformation5 of acmt.023/024 (PtyAndAcctId, OrgnlPtyAndAcctId, UpdtdPtyAndAcctId).
+
+    Pty, Acct (e.g. a proxy to resolve, or the account it resolves to) and Agt (the account's agent).
+    """
+
+    party: Party | None = None
+    account: Account | None = None
+    agent: Agent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Assgnmt of acmt.023/024: MsgId, CreDtTm, Assgnr/Agt (sender) and Assgne/Agt (receiver)."""
+
+    message_id: str
+    created_at: datetime
+    assigner: Agent
+    assignee: Agent

@@ -7,15 +7,25 @@ from pathlib import Path
 
 from adapters.base import PartnerProfile, load_profile
 from adapters.iso_mapping import IsoMapping
+from adapters.lapnet.mapping import LapnetMapping
+from adapters.napas.mapping import NapasMapping
 from adapters.promptpay.mapping import PromptPayMapping
 from adapters.simulator import PartnerSimulator
+from adapters.unionpay.mapping import UnionPayMapping
 
 MAPPINGS: dict[str, type[IsoMapping]] = {
     "promptpay": PromptPayMapping,
+    "lapnet": LapnetMapping,
+    "napas": NapasMapping,
+    "unionpay": UnionPayMapping,
 }
-# Each partner's simulator; the shared one plays any profile until a network needs more.
+# Each partner's simulator. The shared one plays every profile (its rules, decimals, text rule and
+# reason codes are profile data) until a network needs more than data can say.
 SIMULATORS: dict[str, type[PartnerSimulator]] = {
     "promptpay": PartnerSimulator,
+    "lapnet": PartnerSimulator,
+    "napas": PartnerSimulator,
+    "unionpay": PartnerSimulator,
 }
 
 

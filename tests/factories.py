@@ -61,3 +61,72 @@ def sample_payment(
         created_at=created_at,
         updated_at=created_at,
     )
+
+
+# ---------------------------------------------------------------- one sample per partner network
+# Sample creditors (test data, not real people or accounts) and the rate target per KHR used by
+# the golden files; amounts are 200,000 KHR each, converted with ROUND_DOWN.
+PARTNER_SAMPLES: dict[str, dict[str, Any]] = {
+    "promptpay": {
+        "corridor": "KH-TH", "currency": "THB", "rate": "0.0082882132", "target_minor": 165_764,
+        "creditor": Party(name="Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
+        "instruction_creditor": {"name": "Somchai Jaidee", "proxy": {"type": "MOBILE", "value": "0066812345678"}},
+    },
+    "lapnet": {
+        "corridor": "KH-LA", "currency": "LAK", "rate": "5.3259532595", "target_minor": 106_519_000,  # 1,065,190 kip
+        "creditor": Party(name="ສົມພອນ ແກ້ວມະນີ", account="0101000123456789", agent="27710418"),  # BCEL IIN [O]
+        "instruction_creditor": {"name": "ສົມພອນ ແກ້ວມະນີ", "account": "0101000123456789", "agent": "27710418"},
+    },
+    "napas": {
+        "corridor": "KH-VN", "currency": "VND", "rate": "6.3910000000", "target_minor": 1_278_200,
+        "creditor": Party(name="Nguyễn Văn Đức", account="0011004123456", agent="970436"),  # Vietcombank BIN [O]
+        "instruction_creditor": {"name": "Nguyễn Văn Đức", "account": "0011004123456", "agent": "970436"},
+    },
+    "unionpay": {
+        "corridor": "KH-CN", "currency": "CNY", "rate": "0.0017749077", "target_minor": 35_498,
+        "creditor": Party(name="王小明", account="6212345678901232", agent="01040000"),  # Luhn-valid sample PAN
+        "instruction_creditor": {"name": "王小明", "account": "6212345678901232", "agent": "01040000"},
+    },
+}
+
+
+def sample_partner_payment(
+    partner: str, state: PaymentState, *, created_at: datetime, uetr: str = SAMPLE_UETR, **changes: Any
+) -> Payment:
+    """200,000 KHR from a Bakong wallet to PARTNER_SAMPLES[partner]'s creditor, Khmer debtor name."""
+    sample = PARTNER_SAMPLES[partner]
+    khr = CURRENCIES["KHR"]
+    fields: dict[str, Any] = dict(
+        uetr=uetr,
+        instruction_id="INS-0001",
+        participant="ACLBKHPPXXX",
+        corridor=sample["corridor"],
+        partner=partner,
+        debtor=Party(name="សុខ ដារា", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
+        creditor=sample["creditor"],
+        instructed=Money(20_000_000, khr),
+        source=Money(20_000_000, khr),
+        target=Money(sample["target_minor"], CURRENCIES[sample["currency"]]),
+        fee=Money(0, khr),
+        fx_rate=sample["rate"],
+        quote_id="Q0123456789abcdef01234567",
+        remittance="Family support",
+        state=state,
+        reason_code=None,
+        version=1,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    fields.update(changes)
+    return Payment(**fields)
+
+
+def sample_partner_instruction(partner: str, **changes: Any) -> dict[str, Any]:
+    """A valid instruction v1 on the partner's corridor, to its sample creditor."""
+    sample = PARTNER_SAMPLES[partner]
+    return sample_instruction(**{
+        "corridor": sample["corridor"],
+        "debtor": {"name": "សុខ ដារា", "account": "sok_dara@aclb", "currency": "KHR"},
+        "creditor": copy.deepcopy(sample["instruction_creditor"]),
+        **changes,
+    })

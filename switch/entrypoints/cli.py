@@ -35,7 +35,7 @@ def _logging(level: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Mekong Switch: the cross-border instant-payment hub between Bakong and its partner
-    networks (PromptPay / ITMX today), speaking ISO 20022."""
+    networks (PromptPay / ITMX, LAPNet, NAPAS, UnionPay), speaking ISO 20022."""
 
 
 # ----------------------------------------------------------------------------- run
@@ -109,20 +109,27 @@ def broker(port: int, host: str) -> None:
 # ----------------------------------------------------------------------------- sim
 @main.command()
 @click.argument("partner")
-@click.option("--port", default=8081, show_default=True)
+@click.option("--port", type=int, help="Port to listen on (default: the one in the profile's base_url: promptpay 8081, "
+              "lapnet 8082, napas 8083, unionpay 8084; 0 = a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/promptpay")
+@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/<partner>")
 @click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
 @click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
-@click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True)
+@click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True,
+              help="ISO codes (sent as the network's own code where its profile has one, e.g. NAPAS 14,12,51) "
+              "or partner codes as they are (e.g. 99).")
 @click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
 @click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
 @click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
 @click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
-def sim(partner: str, port: int, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
+def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
         unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, config_dir: Path, schema_dir: Path | None) -> None:
-    """Run a partner network simulator (PARTNER: promptpay) over real HTTP."""
+    """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
+    unionpay). It checks each pacs.008 against the official XSD and the partner's profile and
+    answers with a pacs.002 (NAPAS rejects carry its numeric codes)."""
+    from urllib.parse import urlsplit
+
     from adapters.base import load_profile
     from adapters.registry import SIMULATORS, profile_path
     from adapters.simulator import SimBehaviour
@@ -140,14 +147,17 @@ def sim(partner: str, port: int, host: str, callback_url: str, delay_ms: float, 
         duplicate_rate=duplicate_rate,
     )
 
+    profile = load_profile(profile_path(config_dir, partner))
+    listen_port = port if port is not None else (urlsplit(profile.base_url).port or 8081)
+
     async def serve() -> None:
         simulator = SIMULATORS[partner](
-            load_profile(profile_path(config_dir, partner)),
+            profile,
             SchemaSet(schema_dir or default_schema_dir()),
             callback_url=callback_url,
             behaviour=behaviour,
         )
-        bound = await simulator.start(host, port)
+        bound = await simulator.start(host, listen_port)
         print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

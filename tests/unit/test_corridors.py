@@ -1,0 +1,101 @@
+"""The shipped corridors: each one loads, names a partner with an adapter, and an instruction on it
+is admitted (FX quote, limits, the partner's checks) into a pacs.008 that validates against the
+official XSD and that the partner's simulator accepts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from adapters.registry import SIMULATORS, load_partners
+from fx.config import load_fx_config
+from fx.quote import Quoter
+from iso20022 import pacs008
+from iso20022.parsing import parse_untrusted
+from iso20022.schemas import SchemaSet
+from switch import config as config_mod
+from switch.config import PROJECT_ROOT
+from switch.contracts import InstructionV1
+from switch.domain.errors import InstructionRejected
+from switch.metrics import Metrics
+from switch.service.handlers import Deps, _admit_new, _pacs008_messages
+from tests.factories import PARTNER_SAMPLES, sample_partner_instruction
+
+NOW = datetime(2025, 6, 2, 3, 0, tzinfo=timezone.utc)
+EXPECTED = {"KH-TH": ("promptpay", "THB"), "KH-LA": ("lapnet", "LAK"), "KH-VN": ("napas", "VND"), "KH-CN": ("unionpay", "CNY")}
+
+
+@pytest.fixture(scope="module")
+def deps(schemas: SchemaSet) -> Deps:
+    cfg = config_mod.load(env={})
+    partners = {c.partner for c in cfg.corridors if c.enabled}
+    mappings = load_partners(Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic)
+    quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
+    return Deps(config=cfg, mappings=mappings, quoter=quoter, schemas=schemas, metrics=Metrics(), clock=lambda: NOW)
+
+
+def test_the_four_corridors_are_configured_with_their_partners(deps: Deps) -> None:
+    got = {c.id: (c.partner, c.target_currency) for c in deps.config.corridors if c.enabled}
+    assert got == EXPECTED
+    assert set(deps.mappings) == {"promptpay", "lapnet", "napas", "unionpay"}
+    assert deps.config.corridor("KH-VN").source_currencies == ("KHR",)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("partner", sorted(PARTNER_SAMPLES))
+@pytest.mark.parametrize("amount", [{"value": "150000", "currency": "KHR"}, {"value": "4999900", "currency": "KHR"}])
+def test_an_instruction_on_each_corridor_is_admitted_and_its_pacs008_is_accepted_by_the_simulator(
+    deps: Deps, schemas: SchemaSet, partner: str, amount: dict[str, str]
+) -> None:
+    ins = InstructionV1.model_validate(sample_partner_instruction(partner, amount=amount))
+    payment, quote = _admit_new(ins, deps, now=NOW)
+    corridor = PARTNER_SAMPLES[partner]["corridor"]
+    assert (payment.corridor, payment.partner, payment.target.currency.code) == (corridor, partner, EXPECTED[corridor][1])
+    assert payment.creditor.name == ins.creditor.name and payment.debtor.name == "សុខ ដារា"  # originals kept
+    assert payment.target.amount_minor > 0 and quote.target == payment.target
+    mapping = deps.mappings[partner]
+    messages, invalid = _pacs008_messages(mapping, [payment], deps, NOW)
+    assert invalid == {} and len(messages) == 1
+    root = parse_untrusted(messages[0].body)
+    schemas.validate(root, mapping.profile.pacs008_version)
+    message = pacs008.parse(root)
+    simulator = SIMULATORS[partner](mapping.profile, schemas, callback_url="http://127.0.0.1:9/none")
+    assert simulator.check(message, message.transactions[0]) is None
+
+
+def test_a_target_amount_in_dong_with_decimals_is_refused_with_ch20(deps: Deps) -> None:
+    from switch.domain.money import AmountError
+
+    ins = InstructionV1.model_validate(sample_partner_instruction("napas", amount={"value": "1000000.5", "currency": "VND"}))
+    with pytest.raises(AmountError) as exc:
+        _admit_new(ins, deps, now=NOW)
+    assert exc.value.reason_code == "CH20"
+
+
+def test_a_usd_debtor_on_kh_vn_is_refused_with_curr(deps: Deps) -> None:
+    ins = InstructionV1.model_validate(
+        sample_partner_instruction("napas", debtor={"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "USD"},
+                                   amount={"value": "10.00", "currency": "USD"})
+    )
+    with pytest.raises(InstructionRejected) as exc:
+        _admit_new(ins, deps, now=NOW)
+    assert exc.value.reason_code == "CURR"
+
+
+@pytest.mark.parametrize("partner", ["lapnet", "unionpay"])
+def test_usd_debtors_are_admitted_where_the_corridor_takes_usd(deps: Deps, partner: str) -> None:
+    ins = InstructionV1.model_validate(
+        sample_partner_instruction(partner, debtor={"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "USD"},
+                                   amount={"value": "25.50", "currency": "USD"})
+    )
+    payment, _ = _admit_new(ins, deps, now=NOW)
+    assert payment.source.currency.code == "USD" and payment.target.amount_minor > 0
+
+
+@pytest.mark.parametrize("partner", sorted(PARTNER_SAMPLES))
+def test_above_the_corridor_maximum_is_am02(deps: Deps, partner: str) -> None:
+    ins = InstructionV1.model_validate(sample_partner_instruction(partner, amount={"value": "5000100", "currency": "KHR"}))
+    with pytest.raises(InstructionRejected) as exc:
+        _admit_new(ins, deps, now=NOW)
+    assert exc.value.reason_code == "AM02"

@@ -1,5 +1,6 @@
 """Properties of the QR codec: encode -> decode round trips, the CRC catches corruption, decode
-only ever fails with a QrError, and the amount check agrees with Money.parse."""
+only ever fails with a QrError, the fast path of decode agrees with the careful one, and the amount
+check agrees with Money.parse."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from switch.domain.money import CURRENCIES, AmountError, Money
-from switch.qr import QrError, decode, encode, route
-from switch.qr.emvco import merchant_city_chars_max, merchant_name_chars_max
+from switch.qr import QrError, QrPayload, decode, encode, route, with_crc
+from switch.qr.emvco import _decode_careful, _decode_fast, merchant_city_chars_max, merchant_name_chars_max
 
 NOW = datetime(2025, 3, 10, 9, 30, tzinfo=timezone.utc)
 
@@ -150,3 +151,83 @@ def test_route_amount_check_agrees_with_money_parse(amount: str, code: str) -> N
     else:
         assert expected_code is None
         assert r.money() == expected
+
+
+# ----------------------------------------------------------------------------- fast path = careful path
+def _reading(decoded: QrPayload) -> tuple:  # type: ignore[type-arg]
+    """Everything a QrPayload says, the order of tags and sub-tags included."""
+    return (
+        list(decoded.fields.items()),
+        [(tag, list(sub.items())) for tag, sub in decoded.templates.items()],
+        decoded.length_unit,
+    )
+
+
+def _assert_paths_agree(payload: str) -> None:
+    """`_decode_fast` returns exactly what `_decode_careful` returns, and None where it raises."""
+    fast = _decode_fast(payload)
+    try:
+        careful = _decode_careful(payload)
+    except QrError as e:
+        assert e.reason_code == "FF01"
+        assert fast is None, f"fast path accepted what the careful path refuses ({e})"
+        return
+    assert fast is not None, "fast path gave up on a valid payload"
+    assert _reading(fast) == _reading(careful)
+    assert _reading(decode(payload)) == _reading(careful)
+
+
+@st.composite
+def damaged(draw: st.DrawFn) -> str:
+    """A valid payload (lengths in characters or bytes), then maybe broken the ways QRs break:
+    a character replaced, dropped or added, the end cut off, a bad CRC, a length 00, tag 00 moved,
+    a tag or a sub-tag repeated.
+    Half of the broken bodies are signed again, so that the damage, not the checksum, is caught."""
+    fields = draw(field_sets())
+    how = draw(st.sampled_from(["none", "replace", "delete", "insert", "truncate", "crc", "length00", "swap",
+                                "repeat", "repeat_sub"]))
+    if how == "repeat_sub":  # a sub-tag twice in one template, the template given as text
+        tag = next(t for t in fields if t >= "26")
+        value = "".join(f"{s}{len(v):02d}{v}" for s, v in fields[tag].items())
+        first = next(iter(fields[tag].items()))
+        value += f"{first[0]}{len(first[1]):02d}{first[1]}"
+        assume(len(value) <= 99)
+        return encode({**fields, tag: value})
+    payload = encode(fields, length_unit=draw(st.sampled_from(["chars", "bytes"])))
+    i = draw(st.integers(min_value=0, max_value=len(payload) - 9))  # inside the body, before 6304
+    char = draw(st.sampled_from(list("0123456789AFaf.x ") + ["ก", "ẚ", "ﬀ", "٣"]))
+    body = payload[:-8]
+    if how == "replace":
+        body = body[:i] + char + body[i + 1 :]
+    elif how == "delete":
+        body = body[:i] + body[i + 1 :]
+    elif how == "insert":
+        body = body[:i] + char + body[i:]
+    elif how == "length00":
+        body = body[:i] + "5900" + body[i:]
+    elif how == "repeat":
+        body = body[:6] + f"58{len(fields['58']):02d}{fields['58']}" + body[6:]
+    elif how == "swap":  # tag 00 no longer first
+        body = body[6:] + body[:6]
+    elif how == "truncate":
+        return payload[: draw(st.integers(min_value=0, max_value=len(payload) - 1))]
+    elif how == "crc":
+        return body + "6304" + draw(st.text(st.sampled_from("0123456789abcdefABCDEFxﬀ"), min_size=4, max_size=4))
+    return with_crc(body) if draw(st.booleans()) else body + payload[-8:]
+
+
+@settings(max_examples=1000)
+@given(damaged())
+def test_fast_and_careful_paths_agree_on_valid_and_damaged_payloads(payload: str) -> None:
+    _assert_paths_agree(payload)
+
+
+@settings(max_examples=500)
+@given(
+    st.text(max_size=120)
+    | st.text(st.sampled_from("0123456789"), max_size=80).map(lambda s: "000201" + s)
+    | st.text(st.sampled_from("0123456789"), max_size=80).map(lambda s: with_crc("000201" + s))
+    | st.text(st.sampled_from("0123456789ก"), max_size=60).map(lambda s: with_crc("000201" + s))
+)
+def test_fast_and_careful_paths_agree_on_junk(payload: str) -> None:
+    _assert_paths_agree(payload)

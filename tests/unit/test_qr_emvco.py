@@ -8,6 +8,7 @@ import pytest
 
 from switch.domain.errors import InstructionRejected
 from switch.qr import QrError, crc16_ccitt_false, decode, encode, with_crc
+from switch.qr.emvco import _decode_careful, _decode_fast
 
 
 def reference_crc(data: bytes) -> int:
@@ -151,11 +152,42 @@ def test_to_fields_round_trips_through_encode() -> None:
     assert decode(encode(fields)).to_fields() == fields
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        PROMPTPAY_STATIC,
+        PROMPTPAY_STATIC[:-4] + PROMPTPAY_STATIC[-4:].lower(),
+        encode({"01": "12", "29": {"00": "sok@aclb", "01": "855"}, "53": "116", "54": "100", "58": "KH",
+                "59": "Sok", "60": "Phnom Penh", "62": {"01": "INV-1"}, "64": {"00": "km", "01": "សុខ ដារា"},
+                "99": {"00": "1741598400000", "01": "1741599000000"}}),
+        encode({"58": "TH", "59": "เชียงใหม่", "64": {"00": "th", "01": "ร้านกาแฟ"}}, length_unit="bytes"),
+        signed("000201" + tlv("58", "KH") + tlv("53", "116") + tlv("29", tlv("02", "BANK") + tlv("00", "x@y"))),
+    ],
+    ids=["promptpay", "lower-case-crc", "khqr-khmer", "thai-bytes", "out-of-order"],
+)
+def test_fast_path_decodes_valid_payloads_as_the_careful_path_does(payload: str) -> None:
+    fast, careful = _decode_fast(payload), _decode_careful(payload)
+    assert fast is not None and fast == careful
+    assert list(fast.fields) == list(careful.fields) and fast.length_unit == careful.length_unit
+    assert all(list(fast.templates[t]) == list(careful.templates[t]) for t in careful.templates)
+    assert decode(payload) == careful
+
+
+def test_decoded_payload_is_read_only() -> None:
+    decoded = decode(PROMPTPAY_STATIC)
+    with pytest.raises(AttributeError):
+        decoded.fields = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        decoded.fields["58"] = "KH"  # type: ignore[index]
+
+
 # ----------------------------------------------------------------------------- reject
 def rejected(payload: str) -> QrError:
+    """decode refuses it; the fast path gives up on it (so the error is the careful path's)."""
     with pytest.raises(QrError) as info:
         decode(payload)
     assert isinstance(info.value, InstructionRejected)
+    assert _decode_fast(payload) is None
     return info.value
 
 

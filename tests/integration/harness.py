@@ -1,5 +1,6 @@
-"""A running switch for integration tests: the PromptPay simulator and the switch in this
-process, on their own topics and consumer group of the session's Tansu broker."""
+"""A running switch for integration tests: one partner's simulator (PromptPay unless told
+otherwise) and the switch in this process, on their own topics and consumer group of the
+session's Tansu broker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.base import load_profile
+from adapters.registry import SIMULATORS
 from adapters.simulator import PartnerSimulator, SimBehaviour
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
@@ -40,16 +42,18 @@ async def running_switch(
     *,
     partner_up: bool = True,
     confirm_timeout_s: float | None = None,
+    partner: str = "promptpay",
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
-    `partner_up=False` the simulator is built but not started: the partner is unreachable."""
+    `partner_up=False` the simulator is built but not started: the partner is unreachable.
+    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay)."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
         env={
             "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
             "MEKONG_HTTP_PORT": str(http_port),
-            "MEKONG_PARTNER_URL_PROMPTPAY": f"http://127.0.0.1:{sim_port}",
+            f"MEKONG_PARTNER_URL_{partner.upper()}": f"http://127.0.0.1:{sim_port}",
         }
     )
     kafka = base.kafka.model_copy(
@@ -68,10 +72,10 @@ async def running_switch(
         routes = tuple(r.model_copy(update={"confirm_timeout_s": confirm_timeout_s}) for r in cfg.inbound_routes)
         cfg = cfg.model_copy(update={"inbound_routes": routes})
     schemas = SchemaSet(Path(default_schema_dir()))
-    sim = PartnerSimulator(
-        load_profile(Path(cfg.config_dir) / "partners" / "promptpay.toml"),
+    sim = SIMULATORS[partner](
+        load_profile(Path(cfg.config_dir) / "partners" / f"{partner}.toml"),
         schemas,
-        callback_url=f"http://127.0.0.1:{http_port}/iso20022/promptpay",
+        callback_url=f"http://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
     )
     if partner_up:

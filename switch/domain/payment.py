@@ -88,6 +88,9 @@ class Payment:
     created_at: datetime
     updated_at: datetime
     direction: Direction = Direction.OUTBOUND
+    # where the instruction came from when not JSON: "pain.001" + tab-separated MsgId, PmtInfId,
+    # EndToEndId, so each final state can be reported back in a pain.002
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,7 @@ def transition(
     moved = Payment(
         p.uetr, p.instruction_id, p.participant, p.corridor, p.partner, p.debtor, p.creditor, p.instructed,
         p.source, p.target, p.fee, p.fx_rate, p.quote_id, p.remittance, target,
-        reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now, p.direction,
+        reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now, p.direction, p.origin,
     )
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
 

@@ -26,6 +26,8 @@ from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
 from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
+from switch.service.pain_reports import admission_report
+from switch.entrypoints.pain001_edge import Pain001Record, Pain001Refused, is_xml, read_pain001
 from switch.store.sql_store import OutboxMessage, Store
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,7 @@ class InstructionConsumer:
         started = time.perf_counter()
         parsed: list[ParsedInstruction] = []
         replies: list[InboundReplyV1] = []
+        pains: list[Pain001Record] = []
         dead: list[DeadLetter] = []
         replies_topic = self._config.kafka.inbound_replies_topic
         for tp, records in batches.items():
@@ -183,12 +186,21 @@ class InstructionConsumer:
                     (replies if isinstance(reply, InboundReplyV1) else dead).append(reply)  # type: ignore[arg-type]
                 continue
             for record in records:
+                if is_xml(record):
+                    try:
+                        pain = read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
+                    except Pain001Refused as exc:
+                        dead.append(DeadLetter(record, exc.reason, exc.reason_code))
+                        continue
+                    pains.append(pain)
+                    parsed.extend(pain.items)
+                    continue
                 item = parse_record(record)
                 (parsed if isinstance(item, ParsedInstruction) else dead).append(item)  # type: ignore[arg-type]
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()
-        if parsed or dead or replies:
+        if parsed or dead or replies or pains:
             async with self._store.unit_of_work() as uow:
                 if parsed:
                     outcome = await accept_instructions(AcceptInstructions(parsed), uow, self._deps)
@@ -198,7 +210,7 @@ class InstructionConsumer:
                     outcome.status_outbox.extend(answered.status_outbox)
                     for key, n in answered.counts.items():
                         outcome.counts[key] = outcome.counts.get(key, 0) + n
-                rejects = self._dead_letter_statuses(dead)
+                rejects = self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome)
                 if rejects:  # a redelivered batch must not announce the same reject twice
                     done = await uow.outbox_existing("status", [m.message_id for m in rejects])
                     rejects = [m for m in rejects if m.message_id not in done]
@@ -238,6 +250,17 @@ class InstructionConsumer:
             log.warning(
                 "dead-lettered %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200]
             )
+
+    def _pain002_reports(self, pains: list[Pain001Record], outcome: Outcome) -> list[OutboxMessage]:
+        """One acceptance pain.002 per pain.001 record: ACCP or RJCT per transaction."""
+        now = self._deps.clock()
+        return [
+            admission_report(
+                pain.message, pain.participant, pain.decisions(outcome.admissions), self._config, self._deps.schemas,
+                now=now, source_ref=pain.source_ref,
+            )
+            for pain in pains
+        ]
 
     def _dead_letter_statuses(self, dead: list[DeadLetter]) -> list[OutboxMessage]:
         now = self._deps.clock()

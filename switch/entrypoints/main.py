@@ -103,6 +103,8 @@ class Switch:
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
+        for version in ("pain.001.001.09", "pain.002.001.12"):
+            schemas.xml_schema(version)
         fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")
         self.deps = Deps(
             config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock

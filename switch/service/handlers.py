@@ -36,6 +36,7 @@ from switch.domain.payment import (
     transition,
 )
 from switch.metrics import Metrics
+from switch.service import pain_reports
 from switch.store.sql_store import InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
 S = PaymentState
@@ -49,6 +50,7 @@ class ParsedInstruction:
     instruction: InstructionV1
     fingerprint: str
     source_ref: str  # topic:partition:offset, to tell a redelivery from a participant's resend
+    origin: str | None = None  # pain.001 MsgId, PmtInfId, EndToEndId (tab-separated); None for JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,9 @@ class Outcome:
     partner_outbox: list[OutboxMessage] = field(default_factory=list)
     status_outbox: list[OutboxMessage] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # admission decisions, (participant, instruction id) -> (uetr or None, reason code or None,
+    # detail): what a pain.001 sender's acceptance report says
+    admissions: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = field(default_factory=dict)
 
     def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -152,6 +157,15 @@ def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str
     )
 
 
+def participant_outbox(p: Payment, deps: Deps, *, now: datetime, reason: str | None) -> list[OutboxMessage]:
+    """What the participant hears of a payment's new state: the JSON status event, and for a
+    payment that came in a pain.001, a pain.002 for its transaction once the state is final."""
+    out = [_status_outbox(status_event(p, now=now, reason=reason), deps, now=now, uetr=p.uetr)]
+    if p.origin is not None and p.state in FINAL_STATES:
+        out.append(pain_reports.final_report(p, deps.config, deps.schemas, now=now, reason=reason))
+    return out
+
+
 # ---------------------------------------------------------------- accept_instructions
 
 
@@ -174,6 +188,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     def reject(item: ParsedInstruction, reason_code: str, detail: str) -> None:
         ins = item.instruction
         out.count("rejected")
+        out.admissions[(ins.participant, ins.instruction_id)] = (None, reason_code, detail)
         deps.metrics.rejects.labels("admission", reason_code).inc()
         rec = InstructionRecord(
             ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, detail, ins.corridor, item.source_ref, now
@@ -191,6 +206,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
 
         if decision is Admission.CONFLICT:
             out.count("conflict")
+            out.admissions[key] = (None, "DUPL", "instruction id already used with a different payload")
             deps.metrics.rejects.labels("admission", "DUPL").inc()
             event = _reject_event(
                 ins, "DUPL", "instruction id already used with a different payload; the first one stands", now
@@ -199,6 +215,9 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             continue
         if decision in (Admission.REPLAY, Admission.IN_FLIGHT):
             assert record is not None
+            out.admissions[key] = (
+                (record.uetr, None, None) if record.uetr else (None, record.reject_reason_code or "MS03", record.reject_reason)
+            )
             if record.source_ref == item.source_ref:
                 out.count("redelivered")  # the same Kafka record again after a crash: already done
                 continue
@@ -211,7 +230,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             continue
 
         try:
-            payment, quote = _admit_new(ins, deps, now=now)
+            payment, quote = _admit_new(ins, deps, now=now, origin=item.origin)
             received[payment.uetr] = payment
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
         except (SwitchError, AmountError) as exc:
@@ -233,6 +252,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
                 reject(item, "FF01", invalid[payment.uetr])
                 continue
             out.count("admitted")
+            out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
             new_payments.append(payment)
             history.append(initial_history(received[payment.uetr]))
@@ -299,7 +319,7 @@ def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now:
     )
 
 
-def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Payment, FxQuote]:
+def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime, origin: str | None = None) -> tuple[Payment, FxQuote]:
     cfg = deps.config
     participant = cfg.participant(ins.participant)
     if participant is None:
@@ -372,6 +392,7 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime) -> tuple[Paymen
         version=1,
         created_at=now,
         updated_at=now,
+        origin=origin,
     )
     return payment, quote
 
@@ -408,7 +429,7 @@ async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork
         moved.append((stored_version, p))
         history.append(entry)
         _count_outcome(p, deps, stage="transport")
-        events.append(_status_outbox(status_event(p, now=now, reason=detail), deps, now=now, uetr=uetr))
+        events.extend(participant_outbox(p, deps, now=now, reason=detail))
     await uow.payments_update(moved)
     await uow.history_add(history)
     outcomes[0].status_outbox = await uow.outbox_add(events)
@@ -484,7 +505,7 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
-                events.append((i, _status_outbox(status_event(p, now=now, reason=status.detail), deps, now=now, uetr=p.uetr)))
+                events.extend((i, m) for m in participant_outbox(p, deps, now=now, reason=status.detail))
     await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)
     rows = await uow.outbox_add([m for _, m in events])

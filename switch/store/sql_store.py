@@ -95,6 +95,7 @@ def _payment_row(p: Payment) -> dict[str, Any]:
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "direction": p.direction.value,
+        "origin": p.origin,
     }
 
 
@@ -126,6 +127,7 @@ def _payment_from_row(r: Any) -> Payment:
         created_at=r.created_at,
         updated_at=r.updated_at,
         direction=Direction(r.direction),
+        origin=r.origin,
     )
 
 

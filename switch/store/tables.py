@@ -100,6 +100,7 @@ payments = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("direction", String(8), nullable=False, server_default="outbound"),
+    Column("origin", Text, nullable=True),
     Index("ix_payments_state_updated", "state", "updated_at"),
 )
 

@@ -1,0 +1,175 @@
+"""pain.001 on `mekong.instructions`: a participant may send ISO 20022 pain.001.001.09 instead of
+JSON. A record is taken as XML when its `content-type` header says xml, its `mekong.format`
+header names pain.001, or its first byte (after a BOM and blanks) is `<`.
+
+The message is parsed with the hardened parser, validated against the official XSD and its
+control totals recomputed (a bad one goes to the dead-letter topic with its reason). Each
+transaction then becomes its own instruction v1, admitted exactly like JSON ones (same
+idempotency key: participant + InstrId, or EndToEndId when InstrId is absent); a transaction the
+switch cannot read as an instruction is refused with FF01 / AG01 / RC01 in the acceptance report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from adapters.base import PartnerMapping
+from iso20022 import pain001
+from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.parsing import message_id_of, parse_untrusted
+from iso20022.schemas import SchemaSet
+from switch import limits
+from switch.config import SwitchConfig
+from switch.contracts import InstructionV1
+from switch.service.handlers import ParsedInstruction
+from switch.service.pain_reports import TransactionDecision, origin_of
+
+VERSION: Final = "pain.001.001.09"
+# ISO ExternalProxyAccountType1Code (and Nexus) codes -> instruction v1 proxy types
+PROXY_TYPES: Final[Mapping[str, str]] = {
+    "MBNO": "MOBILE", "MOBL": "MOBILE", "TELE": "MOBILE", "CELL": "MOBILE",
+    "NIDN": "NATID", "CINC": "NATID", "TXID": "NATID",
+    "EWAL": "EWALLET",
+}
+
+
+def is_xml(record: ConsumerRecord[bytes, bytes]) -> bool:
+    for name, value in record.headers or ():
+        lowered = name.lower()
+        if lowered == "content-type" and b"xml" in (value or b"").lower():
+            return True
+        if lowered == "mekong.format" and (value or b"").lower().startswith(b"pain.001"):
+            return True
+    head = (record.value or b"")[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
+
+
+@dataclass
+class Pain001Record:
+    record: ConsumerRecord[bytes, bytes]
+    message: pain001.CustomerCreditTransferInitiation
+    participant: str  # the first PmtInf's debtor agent: who hears the acceptance report
+    source_ref: str
+    items: list[ParsedInstruction] = field(default_factory=list)
+    # per transaction, in message order: (PmtInfId, InstrId, EndToEndId, amount, key or None, refusal or None)
+    slots: list[tuple[str, str | None, str, Any, tuple[str, str] | None, tuple[str, str] | None]] = field(default_factory=list)
+
+    def decisions(self, admissions: Mapping[tuple[str, str], tuple[str | None, str | None, str | None]]) -> list[TransactionDecision]:
+        out = []
+        for pmt_inf, instr, e2e, amount, key, refusal in self.slots:
+            if refusal is not None or key is None:
+                code, detail = refusal or ("FF01", "unreadable")
+                out.append(TransactionDecision(pmt_inf, instr, e2e, amount, None, code, detail))
+                continue
+            uetr, code, detail = admissions.get(key, (None, "MS03", "no admission decision"))
+            out.append(TransactionDecision(pmt_inf, instr, e2e, amount, uetr, code, detail))
+        return out
+
+
+class Pain001Refused(Exception):
+    def __init__(self, reason_code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.reason_code = reason_code
+        self.reason = reason
+
+
+def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, config: SwitchConfig,
+                 mappings: Mapping[str, PartnerMapping]) -> Pain001Record:
+    """The record's transactions as instructions, or Pain001Refused (for the dead-letter topic)."""
+    try:
+        root = parse_untrusted(record.value or b"", size_bytes_max=limits.kafka_message_bytes_max)
+        message_type = message_id_of(root)
+        if message_type != VERSION:
+            raise Pain001Refused("FF01", f"XML instructions must be {VERSION}, not {message_type}")
+        schemas.validate(root, VERSION)
+        message = pain001.parse(root)
+    except XmlRejected as exc:
+        raise Pain001Refused(exc.reason_code, f"pain.001 refused: {exc.message}") from exc
+    except SchemaViolation as exc:
+        raise Pain001Refused("FF01", f"pain.001 does not validate against the official XSD: {'; '.join(exc.errors)[:300]}") from exc
+    source_ref = f"{record.topic}:{record.partition}:{record.offset}"
+    first_agent = message.payment_instructions[0].debtor_agent.bicfi or ""
+    out = Pain001Record(record, message, first_agent, source_ref)
+    n = 0
+    for pmt in message.payment_instructions:
+        participant = pmt.debtor_agent.bicfi or ""
+        for tx in pmt.transactions:
+            n += 1
+            instr = tx.instruction_id
+            try:
+                data = _instruction(pmt, tx, participant, config, mappings)
+                ins = InstructionV1.model_validate(data)
+            except Pain001Refused as exc:
+                out.slots.append((pmt.payment_information_id, instr, tx.end_to_end_id, tx.amount, None, (exc.reason_code, exc.reason)))
+                continue
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
+                out.slots.append((pmt.payment_information_id, instr, tx.end_to_end_id, tx.amount, None, ("FF01", problems[:300])))
+                continue
+            key = (ins.participant, ins.instruction_id)
+            out.slots.append((pmt.payment_information_id, instr, tx.end_to_end_id, tx.amount, key, None))
+            out.items.append(
+                ParsedInstruction(
+                    ins, ins.fingerprint(), f"{source_ref}#{n}",
+                    origin=origin_of(message.message_id, pmt.payment_information_id, tx.end_to_end_id),
+                )
+            )
+    return out
+
+
+def _corridor(tx: pain001.CreditTransferTransaction, config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> str:
+    """The corridor a transaction goes through: by the creditor agent's clearing system (a
+    partner's member-id scheme), else by the creditor agent's or creditor's country."""
+    agent = tx.creditor_agent
+    member = agent.clearing_member if agent is not None else None
+    for corridor in config.corridors:
+        mapping = mappings.get(corridor.partner)
+        if not corridor.enabled or mapping is None or member is None:
+            continue
+        p = mapping.profile
+        if (member.system_code and member.system_code == p.member_id_system_code) or (
+            member.system_proprietary and member.system_proprietary == p.member_id_system_proprietary
+        ):
+            return corridor.id
+    country = (agent.country if agent is not None else None) or (tx.creditor.country if tx.creditor is not None else None)
+    if country and config.corridor(f"{config.switch.country}-{country}") is not None:
+        return f"{config.switch.country}-{country}"
+    raise Pain001Refused("AG01", "no corridor: the creditor agent names no partner clearing system and no country served")
+
+
+def _instruction(pmt: pain001.PaymentInstruction, tx: pain001.CreditTransferTransaction, participant: str,
+                 config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> dict[str, Any]:
+    if config.participant(participant) is None:
+        raise Pain001Refused("RC01", f"debtor agent {participant!r} is not a Bakong participant of this switch")
+    creditor: dict[str, Any] = {"name": (tx.creditor.name if tx.creditor else None) or ""}
+    account = tx.creditor_account
+    if account is not None and account.proxy is not None:
+        proxy_type = PROXY_TYPES.get((account.proxy.type_code or account.proxy.type_proprietary or "").upper())
+        if proxy_type is None:
+            raise Pain001Refused("BE23", f"proxy type {account.proxy.type_code or account.proxy.type_proprietary!r} is not supported")
+        creditor["proxy"] = {"type": proxy_type, "value": account.proxy.identifier}
+    elif account is not None and account.other_id is not None:
+        creditor["account"] = account.other_id
+        member = tx.creditor_agent.clearing_member if tx.creditor_agent is not None else None
+        creditor["agent"] = member.member_id if member is not None else None
+    else:
+        raise Pain001Refused("AC01", "the creditor has neither an account id nor a proxy")
+    return {
+        "version": 1,
+        "instruction_id": tx.instruction_id or tx.end_to_end_id,
+        "participant": participant,
+        "corridor": _corridor(tx, config, mappings),
+        "debtor": {
+            "name": pmt.debtor.name or "",
+            "account": pmt.debtor_account.other_id or "",
+            "currency": pmt.debtor_account.currency or tx.amount.currency,
+        },
+        "creditor": creditor,
+        "amount": {"value": tx.amount.value, "currency": tx.amount.currency},
+        "remittance": tx.remittance_lines[0] if tx.remittance_lines else None,
+    }

@@ -3,8 +3,10 @@
     .venv/bin/python tests/bench/bench_iso20022.py [--json PATH] [--number N] [--repeat R]
 
 Best of R runs of N calls each (time.perf_counter_ns), in microseconds per call, for pacs.008
-.08 / .13 (1 and 10 transactions) and pacs.002.001.10: build, build_validated, and the receive
-path parse_untrusted + validate + parse. Best-of filters the noise of a shared machine.
+.08 / .13 (1 and 10 transactions), pacs.002.001.10, pain.001.001.09 (1 and 10 transactions, the
+10 in two PmtInf), pain.002.001.12 (1 and 10), acmt.023.001.04 and acmt.024.001.04 (1 and 10
+verifications): build, build_validated, parse, and the receive path parse_untrusted + validate +
+parse. "txs" counts transactions or verifications. Best-of filters the noise of a shared machine.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from iso20022 import pacs002, pacs008  # noqa: E402
-from iso20022.model import Agent, Amount, ClearingSystemMember  # noqa: E402
+from iso20022 import acmt023, acmt024, pacs002, pacs008, pain001, pain002  # noqa: E402
+from iso20022.model import (  # noqa: E402
+    Account,
+    Agent,
+    Amount,
+    Assignment,
+    ClearingSystemMember,
+    Party,
+    PartyAndAccount,
+    PartyIdentification,
+    Proxy,
+)
 from iso20022.parsing import parse_untrusted  # noqa: E402
 from iso20022.schemas import SchemaSet, default_schema_dir  # noqa: E402
 
@@ -70,6 +82,83 @@ def status_report() -> pacs002.PaymentStatusReport:
     )
 
 
+def initiation(count: int) -> pain001.CustomerCreditTransferInitiation:
+    """count transactions in PmtInf blocks of at most 5 (1 -> one block, 10 -> two)."""
+    txs = [
+        pain001.CreditTransferTransaction(
+            instruction_id=f"INSTR-{n}", end_to_end_id=f"E2E-{n}", uetr="4b9c8e2a-1f3d-4c5b-9a7e-2d6f8b1c3e5a",
+            amount=Amount("1650.00", "THB"),
+            creditor_agent=Agent(clearing_member=ClearingSystemMember("014", system_code="THCBC"), country="TH"),
+            creditor=Party(name="Somchai Jaidee", country="TH"),
+            creditor_account=Account(other_id="0066812345678", scheme_proprietary="MSISDN",
+                                     proxy=Proxy("0066812345678", type_code="TELE")),
+            purpose_code="CASH", remittance_lines=("Invoice 42",),
+        )
+        for n in range(1, count + 1)
+    ]
+    return pain001.CustomerCreditTransferInitiation(
+        message_id="ACLB-1", created_at=CREATED_AT, initiating_party=Party(name="ACLEDA Bank Plc."),
+        payment_instructions=tuple(
+            pain001.PaymentInstruction(
+                payment_information_id=f"PMT-{start}", requested_execution_date=date(2025, 3, 10),
+                debtor=Party(name="Sok Dara", country="KH",
+                             identification=PartyIdentification("855012345678", scheme_proprietary="MOBILE")),
+                debtor_account=Account(other_id="sok_dara@aclb", scheme_proprietary="BAKONG", currency="KHR"),
+                debtor_agent=Agent(bicfi="ACLBKHPPXXX"), transactions=tuple(txs[start:start + 5]),
+            )
+            for start in range(0, count, 5)
+        ),
+    )
+
+
+def customer_status_report(count: int) -> pain002.CustomerPaymentStatusReport:
+    return pain002.CustomerPaymentStatusReport(
+        message_id="MEKONG-STS-1", created_at=CREATED_AT,
+        group_status=pain002.GroupStatus("ACLB-1", original_created_at=CREATED_AT, original_tx_count=count, status="PART"),
+        payment_instructions=(pain002.PaymentInstructionStatus("PMT-0", tuple(
+            pain002.TransactionReport(
+                status=pain002.TransactionStatus.RJCT, original_instruction_id=f"INSTR-{n}",
+                original_end_to_end_id=f"E2E-{n}", original_uetr="4b9c8e2a-1f3d-4c5b-9a7e-2d6f8b1c3e5a",
+                reasons=(pain002.StatusReason("BE23", ("proxy 0066812345678 is not registered",)),),
+                original_amount=Amount("1650.00", "THB"),
+            )
+            for n in range(1, count + 1)
+        )),),
+    )
+
+
+SWITCH_AGENT = Agent(bicfi="MEKGKHPPXXX")
+PROMPTPAY_AGENT = Agent(clearing_member=ClearingSystemMember("ITMX", system_proprietary="PROMPTPAY"))
+
+
+def verification_request(count: int) -> acmt023.IdentificationVerificationRequest:
+    return acmt023.IdentificationVerificationRequest(
+        assignment=Assignment("MEKONG-VRF-1", CREATED_AT, SWITCH_AGENT, PROMPTPAY_AGENT),
+        verifications=tuple(
+            acmt023.Verification(f"V{n}", PartyAndAccount(account=Account(proxy=Proxy(f"00668123456{n:02d}", type_code="TELE"))))
+            for n in range(1, count + 1)
+        ),
+    )
+
+
+def verification_report(count: int) -> acmt024.IdentificationVerificationReport:
+    return acmt024.IdentificationVerificationReport(
+        assignment=Assignment("ITMX-VRF-1", CREATED_AT, PROMPTPAY_AGENT, SWITCH_AGENT),
+        original_message_id="MEKONG-VRF-1",
+        reports=tuple(
+            acmt024.VerificationReport(
+                original_id=f"V{n}", verified=True,
+                original_party_and_account=PartyAndAccount(account=Account(proxy=Proxy(f"00668123456{n:02d}", type_code="TELE"))),
+                updated_party_and_account=PartyAndAccount(
+                    party=Party(name="Somchai Jaidee"), account=Account(other_id="0041234567"),
+                    agent=Agent(clearing_member=ClearingSystemMember("014", system_code="THCBC")),
+                ),
+            )
+            for n in range(1, count + 1)
+        ),
+    )
+
+
 def best_us(fn: Callable[[], object], number: int, repeat: int) -> float:
     fn()
     best = None
@@ -109,7 +198,25 @@ def run(number: int, repeat: int) -> list[dict[str, object]]:
     record(pacs002.VERSION, 1, "parse", lambda: pacs002.parse(root), len(body))
     record(pacs002.VERSION, 1, "parse_untrusted+validate+parse",
            lambda: pacs002.parse(_validated(parse_untrusted(body), schemas, pacs002.VERSION)), len(body))
+    for module, make in ((pain001, initiation), (pain002, customer_status_report),
+                         (acmt023, verification_request), (acmt024, verification_report)):
+        for count in (1, 10):
+            record_message(record, schemas, module, make(count), count)
     return rows
+
+
+def record_message(record, schemas: SchemaSet, module, message, count: int) -> None:  # type: ignore[no-untyped-def]
+    """The four rows of one message whose module has VERSION, build, build_validated and parse."""
+    version = module.VERSION
+    schemas.xml_schema(version)
+    body = module.build_validated(message, schemas)
+    root = parse_untrusted(body)
+    assert module.parse(root) == message
+    record(version, count, "build", lambda: module.build(message), len(body))
+    record(version, count, "build_validated", lambda: module.build_validated(message, schemas), len(body))
+    record(version, count, "parse", lambda: module.parse(root), len(body))
+    record(version, count, "parse_untrusted+validate+parse",
+           lambda: module.parse(_validated(parse_untrusted(body), schemas, version)), len(body))
 
 
 def _validated(root, schemas: SchemaSet, version: str):  # type: ignore[no-untyped-def]

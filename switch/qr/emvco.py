@@ -362,10 +362,14 @@ def decode(payload: str) -> QrPayload:
     return decoded if decoded is not None else _decode_careful(payload)
 
 
-# The fast path. Every valid 4-character header -> (tag, length, whether the tag is a template),
-# as str (lengths in characters) and as bytes (lengths in UTF-8 bytes); length 00 is absent.
-_FAST_HEADERS: Final[dict[str | bytes, tuple[str, int, bool]]] = {
-    header: (tag, n, tag in TEMPLATE_TAGS) for header, (tag, n) in _HEADERS.items()
+# The fast path. Every valid 4-character header -> (tag, length, whether the tag is a template):
+# one table of str (lengths in characters) and one of bytes (lengths in UTF-8 bytes), apart because
+# "0002" and b"0002" hash alike and would make every look-up in a shared table compare both.
+_STR_HEADERS: Final[dict[str, tuple[str, int, bool]]] = {
+    header: (tag, n, tag in TEMPLATE_TAGS) for header, (tag, n) in _HEADERS.items() if type(header) is str
+}
+_BYTES_HEADERS: Final[dict[bytes, tuple[str, int, bool]]] = {
+    header: (tag, n, tag in TEMPLATE_TAGS) for header, (tag, n) in _HEADERS.items() if type(header) is bytes
 }
 
 
@@ -374,7 +378,7 @@ def _decode_fast(payload: str) -> QrPayload | None:
     `_decode_careful` decides). Same readings, same checks, same result as `_decode_careful`."""
     if len(payload) > payload_chars_max or not payload.startswith("000201"):  # 00 = "01" first
         return None
-    framed = _frame_fast(payload, _FAST_HEADERS)
+    framed = _frame_fast(payload, _STR_HEADERS)
     unit: LengthUnit = "chars"
     if framed is not None:
         fields, templates = framed
@@ -385,7 +389,7 @@ def _decode_fast(payload: str) -> QrPayload | None:
     if framed is None:  # the character reading failed: try UTF-8 bytes, as `_decode_careful` does
         if payload.isascii():  # the same reading, the same failure
             return None
-        framed_bytes = _frame_fast(payload.encode("utf-8"), _FAST_HEADERS)
+        framed_bytes = _frame_fast(payload.encode("utf-8"), _BYTES_HEADERS)
         if framed_bytes is None:
             return None
         try:
@@ -404,40 +408,39 @@ def _decode_fast(payload: str) -> QrPayload | None:
 
 def _frame_fast(s: str | bytes, headers: dict) -> tuple[dict, dict] | None:  # type: ignore[type-arg]
     """`_frame` and the structural part of `_check_frame` in one pass, templates scanned inline,
-    without errors: (fields, templates) with values of the type of `s`, or None. `s` must start
-    with 00 = "01" (the caller checks); this checks that 63 comes last with length 04."""
+    without errors: (fields, templates) with values of the type of `s`, or None. `headers` is the
+    table for the type of `s`; `s` must start with 00 = "01" (the caller checks); this checks that
+    63 comes last with length 04. A header that is not in the table (not two digits and a length
+    01..99, or cut short by the end) ends the reading."""
     fields = {}
     templates = {}
     end = len(s)
     i = count = n = 0
     tag = ""
-    while i < end:
-        header = headers.get(s[i : i + 4])
-        if header is None:
-            return None
-        tag, n, is_template = header
-        j = i + 4
-        i = j + n
-        fields[tag] = s[j:i]
-        count += 1
-        if is_template:
-            if i > end:
-                return None
-            sub = {}
-            sub_count = 0
-            k = j
-            while k < i:
-                header = headers.get(s[k : k + 4])
-                if header is None:
+    try:
+        while i < end:
+            tag, n, is_template = headers[s[i : i + 4]]
+            j = i + 4
+            i = j + n
+            fields[tag] = s[j:i]
+            count += 1
+            if is_template:
+                if i > end:
                     return None
-                sub_tag, m, _ = header
-                k += 4
-                sub[sub_tag] = s[k : k + m]
-                k += m
-                sub_count += 1
-            if k != i or sub_count != len(sub):
-                return None
-            templates[tag] = sub
+                sub = {}
+                sub_count = 0
+                k = j
+                while k < i:
+                    sub_tag, m, _ = headers[s[k : k + 4]]
+                    k += 4
+                    sub[sub_tag] = s[k : k + m]
+                    k += m
+                    sub_count += 1
+                if k != i or sub_count != len(sub):
+                    return None
+                templates[tag] = sub
+    except KeyError:
+        return None
     if i != end or count != len(fields) or tag != "63" or n != crc_chars:
         return None
     return fields, templates

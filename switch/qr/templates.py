@@ -49,7 +49,6 @@ Pure: no I/O, `now` is an argument.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Final, NamedTuple
@@ -143,6 +142,7 @@ _AIDS: Final[Mapping[str, SchemeRules]] = {
     LAOQR_AID: LAO_QR_RULES,
 }
 _MERCHANT_ACCOUNT_TAGS: Final = frozenset(f"{t:02d}" for t in range(2, 52))
+_PROMPTPAY_PROXIES: Final = frozenset({"01", "02", "03", "04"})  # mobile, national id, e-wallet, bank account
 _KHQR_TAGS: Final = frozenset({"29", "30"})
 _DIGITS: Final = frozenset("0123456789")
 _BY_NUMERIC: Final[Mapping[str, Currency]] = {c.numeric: c for c in CURRENCIES.values()}
@@ -164,8 +164,11 @@ class CreditorId(NamedTuple):
     details: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class QrRoute:
+class QrRoute(NamedTuple):
+    """Where a decoded QR goes and who is paid. Immutable like a frozen dataclass; a NamedTuple,
+    like `CreditorId`, because one is built per payload on the hot path (a 12-field frozen
+    dataclass costs about five times as much to make)."""
+
     scheme: QrScheme
     corridor: str | None  # None: domestic KHQR
     creditor: CreditorId
@@ -224,10 +227,11 @@ def _promptpay(tag: str, template: Mapping[str, str], aid: str) -> CreditorId:
         if aid == PROMPTPAY_CROSS_BORDER_BILL_AID:
             details.append(("CROSS_BORDER", "1"))
         return CreditorId(CreditorKind.BILLER, biller, None, tuple(details))
-    proxies = [s for s in ("01", "02", "03", "04") if s in template]
-    if len(proxies) != 1:
+    present = template.keys() & _PROMPTPAY_PROXIES
+    if len(present) != 1:
+        proxies = [s for s in sorted(_PROMPTPAY_PROXIES) if s in template]
         raise _fail(f"tag {tag}: PromptPay needs exactly one of 01..04, got {proxies or 'none'}", tag)
-    sub = proxies[0]
+    (sub,) = present
     value = template[sub]
     where = f"{tag}/{sub}"
     details = (("ONE_TIME", "1"),) if aid == PROMPTPAY_ONE_TIME_AID else ()

@@ -284,6 +284,14 @@ def test_decode_and_route_returns_both() -> None:
     assert payload.get("58") == "TH" and r.corridor == "KH-TH"
 
 
+def test_route_is_read_only() -> None:
+    r = routed(thai())
+    with pytest.raises(AttributeError):
+        r.corridor = "KH-VN"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        r.creditor.value = "0"  # type: ignore[misc]
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_cli_prints_a_table_and_the_route() -> None:
     result = CliRunner().invoke(main, ["qr", "decode", encode(khqr(**{"99": None}))])

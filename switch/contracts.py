@@ -53,16 +53,30 @@ class CreditorV1(_Strict):
 
 
 class InstructionV1(_Strict):
-    """A participant's payment instruction, topic `mekong.instructions`, JSON."""
+    """A participant's payment instruction, topic `mekong.instructions`, JSON.
+
+    The creditor is given either as `creditor` (with `corridor` and `amount`) or as an EMVCo
+    `qr` payload the payer scanned (KHQR, Thai QR, VietQR, LAO QR, UnionPay): the switch decodes
+    it and takes corridor, creditor and, from a dynamic QR, the amount out of it. With a QR,
+    `corridor` and `amount` are optional; when given they must agree with the QR."""
 
     version: Literal[1]
     instruction_id: str = Field(min_length=1, max_length=limits.instruction_id_chars_max, pattern=_ID)
     participant: str = Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$")
-    corridor: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2,3}$")
+    corridor: str | None = Field(default=None, pattern=r"^[A-Z]{2}-[A-Z]{2,3}$")
     debtor: DebtorV1
-    creditor: CreditorV1
-    amount: AmountV1
+    creditor: CreditorV1 | None = None
+    qr: str | None = Field(default=None, min_length=12, max_length=limits.qr_payload_chars_max)
+    amount: AmountV1 | None = None
     remittance: str | None = Field(default=None, max_length=140)
+
+    @model_validator(mode="after")
+    def _creditor_or_qr(self) -> "InstructionV1":
+        if (self.creditor is None) == (self.qr is None):
+            raise ValueError("give exactly one of creditor or qr")
+        if self.qr is None and (self.corridor is None or self.amount is None):
+            raise ValueError("corridor and amount are required unless the creditor comes from a qr")
+        return self
 
     def fingerprint(self) -> str:
         """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON

@@ -55,6 +55,7 @@ gc_thresholds: Final = (5_000, 10, 1_000)
 
 # Identity
 instruction_id_chars_max: Final = 35  # ISO Max35Text: it becomes the pacs.008 InstrId
+qr_payload_chars_max: Final = 512  # an EMVCo QR holds at most 512 characters
 
 # Partner text (adapters/text.py)
 transliterations_cached_max: Final = 65_536  # distinct (text, rule) Latin forms kept in memory

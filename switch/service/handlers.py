@@ -36,6 +36,7 @@ from switch.domain.payment import (
     transition,
 )
 from switch.metrics import Metrics
+from switch.qr.templates import CreditorKind, decode_and_route
 from switch.service import pain_reports
 from switch.store.sql_store import InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
@@ -237,7 +238,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             reject(item, exc.reason_code, str(exc))
             continue
         rec = InstructionRecord(
-            ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, ins.corridor, item.source_ref, now
+            ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, payment.corridor, item.source_ref, now
         )
         existing[key] = rec
         batch_payments[payment.uetr] = payment
@@ -319,6 +320,35 @@ def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now:
     )
 
 
+_QR_PROXY_KINDS = frozenset({CreditorKind.MOBILE, CreditorKind.NATID, CreditorKind.EWALLET})
+
+
+def _from_qr(ins: InstructionV1, *, now: datetime) -> tuple[str, Party, Money]:
+    """Corridor, creditor and amount from the scanned QR (QrError carries the reason code)."""
+    assert ins.qr is not None
+    _, route = decode_and_route(ins.qr, now=now)
+    if route.corridor is None:
+        raise InstructionRejected("a domestic KHQR is paid inside Bakong, not through the switch", reason_code="AG01")
+    if ins.corridor is not None and ins.corridor != route.corridor:
+        raise InstructionRejected(f"the QR pays through {route.corridor}, not {ins.corridor}", reason_code="AG01")
+    c = route.creditor
+    name = route.creditor_name or c.value
+    if c.kind in _QR_PROXY_KINDS:
+        creditor = Party(name=name, proxy_type=c.kind.value, proxy=c.value)
+    elif c.kind is CreditorKind.BILLER:
+        raise InstructionRejected("PromptPay bill-payment QRs are not supported on this switch yet", reason_code="AG01")
+    else:
+        creditor = Party(name=name, account=c.value, agent=c.agent)
+    qr_amount = route.money()
+    if qr_amount is not None:
+        if ins.amount is not None and Money.parse(ins.amount.value, ins.amount.currency) != qr_amount:
+            raise InstructionRejected(f"the amount differs from the QR's {qr_amount}", reason_code="AM09")
+        return route.corridor, creditor, qr_amount
+    if ins.amount is None:
+        raise InstructionRejected("a static QR carries no amount: the instruction must give one", reason_code="AM09")
+    return route.corridor, creditor, Money.parse(ins.amount.value, ins.amount.currency)
+
+
 def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime, origin: str | None = None) -> tuple[Payment, FxQuote]:
     cfg = deps.config
     participant = cfg.participant(ins.participant)
@@ -329,22 +359,27 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime, origin: str | N
             f"debtor account {ins.debtor.account} does not belong to {ins.participant} (@{participant.bakong_suffix})",
             reason_code="AC01",
         )
-    corridor = cfg.corridor(ins.corridor)
+    if ins.qr is not None:
+        corridor_id, creditor, instructed = _from_qr(ins, now=now)
+    else:
+        assert ins.creditor is not None and ins.corridor is not None and ins.amount is not None  # the contract says so
+        corridor_id = ins.corridor
+        instructed = Money.parse(ins.amount.value, ins.amount.currency)
+        creditor = Party(
+            name=ins.creditor.name,
+            account=ins.creditor.account,
+            proxy_type=ins.creditor.proxy.type if ins.creditor.proxy else None,
+            proxy=ins.creditor.proxy.value if ins.creditor.proxy else None,
+            agent=ins.creditor.agent,
+        )
+    corridor = cfg.corridor(corridor_id)
     if corridor is None or not corridor.enabled or corridor.partner not in deps.mappings:
-        raise InstructionRejected(f"no open corridor {ins.corridor}", reason_code="AG01")
+        raise InstructionRejected(f"no open corridor {corridor_id}", reason_code="AG01")
     if ins.debtor.currency not in corridor.source_currencies or ins.debtor.currency not in participant.currencies:
         raise InstructionRejected(
             f"corridor {corridor.id} does not take {ins.debtor.currency} debtor accounts from {participant.code}", reason_code="CURR"
         )
-    instructed = Money.parse(ins.amount.value, ins.amount.currency)
     mapping = deps.mappings[corridor.partner]
-    creditor = Party(
-        name=ins.creditor.name,
-        account=ins.creditor.account,
-        proxy_type=ins.creditor.proxy.type if ins.creditor.proxy else None,
-        proxy=ins.creditor.proxy.value if ins.creditor.proxy else None,
-        agent=ins.creditor.agent,
-    )
     mapping.check_creditor(creditor)
     mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)
     if ins.remittance:

@@ -143,3 +143,39 @@ def test_status_event_round_trips_through_json_and_forbids_extra_fields() -> Non
     assert StatusEventV1.model_validate_json(event.model_dump_json()) == event
     with pytest.raises(ValidationError):
         StatusEventV1.model_validate({**event.model_dump(), "extra": 1})
+
+
+# ----------------------------------------------------------------------------- QR-initiated
+_QR = "00020101021229370016A000000677010111011300668123456785303764540515000" "5802TH6304ABCD"
+
+
+def _qr_doc(qr: str = _QR, **changes: object) -> dict:
+    doc = sample_instruction(qr=qr, **changes)
+    for key in ("creditor", "corridor", "amount"):
+        if key not in changes:
+            doc.pop(key)
+    return doc
+
+
+def test_a_qr_replaces_creditor_corridor_and_amount() -> None:
+    ins = InstructionV1.model_validate(_qr_doc())
+    assert (ins.qr, ins.creditor, ins.corridor, ins.amount) == (_QR, None, None, None)
+
+
+def test_a_qr_and_a_creditor_together_are_refused() -> None:
+    doc = sample_instruction(qr=_QR)
+    with pytest.raises(ValidationError, match="exactly one of creditor or qr"):
+        InstructionV1.model_validate(doc)
+
+
+def test_without_a_qr_corridor_and_amount_are_required() -> None:
+    doc = sample_instruction()
+    doc.pop("amount")
+    with pytest.raises(ValidationError, match="corridor and amount are required"):
+        InstructionV1.model_validate(doc)
+
+
+def test_the_qr_is_part_of_the_fingerprint() -> None:
+    a = InstructionV1.model_validate(_qr_doc())
+    b = InstructionV1.model_validate(_qr_doc(qr=_QR.replace("ABCD", "ABCE")))
+    assert a.fingerprint() != b.fingerprint()

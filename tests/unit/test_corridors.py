@@ -99,3 +99,27 @@ def test_above_the_corridor_maximum_is_am02(deps: Deps, partner: str) -> None:
     with pytest.raises(InstructionRejected) as exc:
         _admit_new(ins, deps, now=NOW)
     assert exc.value.reason_code == "AM02"
+
+
+QRS = {
+    "KH-VN": {"38": {"00": "A000000727", "01": {"00": "970436", "01": "0011001234567"}, "02": "QRIBFTTA"},
+              "53": "704", "54": "250000", "58": "VN", "59": "Pho Hoa Dakao", "60": "Ho Chi Minh"},
+    "KH-LA": {"38": {"00": "A005266284662577", "01": "27710418", "02": "001", "03": "0101234567890"},
+              "53": "418", "54": "120000", "58": "LA", "59": "Vientiane Noodles", "60": "Vientiane"},
+    "KH-CN": {"15": "2676076419740116000000000123456", "53": "156", "54": "88.00", "58": "CN",
+              "59": "Shanghai Mart", "60": "Shanghai"},
+}
+
+
+@pytest.mark.parametrize("corridor", sorted(QRS))
+def test_a_scanned_partner_qr_is_admitted_on_its_corridor(deps: Deps, schemas: SchemaSet, corridor: str) -> None:
+    from switch.qr.emvco import encode
+
+    partner = EXPECTED[corridor][0]
+    doc = sample_partner_instruction(partner, qr=encode(QRS[corridor]))
+    del doc["creditor"], doc["amount"], doc["corridor"]
+    payment, _ = _admit_new(InstructionV1.model_validate(doc), deps, now=NOW)
+    assert (payment.corridor, payment.partner, payment.target.to_text(payment.target.currency.decimals_accepted_max)) == (
+        corridor, partner, QRS[corridor]["54"])
+    messages, invalid = _pacs008_messages(deps.mappings[partner], [payment], deps, NOW)
+    assert invalid == {} and len(messages) == 1

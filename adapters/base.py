@@ -47,6 +47,7 @@ class PartnerProfile(BaseModel):
     member_id_system_proprietary: str | None = None  # FinInstnId/ClrSysMmbId/ClrSysId/Prtry
     member_id_pattern: str  # creditor agent identifier (bank code, BIN, IIN)
     proxy_network_member_id: str | None = None  # creditor agent for proxies the network resolves
+    proxy_resolution: bool = False  # resolve proxies with acmt.023 / acmt.024 before the pacs.008
     account_pattern: str  # creditor account number
     card_pattern: str | None = None  # creditor account numbers that are card PANs (NAPAS 9704..., UnionPay)
     card_luhn: bool = False  # a PAN must pass the Luhn check (AC01 otherwise)

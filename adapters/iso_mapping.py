@@ -150,7 +150,10 @@ class IsoMapping:
         if creditor.proxy is not None:
             rule = self.profile.proxy_rule(creditor.proxy_type or "")
             assert rule is not None, "check_creditor ran at admission"
-            return pacs008.Account(proxy=pacs008.Proxy(identifier=creditor.proxy, type_proprietary=rule.iso_type))
+            # a proxy resolved by acmt.023/024 before sending also carries the account it resolved to
+            return pacs008.Account(
+                other_id=creditor.account, proxy=pacs008.Proxy(identifier=creditor.proxy, type_proprietary=rule.iso_type)
+            )
         if creditor.account is not None and self.profile.is_card(creditor.account):
             return pacs008.Account(other_id=creditor.account, scheme_proprietary=self.profile.card_scheme_proprietary)
         return pacs008.Account(other_id=creditor.account)

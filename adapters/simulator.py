@@ -41,6 +41,9 @@ from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
 from adapters.simulator_inbound import InboundOriginator, InboundSpec
+from adapters import proxy_resolution
+from iso20022 import acmt023, acmt024
+from lxml import etree
 
 log = logging.getLogger(__name__)
 body_bytes_max = 1_000_000
@@ -125,6 +128,21 @@ class PartnerSimulator:
     async def _stats(self, _request: web.Request) -> web.Response:
         return web.json_response({**self.stats, "behaviour": {**asdict(self.behaviour), "unknown_proxies": sorted(self.behaviour.unknown_proxies)}})
 
+    def _resolve_proxies(self, root: Any) -> web.Response:
+        """acmt.023 -> acmt.024: every well-formed proxy resolves to a simulated account, except
+        those in `behaviour.unknown_proxies` (BE23)."""
+        self.schemas.validate(root, "acmt.023.001.04")
+        request = acmt023.parse(root)
+        report = proxy_resolution.answer(
+            self.profile, request, None, unknown=self.behaviour.unknown_proxies,
+            message_id=f"A{uuid.uuid4().hex}", created_at=datetime.now(timezone.utc),
+        )
+        body = acmt024.build_validated(report, self.schemas)
+        self.stats["proxy_lookups"] += len(request.verifications)
+        self.samples.setdefault("acmt023", etree.tostring(root))
+        self.samples.setdefault("acmt024", body)
+        return web.Response(body=body, content_type="application/xml", charset="utf-8")
+
     async def _send_inbound(self, request: web.Request) -> web.Response:
         data = await request.json()
         specs = [InboundSpec.model_validate(item) for item in data.get("payments", [])]
@@ -145,6 +163,8 @@ class PartnerSimulator:
         try:
             root = parse_untrusted(body, size_bytes_max=body_bytes_max)
             message_type = message_id_of(root)
+            if message_type == "acmt.023.001.04":  # a proxy look-up: answered in the HTTP response
+                return self._resolve_proxies(root)
             if message_type == self.profile.pacs002_version:  # the switch answers an inbound payment
                 self.schemas.validate(root, message_type)
                 self.inbound.receive_answer(pacs002.parse(root))

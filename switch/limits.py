@@ -59,3 +59,9 @@ qr_payload_chars_max: Final = 512  # an EMVCo QR holds at most 512 characters
 
 # Partner text (adapters/text.py)
 transliterations_cached_max: Final = 65_536  # distinct (text, rule) Latin forms kept in memory
+
+# Proxy resolution (acmt.023 / acmt.024) before outbound proxy payments
+proxy_lookup_batch_max: Final = 100  # proxies per acmt.023
+proxy_cache_ttl_s: Final = 60.0  # a resolved proxy is reused this long (a moved proxy is seen within a minute)
+proxy_cache_entries_max: Final = 100_000
+proxy_lookup_timeout_s: Final = 3.0

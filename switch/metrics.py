@@ -49,6 +49,9 @@ class Metrics:
         self.late_status = Counter(
             "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r
         )
+        self.proxy_lookups = Counter(
+            "switch_proxy_lookups_total", "Proxy look-ups (acmt.023/024) by partner and result", ["partner", "result"], registry=r
+        )
         self.dlq = Counter("switch_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self.outbox_pending = Gauge("switch_outbox_pending", "Outbox messages not yet sent", ["kind"], registry=r)
         self.partner_up = Gauge("switch_partner_up", "1 when the last request to the partner got an answer", ["partner"], registry=r)

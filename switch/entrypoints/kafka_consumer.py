@@ -27,6 +27,7 @@ from switch.metrics import Metrics
 from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
 from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
 from switch.service.pain_reports import admission_report
+from switch.service.resolver import ProxyResolver, proxies_to_resolve
 from switch.entrypoints.pain001_edge import Pain001Record, Pain001Refused, is_xml, read_pain001
 from switch.store.sql_store import OutboxMessage, Store
 
@@ -123,7 +124,9 @@ class InstructionConsumer:
         *,
         on_commit: Callable[[Outcome], Awaitable[None]],
         metrics: Metrics,
+        resolver: ProxyResolver | None = None,
     ) -> None:
+        self._resolver = resolver
         self._config = config
         self._store = store
         self._deps = deps
@@ -200,10 +203,15 @@ class InstructionConsumer:
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()
+        resolutions = {}
+        if parsed and self._resolver is not None:  # look-ups change nothing: before the transaction
+            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings, now=self._deps.clock())
+            if keys:
+                resolutions = await self._resolver.resolve(keys)
         if parsed or dead or replies or pains:
             async with self._store.unit_of_work() as uow:
                 if parsed:
-                    outcome = await accept_instructions(AcceptInstructions(parsed), uow, self._deps)
+                    outcome = await accept_instructions(AcceptInstructions(parsed, resolutions), uow, self._deps)
                 if replies:
                     answered = await apply_inbound_replies(ApplyInboundReplies(replies), uow, self._deps)
                     outcome.partner_outbox.extend(answered.partner_outbox)

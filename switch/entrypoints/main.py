@@ -40,6 +40,7 @@ from switch.service.handlers import (
     record_send_results,
 )
 from switch.service.inbound import AcceptInbound, ExpireInbound, accept_inbound, expire_inbound
+from switch.service.resolver import ProxyResolver
 from switch.service.senders import KafkaPublisher, PartnerSender
 from switch.store.sql_store import Store
 
@@ -103,7 +104,7 @@ class Switch:
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
-        for version in ("pain.001.001.09", "pain.002.001.12"):
+        for version in ("pain.001.001.09", "pain.002.001.12", "acmt.023.001.04", "acmt.024.001.04"):
             schemas.xml_schema(version)
         fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")
         self.deps = Deps(
@@ -158,8 +159,11 @@ class Switch:
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
+        resolver = ProxyResolver(
+            self._session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics
+        )
         self._consumer = InstructionConsumer(
-            cfg, self.store, self.deps, self._producer, on_commit=self._dispatch, metrics=self.metrics
+            cfg, self.store, self.deps, self._producer, on_commit=self._dispatch, metrics=self.metrics, resolver=resolver
         )
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.base import PartnerMapping, PartnerStatus
+from adapters.proxy_resolution import Resolution
 from fx.quote import FxQuote, Quoter
 from iso20022 import pacs008
 from iso20022.schemas import SchemaSet, SchemaViolation
@@ -57,6 +58,9 @@ class ParsedInstruction:
 @dataclass(frozen=True, slots=True)
 class AcceptInstructions:
     items: Sequence[ParsedInstruction]
+    # proxy look-ups made before the transaction: (partner, type, value) -> the network's answer,
+    # None when the look-up failed; a proxy not in here was not looked up
+    resolutions: Mapping[tuple[str, str, str], Resolution | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             continue
 
         try:
-            payment, quote = _admit_new(ins, deps, now=now, origin=item.origin)
+            payment, quote = _admit_new(ins, deps, now=now, origin=item.origin, resolutions=cmd.resolutions)
             received[payment.uetr] = payment
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
         except (SwitchError, AmountError) as exc:
@@ -349,7 +353,31 @@ def _from_qr(ins: InstructionV1, *, now: datetime) -> tuple[str, Party, Money]:
     return route.corridor, creditor, Money.parse(ins.amount.value, ins.amount.currency)
 
 
-def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime, origin: str | None = None) -> tuple[Payment, FxQuote]:
+_NOT_LOOKED_UP = Resolution("", "", False)
+
+
+def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str, str], Resolution | None]) -> Party:
+    """The creditor with the account and bank its proxy resolved to (acmt.024)."""
+    found = resolutions.get((partner, creditor.proxy_type or "", creditor.proxy or ""), _NOT_LOOKED_UP)
+    if found is _NOT_LOOKED_UP:
+        return creditor  # no look-up was made: the network resolves it (ITMX as creditor agent)
+    if found is None:
+        raise InstructionRejected(f"the {creditor.proxy_type} proxy could not be looked up at {partner}", reason_code="AB07")
+    if not found.verified:
+        raise InstructionRejected(
+            f"{creditor.proxy_type} proxy {creditor.proxy} is not registered at {partner}", reason_code=found.reason_code or "BE23"
+        )
+    return Party(name=creditor.name, account=found.account, proxy_type=creditor.proxy_type, proxy=creditor.proxy, agent=found.agent)
+
+
+def _admit_new(
+    ins: InstructionV1,
+    deps: Deps,
+    *,
+    now: datetime,
+    origin: str | None = None,
+    resolutions: Mapping[tuple[str, str, str], Resolution | None] = {},
+) -> tuple[Payment, FxQuote]:
     cfg = deps.config
     participant = cfg.participant(ins.participant)
     if participant is None:
@@ -381,6 +409,8 @@ def _admit_new(ins: InstructionV1, deps: Deps, *, now: datetime, origin: str | N
         )
     mapping = deps.mappings[corridor.partner]
     mapping.check_creditor(creditor)
+    if creditor.proxy is not None and mapping.profile.proxy_resolution:
+        creditor = _resolved(creditor, corridor.partner, resolutions)
     mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)
     if ins.remittance:
         mapping.check_text(ins.remittance, "remittance information", mapping.profile.remittance_chars_max)

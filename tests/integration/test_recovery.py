@@ -23,18 +23,27 @@ async def _wait_for(predicate, timeout_s: float = wait_s_max) -> None:  # type: 
 
 async def test_an_unreachable_partner_ends_in_a_reject_with_ab07_after_the_retries(broker: TansuBroker, store: Store) -> None:
     async with running_switch(broker, store, partner_up=False) as run:
+        # an account creditor needs no proxy look-up: the pacs.008 transport retries, then gives up
         iid = f"U{uuid.uuid4().hex[:10]}"
-        await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
-        statuses = await collect(run, run.config.kafka.status_topic, until=lambda rs: iid in finals_by_id(rs))
+        account = {"name": "Somchai Jaidee", "account": "1234567890", "agent": "014"}
+        # a proxy creditor is stopped earlier: its acmt.023 look-up cannot reach the network
+        pid = f"V{uuid.uuid4().hex[:10]}"
+        await publish(run, [(iid, json.dumps(instruction(iid, creditor=account)).encode()),
+                            (pid, json.dumps(instruction(pid)).encode())])
+        statuses = await collect(run, run.config.kafka.status_topic, until=lambda rs: {iid, pid} <= set(finals_by_id(rs)))
         event = finals_by_id(statuses)[iid][0]
         assert (event["state"], event["reason_code"]) == ("REJECTED", "AB07")
         assert "unreachable" in event["reason"]
+        proxy_event = finals_by_id(statuses)[pid][0]
+        assert (proxy_event["state"], proxy_event["reason_code"], proxy_event["uetr"]) == ("REJECTED", "AB07", None)
+        assert "could not be looked up" in proxy_event["reason"]
 
 
 async def test_a_payment_committed_but_never_sent_goes_out_after_a_restart(broker: TansuBroker, store: Store) -> None:
     async with running_switch(broker, store, partner_up=False) as run:
         iid = f"R{uuid.uuid4().hex[:10]}"
-        await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
+        account = {"name": "Somchai Jaidee", "account": "1234567890", "agent": "014"}  # no look-up needed
+        await publish(run, [(iid, json.dumps(instruction(iid, creditor=account)).encode())])
 
         async def admitted() -> bool:
             async with store.reader() as uow:

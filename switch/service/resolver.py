@@ -1,0 +1,150 @@
+"""Proxy look-ups before admission (acmt.023 -> acmt.024), for partners whose profile says
+`proxy_resolution`. Runs at the Kafka edge, before the admission transaction: a look-up changes
+nothing, so it needs no outbox, and the admission handler stays free of I/O (it is handed the
+answers). Answers are cached for `limits.proxy_cache_ttl_s`.
+
+A proxy whose look-up failed (network down, an answer that does not validate) is given to the
+handler as None and rejected AB07; a proxy the network does not know is rejected BE23.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+import aiohttp
+
+from adapters import proxy_resolution
+from adapters.base import PartnerMapping
+from adapters.proxy_resolution import Resolution
+from iso20022 import acmt023, acmt024
+from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.parsing import message_id_of, parse_untrusted
+from iso20022.schemas import SchemaSet
+from switch import limits
+from switch.config import SwitchConfig
+from switch.metrics import Metrics
+from switch.qr.emvco import QrError
+from switch.qr.templates import CreditorKind, decode_and_route
+from switch.service.handlers import ParsedInstruction
+
+log = logging.getLogger(__name__)
+ProxyKey = tuple[str, str, str]  # (partner, proxy type, proxy value)
+_PROXY_KINDS = {CreditorKind.MOBILE: "MOBILE", CreditorKind.NATID: "NATID", CreditorKind.EWALLET: "EWALLET"}
+
+
+def proxies_to_resolve(
+    items: Iterable[ParsedInstruction], config: SwitchConfig, mappings: Mapping[str, PartnerMapping], *, now: datetime
+) -> set[ProxyKey]:
+    """The (partner, type, value) of every proxy creditor whose partner resolves proxies, from
+    the creditor or from the scanned QR (a QR that does not decode is left to admission)."""
+    keys: set[ProxyKey] = set()
+    for item in items:
+        ins = item.instruction
+        corridor_id, proxy_type, value = ins.corridor, None, None
+        if ins.creditor is not None and ins.creditor.proxy is not None:
+            proxy_type, value = ins.creditor.proxy.type, ins.creditor.proxy.value
+        elif ins.qr is not None:
+            try:
+                _, route = decode_and_route(ins.qr, now=now)
+            except QrError:
+                continue
+            if route.creditor.kind in _PROXY_KINDS:
+                corridor_id, proxy_type, value = route.corridor, _PROXY_KINDS[route.creditor.kind], route.creditor.value
+        if proxy_type is None or value is None or corridor_id is None:
+            continue
+        corridor = config.corridor(corridor_id)
+        mapping = mappings.get(corridor.partner) if corridor is not None else None
+        if mapping is not None and mapping.profile.proxy_resolution and mapping.profile.proxy_rule(proxy_type) is not None:
+            keys.add((mapping.profile.partner, proxy_type, value))
+    return keys
+
+
+class ProxyResolver:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        mappings: Mapping[str, PartnerMapping],
+        schemas: SchemaSet,
+        *,
+        switch_bic: str,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+    ) -> None:
+        self._session = session
+        self._mappings = mappings
+        self._schemas = schemas
+        self._switch_bic = switch_bic
+        self._clock = clock
+        self._metrics = metrics
+        self._cache: OrderedDict[ProxyKey, tuple[float, Resolution]] = OrderedDict()
+
+    async def resolve(self, keys: set[ProxyKey]) -> dict[ProxyKey, Resolution | None]:
+        out: dict[ProxyKey, Resolution | None] = {}
+        now_mono = time.monotonic()
+        missing: dict[str, list[ProxyKey]] = {}
+        for key in keys:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > now_mono:
+                out[key] = cached[1]
+                self._metrics.proxy_lookups.labels(key[0], "cached").inc()
+            else:
+                missing.setdefault(key[0], []).append(key)
+        calls = [
+            self._lookup(partner, batch[i : i + limits.proxy_lookup_batch_max])
+            for partner, batch in missing.items()
+            for i in range(0, len(batch), limits.proxy_lookup_batch_max)
+        ]
+        for found in await asyncio.gather(*calls):
+            out.update(found)
+        return out
+
+    async def _lookup(self, partner: str, keys: list[ProxyKey]) -> dict[ProxyKey, Resolution | None]:
+        profile = self._mappings[partner].profile
+        message_id = f"V{os.urandom(16).hex()}"
+        request = proxy_resolution.request(
+            profile, [(k[1], k[2]) for k in keys], message_id=message_id, created_at=self._clock(), switch_bic=self._switch_bic
+        )
+        body = acmt023.build_validated(request, self._schemas)
+        started = time.perf_counter()
+        try:
+            async with self._session.post(
+                profile.base_url.rstrip("/") + "/iso20022",
+                data=body,
+                headers={"Content-Type": "application/xml; charset=utf-8"},
+                timeout=aiohttp.ClientTimeout(total=limits.proxy_lookup_timeout_s),
+            ) as resp:
+                answer = await resp.read()
+                if resp.status != 200:
+                    raise XmlRejected("FF01", f"HTTP {resp.status}: {answer[:200]!r}")
+            root = parse_untrusted(answer, size_bytes_max=limits.xml_body_bytes_max)
+            if message_id_of(root) != "acmt.024.001.04":
+                raise XmlRejected("FF01", f"expected acmt.024.001.04, got {message_id_of(root)}")
+            self._schemas.validate(root, "acmt.024.001.04")
+            report = acmt024.parse(root)
+        except (aiohttp.ClientError, asyncio.TimeoutError, XmlRejected, SchemaViolation) as exc:
+            log.warning("proxy look-up of %d proxies at %s failed: %s", len(keys), partner, exc)
+            self._metrics.proxy_lookups.labels(partner, "failed").inc(len(keys))
+            return {k: None for k in keys}
+        finally:
+            self._metrics.partner_request.labels(partner, "proxy_lookup").observe(time.perf_counter() - started)
+        answers = proxy_resolution.read_report(profile, report)
+        expires = time.monotonic() + limits.proxy_cache_ttl_s
+        out: dict[ProxyKey, Resolution | None] = {}
+        for key in keys:
+            found = answers.get(proxy_resolution.verification_id(key[1], key[2]))
+            out[key] = found
+            if found is None:
+                self._metrics.proxy_lookups.labels(partner, "unanswered").inc()
+                continue
+            self._metrics.proxy_lookups.labels(partner, "verified" if found.verified else "unknown").inc()
+            self._cache[key] = (expires, found)
+            self._cache.move_to_end(key)
+        while len(self._cache) > limits.proxy_cache_entries_max:
+            self._cache.popitem(last=False)
+        return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal, Mapping, Protocol, Sequence
 
 from lxml import etree
+from stdnum import luhn
 
 from adapters.text import TextOverflow, TextRule
 from iso20022.pacs008 import CustomerCreditTransfer
@@ -99,14 +100,8 @@ class PartnerProfile(BaseModel):
 
 
 def luhn_ok(digits: str) -> bool:
-    """The Luhn (mod 10) check of a card PAN."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
+    """The Luhn (mod 10) check of a card PAN (python-stdnum)."""
+    return digits.isdigit() and luhn.is_valid(digits)
 
 
 def load_profile(path: Path, *, base_url: str | None = None) -> PartnerProfile:

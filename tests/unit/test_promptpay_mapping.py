@@ -333,3 +333,19 @@ def test_several_transactions_keep_their_order(mapping: PromptPayMapping, schema
         (UETR, PaymentState.COMPLETED, None),
         (other, PaymentState.REJECTED, "AM04"),
     ]
+
+
+def test_a_national_id_with_a_wrong_check_digit_is_a_warning_not_a_reject(caplog: pytest.LogCaptureFixture) -> None:
+    from adapters.promptpay.mapping import PromptPayMapping
+    from adapters.base import load_profile
+    from pathlib import Path
+    from switch.config import DEFAULT_CONFIG_DIR
+    from switch.domain.payment import Party as _Party
+
+    mapping = PromptPayMapping(load_profile(Path(DEFAULT_CONFIG_DIR) / "partners" / "promptpay.toml"), switch_bic="NBCAKHPPXXX")
+    mapping.check_creditor(_Party(name="Somchai", proxy_type="NATID", proxy="1101700203450"))  # valid check digit
+    assert mapping.natid_check_digit_warnings == 0
+    with caplog.at_level("WARNING"):
+        mapping.check_creditor(_Party(name="Somchai", proxy_type="NATID", proxy="1101700203451"))  # wrong one: no raise
+    assert mapping.natid_check_digit_warnings == 1
+    assert "check digit" in caplog.text

@@ -275,8 +275,10 @@ def qr_decode(payload: str, as_json: bool) -> None:
 @click.option("--count", default=2000, show_default=True, help="Instructions to publish.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "demo-out", show_default=True)
 def demo(count: int, workdir: Path) -> None:
-    """Run the switch end to end: broker, PromptPay simulator, switch, COUNT instructions
-    (about 2% bad ones), progress, then a summary. Exits 0 only if every instruction is accounted for."""
+    """Run the switch end to end: broker, the four partner simulators, switch; COUNT outbound
+    instructions over KH-TH, KH-LA, KH-VN and KH-CN (JSON, QR and pain.001; about 2% bad ones)
+    while each network sends 100 inbound payments; progress, then a summary per corridor and
+    direction. Exits 0 only if every payment is accounted for."""
     from switch.tools.demo import run_demo
 
     sys.exit(run_demo(count=count, workdir=workdir))
@@ -287,11 +289,14 @@ def demo(count: int, workdir: Path) -> None:
 @click.option("--count", default=20_000, show_default=True, help="Payments to push.")
 @click.option("--rate", default=0.0, show_default=True, help="Offered payments per second (0 = as fast as possible).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
-def bench(json_path: Path | None, count: int, rate: float, workdir: Path) -> None:
-    """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out."""
+@click.option("--corridors", default="KH-TH,KH-LA,KH-VN,KH-CN", show_default=True,
+              help="Corridors to mix, comma-separated (one simulator process per partner).")
+def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str) -> None:
+    """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out,
+    with the corridors mixed round-robin."""
     from switch.tools.bench import run_bench
 
-    result = run_bench(count=count, rate=rate, workdir=workdir)
+    result = run_bench(count=count, rate=rate, workdir=workdir, corridors=tuple(c.strip() for c in corridors.split(",") if c.strip()))
     text = json.dumps(result, indent=2)
     click.echo(text)
     if json_path:

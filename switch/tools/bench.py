@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from switch.tools.loadgen import drive, percentiles, plan_instructions
+from switch.tools.loadgen import ALL_CORRIDORS, drive, percentiles, plan_instructions
 from switch.tools.stack import Stack
 
 warmup_count = 500
@@ -43,20 +43,26 @@ def _admission_times(database: Path) -> dict[str, float]:
     return {iid: datetime.fromisoformat(at).replace(tzinfo=timezone.utc).timestamp() for iid, at in rows}
 
 
-def run_bench(*, count: int, rate: float, workdir: Path) -> dict[str, Any]:
-    planned, _ = plan_instructions(count, bad_share=0.0, run_id="B")
-    warmup, _ = plan_instructions(warmup_count, bad_share=0.0, run_id="W", seed=1)
-    with Stack(workdir) as stack:
+_PARTNERS = {"KH-TH": "promptpay", "KH-LA": "lapnet", "KH-VN": "napas", "KH-CN": "unionpay"}
+
+
+def run_bench(*, count: int, rate: float, workdir: Path, corridors: tuple[str, ...] = ALL_CORRIDORS) -> dict[str, Any]:
+    planned, _ = plan_instructions(count, bad_share=0.0, run_id="B", corridors=corridors)
+    warmup, _ = plan_instructions(warmup_count, bad_share=0.0, run_id="W", seed=1, corridors=corridors)
+    partners = tuple(sorted({_PARTNERS[c] for c in corridors}))
+    with Stack(workdir, partners=partners) as stack:
+        sims = tuple(f"sim-{p}" for p in partners)
         print(f"stack up ({stack.switch_url}); warming up with {warmup_count} payments", file=sys.stderr, flush=True)
         asyncio.run(drive(stack.bootstrap_servers, warmup, rate_per_s=0))
-        cpu_before = {name: stack.cpu_seconds(name) for name in ("switch", "sim")}
+        cpu_before = {name: stack.cpu_seconds(name) for name in ("switch", *sims)}
         bar = tqdm(total=count, unit="pay", desc="bench", file=sys.stderr, mininterval=0.5)
         started = time.perf_counter()
         result = asyncio.run(
             drive(stack.bootstrap_servers, planned, rate_per_s=rate, on_progress=lambda d, _t: bar.update(d - bar.n))
         )
         bar.close()
-        cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in ("switch", "sim")}
+        cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in ("switch", *sims)}
+        cpu["sim"] = sum(cpu[name] for name in sims)
         wall = time.perf_counter() - started
     completed = sum(1 for f in result.finals.values() if f.state == "COMPLETED")
     admitted = _admission_times(stack.database_path)
@@ -68,6 +74,7 @@ def run_bench(*, count: int, rate: float, workdir: Path) -> dict[str, Any]:
         "completed": completed,
         "missing": count - result.accounted(),
         "offered_rate_per_s": rate or None,
+        "corridors": list(corridors),
         "seconds": round(seconds, 3),
         "throughput_per_s": round(len(result.finals) / seconds, 1),
         "latency_ms": percentiles(result.latencies_ms()),

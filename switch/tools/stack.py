@@ -1,5 +1,5 @@
 """A whole switch stack on this machine, as separate processes, for the demo, the benchmark and
-the end-to-end test: the Tansu broker, the partner simulator (`mekong sim`) and the switch
+the end-to-end test: the Tansu broker, one simulator per partner (`mekong sim`) and the switch
 (`mekong run`) with SQLite in a working directory. Everything started here is stopped here.
 """
 
@@ -24,12 +24,21 @@ stop_s_max = 30.0
 @dataclass
 class Stack:
     workdir: Path
-    sim_args: list[str] = field(default_factory=list)
+    sim_args: list[str] = field(default_factory=list)  # for every simulator
     switch_env: dict[str, str] = field(default_factory=dict)
     broker: TansuBroker | None = None
     switch_port: int = 0
-    sim_port: int = 0
+    partners: tuple[str, ...] = ("promptpay", "lapnet", "napas", "unionpay")  # one simulator process each
+    partner_sim_args: dict[str, list[str]] = field(default_factory=dict)  # extra, per partner
+    sim_ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def sim_port(self) -> int:
+        return self.sim_ports["promptpay"]
+
+    def sim_url(self, partner: str) -> str:
+        return f"http://127.0.0.1:{self.sim_ports[partner]}"
 
     @property
     def database_path(self) -> Path:
@@ -53,20 +62,22 @@ class Stack:
             stale.unlink()
         self.broker = TansuBroker(log_path=self.workdir / "logs" / "tansu.log")
         self.broker.start()
-        self.switch_port, self.sim_port = free_port(), free_port()
+        self.switch_port = free_port()
+        self.sim_ports = {partner: free_port() for partner in self.partners}
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
-        self._spawn(
-            "sim",
-            [*cli, "sim", "promptpay", "--port", str(self.sim_port),
-             "--callback-url", f"{self.switch_url}/iso20022/promptpay", *self.sim_args],
-            os.environ.copy(),
-        )
+        for partner, port in self.sim_ports.items():
+            self._spawn(
+                f"sim-{partner}",
+                [*cli, "sim", partner, "--port", str(port), "--callback-url", f"{self.switch_url}/iso20022/{partner}",
+                 *self.sim_args, *self.partner_sim_args.get(partner, [])],
+                os.environ.copy(),
+            )
         env = {
             **os.environ,
             "MEKONG_KAFKA_BOOTSTRAP": self.bootstrap_servers,
             "MEKONG_DATABASE_URL": f"sqlite+aiosqlite:///{self.database_path}",
             "MEKONG_HTTP_PORT": str(self.switch_port),
-            "MEKONG_PARTNER_URL_PROMPTPAY": f"http://127.0.0.1:{self.sim_port}",
+            **{f"MEKONG_PARTNER_URL_{p.upper()}": f"http://127.0.0.1:{port}" for p, port in self.sim_ports.items()},
             **self.switch_env,
         }
         self._spawn("switch", [*cli, "run", "--log-level", "WARNING"], env)
@@ -111,7 +122,7 @@ class Stack:
     def stop(self) -> dict[str, int | None]:
         """SIGTERM the switch first (it drains), then the simulator, then the broker."""
         codes: dict[str, int | None] = {}
-        for name in ("switch", "sim"):
+        for name in ("switch", *(n for n in self._procs if n.startswith("sim"))):
             proc = self._procs.get(name)
             if proc is None:
                 continue

@@ -104,6 +104,12 @@ class Switch:
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
+        for route in cfg.inbound_routes:  # the partner must hear the answer within its SLA
+            if route.enabled and route.confirm_timeout_s >= mappings[route.partner].profile.sla_s:
+                raise ValueError(
+                    f"inbound route {route.id}: confirm_timeout_s {route.confirm_timeout_s:g} must be below "
+                    f"{route.partner}'s SLA of {mappings[route.partner].profile.sla_s:g} s"
+                )
         for version in ("pain.001.001.09", "pain.002.001.12", "acmt.023.001.04", "acmt.024.001.04"):
             schemas.xml_schema(version)
         fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")

@@ -119,6 +119,12 @@ class PartnerSender:
                 failure = (PaymentState.REJECTED, "AB07", f"partner unreachable after {len(outcomes)} attempts")
             else:
                 failure = (PaymentState.TIMED_OUT, "AB06", f"no answer from the partner after {len(outcomes)} attempts")
+        if not message.uetrs:
+            # an answer to a partner (an inbound payment's pacs.002) moves no payment: it stays
+            # unsent in the outbox and goes out again at the next start; a resend of the
+            # partner's pacs.008 gets it sooner
+            log.warning("could not deliver %s to %s (%s); kept for the next start", message.message_id, self.partner, failure[2])
+            return
         await self._record_results(
             RecordSendResults(
                 sent_outbox_ids=[message.id] if message.id else [], failures={uetr: failure for uetr in message.uetrs}

@@ -127,3 +127,36 @@ async def test_inbound_payments_are_booked_answered_and_deduplicated(broker: Tan
             text = await resp.text()
         assert 'switch_payments_total{corridor="TH-KH",outcome="completed"}' in text
 
+
+
+async def test_an_answer_the_partner_could_not_take_goes_out_after_a_restart(broker: TansuBroker, store: Store) -> None:
+    from switch.entrypoints.main import Switch
+
+    spec = InboundSpec(amount="40000", currency="KHR", creditor_name="Sok Dara", creditor_account="sok_dara@aclb")
+    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
+        (uetr,) = await run.sim.inbound.send(http, [spec])
+        await collect(run, run.config.kafka.inbound_topic, until=lambda rs: len(rs) >= 1)
+        await run.sim.stop()  # the network goes away before the participant answers
+        await reply(run, [{"version": 1, "uetr": uetr, "participant": "ACLBKHPPXXX", "decision": "ACCEPT"}])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle_s_max
+        unsent: list[Any] = []
+        while not unsent and loop.time() < deadline:  # the sender retried, gave up, kept the row
+            await asyncio.sleep(0.2)
+            async with store.reader() as uow:
+                unsent = [m for m in await uow.outbox_pending("partner", 10) if m.message_id.startswith("R")]
+        assert len(unsent) == 1 and unsent[0].key == uetr
+        await asyncio.sleep(0.5)
+        await run.switch.stop(drain_s=0)
+        assert uetr not in run.sim.inbound.answers
+
+        await run.sim.start(port=run.sim_port)  # the network is back, and so is the switch
+        again = Switch(run.config, store=store)
+        await again.start()
+        try:
+            answers = await answers_for(run, [uetr])
+        finally:
+            await again.stop()
+        assert (answers[uetr]["status"], answers[uetr]["answers"]) == ("ACSC", 1)
+        async with store.reader() as uow:
+            assert [m for m in await uow.outbox_pending("partner", 10) if m.message_id.startswith("R")] == []

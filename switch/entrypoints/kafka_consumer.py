@@ -26,7 +26,7 @@ from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
 from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
-from switch.service.pain_reports import admission_report
+from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
 from switch.entrypoints.pain001_edge import Pain001Record, Pain001Refused, is_xml, read_pain001
 from switch.store.sql_store import OutboxMessage, Store
@@ -180,6 +180,7 @@ class InstructionConsumer:
         parsed: list[ParsedInstruction] = []
         replies: list[InboundReplyV1] = []
         pains: list[Pain001Record] = []
+        refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]] = []
         dead: list[DeadLetter] = []
         replies_topic = self._config.kafka.inbound_replies_topic
         for tp, records in batches.items():
@@ -194,6 +195,8 @@ class InstructionConsumer:
                         pain = read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
                     except Pain001Refused as exc:
                         dead.append(DeadLetter(record, exc.reason, exc.reason_code))
+                        if exc.message_id and exc.participant:  # readable enough to answer
+                            refused_pains.append((record, exc))
                         continue
                     pains.append(pain)
                     parsed.extend(pain.items)
@@ -218,7 +221,9 @@ class InstructionConsumer:
                     outcome.status_outbox.extend(answered.status_outbox)
                     for key, n in answered.counts.items():
                         outcome.counts[key] = outcome.counts.get(key, 0) + n
-                rejects = self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome)
+                rejects = (
+                    self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome) + self._pain002_refusals(refused_pains)
+                )
                 if rejects:  # a redelivered batch must not announce the same reject twice
                     done = await uow.outbox_existing("status", [m.message_id for m in rejects])
                     rejects = [m for m in rejects if m.message_id not in done]
@@ -268,6 +273,17 @@ class InstructionConsumer:
                 now=now, source_ref=pain.source_ref,
             )
             for pain in pains
+        ]
+
+    def _pain002_refusals(self, refused: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]]) -> list[OutboxMessage]:
+        """A pain.002 rejecting the group, for each pain.001 refused as a whole (also dead-lettered)."""
+        now = self._deps.clock()
+        return [
+            group_reject(
+                exc.message_id or "", exc.participant or "", exc.reason_code, exc.reason, self._config, self._deps.schemas,
+                now=now, source_ref=f"{record.topic}:{record.partition}:{record.offset}",
+            )
+            for record, exc in refused
         ]
 
     def _dead_letter_statuses(self, dead: list[DeadLetter]) -> list[OutboxMessage]:

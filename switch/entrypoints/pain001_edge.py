@@ -72,10 +72,24 @@ class Pain001Record:
 
 
 class Pain001Refused(Exception):
-    def __init__(self, reason_code: str, reason: str) -> None:
+    """The whole record is refused (dead-letter topic). When the document was at least valid
+    against the XSD, `message_id` and `participant` name it, so the sender also gets a pain.002
+    rejecting the group."""
+
+    def __init__(self, reason_code: str, reason: str, *, message_id: str | None = None, participant: str | None = None) -> None:
         super().__init__(reason)
         self.reason_code = reason_code
         self.reason = reason
+        self.message_id = message_id
+        self.participant = participant
+
+
+def _header(root: Any) -> tuple[str | None, str | None]:
+    """GrpHdr/MsgId and the first PmtInf/DbtrAgt BICFI of an XSD-valid pain.001."""
+    ns = {"p": root.nsmap.get(None, "")}
+    message_id = root.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId", namespaces=ns)
+    participant = root.findtext("p:CstmrCdtTrfInitn/p:PmtInf/p:DbtrAgt/p:FinInstnId/p:BICFI", namespaces=ns)
+    return message_id, participant
 
 
 def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, config: SwitchConfig,
@@ -87,11 +101,17 @@ def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, confi
         if message_type != VERSION:
             raise Pain001Refused("FF01", f"XML instructions must be {VERSION}, not {message_type}")
         schemas.validate(root, VERSION)
-        message = pain001.parse(root)
     except XmlRejected as exc:
         raise Pain001Refused(exc.reason_code, f"pain.001 refused: {exc.message}") from exc
     except SchemaViolation as exc:
         raise Pain001Refused("FF01", f"pain.001 does not validate against the official XSD: {'; '.join(exc.errors)[:300]}") from exc
+    try:
+        message = pain001.parse(root)  # recomputes the control totals
+    except XmlRejected as exc:
+        message_id, participant = _header(root)
+        raise Pain001Refused(
+            exc.reason_code, f"pain.001 refused: {exc.message}", message_id=message_id, participant=participant
+        ) from exc
     source_ref = f"{record.topic}:{record.partition}:{record.offset}"
     first_agent = message.payment_instructions[0].debtor_agent.bicfi or ""
     out = Pain001Record(record, message, first_agent, source_ref)

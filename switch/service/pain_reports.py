@@ -108,6 +108,19 @@ class TransactionDecision:
     detail: str | None
 
 
+def group_reject(message_id: str, participant: str, reason_code: str, detail: str, config: SwitchConfig, schemas: SchemaSet,
+                 *, now: datetime, source_ref: str) -> OutboxMessage:
+    """A pain.002 refusing a whole pain.001 (GrpSts RJCT with the reason), e.g. a control sum
+    that does not add up. The record itself goes to the dead-letter topic."""
+    report = pain002.CustomerPaymentStatusReport(
+        message_id=admission_message_id(source_ref),
+        created_at=now,
+        initiating_party=_initiating_party(config),
+        group_status=pain002.GroupStatus(original_message_id=message_id, status="RJCT", reasons=_reasons(reason_code, detail)),
+    )
+    return _outbox(report, participant, config, schemas, now=now, uetrs=())
+
+
 def admission_message_id(source_ref: str) -> str:
     """The acceptance report's MsgId, fixed by the Kafka record it answers (topic:partition:offset)."""
     return "A" + hashlib.sha256(source_ref.encode()).hexdigest()[:32]

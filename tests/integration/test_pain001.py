@@ -67,7 +67,7 @@ async def test_pain001_transactions_become_payments_and_are_reported_in_pain002(
 
         records = await collect(run, run.config.kafka.status_topic, until=done)
         got = reports(records)
-        acceptance = [r for r in got if r.group_status.status is not None]
+        acceptance = [r for r in got if r.group_status.status is not None and r.group_status.original_message_id == f"MSG{tag}"]
         assert len(acceptance) == 1
         assert acceptance[0].group_status.original_message_id == f"MSG{tag}"
         assert acceptance[0].group_status.status == "PART"
@@ -75,13 +75,23 @@ async def test_pain001_transactions_become_payments_and_are_reported_in_pain002(
         assert sorted(tx_statuses(acceptance)) == [
             (f"P{tag}-1", "ACCP", None), (f"P{tag}-2", "ACCP", None), (f"P{tag}-3", "RJCT", "CH20"), (f"P{tag}-4", "RJCT", "AG01"),
         ]
-        finals = [r for r in got if r.group_status.status is None]
+        finals = [r for r in got if r.group_status.status is None and r.group_status.original_message_id == f"MSG{tag}"]
         assert sorted(tx_statuses(finals)) == [(f"P{tag}-1", "ACSC", None), (f"P{tag}-2", "ACSC", None)]
         assert {r.group_status.original_message_id for r in finals} == {f"MSG{tag}"}
         assert all(tx.original_uetr for r in finals for pi in r.payment_instructions for tx in pi.transactions)
         # the two payments also have JSON status events, like any instruction
         events = [json.loads(r.value) for r in records if r.value.startswith(b"{")]
         assert {e["instruction_id"] for e in events if e["final"] and e["state"] == "COMPLETED"} >= {f"P{tag}-1", f"P{tag}-2"}
+
+        # the refused pain.001 is also answered: a pain.002 rejecting its group with AM10
+        group = await collect(
+            run, run.config.kafka.status_topic,
+            until=lambda rs: any(r.group_status.original_message_id == f"BAD{tag}" for r in reports(rs)),
+        )
+        (refusal,) = [r for r in reports(group) if r.group_status.original_message_id == f"BAD{tag}"]
+        assert refusal.group_status.status == "RJCT"
+        assert refusal.group_status.reasons[0].code == "AM10"
+        assert refusal.payment_instructions == ()
 
         dead = await collect(run, run.config.kafka.dlq_topic, until=lambda rs: len(rs) >= 1)
         headers = dict(dead[0].headers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import phonenumbers
 from stdnum.th import pin as thai_pin
 
 from adapters.iso_mapping import IsoMapping
@@ -18,12 +19,24 @@ from switch.domain.payment import Party, Payment
 
 
 log = logging.getLogger(__name__)
+_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def thai_mobile_ok(proxy: str) -> bool:
+    """A PromptPay mobile proxy (`0066` + 9 digits) that libphonenumber knows as a Thai mobile."""
+    try:
+        number = phonenumbers.parse("+66" + proxy.removeprefix("0066"), None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _MOBILE_TYPES
 
 
 class PromptPayMapping(IsoMapping):
     natid_check_digit_warnings = 0  # per instance once incremented: how many ids failed the check
     def check_creditor(self, creditor: Party) -> None:
         super().check_creditor(creditor)
+        if creditor.proxy_type == "MOBILE" and creditor.proxy is not None and not thai_mobile_ok(creditor.proxy):
+            raise InstructionRejected(f"{creditor.proxy} is not a Thai mobile number", reason_code="BE23")
         if creditor.proxy_type == "NATID" and creditor.proxy is not None and not thai_pin.is_valid(creditor.proxy):
             # published Thai QR test data carries invalid check digits (PARTNERS.md): warn, let ITMX decide
             log.warning("national id %s***: check digit does not verify; sent anyway", creditor.proxy[:4])

@@ -54,7 +54,8 @@ class Planned:
 
 
 def _mobile(rng: random.Random) -> str:
-    return "0066" + "".join(rng.choice("0123456789") for _ in range(9))
+    """A Thai mobile number as a PromptPay proxy (every 08x and 09x number is a Thai mobile)."""
+    return "0066" + rng.choice("89") + "".join(rng.choice("0123456789") for _ in range(8))
 
 
 def _digits(rng: random.Random, n: int) -> str:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from adapters.promptpay.mapping import thai_mobile_ok
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.registry import MAPPINGS, SIMULATORS
 from iso20022 import pacs008
@@ -51,7 +52,10 @@ def creditors(draw: st.DrawFn, profile: PartnerProfile) -> Party:
     name = draw(names(profile.name_chars_max))
     if profile.proxies and draw(st.booleans()):
         proxy_type = draw(st.sampled_from(sorted(profile.proxies)))
-        return Party(name=name, proxy_type=proxy_type, proxy=draw(st.from_regex(profile.proxies[proxy_type].pattern, fullmatch=True)))
+        proxies = st.from_regex(profile.proxies[proxy_type].pattern, fullmatch=True)
+        if proxy_type == "MOBILE":  # a mobile proxy must also be a real mobile number (libphonenumber)
+            proxies = proxies.filter(thai_mobile_ok)
+        return Party(name=name, proxy_type=proxy_type, proxy=draw(proxies))
     agent = draw(st.from_regex(profile.member_id_pattern, fullmatch=True))
     if profile.card_pattern is not None and draw(st.booleans()):
         account = draw(st.from_regex(profile.card_pattern, fullmatch=True))

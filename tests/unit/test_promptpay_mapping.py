@@ -349,3 +349,24 @@ def test_a_national_id_with_a_wrong_check_digit_is_a_warning_not_a_reject(caplog
         mapping.check_creditor(_Party(name="Somchai", proxy_type="NATID", proxy="1101700203451"))  # wrong one: no raise
     assert mapping.natid_check_digit_warnings == 1
     assert "check digit" in caplog.text
+
+
+@pytest.mark.parametrize(("proxy", "ok"), [("0066812345678", True), ("0066912345678", True), ("0066612345678", True),
+                                           ("0066212345678", False), ("0066123456789", False)])
+def test_mobile_proxies_must_be_thai_mobiles_by_libphonenumber(proxy: str, ok: bool) -> None:
+    from pathlib import Path
+
+    from adapters.base import load_profile
+    from adapters.promptpay.mapping import PromptPayMapping
+    from switch.config import DEFAULT_CONFIG_DIR
+    from switch.domain.errors import InstructionRejected
+    from switch.domain.payment import Party as _Party
+
+    mapping = PromptPayMapping(load_profile(Path(DEFAULT_CONFIG_DIR) / "partners" / "promptpay.toml"), switch_bic="NBCAKHPPXXX")
+    creditor = _Party(name="Somchai", proxy_type="MOBILE", proxy=proxy)
+    if ok:
+        mapping.check_creditor(creditor)
+    else:
+        with pytest.raises(InstructionRejected) as info:
+            mapping.check_creditor(creditor)
+        assert info.value.reason_code == "BE23"

@@ -12,9 +12,13 @@ One class plays every network: what differs (message version, clearing codes, id
 card patterns, amount decimals, text rule, reason codes) is profile data. A network that needs
 more gets a subclass registered in adapters/registry.py SIMULATORS.
 
-  POST /iso20022          a pacs.008 from the switch
+  POST /iso20022          from the switch: a pacs.008 (answered later by a pacs.002 callback), an
+                          acmt.023 proxy look-up (answered at once with an acmt.024), or a
+                          pacs.002 answering one of the network's inbound payments
   GET  /sim/stats         counters as JSON
   PUT  /sim/behaviour     change the behaviour at run time (JSON, same fields as SimBehaviour)
+  POST /sim/inbound       make the network pay Bakong customers (adapters/simulator_inbound.py)
+  GET  /sim/inbound       the answers the network got for them
 """
 
 from __future__ import annotations
@@ -32,18 +36,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from lxml import etree
 
-from adapters import text
+from adapters import proxy_resolution, text
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
-from iso20022 import pacs002, pacs008
+from adapters.simulator_inbound import InboundOriginator, InboundSpec
+from iso20022 import acmt023, acmt024, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
-from adapters.simulator_inbound import InboundOriginator, InboundSpec
-from adapters import proxy_resolution
-from iso20022 import acmt023, acmt024
-from lxml import etree
 
 log = logging.getLogger(__name__)
 body_bytes_max = 1_000_000

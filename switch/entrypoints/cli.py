@@ -48,8 +48,10 @@ def main() -> None:
 def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
     """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
 
-    Consumes mekong.instructions, talks ISO 20022 to the partners, publishes mekong.status and
-    serves HTTP (partner callbacks, /v1/payments, /metrics, /healthz, /readyz). Environment
+    Consumes mekong.instructions (JSON, pain.001, QR) and mekong.inbound.replies, talks ISO 20022
+    to the partners (pacs.008 / pacs.002, acmt.023 / acmt.024), publishes mekong.status (JSON,
+    pain.002) and mekong.inbound, and serves HTTP (partner messages: pacs.002 callbacks and
+    inbound pacs.008; /v1/payments, /metrics, /healthz, /readyz). Environment
     overrides: MEKONG_KAFKA_BOOTSTRAP, MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT,
     MEKONG_PUBLIC_URL, MEKONG_PARTNER_URL_<PARTNER>. On SIGTERM it stops consuming, finishes or
     hands back in-flight work and commits what it processed.

@@ -142,6 +142,7 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
             raise InstructionRejected(f"{participant.code} holds no {amount.currency.code} accounts", reason_code="CURR")
     except InstructionRejected as exc:
         problem = (exc.reason_code, str(exc))
+    proxy = mobile or t.creditor_proxy  # the normalised Bakong mobile, else what the partner sent
     payment = Payment(
         uetr=t.uetr,
         instruction_id=t.end_to_end_id[:35],
@@ -151,9 +152,9 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         debtor=Party(name=t.debtor_name[:140], account=t.debtor_account or "-", agent=(t.debtor_agent or "-")[:11]),
         creditor=Party(
             name=t.creditor_name[:140],
-            account=(account or None) if account and len(account) <= 34 else None,
-            proxy_type="MOBILE" if mobile or t.creditor_proxy else None,
-            proxy=(mobile or t.creditor_proxy or None) and (mobile or t.creditor_proxy or "")[:64],
+            account=account if account and len(account) <= 34 else None,
+            proxy_type="MOBILE" if proxy else None,
+            proxy=proxy[:64] if proxy else None,
             agent=participant_code or None,
         ),
         instructed=instructed,
@@ -162,7 +163,7 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         fee=Money(0, amount.currency),
         fx_rate=t.exchange_rate,
         quote_id=None,
-        remittance=(t.remittance or None) and (t.remittance or "")[:140],
+        remittance=t.remittance[:140] if t.remittance else None,
         state=S.RECEIVED,
         reason_code=None,
         version=1,

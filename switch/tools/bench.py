@@ -68,6 +68,7 @@ def run_bench(*, count: int, rate: float, workdir: Path, corridors: tuple[str, .
     admitted = _admission_times(stack.database_path)
     internal_ms = [f.record_ts_ms - admitted[key] * 1000 for key, f in result.finals.items() if key in admitted]
     switch_ms = [f.record_ts_ms - result.sent_wall_ms[key] for key, f in result.finals.items()]
+    to_admission_ms = [admitted[key] * 1000 - result.sent_wall_ms[key] for key in result.finals if key in admitted]
     seconds = result.elapsed_s()
     return {
         "payments": len(result.finals),
@@ -80,6 +81,8 @@ def run_bench(*, count: int, rate: float, workdir: Path, corridors: tuple[str, .
         "latency_ms": percentiles(result.latencies_ms()),
         "switch_latency_ms": percentiles(switch_ms),
         "switch_internal_latency_ms": percentiles(internal_ms),
+        # published -> the switch's admission: the broker hop plus the wait in the switch's consumer
+        "publish_to_admission_ms": percentiles(to_admission_ms),
         "cpu_us_per_payment": round(cpu["switch"] / max(1, len(result.finals)) * 1e6, 1),
         "simulator_cpu_us_per_payment": round(cpu["sim"] / max(1, len(result.finals)) * 1e6, 1),
         "wall_seconds": round(wall, 3),

@@ -18,7 +18,7 @@ from iso20022.model import (
     PartyIdentification,
     Proxy,
 )
-from iso20022.parsing import safe_parser
+from iso20022.parsing import message_id_of, safe_parser
 
 # Characters that need escaping, plus those XML 1.0 cannot carry at all.
 _SPECIAL = re.compile("[&<>\"\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -83,6 +83,19 @@ class Tags(dict[str, str]):
         clark = "/".join(f"{{{self.namespace}}}{part}" for part in local.split("/"))
         self[local] = clark
         return clark
+
+
+def message_body(root: etree._Element, version: str, tags: Tags, name: str) -> etree._Element:
+    """The message element (e.g. FIToFIPmtStsRpt) under a Document of `version`; XmlRejected FF01
+    (with .path) when the Document is another message or lacks it."""
+    found = message_id_of(root)
+    if found != version:
+        raise XmlRejected("FF01", f"expected {version}, got {found}")
+    tag = tags[name]
+    body = next((child for child in root if child.tag == tag), None)
+    if body is None:
+        raise XmlRejected("FF01", f"{name} is missing", path=name)
+    return body
 
 
 def kids(element: etree._Element) -> dict[str, etree._Element]:

@@ -22,10 +22,10 @@ from iso20022._acmt import (
     write_assignment,
     write_party_and_account,
 )
-from iso20022._xml import ELEMENTS, TEXT, Tags, Writer, compile_rules, flatten, required_in, to_element
+from iso20022._xml import message_body, ELEMENTS, TEXT, Tags, Writer, compile_rules, flatten, required_in, to_element
 from iso20022.errors import XmlRejected
 from iso20022.model import Assignment, PartyAndAccount
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "acmt.023.001.04"
@@ -80,12 +80,7 @@ def parse(root: etree._Element) -> IdentificationVerificationRequest:
     XmlRejected FF01 (.path set): another message, a missing element, an assigner or assignee that
     is a party rather than an agent, or a Vrfctn/Id used twice (the report could not be matched).
     """
-    if message_id_of(root) != VERSION:
-        raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body_tag = _Q["IdVrfctnReq"]
-    body = next((child for child in root if child.tag == body_tag), None)
-    if body is None:
-        raise XmlRejected("FF01", "IdVrfctnReq is missing", path="IdVrfctnReq")
+    body = message_body(root, VERSION, _Q, "IdVrfctnReq")
     f = flatten(body, _BODY_RULES, {})
     assignment = assignment_in(f)
     verifications = []

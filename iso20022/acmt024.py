@@ -25,6 +25,7 @@ from iso20022._acmt import (
     write_party_and_account,
 )
 from iso20022._xml import (
+    message_body,
     CHOICE_SPEC,
     ELEMENTS,
     TEXT,
@@ -38,7 +39,7 @@ from iso20022._xml import (
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Assignment, PartyAndAccount
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "acmt.024.001.04"
@@ -123,12 +124,7 @@ def parse(root: etree._Element) -> IdentificationVerificationReport:
     XmlRejected FF01 (.path set): another message, a missing element, an assigner or assignee that
     is a party rather than an agent, or an OrgnlId answered twice.
     """
-    if message_id_of(root) != VERSION:
-        raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body_tag = _Q["IdVrfctnRpt"]
-    body = next((child for child in root if child.tag == body_tag), None)
-    if body is None:
-        raise XmlRejected("FF01", "IdVrfctnRpt is missing", path="IdVrfctnRpt")
+    body = message_body(root, VERSION, _Q, "IdVrfctnRpt")
     f = flatten(body, _BODY_RULES, {})
     assignment = assignment_in(f)
     reports = []

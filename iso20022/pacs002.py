@@ -10,6 +10,7 @@ from typing import Final
 from lxml import etree
 
 from iso20022._xml import (
+    message_body,
     AGENT_SPEC,
     ELEMENTS,
     LIST,
@@ -25,7 +26,7 @@ from iso20022._xml import (
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "pacs.002.001.10"
@@ -189,12 +190,7 @@ def parse(root: etree._Element) -> PaymentStatusReport:
 
     Each element is visited once (flatten() with compiled rules), no ElementPath look-ups.
     """
-    if message_id_of(root) != VERSION:
-        raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body_tag = _Q["FIToFIPmtStsRpt"]
-    body = next((child for child in root if child.tag == body_tag), None)
-    if body is None:
-        raise XmlRejected("FF01", "FIToFIPmtStsRpt is missing")
+    body = message_body(root, VERSION, _Q, "FIToFIPmtStsRpt")
     f = flatten(body, _BODY_RULES, {})
     if "GrpHdr" not in f:
         raise XmlRejected("FF01", "GrpHdr is missing")

@@ -19,6 +19,7 @@ from typing import Final, Literal, NoReturn
 from lxml import etree
 
 from iso20022._xml import (
+    message_body,
     ACCOUNT_SPEC,
     AGENT_SPEC,
     CHOICE_SPEC,
@@ -48,7 +49,7 @@ from iso20022._xml import (
 from iso20022._xml import to_element as to_element_of
 from iso20022.errors import XmlRejected
 from iso20022.model import Account, Agent, Amount, Party
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "pain.001.001.09"
@@ -253,12 +254,7 @@ def parse(root: etree._Element) -> CustomerCreditTransferInitiation:
     CtrlSum that is not the sum of the amounts; .path names the element ("GrpHdr/CtrlSum",
     "PmtInf[PMT-1]/NbOfTxs").
     """
-    if message_id_of(root) != VERSION:
-        raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body_tag = _Q["CstmrCdtTrfInitn"]
-    body = next((child for child in root if child.tag == body_tag), None)
-    if body is None:
-        raise XmlRejected("FF01", "CstmrCdtTrfInitn is missing", path="CstmrCdtTrfInitn")
+    body = message_body(root, VERSION, _Q, "CstmrCdtTrfInitn")
     header_tag, instruction_tag = _Q["GrpHdr"], _Q["PmtInf"]
     header = None
     instruction_elements = []

@@ -16,6 +16,7 @@ from typing import Final
 from lxml import etree
 
 from iso20022._xml import (
+    message_body,
     ELEMENT,
     ELEMENTS,
     LIST,
@@ -36,7 +37,7 @@ from iso20022._xml import (
 from iso20022.errors import XmlRejected
 from iso20022.model import Amount, Party
 from iso20022.pacs002 import StatusReason
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "pain.002.001.12"
@@ -214,12 +215,7 @@ _INITIATING: Final = PartyKeys("GrpHdr/InitgPty")
 
 def parse(root: etree._Element) -> CustomerPaymentStatusReport:
     """The model from a validated pain.002.001.12 Document; XmlRejected (FF01, .path set) otherwise."""
-    if message_id_of(root) != VERSION:
-        raise XmlRejected("FF01", f"expected {VERSION}, got {message_id_of(root)}")
-    body_tag = _Q["CstmrPmtStsRpt"]
-    body = next((child for child in root if child.tag == body_tag), None)
-    if body is None:
-        raise XmlRejected("FF01", "CstmrPmtStsRpt is missing", path="CstmrPmtStsRpt")
+    body = message_body(root, VERSION, _Q, "CstmrPmtStsRpt")
     f = flatten(body, _BODY_RULES, {})
     if "OrgnlGrpInfAndSts" not in f:
         raise XmlRejected("FF01", "OrgnlGrpInfAndSts is missing", path="OrgnlGrpInfAndSts")

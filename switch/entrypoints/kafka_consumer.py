@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -41,34 +42,34 @@ class DeadLetter:
     reason_code: str  # ISO external code: FF02 syntax, FF01 format
 
 
-def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | DeadLetter:
+ContractT = TypeVar("ContractT", InstructionV1, InboundReplyV1)
+
+
+def _read_json(record: ConsumerRecord[bytes, bytes], contract: type[ContractT], what: str) -> ContractT | DeadLetter:
+    """The record's value validated against a JSON contract, or why it goes to the dead letters."""
     raw = record.value or b""
     if len(raw) > limits.kafka_message_bytes_max:
         return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
     try:
-        instruction = InstructionV1.model_validate_json(raw)
+        return contract.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0]["type"] == "json_invalid":
             return DeadLetter(record, f"malformed JSON: {errors[0]['msg']}", "FF02")
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
-        return DeadLetter(record, f"invalid instruction v1: {problems}", "FF01")
+        return DeadLetter(record, f"invalid {what}: {problems}", "FF01")
+
+
+def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | DeadLetter:
+    instruction = _read_json(record, InstructionV1, "instruction v1")
+    if isinstance(instruction, DeadLetter):
+        return instruction
     return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
 
 
 def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
     """A participant's answer to an inbound payment, or the reason it cannot be read."""
-    raw = record.value or b""
-    if len(raw) > limits.kafka_message_bytes_max:
-        return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
-    try:
-        return InboundReplyV1.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors()
-        if errors and errors[0]["type"] == "json_invalid":
-            return DeadLetter(record, f"malformed JSON: {errors[0]['msg']}", "FF02")
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
-        return DeadLetter(record, f"invalid inbound reply v1: {problems}", "FF01")
+    return _read_json(record, InboundReplyV1, "inbound reply v1")
 
 
 def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:

@@ -143,6 +143,7 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
         fee=_amount(payment.fee),
         fx_rate=payment.fx_rate,
         replayed=replayed,
+        direction=payment.direction.value,
         occurred_at=now,
     )
 

@@ -59,35 +59,25 @@ class ExpireInbound:
     limit: int = 500
 
 
-def _answer(payment: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
-    """The final pacs.002 to the partner for an inbound payment, as an outbox row."""
+def _answer(
+    partner: str, uetr: str, end_to_end_id: str, deps: Deps, *, now: datetime,
+    accepted: bool, reason_code: str | None, detail: str | None,
+) -> OutboxMessage:
+    """The final pacs.002 to the partner for one inbound transfer, as an outbox row. uetrs=():
+    delivering an answer moves no payment (PartnerSender records nothing for it)."""
     report = status_report(
-        switch_bic=deps.config.switch.agent_bic,
-        uetr=payment.uetr,
-        end_to_end_id=payment.instruction_id,
-        accepted=payment.state is S.COMPLETED,
-        reason_code=payment.reason_code,
-        detail=detail,
-        at=now,
+        switch_bic=deps.config.switch.agent_bic, uetr=uetr, end_to_end_id=end_to_end_id,
+        accepted=accepted, reason_code=reason_code, detail=detail, at=now,
     )
-    body = pacs002.build_validated(report, deps.schemas)  # the profile's version: pacs.002.001.10
-    # uetrs=(): delivering an answer moves no payment (PartnerSender records nothing for it)
+    body = pacs002.build_validated(report, deps.schemas)  # the profiles' version: pacs.002.001.10
     return OutboxMessage(
-        kind="partner", destination=payment.partner, message_id=report.message_id, uetrs=(),
-        key=payment.uetr, body=body, created_at=now,
+        kind="partner", destination=partner, message_id=report.message_id, uetrs=(), key=uetr, body=body, created_at=now
     )
 
 
-def _unbooked_answer(partner: str, t: InboundTransfer, reason_code: str, detail: str, deps: Deps, now: datetime) -> OutboxMessage:
-    """A reject for a transfer that could not even be booked (its amount does not parse)."""
-    report = status_report(
-        switch_bic=deps.config.switch.agent_bic, uetr=t.uetr, end_to_end_id=t.end_to_end_id,
-        accepted=False, reason_code=reason_code, detail=detail, at=now,
-    )
-    body = pacs002.build_validated(report, deps.schemas)
-    return OutboxMessage(
-        kind="partner", destination=partner, message_id=report.message_id, uetrs=(), key=t.uetr, body=body, created_at=now
-    )
+def _payment_answer(p: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+    return _answer(p.partner, p.uetr, p.instruction_id, deps, now=now,
+                   accepted=p.state is S.COMPLETED, reason_code=p.reason_code, detail=detail)
 
 
 def _beneficiary(t: InboundTransfer, deps: Deps) -> tuple[str, str | None, str]:
@@ -238,7 +228,8 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 if existing is not None and existing.direction is not Direction.INBOUND:
                     out.count("rejected")
                     deps.metrics.rejects.labels("inbound", "DUPL").inc()
-                    partner_msgs.append((i, _unbooked_answer(cmd.partner, t, "DUPL", "UETR already used", deps, now)))
+                    partner_msgs.append((i, _answer(cmd.partner, t.uetr, t.end_to_end_id, deps, now=now, accepted=False,
+                                                                reason_code="DUPL", detail="UETR already used")))
                     continue
                 out.count("in_progress")  # booked, the participant has not answered yet
                 continue
@@ -247,7 +238,8 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
             except AmountError as exc:
                 out.count("rejected")
                 deps.metrics.rejects.labels("inbound", exc.reason_code).inc()
-                partner_msgs.append((i, _unbooked_answer(cmd.partner, t, exc.reason_code, str(exc), deps, now)))
+                partner_msgs.append((i, _answer(cmd.partner, t.uetr, t.end_to_end_id, deps, now=now, accepted=False,
+                                                                reason_code=exc.reason_code, detail=str(exc))))
                 booked.add(t.uetr)
                 continue
             booked.add(t.uetr)
@@ -258,9 +250,9 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 new_payments.append(payment)
                 _count_outcome(payment, deps, stage="inbound")
                 out.count("rejected")
-                partner_msgs.append((i, _answer(payment, deps, now=now, detail=detail)))
+                partner_msgs.append((i, _payment_answer(payment, deps, now=now, detail=detail)))
                 if payment.participant != "-":
-                    status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail).model_copy(update={"direction": "inbound"}), deps, now=now, uetr=payment.uetr)))
+                    status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail), deps, now=now, uetr=payment.uetr)))
                 continue
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"booked for {payment.participant}")
             history.append(entry)
@@ -304,10 +296,17 @@ def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reas
     moved.append((stored_version, p2))
     _count_outcome(p2, deps, stage="inbound")
     deps.metrics.stage_duration.labels("inbound_end_to_end").observe((now - p.created_at).total_seconds())
-    out.partner_outbox.append(_answer(p2, deps, now=now, detail=detail))
+    out.partner_outbox.append(_payment_answer(p2, deps, now=now, detail=detail))
     out.status_outbox.append(
-        _status_outbox(status_event(p2, now=now, reason=detail).model_copy(update={"direction": "inbound"}), deps, now=now, uetr=p2.uetr)
+        _status_outbox(status_event(p2, now=now, reason=detail), deps, now=now, uetr=p2.uetr)
     )
+
+
+async def _store_decisions(uow: UnitOfWork, out: Outcome, moved: list[tuple[int, Payment]], history: list[HistoryEntry]) -> None:
+    await uow.payments_update(moved)
+    await uow.history_add(history)
+    out.partner_outbox = await uow.outbox_add(out.partner_outbox)
+    out.status_outbox = await uow.outbox_add(out.status_outbox)
 
 
 async def apply_inbound_replies(cmd: ApplyInboundReplies, uow: UnitOfWork, deps: Deps) -> Outcome:
@@ -334,10 +333,7 @@ async def apply_inbound_replies(cmd: ApplyInboundReplies, uow: UnitOfWork, deps:
                     out=out, history=history, moved=moved)
         current[p.uetr] = moved[-1][1]
         out.count("reply_applied")
-    await uow.payments_update(moved)
-    await uow.history_add(history)
-    out.partner_outbox = await uow.outbox_add(out.partner_outbox)
-    out.status_outbox = await uow.outbox_add(out.status_outbox)
+    await _store_decisions(uow, out, moved, history)
     return out
 
 
@@ -355,9 +351,6 @@ async def expire_inbound(cmd: ExpireInbound, uow: UnitOfWork, deps: Deps) -> Out
         _finish(p, S.REJECTED, deps, now=now, reason_code="AB05",
                 detail=f"no answer from {p.participant} within {cmd.confirm_timeout_s:g} s", out=out, history=history, moved=moved)
         out.count("timed_out")
-    await uow.payments_update(moved)
-    await uow.history_add(history)
-    out.partner_outbox = await uow.outbox_add(out.partner_outbox)
-    out.status_outbox = await uow.outbox_add(out.status_outbox)
+    await _store_decisions(uow, out, moved, history)
     return out
 

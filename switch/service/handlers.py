@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from adapters.base import PartnerMapping, PartnerStatus
 from adapters.proxy_resolution import Resolution
@@ -325,7 +326,8 @@ def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now:
     )
 
 
-_QR_PROXY_KINDS = frozenset({CreditorKind.MOBILE, CreditorKind.NATID, CreditorKind.EWALLET})
+# QR creditor kinds that are partner proxies, and their instruction v1 proxy type
+QR_PROXY_TYPES: Final = {CreditorKind.MOBILE: "MOBILE", CreditorKind.NATID: "NATID", CreditorKind.EWALLET: "EWALLET"}
 
 
 def _from_qr(ins: InstructionV1, *, now: datetime) -> tuple[str, Party, Money]:
@@ -338,8 +340,8 @@ def _from_qr(ins: InstructionV1, *, now: datetime) -> tuple[str, Party, Money]:
         raise InstructionRejected(f"the QR pays through {route.corridor}, not {ins.corridor}", reason_code="AG01")
     c = route.creditor
     name = route.creditor_name or c.value
-    if c.kind in _QR_PROXY_KINDS:
-        creditor = Party(name=name, proxy_type=c.kind.value, proxy=c.value)
+    if c.kind in QR_PROXY_TYPES:
+        creditor = Party(name=name, proxy_type=QR_PROXY_TYPES[c.kind], proxy=c.value)
     elif c.kind is CreditorKind.BILLER:
         raise InstructionRejected("PromptPay bill-payment QRs are not supported on this switch yet", reason_code="AG01")
     else:

@@ -30,12 +30,11 @@ from switch import limits
 from switch.config import SwitchConfig
 from switch.metrics import Metrics
 from switch.qr.emvco import QrError
-from switch.qr.templates import CreditorKind, decode_and_route
-from switch.service.handlers import ParsedInstruction
+from switch.qr.templates import decode_and_route
+from switch.service.handlers import QR_PROXY_TYPES, ParsedInstruction
 
 log = logging.getLogger(__name__)
 ProxyKey = tuple[str, str, str]  # (partner, proxy type, proxy value)
-_PROXY_KINDS = {CreditorKind.MOBILE: "MOBILE", CreditorKind.NATID: "NATID", CreditorKind.EWALLET: "EWALLET"}
 
 
 def proxies_to_resolve(
@@ -54,8 +53,8 @@ def proxies_to_resolve(
                 _, route = decode_and_route(ins.qr, now=now)
             except QrError:
                 continue
-            if route.creditor.kind in _PROXY_KINDS:
-                corridor_id, proxy_type, value = route.corridor, _PROXY_KINDS[route.creditor.kind], route.creditor.value
+            if route.creditor.kind in QR_PROXY_TYPES:
+                corridor_id, proxy_type, value = route.corridor, QR_PROXY_TYPES[route.creditor.kind], route.creditor.value
         if proxy_type is None or value is None or corridor_id is None:
             continue
         corridor = config.corridor(corridor_id)

@@ -34,9 +34,15 @@ def profile_path(config_dir: Path, partner: str) -> Path:
 
 
 def load_partners(
-    config_dir: Path, partners: set[str], *, switch_bic: str, base_urls: Mapping[str, str] | None = None
+    config_dir: Path,
+    partners: set[str],
+    *,
+    switch_bic: str,
+    base_urls: Mapping[str, str] | None = None,
+    timing: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, IsoMapping]:
-    """The mapping for each partner that an enabled corridor names."""
+    """The mapping for each partner that an enabled corridor names; `timing` overrides a
+    profile's sla_s / resend_after_s / timeout_s (validated like the file)."""
     out: dict[str, IsoMapping] = {}
     for partner in sorted(partners):
         if partner not in MAPPINGS:
@@ -44,5 +50,7 @@ def load_partners(
         profile: PartnerProfile = load_profile(
             profile_path(config_dir, partner), base_url=(base_urls or {}).get(partner)
         )
+        if (timing or {}).get(partner):
+            profile = PartnerProfile.model_validate({**profile.model_dump(), **timing[partner]})  # type: ignore[index]
         out[partner] = MAPPINGS[partner](profile, switch_bic=switch_bic)
     return out

@@ -25,24 +25,36 @@ if batch_records_max * record_budget_s_max * 1000 >= kafka_poll_interval_ms_max:
 # Partner transport
 partner_inflight_max: Final = 64  # concurrent HTTP requests to one partner
 partner_timeout_s: Final = 10.0  # one HTTP request to a partner
-partner_attempts_max: Final = 5  # sends of the same message before giving up
 partner_backoff_s_min: Final = 0.05
-partner_backoff_s_max: Final = 2.0
-outbox_batch_max: Final = 256  # outbox rows claimed in one transaction
-outbox_queue_max: Final = 20_000  # in-memory hand-off from the consumer to the senders
-outbox_poll_s: Final = 1.0  # the outbox is re-read from the database at least this often
+
+# Outbox relay (switch/service/relay.py): the one thing that delivers after a commit
+outbox_batch_max: Final = 256  # due rows claimed in one transaction
+outbox_queue_max: Final = 20_000  # rows waiting in memory per destination (partner, Kafka)
+outbox_poll_s: Final = 1.0  # the relay claims due rows at least this often
+outbox_lease_s: Final = 45.0  # a row held by a replica that died is taken over after this
+relay_attempts_in_memory_max: Final = 3  # quick attempts before a retry is scheduled in the database
+relay_backoff_s_max: Final = 30.0  # the longest wait between two delivery attempts of one row
 
 if partner_inflight_max > outbox_queue_max:
     raise RuntimeError("the outbox queue must hold at least one full set of in-flight sends")
+if outbox_lease_s <= relay_attempts_in_memory_max * (partner_timeout_s + partner_backoff_s_min * 2**relay_attempts_in_memory_max):
+    raise RuntimeError("a lease must outlast the quick attempts of one row, or two replicas would deliver it at once")
+
+# Follow-up timers (switch/service/follow_up.py): payments without a final outcome
+follow_up_poll_s: Final = 1.0  # how often due follow-ups are claimed
+follow_up_batch_max: Final = 500  # payments claimed in one transaction
+follow_up_interval_s_max: Final = 300.0  # an unresolved payment is looked at at least this often
 
 # HTTP edge
 http_body_bytes_max: Final = 1_000_000  # any request body, partner XML included
 xml_body_bytes_max: Final = http_body_bytes_max
 
-# Timers
-sla_sweep_interval_s: Final = 1.0  # how often submitted payments are checked against the SLA
+# Status events
 status_publish_batch_max: Final = 500
 publish_batches_inflight_max: Final = 4  # status batches awaiting the broker's acknowledgement
+
+# Units of work
+uow_attempts_max: Final = 5  # a transaction that lost a race (version check, deadlock) is run again
 
 # Storage
 sqlite_checkpoint_interval_s: Final = 1.0  # WAL checkpoints, off the event loop
@@ -65,3 +77,6 @@ proxy_lookup_batch_max: Final = 100  # proxies per acmt.023
 proxy_cache_ttl_s: Final = 60.0  # a resolved proxy is reused this long (a moved proxy is seen within a minute)
 proxy_cache_entries_max: Final = 100_000
 proxy_lookup_timeout_s: Final = 3.0
+# after a failed look-up, that partner's look-ups fail at once (AB07) for this long, so a partner
+# that is down or hung does not hold every consumer batch for proxy_lookup_timeout_s
+proxy_lookup_backoff_s: Final = 5.0

@@ -52,6 +52,18 @@ class Metrics:
         self.proxy_lookups = Counter(
             "switch_proxy_lookups_total", "Proxy look-ups (acmt.023/024) by partner and result", ["partner", "result"], registry=r
         )
+        self.resends = Counter(
+            "switch_partner_resends_total", "pacs.008 messages resent because no final status came", ["partner"], registry=r
+        )
+        self.delivery_failures = Counter(
+            "switch_outbox_delivery_failures_total",
+            "Failed delivery attempts of outbox rows, by destination kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.uow_retries = Counter(
+            "switch_uow_retries_total", "Transactions run again after losing a race (version check, deadlock)", ["handler"], registry=r
+        )
         self.dlq = Counter("switch_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self.outbox_pending = Gauge("switch_outbox_pending", "Outbox messages not yet sent", ["kind"], registry=r)
         self.partner_up = Gauge("switch_partner_up", "1 when the last request to the partner got an answer", ["partner"], registry=r)

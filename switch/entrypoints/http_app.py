@@ -64,7 +64,7 @@ async def partner_message(request: web.Request) -> web.Response:
     except SchemaViolation as exc:
         sw.metrics.rejects.labels("partner_message", "FF01").inc()
         return _reject(400, "FF01", "message does not validate against the official XSD", errors=sw.deps.schemas.explain(body, exc.message_id)[:10])
-    outcome = await sw.status_committer.submit(
+    outcome = await sw.bus.handle(
         ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
     )
     return web.json_response({"message_id": report.message_id, **outcome.counts})
@@ -77,7 +77,7 @@ async def _inbound_payment(sw: Switch, partner: str, root: Any, message_type: st
         return _reject(403, "AG01", f"no inbound route is open for {partner}")
     sw.deps.schemas.validate(root, message_type)
     message = read_pacs008(root)
-    outcome = await sw.inbound_committer.submit(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
+    outcome = await sw.bus.handle(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
     return web.json_response({"message_id": message.message_id, **outcome.counts}, status=202)
 
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,12 +25,14 @@ from switch.config import SwitchConfig
 from switch.contracts import InboundReplyV1, InstructionV1, StatusEventV1
 from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
-from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
-from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
+from adapters.proxy_resolution import Resolution
+from switch.service.bus import MessageBus
+from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
+from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
 from switch.entrypoints.pain001_edge import Pain001Record, Pain001Refused, is_xml, read_pain001
-from switch.store.sql_store import OutboxMessage, Store
+from switch.store.sql_store import OutboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +121,17 @@ class InstructionConsumer:
     def __init__(
         self,
         config: SwitchConfig,
-        store: Store,
-        deps: Deps,
+        bus: MessageBus,
         producer: AIOKafkaProducer,
         *,
-        on_commit: Callable[[Outcome], Awaitable[None]],
         metrics: Metrics,
         resolver: ProxyResolver | None = None,
     ) -> None:
         self._resolver = resolver
         self._config = config
-        self._store = store
-        self._deps = deps
+        self._bus = bus
+        self._deps = bus.deps
         self._producer = producer
-        self._on_commit = on_commit
         self._metrics = metrics
         self.lock = asyncio.Lock()
         self._offset_commit: asyncio.Task[None] | None = None
@@ -213,24 +212,11 @@ class InstructionConsumer:
             if keys:
                 resolutions = await self._resolver.resolve(keys)
         if parsed or dead or replies or pains:
-            async with self._store.unit_of_work() as uow:
-                if parsed:
-                    outcome = await accept_instructions(AcceptInstructions(parsed, resolutions), uow, self._deps)
-                if replies:
-                    answered = await apply_inbound_replies(ApplyInboundReplies(replies), uow, self._deps)
-                    outcome.partner_outbox.extend(answered.partner_outbox)
-                    outcome.status_outbox.extend(answered.status_outbox)
-                    for key, n in answered.counts.items():
-                        outcome.counts[key] = outcome.counts.get(key, 0) + n
-                rejects = (
-                    self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome) + self._pain002_refusals(refused_pains)
-                )
-                if rejects:  # a redelivered batch must not announce the same reject twice
-                    done = await uow.outbox_existing("status", [m.message_id for m in rejects])
-                    rejects = [m for m in rejects if m.message_id not in done]
-                outcome.status_outbox.extend(await uow.outbox_add(rejects))
-        # the database has it all: the outbox can go out, and now, and only now, the offsets move
-        await self._on_commit(outcome)
+            outcome = await self._bus.in_transaction(
+                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains), name="consumer"
+            )
+        # the database has it all, and the relay has the outbox rows: now, and only now, the
+        # offsets move
         # Offsets go to the broker in the background, in order (each waits for the one before);
         # the next batch need not wait for the round trip. A crash before it lands means the
         # batch is read again, and admission turns the redelivery into replays that change nothing.
@@ -245,6 +231,33 @@ class InstructionConsumer:
         if dead:
             self._metrics.instructions.labels("dead_lettered").inc(len(dead))
         self._metrics.stage_duration.labels("admit").observe((time.perf_counter() - started) / max(count, 1))
+
+    async def _admit(
+        self,
+        uow: UnitOfWork,
+        parsed: list[ParsedInstruction],
+        resolutions: Mapping[tuple[str, str, str], Resolution | None],
+        replies: list[InboundReplyV1],
+        dead: list[DeadLetter],
+        pains: list[Pain001Record],
+        refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]],
+    ) -> Outcome:
+        """One batch in one transaction: admissions, replies, and the answers to what was refused."""
+        outcome = Outcome()
+        if parsed:
+            outcome = await self._bus.dispatch(AcceptInstructions(parsed, resolutions), uow)
+        if replies:
+            answered = await self._bus.dispatch(ApplyInboundReplies(replies), uow)
+            outcome.partner_outbox.extend(answered.partner_outbox)
+            outcome.status_outbox.extend(answered.status_outbox)
+            for key, n in answered.counts.items():
+                outcome.counts[key] = outcome.counts.get(key, 0) + n
+        rejects = self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome) + self._pain002_refusals(refused_pains)
+        if rejects:  # a redelivered batch must not announce the same reject twice
+            done = await uow.outbox_existing("status", [m.message_id for m in rejects])
+            rejects = [m for m in rejects if m.message_id not in done]
+        outcome.status_outbox.extend(await uow.outbox_add(rejects))
+        return outcome
 
     async def offsets_committed(self) -> None:
         """Wait for the offset commit in flight, if any (revocation, stop, the next commit)."""
@@ -295,7 +308,9 @@ class InstructionConsumer:
             if ident is None:
                 continue
             participant, instruction_id = ident
+            message_id = f"D{dl.record.topic}/{dl.record.partition}/{dl.record.offset}"[:64]
             event = StatusEventV1(
+                event_id=message_id,  # the same record refused again after a redelivery is the same event
                 instruction_id=instruction_id,
                 participant=participant,
                 uetr=None,
@@ -310,7 +325,7 @@ class InstructionConsumer:
                 OutboxMessage(
                     kind="status",
                     destination=self._config.kafka.status_topic,
-                    message_id=f"D{dl.record.topic}/{dl.record.partition}/{dl.record.offset}"[:64],
+                    message_id=message_id,
                     uetrs=(),
                     key=f"{participant}/{instruction_id}",
                     body=event.model_dump_json().encode(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -40,7 +40,7 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, decode_and_route
 from switch.service import pain_reports
-from switch.store.sql_store import InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+from switch.store.sql_store import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
 S = PaymentState
 
@@ -66,12 +66,18 @@ class AcceptInstructions:
 
 @dataclass(frozen=True, slots=True)
 class RecordSendResults:
+    """What the outbox relay's deliveries came to."""
+
     sent_outbox_ids: Sequence[int]
     # payments whose pacs.008 the partner acknowledged: QUOTED -> SUBMITTED (unless a pacs.002
     # overtook the acknowledgement and moved them on already)
     submitted_uetrs: Sequence[str] = ()
-    # uetr -> (state, reason code, detail) for payments the transport gave up on
-    failures: Mapping[str, tuple[PaymentState, str, str]] = field(default_factory=dict)
+    # failed delivery rounds: retry later, or stop (refused, or past the row's deadline)
+    failures: Sequence[DeliveryFailure] = ()
+    # uetr -> (reason code, detail): payments to reject, because the partner refused their
+    # pacs.008 (4xx), or because it never got it (every attempt failed to connect) until the
+    # SLA deadline (AB07). A delivery that may have reached the partner never rejects.
+    rejects: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +87,6 @@ class ApplyPartnerStatuses:
     message_type: str
     body: bytes
     statuses: Sequence[PartnerStatus]
-
-
-@dataclass(frozen=True, slots=True)
-class ExpireSubmitted:
-    partner: str
-    sla_s: float
-    limit: int = 500
 
 
 # ---------------------------------------------------------------- dependencies and results
@@ -127,10 +126,18 @@ def _amount(money: Money) -> AmountV1:
     return AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
 
 
+def new_event_id() -> str:
+    """A status event's id: random, fixed when the event is written to the outbox, so every
+    republication of the event carries the same one."""
+    return new_uetr()
+
+
 def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
     """The status event for a payment. Built without re-validation from domain values, which are
     valid by construction; a test checks that events validate against the contract."""
     return StatusEventV1.model_construct(
+        event_id=new_event_id(),
+        type="status",
         instruction_id=payment.instruction_id,
         participant=payment.participant,
         uetr=payment.uetr,
@@ -150,13 +157,14 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
 
 
 def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
-    """A status event as an outbox row for the status topic."""
+    """A status event as an outbox row for the status topic; the row's message id is the event's
+    id (each event is its own message; republishing the row repeats it, id included)."""
     body = event.model_dump_json(exclude_none=False).encode()
-    suffix = os.urandom(16).hex()  # status events are facts; each emission is its own message
+    assert event.event_id is not None, "events are built with their id"
     return OutboxMessage(
         kind="status",
         destination=deps.config.kafka.status_topic,
-        message_id=f"S{suffix}",
+        message_id=event.event_id,
         uetrs=(uetr,) if uetr else (),
         key=f"{event.participant}/{event.instruction_id}",
         body=body,
@@ -215,10 +223,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("conflict")
             out.admissions[key] = (None, "DUPL", "instruction id already used with a different payload")
             deps.metrics.rejects.labels("admission", "DUPL").inc()
-            event = _reject_event(
-                ins, "DUPL", "instruction id already used with a different payload; the first one stands", now
-            )
-            status_msgs.append(_status_outbox(event, deps, now=now, uetr=None))
+            status_msgs.append(_status_outbox(_conflict_event(ins, record, now), deps, now=now, uetr=None))
             continue
         if decision in (Admission.REPLAY, Admission.IN_FLIGHT):
             assert record is not None
@@ -252,8 +257,11 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
 
     for partner in sorted({p.partner for _, _, p, _ in admitted}):
         group = [a for a in admitted if a[2].partner == partner]
-        messages, invalid = _pacs008_messages(deps.mappings[partner], [p for _, _, p, _ in group], deps, now)
+        mapping = deps.mappings[partner]
+        messages, invalid = _pacs008_messages(mapping, [p for _, _, p, _ in group], deps, now)
         partner_msgs.extend(messages)
+        carried_by = {u: m.message_id for m in messages for u in m.uetrs}
+        follow_up_at = now + timedelta(seconds=mapping.profile.resend_after_s)
         for item, rec, payment, entry in group:
             if payment.uetr in invalid:
                 reject(item, "FF01", invalid[payment.uetr])
@@ -261,7 +269,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("admitted")
             out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
-            new_payments.append(payment)
+            # the message that carries it, and when to look again if no final pacs.002 came
+            new_payments.append(replace(payment, message_id=carried_by[payment.uetr], follow_up_at=follow_up_at))
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 
@@ -281,6 +290,7 @@ def _pacs008_messages(
     it is stored. A message that fails is split to find the payments at fault: those are
     returned as invalid (uetr -> detail), the others still go out."""
     per_message = mapping.profile.transactions_per_message_max
+    deadline_at = now + timedelta(seconds=mapping.profile.sla_s)  # the relay retries until then
     messages: list[OutboxMessage] = []
     invalid: dict[str, str] = {}
     pending = [payments[i : i + per_message] for i in range(0, len(payments), per_message)]
@@ -306,6 +316,7 @@ def _pacs008_messages(
                 key=chunk[0].uetr,
                 body=body,
                 created_at=now,
+                deadline_at=deadline_at,
             )
         )
     return messages, invalid
@@ -313,6 +324,7 @@ def _pacs008_messages(
 
 def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now: datetime, *, replayed: bool = False) -> StatusEventV1:
     return StatusEventV1(
+        event_id=new_event_id(),
         instruction_id=ins.instruction_id,
         participant=ins.participant,
         uetr=None,
@@ -322,6 +334,25 @@ def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now:
         reason_code=reason_code,
         reason=reason,
         replayed=replayed,
+        occurred_at=now,
+    )
+
+
+def _conflict_event(ins: InstructionV1, original: InstructionRecord | None, now: datetime) -> StatusEventV1:
+    """The answer to an instruction id reused with another payload: not a state of the original
+    instruction (type "conflict", state CONFLICT, never final), so a participant reading events
+    by instruction id cannot take it for the original's outcome, which stands."""
+    return StatusEventV1(
+        event_id=new_event_id(),
+        type="conflict",
+        instruction_id=ins.instruction_id,
+        participant=ins.participant,
+        uetr=original.uetr if original else None,
+        corridor=ins.corridor,
+        state="CONFLICT",
+        final=False,
+        reason_code="DUPL",
+        reason="instruction id already used with a different payload; this record was refused, the first one stands",
         occurred_at=now,
     )
 
@@ -471,29 +502,28 @@ def _admit_new(
 async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
     now = deps.clock()
     await uow.outbox_mark_sent([i for cmd in cmds for i in cmd.sent_outbox_ids], now)
-    failures = {uetr: failure for cmd in cmds for uetr, failure in cmd.failures.items()}
+    await uow.outbox_record_failures([f for cmd in cmds for f in cmd.failures], now)
+    rejects = {uetr: reject for cmd in cmds for uetr, reject in cmd.rejects.items()}
     submitted = [u for cmd in cmds for u in cmd.submitted_uetrs]
     outcomes = [Outcome() for _ in cmds]
-    if not failures and not submitted:
-        return outcomes
     if submitted:  # set-based: the table allows QUOTED -> SUBMITTED (checked at import below)
         moved_uetrs = await uow.payments_move_all(submitted, S.QUOTED, S.SUBMITTED, now)
         await uow.history_add([HistoryEntry(u, S.QUOTED, S.SUBMITTED, None, None, now) for u in moved_uetrs])
-    if not failures:
+    if not rejects:
         return outcomes
-    payments = await uow.payments_get(list(failures))
+    payments = await uow.payments_get(list(rejects))
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
     events: list[OutboxMessage] = []
-    for uetr, (target, reason_code, detail) in failures.items():
+    for uetr, (reason_code, detail) in sorted(rejects.items()):
         p = payments.get(uetr)
-        if p is None or target not in _allowed_from(p.state):
-            continue
+        if p is None or S.REJECTED not in _allowed_from(p.state):
+            continue  # decided meanwhile (a pacs.002 overtook the failure)
         stored_version = p.version
         if p.state is S.QUOTED:
             p, entry = transition(p, S.SUBMITTED, now=now)
             history.append(entry)
-        p, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
+        p, entry = transition(p, S.REJECTED, now=now, reason_code=reason_code, detail=detail)
         moved.append((stored_version, p))
         history.append(entry)
         _count_outcome(p, deps, stage="transport")
@@ -580,26 +610,3 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
     for (i, _), row in zip(events, rows, strict=True):
         outcomes[i].status_outbox.append(row)
     return outcomes
-
-
-# ---------------------------------------------------------------- expire_submitted
-
-
-async def expire_submitted(cmd: ExpireSubmitted, uow: UnitOfWork, deps: Deps) -> Outcome:
-    now = deps.clock()
-    out = Outcome()
-    stale = await uow.payments_stale(cmd.partner, [S.SUBMITTED, S.ACCEPTED], now - timedelta(seconds=cmd.sla_s), cmd.limit)
-    moved: list[tuple[int, Payment]] = []
-    history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
-    for p in stale:
-        p2, entry = transition(p, S.TIMED_OUT, now=now, reason_code="AB06", detail=f"no final status within {cmd.sla_s:g} s")
-        moved.append((p.version, p2))
-        history.append(entry)
-        events.append(_status_outbox(status_event(p2, now=now, reason=entry.detail), deps, now=now, uetr=p.uetr))
-        _count_outcome(p2, deps, stage="partner")
-        out.count("timed_out")
-    await uow.payments_update(moved)
-    await uow.history_add(history)
-    out.status_outbox = await uow.outbox_add(events)
-    return out

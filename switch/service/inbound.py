@@ -3,7 +3,8 @@
   partner pacs.008 --> accept_inbound: validate, deduplicate (message id, UETR), resolve the
                        beneficiary, book RECEIVED -> QUOTED -> SUBMITTED, publish on mekong.inbound
   participant reply --> apply_inbound_replies: SUBMITTED -> COMPLETED (ACSC) or REJECTED (reason)
-  silence          --> expire_inbound: SUBMITTED -> REJECTED AB05 after the route's confirm timeout
+  silence          --> follow_up_payments (follow_up.py): SUBMITTED -> REJECTED AB05 after the
+                       route's confirm timeout
 Every final state answers the partner with one pacs.002 (outbox, message id R+UETR) and tells the
 participant on mekong.status. A resent pacs.008 (same message id, or a known UETR) gets the
 stored answer again, byte for byte, and books nothing.
@@ -14,7 +15,7 @@ Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from adapters.inbound import MOBILE_PROXY_TYPES, InboundTransfer, answer_message_id, bakong_mobile, status_report
@@ -52,19 +53,12 @@ class ApplyInboundReplies:
     replies: Sequence[InboundReplyV1]
 
 
-@dataclass(frozen=True, slots=True)
-class ExpireInbound:
-    partner: str
-    confirm_timeout_s: float
-    limit: int = 500
-
-
 def _answer(
     partner: str, uetr: str, end_to_end_id: str, deps: Deps, *, now: datetime,
     accepted: bool, reason_code: str | None, detail: str | None,
 ) -> OutboxMessage:
     """The final pacs.002 to the partner for one inbound transfer, as an outbox row. uetrs=():
-    delivering an answer moves no payment (PartnerSender records nothing for it)."""
+    delivering an answer moves no payment (the relay records nothing for it)."""
     report = status_report(
         switch_bic=deps.config.switch.agent_bic, uetr=uetr, end_to_end_id=end_to_end_id,
         accepted=accepted, reason_code=reason_code, detail=detail, at=now,
@@ -75,7 +69,8 @@ def _answer(
     )
 
 
-def _payment_answer(p: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+def inbound_answer(p: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+    """The final pacs.002 to the partner for a decided inbound payment."""
     return _answer(p.partner, p.uetr, p.instruction_id, deps, now=now,
                    accepted=p.state is S.COMPLETED, reason_code=p.reason_code, detail=detail)
 
@@ -250,7 +245,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 new_payments.append(payment)
                 _count_outcome(payment, deps, stage="inbound")
                 out.count("rejected")
-                partner_msgs.append((i, _payment_answer(payment, deps, now=now, detail=detail)))
+                partner_msgs.append((i, inbound_answer(payment, deps, now=now, detail=detail)))
                 if payment.participant != "-":
                     status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail), deps, now=now, uetr=payment.uetr)))
                 continue
@@ -260,9 +255,9 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 payment, S.SUBMITTED, now=now, detail=f"published on {deps.config.kafka.inbound_topic}"
             )
             history.append(entry)
-            new_payments.append(payment)
-            out.count("booked")
             reply_by = now + timedelta(seconds=route.confirm_timeout_s)
+            new_payments.append(replace(payment, follow_up_at=reply_by))  # silence then: AB05 (follow_up.py)
+            out.count("booked")
             event = _inbound_event(payment, mobile=payment.creditor.proxy, reply_by=reply_by, now=now)
             status_msgs.append(
                 (
@@ -288,7 +283,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
     return outcomes
 
 
-def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reason_code: str | None, detail: str | None,
+def finish_inbound(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reason_code: str | None, detail: str | None,
             out: Outcome, history: list[HistoryEntry], moved: list[tuple[int, Payment]]) -> None:
     stored_version = p.version
     p2, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
@@ -296,7 +291,7 @@ def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reas
     moved.append((stored_version, p2))
     _count_outcome(p2, deps, stage="inbound")
     deps.metrics.stage_duration.labels("inbound_end_to_end").observe((now - p.created_at).total_seconds())
-    out.partner_outbox.append(_payment_answer(p2, deps, now=now, detail=detail))
+    out.partner_outbox.append(inbound_answer(p2, deps, now=now, detail=detail))
     out.status_outbox.append(
         _status_outbox(status_event(p2, now=now, reason=detail), deps, now=now, uetr=p2.uetr)
     )
@@ -327,30 +322,11 @@ async def apply_inbound_replies(cmd: ApplyInboundReplies, uow: UnitOfWork, deps:
             deps.metrics.late_status.labels(p.partner).inc()
             continue
         if reply.decision == "ACCEPT":
-            _finish(p, S.COMPLETED, deps, now=now, reason_code=None, detail=f"credited by {p.participant}", out=out, history=history, moved=moved)
+            finish_inbound(p, S.COMPLETED, deps, now=now, reason_code=None, detail=f"credited by {p.participant}", out=out, history=history, moved=moved)
         else:
-            _finish(p, S.REJECTED, deps, now=now, reason_code=reply.reason_code, detail=reply.reason or f"rejected by {p.participant}",
+            finish_inbound(p, S.REJECTED, deps, now=now, reason_code=reply.reason_code, detail=reply.reason or f"rejected by {p.participant}",
                     out=out, history=history, moved=moved)
         current[p.uetr] = moved[-1][1]
         out.count("reply_applied")
     await _store_decisions(uow, out, moved, history)
     return out
-
-
-async def expire_inbound(cmd: ExpireInbound, uow: UnitOfWork, deps: Deps) -> Outcome:
-    """Inbound payments the participant left unanswered past the route's confirm timeout: the
-    partner hears AB05 (timeout at the creditor), the participant hears it on mekong.status."""
-    now = deps.clock()
-    out = Outcome()
-    stale = await uow.payments_stale(
-        cmd.partner, [S.SUBMITTED], now - timedelta(seconds=cmd.confirm_timeout_s), cmd.limit, direction=Direction.INBOUND
-    )
-    history: list[HistoryEntry] = []
-    moved: list[tuple[int, Payment]] = []
-    for p in stale:
-        _finish(p, S.REJECTED, deps, now=now, reason_code="AB05",
-                detail=f"no answer from {p.participant} within {cmd.confirm_timeout_s:g} s", out=out, history=history, moved=moved)
-        out.count("timed_out")
-    await _store_decisions(uow, out, moved, history)
-    return out
-

@@ -82,6 +82,10 @@ class ProxyResolver:
         self._clock = clock
         self._metrics = metrics
         self._cache: OrderedDict[ProxyKey, tuple[float, Resolution]] = OrderedDict()
+        # partner -> monotonic time until which its look-ups fail at once: a partner that just
+        # failed one (down, hung) must not hold every batch of the consumer, all corridors
+        # included, for the look-up timeout each time
+        self._failing_until: dict[str, float] = {}
 
     async def resolve(self, keys: set[ProxyKey]) -> dict[ProxyKey, Resolution | None]:
         out: dict[ProxyKey, Resolution | None] = {}
@@ -92,6 +96,9 @@ class ProxyResolver:
             if cached is not None and cached[0] > now_mono:
                 out[key] = cached[1]
                 self._metrics.proxy_lookups.labels(key[0], "cached").inc()
+            elif self._failing_until.get(key[0], 0.0) > now_mono:
+                out[key] = None  # the partner failed a look-up moments ago: fail fast (AB07)
+                self._metrics.proxy_lookups.labels(key[0], "failing_fast").inc()
             else:
                 missing.setdefault(key[0], []).append(key)
         calls = [
@@ -129,6 +136,7 @@ class ProxyResolver:
         except (aiohttp.ClientError, asyncio.TimeoutError, XmlRejected, SchemaViolation) as exc:
             log.warning("proxy look-up of %d proxies at %s failed: %s", len(keys), partner, exc)
             self._metrics.proxy_lookups.labels(partner, "failed").inc(len(keys))
+            self._failing_until[partner] = time.monotonic() + limits.proxy_lookup_backoff_s
             return {k: None for k in keys}
         finally:
             self._metrics.partner_request.labels(partner, "proxy_lookup").observe(time.perf_counter() - started)

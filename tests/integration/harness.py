@@ -43,10 +43,12 @@ async def running_switch(
     partner_up: bool = True,
     confirm_timeout_s: float | None = None,
     partner: str = "promptpay",
+    timing: dict[str, float] | None = None,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
-    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay)."""
+    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay).
+    `timing` overrides the partner profile's sla_s / resend_after_s / timeout_s (short drills)."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
@@ -67,7 +69,10 @@ async def running_switch(
             "partitions": 2,
         }
     )
-    cfg = base.model_copy(update={"kafka": kafka})
+    cfg = base.model_copy(update={"kafka": kafka, "partner_timing": {partner: timing} if timing else {}})
+    if confirm_timeout_s is None and timing and "sla_s" in timing:  # the answer must beat a short SLA
+        confirm_timeout_s = min(r.confirm_timeout_s for r in cfg.inbound_routes) if cfg.inbound_routes else None
+        confirm_timeout_s = min(confirm_timeout_s or timing["sla_s"] / 2, timing["sla_s"] / 2)
     if confirm_timeout_s is not None:  # inbound: how long the participant has to answer
         routes = tuple(r.model_copy(update={"confirm_timeout_s": confirm_timeout_s}) for r in cfg.inbound_routes)
         cfg = cfg.model_copy(update={"inbound_routes": routes})

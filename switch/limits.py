@@ -65,3 +65,10 @@ proxy_lookup_batch_max: Final = 100  # proxies per acmt.023
 proxy_cache_ttl_s: Final = 60.0  # a resolved proxy is reused this long (a moved proxy is seen within a minute)
 proxy_cache_entries_max: Final = 100_000
 proxy_lookup_timeout_s: Final = 3.0
+
+# HTTP edge: bodies are read in chunks of at most this size and refused at http_body_bytes_max,
+# so an over-limit body is never buffered whole
+http_body_chunk_bytes_max: Final = 65_536
+
+if http_body_chunk_bytes_max > http_body_bytes_max:
+    raise RuntimeError("one body chunk must not be larger than the whole body limit")

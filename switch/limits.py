@@ -80,3 +80,10 @@ proxy_lookup_timeout_s: Final = 3.0
 # after a failed look-up, that partner's look-ups fail at once (AB07) for this long, so a partner
 # that is down or hung does not hold every consumer batch for proxy_lookup_timeout_s
 proxy_lookup_backoff_s: Final = 5.0
+
+# HTTP edge: bodies are read in chunks of at most this size and refused at http_body_bytes_max,
+# so an over-limit body is never buffered whole
+http_body_chunk_bytes_max: Final = 65_536
+
+if http_body_chunk_bytes_max > http_body_bytes_max:
+    raise RuntimeError("one body chunk must not be larger than the whole body limit")

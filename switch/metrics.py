@@ -6,11 +6,32 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from iso20022.reason_codes import REASON_CODES
+
+# The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py)
+REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10"}
+reason_code_other: Final = "other"  # the label for any other code
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def reason_code_label(code: str | None) -> str:
+    """A reason code as a label value from a fixed set: codes partners and participants send
+    (a pacs.002 StsRsnInf/Rsn/Cd is any 1-4 characters) would otherwise make a series each."""
+    return code if code in REASON_CODE_LABELS else reason_code_other
+
+
+class _RejectsCounter:
+    """switch_rejects_total whose reason_code label is always reason_code_label(code)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+
+    def labels(self, stage: str, reason_code: str | None) -> Counter:
+        return self._counter.labels(stage, reason_code_label(reason_code))
 
 
 class Metrics:
@@ -23,8 +44,8 @@ class Metrics:
         self.payments = Counter(
             "switch_payments_total", "Payments that reached an outcome", ["corridor", "outcome"], registry=r
         )
-        self.rejects = Counter(
-            "switch_rejects_total", "Rejects by stage and ISO reason code", ["stage", "reason_code"], registry=r
+        self.rejects = _RejectsCounter(
+            Counter("switch_rejects_total", "Rejects by stage and ISO reason code", ["stage", "reason_code"], registry=r)
         )
         self.stage_duration = Histogram(
             "switch_stage_duration_seconds",

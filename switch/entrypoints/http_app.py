@@ -3,18 +3,22 @@
   POST /iso20022/{partner}   a partner's ISO 20022 message: a pacs.002 (status of our pacs.008;
                              200 once durable) or a pacs.008 (an inbound payment; 202 once
                              booked, the answer follows as a pacs.002); 400 with an ISO reason
-                             code for anything refused
+                             code for anything refused; 413 FF01 for a body over
+                             limits.http_body_bytes_max (refused from Content-Length, or while
+                             streaming a chunked body, never buffered whole)
   GET  /v1/payments/{uetr}   state and history of one payment
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
   GET  /metrics              Prometheus
   GET  /healthz              the process is alive
   GET  /readyz               the database answers and the Kafka edge is running
+
+Every refusal, aiohttp's own 404/405 included, is JSON: {"reason_code": ..., "error": ...}.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,13 +43,43 @@ def _reject(status: int, reason_code: str, message: str, **extra: Any) -> web.Re
     return web.json_response({"reason_code": reason_code, "error": message, **extra}, status=status)
 
 
+def _too_large() -> web.Response:
+    return _reject(413, "FF01", f"request body is over the {limits.http_body_bytes_max}-byte limit")
+
+
+async def read_body_bounded(request: web.Request, size_bytes_max: int) -> bytes | None:
+    """The request body, or None when it is over size_bytes_max: refused from Content-Length
+    before anything is read, or as soon as the streamed (e.g. chunked) body passes the limit.
+
+    Not request.read() with client_max_size: aiohttp raises HTTPRequestEntityTooLarge from inside
+    read(), and its request handler keeps the exception as the response (`resp = exc`), so the
+    exception's traceback and that handler frame form a reference cycle which holds read()'s frame
+    and its whole bytearray (over 1 MB) until a full garbage collection; with our gc_thresholds
+    those are rare, and a burst of over-limit bodies grew the process by hundreds of MB. Here
+    nothing is raised while a buffer is held, and the chunks are dropped on return."""
+    declared = request.content_length
+    if declared is not None and declared > size_bytes_max:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limits.http_body_chunk_bytes_max):
+        size += len(chunk)
+        if size > size_bytes_max:
+            return None  # the rest is drained (and discarded) by aiohttp after the answer
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def partner_message(request: web.Request) -> web.Response:
     sw = request.app[SWITCH]
     partner = request.match_info["partner"]
     mapping = sw.deps.mappings.get(partner)
-    if mapping is None:
-        return _reject(404, "RC01", f"unknown partner {partner!r}")
-    body = await request.read()
+    if mapping is None:  # nothing of the body is read; the name is not a metric label
+        return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
+    body = await read_body_bounded(request, limits.xml_body_bytes_max)
+    if body is None:
+        sw.metrics.rejects.labels("partner_message", "FF01").inc()
+        return _too_large()
     try:
         root = parse_untrusted(body, size_bytes_max=limits.xml_body_bytes_max)
         message_type = message_id_of(root)
@@ -183,8 +217,30 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+# aiohttp's own refusals (no route, wrong method, ...) as ISO reason codes
+_HTTP_REASON_CODES: Final = {404: "MS03", 405: "FF01", 413: "FF01"}
+
+
+@web.middleware
+async def json_refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's plain-text refusals (404 unknown route, 405 wrong method, ...) in the JSON shape
+    of every other refusal. Answering here, instead of letting the exception become the response,
+    also keeps the exception out of aiohttp's handler frame (see read_body_bounded)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _reject(exc.status, _HTTP_REASON_CODES.get(exc.status, "FF01"), exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+
 def build_app(sw: Switch) -> web.Application:
-    app = web.Application(client_max_size=limits.http_body_bytes_max)
+    # client_max_size bounds request.read() should a handler ever use it; partner_message reads
+    # with read_body_bounded instead
+    app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[SWITCH] = sw
     app.router.add_post("/iso20022/{partner}", partner_message)
     app.router.add_get("/v1/payments/{uetr}", get_payment)

@@ -588,6 +588,22 @@ class UnitOfWork:
         rows = await self._conn.execute(select(payments.c.state, func.count()).group_by(payments.c.state))
         return {state: count for state, count in rows}
 
+    async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
+        """message id -> the body the partner first sent under it, for the ids already seen (a
+        message id resent with other content is a duplicate, not a resend)."""
+        found: dict[str, bytes] = {}
+        for chunk in _chunks(list(message_ids)):
+            if isinstance(self._conn, _InLoopConnection):
+                rows = self._conn.select_where_in(inbound_messages, {"partner": [partner], "message_id": list(chunk)})
+            else:
+                rows = await self._conn.execute(
+                    select(inbound_messages.c.message_id, inbound_messages.c.body).where(
+                        inbound_messages.c.partner == partner, inbound_messages.c.message_id.in_(chunk)
+                    )
+                )
+            found.update((r.message_id, bytes(r.body)) for r in rows)
+        return found
+
 
 _RETRIABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 

@@ -5,7 +5,7 @@ session's Tansu broker."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +44,13 @@ async def running_switch(
     confirm_timeout_s: float | None = None,
     partner: str = "promptpay",
     timing: dict[str, float] | None = None,
+    partner_urls: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
-    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay).
-    `timing` overrides the partner profile's sla_s / resend_after_s / timeout_s (short drills)."""
+    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay);
+    `partner_urls` points other partners at servers the test runs itself; `timing` overrides the
+    partner profile's sla_s / resend_after_s / timeout_s (short drills)."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
@@ -56,6 +58,7 @@ async def running_switch(
             "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
             "MEKONG_HTTP_PORT": str(http_port),
             f"MEKONG_PARTNER_URL_{partner.upper()}": f"http://127.0.0.1:{sim_port}",
+            **{f"MEKONG_PARTNER_URL_{p.upper()}": url for p, url in (partner_urls or {}).items()},
         }
     )
     kafka = base.kafka.model_copy(

@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 # An answer's outbox key is `participant/instruction_id` in a 64-character column: the id of a
 # dead-lettered record is answered when it fits next to an 11-character participant.
 _ANSWERABLE_ID: Final = re.compile(r"[^\x00-\x1f\x7f]{1,52}")
-_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string, or an unterminated one up to the end: every byte after the opening quote is
+# taken by one branch until a closing quote or the end, and possessively, so a match never fails
+# and never backtracks (linear even for `"\"\"\"...`, where a plain string pattern is quadratic).
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]++|\\[\s\S]?)*+(?:"|\Z)')
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 _OPENING: Final = frozenset(b"[{")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,6 +68,17 @@ def test_json_tens_of_thousands_of_levels_deep_is_refused_without_recursion() ->
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     raw = json.dumps({"remittance": "[" * 100 + '\\"{' * 50}).encode()
     assert read_json(raw) == {"remittance": "[" * 100 + '\\"{' * 50}
+
+
+@pytest.mark.parametrize("raw", [
+    b'"\\' * (limits.json_bytes_max // 2),  # quotes escaped, never closed: quadratic for a plain string pattern
+    b'["]"' * (limits.json_bytes_max // 4),
+    b'"' * limits.json_bytes_max,
+])
+def test_reading_json_costs_time_linear_in_its_size_whatever_its_quotes(raw: bytes) -> None:
+    started = time.perf_counter()
+    read_json(raw)
+    assert time.perf_counter() - started < limits.record_budget_s_max
 
 
 def test_json_over_the_size_bound_is_refused_before_parsing() -> None:

@@ -87,3 +87,35 @@ http_body_chunk_bytes_max: Final = 65_536
 
 if http_body_chunk_bytes_max > http_body_bytes_max:
     raise RuntimeError("one body chunk must not be larger than the whole body limit")
+
+# Kafka edge: no record can stop the consumer (issue 7)
+# An instruction v1 is at most ~2 KB (every field has a maximum length: ids 35, names 140, QR 512)
+# and ~12 KB with every character \u-escaped; 64 KiB leaves room for new versions and bounds the
+# work one JSON record costs before it is refused.
+json_bytes_max: Final = 65_536
+# Instruction v1 nests 3 levels (instruction > creditor > proxy). Checked on the raw bytes before
+# any parser runs, so no parser ever sees deep nesting (Python's json recurses once per level and
+# a record 100,000 levels deep raised RecursionError in the consumer).
+json_depth_max: Final = 16
+kafka_request_bytes_max: Final = kafka_message_bytes_max + 64_000  # the producer's max_request_size
+dlq_value_bytes_max: Final = kafka_message_bytes_max  # a record up to this goes to the dead-letter topic whole
+# Of a larger record only this prefix goes (headers give its size and sha256): enough to see what
+# it was, and it always fits the producer's request, which the whole record may not.
+dlq_prefix_bytes_max: Final = 65_536
+dlq_key_bytes_max: Final = 1_024  # a longer key is cut (participants key by instruction id)
+dlq_reason_bytes_max: Final = 1_000  # the `mekong.reason` header
+dlq_framing_bytes_max: Final = 4_096  # the other headers (topic name <= 249, numbers, a sha256) and the record framing
+# A dead letter the broker cannot take right now (it is briefly away) is sent again with jittered
+# backoff; after this long the consumer stops (the broker is down, not briefly away) and a restart
+# reads the batch again. Below max_poll_interval_ms, so waiting costs no rebalance.
+dlq_publish_s_max: Final = 60.0
+dlq_publish_attempts_max: Final = 12
+dlq_backoff_s_min: Final = 0.1
+dlq_backoff_s_max: Final = 5.0
+
+if dlq_value_bytes_max + dlq_key_bytes_max + dlq_reason_bytes_max + dlq_framing_bytes_max > kafka_request_bytes_max:
+    raise RuntimeError("a dead letter could exceed the producer's max_request_size and never be published")
+if dlq_prefix_bytes_max > dlq_value_bytes_max:
+    raise RuntimeError("the prefix of a record too large for the dead-letter topic must be smaller than a whole one")
+if dlq_publish_s_max * 1000 >= kafka_poll_interval_ms_max:
+    raise RuntimeError("retrying a dead letter could outlive max_poll_interval_ms and trigger a rebalance")

@@ -131,7 +131,7 @@ class Switch:
             acks="all",
             enable_idempotence=False,  # Tansu has no idempotent producer; the outbox makes sends repeatable
             linger_ms=limits.producer_linger_ms,
-            max_request_size=limits.kafka_message_bytes_max + 64_000,
+            max_request_size=limits.kafka_request_bytes_max,
         )
         await producer.start()
         stack.push_async_callback(producer.stop)

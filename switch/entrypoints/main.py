@@ -27,7 +27,6 @@ from fx.quote import Quoter
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
-from switch.domain.payment import PaymentState
 from switch.entrypoints.http_app import build_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
@@ -158,7 +157,7 @@ class Switch:
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
 
-        app = build_app(self)
+        app = build_app(self.bus, readiness=self.readiness)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -226,16 +225,12 @@ class Switch:
     def kafka_ready(self) -> bool:
         return self._started and self._consumer_task is not None and not self._consumer_task.done()
 
-    async def refresh_gauges(self) -> None:
-        open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
-        async with self.store.reader() as uow:
-            pending = await uow.outbox_pending_count()
-            counts = await uow.open_counts(open_states)
-        for kind in ("partner", "status"):
-            self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
-        for partner in self.deps.mappings:
-            self.metrics.in_flight.labels(partner).set(counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0))
-            self.metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
+    async def readiness(self) -> tuple[dict[str, bool], dict[str, Any]]:
+        """What /readyz reports: the database answers and the Kafka edge runs. partitions_assigned:
+        this replica consumes instructions now (one without partitions still serves partner
+        callbacks and its relay and timers, so that does not make it unready)."""
+        checks = {"database": await self.bus.ping(), "kafka": self.kafka_ready()}
+        return checks, {"partitions_assigned": self.partitions_assigned(), "replica": self.replica_id}
 
     def backlog(self) -> int:
         """Work accepted but not yet delivered, in memory (for draining and the demo)."""

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from switch import limits
+from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.follow_up import FollowUpPayments, follow_up_payments
 from switch.service.group_commit import GroupCommitter
@@ -100,6 +101,22 @@ class MessageBus:
     def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A read-only unit of work (the HTTP API's look-ups)."""
         return self._store.reader()
+
+    async def ping(self) -> bool:
+        return await self._store.ping()
+
+    async def refresh_gauges(self) -> None:
+        """The gauges that are read from the database: unsent outbox rows, open and stuck payments."""
+        open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
+        async with self._store.reader() as uow:
+            pending = await uow.outbox_pending_count()
+            counts = await uow.open_counts(open_states)
+        for kind in ("partner", "status"):
+            self._metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
+        for partner in self.deps.mappings:
+            in_flight = counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0)
+            self._metrics.in_flight.labels(partner).set(in_flight)
+            self._metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
 
     def pending(self) -> int:
         return sum(g.pending() for g in self._groups.values())

@@ -243,7 +243,7 @@ class OutboxRelay:
                 await asyncio.gather(*futures)
                 break
             except Exception as exc:  # noqa: BLE001 - broker trouble: retry, then schedule
-                self._metrics.delivery_failures.labels("status", type(exc).__name__[:40]).inc()
+                self._metrics.delivery_failures.labels("status", "broker_error").inc()
                 log.warning("publishing %d outbox rows failed (attempt %d): %s", len(rows), attempt + 1, exc)
                 if attempt + 1 < limits.relay_attempts_in_memory_max:
                     await asyncio.sleep(backoff_s(attempt))

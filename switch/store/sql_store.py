@@ -750,6 +750,7 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._pg_schema = pg_schema
+        self.pg_schema = pg_schema
         self._engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
         self._writer: Connection | None = None  # SQLite: the one writing connection, kept open

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.base import load_profile
@@ -28,6 +28,7 @@ class Running:
     sim: PartnerSimulator
     config: SwitchConfig
     sim_port: int
+    others: list[Switch] = field(default_factory=list)  # more replicas on the same database and group
 
     @property
     def url(self) -> str:
@@ -45,12 +46,15 @@ async def running_switch(
     partner: str = "promptpay",
     timing: dict[str, float] | None = None,
     partner_urls: Mapping[str, str] | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
     `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay);
     `partner_urls` points other partners at servers the test runs itself; `timing` overrides the
-    partner profile's sla_s / resend_after_s / timeout_s (short drills)."""
+    partner profile's sla_s / resend_after_s / timeout_s (short drills). `replicas` > 1 (PostgreSQL)
+    starts more switches on the same database and consumer group, each with its own store
+    (connection pool) and HTTP port; the partner calls the first one back."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
@@ -90,8 +94,22 @@ async def running_switch(
         await sim.start(port=sim_port)
     sw = Switch(cfg, store=store)
     await sw.start()
+    others: list[Switch] = []
+    extra_stores: list[Store] = []
     try:
-        yield Running(sw, sim, cfg, sim_port)
+        for _ in range(replicas - 1):
+            extra = Store(store.url, pg_schema=store.pg_schema)
+            await extra.start(migrate=False)
+            extra_stores.append(extra)
+            other_cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"port": free_port()})})
+            other = Switch(other_cfg, store=extra)
+            await other.start()
+            others.append(other)
+        yield Running(sw, sim, cfg, sim_port, others)
     finally:
+        for other in others:
+            await other.stop()
+        for extra in extra_stores:
+            await extra.close()
         await sw.stop()
         await sim.stop()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import SIMULATORS, load_partners
+from adapters.registry import load_partners
+from adapters.simulator import SIMULATORS
 from fx.config import load_fx_config
 from fx.quote import Quoter
 from iso20022 import pacs008

@@ -30,10 +30,10 @@ from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InboundReplyV1, InstructionV1, StatusEventV1
-from switch.domain.payment import PaymentState
+from switch.contracts import InboundReplyV1, InstructionV1
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
+from switch.service import events
 from switch.service.bus import MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
@@ -475,30 +475,10 @@ class InstructionConsumer:
             if ident is None:
                 continue
             participant, instruction_id = ident
-            # the record's coordinates, hashed: long topic names would not fit, and a cut could collide
-            coordinates = f"{dl.record.topic}/{dl.record.partition}/{dl.record.offset}".encode()
-            message_id = f"D{hashlib.sha256(coordinates).hexdigest()[:40]}"
-            event = StatusEventV1(
-                event_id=message_id,  # the same record refused again after a redelivery is the same event
-                instruction_id=instruction_id,
-                participant=participant,
-                uetr=None,
-                corridor=None,
-                state=PaymentState.REJECTED.value,
-                final=True,
-                reason_code=dl.reason_code,
-                reason=f"{dl.reason[:300]} (record in {self._config.kafka.dlq_topic})",
-                occurred_at=now,
-            )
             out.append(
-                OutboxMessage(
-                    kind="status",
-                    destination=self._config.kafka.status_topic,
-                    message_id=message_id,
-                    uetrs=(),
-                    key=f"{participant}/{instruction_id}",
-                    body=event.model_dump_json().encode(),
-                    created_at=now,
+                events.dead_letter_outbox(
+                    participant, instruction_id, topic=dl.record.topic, partition=dl.record.partition, offset=dl.record.offset,
+                    reason_code=dl.reason_code, reason=dl.reason, config=self._config, now=now,
                 )
             )
         return out

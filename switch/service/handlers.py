@@ -20,7 +20,7 @@ from fx.quote import FxQuote, Quoter
 from iso20022 import pacs008
 from iso20022.schemas import SchemaSet, SchemaViolation
 from switch.config import SwitchConfig
-from switch.contracts import AmountV1, InstructionV1, StatusEventV1
+from switch.contracts import InstructionV1
 from switch.domain.errors import InstructionRejected, SwitchError
 from switch.domain.idempotency import Admission, admit
 from switch.domain.money import AmountError, Money, currency
@@ -39,7 +39,7 @@ from switch.domain.payment import (
 )
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, decode_and_route
-from switch.service import pain_reports
+from switch.service import events
 from switch.store.sql_store import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
 S = PaymentState
@@ -121,66 +121,6 @@ def message_id(uetr: str, attempt: int) -> str:
     return f"M{uetr.replace('-', '')}{attempt:02d}"
 
 
-def _amount(money: Money) -> AmountV1:
-    # model_construct: built from a domain Money, which is valid by construction
-    return AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
-
-
-def new_event_id() -> str:
-    """A status event's id: random, fixed when the event is written to the outbox, so every
-    republication of the event carries the same one."""
-    return new_uetr()
-
-
-def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
-    """The status event for a payment. Built without re-validation from domain values, which are
-    valid by construction; a test checks that events validate against the contract."""
-    return StatusEventV1.model_construct(
-        event_id=new_event_id(),
-        type="status",
-        instruction_id=payment.instruction_id,
-        participant=payment.participant,
-        uetr=payment.uetr,
-        corridor=payment.corridor,
-        state=payment.state.value,
-        final=payment.state in FINAL_STATES,
-        reason_code=payment.reason_code,
-        reason=reason,
-        source_amount=_amount(payment.source),
-        target_amount=_amount(payment.target),
-        fee=_amount(payment.fee),
-        fx_rate=payment.fx_rate,
-        replayed=replayed,
-        direction=payment.direction.value,
-        occurred_at=now,
-    )
-
-
-def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
-    """A status event as an outbox row for the status topic; the row's message id is the event's
-    id (each event is its own message; republishing the row repeats it, id included)."""
-    body = event.model_dump_json(exclude_none=False).encode()
-    assert event.event_id is not None, "events are built with their id"
-    return OutboxMessage(
-        kind="status",
-        destination=deps.config.kafka.status_topic,
-        message_id=event.event_id,
-        uetrs=(uetr,) if uetr else (),
-        key=f"{event.participant}/{event.instruction_id}",
-        body=body,
-        created_at=now,
-    )
-
-
-def participant_outbox(p: Payment, deps: Deps, *, now: datetime, reason: str | None) -> list[OutboxMessage]:
-    """What the participant hears of a payment's new state: the JSON status event, and for a
-    payment that came in a pain.001, a pain.002 for its transaction once the state is final."""
-    out = [_status_outbox(status_event(p, now=now, reason=reason), deps, now=now, uetr=p.uetr)]
-    if p.origin is not None and p.state in FINAL_STATES:
-        out.append(pain_reports.final_report(p, deps.config, deps.schemas, now=now, reason=reason))
-    return out
-
-
 # ---------------------------------------------------------------- accept_instructions
 
 
@@ -210,7 +150,12 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         )
         new_records.append(rec)
         existing[(ins.participant, ins.instruction_id)] = rec
-        status_msgs.append(_status_outbox(_reject_event(ins, reason_code, detail, now), deps, now=now, uetr=None))
+        status_msgs.append(
+            events.status_outbox(
+                events.reject_event(ins.participant, ins.instruction_id, ins.corridor, reason_code, detail, now=now),
+                deps.config, now=now, uetr=None,
+            )
+        )
 
     for item in cmd.items:
         ins = item.instruction
@@ -223,7 +168,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("conflict")
             out.admissions[key] = (None, "DUPL", "instruction id already used with a different payload")
             deps.metrics.rejects.labels("admission", "DUPL").inc()
-            status_msgs.append(_status_outbox(_conflict_event(ins, record, now), deps, now=now, uetr=None))
+            conflict = events.conflict_event(ins.participant, ins.instruction_id, ins.corridor, record.uetr if record else None, now=now)
+            status_msgs.append(events.status_outbox(conflict, deps.config, now=now, uetr=None))
             continue
         if decision in (Admission.REPLAY, Admission.IN_FLIGHT):
             assert record is not None
@@ -235,10 +181,13 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
                 continue
             out.count("replayed")
             if payment is not None:
-                event = status_event(payment, now=now, replayed=True)
+                event = events.status_event(payment, now=now, replayed=True)
             else:
-                event = _reject_event(ins, record.reject_reason_code or "MS03", record.reject_reason, now, replayed=True)
-            status_msgs.append(_status_outbox(event, deps, now=now, uetr=record.uetr))
+                event = events.reject_event(
+                    ins.participant, ins.instruction_id, ins.corridor, record.reject_reason_code or "MS03", record.reject_reason,
+                    now=now, replayed=True,
+                )
+            status_msgs.append(events.status_outbox(event, deps.config, now=now, uetr=record.uetr))
             continue
 
         try:
@@ -320,41 +269,6 @@ def _pacs008_messages(
             )
         )
     return messages, invalid
-
-
-def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now: datetime, *, replayed: bool = False) -> StatusEventV1:
-    return StatusEventV1(
-        event_id=new_event_id(),
-        instruction_id=ins.instruction_id,
-        participant=ins.participant,
-        uetr=None,
-        corridor=ins.corridor,
-        state=S.REJECTED.value,
-        final=True,
-        reason_code=reason_code,
-        reason=reason,
-        replayed=replayed,
-        occurred_at=now,
-    )
-
-
-def _conflict_event(ins: InstructionV1, original: InstructionRecord | None, now: datetime) -> StatusEventV1:
-    """The answer to an instruction id reused with another payload: not a state of the original
-    instruction (type "conflict", state CONFLICT, never final), so a participant reading events
-    by instruction id cannot take it for the original's outcome, which stands."""
-    return StatusEventV1(
-        event_id=new_event_id(),
-        type="conflict",
-        instruction_id=ins.instruction_id,
-        participant=ins.participant,
-        uetr=original.uetr if original else None,
-        corridor=ins.corridor,
-        state="CONFLICT",
-        final=False,
-        reason_code="DUPL",
-        reason="instruction id already used with a different payload; this record was refused, the first one stands",
-        occurred_at=now,
-    )
 
 
 # QR creditor kinds that are partner proxies, and their instruction v1 proxy type
@@ -514,7 +428,7 @@ async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork
     payments = await uow.payments_get(list(rejects))
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
+    outbox: list[OutboxMessage] = []
     for uetr, (reason_code, detail) in sorted(rejects.items()):
         p = payments.get(uetr)
         if p is None or S.REJECTED not in _allowed_from(p.state):
@@ -527,10 +441,10 @@ async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork
         moved.append((stored_version, p))
         history.append(entry)
         _count_outcome(p, deps, stage="transport")
-        events.extend(participant_outbox(p, deps, now=now, reason=detail))
+        outbox.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
     await uow.payments_update(moved)
     await uow.history_add(history)
-    outcomes[0].status_outbox = await uow.outbox_add(events)
+    outcomes[0].status_outbox = await uow.outbox_add(outbox)
     return outcomes
 
 
@@ -580,7 +494,7 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
     current: dict[str, Payment] = dict(stored)
     changed: dict[str, Payment] = {}
     history: list[HistoryEntry] = []
-    events: list[tuple[int, OutboxMessage]] = []
+    statuses: list[tuple[int, OutboxMessage]] = []
     for i in fresh:
         cmd, out = cmds[i], outcomes[i]
         for status in cmd.statuses:
@@ -603,10 +517,10 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
-                events.extend((i, m) for m in participant_outbox(p, deps, now=now, reason=status.detail))
+                statuses.extend((i, m) for m in events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=status.detail))
     await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)
-    rows = await uow.outbox_add([m for _, m in events])
-    for (i, _), row in zip(events, rows, strict=True):
+    rows = await uow.outbox_add([m for _, m in statuses])
+    for (i, _), row in zip(statuses, rows, strict=True):
         outcomes[i].status_outbox.append(row)
     return outcomes

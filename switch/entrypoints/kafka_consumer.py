@@ -39,7 +39,7 @@ from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstructi
 from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
-from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, read_pain001
+from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, parsed_instruction, read_pain001
 from switch.store.sql_store import OutboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | De
     instruction = _read_json(record, InstructionV1, "instruction v1")
     if isinstance(instruction, DeadLetter):
         return instruction
-    return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
+    return parsed_instruction(instruction, f"{record.topic}:{record.partition}:{record.offset}")
 
 
 def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
@@ -360,7 +360,7 @@ class InstructionConsumer:
         outcome = Outcome()
         resolutions = {}
         if parsed and self._resolver is not None:  # look-ups change nothing: before the transaction
-            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings, now=self._deps.clock())
+            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings)
             if keys:
                 resolutions = await self._resolver.resolve(keys)
         if parsed or dead or replies or pains:

@@ -1,4 +1,5 @@
-"""Which mapping class serves which partner; profiles come from `config/partners/<id>.toml`."""
+"""Which mapping class serves which partner; profiles come from `config/partners/<id>.toml`.
+(Each partner's simulator is registered next to the simulators: adapters/simulator.py SIMULATORS.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from adapters.iso_mapping import IsoMapping
 from adapters.lapnet.mapping import LapnetMapping
 from adapters.napas.mapping import NapasMapping
 from adapters.promptpay.mapping import PromptPayMapping
-from adapters.simulator import PartnerSimulator
 from adapters.unionpay.mapping import UnionPayMapping
 
 MAPPINGS: dict[str, type[IsoMapping]] = {
@@ -18,14 +18,6 @@ MAPPINGS: dict[str, type[IsoMapping]] = {
     "lapnet": LapnetMapping,
     "napas": NapasMapping,
     "unionpay": UnionPayMapping,
-}
-# Each partner's simulator. The shared one plays every profile (its rules, decimals, text rule and
-# reason codes are profile data) until a network needs more than data can say.
-SIMULATORS: dict[str, type[PartnerSimulator]] = {
-    "promptpay": PartnerSimulator,
-    "lapnet": PartnerSimulator,
-    "napas": PartnerSimulator,
-    "unionpay": PartnerSimulator,
 }
 
 

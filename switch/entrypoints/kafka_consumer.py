@@ -30,16 +30,16 @@ from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InboundReplyV1, InstructionV1, StatusEventV1
-from switch.domain.payment import PaymentState
+from switch.contracts import InboundReplyV1, InstructionV1
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
+from switch.service import events
 from switch.service.bus import MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
-from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, read_pain001
+from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, parsed_instruction, read_pain001
 from switch.store.sql_store import OutboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | De
     instruction = _read_json(record, InstructionV1, "instruction v1")
     if isinstance(instruction, DeadLetter):
         return instruction
-    return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
+    return parsed_instruction(instruction, f"{record.topic}:{record.partition}:{record.offset}")
 
 
 def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
@@ -360,7 +360,7 @@ class InstructionConsumer:
         outcome = Outcome()
         resolutions = {}
         if parsed and self._resolver is not None:  # look-ups change nothing: before the transaction
-            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings, now=self._deps.clock())
+            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings)
             if keys:
                 resolutions = await self._resolver.resolve(keys)
         if parsed or dead or replies or pains:
@@ -475,30 +475,10 @@ class InstructionConsumer:
             if ident is None:
                 continue
             participant, instruction_id = ident
-            # the record's coordinates, hashed: long topic names would not fit, and a cut could collide
-            coordinates = f"{dl.record.topic}/{dl.record.partition}/{dl.record.offset}".encode()
-            message_id = f"D{hashlib.sha256(coordinates).hexdigest()[:40]}"
-            event = StatusEventV1(
-                event_id=message_id,  # the same record refused again after a redelivery is the same event
-                instruction_id=instruction_id,
-                participant=participant,
-                uetr=None,
-                corridor=None,
-                state=PaymentState.REJECTED.value,
-                final=True,
-                reason_code=dl.reason_code,
-                reason=f"{dl.reason[:300]} (record in {self._config.kafka.dlq_topic})",
-                occurred_at=now,
-            )
             out.append(
-                OutboxMessage(
-                    kind="status",
-                    destination=self._config.kafka.status_topic,
-                    message_id=message_id,
-                    uetrs=(),
-                    key=f"{participant}/{instruction_id}",
-                    body=event.model_dump_json().encode(),
-                    created_at=now,
+                events.dead_letter_outbox(
+                    participant, instruction_id, topic=dl.record.topic, partition=dl.record.partition, offset=dl.record.offset,
+                    reason_code=dl.reason_code, reason=dl.reason, config=self._config, now=now,
                 )
             )
         return out

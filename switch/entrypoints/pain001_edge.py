@@ -7,9 +7,10 @@ control totals recomputed (a bad one goes to the dead-letter topic with its reas
 of another version, or one wrapped in a business-message envelope (`AppHdr` then `Document`), is
 refused as a whole: dead-lettered, and its sender, when its MsgId and debtor agent can be read,
 gets a pain.002 rejecting the group that names the supported versions. Each
-transaction then becomes its own instruction v1, admitted exactly like JSON ones (same
-idempotency key: participant + InstrId, or EndToEndId when InstrId is absent); a transaction the
-switch cannot read as an instruction is refused with FF01 / AG01 / RC01 in the acceptance report.
+transaction then becomes its own instruction v1 and, like a JSON one, the domain instruction
+admission takes (`parsed_instruction`: same idempotency key, participant + InstrId, or EndToEndId
+when InstrId is absent; same fingerprint); a transaction the switch cannot read as an instruction
+is refused with FF01 / AG01 / RC01 in the acceptance report.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from iso20022.schemas import SchemaSet
 from switch import limits
 from switch.config import SwitchConfig
 from switch.contracts import InstructionV1
+from switch.domain.instruction import read_instruction
+from switch.domain.payment import Party
 from switch.metrics import DlqReason
 from switch.service.handlers import ParsedInstruction
 from switch.service.pain_reports import TransactionDecision, origin_of
@@ -196,13 +199,35 @@ def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, confi
                 continue
             key = (ins.participant, ins.instruction_id)
             out.slots.append((pmt.payment_information_id, instr, tx.end_to_end_id, tx.amount, key, None))
-            out.items.append(
-                ParsedInstruction(
-                    ins, ins.fingerprint(), f"{source_ref}#{n}",
-                    origin=origin_of(message.message_id, pmt.payment_information_id, tx.end_to_end_id),
-                )
-            )
+            origin = origin_of(message.message_id, pmt.payment_information_id, tx.end_to_end_id)
+            out.items.append(parsed_instruction(ins, f"{source_ref}#{n}", origin=origin))
     return out
+
+
+def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | None = None) -> ParsedInstruction:
+    """An instruction v1 (a JSON record, or a pain.001 transaction read as one) as admission takes
+    it: the domain instruction, made here once (its QR decoded, its amount read), and the
+    fingerprint of the v1 (the same for a JSON record and a pain.001 transaction that say the same)."""
+    c = ins.creditor
+    instruction = read_instruction(
+        participant=ins.participant,
+        instruction_id=ins.instruction_id,
+        debtor=Party(name=ins.debtor.name, account=ins.debtor.account),
+        debtor_currency=ins.debtor.currency,
+        creditor=None if c is None else Party(
+            name=c.name,
+            account=c.account,
+            proxy_type=c.proxy.type if c.proxy else None,
+            proxy=c.proxy.value if c.proxy else None,
+            agent=c.agent,
+        ),
+        amount=None if ins.amount is None else (ins.amount.value, ins.amount.currency),
+        qr=ins.qr,
+        corridor=ins.corridor,
+        remittance=ins.remittance,
+        origin=origin,
+    )
+    return ParsedInstruction(instruction, ins.fingerprint(), source_ref)
 
 
 def _corridor(tx: pain001.CreditTransferTransaction, config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> str:

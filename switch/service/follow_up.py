@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, transition
-from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
+from switch.service import events
+from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.service.inbound import finish_inbound
 from switch.store.sql_store import OutboxMessage, UnitOfWork
 
@@ -45,7 +46,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
     out.counts["claimed"] = len(claimed)
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
+    statuses: list[OutboxMessage] = []
     partner_msgs: list[OutboxMessage] = []
     follow_ups: list[tuple[str, datetime | None]] = []
     resend: dict[str, list[str]] = {}  # partner -> pacs.008 message ids
@@ -62,7 +63,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
                                detail=f"no answer from {p.participant} within {timeout_s:g} s",
                                out=decided, history=history, moved=moved)
                 partner_msgs.extend(decided.partner_outbox)
-                events.extend(decided.status_outbox)
+                statuses.extend(decided.status_outbox)
                 out.count("inbound_timed_out")
             else:
                 follow_ups.append((p.uetr, None))
@@ -84,7 +85,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             p = replace(p, follow_up_at=next_at)
             moved.append((stored_version, p))
             _count_outcome(p, deps, stage="partner")
-            events.append(_status_outbox(status_event(p, now=now, reason=detail), deps, now=now, uetr=p.uetr))
+            statuses.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
             out.count("timed_out")
         else:
             follow_ups.append((p.uetr, next_at))
@@ -102,5 +103,5 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
         out.counts["resent"] = out.counts.get("resent", 0) + len(again)
         deps.metrics.resends.labels(partner).inc(len(again))
     out.partner_outbox.extend(await uow.outbox_add(partner_msgs))
-    out.status_outbox = await uow.outbox_add(events)
+    out.status_outbox = await uow.outbox_add(statuses)
     return out

@@ -44,7 +44,8 @@ from switch.domain.payment import (
     initial_history,
     transition,
 )
-from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
+from switch.service import events
+from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.store.sql_store import OutboxMessage, UnitOfWork
 
 S = PaymentState
@@ -321,7 +322,9 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 out.count("rejected")
                 partner_msgs.append((i, inbound_answer(payment, deps, now=now, detail=detail)))
                 if payment.participant != "-":
-                    status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail), deps, now=now, uetr=payment.uetr)))
+                    status_msgs.extend(
+                        (i, m) for m in events.participant_outbox(payment, deps.config, deps.schemas, now=now, reason=detail)
+                    )
                 continue
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"booked for {payment.participant}")
             history.append(entry)
@@ -366,9 +369,7 @@ def finish_inbound(p: Payment, target: PaymentState, deps: Deps, *, now: datetim
     _count_outcome(p2, deps, stage="inbound")
     deps.metrics.stage_duration.labels("inbound_end_to_end").observe((now - p.created_at).total_seconds())
     out.partner_outbox.append(inbound_answer(p2, deps, now=now, detail=detail))
-    out.status_outbox.append(
-        _status_outbox(status_event(p2, now=now, reason=detail), deps, now=now, uetr=p2.uetr)
-    )
+    out.status_outbox.extend(events.participant_outbox(p2, deps.config, deps.schemas, now=now, reason=detail))
 
 
 async def _store_decisions(uow: UnitOfWork, out: Outcome, moved: list[tuple[int, Payment]], history: list[HistoryEntry]) -> None:

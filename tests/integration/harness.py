@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.base import load_profile
-from adapters.registry import SIMULATORS
-from adapters.simulator import PartnerSimulator, SimBehaviour
+from adapters.simulator import SIMULATORS, PartnerSimulator, SimBehaviour
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
 from switch.broker import free_port

@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from adapters.base import load_profile
-from adapters.registry import SIMULATORS
-from adapters.simulator import PartnerSimulator
+from adapters.simulator import SIMULATORS, PartnerSimulator
 from adapters.simulator_inbound import InboundSpec, ReceivedAnswer
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch.broker import TansuBroker, free_port

@@ -12,7 +12,7 @@ from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, transition
 from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
 from switch.service.inbound import finish_inbound
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
 

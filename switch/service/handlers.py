@@ -40,7 +40,8 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, decode_and_route
 from switch.service import pain_reports
-from switch.store.sql_store import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork
+from switch.store.sql_store import stored_key
 
 S = PaymentState
 

@@ -45,7 +45,7 @@ from switch.domain.payment import (
     transition,
 )
 from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
 

@@ -12,29 +12,35 @@
   transaction's read and its write.
 - `FakeClock`: time passed in, moved by hand.
 - `deps_from_config`: the handlers' `Deps` from the shipped configuration, on a given clock.
+- Commands as the edges build them (`parsed_instruction`, `partner_statuses`) and the status
+  events a state holds (`status_events`), for the handler and state-machine tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Sequence
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from adapters.base import PartnerMapping, PartnerStatus
 from adapters.registry import load_partners
 from fx.config import load_fx_config
 from fx.quote import Quoter
 from iso20022.schemas import SchemaSet
 from switch import config as config_mod
-from switch.config import PROJECT_ROOT
+from switch.config import PROJECT_ROOT, SwitchConfig
+from switch.contracts import InstructionV1
 from switch.domain.errors import ConcurrentUpdate
 from switch.domain.payment import HistoryEntry, Payment, PaymentState
 from switch.metrics import Metrics
-from switch.service.handlers import Deps
+from switch.service.handlers import ApplyPartnerStatuses, Deps, ParsedInstruction
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
@@ -417,7 +423,41 @@ def deps_from_config(
 ) -> Deps:
     """The handlers' dependencies as the composition root builds them, from the shipped config
     (config/*.toml, partner profiles, the FX table), with fresh metrics and the given clock."""
+    cfg, mappings, quoter = _shipped(tuple(sorted(partners)))
+    return Deps(config=cfg, mappings=mappings, quoter=quoter, schemas=schemas, metrics=Metrics(), clock=clock)
+
+
+@lru_cache(maxsize=8)
+def _shipped(partners: tuple[str, ...]) -> tuple[SwitchConfig, Mapping[str, PartnerMapping], Quoter]:
+    """The shipped configuration, read once per test session (all of it is immutable)."""
     cfg = config_mod.load(env={})
     mappings = load_partners(Path(cfg.config_dir), set(partners), switch_bic=cfg.switch.agent_bic)
     quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
-    return Deps(config=cfg, mappings=mappings, quoter=quoter, schemas=schemas, metrics=Metrics(), clock=clock)
+    return cfg, mappings, quoter
+
+
+# ---------------------------------------------------------------- commands and what they leave
+
+
+def parsed_instruction(doc: dict[str, Any], *, source_ref: str) -> ParsedInstruction:
+    """An instruction v1 as the Kafka edge hands it on (parse_record): validated, fingerprinted,
+    with the record's coordinates."""
+    ins = InstructionV1.model_validate(doc)
+    return ParsedInstruction(ins, ins.fingerprint(), source_ref)
+
+
+def partner_statuses(
+    partner: str, message_id: str, *statuses: tuple[str, PaymentState, str | None], original_message_id: str | None = None
+) -> ApplyPartnerStatuses:
+    """A partner's pacs.002 as the HTTP edge hands it on: (uetr, target state, reason code) each."""
+    return ApplyPartnerStatuses(
+        partner, message_id, "pacs.002.001.10", f"<pacs.002 {message_id}>".encode(),
+        [PartnerStatus(uetr, original_message_id, target, reason, None) for uetr, target, reason in statuses],
+    )
+
+
+def status_events(state: FakeState, deps: Deps) -> list[dict[str, Any]]:
+    """Every status event written to the outbox for the status topic, in order, as JSON."""
+    topic = deps.config.kafka.status_topic
+    rows = sorted(state.outbox.values(), key=lambda r: r.id)
+    return [json.loads(r.body) for r in rows if r.kind == "status" and r.destination == topic]

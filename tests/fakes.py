@@ -12,8 +12,9 @@
   transaction's read and its write.
 - `FakeClock`: time passed in, moved by hand.
 - `deps_from_config`: the handlers' `Deps` from the shipped configuration, on a given clock.
-- Commands as the edges build them (`parsed_instruction`, `partner_statuses`) and the status
-  events a state holds (`status_events`), for the handler and state-machine tests.
+- Commands as the edges build them (`parsed_instruction`, `partner_statuses`, `failed_round`:
+  the relay's decision on a failed delivery) and the status events a state holds
+  (`status_events`), for the handler and state-machine tests.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from adapters.base import PartnerMapping, PartnerStatus
 from adapters.registry import load_partners
+from adapters.transport import SendOutcome, SendResult
 from fx.config import load_fx_config
 from fx.quote import Quoter
 from iso20022.schemas import SchemaSet
@@ -40,8 +42,9 @@ from switch.contracts import InstructionV1
 from switch.domain.errors import ConcurrentUpdate
 from switch.domain.payment import HistoryEntry, Payment, PaymentState
 from switch.metrics import Metrics
-from switch.service.handlers import ApplyPartnerStatuses, Deps, ParsedInstruction
+from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
+from switch.service.relay import OutboxRelay
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 follow_up_lease_s_default = 30.0  # the SQL store's claim lease when it has no Lease
@@ -461,3 +464,19 @@ def status_events(state: FakeState, deps: Deps) -> list[dict[str, Any]]:
     topic = deps.config.kafka.status_topic
     rows = sorted(state.outbox.values(), key=lambda r: r.id)
     return [json.loads(r.body) for r in rows if r.kind == "status" and r.destination == topic]
+
+
+def failed_round(row: OutboxMessage, outcome: SendOutcome, *, clock: FakeClock, detail: str = "") -> RecordSendResults:
+    """What the outbox relay makes of a failed delivery round of a partner row (a retry later,
+    or a decision: refused, AB07), by the relay's own rule: an OutboxRelay with no transports
+    and no producer, whose decision needs neither."""
+    relay = OutboxRelay(
+        FakeStore(), transports={}, inflight_max={}, producer=None, record=_no_record,  # type: ignore[arg-type]
+        metrics=Metrics(), clock=clock, single_process=True,
+    )
+    result = SendResult(outcome, None, detail or outcome.value, 0.0)
+    return relay._failed(row, result, ambiguous=result.ambiguous)
+
+
+async def _no_record(results: RecordSendResults) -> Outcome:
+    raise AssertionError("the decision alone records nothing")

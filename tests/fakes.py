@@ -178,6 +178,8 @@ class FakeUnitOfWork:
         if not moves:
             return
         self._write()
+        if self._store is not None:
+            self._store._before_update(self, {p.uetr for _, p in moves})
         matched = 0
         updated: dict[str, Payment] = {}
         for read_version, p in sorted(moves, key=lambda m: m[1].uetr):
@@ -197,25 +199,25 @@ class FakeUnitOfWork:
     async def payments_move_all(
         self, uetrs: Sequence[str], from_state: PaymentState, to_state: PaymentState, at: datetime
     ) -> list[str]:
+        if uetrs:
+            self._write()
         moved: list[str] = []
         for uetr in sorted(set(uetrs)):
             p = self.state.payments.get(uetr)
             if p is None or p.state is not from_state:
                 continue
-            if not moved:
-                self._write()
             self.state.payments[uetr] = replace(p, state=to_state, version=p.version + 1, updated_at=at)
             moved.append(uetr)
         return moved
 
     async def payments_claim_follow_ups(self, now: datetime, limit: int) -> list[Payment]:
+        self._write()  # the claim is an UPDATE
         due = sorted(
             (p for p in self.state.payments.values() if p.follow_up_at is not None and p.follow_up_at <= now),
             key=lambda p: p.follow_up_at or now,
         )[:limit]
         if not due:
             return []
-        self._write()
         lease_s = self._lease.duration_s if self._lease else follow_up_lease_s_default
         for p in due:
             self.state.payments[p.uetr] = replace(p, follow_up_at=now + timedelta(seconds=lease_s))
@@ -366,28 +368,31 @@ class FakeStore:
         self.rollbacks = 0
         self._lock = asyncio.Lock()  # one writer at a time, as on SQLite
         self._crash_at_write: int | None = None
-        self._racing: set[str] = set()
+        self._racing: dict[str, int] = {}  # uetr -> transactions still to race
 
     def crash_next_transaction(self, *, at_write: int) -> None:
         """The next unit of work raises SimulatedCrash at its `at_write`-th write (1-based)."""
         self._crash_at_write = at_write
 
-    def race_on(self, uetr: str) -> None:
-        """Another writer moves payment `uetr` on (version + 1) and commits, just before the next
-        unit of work that writes anything writes, so that unit of work's version check on it
-        fails (ConcurrentUpdate), once."""
-        self._racing.add(uetr)
+    def race_on(self, uetr: str, *, times: int = 1) -> None:
+        """Another writer moves payment `uetr` on (version + 1) and commits between a unit of
+        work's read of it and its versioned write (payments_update), so that write fails
+        (ConcurrentUpdate); so for the next `times` units of work that update it."""
+        self._racing[uetr] = times
 
     def _before_write(self, uow: FakeUnitOfWork) -> None:
         if self._crash_at_write is not None and uow.writes >= self._crash_at_write:
             self._crash_at_write = None
             raise SimulatedCrash(f"crash at write {uow.writes}")
-        for uetr in sorted(self._racing):
+
+    def _before_update(self, uow: FakeUnitOfWork, uetrs: set[str]) -> None:
+        for uetr in sorted(uetrs & set(self._racing)):
             for state in (self.state, uow.state):  # committed, and seen by this transaction (read committed)
                 p = state.payments.get(uetr)
                 if p is not None:
                     state.payments[uetr] = replace(p, version=p.version + 1)
-        self._racing.clear()
+            self._racing[uetr] -= 1
+        self._racing = {u: n for u, n in self._racing.items() if n > 0}
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[FakeUnitOfWork]:

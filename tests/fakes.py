@@ -123,6 +123,7 @@ class FakeUnitOfWork:
         self._lease = lease
         self._store = store
         self.writes = 0
+        self.crash_at_write: int | None = None  # set by FakeStore.crash_next_transaction
 
     # the tables, for assertions
     @property
@@ -371,7 +372,8 @@ class FakeStore:
         self._racing: dict[str, int] = {}  # uetr -> transactions still to race
 
     def crash_next_transaction(self, *, at_write: int) -> None:
-        """The next unit of work raises SimulatedCrash at its `at_write`-th write (1-based)."""
+        """The next unit of work raises SimulatedCrash at its `at_write`-th write (1-based); one
+        that writes less commits normally. Either way the fault is used up."""
         self._crash_at_write = at_write
 
     def race_on(self, uetr: str, *, times: int = 1) -> None:
@@ -381,8 +383,7 @@ class FakeStore:
         self._racing[uetr] = times
 
     def _before_write(self, uow: FakeUnitOfWork) -> None:
-        if self._crash_at_write is not None and uow.writes >= self._crash_at_write:
-            self._crash_at_write = None
+        if uow.crash_at_write is not None and uow.writes >= uow.crash_at_write:
             raise SimulatedCrash(f"crash at write {uow.writes}")
 
     def _before_update(self, uow: FakeUnitOfWork, uetrs: set[str]) -> None:
@@ -398,8 +399,10 @@ class FakeStore:
     async def unit_of_work(self) -> AsyncIterator[FakeUnitOfWork]:
         async with self._lock:
             work = self.state.copy()
+            uow = FakeUnitOfWork(work, lease=self.lease, store=self)
+            uow.crash_at_write, self._crash_at_write = self._crash_at_write, None
             try:
-                yield FakeUnitOfWork(work, lease=self.lease, store=self)
+                yield uow
             except BaseException:
                 self.rollbacks += 1
                 raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.inbound import InboundTransfer
+from iso20022.model import Amount
 from iso20022.schemas import SchemaSet
 from switch.domain.payment import PaymentState
 from switch.service.handlers import (
@@ -16,10 +18,17 @@ from switch.service.handlers import (
     apply_partner_statuses,
     record_send_results,
 )
+from switch.service.inbound import AcceptInbound, accept_inbound
 from tests.factories import sample_instruction
 from tests.fakes import FakeClock, FakeUnitOfWork, deps_from_config, parsed_instruction, partner_statuses, status_events
 
 S = PaymentState
+INBOUND = InboundTransfer(
+    uetr="0b9d6c3e-1f2a-4b5c-8d7e-9f0a1b2c3d4e", end_to_end_id="E0b9d6c3e1f2a4b5c8d7e9f0a1b2c3d4e",
+    amount=Amount("40000", "KHR"), instructed_amount=None, exchange_rate=None, debtor_name="SOMCHAI JAIDEE",
+    debtor_account="1234567890", debtor_agent="014", creditor_name="Sok Dara", creditor_account="sok_dara@aclb",
+    creditor_proxy_type=None, creditor_proxy=None, remittance=None,
+)
 
 
 @pytest.fixture
@@ -153,3 +162,13 @@ async def test_two_statuses_for_one_payment_in_one_group_apply_in_order(deps: De
     assert [o.counts for o in outs] == [{"applied": 1}, {"applied": 1}]
     assert uow.payments[uetr].state is S.COMPLETED
     assert [e["state"] for e in status_events(uow.state, deps)] == ["COMPLETED"]
+
+
+async def test_a_partner_status_naming_an_inbound_payment_does_not_decide_it(deps: Deps) -> None:
+    """Only the beneficiary participant decides an inbound payment (apply_inbound_replies) or its
+    confirm deadline (AB05); a pacs.002 from the partner that sent it must not complete it."""
+    uow = FakeUnitOfWork()
+    await accept_inbound([AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"m1", (INBOUND,))], uow, deps)
+    booked = uow.payments[INBOUND.uetr]
+    await _status(uow, deps, "S1", INBOUND.uetr, S.COMPLETED)
+    assert uow.payments[INBOUND.uetr] == booked

@@ -474,16 +474,20 @@ def status_events(state: FakeState, deps: Deps) -> list[dict[str, Any]]:
     return [json.loads(r.body) for r in rows if r.kind == "status" and r.destination == topic]
 
 
-def failed_round(row: OutboxMessage, outcome: SendOutcome, *, clock: FakeClock, detail: str = "") -> RecordSendResults:
+def failed_round(
+    row: OutboxMessage, outcome: SendOutcome, *, clock: FakeClock, detail: str = "", ambiguous: bool | None = None
+) -> RecordSendResults:
     """What the outbox relay makes of a failed delivery round of a partner row (a retry later,
     or a decision: refused, AB07), by the relay's own rule: an OutboxRelay with no transports
-    and no producer, whose decision needs neither."""
+    and no producer, whose decision needs neither. `outcome` is the round's last attempt;
+    `ambiguous`: whether any attempt of the round may have reached the partner (default: the
+    last one's)."""
     relay = OutboxRelay(
         FakeStore(), transports={}, inflight_max={}, producer=None, record=_no_record,  # type: ignore[arg-type]
         metrics=Metrics(), clock=clock, single_process=True,
     )
     result = SendResult(outcome, None, detail or outcome.value, 0.0)
-    return relay._failed(row, result, ambiguous=result.ambiguous)
+    return relay._failed(row, result, ambiguous=result.ambiguous if ambiguous is None else ambiguous or result.ambiguous)
 
 
 async def _no_record(results: RecordSendResults) -> Outcome:

@@ -34,7 +34,8 @@ from switch.service.handlers import (
     record_send_results,
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
-from switch.store.sql_store import Store, UnitOfWork, is_retriable
+from switch.service.ports import Store, UnitOfWork
+from switch.store.sql_store import is_retriable
 
 log = logging.getLogger(__name__)
 

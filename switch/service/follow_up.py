@@ -13,7 +13,7 @@ from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment
 from switch.service import events
 from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.service.inbound import finish_inbound
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
 

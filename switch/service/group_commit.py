@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from switch.domain.errors import InvariantViolation
 from switch.service.handlers import Deps, Outcome
-from switch.store.sql_store import UnitOfWork
+from switch.service.ports import UnitOfWork
 
 if TYPE_CHECKING:
     from switch.service.bus import MessageBus

@@ -25,6 +25,7 @@ from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
 from switch.domain.payment import (
     FINAL_STATES,
+    Direction,
     HistoryEntry,
     Party,
     Payment,
@@ -39,7 +40,8 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
-from switch.store.sql_store import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork
+from switch.store.sql_store import stored_key
 
 S = PaymentState
 
@@ -510,7 +512,9 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
         cmd, out = cmds[i], outcomes[i]
         for status in cmd.statuses:
             p = current.get(status.uetr)
-            if p is None or p.partner != cmd.partner:
+            # a partner's pacs.002 decides only our pacs.008 to it: an inbound payment is decided
+            # by its participant's reply or the confirm deadline, never by the partner
+            if p is None or p.partner != cmd.partner or p.direction is not Direction.OUTBOUND:
                 out.count("unknown")
                 continue
             disposition = classify_partner_status(p.state, status.target)

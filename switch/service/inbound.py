@@ -46,7 +46,7 @@ from switch.domain.payment import (
 )
 from switch.service import events
 from switch.service.handlers import Deps, Outcome, _count_outcome
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
 

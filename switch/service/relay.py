@@ -56,6 +56,30 @@ def _reason_from_refusal(result: SendResult) -> str:
     return code if isinstance(code, str) and len(code) == 4 else "FF01"
 
 
+def failed_round(row: OutboxMessage, result: SendResult, *, ambiguous: bool, now: datetime) -> RecordSendResults:
+    """What a failed delivery round of a partner row comes to (pure): a retry later, or a
+    decision. Refused (4xx): the payments are rejected with the partner's code, unless an earlier
+    attempt may have reached the partner (a refused resend changes nothing). Past the row's
+    deadline: AB07 only if no attempt ever may have reached the partner; else nothing (the
+    follow-up timer resends and enquires). Otherwise a retry with backoff, at the latest at the
+    deadline, whose attempt then decides."""
+    ever_ambiguous = ambiguous or row.ambiguous
+    detail = f"{result.outcome.value}: {result.detail[:200]}"
+    if result.outcome is SendOutcome.REFUSED:
+        rejects = {} if ever_ambiguous else {u: (_reason_from_refusal(result), f"partner refused: {result.detail[:200]}") for u in row.uetrs}
+        return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, None)], rejects=rejects)
+    if row.deadline_at is not None and now >= row.deadline_at:
+        rejects = {}
+        if not ever_ambiguous:  # it never reached the partner, and the SLA has run out
+            attempts = row.attempts + limits.relay_attempts_in_memory_max
+            rejects = {u: ("AB07", f"partner unreachable after {attempts} attempts until the SLA deadline") for u in row.uetrs}
+        return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, None)], rejects=rejects)
+    retry_at = now + timedelta(seconds=backoff_s(row.attempts + limits.relay_attempts_in_memory_max))
+    if row.deadline_at is not None:
+        retry_at = min(retry_at, row.deadline_at)
+    return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, retry_at)])
+
+
 class _Lane:
     """One destination: its queue and its bound on deliveries in flight."""
 
@@ -205,27 +229,7 @@ class OutboxRelay:
             if attempt + 1 < limits.relay_attempts_in_memory_max:
                 await asyncio.sleep(backoff_s(attempt))
         assert result is not None
-        await self._record(self._failed(row, result, ambiguous=ambiguous))
-
-    def _failed(self, row: OutboxMessage, result: SendResult, *, ambiguous: bool) -> RecordSendResults:
-        """What a failed round of a partner row comes to: a retry later, or a decision."""
-        now = self._clock()
-        ever_ambiguous = ambiguous or row.ambiguous
-        detail = f"{result.outcome.value}: {result.detail[:200]}"
-        if result.outcome is SendOutcome.REFUSED:
-            # the partner read it and said no; a refused resend changes nothing (it had the first)
-            rejects = {} if ever_ambiguous else {u: (_reason_from_refusal(result), f"partner refused: {result.detail[:200]}") for u in row.uetrs}
-            return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, None)], rejects=rejects)
-        if row.deadline_at is not None and now >= row.deadline_at:
-            rejects = {}
-            if not ever_ambiguous:  # it never reached the partner, and the SLA has run out
-                attempts = row.attempts + limits.relay_attempts_in_memory_max
-                rejects = {u: ("AB07", f"partner unreachable after {attempts} attempts until the SLA deadline") for u in row.uetrs}
-            return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, None)], rejects=rejects)
-        retry_at = now + timedelta(seconds=backoff_s(row.attempts + limits.relay_attempts_in_memory_max))
-        if row.deadline_at is not None:
-            retry_at = min(retry_at, row.deadline_at)  # one more try at the deadline decides
-        return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, retry_at)])
+        await self._record(failed_round(row, result, ambiguous=ambiguous, now=self._clock()))
 
     # ------------------------------------------------------------------ Kafka (events)
     async def _publish(self, rows: list[OutboxMessage]) -> None:

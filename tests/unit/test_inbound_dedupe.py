@@ -1,31 +1,21 @@
-"""Inbound deduplication, driven through the real accept_inbound on an in-memory unit of work:
-who hears what when a UETR or a message id comes back."""
+"""Inbound deduplication, driven through the real accept_inbound on the in-memory unit of work
+(tests/fakes.py): who hears what when a UETR or a message id comes back."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from adapters.inbound import InboundTransfer
-from adapters.registry import load_partners
-from fx.config import load_fx_config
-from fx.quote import Quoter
 from iso20022 import pacs002
 from iso20022.model import Amount
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet
-from switch import config as config_mod
-from switch.config import PROJECT_ROOT
-from switch.domain.payment import HistoryEntry, Payment
-from switch.metrics import Metrics
 from switch.service.handlers import Deps
 from switch.service.inbound import AcceptInbound, accept_inbound, resends
-from switch.store.sql_store import OutboxMessage
+from tests.fakes import FakeClock, FakeUnitOfWork, deps_from_config
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 UETR = "0b9d6c3e-1f2a-4b5c-8d7e-9f0a1b2c3d4e"
@@ -37,55 +27,12 @@ TRANSFER = InboundTransfer(
 )
 
 
-class FakeInboundUnitOfWork:
-    """The part of the SQL unit of work accept_inbound uses, in dicts."""
-
-    def __init__(self) -> None:
-        self.messages: dict[tuple[str, str], bytes] = {}
-        self.payments: dict[str, Payment] = {}
-        self.history: list[HistoryEntry] = []
-        self.outbox: list[OutboxMessage] = []
-
-    async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
-        return {m: self.messages[(partner, m)] for m in message_ids if (partner, m) in self.messages}
-
-    async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
-        return {u: self.payments[u] for u in uetrs if u in self.payments}
-
-    async def outbox_by_message_ids(self, kind: str, message_ids: Sequence[str]) -> list[OutboxMessage]:
-        return [m for m in self.outbox if m.kind == kind and m.message_id in set(message_ids)]
-
-    async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
-        for r in rows:
-            assert (r["partner"], r["message_id"]) not in self.messages, "primary key"
-            self.messages[(r["partner"], r["message_id"])] = r["body"]
-
-    async def payments_add(self, items: Sequence[Payment]) -> None:
-        for p in items:
-            assert p.uetr not in self.payments, "primary key"
-            self.payments[p.uetr] = p
-
-    async def history_add(self, entries: Sequence[HistoryEntry]) -> None:
-        self.history.extend(entries)
-
-    async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
-        added = []
-        for m in messages:
-            assert all((o.kind, o.message_id) != (m.kind, m.message_id) for o in self.outbox), "uq_outbox_message"
-            added.append(dataclasses.replace(m, id=len(self.outbox) + 1))
-            self.outbox.append(added[-1])
-        return added
-
-
 @pytest.fixture(scope="module")
 def deps(schemas: SchemaSet) -> Deps:
-    cfg = config_mod.load(env={})
-    mappings = load_partners(Path(cfg.config_dir), {"promptpay", "lapnet"}, switch_bic=cfg.switch.agent_bic)
-    quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
-    return Deps(config=cfg, mappings=mappings, quoter=quoter, schemas=schemas, metrics=Metrics(), clock=lambda: NOW)
+    return deps_from_config(schemas, FakeClock(NOW), partners=("promptpay", "lapnet"))
 
 
-async def _send(uow: FakeInboundUnitOfWork, deps: Deps, partner: str, message_id: str, *transfers: InboundTransfer,
+async def _send(uow: FakeUnitOfWork, deps: Deps, partner: str, message_id: str, *transfers: InboundTransfer,
                 body: bytes | None = None) -> list[tuple[str, str, str | None, str]]:
     """(destination, status, reason code, message id) of each partner answer the message got."""
     body = body if body is not None else repr((message_id, transfers)).encode()
@@ -98,7 +45,7 @@ async def _send(uow: FakeInboundUnitOfWork, deps: Deps, partner: str, message_id
 
 
 async def test_another_partner_reusing_a_booked_uetr_is_answered_dupl_itself(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     assert await _send(uow, deps, "promptpay", "M1", TRANSFER) == []  # booked, waits for the participant
     booked = uow.payments[UETR]
     answers = await _send(uow, deps, "lapnet", "L1", TRANSFER)
@@ -107,14 +54,14 @@ async def test_another_partner_reusing_a_booked_uetr_is_answered_dupl_itself(dep
 
 
 async def test_the_same_partner_resending_the_same_payment_is_not_refused(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     await _send(uow, deps, "promptpay", "M1", TRANSFER)
     assert await _send(uow, deps, "promptpay", "M2", TRANSFER) == []  # still waiting: in progress
     assert await _send(uow, deps, "promptpay", "M1", TRANSFER) == []  # the same message again
 
 
 async def test_the_same_partner_reusing_a_uetr_for_another_amount_is_answered_dupl(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     await _send(uow, deps, "promptpay", "M1", TRANSFER)
     changed = dataclasses.replace(TRANSFER, amount=Amount("50000", "KHR"))
     answers = await _send(uow, deps, "promptpay", "M2", changed)
@@ -123,7 +70,7 @@ async def test_the_same_partner_reusing_a_uetr_for_another_amount_is_answered_du
 
 
 async def test_a_message_id_reused_for_another_payment_is_answered_dupl_and_books_nothing(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     await _send(uow, deps, "promptpay", "M1", TRANSFER)
     other = dataclasses.replace(TRANSFER, uetr="7c1e2d3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f")
     answers = await _send(uow, deps, "promptpay", "M1", other)
@@ -132,16 +79,16 @@ async def test_a_message_id_reused_for_another_payment_is_answered_dupl_and_book
 
 
 async def test_a_refused_duplicate_resent_gets_the_same_stored_answer(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     await _send(uow, deps, "promptpay", "M1", TRANSFER)
     first = await _send(uow, deps, "lapnet", "L1", TRANSFER)
     again = await _send(uow, deps, "lapnet", "L1", TRANSFER)
     assert again == first
-    assert len([m for m in uow.outbox if m.message_id == first[0][3]]) == 1
+    assert len([m for m in uow.outbox.values() if m.message_id == first[0][3]]) == 1
 
 
 async def test_two_partners_with_one_uetr_in_one_batch_book_once_and_answer_the_second(deps: Deps) -> None:
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     outcomes = await accept_inbound(
         [AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"a", (TRANSFER,)),
          AcceptInbound("lapnet", "L1", "pacs.008.001.08", b"b", (TRANSFER,))],
@@ -153,7 +100,7 @@ async def test_two_partners_with_one_uetr_in_one_batch_book_once_and_answer_the_
 
 async def test_a_resend_is_recognised_by_what_the_partner_sent_not_what_the_switch_resolved(deps: Deps) -> None:
     mobile = dataclasses.replace(TRANSFER, creditor_account=None, creditor_proxy_type="MBNO", creditor_proxy="+855 12 345 678")
-    uow = FakeInboundUnitOfWork()
+    uow = FakeUnitOfWork()
     await _send(uow, deps, "promptpay", "M1", mobile)
     booked = uow.payments[UETR]
     assert booked.creditor.account == "sok_dara@aclb"  # resolved from the mobile

@@ -38,6 +38,7 @@ from switch.service.inbound import AcceptInbound
 log = logging.getLogger(__name__)
 BUS = web.AppKey("bus", MessageBus)
 # () -> (checks, details): whether this replica is ready, from the composition root
+GAUGES = web.AppKey("gauges", Callable[[], Awaitable[None]])  # refresh the gauges read from the database
 READINESS = web.AppKey("readiness", Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]])
 
 
@@ -200,7 +201,7 @@ async def get_instruction(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     bus = request.app[BUS]
-    await bus.refresh_gauges()
+    await request.app[GAUGES]()
     return web.Response(body=generate_latest(bus.deps.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -236,7 +237,12 @@ async def json_refusals(request: web.Request, handler: Any) -> web.StreamRespons
         return response
 
 
-def build_app(bus: MessageBus, *, readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]]) -> web.Application:
+def build_app(
+    bus: MessageBus,
+    *,
+    readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
+    refresh_gauges: Callable[[], Awaitable[None]],
+) -> web.Application:
     """The HTTP edge: it translates requests into commands for the bus (and reads through it);
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
     # client_max_size bounds request.read() should a handler ever use it; partner_message reads
@@ -244,6 +250,7 @@ def build_app(bus: MessageBus, *, readiness: Callable[[], Awaitable[tuple[dict[s
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     app[READINESS] = readiness
+    app[GAUGES] = refresh_gauges
     app.router.add_post("/iso20022/{partner}", partner_message)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)

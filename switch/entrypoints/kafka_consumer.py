@@ -40,7 +40,7 @@ from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
 from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, parsed_instruction, read_pain001
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from fx.quote import Quoter
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
+from switch.domain.payment import PaymentState
 from switch.entrypoints.http_app import build_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
@@ -157,7 +158,7 @@ class Switch:
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
 
-        app = build_app(self.bus, readiness=self.readiness)
+        app = build_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -225,11 +226,24 @@ class Switch:
     def kafka_ready(self) -> bool:
         return self._started and self._consumer_task is not None and not self._consumer_task.done()
 
+    async def refresh_gauges(self) -> None:
+        """The gauges that are read from the database: unsent outbox rows, open and stuck payments."""
+        open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
+        async with self.store.reader() as uow:
+            pending = await uow.outbox_pending_count()
+            counts = await uow.open_counts(open_states)
+        for kind in ("partner", "status"):
+            self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
+        for partner in self.deps.mappings:
+            in_flight = counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0)
+            self.metrics.in_flight.labels(partner).set(in_flight)
+            self.metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
+
     async def readiness(self) -> tuple[dict[str, bool], dict[str, Any]]:
         """What /readyz reports: the database answers and the Kafka edge runs. partitions_assigned:
         this replica consumes instructions now (one without partitions still serves partner
         callbacks and its relay and timers, so that does not make it unready)."""
-        checks = {"database": await self.bus.ping(), "kafka": self.kafka_ready()}
+        checks = {"database": await self.store.ping(), "kafka": self.kafka_ready()}
         return checks, {"partitions_assigned": self.partitions_assigned(), "replica": self.replica_id}
 
     def backlog(self) -> int:

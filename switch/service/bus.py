@@ -19,7 +19,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from switch import limits
-from switch.domain.payment import PaymentState
 from switch.metrics import Metrics
 from switch.service.follow_up import FollowUpPayments, follow_up_payments
 from switch.service.group_commit import GroupCommitter
@@ -34,8 +33,8 @@ from switch.service.handlers import (
     record_send_results,
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
+from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
-from switch.store.sql_store import is_retriable
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,9 @@ class MessageBus:
         self._on_commit = on_commit
         self._metrics = metrics
         self._groups: dict[type, GroupCommitter[Any]] = {
-            t: GroupCommitter(t.__name__, self, HANDLERS[t], batch_max=group_commit_batch_max, queue_max=limits.outbox_queue_max)
+            t: GroupCommitter(
+                t.__name__, self.in_transaction, deps, HANDLERS[t], batch_max=group_commit_batch_max, queue_max=limits.outbox_queue_max
+            )
             for t in GROUPED
         }
 
@@ -88,7 +89,7 @@ class MessageBus:
                 async with self._store.unit_of_work() as uow:
                     result = await work(uow)
             except Exception as exc:
-                if not is_retriable(exc) or attempt + 1 == limits.uow_attempts_max:
+                if not isinstance(exc, ConcurrentUpdate) or attempt + 1 == limits.uow_attempts_max:
                     raise
                 self._metrics.uow_retries.labels(name).inc()
                 log.info("%s lost a race (%s); running it again", name, exc)
@@ -102,22 +103,6 @@ class MessageBus:
     def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A read-only unit of work (the HTTP API's look-ups)."""
         return self._store.reader()
-
-    async def ping(self) -> bool:
-        return await self._store.ping()
-
-    async def refresh_gauges(self) -> None:
-        """The gauges that are read from the database: unsent outbox rows, open and stuck payments."""
-        open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
-        async with self._store.reader() as uow:
-            pending = await uow.outbox_pending_count()
-            counts = await uow.open_counts(open_states)
-        for kind in ("partner", "status"):
-            self._metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
-        for partner in self.deps.mappings:
-            in_flight = counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0)
-            self._metrics.in_flight.labels(partner).set(in_flight)
-            self._metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
 
     def pending(self) -> int:
         return sum(g.pending() for g in self._groups.values())

@@ -19,7 +19,7 @@ from switch.contracts import AmountV1, StatusEventV1
 from switch.domain.money import Money
 from switch.domain.payment import FINAL_STATES, Payment, PaymentState, new_uetr
 from switch.service import pain_reports
-from switch.store.sql_store import OutboxMessage
+from switch.service.ports import OutboxMessage
 
 dead_letter_reason_chars_max = 300  # of the dead letter's reason, in the event's `reason`
 

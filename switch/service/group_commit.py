@@ -8,25 +8,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from switch.domain.errors import InvariantViolation
 from switch.service.handlers import Deps, Outcome
 from switch.service.ports import UnitOfWork
 
-if TYPE_CHECKING:
-    from switch.service.bus import MessageBus
-
 log = logging.getLogger(__name__)
 C = TypeVar("C")
 # A batch handler: all the commands of one group, one outcome per command, in order.
 Handler = Callable[[Sequence[C], UnitOfWork, Deps], Awaitable[list[Outcome]]]
+# The bus's transaction runner: work in one unit of work, run again after a lost race, the
+# committed outbox rows handed on (MessageBus.in_transaction)
+InTransaction = Callable[..., Awaitable[Any]]
 
 
 class GroupCommitter(Generic[C]):
-    def __init__(self, name: str, bus: MessageBus, handler: Handler[C], *, batch_max: int, queue_max: int) -> None:
+    def __init__(
+        self, name: str, in_transaction: InTransaction, deps: Deps, handler: Handler[C], *, batch_max: int, queue_max: int
+    ) -> None:
         self.name = name
-        self._bus = bus
+        self._in_transaction = in_transaction
+        self._deps = deps
         self._handler = handler
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[C, asyncio.Future[Outcome]]] = asyncio.Queue(maxsize=queue_max)
@@ -50,8 +53,8 @@ class GroupCommitter(Generic[C]):
     async def _commit(self, batch: list[tuple[C, asyncio.Future[Outcome]]]) -> None:
         cmds = [cmd for cmd, _ in batch]
         try:
-            outcomes = await self._bus.in_transaction(
-                lambda uow: self._handler(cmds, uow, self._bus.deps), name=self.name
+            outcomes = await self._in_transaction(
+                lambda uow: self._handler(cmds, uow, self._deps), name=self.name
             )
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
             log.exception("%s: group of %d failed", self.name, len(batch))

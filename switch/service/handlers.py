@@ -40,8 +40,7 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
-from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork
-from switch.store.sql_store import stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
 S = PaymentState
 

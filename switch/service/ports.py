@@ -4,8 +4,8 @@ nothing about SQL. `switch/store/sql_store.py` implements it on SQLAlchemy (SQLi
 `tests/fakes.py` in memory; a Protocol is structural, so neither names it, and a unit test checks
 that both provide every method below with the same signature.
 
-The record types the methods exchange are the store's dataclasses, named here so that handlers
-import them from the port rather than from the SQL module.
+The record types the methods exchange are defined here, with the port: the handlers import
+nothing from the SQL module, and the SQL store implements the port (it imports from here).
 """
 
 from __future__ import annotations
@@ -15,10 +15,71 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from switch.domain.payment import HistoryEntry, Payment, PaymentState
-from switch.store.sql_store import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
+from dataclasses import dataclass
 
-__all__ = ["DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "UnitOfWork"]
+from switch.domain.idempotency import StoredKey
+from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
+
+__all__ = ["DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "UnitOfWork", "stored_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRecord:
+    participant: str
+    instruction_id: str
+    fingerprint: str
+    uetr: str | None
+    reject_reason_code: str | None
+    reject_reason: str | None
+    corridor: str | None
+    source_ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    kind: str  # partner | status | inbound
+    destination: str  # partner id or Kafka topic
+    message_id: str
+    uetrs: tuple[str, ...]  # the payments the message is about (a pacs.008 may carry several)
+    key: str | None
+    body: bytes
+    created_at: datetime
+    id: int | None = None
+    attempts: int = 0
+    # the relay stops retrying on its own after this (a pacs.008: the partner's SLA); None: retry
+    # until delivered (events, answers to partners)
+    deadline_at: datetime | None = None
+    ambiguous: bool = False  # an earlier attempt may have reached the partner
+    lease_until: datetime | None = None  # this replica holds the row until then
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Which replica holds outbox rows it writes, and for how long: rows written by a unit of
+    work are leased to the writing replica's relay, which delivers them right after the commit;
+    if it dies first, the lease runs out and any replica's relay takes them."""
+
+    owner: str
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """One failed delivery round of an outbox row: retry at `retry_at`, or, with `retry_at`
+    None, stop (the relay gave up on it: refused, or past its deadline)."""
+
+    outbox_id: int
+    error: str
+    ambiguous: bool
+    retry_at: datetime | None
+
+
+def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
+    final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
+    return StoredKey(fingerprint=record.fingerprint, final=final)
+
+
 
 
 class UnitOfWork(Protocol):

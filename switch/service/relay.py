@@ -34,7 +34,8 @@ from adapters.transport import HttpPartnerTransport, SendOutcome, SendResult
 from switch import limits
 from switch.metrics import Metrics
 from switch.service.handlers import Outcome, RecordSendResults
-from switch.store.sql_store import DeliveryFailure, OutboxMessage, Store
+from switch.service.ports import DeliveryFailure, OutboxMessage
+from switch.store.sql_store import Store  # the relay claims rows: a store method beyond the handlers' port
 
 log = logging.getLogger(__name__)
 KAFKA = "kafka"  # the lane of rows that go to Kafka topics (status, inbound)

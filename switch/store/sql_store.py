@@ -32,41 +32,11 @@ from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
 from switch.store.tables import UtcDateTime, inbound_messages, instructions, outbox, payment_history, payments
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 in_clause_max = 500  # keys in one IN (...) list
-
-
-@dataclass(frozen=True, slots=True)
-class InstructionRecord:
-    participant: str
-    instruction_id: str
-    fingerprint: str
-    uetr: str | None
-    reject_reason_code: str | None
-    reject_reason: str | None
-    corridor: str | None
-    source_ref: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    kind: str  # partner | status | inbound
-    destination: str  # partner id or Kafka topic
-    message_id: str
-    uetrs: tuple[str, ...]  # the payments the message is about (a pacs.008 may carry several)
-    key: str | None
-    body: bytes
-    created_at: datetime
-    id: int | None = None
-    attempts: int = 0
-    # the relay stops retrying on its own after this (a pacs.008: the partner's SLA); None: retry
-    # until delivered (events, answers to partners)
-    deadline_at: datetime | None = None
-    ambiguous: bool = False  # an earlier attempt may have reached the partner
-    lease_until: datetime | None = None  # this replica holds the row until then
 
 
 def _payment_row(p: Payment) -> dict[str, Any]:
@@ -172,27 +142,6 @@ def _history_row(h: HistoryEntry) -> dict[str, Any]:
 def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Which replica holds outbox rows it writes, and for how long: rows written by a unit of
-    work are leased to the writing replica's relay, which delivers them right after the commit;
-    if it dies first, the lease runs out and any replica's relay takes them."""
-
-    owner: str
-    duration_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailure:
-    """One failed delivery round of an outbox row: retry at `retry_at`, or, with `retry_at`
-    None, stop (the relay gave up on it: refused, or past its deadline)."""
-
-    outbox_id: int
-    error: str
-    ambiguous: bool
-    retry_at: datetime | None
 
 
 class UnitOfWork:
@@ -608,6 +557,13 @@ class UnitOfWork:
 _RETRIABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
 
+def _raise_retriable_as_conflict(exc: DBAPIError) -> None:
+    """A database error that only says this transaction lost a race becomes the port's
+    ConcurrentUpdate (the bus runs the unit of work again); any other stays what it is."""
+    if is_retriable(exc):
+        raise ConcurrentUpdate(f"the database broke a race: {exc.orig}") from exc
+
+
 def is_retriable(exc: BaseException) -> bool:
     """A transaction that failed this way wrote nothing and may simply be run again: a version
     check that found another writer first, a deadlock PostgreSQL broke, SQLite busy."""
@@ -624,11 +580,6 @@ def is_retriable(exc: BaseException) -> bool:
 
 def _asdict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-
-
-def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
-    final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
-    return StoredKey(fingerprint=record.fingerprint, final=final)
 
 
 class _InLoopConnection:
@@ -820,12 +771,20 @@ class Store:
             async with self._write_lock:  # SQLite has one writer, and it keeps its connection
                 if self._writer is None:
                     self._writer = self._sync_engine.connect()
-                with self._writer.begin():
-                    yield UnitOfWork(_InLoopConnection(self._writer), lock_rows=False, lease=self.lease)
+                try:
+                    with self._writer.begin():
+                        yield UnitOfWork(_InLoopConnection(self._writer), lock_rows=False, lease=self.lease)
+                except DBAPIError as exc:
+                    _raise_retriable_as_conflict(exc)
+                    raise
         else:
             assert self._engine is not None
-            async with self._engine.begin() as conn:
-                yield UnitOfWork(conn, lock_rows=True, lease=self.lease)
+            try:
+                async with self._engine.begin() as conn:
+                    yield UnitOfWork(conn, lock_rows=True, lease=self.lease)
+            except DBAPIError as exc:
+                _raise_retriable_as_conflict(exc)
+                raise
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[UnitOfWork]:

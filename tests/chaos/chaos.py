@@ -36,7 +36,7 @@ Pass: 0 lost, 0 double-final, every event carries an `event_id` and no two event
 differ, 0 partner conflicts. The exit code is 1 when a criterion fails. `sw!=partner` (a final
 outcome the partner's own answer contradicts) is reported but is not a criterion of the issue.
 
-    .venv/bin/python tests/chaos/chaos.py --scenario all --count 5000 --json chaos-out/chaos.json
+    .venv/bin/python tests/chaos/chaos.py --scenario all --count 5000   # table on stdout, JSON in bench-out/chaos/
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from tqdm import tqdm  # noqa: E402
 
 from switch.broker import free_port  # noqa: E402
+from switch.domain.payment import FINAL_STATES, PaymentState  # noqa: E402
 from switch.tools.loadgen import ALL_CORRIDORS, plan_instructions, publish  # noqa: E402
 from switch.tools.stack import Stack  # noqa: E402
 from tests.chaos.proxy import CallbackBalancer  # noqa: E402
@@ -72,6 +73,7 @@ PARTNERS = ("promptpay", "lapnet", "napas", "unionpay")
 CRITERIA = ("lost", "double_final", "event_id_missing", "event_id_conflicts", "partner_conflicts")
 PG_URL = os.environ.get("MEKONG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
+OPEN_STATES = frozenset(s.value for s in PaymentState) - frozenset(s.value for s in FINAL_STATES)
 status_topic = "mekong.status"
 dlq_topic = "mekong.dlq"
 sim_ready_s_max = 30.0  # a restarted simulator answers within this
@@ -333,8 +335,11 @@ def count(
         "final": len(final_of),
         "dead_lettered": outcomes.get("DLQ", 0),
         "lost": len(lost),
-        "non_final": sum(n for state, n in non_final_states.items() if state not in ("NOT ADMITTED", "unknown")),
-        "non_final_states": dict(non_final_states.most_common()),  # as the switch holds the lost ones
+        # lost, and the switch holds them in an open state (SUBMITTED, TIMED_OUT ...)
+        "non_final": sum(n for state, n in non_final_states.items() if state in OPEN_STATES),
+        # lost although the switch holds a final state: its status event never reached the topic
+        "final_unpublished": sum(n for state, n in non_final_states.items() if state in FINAL_STATES),
+        "non_final_states": dict(non_final_states.most_common()),  # the lost ones, as the switch holds them
         "silent": len(silent),  # lost without a single status event
         "double_final": len(double_final),
         "final_repeated": final_repeated,  # ids with more than one final event (same outcome)
@@ -521,7 +526,7 @@ async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: 
         balancer = CallbackBalancer([stack.replica_url(n) for n in stack.switch_names])
         await balancer.start(balancer_port)
     bar = tqdm(total=len(tracked), unit="final", desc=scenario, file=sys.stderr, mininterval=0.5, disable=not progress)
-    say: Callable[[str], None] = bar.write if progress else (lambda _line: None)
+    say: Callable[[str], None] = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda _line: None)
     follower = StatusFollower(stack.bootstrap_servers, set(tracked))
     following = asyncio.create_task(follower.run())
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=5)
@@ -639,7 +644,7 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         details = [f"outcomes {r['outcomes']}"]
         if r["non_final_states"]:
-            details.append(f"left non-final {r['non_final_states']}")
+            details.append(f"lost ones as the switch holds them {r['non_final_states']}")
         if r["silent"]:
             details.append(f"{r['silent']} without any status event")
         details.append(f"faults: " + "; ".join(f"{f['at_s']} s {f['what']} {f.get('process', '')}".strip() for f in r["faults"]))
@@ -663,7 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-s-max", type=float, default=d.settle_s_max, help="bound on the wait for quiescence")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--pg-url", default=d.pg_url, help="PostgreSQL server for replica-kill (a database is created and dropped)")
-    parser.add_argument("--workdir", type=Path, default=Path("chaos-out"), help="logs and state files, one folder per scenario")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out") / "chaos",
+                        help="logs and state files, one folder per scenario (bench-out/ is not versioned)")
     parser.add_argument("--json", type=Path, help="write the results here (default: WORKDIR/chaos.json)")
     args = parser.parse_args(argv)
     scenarios = SCENARIOS if args.scenario == "all" else tuple(s.strip() for s in args.scenario.split(","))

@@ -647,9 +647,19 @@ def table(results: list[dict[str, Any]]) -> str:
             details.append(f"lost ones as the switch holds them {r['non_final_states']}")
         if r["silent"]:
             details.append(f"{r['silent']} without any status event")
-        details.append(f"faults: " + "; ".join(f"{f['at_s']} s {f['what']} {f.get('process', '')}".strip() for f in r["faults"]))
+        if r["byte_identical_repeats"]:
+            details.append(f"{r['byte_identical_repeats']} events repeated byte for byte")
+        details.append("faults: " + "; ".join(_fault_text(f) for f in r["faults"]))
         lines.append(f"{r['scenario']}: " + " | ".join(details))
     return "\n".join(lines)
+
+
+def _fault_text(fault: dict[str, Any]) -> str:
+    text = f"{fault['at_s']} s {fault['what']} {fault.get('process', '')}".strip()
+    pending = fault.get("outbox_pending")
+    if pending is not None:
+        text += " (outbox pending: " + ", ".join(f"{kind} {n:g}" for kind, n in pending.items()) + ")" if pending else " (outbox unknown)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

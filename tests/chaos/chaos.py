@@ -30,7 +30,8 @@ GET /sim/received:
   events without id status events lacking `event_id` (the field that makes a republished event
                     recognisable); events sharing an `event_id` must be identical
   partner conflicts UETRs for which a partner received two different messages (message ids or bytes)
-  non-final         lost ids that did get status events: where they were left (e.g. TIMED_OUT)
+  non-final         lost ids the switch still holds in an open state (SUBMITTED, TIMED_OUT ...), as
+                    its own API tells (an outbound payment has no status event before its final one)
 
 Pass: 0 lost, 0 double-final, every event carries an `event_id` and no two events with one id
 differ, 0 partner conflicts. The exit code is 1 when a criterion fails. `sw!=partner` (a final
@@ -79,6 +80,7 @@ dlq_topic = "mekong.dlq"
 sim_ready_s_max = 30.0  # a restarted simulator answers within this
 pending_catch_s_max = 2.0  # how long to look for a moment with pending outbox rows before a kill
 http_timeout_s = 5.0
+pg_connect_timeout_s = 5.0
 topic_read_s_max = 60.0  # the final read of the topics from offset 0
 topic_idle_s = 3.0  # that read ends after this long without a record
 examples_max = 10  # instruction ids or UETRs listed per failed criterion
@@ -122,7 +124,7 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     name = f"chaos_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn, timeout=http_timeout_s)
+        conn = await asyncpg.connect(dsn, timeout=pg_connect_timeout_s)
         try:
             await conn.execute(sql)
         finally:
@@ -139,7 +141,7 @@ def postgres_answers(admin_url: str) -> bool:
     import asyncpg
 
     async def ping() -> None:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=pg_connect_timeout_s)
         await conn.close()
 
     try:
@@ -177,8 +179,7 @@ class StatusFollower:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            parts = await _assign_from_start(consumer, (status_topic, dlq_topic))
-            del parts
+            await _assign_from_start(consumer, (status_topic, dlq_topic))
             while not self._stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=2000)
                 for tp, records in batches.items():

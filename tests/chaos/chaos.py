@@ -96,7 +96,9 @@ class ChaosOptions:
     down_s_min: float = 0.5  # switch-kill: how long the switch stays dead
     down_s_max: float = 3.0
     replica_down_s: float = 12.0  # replica-kill: how long a replica stays dead (past the group's session timeout)
-    quiet_s: float = 15.0  # quiesced: no new status event for this long
+    # quiesced: no new status event for this long; longer than a partner's resend_after_s (15 s in
+    # the shipped profiles), so that a resend of an unanswered pacs.008 and its answer can land
+    quiet_s: float = 30.0
     settle_s_max: float = 300.0  # bound on the wait for quiescence after the last repair
     sim_delay_ms: float = 50.0  # before each pacs.002: keeps payments in flight when a fault hits
     reject_rate: float = 0.05

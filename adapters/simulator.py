@@ -238,6 +238,7 @@ class PartnerSimulator:
         self.received_log.open()
         for message_id, report in self.received_log.answers.items():
             self._remember(message_id, None if report is None else _Decision(report))
+        self.received_log.answers.clear()  # kept from here on by _seen, bounded
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=callbacks_inflight_max))
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()

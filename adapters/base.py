@@ -65,6 +65,9 @@ class PartnerProfile(BaseModel):
     charge_bearer: Literal["SLEV", "SHAR", "DEBT", "CRED"] = "SLEV"
     transactions_per_message_max: int = Field(default=1, ge=1, le=1000)  # NbOfTxs of one pacs.008
     sla_s: float = Field(gt=0)  # a final pacs.002 is expected within this
+    # no final pacs.002 this long after admission: the pacs.008 is resent byte for byte (the
+    # partner answers a resend with its stored status); then again at a growing interval
+    resend_after_s: float = Field(default=15.0, gt=0)
     base_url: str  # where the partner (or its simulator) takes ISO messages
     timeout_s: float = Field(gt=0, le=60)
     inflight_max: int = Field(ge=1, le=1024)
@@ -78,6 +81,8 @@ class PartnerProfile(BaseModel):
         if self.country != "IN" and "UPI" in (self.clearing_system_code, self.clearing_system_proprietary,
                                               self.member_id_system_code, self.member_id_system_proprietary):
             raise ValueError("UPI is India's Unified Payments Interface (ISO clearing code); UnionPay is not UPI")
+        if self.resend_after_s >= self.sla_s:
+            raise ValueError(f"resend_after_s {self.resend_after_s:g} must be below the SLA of {self.sla_s:g} s")
         if (self.card_luhn or self.card_scheme_proprietary) and self.card_pattern is None:
             raise ValueError("card_luhn / card_scheme_proprietary need a card_pattern")
         return self

@@ -8,6 +8,7 @@ is credited with (KHR or USD), InstdAmt and XchgRate say what the payer sent, wh
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,10 @@ from iso20022.model import Agent, Amount
 # ExternalProxyAccountType1Code MOBL / TELE, Nexus MBNO) [U: partners' own codes are not public].
 MOBILE_PROXY_TYPES: Final = frozenset({"MBNO", "MOBL", "TELE", "MOBILE"})
 answer_prefix: Final = "R"  # pacs.002 MsgId toward the partner: R + the UETR's 32 hex digits
+# pacs.002 MsgId of a DUPL answer to a pacs.008 that reused a UETR or a message id: D + 34 hex
+# digits of a hash of (sender, its message id, the UETR), so a resend of that message is answered
+# with the same DUPL message and R + UETR stays the payment's own answer
+duplicate_answer_prefix: Final = "D"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,11 @@ def answer_message_id(uetr: str) -> str:
     return answer_prefix + uetr.replace("-", "")
 
 
+def duplicate_answer_message_id(partner: str, message_id: str, uetr: str) -> str:
+    digest = hashlib.sha256(f"{partner}\n{message_id}\n{uetr}".encode()).hexdigest()
+    return duplicate_answer_prefix + digest[:34]  # Max35Text
+
+
 def status_report(
     *,
     switch_bic: str,
@@ -120,14 +130,16 @@ def status_report(
     reason_code: str | None,
     detail: str | None,
     at: datetime,
+    message_id: str | None = None,
 ) -> pacs002.PaymentStatusReport:
     """The switch's final answer to one inbound transfer (one pacs.002 per payment, so a resend
-    of the partner's pacs.008 can be answered with exactly the same message)."""
+    of the partner's pacs.008 can be answered with exactly the same message). message_id: the
+    MsgId when it is not the payment's own answer (a DUPL answer)."""
     reasons: Sequence[pacs002.StatusReason] = ()
     if not accepted:
         reasons = (pacs002.StatusReason(reason_code or "MS03", ((detail or "")[:105],) if detail else ()),)
     return pacs002.PaymentStatusReport(
-        message_id=answer_message_id(uetr),
+        message_id=message_id or answer_message_id(uetr),
         created_at=at,
         instructing_agent=Agent(bicfi=switch_bic),
         transactions=(

@@ -1,4 +1,5 @@
-"""Which mapping class serves which partner; profiles come from `config/partners/<id>.toml`."""
+"""Which mapping class serves which partner; profiles come from `config/partners/<id>.toml`.
+(Each partner's simulator is registered next to the simulators: adapters/simulator.py SIMULATORS.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from adapters.iso_mapping import IsoMapping
 from adapters.lapnet.mapping import LapnetMapping
 from adapters.napas.mapping import NapasMapping
 from adapters.promptpay.mapping import PromptPayMapping
-from adapters.simulator import PartnerSimulator
 from adapters.unionpay.mapping import UnionPayMapping
 
 MAPPINGS: dict[str, type[IsoMapping]] = {
@@ -19,14 +19,6 @@ MAPPINGS: dict[str, type[IsoMapping]] = {
     "napas": NapasMapping,
     "unionpay": UnionPayMapping,
 }
-# Each partner's simulator. The shared one plays every profile (its rules, decimals, text rule and
-# reason codes are profile data) until a network needs more than data can say.
-SIMULATORS: dict[str, type[PartnerSimulator]] = {
-    "promptpay": PartnerSimulator,
-    "lapnet": PartnerSimulator,
-    "napas": PartnerSimulator,
-    "unionpay": PartnerSimulator,
-}
 
 
 def profile_path(config_dir: Path, partner: str) -> Path:
@@ -34,9 +26,15 @@ def profile_path(config_dir: Path, partner: str) -> Path:
 
 
 def load_partners(
-    config_dir: Path, partners: set[str], *, switch_bic: str, base_urls: Mapping[str, str] | None = None
+    config_dir: Path,
+    partners: set[str],
+    *,
+    switch_bic: str,
+    base_urls: Mapping[str, str] | None = None,
+    timing: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, IsoMapping]:
-    """The mapping for each partner that an enabled corridor names."""
+    """The mapping for each partner that an enabled corridor names; `timing` overrides a
+    profile's sla_s / resend_after_s / timeout_s (validated like the file)."""
     out: dict[str, IsoMapping] = {}
     for partner in sorted(partners):
         if partner not in MAPPINGS:
@@ -44,5 +42,7 @@ def load_partners(
         profile: PartnerProfile = load_profile(
             profile_path(config_dir, partner), base_url=(base_urls or {}).get(partner)
         )
+        if (timing or {}).get(partner):
+            profile = PartnerProfile.model_validate({**profile.model_dump(), **timing[partner]})  # type: ignore[index]
         out[partner] = MAPPINGS[partner](profile, switch_bic=switch_bic)
     return out

@@ -16,7 +16,7 @@ the earlier life saw. Without it, nothing is written and a restart forgets (the 
 
 One class plays every network: what differs (message version, clearing codes, identifier and
 card patterns, amount decimals, text rule, reason codes) is profile data. A network that needs
-more gets a subclass registered in adapters/registry.py SIMULATORS.
+more gets a subclass registered in SIMULATORS below.
 
   POST /iso20022          from the switch: a pacs.008 (answered later by a pacs.002 callback), an
                           acmt.023 proxy look-up (answered at once with an acmt.024), or a
@@ -458,3 +458,14 @@ class PartnerSimulator:
                 self.stats["callback_retries"] += 1
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
             self.stats["callbacks_failed"] += 1
+
+
+# Each partner's simulator. The shared one plays every profile (its rules, decimals, text rule and
+# reason codes are profile data) until a network needs more than data can say. Kept here, next to
+# the simulators: production code (adapters/registry.py) never imports a simulator.
+SIMULATORS: dict[str, type[PartnerSimulator]] = {
+    "promptpay": PartnerSimulator,
+    "lapnet": PartnerSimulator,
+    "napas": PartnerSimulator,
+    "unionpay": PartnerSimulator,
+}

@@ -6,7 +6,9 @@ mobile number), posts them to the switch, and collects the switch's pacs.002 ans
   GET  /sim/inbound   {"answers": {uetr: {"status", "reason_code", "latency_ms", "answers"}}, "pending": n}
 
 Each answer the network receives is checked against the official XSD; a second answer for the
-same UETR is counted (the switch must answer a resend with the same decision).
+same UETR is counted (the switch must answer a resend with the same decision), except a RJCT DUPL,
+which refuses a duplicate message rather than deciding the payment again. Every answer is also
+kept in order in `received`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ class InboundSpec(BaseModel):
     message_id: str | None = None  # set to resend a message
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedAnswer:
+    """One pacs.002 transaction status as the network received it."""
+
+    uetr: str
+    status: str
+    reason_code: str | None
+    message_id: str
+
+
 @dataclass
 class _Answer:
     status: str
@@ -71,6 +83,7 @@ class InboundOriginator:
         self._sent_at: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.samples: dict[str, bytes] = {}
+        self.received: list[ReceivedAnswer] = []
 
     # ------------------------------------------------------------------ building
     def build(self, spec: InboundSpec, *, now: datetime) -> tuple[str, str, bytes]:
@@ -158,7 +171,11 @@ class InboundOriginator:
                 self.stats["answers_without_uetr"] += 1
                 continue
             reason = tx.reasons[0].code if tx.reasons else None
+            self.received.append(ReceivedAnswer(uetr, tx.status.value, reason, report.message_id))
             known = self.answers.get(uetr)
+            if known is not None and reason == "DUPL":  # our duplicate refused, the decision stands
+                self.stats["answers_duplicate"] += 1
+                continue
             if known is not None:
                 known.answers += 1
                 self.stats["answers_repeated"] += 1

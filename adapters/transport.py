@@ -18,9 +18,11 @@ import aiohttp
 class SendOutcome(StrEnum):
     OK = "ok"  # the partner took the message (2xx)
     REFUSED = "http_error"  # the partner answered no (4xx): resending the same bytes will not help
-    FAILED = "connection_error"  # nothing reached the partner: safe to resend
+    FAILED = "connection_error"  # no connection: nothing reached the partner, safe to resend
     TIMEOUT = "timeout"  # may or may not have reached the partner: resend the same bytes
-    UNAVAILABLE = "unavailable"  # 5xx / 429: resend later
+    DISCONNECTED = "disconnected"  # the connection broke after the request went out: may have reached it
+    UNAVAILABLE = "unavailable"  # 503 / 429: the partner did not take it now; resend later
+    SERVER_ERROR = "server_error"  # another 5xx: the partner may have acted on it before failing
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,14 @@ class SendResult:
 
     @property
     def retriable(self) -> bool:
-        return self.outcome in (SendOutcome.FAILED, SendOutcome.TIMEOUT, SendOutcome.UNAVAILABLE)
+        return self.outcome is not SendOutcome.OK and self.outcome is not SendOutcome.REFUSED
+
+    @property
+    def ambiguous(self) -> bool:
+        """The partner may have the message although the switch did not hear it take it: such a
+        payment is resolved by resending (the partner answers with its stored status), never
+        rejected as 'not received'."""
+        return self.outcome in (SendOutcome.TIMEOUT, SendOutcome.DISCONNECTED, SendOutcome.SERVER_ERROR)
 
 
 class HttpPartnerTransport:
@@ -56,11 +65,15 @@ class HttpPartnerTransport:
                     status = resp.status
             except asyncio.TimeoutError:
                 return SendResult(SendOutcome.TIMEOUT, None, "partner did not answer in time", time.perf_counter() - started)
-            except aiohttp.ClientError as exc:
+            except aiohttp.ClientConnectorError as exc:  # before anything was sent
                 return SendResult(SendOutcome.FAILED, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+            except aiohttp.ClientError as exc:  # the request may have gone out before the break
+                return SendResult(SendOutcome.DISCONNECTED, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         elapsed = time.perf_counter() - started
         if 200 <= status < 300:
             return SendResult(SendOutcome.OK, status, text, elapsed)
-        if status == 429 or status >= 500:
+        if status in (429, 503):
             return SendResult(SendOutcome.UNAVAILABLE, status, text, elapsed)
+        if status >= 500:
+            return SendResult(SendOutcome.SERVER_ERROR, status, text, elapsed)
         return SendResult(SendOutcome.REFUSED, status, text, elapsed)

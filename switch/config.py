@@ -176,6 +176,9 @@ class SwitchConfig(_Model):
     inbound_routes: tuple[InboundRoute, ...] = ()
     directory: tuple[DirectoryEntry, ...] = ()
     partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
+    # partner id -> profile timing overrides (sla_s, resend_after_s, timeout_s), from the
+    # environment (MEKONG_PARTNER_SLA_S_<PARTNER>, ...): for drills and tests with short outages
+    partner_timing: Mapping[str, Mapping[str, float]] = {}
 
     def corridor(self, corridor_id: str) -> Corridor | None:
         return self._corridors_by_id.get(corridor_id)
@@ -218,6 +221,9 @@ class SwitchConfig(_Model):
         return self.http.public_url or f"http://{self.http.host}:{self.http.port}"
 
 
+PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as fh:
         return tomllib.load(fh)
@@ -258,8 +264,15 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         for key, value in env.items()
         if key.startswith("MEKONG_PARTNER_URL_") and value
     }
+    partner_timing: dict[str, dict[str, float]] = {}
+    for key, value in env.items():
+        for field in PARTNER_TIMING_FIELDS:
+            prefix = f"MEKONG_PARTNER_{field.upper()}_"
+            if key.startswith(prefix) and value:
+                partner_timing.setdefault(key.removeprefix(prefix).lower(), {})[field] = float(value)
     return SwitchConfig(
         config_dir=str(directory),
+        partner_timing=partner_timing,
         switch=switch,
         kafka=kafka,
         http=http,

@@ -91,6 +91,12 @@ class StatusEventV1(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = 1
+    # the same id whenever this event is published again (after a crash, a retry): a participant
+    # deduplicates on it; a new event (a replay of an outcome, a conflict) has a new id
+    event_id: str | None = None
+    # "status": the instruction's state; "conflict": the instruction id was reused with another
+    # payload, this new record was refused and the first one stands (state CONFLICT, never final)
+    type: Literal["status", "conflict"] = "status"
     instruction_id: str
     participant: str
     uetr: str | None  # None only when the switch could not admit the instruction at all

@@ -25,24 +25,36 @@ if batch_records_max * record_budget_s_max * 1000 >= kafka_poll_interval_ms_max:
 # Partner transport
 partner_inflight_max: Final = 64  # concurrent HTTP requests to one partner
 partner_timeout_s: Final = 10.0  # one HTTP request to a partner
-partner_attempts_max: Final = 5  # sends of the same message before giving up
 partner_backoff_s_min: Final = 0.05
-partner_backoff_s_max: Final = 2.0
-outbox_batch_max: Final = 256  # outbox rows claimed in one transaction
-outbox_queue_max: Final = 20_000  # in-memory hand-off from the consumer to the senders
-outbox_poll_s: Final = 1.0  # the outbox is re-read from the database at least this often
+
+# Outbox relay (switch/service/relay.py): the one thing that delivers after a commit
+outbox_batch_max: Final = 256  # due rows claimed in one transaction
+outbox_queue_max: Final = 20_000  # rows waiting in memory per destination (partner, Kafka)
+outbox_poll_s: Final = 1.0  # the relay claims due rows at least this often
+outbox_lease_s: Final = 45.0  # a row held by a replica that died is taken over after this
+relay_attempts_in_memory_max: Final = 3  # quick attempts before a retry is scheduled in the database
+relay_backoff_s_max: Final = 30.0  # the longest wait between two delivery attempts of one row
 
 if partner_inflight_max > outbox_queue_max:
     raise RuntimeError("the outbox queue must hold at least one full set of in-flight sends")
+if outbox_lease_s <= relay_attempts_in_memory_max * (partner_timeout_s + partner_backoff_s_min * 2**relay_attempts_in_memory_max):
+    raise RuntimeError("a lease must outlast the quick attempts of one row, or two replicas would deliver it at once")
+
+# Follow-up timers (switch/service/follow_up.py): payments without a final outcome
+follow_up_poll_s: Final = 1.0  # how often due follow-ups are claimed
+follow_up_batch_max: Final = 500  # payments claimed in one transaction
+follow_up_interval_s_max: Final = 300.0  # an unresolved payment is looked at at least this often
 
 # HTTP edge
 http_body_bytes_max: Final = 1_000_000  # any request body, partner XML included
 xml_body_bytes_max: Final = http_body_bytes_max
 
-# Timers
-sla_sweep_interval_s: Final = 1.0  # how often submitted payments are checked against the SLA
+# Status events
 status_publish_batch_max: Final = 500
 publish_batches_inflight_max: Final = 4  # status batches awaiting the broker's acknowledgement
+
+# Units of work
+uow_attempts_max: Final = 5  # a transaction that lost a race (version check, deadlock) is run again
 
 # Storage
 sqlite_checkpoint_interval_s: Final = 1.0  # WAL checkpoints, off the event loop
@@ -65,3 +77,45 @@ proxy_lookup_batch_max: Final = 100  # proxies per acmt.023
 proxy_cache_ttl_s: Final = 60.0  # a resolved proxy is reused this long (a moved proxy is seen within a minute)
 proxy_cache_entries_max: Final = 100_000
 proxy_lookup_timeout_s: Final = 3.0
+# after a failed look-up, that partner's look-ups fail at once (AB07) for this long, so a partner
+# that is down or hung does not hold every consumer batch for proxy_lookup_timeout_s
+proxy_lookup_backoff_s: Final = 5.0
+
+# HTTP edge: bodies are read in chunks of at most this size and refused at http_body_bytes_max,
+# so an over-limit body is never buffered whole
+http_body_chunk_bytes_max: Final = 65_536
+
+if http_body_chunk_bytes_max > http_body_bytes_max:
+    raise RuntimeError("one body chunk must not be larger than the whole body limit")
+
+# Kafka edge: no record can stop the consumer (issue 7)
+# An instruction v1 is at most ~2 KB (every field has a maximum length: ids 35, names 140, QR 512)
+# and ~12 KB with every character \u-escaped; 64 KiB leaves room for new versions and bounds the
+# work one JSON record costs before it is refused.
+json_bytes_max: Final = 65_536
+# Instruction v1 nests 3 levels (instruction > creditor > proxy). Checked on the raw bytes before
+# any parser runs, so no parser ever sees deep nesting (Python's json recurses once per level and
+# a record 100,000 levels deep raised RecursionError in the consumer).
+json_depth_max: Final = 16
+kafka_request_bytes_max: Final = kafka_message_bytes_max + 64_000  # the producer's max_request_size
+dlq_value_bytes_max: Final = kafka_message_bytes_max  # a record up to this goes to the dead-letter topic whole
+# Of a larger record only this prefix goes (headers give its size and sha256): enough to see what
+# it was, and it always fits the producer's request, which the whole record may not.
+dlq_prefix_bytes_max: Final = 65_536
+dlq_key_bytes_max: Final = 1_024  # a longer key is cut (participants key by instruction id)
+dlq_reason_bytes_max: Final = 1_000  # the `mekong.reason` header
+dlq_framing_bytes_max: Final = 4_096  # the other headers (topic name <= 249, numbers, a sha256) and the record framing
+# A dead letter the broker cannot take right now (it is briefly away) is sent again with jittered
+# backoff; after this long the consumer stops (the broker is down, not briefly away) and a restart
+# reads the batch again. Below max_poll_interval_ms, so waiting costs no rebalance.
+dlq_publish_s_max: Final = 60.0
+dlq_publish_attempts_max: Final = 12
+dlq_backoff_s_min: Final = 0.1
+dlq_backoff_s_max: Final = 5.0
+
+if dlq_value_bytes_max + dlq_key_bytes_max + dlq_reason_bytes_max + dlq_framing_bytes_max > kafka_request_bytes_max:
+    raise RuntimeError("a dead letter could exceed the producer's max_request_size and never be published")
+if dlq_prefix_bytes_max > dlq_value_bytes_max:
+    raise RuntimeError("the prefix of a record too large for the dead-letter topic must be smaller than a whole one")
+if dlq_publish_s_max * 1000 >= kafka_poll_interval_ms_max:
+    raise RuntimeError("retrying a dead letter could outlive max_poll_interval_ms and trigger a rebalance")

@@ -6,11 +6,49 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from iso20022.reason_codes import REASON_CODES
+
+# The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py)
+REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10"}
+reason_code_other: Final = "other"  # the label for any other code
+
+
+class DlqReason(StrEnum):
+    """The label of switch_dlq_total{reason}: a fixed set, never taken from a record's content
+    (reason texts hold sizes and field names: one series each, without bound)."""
+
+    TOO_LARGE = "too_large"  # over the size bound of its format
+    TOO_DEEP = "too_deep"  # JSON nested deeper than the bound
+    MALFORMED_JSON = "malformed_json"  # not JSON (invalid UTF-8 included)
+    MALFORMED_XML = "malformed_xml"  # not well-formed XML, or DTD / entities
+    INVALID_CONTRACT = "invalid_contract"  # JSON that breaks instruction v1 / inbound reply v1
+    UNSUPPORTED_MESSAGE = "unsupported_message"  # XML other than a bare pain.001.001.09 (another version, an envelope)
+    PAIN001_REFUSED = "pain001_refused"  # a pain.001.001.09 invalid against the XSD or its control totals
+    UNREADABLE = "unreadable"  # reading the record raised an unexpected exception
+
+
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def reason_code_label(code: str | None) -> str:
+    """A reason code as a label value from a fixed set: codes partners and participants send
+    (a pacs.002 StsRsnInf/Rsn/Cd is any 1-4 characters) would otherwise make a series each."""
+    return code if code in REASON_CODE_LABELS else reason_code_other
+
+
+class _RejectsCounter:
+    """switch_rejects_total whose reason_code label is always reason_code_label(code)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+
+    def labels(self, stage: str, reason_code: str | None) -> Counter:
+        return self._counter.labels(stage, reason_code_label(reason_code))
 
 
 class Metrics:
@@ -23,8 +61,8 @@ class Metrics:
         self.payments = Counter(
             "switch_payments_total", "Payments that reached an outcome", ["corridor", "outcome"], registry=r
         )
-        self.rejects = Counter(
-            "switch_rejects_total", "Rejects by stage and ISO reason code", ["stage", "reason_code"], registry=r
+        self.rejects = _RejectsCounter(
+            Counter("switch_rejects_total", "Rejects by stage and ISO reason code", ["stage", "reason_code"], registry=r)
         )
         self.stage_duration = Histogram(
             "switch_stage_duration_seconds",
@@ -52,7 +90,23 @@ class Metrics:
         self.proxy_lookups = Counter(
             "switch_proxy_lookups_total", "Proxy look-ups (acmt.023/024) by partner and result", ["partner", "result"], registry=r
         )
-        self.dlq = Counter("switch_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.resends = Counter(
+            "switch_partner_resends_total", "pacs.008 messages resent because no final status came", ["partner"], registry=r
+        )
+        self.delivery_failures = Counter(
+            "switch_outbox_delivery_failures_total",
+            "Failed delivery attempts of outbox rows, by destination kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.uow_retries = Counter(
+            "switch_uow_retries_total", "Transactions run again after losing a race (version check, deadlock)", ["handler"], registry=r
+        )
+        self.dlq = Counter(
+            "switch_dlq_total", "Records sent to the dead-letter topic, by DlqReason", ["reason"], registry=r
+        )
+        for reason in DlqReason:  # every series exists from the start, at 0
+            self.dlq.labels(reason.value)
         self.outbox_pending = Gauge("switch_outbox_pending", "Outbox messages not yet sent", ["kind"], registry=r)
         self.partner_up = Gauge("switch_partner_up", "1 when the last request to the partner got an answer", ["partner"], registry=r)
         self.gc_pause = Histogram(

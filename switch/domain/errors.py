@@ -14,6 +14,13 @@ class InvariantViolation(AssertionError):
     """A bug: the code tried something the domain forbids."""
 
 
+class ConcurrentUpdate(RuntimeError):
+    """Another transaction changed a row this one read (a version check failed), or the database
+    broke a lock cycle. Nothing was written: the whole unit of work is run again, never a crash."""
+
+    retriable: ClassVar[bool] = True
+
+
 class SwitchError(Exception):
     retriable: ClassVar[bool] = False
     default_reason_code: ClassVar[str] = "MS03"

@@ -91,6 +91,12 @@ class Payment:
     # where the instruction came from when not JSON: "pain.001" + tab-separated MsgId, PmtInfId,
     # EndToEndId, so each final state can be reported back in a pain.002
     origin: str | None = None
+    # the partner message that carries the payment (outbound pacs.008 MsgId), fixed before the
+    # first send so that every resend is the same message
+    message_id: str | None = None
+    # when the switch next looks at the payment if nothing has happened (resend, timeout, an
+    # inbound confirm deadline); None once the payment is final
+    follow_up_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,7 @@ def transition(
         p.uetr, p.instruction_id, p.participant, p.corridor, p.partner, p.debtor, p.creditor, p.instructed,
         p.source, p.target, p.fee, p.fx_rate, p.quote_id, p.remittance, target,
         reason_code if target in REASON_REQUIRED else None, p.version + 1, p.created_at, now, p.direction, p.origin,
+        p.message_id, None if target in FINAL_STATES else p.follow_up_at,
     )
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
 

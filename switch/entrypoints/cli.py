@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
 
@@ -32,7 +34,26 @@ def _logging(level: str) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The dev commands (demo, bench, sim) need the dev tools and the partner simulators, which
+# production code never imports (tests/unit/test_import_hygiene.py checks it; this name is the one
+# string it allows): the group imports their module by name, only when one of them is asked for.
+DEV_COMMANDS_MODULE: Final = "switch.tools.cli_dev"
+
+
+class _WithDevCommands(click.Group):
+    """The production commands, plus the dev ones found in DEV_COMMANDS_MODULE on demand."""
+
+    def _dev(self) -> click.Group:
+        return importlib.import_module(DEV_COMMANDS_MODULE).dev  # type: ignore[no-any-return]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._dev().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._dev().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_WithDevCommands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Mekong Switch: the cross-border instant-payment hub between Bakong and its partner
     networks (PromptPay / ITMX, LAPNet, NAPAS, UnionPay), speaking ISO 20022."""
@@ -106,75 +127,6 @@ def broker(port: int, host: str) -> None:
     finally:
         b.stop()
         click.echo("tansu broker stopped")
-
-
-# ----------------------------------------------------------------------------- sim
-@main.command()
-@click.argument("partner")
-@click.option("--port", type=int, help="Port to listen on (default: the one in the profile's base_url: promptpay 8081, "
-              "lapnet 8082, napas 8083, unionpay 8084; 0 = a free one).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/<partner>")
-@click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
-@click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
-@click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True,
-              help="ISO codes (sent as the network's own code where its profile has one, e.g. NAPAS 14,12,51) "
-              "or partner codes as they are (e.g. 99).")
-@click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
-@click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
-@click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Append-only file of what the network received and answered, reloaded at start: after a restart "
-              "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
-@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
-@click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
-def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
-        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, state_path: Path | None, config_dir: Path,
-        schema_dir: Path | None) -> None:
-    """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
-    unionpay). It checks each pacs.008 against the official XSD and the partner's profile and
-    answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
-    per UETR, the distinct pacs.008 message ids and bodies it received."""
-    from urllib.parse import urlsplit
-
-    from adapters.base import load_profile
-    from adapters.registry import SIMULATORS, profile_path
-    from adapters.simulator import SimBehaviour
-    from iso20022.schemas import SchemaSet, default_schema_dir
-
-    if partner not in SIMULATORS:
-        raise click.BadParameter(f"known partners: {', '.join(sorted(SIMULATORS))}", param_hint="PARTNER")
-    _logging("INFO")
-    behaviour = SimBehaviour(
-        delay_ms=delay_ms,
-        reject_rate=reject_rate,
-        reject_codes=tuple(c.strip() for c in reject_codes.split(",") if c.strip()),
-        unknown_proxies=frozenset(unknown_proxy),
-        timeout_rate=timeout_rate,
-        duplicate_rate=duplicate_rate,
-    )
-
-    profile = load_profile(profile_path(config_dir, partner))
-    listen_port = port if port is not None else (urlsplit(profile.base_url).port or 8081)
-
-    async def serve() -> None:
-        simulator = SIMULATORS[partner](
-            profile,
-            SchemaSet(schema_dir or default_schema_dir()),
-            callback_url=callback_url,
-            behaviour=behaviour,
-            state_path=state_path,
-        )
-        bound = await simulator.start(host, listen_port)
-        print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await simulator.stop()
-
-    _run(serve())
 
 
 # ----------------------------------------------------------------------------- schemas
@@ -276,40 +228,6 @@ def qr_decode(payload: str, as_json: bool) -> None:
         else:
             shown = "- (domestic)" if key == "corridor" and value is None else ("-" if value is None else value)
             click.echo(f"  {key:<22}{shown}")
-
-
-# ----------------------------------------------------------------------------- demo / bench
-@main.command()
-@click.option("--count", default=2000, show_default=True, help="Instructions to publish.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "demo-out", show_default=True)
-def demo(count: int, workdir: Path) -> None:
-    """Run the switch end to end: broker, the four partner simulators, switch; COUNT outbound
-    instructions over KH-TH, KH-LA, KH-VN and KH-CN (JSON, QR and pain.001; about 2% bad ones)
-    while each network sends 100 inbound payments; progress, then a summary per corridor and
-    direction. Exits 0 only if every payment is accounted for."""
-    from switch.tools.demo import run_demo
-
-    sys.exit(run_demo(count=count, workdir=workdir))
-
-
-@main.command()
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the results here.")
-@click.option("--count", default=20_000, show_default=True, help="Payments to push.")
-@click.option("--rate", default=0.0, show_default=True, help="Offered payments per second (0 = as fast as possible).")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
-@click.option("--corridors", default="KH-TH,KH-LA,KH-VN,KH-CN", show_default=True,
-              help="Corridors to mix, comma-separated (one simulator process per partner).")
-def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str) -> None:
-    """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out,
-    with the corridors mixed round-robin."""
-    from switch.tools.bench import run_bench
-
-    result = run_bench(count=count, rate=rate, workdir=workdir, corridors=tuple(c.strip() for c in corridors.split(",") if c.strip()))
-    text = json.dumps(result, indent=2)
-    click.echo(text)
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(text + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,18 +3,23 @@
   POST /iso20022/{partner}   a partner's ISO 20022 message: a pacs.002 (status of our pacs.008;
                              200 once durable) or a pacs.008 (an inbound payment; 202 once
                              booked, the answer follows as a pacs.002); 400 with an ISO reason
-                             code for anything refused
+                             code for anything refused; 413 FF01 for a body over
+                             limits.http_body_bytes_max (refused from Content-Length, or while
+                             streaming a chunked body, never buffered whole)
   GET  /v1/payments/{uetr}   state and history of one payment
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
   GET  /metrics              Prometheus
   GET  /healthz              the process is alive
   GET  /readyz               the database answers and the Kafka edge is running
+
+Every refusal, aiohttp's own 404/405 included, is JSON: {"reason_code": ..., "error": ...}.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,59 +30,91 @@ from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
 from switch.domain.money import Money
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
 
-if TYPE_CHECKING:
-    from switch.entrypoints.main import Switch
 
 log = logging.getLogger(__name__)
-SWITCH = web.AppKey("switch", "Switch")
+BUS = web.AppKey("bus", MessageBus)
+# () -> (checks, details): whether this replica is ready, from the composition root
+GAUGES = web.AppKey("gauges", Callable[[], Awaitable[None]])  # refresh the gauges read from the database
+READINESS = web.AppKey("readiness", Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]])
 
 
 def _reject(status: int, reason_code: str, message: str, **extra: Any) -> web.Response:
     return web.json_response({"reason_code": reason_code, "error": message, **extra}, status=status)
 
 
+def _too_large() -> web.Response:
+    return _reject(413, "FF01", f"request body is over the {limits.http_body_bytes_max}-byte limit")
+
+
+async def read_body_bounded(request: web.Request, size_bytes_max: int) -> bytes | None:
+    """The request body, or None when it is over size_bytes_max: refused from Content-Length
+    before anything is read, or as soon as the streamed (e.g. chunked) body passes the limit.
+
+    Not request.read() with client_max_size: aiohttp raises HTTPRequestEntityTooLarge from inside
+    read(), and its request handler keeps the exception as the response (`resp = exc`), so the
+    exception's traceback and that handler frame form a reference cycle which holds read()'s frame
+    and its whole bytearray (over 1 MB) until a full garbage collection; with our gc_thresholds
+    those are rare, and a burst of over-limit bodies grew the process by hundreds of MB. Here
+    nothing is raised while a buffer is held, and the chunks are dropped on return."""
+    declared = request.content_length
+    if declared is not None and declared > size_bytes_max:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limits.http_body_chunk_bytes_max):
+        size += len(chunk)
+        if size > size_bytes_max:
+            return None  # the rest is drained (and discarded) by aiohttp after the answer
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def partner_message(request: web.Request) -> web.Response:
-    sw = request.app[SWITCH]
+    bus = request.app[BUS]
     partner = request.match_info["partner"]
-    mapping = sw.deps.mappings.get(partner)
-    if mapping is None:
-        return _reject(404, "RC01", f"unknown partner {partner!r}")
-    body = await request.read()
+    mapping = bus.deps.mappings.get(partner)
+    if mapping is None:  # nothing of the body is read; the name is not a metric label
+        return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
+    body = await read_body_bounded(request, limits.xml_body_bytes_max)
+    if body is None:
+        bus.deps.metrics.rejects.labels("partner_message", "FF01").inc()
+        return _too_large()
     try:
         root = parse_untrusted(body, size_bytes_max=limits.xml_body_bytes_max)
         message_type = message_id_of(root)
         profile = mapping.profile
         if message_type == profile.pacs008_version:
-            return await _inbound_payment(sw, partner, root, message_type, body)
+            return await _inbound_payment(bus, partner, root, message_type, body)
         if message_type != profile.pacs002_version:
             return _reject(
                 400, "FF01", f"{partner} sends {profile.pacs002_version} or {profile.pacs008_version} here, not {message_type}"
             )
-        sw.deps.schemas.validate(root, message_type)
+        bus.deps.schemas.validate(root, message_type)
         report = mapping.parse_status(root)
     except XmlRejected as exc:
-        sw.metrics.rejects.labels("partner_message", exc.reason_code).inc()
+        bus.deps.metrics.rejects.labels("partner_message", exc.reason_code).inc()
         return _reject(400, exc.reason_code, exc.message)
     except SchemaViolation as exc:
-        sw.metrics.rejects.labels("partner_message", "FF01").inc()
-        return _reject(400, "FF01", "message does not validate against the official XSD", errors=sw.deps.schemas.explain(body, exc.message_id)[:10])
-    outcome = await sw.status_committer.submit(
+        bus.deps.metrics.rejects.labels("partner_message", "FF01").inc()
+        return _reject(400, "FF01", "message does not validate against the official XSD", errors=bus.deps.schemas.explain(body, exc.message_id)[:10])
+    outcome = await bus.handle(
         ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
     )
     return web.json_response({"message_id": report.message_id, **outcome.counts})
 
 
-async def _inbound_payment(sw: Switch, partner: str, root: Any, message_type: str, body: bytes) -> web.Response:
+async def _inbound_payment(bus: MessageBus, partner: str, root: Any, message_type: str, body: bytes) -> web.Response:
     """A partner pays a Bakong customer. Raises XmlRejected / SchemaViolation like the caller."""
-    if sw.config.inbound_route(partner) is None:
-        sw.metrics.rejects.labels("inbound", "AG01").inc()
+    if bus.deps.config.inbound_route(partner) is None:
+        bus.deps.metrics.rejects.labels("inbound", "AG01").inc()
         return _reject(403, "AG01", f"no inbound route is open for {partner}")
-    sw.deps.schemas.validate(root, message_type)
+    bus.deps.schemas.validate(root, message_type)
     message = read_pacs008(root)
-    outcome = await sw.inbound_committer.submit(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
+    outcome = await bus.handle(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
     return web.json_response({"message_id": message.message_id, **outcome.counts}, status=202)
 
 
@@ -130,9 +167,9 @@ def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
 
 
 async def get_payment(request: web.Request) -> web.Response:
-    sw = request.app[SWITCH]
+    bus = request.app[BUS]
     uetr = request.match_info["uetr"]
-    async with sw.store.reader() as uow:
+    async with bus.reader() as uow:
         found = (await uow.payments_get([uetr])).get(uetr)
         if found is None:
             return _reject(404, "MS03", f"no payment with UETR {uetr}")
@@ -140,9 +177,9 @@ async def get_payment(request: web.Request) -> web.Response:
 
 
 async def get_instruction(request: web.Request) -> web.Response:
-    sw = request.app[SWITCH]
+    bus = request.app[BUS]
     participant, instruction_id = request.match_info["participant"], request.match_info["instruction_id"]
-    async with sw.store.reader() as uow:
+    async with bus.reader() as uow:
         found = await uow.payment_by_instruction(participant, instruction_id)
         if found is not None:
             return web.json_response(payment_json(found, await uow.history_of(found.uetr)))
@@ -163,9 +200,9 @@ async def get_instruction(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    sw = request.app[SWITCH]
-    await sw.refresh_gauges()
-    return web.Response(body=generate_latest(sw.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    bus = request.app[BUS]
+    await request.app[GAUGES]()
+    return web.Response(body=generate_latest(bus.deps.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -173,19 +210,47 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    sw = request.app[SWITCH]
-    checks = {"database": await sw.store.ping(), "kafka": sw.kafka_ready()}
+    checks, details = await request.app[READINESS]()
     return web.json_response(
-        # partitions_assigned: this replica consumes instructions now (a replica without partitions
-        # still serves partner callbacks, so it does not make the replica unready)
-        {"ready": all(checks.values()), **checks, "partitions_assigned": sw.partitions_assigned()},
+        {"ready": all(checks.values()), **checks, **details},
         status=200 if all(checks.values()) else 503,
     )
 
 
-def build_app(sw: Switch) -> web.Application:
-    app = web.Application(client_max_size=limits.http_body_bytes_max)
-    app[SWITCH] = sw
+# aiohttp's own refusals (no route, wrong method, ...) as ISO reason codes
+_HTTP_REASON_CODES: Final = {404: "MS03", 405: "FF01", 413: "FF01"}
+
+
+@web.middleware
+async def json_refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's plain-text refusals (404 unknown route, 405 wrong method, ...) in the JSON shape
+    of every other refusal. Answering here, instead of letting the exception become the response,
+    also keeps the exception out of aiohttp's handler frame (see read_body_bounded)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _reject(exc.status, _HTTP_REASON_CODES.get(exc.status, "FF01"), exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+
+def build_app(
+    bus: MessageBus,
+    *,
+    readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
+    refresh_gauges: Callable[[], Awaitable[None]],
+) -> web.Application:
+    """The HTTP edge: it translates requests into commands for the bus (and reads through it);
+    `readiness` says whether this replica is ready (the composition root knows its parts)."""
+    # client_max_size bounds request.read() should a handler ever use it; partner_message reads
+    # with read_body_bounded instead
+    app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
+    app[BUS] = bus
+    app[READINESS] = readiness
+    app[GAUGES] = refresh_gauges
     app.router.add_post("/iso20022/{partner}", partner_message)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)

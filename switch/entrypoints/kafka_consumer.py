@@ -4,35 +4,55 @@ At least once: a batch is parsed, bad records go to the dead-letter topic (and a
 by the broker) first, the good ones are admitted in ONE database transaction (state, history,
 idempotency keys, outbox), and only then is the offset committed. A crash anywhere means the
 batch is read again, and `admit` turns the redelivery into replays that change nothing.
+
+No record can stop the consumer (issue 7): reading one never raises (JSON is read with a size and
+a depth bound, an unexpected exception dead-letters the record), and every dead letter fits the
+producer (a record too large goes as a bounded prefix with its size and sha256).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import logging
+import random
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Final, TypeVar
 
+import pydantic_core
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InboundReplyV1, InstructionV1, StatusEventV1
-from switch.domain.payment import PaymentState
-from switch.metrics import Metrics
-from switch.service.handlers import AcceptInstructions, Deps, Outcome, ParsedInstruction, accept_instructions
-from switch.service.inbound import ApplyInboundReplies, apply_inbound_replies
+from switch.contracts import InboundReplyV1, InstructionV1
+from adapters.proxy_resolution import Resolution
+from switch.metrics import DlqReason, Metrics
+from switch.service import events
+from switch.service.bus import MessageBus
+from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
+from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
-from switch.entrypoints.pain001_edge import Pain001Record, Pain001Refused, is_xml, read_pain001
-from switch.store.sql_store import OutboxMessage, Store
+from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, parsed_instruction, read_pain001
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+# An answer's outbox key is `participant/instruction_id` in a 64-character column: the id of a
+# dead-lettered record is answered when it fits next to an 11-character participant.
+_ANSWERABLE_ID: Final = re.compile(r"[^\x00-\x1f\x7f]{1,52}")
+# A JSON string, or an unterminated one up to the end: every byte after the opening quote is
+# taken by one branch until a closing quote or the end, and possessively, so a match never fails
+# and never backtracks (linear even for `"\"\"\"...`, where a plain string pattern is quadratic).
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]++|\\[\s\S]?)*+(?:"|\Z)')
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING: Final = frozenset(b"[{")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +60,41 @@ class DeadLetter:
     record: ConsumerRecord[bytes, bytes]
     reason: str
     reason_code: str  # ISO external code: FF02 syntax, FF01 format
+    category: DlqReason  # the metric's label: a fixed set, never the record's content
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRefused:
+    """Why bytes are not taken as JSON (a value: the caller dead-letters the record)."""
+
+    reason: str
+    reason_code: str
+    category: DlqReason
+
+
+def _nested_deeper_than(raw: bytes, depth_max: int) -> bool:
+    """Whether the JSON text nests arrays/objects deeper than `depth_max`, read off the bytes
+    (strings removed, brackets counted) without parsing: no recursion, work linear in the size."""
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        depth = depth + 1 if byte in _OPENING else depth - 1
+        if depth > depth_max:
+            return True
+    return False
+
+
+def read_json(raw: bytes) -> Any | JsonRefused:
+    """The one JSON reader of the Kafka edge (instructions, inbound replies, the sender of a
+    dead letter): at most `json_bytes_max` bytes, nested at most `json_depth_max` levels (checked
+    before any parser runs), then parsed by pydantic's parser (jiter: strict UTF-8, no NaN)."""
+    if len(raw) > limits.json_bytes_max:
+        return JsonRefused(f"JSON record of {len(raw)} bytes exceeds {limits.json_bytes_max}", "FF01", DlqReason.TOO_LARGE)
+    if _nested_deeper_than(raw, limits.json_depth_max):
+        return JsonRefused(f"JSON nested deeper than {limits.json_depth_max} levels", "FF01", DlqReason.TOO_DEEP)
+    try:
+        return pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        return JsonRefused(f"malformed JSON: {exc}", "FF02", DlqReason.MALFORMED_JSON)
 
 
 ContractT = TypeVar("ContractT", InstructionV1, InboundReplyV1)
@@ -47,24 +102,21 @@ ContractT = TypeVar("ContractT", InstructionV1, InboundReplyV1)
 
 def _read_json(record: ConsumerRecord[bytes, bytes], contract: type[ContractT], what: str) -> ContractT | DeadLetter:
     """The record's value validated against a JSON contract, or why it goes to the dead letters."""
-    raw = record.value or b""
-    if len(raw) > limits.kafka_message_bytes_max:
-        return DeadLetter(record, f"record of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}", "FF01")
+    data = read_json(record.value or b"")
+    if isinstance(data, JsonRefused):
+        return DeadLetter(record, data.reason, data.reason_code, data.category)
     try:
-        return contract.model_validate_json(raw)
+        return contract.model_validate(data)  # strict: the same checks as on the JSON text
     except ValidationError as exc:
-        errors = exc.errors()
-        if errors and errors[0]["type"] == "json_invalid":
-            return DeadLetter(record, f"malformed JSON: {errors[0]['msg']}", "FF02")
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5])
-        return DeadLetter(record, f"invalid {what}: {problems}", "FF01")
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5])
+        return DeadLetter(record, f"invalid {what}: {problems}", "FF01", DlqReason.INVALID_CONTRACT)
 
 
 def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | DeadLetter:
     instruction = _read_json(record, InstructionV1, "instruction v1")
     if isinstance(instruction, DeadLetter):
         return instruction
-    return ParsedInstruction(instruction, instruction.fingerprint(), f"{record.topic}:{record.partition}:{record.offset}")
+    return parsed_instruction(instruction, f"{record.topic}:{record.partition}:{record.offset}")
 
 
 def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
@@ -72,28 +124,135 @@ def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLe
     return _read_json(record, InboundReplyV1, "inbound reply v1")
 
 
-def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
-    return [
-        ("mekong.reason", dl.reason[:1000].encode()),
+def unreadable(record: ConsumerRecord[bytes, bytes], exc: BaseException) -> DeadLetter:
+    """The dead letter for a record whose reading raised: its type names it, the rest is logged."""
+    return DeadLetter(record, f"unreadable: {type(exc).__name__} while reading the record", "FF01", DlqReason.UNREADABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """What goes to the dead-letter topic for one record: at most `dlq_value_bytes_max` of value,
+    `dlq_key_bytes_max` of key and `dlq_reason_bytes_max` of reason, so it always fits the producer."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def _utf8_prefix(text: str, size_bytes_max: int) -> bytes:
+    return text.encode("utf-8", "backslashreplace")[:size_bytes_max].decode("utf-8", "ignore").encode()
+
+
+def dead_letter_record(dl: DeadLetter, *, value_bytes_max: int = limits.dlq_value_bytes_max) -> DeadLetterRecord:
+    """The original key and bytes with the reason and the source coordinates. A value over
+    `value_bytes_max` goes as its first `dlq_prefix_bytes_max` bytes (at most `value_bytes_max`),
+    a key over `dlq_key_bytes_max` as its prefix; `mekong.truncated` then says which, and the
+    original size and sha256 are always there."""
+    raw = dl.record.value or b""
+    key = dl.record.key
+    headers = [
+        ("mekong.reason", _utf8_prefix(dl.reason, limits.dlq_reason_bytes_max)),
         ("mekong.reason_code", dl.reason_code.encode()),
         ("mekong.source.topic", dl.record.topic.encode()),
         ("mekong.source.partition", str(dl.record.partition).encode()),
         ("mekong.source.offset", str(dl.record.offset).encode()),
+        ("mekong.source.value_bytes", str(len(raw)).encode()),
+        ("mekong.source.sha256", hashlib.sha256(raw).hexdigest().encode()),
     ]
+    truncated = []
+    value = raw
+    if len(raw) > value_bytes_max:
+        value = raw[: min(limits.dlq_prefix_bytes_max, value_bytes_max)]
+        truncated.append("value")
+    if key is not None and len(key) > limits.dlq_key_bytes_max:
+        headers.append(("mekong.source.key_bytes", str(len(key)).encode()))
+        key = key[: limits.dlq_key_bytes_max]
+        truncated.append("key")
+    if truncated:
+        headers.append(("mekong.truncated", ",".join(truncated).encode()))
+    return DeadLetterRecord(key, value, headers)
+
+
+def _retriable(exc: BaseException) -> bool:
+    # aiokafka's timeout (no metadata, no acknowledgement in time) says retriable=False, but it
+    # is what a broker that is briefly away looks like
+    return isinstance(exc, KafkaTimeoutError | TimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
+
+
+async def publish_dead_letters(
+    producer: AIOKafkaProducer,
+    topic: str,
+    dead: Sequence[DeadLetter],
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Every dead letter acknowledged by the broker (the offset moves on only after this).
+
+    A retriable failure (the broker briefly away) sends the records not yet acknowledged again,
+    with jittered backoff, for at most `dlq_publish_attempts_max` attempts and `dlq_publish_s_max`;
+    then the last error is raised (a restart reads the batch again). A record the broker refuses
+    as such (e.g. over its message.max.bytes) goes again as its headers only."""
+    pending = {i: dead_letter_record(dl) for i, dl in enumerate(dead)}
+    headers_only: set[int] = set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.dlq_publish_s_max
+    attempt = 0
+    while True:
+        attempt += 1
+        failures = await _send_once(producer, topic, pending, timeout_s=max(0.0, deadline - loop.time()))
+        if not failures:
+            return
+        for i, exc in failures.items():
+            if _retriable(exc):
+                continue
+            if not isinstance(exc, KafkaError) or i in headers_only:
+                raise exc  # not the record's fault: a programmer or configuration error
+            log.warning("dead letter refused by the broker (%s): sending its headers only", type(exc).__name__)
+            pending[i] = dead_letter_record(dead[i], value_bytes_max=0)
+            headers_only.add(i)
+        pending = {i: pending[i] for i in failures}
+        last = next(iter(failures.values()))
+        delay = min(limits.dlq_backoff_s_max, limits.dlq_backoff_s_min * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        if attempt >= limits.dlq_publish_attempts_max or loop.time() + delay >= deadline:
+            raise last
+        log.warning("dead-letter topic unavailable (%s), attempt %d: again in %.2f s", type(last).__name__, attempt, delay)
+        await sleep(delay)
+
+
+async def _send_once(
+    producer: AIOKafkaProducer, topic: str, records: dict[int, DeadLetterRecord], *, timeout_s: float
+) -> dict[int, BaseException]:
+    """Send `records` and wait for the broker: the ones that failed, with their error. After
+    `timeout_s` nothing is known about any of them: they all count as failed (and may be sent
+    twice: the dead-letter topic is at least once, like the rest)."""
+    failures: dict[int, BaseException] = {}
+    try:
+        async with asyncio.timeout(timeout_s):
+            sent: list[tuple[int, asyncio.Future[Any]]] = []
+            for i, record in records.items():
+                try:
+                    sent.append((i, await producer.send(topic, value=record.value, key=record.key, headers=record.headers)))
+                except KafkaError as exc:
+                    failures[i] = exc
+            results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+    except TimeoutError as exc:
+        return dict.fromkeys(records, exc)
+    for (i, _), result in zip(sent, results, strict=True):
+        if isinstance(result, BaseException):
+            failures[i] = result
+    return failures
 
 
 def _identifiable(dl: DeadLetter) -> tuple[str, str] | None:
     """(participant, instruction id) when a dead-lettered record still names them, so the sender
     also hears of the reject on the status topic."""
-    try:
-        data = json.loads(dl.record.value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+    data = read_json(dl.record.value or b"")
     if not isinstance(data, dict):
         return None
     participant, instruction_id = data.get("participant"), data.get("instruction_id")
-    if isinstance(participant, str) and isinstance(instruction_id, str) and 0 < len(instruction_id) <= 64:
-        return participant[:11], instruction_id
+    if isinstance(participant, str) and BIC.fullmatch(participant) and isinstance(instruction_id, str) \
+            and _ANSWERABLE_ID.fullmatch(instruction_id):
+        return participant, instruction_id
     return None
 
 
@@ -119,20 +278,17 @@ class InstructionConsumer:
     def __init__(
         self,
         config: SwitchConfig,
-        store: Store,
-        deps: Deps,
+        bus: MessageBus,
         producer: AIOKafkaProducer,
         *,
-        on_commit: Callable[[Outcome], Awaitable[None]],
         metrics: Metrics,
         resolver: ProxyResolver | None = None,
     ) -> None:
         self._resolver = resolver
         self._config = config
-        self._store = store
-        self._deps = deps
+        self._bus = bus
+        self._deps = bus.deps
         self._producer = producer
-        self._on_commit = on_commit
         self._metrics = metrics
         self.lock = asyncio.Lock()
         self._offset_commit: asyncio.Task[None] | None = None
@@ -183,54 +339,36 @@ class InstructionConsumer:
         pains: list[Pain001Record] = []
         refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]] = []
         dead: list[DeadLetter] = []
-        replies_topic = self._config.kafka.inbound_replies_topic
-        for tp, records in batches.items():
-            if tp.topic == replies_topic:
-                for record in records:
-                    reply = parse_reply(record)
-                    (replies if isinstance(reply, InboundReplyV1) else dead).append(reply)  # type: ignore[arg-type]
-                continue
+        for records in batches.values():
             for record in records:
-                if is_xml(record):
-                    try:
-                        pain = read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
-                    except Pain001Refused as exc:
-                        dead.append(DeadLetter(record, exc.reason, exc.reason_code))
-                        if exc.message_id and exc.participant:  # readable enough to answer
-                            refused_pains.append((record, exc))
-                        continue
-                    pains.append(pain)
-                    parsed.extend(pain.items)
-                    continue
-                item = parse_record(record)
-                (parsed if isinstance(item, ParsedInstruction) else dead).append(item)  # type: ignore[arg-type]
+                read = self._read(record)
+                if isinstance(read, Pain001Refused):
+                    dead.append(DeadLetter(record, read.reason, read.reason_code, read.dlq_reason))
+                    if read.message_id and read.participant:  # readable enough to answer
+                        refused_pains.append((record, read))
+                elif isinstance(read, Pain001Record):
+                    pains.append(read)
+                    parsed.extend(read.items)
+                elif isinstance(read, InboundReplyV1):
+                    replies.append(read)
+                elif isinstance(read, ParsedInstruction):
+                    parsed.append(read)
+                else:
+                    dead.append(read)
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()
         resolutions = {}
         if parsed and self._resolver is not None:  # look-ups change nothing: before the transaction
-            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings, now=self._deps.clock())
+            keys = proxies_to_resolve(parsed, self._config, self._deps.mappings)
             if keys:
                 resolutions = await self._resolver.resolve(keys)
         if parsed or dead or replies or pains:
-            async with self._store.unit_of_work() as uow:
-                if parsed:
-                    outcome = await accept_instructions(AcceptInstructions(parsed, resolutions), uow, self._deps)
-                if replies:
-                    answered = await apply_inbound_replies(ApplyInboundReplies(replies), uow, self._deps)
-                    outcome.partner_outbox.extend(answered.partner_outbox)
-                    outcome.status_outbox.extend(answered.status_outbox)
-                    for key, n in answered.counts.items():
-                        outcome.counts[key] = outcome.counts.get(key, 0) + n
-                rejects = (
-                    self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome) + self._pain002_refusals(refused_pains)
-                )
-                if rejects:  # a redelivered batch must not announce the same reject twice
-                    done = await uow.outbox_existing("status", [m.message_id for m in rejects])
-                    rejects = [m for m in rejects if m.message_id not in done]
-                outcome.status_outbox.extend(await uow.outbox_add(rejects))
-        # the database has it all: the outbox can go out, and now, and only now, the offsets move
-        await self._on_commit(outcome)
+            outcome = await self._bus.in_transaction(
+                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains), name="consumer"
+            )
+        # the database has it all, and the relay has the outbox rows: now, and only now, the
+        # offsets move
         # Offsets go to the broker in the background, in order (each waits for the one before);
         # the next batch need not wait for the round trip. A crash before it lands means the
         # batch is read again, and admission turns the redelivery into replays that change nothing.
@@ -246,6 +384,51 @@ class InstructionConsumer:
             self._metrics.instructions.labels("dead_lettered").inc(len(dead))
         self._metrics.stage_duration.labels("admit").observe((time.perf_counter() - started) / max(count, 1))
 
+    async def _admit(
+        self,
+        uow: UnitOfWork,
+        parsed: list[ParsedInstruction],
+        resolutions: Mapping[tuple[str, str, str], Resolution | None],
+        replies: list[InboundReplyV1],
+        dead: list[DeadLetter],
+        pains: list[Pain001Record],
+        refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]],
+    ) -> Outcome:
+        """One batch in one transaction: admissions, replies, and the answers to what was refused."""
+        outcome = Outcome()
+        if parsed:
+            outcome = await self._bus.dispatch(AcceptInstructions(parsed, resolutions), uow)
+        if replies:
+            answered = await self._bus.dispatch(ApplyInboundReplies(replies), uow)
+            outcome.partner_outbox.extend(answered.partner_outbox)
+            outcome.status_outbox.extend(answered.status_outbox)
+            for key, n in answered.counts.items():
+                outcome.counts[key] = outcome.counts.get(key, 0) + n
+        rejects = self._dead_letter_statuses(dead) + self._pain002_reports(pains, outcome) + self._pain002_refusals(refused_pains)
+        if rejects:  # a redelivered batch must not announce the same reject twice
+            done = await uow.outbox_existing("status", [m.message_id for m in rejects])
+            rejects = [m for m in rejects if m.message_id not in done]
+        outcome.status_outbox.extend(await uow.outbox_add(rejects))
+        return outcome
+
+    def _read(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter:
+        """One record as what the batch does with it. Reading it never raises: an unexpected
+        exception dead-letters this record (its type in the reason) and the batch goes on."""
+        try:
+            if record.topic == self._config.kafka.inbound_replies_topic:
+                return parse_reply(record)
+            if is_xml(record):
+                try:
+                    return read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
+                except Pain001Refused as exc:
+                    return exc
+            return parse_record(record)
+        except Exception as exc:  # noqa: BLE001 - one record must not stop the consumer (issue 7)
+            log.exception("reading %s[%d]@%d raised", record.topic, record.partition, record.offset)
+            return unreadable(record, exc)
+
     async def offsets_committed(self) -> None:
         """Wait for the offset commit in flight, if any (revocation, stop, the next commit)."""
         if self._offset_commit is not None:
@@ -253,14 +436,9 @@ class InstructionConsumer:
             await task
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
-        topic = self._config.kafka.dlq_topic
-        futures = [
-            await self._producer.send(topic, value=dl.record.value, key=dl.record.key, headers=dead_letter_headers(dl))
-            for dl in dead
-        ]
-        await asyncio.gather(*futures)  # acknowledged by the broker before the offset moves on
+        await publish_dead_letters(self._producer, self._config.kafka.dlq_topic, dead)
         for dl in dead:
-            self._metrics.dlq.labels(dl.reason.split(":", 1)[0][:40]).inc()
+            self._metrics.dlq.labels(dl.category.value).inc()
             log.warning(
                 "dead-lettered %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200]
             )
@@ -291,30 +469,16 @@ class InstructionConsumer:
         now = self._deps.clock()
         out = []
         for dl in dead:
+            if dl.record.topic != self._config.kafka.instructions_topic:
+                continue  # an inbound reply names no instruction
             ident = _identifiable(dl)
             if ident is None:
                 continue
             participant, instruction_id = ident
-            event = StatusEventV1(
-                instruction_id=instruction_id,
-                participant=participant,
-                uetr=None,
-                corridor=None,
-                state=PaymentState.REJECTED.value,
-                final=True,
-                reason_code=dl.reason_code,
-                reason=f"{dl.reason[:300]} (record in {self._config.kafka.dlq_topic})",
-                occurred_at=now,
-            )
             out.append(
-                OutboxMessage(
-                    kind="status",
-                    destination=self._config.kafka.status_topic,
-                    message_id=f"D{dl.record.topic}/{dl.record.partition}/{dl.record.offset}"[:64],
-                    uetrs=(),
-                    key=f"{participant}/{instruction_id}",
-                    body=event.model_dump_json().encode(),
-                    created_at=now,
+                events.dead_letter_outbox(
+                    participant, instruction_id, topic=dl.record.topic, partition=dl.record.partition, offset=dl.record.offset,
+                    reason_code=dl.reason_code, reason=dl.reason, config=self._config, now=now,
                 )
             )
         return out

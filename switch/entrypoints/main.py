@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Coroutine
@@ -28,24 +31,14 @@ from switch.domain.payment import PaymentState
 from switch.entrypoints.http_app import build_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
-from switch.service.group_commit import GroupCommitter
-from switch.service.handlers import (
-    ApplyPartnerStatuses,
-    Deps,
-    ExpireSubmitted,
-    Outcome,
-    RecordSendResults,
-    apply_partner_statuses,
-    expire_submitted,
-    record_send_results,
-)
-from switch.service.inbound import AcceptInbound, ExpireInbound, accept_inbound, expire_inbound
+from switch.service.bus import MessageBus
+from switch.service.follow_up import FollowUpPayments
+from switch.service.handlers import Deps, Outcome
+from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
-from switch.service.senders import KafkaPublisher, PartnerSender
-from switch.store.sql_store import Store
+from switch.store.sql_store import Lease, Store
 
 log = logging.getLogger(__name__)
-group_commit_batch_max = 256
 admin_timeout_ms = 10_000
 
 
@@ -82,11 +75,10 @@ class Switch:
         self._owns_store = store is None  # a store handed in is closed by whoever made it
         self.store = store or Store(config.switch.database_url)
         self.schema_dir = Path(schema_dir or config.switch.schema_dir or default_schema_dir())
+        # who this replica is to the others: the holder of its outbox leases
+        self.replica_id = f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[Any]] = []
-        self._senders: dict[str, PartnerSender] = {}
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._consumer: InstructionConsumer | None = None
         self._consumer_task: asyncio.Task[Any] | None = None
         self._started = False
@@ -94,12 +86,23 @@ class Switch:
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
+        """Bring everything up in order. Each part registers how it is taken down; if any step
+        fails, what was started is taken down again (in reverse) and the error is raised."""
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(stack)
+            self._stack = stack.pop_all()
+        self._started = True
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         cfg = self.config
         await self.store.start(migrate=True)
+        if self._owns_store:
+            stack.push_async_callback(self.store.close)
+        self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
         schemas = SchemaSet(self.schema_dir)
         partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(
-            Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls
+            Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls, timing=cfg.partner_timing
         )
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
@@ -122,67 +125,61 @@ class Switch:
             [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.dlq_topic],
             k.partitions,
         )
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
             client_id=k.client_id,
             acks="all",
             enable_idempotence=False,  # Tansu has no idempotent producer; the outbox makes sends repeatable
             linger_ms=limits.producer_linger_ms,
-            max_request_size=limits.kafka_message_bytes_max + 64_000,
+            max_request_size=limits.kafka_request_bytes_max,
         )
-        await self._producer.start()
-
-        self.status_committer: GroupCommitter[ApplyPartnerStatuses] = self._committer("statuses", apply_partner_statuses)
-        self._results_committer: GroupCommitter[RecordSendResults] = self._committer("send-results", record_send_results)
-        self.inbound_committer: GroupCommitter[AcceptInbound] = self._committer("inbound", accept_inbound)
-        self._publisher = KafkaPublisher(
-            self._producer, record_results=self._results_committer.submit, metrics=self.metrics, clock=self.clock
-        )
-        self._session = aiohttp.ClientSession(
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=sum(m.profile.inflight_max for m in mappings.values()) + 8)
         )
-        for partner, mapping in mappings.items():
-            p = mapping.profile
-            self._senders[partner] = PartnerSender(
-                partner,
-                HttpPartnerTransport(self._session, p.base_url, timeout_s=p.timeout_s, inflight_max=p.inflight_max),
-                record_results=self._results_committer.submit,
-                metrics=self.metrics,
-                inflight_max=p.inflight_max,
-                clock=self.clock,
-            )
-        for committer in (self.status_committer, self._results_committer, self.inbound_committer):
-            self._spawn(committer.run(), committer.name)
-        self._spawn(self._publisher.run(), "publisher")
-        for partner, sender in self._senders.items():
-            self._spawn(sender.run(), f"sender-{partner}")
-        await self._recover_outbox()
+        stack.push_async_callback(session.close)
 
-        app = build_app(self)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.http.host, cfg.http.port)
+        self.bus = MessageBus(self.store, self.deps, on_commit=self._dispatch, metrics=self.metrics)
+        self.relay = OutboxRelay(
+            self.store,
+            transports={
+                partner: HttpPartnerTransport(session, m.profile.base_url, timeout_s=m.profile.timeout_s, inflight_max=m.profile.inflight_max)
+                for partner, m in mappings.items()
+            },
+            inflight_max={partner: m.profile.inflight_max for partner, m in mappings.items()},
+            producer=producer,
+            record=self.bus.handle,
+            metrics=self.metrics,
+            clock=self.clock,
+            single_process=self.store.is_sqlite,
+        )
+        stack.push_async_callback(self._cancel_tasks)  # runs before the producer and session close
+        for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
+            self._spawn(loop(), name)
+
+        app = build_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, cfg.http.host, cfg.http.port)
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
         resolver = ProxyResolver(
-            self._session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics
+            session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics
         )
-        self._consumer = InstructionConsumer(
-            cfg, self.store, self.deps, self._producer, on_commit=self._dispatch, metrics=self.metrics, resolver=resolver
-        )
+        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
-        self._spawn(self._sweep_forever(), "sla-sweeper")
+        self._spawn(self._follow_up_forever(), "follow-up")
         if self.store.is_sqlite:
             self._spawn(self._checkpoint_forever(), "sqlite-checkpoint")
         self.metrics.watch_gc()
-        self._started = True
-        log.info("switch up: http %s:%s, kafka %s, db %s", cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url)
-
-    def _committer(self, name: str, handler: Any) -> GroupCommitter[Any]:
-        return GroupCommitter(
-            name, self.store, self.deps, handler, on_commit=self._dispatch, batch_max=group_commit_batch_max, queue_max=limits.outbox_queue_max
+        stack.callback(self.metrics.unwatch_gc)
+        log.info(
+            "switch up: replica %s, http %s:%s, kafka %s, db %s",
+            self.replica_id, cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url,
         )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -190,44 +187,31 @@ class Switch:
         self._tasks.append(task)
         return task
 
-    async def _dispatch(self, outcome: Outcome) -> None:
-        """After a commit: hand the new outbox rows to whoever delivers them."""
-        for message in outcome.partner_outbox:
-            await self._senders[message.destination].enqueue([message])
-        if outcome.status_outbox:
-            await self._publisher.enqueue(outcome.status_outbox)
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
-    async def _recover_outbox(self) -> None:
-        """Rows committed but never sent (a crash, a stop) go out again, byte-identical."""
-        async with self.store.reader() as uow:
-            for kind in ("partner", "status"):
-                after = 0
-                while True:
-                    rows = await uow.outbox_pending(kind, limits.outbox_batch_max, after_id=after)
-                    if not rows:
-                        break
-                    after = rows[-1].id or after
-                    if kind == "partner":
-                        for row in rows:
-                            if row.destination in self._senders:
-                                await self._senders[row.destination].enqueue([row])
-                    else:
-                        await self._publisher.enqueue(rows)
-                    log.info("recovered %d unsent %s outbox rows", len(rows), kind)
+    def _dispatch(self, outcome: Outcome) -> None:
+        """After a commit: the new outbox rows (leased to this replica) go to the relay."""
+        self.relay.handoff(outcome.partner_outbox)
+        self.relay.handoff(outcome.status_outbox)
 
-    async def _sweep_forever(self) -> None:
-        """Runs until cancelled: moves payments past their partner's SLA to TIMED_OUT."""
+    async def _follow_up_forever(self) -> None:
+        """Runs until cancelled: the follow-up timer. Claims due payments in batches (a claim is a
+        lease: no other replica acts on them) and lets the handler resend, time out or answer."""
         while True:
-            await asyncio.sleep(limits.sla_sweep_interval_s)
-            for partner, mapping in self.deps.mappings.items():
-                async with self.store.unit_of_work() as uow:
-                    outcome = await expire_submitted(ExpireSubmitted(partner, mapping.profile.sla_s), uow, self.deps)
-                await self._dispatch(outcome)
-            for route in self.config.inbound_routes:
-                if route.enabled and route.partner in self.deps.mappings:
-                    async with self.store.unit_of_work() as uow:
-                        outcome = await expire_inbound(ExpireInbound(route.partner, route.confirm_timeout_s), uow, self.deps)
-                    await self._dispatch(outcome)
+            try:
+                outcome = await self.bus.handle(FollowUpPayments(limits.follow_up_batch_max))
+            except Exception:  # noqa: BLE001 - the database may be away for a moment: the next tick retries
+                log.exception("follow-up round failed")
+                outcome = None
+            if outcome is not None and outcome.partner_outbox:
+                self.relay.nudge()
+            claimed = outcome.counts.get("claimed", 0) if outcome is not None else 0
+            if outcome is None or claimed < limits.follow_up_batch_max:
+                await asyncio.sleep(limits.follow_up_poll_s)
 
     async def _checkpoint_forever(self) -> None:
         """Runs until cancelled: keeps the SQLite WAL short without blocking the loop."""
@@ -243,6 +227,7 @@ class Switch:
         return self._started and self._consumer_task is not None and not self._consumer_task.done()
 
     async def refresh_gauges(self) -> None:
+        """The gauges that are read from the database: unsent outbox rows, open and stuck payments."""
         open_states = [PaymentState.SUBMITTED, PaymentState.ACCEPTED, PaymentState.TIMED_OUT]
         async with self.store.reader() as uow:
             pending = await uow.outbox_pending_count()
@@ -250,23 +235,26 @@ class Switch:
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:
-            self.metrics.in_flight.labels(partner).set(counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0))
+            in_flight = counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0)
+            self.metrics.in_flight.labels(partner).set(in_flight)
             self.metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
+
+    async def readiness(self) -> tuple[dict[str, bool], dict[str, Any]]:
+        """What /readyz reports: the database answers and the Kafka edge runs. partitions_assigned:
+        this replica consumes instructions now (one without partitions still serves partner
+        callbacks and its relay and timers, so that does not make it unready)."""
+        checks = {"database": await self.store.ping(), "kafka": self.kafka_ready()}
+        return checks, {"partitions_assigned": self.partitions_assigned(), "replica": self.replica_id}
 
     def backlog(self) -> int:
         """Work accepted but not yet delivered, in memory (for draining and the demo)."""
-        return (
-            sum(s.backlog() for s in self._senders.values())
-            + self._publisher.backlog()
-            + self.status_committer.pending()
-            + self._results_committer.pending()
-            + self.inbound_committer.pending()
-        )
+        return self.relay.backlog() + self.bus.pending()
 
     # ------------------------------------------------------------------ lifecycle
     async def stop(self, *, drain_s: float = limits.shutdown_drain_s_max) -> None:
         """Stop taking work, finish what is in flight (for at most `drain_s`), then close
-        everything. Whatever is not delivered by then stays in the outbox for the next start."""
+        everything. Whatever is not delivered by then stays in the outbox, due for the relay of
+        whichever replica comes next (its lease runs out)."""
         if not self._started:
             return
         if self._consumer is not None:
@@ -275,24 +263,12 @@ class Switch:
                 await asyncio.wait_for(asyncio.shield(self._consumer_task), timeout=limits.shutdown_drain_s_max)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
-        while self._started and self.backlog() and loop.time() < deadline:
+        while self.backlog() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for sender in self._senders.values():
-            await sender.drain(max(0.0, deadline - loop.time()))
-        await self._publisher.drain(max(0.0, deadline - loop.time()))
-        if self._runner is not None:
-            await self._runner.cleanup()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._session is not None:
-            await self._session.close()
-        if self._producer is not None:
-            await self._producer.stop()
-        if self._owns_store:
-            await self.store.close()
-        self.metrics.unwatch_gc()
+        await self.relay.drain(max(0.0, deadline - loop.time()))
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
         self._started = False
 
     async def wait_failed(self) -> None:

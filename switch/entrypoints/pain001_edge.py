@@ -3,19 +3,26 @@ JSON. A record is taken as XML when its `content-type` header says xml, its `mek
 header names pain.001, or its first byte (after a BOM and blanks) is `<`.
 
 The message is parsed with the hardened parser, validated against the official XSD and its
-control totals recomputed (a bad one goes to the dead-letter topic with its reason). Each
-transaction then becomes its own instruction v1, admitted exactly like JSON ones (same
-idempotency key: participant + InstrId, or EndToEndId when InstrId is absent); a transaction the
-switch cannot read as an instruction is refused with FF01 / AG01 / RC01 in the acceptance report.
+control totals recomputed (a bad one goes to the dead-letter topic with its reason). A pain.001
+of another version, or one wrapped in a business-message envelope (`AppHdr` then `Document`), is
+refused as a whole: dead-lettered, and its sender, when its MsgId and debtor agent can be read,
+gets a pain.002 rejecting the group that names the supported versions. Each
+transaction then becomes its own instruction v1 and, like a JSON one, the domain instruction
+admission takes (`parsed_instruction`: same idempotency key, participant + InstrId, or EndToEndId
+when InstrId is absent; same fingerprint); a transaction the switch cannot read as an instruction
+is refused with FF01 / AG01 / RC01 in the acceptance report.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka.structs import ConsumerRecord
+from lxml import etree
 from pydantic import ValidationError
 
 from adapters.base import PartnerMapping
@@ -26,10 +33,16 @@ from iso20022.schemas import SchemaSet
 from switch import limits
 from switch.config import SwitchConfig
 from switch.contracts import InstructionV1
+from switch.domain.instruction import read_instruction
+from switch.domain.payment import Party
+from switch.metrics import DlqReason
 from switch.service.handlers import ParsedInstruction
 from switch.service.pain_reports import TransactionDecision, origin_of
 
 VERSION: Final = "pain.001.001.09"
+SUPPORTED_VERSIONS: Final = (VERSION,)
+BIC: Final = re.compile(r"[A-Z0-9]{8}([A-Z0-9]{3})?")  # a participant, as instruction v1 spells it
+message_id_chars_max: Final = 35  # Max35Text: GrpHdr/MsgId, and the pain.002's OrgnlMsgId
 # ISO ExternalProxyAccountType1Code (and Nexus) codes -> instruction v1 proxy types
 PROXY_TYPES: Final[Mapping[str, str]] = {
     "MBNO": "MOBILE", "MOBL": "MOBILE", "TELE": "MOBILE", "CELL": "MOBILE",
@@ -76,12 +89,14 @@ class Pain001Refused(Exception):
     against the XSD, `message_id` and `participant` name it, so the sender also gets a pain.002
     rejecting the group."""
 
-    def __init__(self, reason_code: str, reason: str, *, message_id: str | None = None, participant: str | None = None) -> None:
+    def __init__(self, reason_code: str, reason: str, *, message_id: str | None = None, participant: str | None = None,
+                 dlq_reason: DlqReason = DlqReason.PAIN001_REFUSED) -> None:
         super().__init__(reason)
         self.reason_code = reason_code
         self.reason = reason
         self.message_id = message_id
         self.participant = participant
+        self.dlq_reason = dlq_reason
 
 
 def _header(root: Any) -> tuple[str | None, str | None]:
@@ -92,17 +107,68 @@ def _header(root: Any) -> tuple[str | None, str | None]:
     return message_id, participant
 
 
+def _enveloped(root: Any) -> Any | None:
+    """The Document of a business-message envelope (an element holding AppHdr then Document)."""
+    first_two = list(itertools.islice(root.iterchildren(tag=etree.Element), 2))
+    names = [etree.QName(child).localname for child in first_two]
+    return first_two[1] if names == ["AppHdr", "Document"] else None
+
+
+def _sender(document: Any) -> tuple[str | None, str | None]:
+    """GrpHdr/MsgId and the first PmtInf's debtor agent of a pain.001 of any version, read without
+    its XSD (the switch has only the one it takes): each only when a pain.002 can carry it.
+    Versions up to .04 name the agent `BIC`, later ones `BICFI`."""
+    ns = etree.QName(document).namespace or ""
+
+    def path(*names: str) -> str:
+        return "/".join(f"{{{ns}}}{name}" for name in names)
+
+    message_id = document.findtext(path("CstmrCdtTrfInitn", "GrpHdr", "MsgId"))
+    agent = document.find(path("CstmrCdtTrfInitn", "PmtInf", "DbtrAgt", "FinInstnId"))
+    participant = None if agent is None else agent.findtext(path("BICFI")) or agent.findtext(path("BIC"))
+    return (
+        message_id if message_id and len(message_id) <= message_id_chars_max else None,
+        participant if participant and BIC.fullmatch(participant) else None,
+    )
+
+
+def _refuse_unsupported(root: Any) -> None:
+    """Raise Pain001Refused unless `root` is a bare pain.001 of a supported version."""
+    document = _enveloped(root)
+    bare = document is None
+    message_type = message_id_of(root if bare else document)  # XmlRejected when not ISO 20022
+    if bare and message_type in SUPPORTED_VERSIONS:
+        return
+    supported = ", ".join(SUPPORTED_VERSIONS)
+    if not message_type.startswith("pain.001."):
+        raise Pain001Refused("FF01", f"XML instructions must be {supported}, not {message_type}",
+                             dlq_reason=DlqReason.UNSUPPORTED_MESSAGE)
+    message_id, participant = _sender(root if bare else document)
+    why = f"{message_type} is not supported" if bare else f"{message_type} in an AppHdr envelope is not supported"
+    raise Pain001Refused(
+        "FF01", f"{why}: send a bare Document, {supported}", message_id=message_id, participant=participant,
+        dlq_reason=DlqReason.UNSUPPORTED_MESSAGE,
+    )
+
+
 def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, config: SwitchConfig,
                  mappings: Mapping[str, PartnerMapping]) -> Pain001Record:
     """The record's transactions as instructions, or Pain001Refused (for the dead-letter topic)."""
+    raw = record.value or b""
+    if len(raw) > limits.kafka_message_bytes_max:
+        raise Pain001Refused("FF01", f"pain.001 of {len(raw)} bytes exceeds {limits.kafka_message_bytes_max}",
+                             dlq_reason=DlqReason.TOO_LARGE)
     try:
-        root = parse_untrusted(record.value or b"", size_bytes_max=limits.kafka_message_bytes_max)
-        message_type = message_id_of(root)
-        if message_type != VERSION:
-            raise Pain001Refused("FF01", f"XML instructions must be {VERSION}, not {message_type}")
-        schemas.validate(root, VERSION)
+        root = parse_untrusted(raw, size_bytes_max=limits.kafka_message_bytes_max)
     except XmlRejected as exc:
-        raise Pain001Refused(exc.reason_code, f"pain.001 refused: {exc.message}") from exc
+        raise Pain001Refused(exc.reason_code, f"pain.001 refused: {exc.message}", dlq_reason=DlqReason.MALFORMED_XML) from exc
+    try:
+        _refuse_unsupported(root)
+    except XmlRejected as exc:
+        raise Pain001Refused(exc.reason_code, f"pain.001 refused: {exc.message}",
+                             dlq_reason=DlqReason.UNSUPPORTED_MESSAGE) from exc
+    try:
+        schemas.validate(root, VERSION)
     except SchemaViolation as exc:
         raise Pain001Refused("FF01", f"pain.001 does not validate against the official XSD: {'; '.join(exc.errors)[:300]}") from exc
     try:
@@ -133,13 +199,35 @@ def read_pain001(record: ConsumerRecord[bytes, bytes], schemas: SchemaSet, confi
                 continue
             key = (ins.participant, ins.instruction_id)
             out.slots.append((pmt.payment_information_id, instr, tx.end_to_end_id, tx.amount, key, None))
-            out.items.append(
-                ParsedInstruction(
-                    ins, ins.fingerprint(), f"{source_ref}#{n}",
-                    origin=origin_of(message.message_id, pmt.payment_information_id, tx.end_to_end_id),
-                )
-            )
+            origin = origin_of(message.message_id, pmt.payment_information_id, tx.end_to_end_id)
+            out.items.append(parsed_instruction(ins, f"{source_ref}#{n}", origin=origin))
     return out
+
+
+def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | None = None) -> ParsedInstruction:
+    """An instruction v1 (a JSON record, or a pain.001 transaction read as one) as admission takes
+    it: the domain instruction, made here once (its QR decoded, its amount read), and the
+    fingerprint of the v1 (the same for a JSON record and a pain.001 transaction that say the same)."""
+    c = ins.creditor
+    instruction = read_instruction(
+        participant=ins.participant,
+        instruction_id=ins.instruction_id,
+        debtor=Party(name=ins.debtor.name, account=ins.debtor.account),
+        debtor_currency=ins.debtor.currency,
+        creditor=None if c is None else Party(
+            name=c.name,
+            account=c.account,
+            proxy_type=c.proxy.type if c.proxy else None,
+            proxy=c.proxy.value if c.proxy else None,
+            agent=c.agent,
+        ),
+        amount=None if ins.amount is None else (ins.amount.value, ins.amount.currency),
+        qr=ins.qr,
+        corridor=ins.corridor,
+        remittance=ins.remittance,
+        origin=origin,
+    )
+    return ParsedInstruction(instruction, ins.fingerprint(), source_ref)
 
 
 def _corridor(tx: pain001.CreditTransferTransaction, config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> str:

@@ -1,7 +1,9 @@
 """Recognise the scheme of a decoded QR and say where the payment goes (PARTNERS.md "QR codes").
 
 `route(payload, now=...)` returns a `QrRoute`: scheme, corridor, creditor, currency, amount text,
-dynamic flag and expiry. Schemes, in the order they are tried:
+dynamic flag and expiry. It is `read_route(payload)` (everything but the time) followed by
+`expiry_error(route, now=...)`: the switch reads a scanned QR once, where the instruction arrives,
+and checks the expiry when it admits the payment. Schemes, in the order they are tried:
 
 * **KHQR** (domestic Bakong, corridor None): template 29 (individual: 00 Bakong account id,
   01 account information, 02 acquiring bank) or 30 (merchant: 00 account id, 01 merchant id,
@@ -358,9 +360,30 @@ def _check_amount(amount: str, currency: Currency) -> None:
 
 
 def route(payload: QrPayload, *, now: datetime) -> QrRoute:
-    """Scheme, corridor and creditor of a decoded payload, checked against the scheme's rules."""
+    """Scheme, corridor and creditor of a decoded payload, checked against the scheme's rules,
+    and a dynamic KHQR against its expiry at `now`."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    routed = read_route(payload)
+    expired = expiry_error(routed, now=now)
+    if expired is not None:
+        raise expired
+    return routed
+
+
+def expiry_error(routed: QrRoute, *, now: datetime) -> QrError | None:
+    """TM01 when the QR is a dynamic one whose expiry (KHQR 99/01) is at or before `now`, else
+    None: the one check of a QR that depends on the time, apart from decoding and routing."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if routed.dynamic and routed.expires_at is not None and now >= routed.expires_at:
+        return QrError(EXPIRED, f"dynamic KHQR expired at {routed.expires_at.isoformat()}", None, tag="99/01")
+    return None
+
+
+def read_route(payload: QrPayload) -> QrRoute:
+    """Scheme, corridor and creditor of a decoded payload, checked against the scheme's rules;
+    not against the time (`expiry_error` is that), so a QR is read once, whenever it arrives."""
     rules, tag, aid = _scheme_of(payload)
     fields = payload.fields
     country = fields.get("58")
@@ -394,8 +417,6 @@ def route(payload: QrPayload, *, now: datetime) -> QrRoute:
             expires_at = _timestamp(stamps.get("01"), "99/01")
             if created_at is not None and expires_at is not None and expires_at <= created_at:
                 raise _fail("tag 99: expiry is not after creation", "99/01")
-            if dynamic and expires_at is not None and now >= expires_at:
-                raise QrError(EXPIRED, f"dynamic KHQR expired at {expires_at.isoformat()}", None, tag="99/01")
     elif rules is THAI_QR_RULES:
         creditor = _promptpay(tag, payload.templates[tag], aid)  # type: ignore[arg-type,index]
     elif rules is VIETQR_RULES:

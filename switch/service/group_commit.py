@@ -8,35 +8,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from switch.domain.errors import InvariantViolation
 from switch.service.handlers import Deps, Outcome
-from switch.store.sql_store import Store, UnitOfWork
+from switch.service.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
 # A batch handler: all the commands of one group, one outcome per command, in order.
 Handler = Callable[[Sequence[C], UnitOfWork, Deps], Awaitable[list[Outcome]]]
+# The bus's transaction runner: work in one unit of work, run again after a lost race, the
+# committed outbox rows handed on (MessageBus.in_transaction)
+InTransaction = Callable[..., Awaitable[Any]]
 
 
 class GroupCommitter(Generic[C]):
     def __init__(
-        self,
-        name: str,
-        store: Store,
-        deps: Deps,
-        handler: Handler[C],
-        *,
-        on_commit: Callable[[Outcome], Awaitable[None]],
-        batch_max: int,
-        queue_max: int,
+        self, name: str, in_transaction: InTransaction, deps: Deps, handler: Handler[C], *, batch_max: int, queue_max: int
     ) -> None:
         self.name = name
-        self._store = store
+        self._in_transaction = in_transaction
         self._deps = deps
         self._handler = handler
-        self._on_commit = on_commit
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[C, asyncio.Future[Outcome]]] = asyncio.Queue(maxsize=queue_max)
 
@@ -57,9 +51,11 @@ class GroupCommitter(Generic[C]):
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[C, asyncio.Future[Outcome]]]) -> None:
+        cmds = [cmd for cmd, _ in batch]
         try:
-            async with self._store.unit_of_work() as uow:
-                outcomes = await self._handler([cmd for cmd, _ in batch], uow, self._deps)
+            outcomes = await self._in_transaction(
+                lambda uow: self._handler(cmds, uow, self._deps), name=self.name
+            )
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
             log.exception("%s: group of %d failed", self.name, len(batch))
             for _, fut in batch:
@@ -68,10 +64,6 @@ class GroupCommitter(Generic[C]):
             if isinstance(exc, InvariantViolation):
                 raise  # a bug: let the process stop; redelivery and `admit` absorb the rest
             return
-        merged = Outcome()
         for (_, fut), outcome in zip(batch, outcomes, strict=True):
-            merged.partner_outbox.extend(outcome.partner_outbox)
-            merged.status_outbox.extend(outcome.status_outbox)
             if not fut.done():
                 fut.set_result(outcome)
-        await self._on_commit(merged)

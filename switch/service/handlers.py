@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Final
 
 from adapters.base import PartnerMapping, PartnerStatus
 from adapters.proxy_resolution import Resolution
@@ -20,12 +19,13 @@ from fx.quote import FxQuote, Quoter
 from iso20022 import pacs008
 from iso20022.schemas import SchemaSet, SchemaViolation
 from switch.config import SwitchConfig
-from switch.contracts import AmountV1, InstructionV1, StatusEventV1
-from switch.domain.errors import InstructionRejected, SwitchError
+from switch.domain.errors import SwitchError
 from switch.domain.idempotency import Admission, admit
+from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
 from switch.domain.payment import (
     FINAL_STATES,
+    Direction,
     HistoryEntry,
     Party,
     Payment,
@@ -38,9 +38,9 @@ from switch.domain.payment import (
     transition,
 )
 from switch.metrics import Metrics
-from switch.qr.templates import CreditorKind, decode_and_route
-from switch.service import pain_reports
-from switch.store.sql_store import InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+from switch.qr.templates import CreditorKind, QrRoute, expiry_error
+from switch.service import events
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
 
 S = PaymentState
 
@@ -50,10 +50,11 @@ S = PaymentState
 
 @dataclass(frozen=True, slots=True)
 class ParsedInstruction:
-    instruction: InstructionV1
-    fingerprint: str
+    """An instruction as the Kafka edge read it (JSON, QR or a pain.001 transaction)."""
+
+    instruction: Instruction
+    fingerprint: str  # SHA-256 of the instruction v1 it was read as (idempotency)
     source_ref: str  # topic:partition:offset, to tell a redelivery from a participant's resend
-    origin: str | None = None  # pain.001 MsgId, PmtInfId, EndToEndId (tab-separated); None for JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,18 @@ class AcceptInstructions:
 
 @dataclass(frozen=True, slots=True)
 class RecordSendResults:
+    """What the outbox relay's deliveries came to."""
+
     sent_outbox_ids: Sequence[int]
     # payments whose pacs.008 the partner acknowledged: QUOTED -> SUBMITTED (unless a pacs.002
     # overtook the acknowledgement and moved them on already)
     submitted_uetrs: Sequence[str] = ()
-    # uetr -> (state, reason code, detail) for payments the transport gave up on
-    failures: Mapping[str, tuple[PaymentState, str, str]] = field(default_factory=dict)
+    # failed delivery rounds: retry later, or stop (refused, or past the row's deadline)
+    failures: Sequence[DeliveryFailure] = ()
+    # uetr -> (reason code, detail): payments to reject, because the partner refused their
+    # pacs.008 (4xx), or because it never got it (every attempt failed to connect) until the
+    # SLA deadline (AB07). A delivery that may have reached the partner never rejects.
+    rejects: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +88,6 @@ class ApplyPartnerStatuses:
     message_type: str
     body: bytes
     statuses: Sequence[PartnerStatus]
-
-
-@dataclass(frozen=True, slots=True)
-class ExpireSubmitted:
-    partner: str
-    sla_s: float
-    limit: int = 500
 
 
 # ---------------------------------------------------------------- dependencies and results
@@ -122,57 +122,6 @@ def message_id(uetr: str, attempt: int) -> str:
     return f"M{uetr.replace('-', '')}{attempt:02d}"
 
 
-def _amount(money: Money) -> AmountV1:
-    # model_construct: built from a domain Money, which is valid by construction
-    return AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
-
-
-def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
-    """The status event for a payment. Built without re-validation from domain values, which are
-    valid by construction; a test checks that events validate against the contract."""
-    return StatusEventV1.model_construct(
-        instruction_id=payment.instruction_id,
-        participant=payment.participant,
-        uetr=payment.uetr,
-        corridor=payment.corridor,
-        state=payment.state.value,
-        final=payment.state in FINAL_STATES,
-        reason_code=payment.reason_code,
-        reason=reason,
-        source_amount=_amount(payment.source),
-        target_amount=_amount(payment.target),
-        fee=_amount(payment.fee),
-        fx_rate=payment.fx_rate,
-        replayed=replayed,
-        direction=payment.direction.value,
-        occurred_at=now,
-    )
-
-
-def _status_outbox(event: StatusEventV1, deps: Deps, *, now: datetime, uetr: str | None) -> OutboxMessage:
-    """A status event as an outbox row for the status topic."""
-    body = event.model_dump_json(exclude_none=False).encode()
-    suffix = os.urandom(16).hex()  # status events are facts; each emission is its own message
-    return OutboxMessage(
-        kind="status",
-        destination=deps.config.kafka.status_topic,
-        message_id=f"S{suffix}",
-        uetrs=(uetr,) if uetr else (),
-        key=f"{event.participant}/{event.instruction_id}",
-        body=body,
-        created_at=now,
-    )
-
-
-def participant_outbox(p: Payment, deps: Deps, *, now: datetime, reason: str | None) -> list[OutboxMessage]:
-    """What the participant hears of a payment's new state: the JSON status event, and for a
-    payment that came in a pain.001, a pain.002 for its transaction once the state is final."""
-    out = [_status_outbox(status_event(p, now=now, reason=reason), deps, now=now, uetr=p.uetr)]
-    if p.origin is not None and p.state in FINAL_STATES:
-        out.append(pain_reports.final_report(p, deps.config, deps.schemas, now=now, reason=reason))
-    return out
-
-
 # ---------------------------------------------------------------- accept_instructions
 
 
@@ -202,7 +151,12 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         )
         new_records.append(rec)
         existing[(ins.participant, ins.instruction_id)] = rec
-        status_msgs.append(_status_outbox(_reject_event(ins, reason_code, detail, now), deps, now=now, uetr=None))
+        status_msgs.append(
+            events.status_outbox(
+                events.reject_event(ins.participant, ins.instruction_id, ins.corridor, reason_code, detail, now=now),
+                deps.config, now=now, uetr=None,
+            )
+        )
 
     for item in cmd.items:
         ins = item.instruction
@@ -215,10 +169,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("conflict")
             out.admissions[key] = (None, "DUPL", "instruction id already used with a different payload")
             deps.metrics.rejects.labels("admission", "DUPL").inc()
-            event = _reject_event(
-                ins, "DUPL", "instruction id already used with a different payload; the first one stands", now
-            )
-            status_msgs.append(_status_outbox(event, deps, now=now, uetr=None))
+            conflict = events.conflict_event(ins.participant, ins.instruction_id, ins.corridor, record.uetr if record else None, now=now)
+            status_msgs.append(events.status_outbox(conflict, deps.config, now=now, uetr=None))
             continue
         if decision in (Admission.REPLAY, Admission.IN_FLIGHT):
             assert record is not None
@@ -230,19 +182,22 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
                 continue
             out.count("replayed")
             if payment is not None:
-                event = status_event(payment, now=now, replayed=True)
+                event = events.status_event(payment, now=now, replayed=True)
             else:
-                event = _reject_event(ins, record.reject_reason_code or "MS03", record.reject_reason, now, replayed=True)
-            status_msgs.append(_status_outbox(event, deps, now=now, uetr=record.uetr))
+                event = events.reject_event(
+                    ins.participant, ins.instruction_id, ins.corridor, record.reject_reason_code or "MS03", record.reject_reason,
+                    now=now, replayed=True,
+                )
+            status_msgs.append(events.status_outbox(event, deps.config, now=now, uetr=record.uetr))
             continue
 
-        try:
-            payment, quote = _admit_new(ins, deps, now=now, origin=item.origin, resolutions=cmd.resolutions)
-            received[payment.uetr] = payment
-            payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {quote.quote_id}")
-        except (SwitchError, AmountError) as exc:
-            reject(item, exc.reason_code, str(exc))
+        decided = admit_instruction(ins, deps, now=now, resolutions=cmd.resolutions)
+        if isinstance(decided, Reject):
+            reject(item, decided.reason_code, decided.detail)
             continue
+        payment = decided.payment
+        received[payment.uetr] = payment
+        payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
         rec = InstructionRecord(
             ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, payment.corridor, item.source_ref, now
         )
@@ -252,8 +207,11 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
 
     for partner in sorted({p.partner for _, _, p, _ in admitted}):
         group = [a for a in admitted if a[2].partner == partner]
-        messages, invalid = _pacs008_messages(deps.mappings[partner], [p for _, _, p, _ in group], deps, now)
+        mapping = deps.mappings[partner]
+        messages, invalid = _pacs008_messages(mapping, [p for _, _, p, _ in group], deps, now)
         partner_msgs.extend(messages)
+        carried_by = {u: m.message_id for m in messages for u in m.uetrs}
+        follow_up_at = now + timedelta(seconds=mapping.profile.resend_after_s)
         for item, rec, payment, entry in group:
             if payment.uetr in invalid:
                 reject(item, "FF01", invalid[payment.uetr])
@@ -261,7 +219,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("admitted")
             out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
-            new_payments.append(payment)
+            # the message that carries it, and when to look again if no final pacs.002 came
+            new_payments.append(replace(payment, message_id=carried_by[payment.uetr], follow_up_at=follow_up_at))
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 
@@ -281,6 +240,7 @@ def _pacs008_messages(
     it is stored. A message that fails is split to find the payments at fault: those are
     returned as invalid (uetr -> detail), the others still go out."""
     per_message = mapping.profile.transactions_per_message_max
+    deadline_at = now + timedelta(seconds=mapping.profile.sla_s)  # the relay retries until then
     messages: list[OutboxMessage] = []
     invalid: dict[str, str] = {}
     pending = [payments[i : i + per_message] for i in range(0, len(payments), per_message)]
@@ -306,119 +266,117 @@ def _pacs008_messages(
                 key=chunk[0].uetr,
                 body=body,
                 created_at=now,
+                deadline_at=deadline_at,
             )
         )
     return messages, invalid
 
 
-def _reject_event(ins: InstructionV1, reason_code: str, reason: str | None, now: datetime, *, replayed: bool = False) -> StatusEventV1:
-    return StatusEventV1(
-        instruction_id=ins.instruction_id,
-        participant=ins.participant,
-        uetr=None,
-        corridor=ins.corridor,
-        state=S.REJECTED.value,
-        final=True,
-        reason_code=reason_code,
-        reason=reason,
-        replayed=replayed,
-        occurred_at=now,
-    )
+# ---------------------------------------------------------------- admission: a decision, not an exception
 
 
-# QR creditor kinds that are partner proxies, and their instruction v1 proxy type
-QR_PROXY_TYPES: Final = {CreditorKind.MOBILE: "MOBILE", CreditorKind.NATID: "NATID", CreditorKind.EWALLET: "EWALLET"}
-
-
-def _from_qr(ins: InstructionV1, *, now: datetime) -> tuple[str, Party, Money]:
-    """Corridor, creditor and amount from the scanned QR (QrError carries the reason code)."""
-    assert ins.qr is not None
-    _, route = decode_and_route(ins.qr, now=now)
-    if route.corridor is None:
-        raise InstructionRejected("a domestic KHQR is paid inside Bakong, not through the switch", reason_code="AG01")
-    if ins.corridor is not None and ins.corridor != route.corridor:
-        raise InstructionRejected(f"the QR pays through {route.corridor}, not {ins.corridor}", reason_code="AG01")
-    c = route.creditor
-    name = route.creditor_name or c.value
-    if c.kind in QR_PROXY_TYPES:
-        creditor = Party(name=name, proxy_type=QR_PROXY_TYPES[c.kind], proxy=c.value)
-    elif c.kind is CreditorKind.BILLER:
-        raise InstructionRejected("PromptPay bill-payment QRs are not supported on this switch yet", reason_code="AG01")
-    else:
-        creditor = Party(name=name, account=c.value, agent=c.agent)
-    qr_amount = route.money()
-    if qr_amount is not None:
-        if ins.amount is not None and Money.parse(ins.amount.value, ins.amount.currency) != qr_amount:
-            raise InstructionRejected(f"the amount differs from the QR's {qr_amount}", reason_code="AM09")
-        return route.corridor, creditor, qr_amount
-    if ins.amount is None:
-        raise InstructionRejected("a static QR carries no amount: the instruction must give one", reason_code="AM09")
-    return route.corridor, creditor, Money.parse(ins.amount.value, ins.amount.currency)
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    payment: Payment  # RECEIVED, with its UETR
+    quote: FxQuote
 
 
 _NOT_LOOKED_UP = Resolution("", "", False)
+_NO_RESOLUTIONS: Mapping[tuple[str, str, str], Resolution | None] = {}
 
 
-def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str, str], Resolution | None]) -> Party:
+def admit_instruction(
+    ins: Instruction,
+    deps: Deps,
+    *,
+    now: datetime,
+    resolutions: Mapping[tuple[str, str, str], Resolution | None] = _NO_RESOLUTIONS,
+) -> Admitted | Reject:
+    """Whether the switch takes the instruction: the payment as received and its quote, or the
+    reject (reason code, detail) the participant hears. Client errors are values here; the
+    partner mapping and the quoter report theirs by raising an operating error (SwitchError,
+    AmountError), turned into a Reject at this one place. No I/O: the proxy look-ups were made
+    before (`resolutions`)."""
+    try:
+        return _decide(ins, deps, now=now, resolutions=resolutions)
+    except (SwitchError, AmountError) as exc:
+        return Reject(exc.reason_code, str(exc))
+
+
+def _from_qr(ins: Instruction, route: QrRoute, *, now: datetime) -> tuple[str, Party, Money] | Reject:
+    """Corridor, creditor and amount of an instruction that carries a scanned QR."""
+    expired = expiry_error(route, now=now)
+    if expired is not None:
+        return Reject(expired.reason_code, str(expired))
+    if route.corridor is None:
+        return Reject("AG01", "a domestic KHQR is paid inside Bakong, not through the switch")
+    if ins.corridor is not None and ins.corridor != route.corridor:
+        return Reject("AG01", f"the QR pays through {route.corridor}, not {ins.corridor}")
+    if route.creditor.kind is CreditorKind.BILLER:
+        return Reject("AG01", "PromptPay bill-payment QRs are not supported on this switch yet")
+    if ins.unreadable is not None:  # the amount the sender gave
+        return ins.unreadable
+    assert ins.creditor is not None, "a QR that decodes names its creditor"
+    qr_amount = route.money()
+    if qr_amount is not None:
+        if ins.instructed is not None and ins.instructed != qr_amount:
+            return Reject("AM09", f"the amount differs from the QR's {qr_amount}")
+        return route.corridor, ins.creditor, qr_amount
+    if ins.instructed is None:
+        return Reject("AM09", "a static QR carries no amount: the instruction must give one")
+    return route.corridor, ins.creditor, ins.instructed
+
+
+def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str, str], Resolution | None]) -> Party | Reject:
     """The creditor with the account and bank its proxy resolved to (acmt.024)."""
     found = resolutions.get((partner, creditor.proxy_type or "", creditor.proxy or ""), _NOT_LOOKED_UP)
     if found is _NOT_LOOKED_UP:
         return creditor  # no look-up was made: the network resolves it (ITMX as creditor agent)
     if found is None:
-        raise InstructionRejected(f"the {creditor.proxy_type} proxy could not be looked up at {partner}", reason_code="AB07")
+        return Reject("AB07", f"the {creditor.proxy_type} proxy could not be looked up at {partner}")
     if not found.verified:
-        raise InstructionRejected(
-            f"{creditor.proxy_type} proxy {creditor.proxy} is not registered at {partner}", reason_code=found.reason_code or "BE23"
-        )
+        return Reject(found.reason_code or "BE23", f"{creditor.proxy_type} proxy {creditor.proxy} is not registered at {partner}")
     return Party(name=creditor.name, account=found.account, proxy_type=creditor.proxy_type, proxy=creditor.proxy, agent=found.agent)
 
 
-def _admit_new(
-    ins: InstructionV1,
-    deps: Deps,
-    *,
-    now: datetime,
-    origin: str | None = None,
-    resolutions: Mapping[tuple[str, str, str], Resolution | None] = {},
-) -> tuple[Payment, FxQuote]:
+def _decide(
+    ins: Instruction, deps: Deps, *, now: datetime, resolutions: Mapping[tuple[str, str, str], Resolution | None]
+) -> Admitted | Reject:
     cfg = deps.config
     participant = cfg.participant(ins.participant)
     if participant is None:
-        raise InstructionRejected(f"participant {ins.participant} is not a Bakong participant of this switch", reason_code="RC01")
-    if ins.debtor.account.rsplit("@", 1)[1] != participant.bakong_suffix:
-        raise InstructionRejected(
-            f"debtor account {ins.debtor.account} does not belong to {ins.participant} (@{participant.bakong_suffix})",
-            reason_code="AC01",
+        return Reject("RC01", f"participant {ins.participant} is not a Bakong participant of this switch")
+    if ins.debtor.account is None or ins.debtor.account.rsplit("@", 1)[1] != participant.bakong_suffix:
+        return Reject(
+            "AC01", f"debtor account {ins.debtor.account} does not belong to {ins.participant} (@{participant.bakong_suffix})"
         )
-    if ins.qr is not None:
-        corridor_id, creditor, instructed = _from_qr(ins, now=now)
+    if ins.qr is None:
+        if ins.unreadable is not None:  # the QR, or the amount
+            return ins.unreadable
+        assert ins.creditor is not None and ins.corridor is not None and ins.instructed is not None  # the contract says so
+        corridor_id, creditor, instructed = ins.corridor, ins.creditor, ins.instructed
     else:
-        assert ins.creditor is not None and ins.corridor is not None and ins.amount is not None  # the contract says so
-        corridor_id = ins.corridor
-        instructed = Money.parse(ins.amount.value, ins.amount.currency)
-        creditor = Party(
-            name=ins.creditor.name,
-            account=ins.creditor.account,
-            proxy_type=ins.creditor.proxy.type if ins.creditor.proxy else None,
-            proxy=ins.creditor.proxy.value if ins.creditor.proxy else None,
-            agent=ins.creditor.agent,
-        )
+        from_qr = _from_qr(ins, ins.qr, now=now)
+        if isinstance(from_qr, Reject):
+            return from_qr
+        corridor_id, creditor, instructed = from_qr
     corridor = cfg.corridor(corridor_id)
     if corridor is None or not corridor.enabled or corridor.partner not in deps.mappings:
-        raise InstructionRejected(f"no open corridor {corridor_id}", reason_code="AG01")
-    if ins.debtor.currency not in corridor.source_currencies or ins.debtor.currency not in participant.currencies:
-        raise InstructionRejected(
-            f"corridor {corridor.id} does not take {ins.debtor.currency} debtor accounts from {participant.code}", reason_code="CURR"
-        )
+        return Reject("AG01", f"no open corridor {corridor_id}")
+    if ins.debtor_currency not in corridor.source_currencies or ins.debtor_currency not in participant.currencies:
+        return Reject("CURR", f"corridor {corridor.id} does not take {ins.debtor_currency} debtor accounts from {participant.code}")
     mapping = deps.mappings[corridor.partner]
-    mapping.check_creditor(creditor)
+    mapping.check_creditor(creditor)  # raises InstructionRejected
     if creditor.proxy is not None and mapping.profile.proxy_resolution:
-        creditor = _resolved(creditor, corridor.partner, resolutions)
-    mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)
+        resolved = _resolved(creditor, corridor.partner, resolutions)
+        if isinstance(resolved, Reject):
+            return resolved
+        creditor = resolved
+    mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)  # raises InstructionRejected
     if ins.remittance:
         mapping.check_text(ins.remittance, "remittance information", mapping.profile.remittance_chars_max)
 
-    source_ccy = currency(ins.debtor.currency)
+    source_ccy = currency(ins.debtor_currency)  # raises AmountError
     target_ccy = currency(corridor.target_currency)
     quote_args = dict(
         now=now,
@@ -427,18 +385,17 @@ def _admit_new(
         validity_s=corridor.quote_validity_s,
         quote_id=f"Q{os.urandom(12).hex()}",
     )
-    if instructed.currency == source_ccy:
+    if instructed.currency == source_ccy:  # the quoter raises SwitchError (no rate, too small)
         quote = deps.quoter.quote_for_source(instructed, target_ccy, **quote_args)
     elif instructed.currency == target_ccy:
         quote = deps.quoter.quote_for_target(instructed, source_ccy, **quote_args)
     else:
-        raise InstructionRejected(
-            f"amount currency {instructed.currency} is neither the debtor's ({source_ccy}) nor the corridor's ({target_ccy})",
-            reason_code="CURR",
+        return Reject(
+            "CURR", f"amount currency {instructed.currency} is neither the debtor's ({source_ccy}) nor the corridor's ({target_ccy})"
         )
     limit = corridor.amount_max_money(source_ccy.code)
     if quote.source.amount_minor > limit.amount_minor:
-        raise InstructionRejected(f"{quote.source} is above the corridor maximum {limit}", reason_code="AM02")
+        return Reject("AM02", f"{quote.source} is above the corridor maximum {limit}")
 
     payment = Payment(
         uetr=deps.new_uetr(),
@@ -460,9 +417,9 @@ def _admit_new(
         version=1,
         created_at=now,
         updated_at=now,
-        origin=origin,
+        origin=ins.origin,
     )
-    return payment, quote
+    return Admitted(payment, quote)
 
 
 # ---------------------------------------------------------------- partner sender bookkeeping
@@ -471,36 +428,35 @@ def _admit_new(
 async def record_send_results(cmds: Sequence[RecordSendResults], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
     now = deps.clock()
     await uow.outbox_mark_sent([i for cmd in cmds for i in cmd.sent_outbox_ids], now)
-    failures = {uetr: failure for cmd in cmds for uetr, failure in cmd.failures.items()}
+    await uow.outbox_record_failures([f for cmd in cmds for f in cmd.failures], now)
+    rejects = {uetr: reject for cmd in cmds for uetr, reject in cmd.rejects.items()}
     submitted = [u for cmd in cmds for u in cmd.submitted_uetrs]
     outcomes = [Outcome() for _ in cmds]
-    if not failures and not submitted:
-        return outcomes
     if submitted:  # set-based: the table allows QUOTED -> SUBMITTED (checked at import below)
         moved_uetrs = await uow.payments_move_all(submitted, S.QUOTED, S.SUBMITTED, now)
         await uow.history_add([HistoryEntry(u, S.QUOTED, S.SUBMITTED, None, None, now) for u in moved_uetrs])
-    if not failures:
+    if not rejects:
         return outcomes
-    payments = await uow.payments_get(list(failures))
+    payments = await uow.payments_get(list(rejects))
     moved: list[tuple[int, Payment]] = []
     history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
-    for uetr, (target, reason_code, detail) in failures.items():
+    outbox: list[OutboxMessage] = []
+    for uetr, (reason_code, detail) in sorted(rejects.items()):
         p = payments.get(uetr)
-        if p is None or target not in _allowed_from(p.state):
-            continue
+        if p is None or S.REJECTED not in _allowed_from(p.state):
+            continue  # decided meanwhile (a pacs.002 overtook the failure)
         stored_version = p.version
         if p.state is S.QUOTED:
             p, entry = transition(p, S.SUBMITTED, now=now)
             history.append(entry)
-        p, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
+        p, entry = transition(p, S.REJECTED, now=now, reason_code=reason_code, detail=detail)
         moved.append((stored_version, p))
         history.append(entry)
         _count_outcome(p, deps, stage="transport")
-        events.extend(participant_outbox(p, deps, now=now, reason=detail))
+        outbox.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
     await uow.payments_update(moved)
     await uow.history_add(history)
-    outcomes[0].status_outbox = await uow.outbox_add(events)
+    outcomes[0].status_outbox = await uow.outbox_add(outbox)
     return outcomes
 
 
@@ -550,12 +506,14 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
     current: dict[str, Payment] = dict(stored)
     changed: dict[str, Payment] = {}
     history: list[HistoryEntry] = []
-    events: list[tuple[int, OutboxMessage]] = []
+    statuses: list[tuple[int, OutboxMessage]] = []
     for i in fresh:
         cmd, out = cmds[i], outcomes[i]
         for status in cmd.statuses:
             p = current.get(status.uetr)
-            if p is None or p.partner != cmd.partner:
+            # a partner's pacs.002 decides only our pacs.008 to it: an inbound payment is decided
+            # by its participant's reply or the confirm deadline, never by the partner
+            if p is None or p.partner != cmd.partner or p.direction is not Direction.OUTBOUND:
                 out.count("unknown")
                 continue
             disposition = classify_partner_status(p.state, status.target)
@@ -573,33 +531,10 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
-                events.extend((i, m) for m in participant_outbox(p, deps, now=now, reason=status.detail))
+                statuses.extend((i, m) for m in events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=status.detail))
     await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)
-    rows = await uow.outbox_add([m for _, m in events])
-    for (i, _), row in zip(events, rows, strict=True):
+    rows = await uow.outbox_add([m for _, m in statuses])
+    for (i, _), row in zip(statuses, rows, strict=True):
         outcomes[i].status_outbox.append(row)
     return outcomes
-
-
-# ---------------------------------------------------------------- expire_submitted
-
-
-async def expire_submitted(cmd: ExpireSubmitted, uow: UnitOfWork, deps: Deps) -> Outcome:
-    now = deps.clock()
-    out = Outcome()
-    stale = await uow.payments_stale(cmd.partner, [S.SUBMITTED, S.ACCEPTED], now - timedelta(seconds=cmd.sla_s), cmd.limit)
-    moved: list[tuple[int, Payment]] = []
-    history: list[HistoryEntry] = []
-    events: list[OutboxMessage] = []
-    for p in stale:
-        p2, entry = transition(p, S.TIMED_OUT, now=now, reason_code="AB06", detail=f"no final status within {cmd.sla_s:g} s")
-        moved.append((p.version, p2))
-        history.append(entry)
-        events.append(_status_outbox(status_event(p2, now=now, reason=entry.detail), deps, now=now, uetr=p.uetr))
-        _count_outcome(p2, deps, stage="partner")
-        out.count("timed_out")
-    await uow.payments_update(moved)
-    await uow.history_add(history)
-    out.status_outbox = await uow.outbox_add(events)
-    return out

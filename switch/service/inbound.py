@@ -3,10 +3,15 @@
   partner pacs.008 --> accept_inbound: validate, deduplicate (message id, UETR), resolve the
                        beneficiary, book RECEIVED -> QUOTED -> SUBMITTED, publish on mekong.inbound
   participant reply --> apply_inbound_replies: SUBMITTED -> COMPLETED (ACSC) or REJECTED (reason)
-  silence          --> expire_inbound: SUBMITTED -> REJECTED AB05 after the route's confirm timeout
+  silence          --> follow_up_payments (follow_up.py): SUBMITTED -> REJECTED AB05 after the
+                       route's confirm timeout
 Every final state answers the partner with one pacs.002 (outbox, message id R+UETR) and tells the
 participant on mekong.status. A resent pacs.008 (same message id, or a known UETR) gets the
-stored answer again, byte for byte, and books nothing.
+stored answer again, byte for byte, and books nothing. A duplicate that is not a resend is
+answered to the partner that sent it, never to the payment's own partner: a UETR another partner
+(or an outbound payment) already used, a known UETR with other content, or a message id reused
+for another body gets a pacs.002 RJCT DUPL (message id D + a hash of sender, message id and UETR,
+so resending that message gets the same DUPL answer). The original payment is left as it is.
 
 Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work.
 """
@@ -14,10 +19,17 @@ Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from adapters.inbound import MOBILE_PROXY_TYPES, InboundTransfer, answer_message_id, bakong_mobile, status_report
+from adapters.inbound import (
+    MOBILE_PROXY_TYPES,
+    InboundTransfer,
+    answer_message_id,
+    bakong_mobile,
+    duplicate_answer_message_id,
+    status_report,
+)
 from iso20022 import pacs002
 from switch.config import InboundRoute
 from switch.contracts import AmountV1, InboundPartyV1, InboundPaymentV1, InboundReplyV1
@@ -32,8 +44,9 @@ from switch.domain.payment import (
     initial_history,
     transition,
 )
-from switch.service.handlers import Deps, Outcome, _count_outcome, _status_outbox, status_event
-from switch.store.sql_store import OutboxMessage, UnitOfWork
+from switch.service import events
+from switch.service.handlers import Deps, Outcome, _count_outcome
+from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
 
@@ -52,22 +65,15 @@ class ApplyInboundReplies:
     replies: Sequence[InboundReplyV1]
 
 
-@dataclass(frozen=True, slots=True)
-class ExpireInbound:
-    partner: str
-    confirm_timeout_s: float
-    limit: int = 500
-
-
 def _answer(
     partner: str, uetr: str, end_to_end_id: str, deps: Deps, *, now: datetime,
-    accepted: bool, reason_code: str | None, detail: str | None,
+    accepted: bool, reason_code: str | None, detail: str | None, message_id: str | None = None,
 ) -> OutboxMessage:
     """The final pacs.002 to the partner for one inbound transfer, as an outbox row. uetrs=():
-    delivering an answer moves no payment (PartnerSender records nothing for it)."""
+    delivering an answer moves no payment (the relay records nothing for it)."""
     report = status_report(
         switch_bic=deps.config.switch.agent_bic, uetr=uetr, end_to_end_id=end_to_end_id,
-        accepted=accepted, reason_code=reason_code, detail=detail, at=now,
+        accepted=accepted, reason_code=reason_code, detail=detail, at=now, message_id=message_id,
     )
     body = pacs002.build_validated(report, deps.schemas)  # the profiles' version: pacs.002.001.10
     return OutboxMessage(
@@ -75,9 +81,57 @@ def _answer(
     )
 
 
-def _payment_answer(p: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+def inbound_answer(p: Payment, deps: Deps, *, now: datetime, detail: str | None) -> OutboxMessage:
+    """The final pacs.002 to the partner for a decided inbound payment."""
     return _answer(p.partner, p.uetr, p.instruction_id, deps, now=now,
                    accepted=p.state is S.COMPLETED, reason_code=p.reason_code, detail=detail)
+
+
+def _proxy_key(proxy: str | None) -> str | None:
+    return (bakong_mobile(proxy) or proxy) if proxy else None
+
+
+def resends(p: Payment, t: InboundTransfer) -> bool:
+    """Whether transfer t is payment p again as its partner sent it (a resend under a new message
+    id), not other content under a known UETR. Compares what the partner sent that the payment
+    keeps, not what the switch derived from it (the account a mobile resolved to)."""
+    try:
+        amount = Money.parse(t.amount.value, t.amount.currency)
+    except AmountError:
+        return False
+    if t.creditor_proxy is not None:
+        creditor_same = _proxy_key(t.creditor_proxy[:64]) == _proxy_key(p.creditor.proxy)
+    else:
+        account = t.creditor_account if t.creditor_account and len(t.creditor_account) <= 34 else None
+        creditor_same = account == p.creditor.account
+    sent = (
+        t.end_to_end_id[:35], t.debtor_name[:140], t.debtor_account or "-", (t.debtor_agent or "-")[:11],
+        t.creditor_name[:140], amount, t.exchange_rate, t.remittance[:140] if t.remittance else None,
+    )
+    kept = (
+        p.instruction_id, p.debtor.name, p.debtor.account, p.debtor.agent,
+        p.creditor.name, p.source, p.fx_rate, p.remittance,
+    )
+    return creditor_same and sent == kept
+
+
+def _duplicate(
+    partner: str, t: InboundTransfer, *, message_id_reused: bool, known: Payment | None,
+    answer: OutboxMessage | None, booked: tuple[str, InboundTransfer] | None,
+) -> str | None:
+    """Why transfer t from partner is a duplicate that must be refused DUPL, or None when it is
+    new or a resend of what partner sent before. The other partner is never named."""
+    if message_id_reused:
+        return "message id already used for another message"
+    if known is not None:
+        if known.direction is not Direction.INBOUND or known.partner != partner:
+            return "UETR already used"
+        return None if resends(known, t) else "UETR already used for another payment"
+    if answer is not None:  # refused before booking (amount unreadable): only the sender is known
+        return None if answer.destination == partner else "UETR already used"
+    if booked is not None:  # booked earlier in this batch
+        return None if booked == (partner, t) else "UETR already used"
+    return None
 
 
 def _beneficiary(t: InboundTransfer, deps: Deps) -> tuple[str, str | None, str]:
@@ -190,12 +244,15 @@ def _inbound_event(p: Payment, *, mobile: str | None, reply_by: datetime, now: d
 async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
     now = deps.clock()
     outcomes = [Outcome() for _ in cmds]
-    seen: set[tuple[str, str]] = set()
+    bodies: dict[tuple[str, str], bytes] = {}  # (partner, message id) -> the body first sent under it
     for partner in {c.partner for c in cmds}:
-        seen.update((partner, m) for m in await uow.inbound_seen(partner, [c.message_id for c in cmds if c.partner == partner]))
+        stored = await uow.inbound_bodies(partner, [c.message_id for c in cmds if c.partner == partner])
+        bodies.update(((partner, m), body) for m, body in stored.items())
     uetrs = [t.uetr for c in cmds for t in c.transfers]
     known = await uow.payments_get(uetrs)
-    answers = {m.message_id: m for m in await uow.outbox_by_message_ids("partner", [answer_message_id(u) for u in uetrs])}
+    answer_ids = [answer_message_id(u) for u in uetrs]
+    answer_ids += [duplicate_answer_message_id(c.partner, c.message_id, t.uetr) for c in cmds for t in c.transfers]
+    answers = {m.message_id: m for m in await uow.outbox_by_message_ids("partner", answer_ids)}
 
     new_payments: list[Payment] = []
     history: list[HistoryEntry] = []
@@ -203,12 +260,13 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
     status_msgs: list[tuple[int, OutboxMessage]] = []
     resend: list[tuple[int, OutboxMessage]] = []
     fresh_messages = []
-    booked: set[str] = set()
+    booked: dict[str, tuple[str, InboundTransfer]] = {}  # UETR -> (partner, transfer), this batch
+    duplicates_answered: set[str] = set()  # DUPL answer ids planned in this batch
     for i, cmd in enumerate(cmds):
         out = outcomes[i]
-        first_time = (cmd.partner, cmd.message_id) not in seen
-        if first_time:
-            seen.add((cmd.partner, cmd.message_id))
+        first_body = bodies.get((cmd.partner, cmd.message_id))
+        if first_body is None:
+            bodies[(cmd.partner, cmd.message_id)] = cmd.body
             fresh_messages.append(
                 {"partner": cmd.partner, "message_id": cmd.message_id, "message_type": cmd.message_type,
                  "received_at": now, "body": cmd.body}
@@ -218,21 +276,35 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
         route = deps.config.inbound_route(cmd.partner)
         assert route is not None, "the HTTP edge checks the route"
         for t in cmd.transfers:
+            duplicate_id = duplicate_answer_message_id(cmd.partner, cmd.message_id, t.uetr)
+            stored_duplicate = answers.get(duplicate_id)
+            if stored_duplicate is not None:  # this message was refused DUPL before: the same answer again
+                out.count("answered_again")
+                resend.append((i, stored_duplicate))
+                continue
+            if duplicate_id in duplicates_answered:  # the same message twice in this batch: answered once
+                out.count("answered_again")
+                continue
             answer = answers.get(answer_message_id(t.uetr))
+            why = _duplicate(
+                cmd.partner, t, message_id_reused=first_body is not None and first_body != cmd.body,
+                known=known.get(t.uetr), answer=answer, booked=booked.get(t.uetr),
+            )
+            if why is not None:  # answered to the sender; the payment under this UETR is untouched
+                out.count("rejected")
+                deps.metrics.rejects.labels("inbound", "DUPL").inc()
+                duplicates_answered.add(duplicate_id)
+                partner_msgs.append((i, _answer(cmd.partner, t.uetr, t.end_to_end_id, deps, now=now, accepted=False,
+                                                reason_code="DUPL", detail=why, message_id=duplicate_id)))
+                continue
             if answer is not None:  # decided before: the same answer again
                 out.count("answered_again")
                 resend.append((i, answer))
                 continue
             if t.uetr in known or t.uetr in booked:
-                existing = known.get(t.uetr)
-                if existing is not None and existing.direction is not Direction.INBOUND:
-                    out.count("rejected")
-                    deps.metrics.rejects.labels("inbound", "DUPL").inc()
-                    partner_msgs.append((i, _answer(cmd.partner, t.uetr, t.end_to_end_id, deps, now=now, accepted=False,
-                                                                reason_code="DUPL", detail="UETR already used")))
-                    continue
                 out.count("in_progress")  # booked, the participant has not answered yet
                 continue
+            booked[t.uetr] = (cmd.partner, t)
             try:
                 payment, reason_code, detail = _book(cmd.partner, route, t, deps, now)
             except AmountError as exc:
@@ -240,9 +312,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 deps.metrics.rejects.labels("inbound", exc.reason_code).inc()
                 partner_msgs.append((i, _answer(cmd.partner, t.uetr, t.end_to_end_id, deps, now=now, accepted=False,
                                                                 reason_code=exc.reason_code, detail=str(exc))))
-                booked.add(t.uetr)
                 continue
-            booked.add(t.uetr)
             history.append(initial_history(payment))
             if reason_code is not None:
                 payment, entry = transition(payment, S.REJECTED, now=now, reason_code=reason_code, detail=detail)
@@ -250,9 +320,11 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 new_payments.append(payment)
                 _count_outcome(payment, deps, stage="inbound")
                 out.count("rejected")
-                partner_msgs.append((i, _payment_answer(payment, deps, now=now, detail=detail)))
+                partner_msgs.append((i, inbound_answer(payment, deps, now=now, detail=detail)))
                 if payment.participant != "-":
-                    status_msgs.append((i, _status_outbox(status_event(payment, now=now, reason=detail), deps, now=now, uetr=payment.uetr)))
+                    status_msgs.extend(
+                        (i, m) for m in events.participant_outbox(payment, deps.config, deps.schemas, now=now, reason=detail)
+                    )
                 continue
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"booked for {payment.participant}")
             history.append(entry)
@@ -260,9 +332,9 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                 payment, S.SUBMITTED, now=now, detail=f"published on {deps.config.kafka.inbound_topic}"
             )
             history.append(entry)
-            new_payments.append(payment)
-            out.count("booked")
             reply_by = now + timedelta(seconds=route.confirm_timeout_s)
+            new_payments.append(replace(payment, follow_up_at=reply_by))  # silence then: AB05 (follow_up.py)
+            out.count("booked")
             event = _inbound_event(payment, mobile=payment.creditor.proxy, reply_by=reply_by, now=now)
             status_msgs.append(
                 (
@@ -288,7 +360,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
     return outcomes
 
 
-def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reason_code: str | None, detail: str | None,
+def finish_inbound(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reason_code: str | None, detail: str | None,
             out: Outcome, history: list[HistoryEntry], moved: list[tuple[int, Payment]]) -> None:
     stored_version = p.version
     p2, entry = transition(p, target, now=now, reason_code=reason_code, detail=detail)
@@ -296,10 +368,8 @@ def _finish(p: Payment, target: PaymentState, deps: Deps, *, now: datetime, reas
     moved.append((stored_version, p2))
     _count_outcome(p2, deps, stage="inbound")
     deps.metrics.stage_duration.labels("inbound_end_to_end").observe((now - p.created_at).total_seconds())
-    out.partner_outbox.append(_payment_answer(p2, deps, now=now, detail=detail))
-    out.status_outbox.append(
-        _status_outbox(status_event(p2, now=now, reason=detail), deps, now=now, uetr=p2.uetr)
-    )
+    out.partner_outbox.append(inbound_answer(p2, deps, now=now, detail=detail))
+    out.status_outbox.extend(events.participant_outbox(p2, deps.config, deps.schemas, now=now, reason=detail))
 
 
 async def _store_decisions(uow: UnitOfWork, out: Outcome, moved: list[tuple[int, Payment]], history: list[HistoryEntry]) -> None:
@@ -327,30 +397,11 @@ async def apply_inbound_replies(cmd: ApplyInboundReplies, uow: UnitOfWork, deps:
             deps.metrics.late_status.labels(p.partner).inc()
             continue
         if reply.decision == "ACCEPT":
-            _finish(p, S.COMPLETED, deps, now=now, reason_code=None, detail=f"credited by {p.participant}", out=out, history=history, moved=moved)
+            finish_inbound(p, S.COMPLETED, deps, now=now, reason_code=None, detail=f"credited by {p.participant}", out=out, history=history, moved=moved)
         else:
-            _finish(p, S.REJECTED, deps, now=now, reason_code=reply.reason_code, detail=reply.reason or f"rejected by {p.participant}",
+            finish_inbound(p, S.REJECTED, deps, now=now, reason_code=reply.reason_code, detail=reply.reason or f"rejected by {p.participant}",
                     out=out, history=history, moved=moved)
         current[p.uetr] = moved[-1][1]
         out.count("reply_applied")
     await _store_decisions(uow, out, moved, history)
     return out
-
-
-async def expire_inbound(cmd: ExpireInbound, uow: UnitOfWork, deps: Deps) -> Outcome:
-    """Inbound payments the participant left unanswered past the route's confirm timeout: the
-    partner hears AB05 (timeout at the creditor), the participant hears it on mekong.status."""
-    now = deps.clock()
-    out = Outcome()
-    stale = await uow.payments_stale(
-        cmd.partner, [S.SUBMITTED], now - timedelta(seconds=cmd.confirm_timeout_s), cmd.limit, direction=Direction.INBOUND
-    )
-    history: list[HistoryEntry] = []
-    moved: list[tuple[int, Payment]] = []
-    for p in stale:
-        _finish(p, S.REJECTED, deps, now=now, reason_code="AB05",
-                detail=f"no answer from {p.participant} within {cmd.confirm_timeout_s:g} s", out=out, history=history, moved=moved)
-        out.count("timed_out")
-    await _store_decisions(uow, out, moved, history)
-    return out
-

@@ -24,7 +24,7 @@ from iso20022.pacs002 import StatusReason
 from iso20022.schemas import SchemaSet
 from switch.config import SwitchConfig
 from switch.domain.payment import Payment, PaymentState
-from switch.store.sql_store import OutboxMessage
+from switch.service.ports import OutboxMessage
 
 ORIGIN_PREFIX: Final = "pain.001"
 additional_info_chars_max: Final = 105

@@ -29,38 +29,29 @@ from iso20022.schemas import SchemaSet
 from switch import limits
 from switch.config import SwitchConfig
 from switch.metrics import Metrics
-from switch.qr.emvco import QrError
-from switch.qr.templates import decode_and_route
-from switch.service.handlers import QR_PROXY_TYPES, ParsedInstruction
+from switch.service.handlers import ParsedInstruction
 
 log = logging.getLogger(__name__)
 ProxyKey = tuple[str, str, str]  # (partner, proxy type, proxy value)
 
 
 def proxies_to_resolve(
-    items: Iterable[ParsedInstruction], config: SwitchConfig, mappings: Mapping[str, PartnerMapping], *, now: datetime
+    items: Iterable[ParsedInstruction], config: SwitchConfig, mappings: Mapping[str, PartnerMapping]
 ) -> set[ProxyKey]:
     """The (partner, type, value) of every proxy creditor whose partner resolves proxies, from
-    the creditor or from the scanned QR (a QR that does not decode is left to admission)."""
+    the creditor given or the one the scanned QR names (decoded at the edge, never here; a QR
+    that did not decode is left to admission)."""
     keys: set[ProxyKey] = set()
     for item in items:
         ins = item.instruction
-        corridor_id, proxy_type, value = ins.corridor, None, None
-        if ins.creditor is not None and ins.creditor.proxy is not None:
-            proxy_type, value = ins.creditor.proxy.type, ins.creditor.proxy.value
-        elif ins.qr is not None:
-            try:
-                _, route = decode_and_route(ins.qr, now=now)
-            except QrError:
-                continue
-            if route.creditor.kind in QR_PROXY_TYPES:
-                corridor_id, proxy_type, value = route.corridor, QR_PROXY_TYPES[route.creditor.kind], route.creditor.value
-        if proxy_type is None or value is None or corridor_id is None:
+        creditor = ins.creditor
+        if creditor is None or creditor.proxy_type is None or creditor.proxy is None:
             continue
-        corridor = config.corridor(corridor_id)
+        corridor_id = ins.qr.corridor if ins.qr is not None else ins.corridor
+        corridor = config.corridor(corridor_id) if corridor_id is not None else None
         mapping = mappings.get(corridor.partner) if corridor is not None else None
-        if mapping is not None and mapping.profile.proxy_resolution and mapping.profile.proxy_rule(proxy_type) is not None:
-            keys.add((mapping.profile.partner, proxy_type, value))
+        if mapping is not None and mapping.profile.proxy_resolution and mapping.profile.proxy_rule(creditor.proxy_type) is not None:
+            keys.add((mapping.profile.partner, creditor.proxy_type, creditor.proxy))
     return keys
 
 
@@ -82,6 +73,10 @@ class ProxyResolver:
         self._clock = clock
         self._metrics = metrics
         self._cache: OrderedDict[ProxyKey, tuple[float, Resolution]] = OrderedDict()
+        # partner -> monotonic time until which its look-ups fail at once: a partner that just
+        # failed one (down, hung) must not hold every batch of the consumer, all corridors
+        # included, for the look-up timeout each time
+        self._failing_until: dict[str, float] = {}
 
     async def resolve(self, keys: set[ProxyKey]) -> dict[ProxyKey, Resolution | None]:
         out: dict[ProxyKey, Resolution | None] = {}
@@ -92,6 +87,9 @@ class ProxyResolver:
             if cached is not None and cached[0] > now_mono:
                 out[key] = cached[1]
                 self._metrics.proxy_lookups.labels(key[0], "cached").inc()
+            elif self._failing_until.get(key[0], 0.0) > now_mono:
+                out[key] = None  # the partner failed a look-up moments ago: fail fast (AB07)
+                self._metrics.proxy_lookups.labels(key[0], "failing_fast").inc()
             else:
                 missing.setdefault(key[0], []).append(key)
         calls = [
@@ -129,6 +127,7 @@ class ProxyResolver:
         except (aiohttp.ClientError, asyncio.TimeoutError, XmlRejected, SchemaViolation) as exc:
             log.warning("proxy look-up of %d proxies at %s failed: %s", len(keys), partner, exc)
             self._metrics.proxy_lookups.labels(partner, "failed").inc(len(keys))
+            self._failing_until[partner] = time.monotonic() + limits.proxy_lookup_backoff_s
             return {k: None for k in keys}
         finally:
             self._metrics.partner_request.labels(partner, "proxy_lookup").observe(time.perf_counter() - started)

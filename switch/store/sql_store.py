@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +25,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Table, and_, bindparam, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from switch.domain.errors import InvariantViolation
+from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
 from switch.store.tables import UtcDateTime, inbound_messages, instructions, outbox, payment_history, payments
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 in_clause_max = 500  # keys in one IN (...) list
-
-
-@dataclass(frozen=True, slots=True)
-class InstructionRecord:
-    participant: str
-    instruction_id: str
-    fingerprint: str
-    uetr: str | None
-    reject_reason_code: str | None
-    reject_reason: str | None
-    corridor: str | None
-    source_ref: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    kind: str  # partner | status | inbound
-    destination: str  # partner id or Kafka topic
-    message_id: str
-    uetrs: tuple[str, ...]  # the payments the message is about (a pacs.008 may carry several)
-    key: str | None
-    body: bytes
-    created_at: datetime
-    id: int | None = None
-    attempts: int = 0
 
 
 def _payment_row(p: Payment) -> dict[str, Any]:
@@ -96,6 +72,8 @@ def _payment_row(p: Payment) -> dict[str, Any]:
         "updated_at": p.updated_at,
         "direction": p.direction.value,
         "origin": p.origin,
+        "message_id": p.message_id,
+        "follow_up_at": p.follow_up_at,
     }
 
 
@@ -128,6 +106,8 @@ def _payment_from_row(r: Any) -> Payment:
         updated_at=r.updated_at,
         direction=Direction(r.direction),
         origin=r.origin,
+        message_id=r.message_id,
+        follow_up_at=r.follow_up_at,
     )
 
 
@@ -142,6 +122,9 @@ def _outbox_from_row(r: Any) -> OutboxMessage:
         created_at=r.created_at,
         id=r.id,
         attempts=r.attempts,
+        deadline_at=r.deadline_at,
+        ambiguous=bool(r.ambiguous),
+        lease_until=r.lease_until,
     )
 
 
@@ -164,9 +147,10 @@ def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequenc
 class UnitOfWork:
     """One database transaction and the batch operations the handlers need."""
 
-    def __init__(self, conn: AsyncConnection | _InLoopConnection, *, lock_rows: bool) -> None:
+    def __init__(self, conn: AsyncConnection | _InLoopConnection, *, lock_rows: bool, lease: Lease | None = None) -> None:
         self._conn = conn
         self._lock_rows = lock_rows
+        self._lease = lease
 
     async def run_sync(self, fn: Any) -> Any:
         """Run `fn(sync_connection)` in this transaction (Alembic, metadata comparisons)."""
@@ -219,10 +203,11 @@ class UnitOfWork:
                 for row in self._conn.select_by_keys(payments, "uetr", chunk):
                     found[row.uetr] = _payment_from_row(row)
             return found
-        for chunk in _chunks(list(dict.fromkeys(uetrs))):
+        # rows are locked in one global order (by UETR), so two transactions never wait on each other
+        for chunk in _chunks(sorted(set(uetrs))):
             query = select(payments).where(payments.c.uetr.in_(chunk))
             if self._lock_rows:
-                query = query.with_for_update()
+                query = query.order_by(payments.c.uetr).with_for_update()
             for r in await self._conn.execute(query):
                 found[r.uetr] = _payment_from_row(r)
         return found
@@ -241,6 +226,7 @@ class UnitOfWork:
                 reason_code=bindparam("reason_code"),
                 version=bindparam("version"),
                 updated_at=bindparam("updated_at"),
+                follow_up_at=bindparam("follow_up_at"),
             )
         )
         params = [
@@ -251,18 +237,23 @@ class UnitOfWork:
                 "reason_code": p.reason_code,
                 "version": p.version,
                 "updated_at": p.updated_at,
+                "follow_up_at": p.follow_up_at,
             }
-            for read_version, p in moves
+            for read_version, p in sorted(moves, key=lambda m: m[1].uetr)
         ]
         if isinstance(self._conn, _InLoopConnection):
             rowcount = self._conn.update_many(
-                "UPDATE payments SET state = ?, reason_code = ?, version = ?, updated_at = ? WHERE uetr = ? AND version = ?",
-                [(r["state"], r["reason_code"], r["version"], r["updated_at"], r["b_uetr"], r["b_version"]) for r in params],
+                "UPDATE payments SET state = ?, reason_code = ?, version = ?, updated_at = ?, follow_up_at = ? "
+                "WHERE uetr = ? AND version = ?",
+                [
+                    (r["state"], r["reason_code"], r["version"], r["updated_at"], r["follow_up_at"], r["b_uetr"], r["b_version"])
+                    for r in params
+                ],
             )
         else:
             rowcount = (await self._conn.execute(stmt, params)).rowcount
         if rowcount >= 0 and rowcount != len(params):
-            raise InvariantViolation(f"concurrent update: {rowcount} of {len(params)} payment rows matched")
+            raise ConcurrentUpdate(f"concurrent update: {rowcount} of {len(params)} payment rows matched")
 
     async def payments_move_all(
         self, uetrs: Sequence[str], from_state: PaymentState, to_state: PaymentState, at: datetime
@@ -270,7 +261,7 @@ class UnitOfWork:
         """Set-based move of those of `uetrs` still in `from_state` (no rows read into Python);
         returns the ones moved. The caller checks the move against the state table."""
         moved: list[str] = []
-        for chunk in _chunks(list(uetrs)):
+        for chunk in _chunks(sorted(set(uetrs))):
             if isinstance(self._conn, _InLoopConnection):
                 moved.extend(self._conn.move_state(list(chunk), from_state.value, to_state.value, at))
                 continue
@@ -314,6 +305,8 @@ class UnitOfWork:
         """Insert and return the messages with their ids (needed to mark them sent later)."""
         if not messages:
             return []
+        lease_owner = self._lease.owner if self._lease else None
+        lease_for = timedelta(seconds=self._lease.duration_s) if self._lease else None
         rows = [
             {
                 "kind": m.kind,
@@ -325,6 +318,9 @@ class UnitOfWork:
                 "attempts": 0,
                 "created_at": m.created_at,
                 "sent_at": None,
+                "deadline_at": m.deadline_at,
+                "lease_owner": lease_owner,
+                "lease_until": m.created_at + lease_for if lease_for is not None else None,
             }
             for m in messages
         ]
@@ -333,7 +329,10 @@ class UnitOfWork:
         else:
             result = await self._conn.execute(insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows)
             ids = [r.id for r in result]
-        return [OutboxMessage(**{**_asdict(m), "id": i}) for m, i in zip(messages, ids, strict=True)]
+        return [
+            OutboxMessage(**{**_asdict(m), "id": i, "lease_until": r["lease_until"]})
+            for m, i, r in zip(messages, ids, rows, strict=True)
+        ]
 
     async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -355,10 +354,113 @@ class UnitOfWork:
     async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
         if isinstance(self._conn, _InLoopConnection):
             if ids:
-                self._conn.update_many("UPDATE outbox SET sent_at = ? WHERE id = ?", [(at, i) for i in ids])
+                self._conn.update_many(
+                    "UPDATE outbox SET sent_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?", [(at, i) for i in ids]
+                )
             return
-        for chunk in _chunks(list(ids)):
-            await self._conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(sent_at=at))
+        for chunk in _chunks(sorted(ids)):
+            await self._conn.execute(
+                update(outbox).where(outbox.c.id.in_(chunk)).values(sent_at=at, lease_owner=None, lease_until=None)
+            )
+
+    async def outbox_record_failures(self, failures: Sequence[DeliveryFailure], at: datetime) -> None:
+        """Count a failed delivery round per row: schedule the next one (lease released, so any
+        replica's relay may take it when due) or, without `retry_at`, stop (sent_at set, the
+        error kept)."""
+        for f in sorted(failures, key=lambda f: f.outbox_id):
+            values: dict[str, Any] = {
+                "attempts": outbox.c.attempts + 1,
+                "last_error": f.error[:500],
+                "next_attempt_at": f.retry_at,
+                "sent_at": at if f.retry_at is None else None,
+                "lease_owner": None,
+                "lease_until": None,
+            }
+            if f.ambiguous:  # once it may have reached the partner, it stays so
+                values["ambiguous"] = True
+            await self._conn.execute(update(outbox).where(outbox.c.id == f.outbox_id).values(**values))
+
+    async def outbox_claim_due(self, now: datetime, limit: int, *, ignore_leases: bool = False) -> list[OutboxMessage]:
+        """Claim unsent rows whose next attempt is due and whose lease (if any) has run out, for
+        this unit of work's lease holder; PostgreSQL skips rows another replica is claiming.
+        `ignore_leases`: take leased rows too (a single-process store starting up: no other
+        replica can hold them)."""
+        assert self._lease is not None, "claiming needs a lease holder"
+        due = and_(
+            outbox.c.sent_at.is_(None),
+            (outbox.c.next_attempt_at.is_(None)) | (outbox.c.next_attempt_at <= now),
+        )
+        if not ignore_leases:
+            due = and_(due, (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now))
+        pick = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+        if self._lock_rows:
+            pick = pick.with_for_update(skip_locked=True)
+        ids = [r.id for r in await self._conn.execute(pick)]
+        if not ids:
+            return []
+        until = now + timedelta(seconds=self._lease.duration_s)
+        await self._conn.execute(
+            update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=self._lease.owner, lease_until=until)
+        )
+        rows = await self._conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id))
+        return [_outbox_from_row(r) for r in rows]
+
+    async def outbox_requeue(self, kind: str, message_ids: Sequence[str], now: datetime, deadline_at: datetime) -> list[OutboxMessage]:
+        """Deliver stored messages again, byte for byte (a resend): those of `message_ids` that
+        are not already waiting for delivery, leased to this unit of work's holder. A resend may
+        have reached the partner before, so it is never a reason to reject."""
+        if not message_ids:
+            return []
+        done = await self._conn.execute(
+            select(outbox)
+            .where(outbox.c.kind == kind, outbox.c.message_id.in_(sorted(set(message_ids))), outbox.c.sent_at.is_not(None))
+            .order_by(outbox.c.id)
+        )
+        again = [_outbox_from_row(r) for r in done]
+        if not again:
+            return []
+        lease_until = now + timedelta(seconds=self._lease.duration_s) if self._lease else None
+        await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([m.id for m in again]))
+            .values(
+                sent_at=None, next_attempt_at=None, deadline_at=deadline_at, ambiguous=True,
+                lease_owner=self._lease.owner if self._lease else None, lease_until=lease_until,
+            )
+        )
+        return [
+            OutboxMessage(**{**_asdict(m), "deadline_at": deadline_at, "ambiguous": True, "lease_until": lease_until})
+            for m in again
+        ]
+
+    async def payments_claim_follow_ups(self, now: datetime, limit: int) -> list[Payment]:
+        """Claim payments whose follow-up is due: their follow-up time moves a lease ahead (so no
+        other replica takes them meanwhile; if this one dies they come back due) and is counted.
+        The handler then sets the real next follow-up, or none once the payment is final."""
+        pick = (
+            select(payments.c.uetr)
+            .where(payments.c.follow_up_at.is_not(None), payments.c.follow_up_at <= now)
+            .order_by(payments.c.follow_up_at)
+            .limit(limit)
+        )
+        if self._lock_rows:
+            pick = pick.with_for_update(skip_locked=True)
+        uetrs = sorted(r.uetr for r in await self._conn.execute(pick))
+        if not uetrs:
+            return []
+        lease_s = self._lease.duration_s if self._lease else 30.0
+        await self._conn.execute(
+            update(payments)
+            .where(payments.c.uetr.in_(uetrs))
+            .values(follow_up_at=now + timedelta(seconds=lease_s), follow_ups=payments.c.follow_ups + 1)
+        )
+        rows = await self._conn.execute(select(payments).where(payments.c.uetr.in_(uetrs)).order_by(payments.c.uetr))
+        return [_payment_from_row(r) for r in rows]
+
+    async def payments_set_follow_up(self, follow_ups: Sequence[tuple[str, datetime | None]]) -> None:
+        """Set when payments are next followed up (no state change, so no version change)."""
+        for uetr, at in sorted(follow_ups, key=lambda f: f[0]):
+            await self._conn.execute(update(payments).where(payments.c.uetr == uetr).values(follow_up_at=at))
 
     async def outbox_count_attempt(self, ids: Sequence[int]) -> None:
         for chunk in _chunks(list(ids)):
@@ -435,14 +537,49 @@ class UnitOfWork:
         rows = await self._conn.execute(select(payments.c.state, func.count()).group_by(payments.c.state))
         return {state: count for state, count in rows}
 
+    async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
+        """message id -> the body the partner first sent under it, for the ids already seen (a
+        message id resent with other content is a duplicate, not a resend)."""
+        found: dict[str, bytes] = {}
+        for chunk in _chunks(list(message_ids)):
+            if isinstance(self._conn, _InLoopConnection):
+                rows = self._conn.select_where_in(inbound_messages, {"partner": [partner], "message_id": list(chunk)})
+            else:
+                rows = await self._conn.execute(
+                    select(inbound_messages.c.message_id, inbound_messages.c.body).where(
+                        inbound_messages.c.partner == partner, inbound_messages.c.message_id.in_(chunk)
+                    )
+                )
+            found.update((r.message_id, bytes(r.body)) for r in rows)
+        return found
+
+
+_RETRIABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+
+def _raise_retriable_as_conflict(exc: DBAPIError) -> None:
+    """A database error that only says this transaction lost a race becomes the port's
+    ConcurrentUpdate (the bus runs the unit of work again); any other stays what it is."""
+    if is_retriable(exc):
+        raise ConcurrentUpdate(f"the database broke a race: {exc.orig}") from exc
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """A transaction that failed this way wrote nothing and may simply be run again: a version
+    check that found another writer first, a deadlock PostgreSQL broke, SQLite busy."""
+    if isinstance(exc, ConcurrentUpdate):
+        return True
+    if isinstance(exc, DBAPIError):
+        for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if code in _RETRIABLE_SQLSTATES:
+                return True
+        return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+    return False
+
 
 def _asdict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-
-
-def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
-    final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
-    return StoredKey(fingerprint=record.fingerprint, final=final)
 
 
 class _InLoopConnection:
@@ -564,10 +701,14 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._pg_schema = pg_schema
+        self.pg_schema = pg_schema
         self._engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
         self._writer: Connection | None = None  # SQLite: the one writing connection, kept open
         self._write_lock = asyncio.Lock()
+        # the relay's lease on outbox rows written through this store (set by the composition
+        # root); None: rows are written unleased, due for any relay at once
+        self.lease: Lease | None = None
 
     async def start(self, *, migrate: bool = True) -> None:
         if self._engine is None and self._sync_engine is None:
@@ -630,23 +771,31 @@ class Store:
             async with self._write_lock:  # SQLite has one writer, and it keeps its connection
                 if self._writer is None:
                     self._writer = self._sync_engine.connect()
-                with self._writer.begin():
-                    yield UnitOfWork(_InLoopConnection(self._writer), lock_rows=False)
+                try:
+                    with self._writer.begin():
+                        yield UnitOfWork(_InLoopConnection(self._writer), lock_rows=False, lease=self.lease)
+                except DBAPIError as exc:
+                    _raise_retriable_as_conflict(exc)
+                    raise
         else:
             assert self._engine is not None
-            async with self._engine.begin() as conn:
-                yield UnitOfWork(conn, lock_rows=True)
+            try:
+                async with self._engine.begin() as conn:
+                    yield UnitOfWork(conn, lock_rows=True, lease=self.lease)
+            except DBAPIError as exc:
+                _raise_retriable_as_conflict(exc)
+                raise
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[UnitOfWork]:
         self._started()
         if self._sync_engine is not None:
             with self._sync_engine.connect() as conn:
-                yield UnitOfWork(_InLoopConnection(conn), lock_rows=False)
+                yield UnitOfWork(_InLoopConnection(conn), lock_rows=False, lease=self.lease)
         else:
             assert self._engine is not None
             async with self._engine.connect() as conn:
-                yield UnitOfWork(conn, lock_rows=False)
+                yield UnitOfWork(conn, lock_rows=False, lease=self.lease)
 
     async def ping(self) -> bool:
         try:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -101,7 +103,18 @@ payments = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("direction", String(8), nullable=False, server_default="outbound"),
     Column("origin", Text, nullable=True),
+    # when the switch next looks at a payment without a final outcome (resend, timeout, an
+    # inbound confirm deadline); NULL once final. Claimed by pushing it forward (a lease).
+    Column("follow_up_at", UtcDateTime(), nullable=True),
+    Column("follow_ups", Integer, nullable=False, server_default="0"),
+    Column("message_id", String(35), nullable=True),  # the pacs.008 that carries it (outbound)
     Index("ix_payments_state_updated", "state", "updated_at"),
+    Index(
+        "ix_payments_follow_up",
+        "follow_up_at",
+        sqlite_where=text("follow_up_at IS NOT NULL"),
+        postgresql_where=text("follow_up_at IS NOT NULL"),
+    ),
 )
 
 # Append-only: one row per transition, never updated or deleted.
@@ -133,6 +146,15 @@ outbox = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
+    # the relay's bookkeeping: next attempt due (NULL = now), the replica holding the row until
+    # its lease runs out, the last failure, whether an attempt may have reached the partner
+    # (then it is resent, never rejected), and when the relay stops retrying on its own
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("ambiguous", Boolean, nullable=False, server_default=false()),
+    Column("deadline_at", UtcDateTime(), nullable=True),
     UniqueConstraint("kind", "message_id", name="uq_outbox_message"),
     # only unsent rows are ever looked up by kind: a partial index stays small
     Index(

@@ -8,6 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import text
@@ -47,6 +48,19 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store
         yield s
         await s.close()
         return
+    async with _postgres_store() as s:
+        yield s
+
+
+@pytest.fixture
+async def pg_store() -> AsyncIterator[Store]:
+    """A migrated, empty store on PostgreSQL only (several replicas share it)."""
+    async with _postgres_store() as s:
+        yield s
+
+
+@asynccontextmanager
+async def _postgres_store() -> AsyncIterator[Store]:
     if not await _pg_answers():
         message = f"PostgreSQL does not answer at {PG_URL}"
         if os.environ.get("CI") == "true":
@@ -58,8 +72,10 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     s = Store(PG_URL, pg_schema=schema)
     await s.start()
-    yield s
-    await s.close()
-    async with admin.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    await admin.dispose()
+    try:
+        yield s
+    finally:
+        await s.close()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

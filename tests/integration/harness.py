@@ -5,14 +5,13 @@ session's Tansu broker."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.base import load_profile
-from adapters.registry import SIMULATORS
-from adapters.simulator import PartnerSimulator, SimBehaviour
+from adapters.simulator import SIMULATORS, PartnerSimulator, SimBehaviour
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
 from switch.broker import free_port
@@ -28,6 +27,7 @@ class Running:
     sim: PartnerSimulator
     config: SwitchConfig
     sim_port: int
+    others: list[Switch] = field(default_factory=list)  # more replicas on the same database and group
 
     @property
     def url(self) -> str:
@@ -43,10 +43,17 @@ async def running_switch(
     partner_up: bool = True,
     confirm_timeout_s: float | None = None,
     partner: str = "promptpay",
+    timing: dict[str, float] | None = None,
+    partner_urls: Mapping[str, str] | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
-    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay)."""
+    `partner` picks the network whose simulator runs (promptpay, lapnet, napas, unionpay);
+    `partner_urls` points other partners at servers the test runs itself; `timing` overrides the
+    partner profile's sla_s / resend_after_s / timeout_s (short drills). `replicas` > 1 (PostgreSQL)
+    starts more switches on the same database and consumer group, each with its own store
+    (connection pool) and HTTP port; the partner calls the first one back."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
@@ -54,6 +61,7 @@ async def running_switch(
             "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
             "MEKONG_HTTP_PORT": str(http_port),
             f"MEKONG_PARTNER_URL_{partner.upper()}": f"http://127.0.0.1:{sim_port}",
+            **{f"MEKONG_PARTNER_URL_{p.upper()}": url for p, url in (partner_urls or {}).items()},
         }
     )
     kafka = base.kafka.model_copy(
@@ -67,7 +75,10 @@ async def running_switch(
             "partitions": 2,
         }
     )
-    cfg = base.model_copy(update={"kafka": kafka})
+    cfg = base.model_copy(update={"kafka": kafka, "partner_timing": {partner: timing} if timing else {}})
+    if confirm_timeout_s is None and timing and "sla_s" in timing:  # the answer must beat a short SLA
+        confirm_timeout_s = min(r.confirm_timeout_s for r in cfg.inbound_routes) if cfg.inbound_routes else None
+        confirm_timeout_s = min(confirm_timeout_s or timing["sla_s"] / 2, timing["sla_s"] / 2)
     if confirm_timeout_s is not None:  # inbound: how long the participant has to answer
         routes = tuple(r.model_copy(update={"confirm_timeout_s": confirm_timeout_s}) for r in cfg.inbound_routes)
         cfg = cfg.model_copy(update={"inbound_routes": routes})
@@ -82,8 +93,22 @@ async def running_switch(
         await sim.start(port=sim_port)
     sw = Switch(cfg, store=store)
     await sw.start()
+    others: list[Switch] = []
+    extra_stores: list[Store] = []
     try:
-        yield Running(sw, sim, cfg, sim_port)
+        for _ in range(replicas - 1):
+            extra = Store(store.url, pg_schema=store.pg_schema)
+            await extra.start(migrate=False)
+            extra_stores.append(extra)
+            other_cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"port": free_port()})})
+            other = Switch(other_cfg, store=extra)
+            await other.start()
+            others.append(other)
+        yield Running(sw, sim, cfg, sim_port, others)
     finally:
+        for other in others:
+            await other.stop()
+        for extra in extra_stores:
+            await extra.close()
         await sw.stop()
         await sim.stop()

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.registry import SIMULATORS
+from adapters.simulator import SIMULATORS
 from iso20022.parsing import parse_untrusted
 from switch.domain.payment import PaymentState
 from tests.factories import SAMPLE_UETR

@@ -97,7 +97,8 @@ async def test_payments_complete_and_bad_input_is_rejected_with_a_reason(broker:
         statuses = await collect(
             run,
             run.config.kafka.status_topic,
-            until=lambda rs: expected_ids <= set(finals_by_id(rs)) and len(finals_by_id(rs).get(ids["dup"], [])) >= 2
+            until=lambda rs: expected_ids <= set(finals_by_id(rs))
+            and any(e["type"] == "conflict" for e in events_for(rs, ids["dup"]))
             and len(events_for(rs, ids["resend"])) >= 2,
         )
         for record in statuses:  # every event the switch emits honours the published contract
@@ -112,9 +113,15 @@ async def test_payments_complete_and_bad_input_is_rejected_with_a_reason(broker:
         expected_reasons = {"decimals": "CH20", "corridor": "AG01", "proxy_format": "BE23", "unknown_proxy": "BE23", "wrong_type": "FF01"}
         for name, code in expected_reasons.items():
             assert (first[ids[name]]["state"], first[ids[name]]["reason_code"]) == ("REJECTED", code), first[ids[name]]
-        # same id, different payload: the first stands, the second is a conflict
-        dup_states = sorted((e["state"], e["reason_code"]) for e in finals[ids["dup"]])
-        assert dup_states == [("COMPLETED", None), ("REJECTED", "DUPL")]
+        # same id, different payload: the first stands; the second is answered with a conflict
+        # event that is no state of the instruction (never final), so only one outcome exists
+        assert [(e["state"], e["reason_code"]) for e in finals[ids["dup"]]] == [("COMPLETED", None)]
+        conflicts = [e for e in events_for(statuses, ids["dup"]) if e["type"] == "conflict"]
+        assert [(e["state"], e["final"], e["reason_code"]) for e in conflicts] == [("CONFLICT", False, "DUPL")]
+        assert conflicts[0]["uetr"] == finals[ids["dup"]][0]["uetr"]  # it names the payment that stands
+        # every event carries an id, and no two distinct events share one
+        event_ids = [json.loads(r.value)["event_id"] for r in statuses]
+        assert all(event_ids) and len(set(event_ids)) == len(event_ids)
         # same id, same payload: the current or final outcome is replayed, never a second payment
         resend = events_for(statuses, ids["resend"])
         assert len({e["uetr"] for e in resend}) == 1

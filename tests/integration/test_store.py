@@ -10,10 +10,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from switch.domain.errors import InvariantViolation
+from switch.domain.errors import ConcurrentUpdate
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import HistoryEntry, Party, Payment, PaymentState, transition
-from switch.store.sql_store import InstructionRecord, OutboxMessage, Store
+from switch.store.sql_store import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, Store, is_retriable
 from switch.store.tables import metadata
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -72,7 +72,7 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None
         assert await uow.outbox_pending("partner", 10) == []
 
 
-async def test_update_with_a_stale_version_fails_loudly(store: Store) -> None:
+async def test_update_with_a_stale_version_is_a_conflict_to_run_again(store: Store) -> None:
     p = a_payment()
     async with store.unit_of_work() as uow:
         await uow.payments_add([p])
@@ -80,9 +80,10 @@ async def test_update_with_a_stale_version_fails_loudly(store: Store) -> None:
     async with store.unit_of_work() as uow:
         await uow.payments_update([(p.version, moved)])
     again, _ = transition(p, PaymentState.SUBMITTED, now=NOW)  # a second writer that read version 2
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(ConcurrentUpdate) as caught:
         async with store.unit_of_work() as uow:
             await uow.payments_update([(p.version, again)])
+    assert is_retriable(caught.value)  # the bus runs the transaction again; never a process exit
     async with store.reader() as uow:
         assert (await uow.payments_get([p.uetr]))[p.uetr].version == 3
 
@@ -143,3 +144,68 @@ async def test_set_based_move_touches_only_payments_still_in_the_from_state(stor
         got = await uow.payments_get([quoted.uetr, completed.uetr])
     assert (got[quoted.uetr].state, got[quoted.uetr].version, got[quoted.uetr].updated_at) == (PaymentState.SUBMITTED, 3, later)
     assert got[completed.uetr] == completed
+
+
+async def test_a_leased_outbox_row_is_claimed_by_another_replica_only_once_its_lease_ran_out(store: Store) -> None:
+    store.lease = Lease("replica-a", 30.0)
+    async with store.unit_of_work() as uow:
+        (row,) = await uow.outbox_add([OutboxMessage("partner", "promptpay", "M-lease", ("u1",), "u1", b"<x/>", NOW)])
+    assert row.lease_until == NOW + timedelta(seconds=30)
+    store.lease = Lease("replica-b", 30.0)
+    async with store.unit_of_work() as uow:
+        assert await uow.outbox_claim_due(NOW + timedelta(seconds=29), 10) == []  # replica a still holds it
+    async with store.unit_of_work() as uow:
+        taken = await uow.outbox_claim_due(NOW + timedelta(seconds=31), 10)  # a died: b takes over
+    assert [m.message_id for m in taken] == ["M-lease"]
+    assert taken[0].lease_until == NOW + timedelta(seconds=61)
+    store.lease = Lease("replica-c", 30.0)
+    async with store.unit_of_work() as uow:
+        assert await uow.outbox_claim_due(NOW + timedelta(seconds=40), 10) == []  # now b holds it
+
+
+async def test_a_failed_delivery_is_due_again_only_at_its_retry_time_and_a_given_up_row_never(store: Store) -> None:
+    store.lease = Lease("replica-a", 30.0)
+    async with store.unit_of_work() as uow:
+        retry, stop = await uow.outbox_add(
+            [OutboxMessage("partner", "promptpay", f"M-{i}", (f"u{i}",), None, b"<x/>", NOW) for i in range(2)]
+        )
+        await uow.outbox_record_failures(
+            [
+                DeliveryFailure(retry.id or 0, "timeout", True, NOW + timedelta(seconds=5)),
+                DeliveryFailure(stop.id or 0, "refused", False, None),
+            ],
+            NOW,
+        )
+    async with store.unit_of_work() as uow:
+        assert await uow.outbox_claim_due(NOW + timedelta(seconds=4), 10) == []
+    async with store.unit_of_work() as uow:
+        (again,) = await uow.outbox_claim_due(NOW + timedelta(seconds=6), 10)
+    assert (again.message_id, again.attempts, again.ambiguous) == ("M-0", 1, True)
+
+
+async def test_a_follow_up_is_claimed_once_until_its_lease_runs_out(store: Store) -> None:
+    store.lease = Lease("replica-a", 30.0)
+    p = a_payment(follow_up_at=NOW, message_id="M1")
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([p])
+    async with store.unit_of_work() as uow:
+        assert [c.uetr for c in await uow.payments_claim_follow_ups(NOW, 10)] == [p.uetr]
+    async with store.unit_of_work() as uow:
+        assert await uow.payments_claim_follow_ups(NOW + timedelta(seconds=29), 10) == []  # claimed: leased
+    async with store.unit_of_work() as uow:
+        (again,) = await uow.payments_claim_follow_ups(NOW + timedelta(seconds=31), 10)  # the claimer died
+    assert again.message_id == "M1"
+
+
+async def test_a_resend_requeues_a_delivered_message_but_not_one_still_being_delivered(store: Store) -> None:
+    store.lease = Lease("replica-a", 30.0)
+    async with store.unit_of_work() as uow:
+        done, busy = await uow.outbox_add(
+            [OutboxMessage("partner", "promptpay", f"M-r{i}", (f"u{i}",), None, b"<x/>", NOW) for i in range(2)]
+        )
+        await uow.outbox_mark_sent([done.id or 0], NOW)
+    async with store.unit_of_work() as uow:
+        again = await uow.outbox_requeue("partner", ["M-r0", "M-r1"], NOW, deadline_at=NOW + timedelta(seconds=15))
+    assert [(m.message_id, m.body, m.ambiguous) for m in again] == [("M-r0", b"<x/>", True)]
+    async with store.reader() as uow:
+        assert sorted(m.message_id for m in await uow.outbox_pending("partner", 10)) == ["M-r0", "M-r1"]

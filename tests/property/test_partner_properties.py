@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from adapters.promptpay.mapping import thai_mobile_ok
 from adapters.base import PartnerProfile, luhn_ok
-from adapters.registry import MAPPINGS, SIMULATORS
+from adapters.registry import MAPPINGS
+from adapters.simulator import SIMULATORS
 from iso20022 import pacs008
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet

@@ -49,7 +49,7 @@ PARTNER_STATUS_PATH: dict[tuple[S, S], tuple[S, ...]] = {
     (S.TIMED_OUT, S.REJECTED): (S.REJECTED,),
 }
 SEND_ACK_FROM = {S.QUOTED}
-TIMEOUT_FROM = {S.SUBMITTED, S.ACCEPTED}  # what expire_submitted sweeps
+TIMEOUT_FROM = {S.SUBMITTED, S.ACCEPTED}  # what the follow-up timer times out (QUOTED by way of SUBMITTED)
 SETTLE_FROM = {S.COMPLETED}
 RETURN_FROM = {S.COMPLETED, S.SETTLED}
 RECALL_FROM = {S.COMPLETED}
@@ -139,7 +139,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
     @rule()
     def sla_expired(self) -> None:
-        if self.payment.state in (S.SUBMITTED, S.ACCEPTED):  # expire_submitted's selection
+        if self.payment.state in (S.SUBMITTED, S.ACCEPTED):  # the follow-up timer's selection
             self._move(S.TIMED_OUT, reason_code=TIMEOUT_REASON)
         if self.model_state in TIMEOUT_FROM:
             self._model_move((S.TIMED_OUT,), TIMEOUT_REASON)

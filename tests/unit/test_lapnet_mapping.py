@@ -10,7 +10,8 @@ import pytest
 
 from adapters.iso_mapping import IsoMapping
 from adapters.lapnet.mapping import LapnetMapping
-from adapters.registry import MAPPINGS, SIMULATORS
+from adapters.registry import MAPPINGS
+from adapters.simulator import SIMULATORS
 from iso20022 import pacs002, pacs008
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet

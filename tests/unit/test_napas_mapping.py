@@ -11,8 +11,8 @@ from lxml import etree
 
 from adapters.iso_mapping import IsoMapping
 from adapters.napas.mapping import NapasMapping
-from adapters.registry import MAPPINGS, SIMULATORS
-from adapters.simulator import PartnerSimulator
+from adapters.registry import MAPPINGS
+from adapters.simulator import SIMULATORS, PartnerSimulator
 from iso20022 import pacs002, pacs008
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet

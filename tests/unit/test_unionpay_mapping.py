@@ -11,7 +11,8 @@ import pytest
 
 from adapters.base import PartnerProfile, load_profile, luhn_ok
 from adapters.iso_mapping import IsoMapping
-from adapters.registry import MAPPINGS, SIMULATORS
+from adapters.registry import MAPPINGS
+from adapters.simulator import SIMULATORS
 from adapters.unionpay.mapping import UnionPayMapping
 from iso20022 import pacs002, pacs008
 from iso20022.parsing import parse_untrusted

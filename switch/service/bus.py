@@ -1,0 +1,111 @@
+"""The message bus: one registry maps every command type to its handler (STYLE §1, A2), and
+every edge (the Kafka consumer, the HTTP app, the timers, the relay's results) dispatches through
+it. A handler takes its command, a unit of work and the dependencies, and returns the outbox rows
+it wrote; the bus runs it in a transaction, runs it again when it lost a race (a version check,
+a deadlock: nothing was written), and hands the committed rows to the relay.
+
+Commands that arrive one by one in great numbers (a partner's pacs.002 per HTTP request, a send
+result per message, an inbound pacs.008) are grouped: many share one transaction (group commit),
+and each caller waits until its own is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
+
+from switch import limits
+from switch.metrics import Metrics
+from switch.service.follow_up import FollowUpPayments, follow_up_payments
+from switch.service.group_commit import GroupCommitter
+from switch.service.handlers import (
+    AcceptInstructions,
+    ApplyPartnerStatuses,
+    Deps,
+    Outcome,
+    RecordSendResults,
+    accept_instructions,
+    apply_partner_statuses,
+    record_send_results,
+)
+from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
+from switch.domain.errors import ConcurrentUpdate
+from switch.service.ports import Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# command type -> handler: the one place a command finds its handler
+HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
+    AcceptInstructions: accept_instructions,
+    ApplyInboundReplies: apply_inbound_replies,
+    FollowUpPayments: follow_up_payments,
+    # batch handlers (a list of commands in, one outcome each out), fed by group commit
+    ApplyPartnerStatuses: apply_partner_statuses,
+    RecordSendResults: record_send_results,
+    AcceptInbound: accept_inbound,
+}
+GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound)
+group_commit_batch_max: Final = 256
+
+
+class MessageBus:
+    def __init__(self, store: Store, deps: Deps, *, on_commit: Callable[[Outcome], None], metrics: Metrics) -> None:
+        self._store = store
+        self.deps = deps
+        self._on_commit = on_commit
+        self._metrics = metrics
+        self._groups: dict[type, GroupCommitter[Any]] = {
+            t: GroupCommitter(
+                t.__name__, self.in_transaction, deps, HANDLERS[t], batch_max=group_commit_batch_max, queue_max=limits.outbox_queue_max
+            )
+            for t in GROUPED
+        }
+
+    async def handle(self, cmd: Any) -> Outcome:
+        """Run one command to commit; return its outcome (its rows are on their way)."""
+        group = self._groups.get(type(cmd))
+        if group is not None:
+            return await group.submit(cmd)
+        return await self.in_transaction(lambda uow: self.dispatch(cmd, uow), name=type(cmd).__name__)
+
+    async def dispatch(self, cmd: Any, uow: UnitOfWork) -> Outcome:
+        """The command's handler, inside a transaction the caller holds (an edge that commits
+        several commands and its own rows together, like the Kafka consumer's batch)."""
+        if isinstance(cmd, GROUPED):
+            (outcome,) = await HANDLERS[type(cmd)]([cmd], uow, self.deps)
+            return outcome  # type: ignore[no-any-return]
+        return await HANDLERS[type(cmd)](cmd, uow, self.deps)  # type: ignore[no-any-return]
+
+    async def in_transaction(self, work: Callable[[UnitOfWork], Awaitable[Any]], *, name: str) -> Any:
+        """Run `work` in one transaction, again (a bounded number of times) when it lost a race;
+        after the commit, the outbox rows in what it returned go to the relay. `work` returns an
+        Outcome, or a list of them."""
+        for attempt in range(limits.uow_attempts_max):
+            try:
+                async with self._store.unit_of_work() as uow:
+                    result = await work(uow)
+            except Exception as exc:
+                if not isinstance(exc, ConcurrentUpdate) or attempt + 1 == limits.uow_attempts_max:
+                    raise
+                self._metrics.uow_retries.labels(name).inc()
+                log.info("%s lost a race (%s); running it again", name, exc)
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+                continue
+            for outcome in result if isinstance(result, list) else [result]:
+                self._on_commit(outcome)
+            return result
+        raise AssertionError("unreachable")
+
+    def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A read-only unit of work (the HTTP API's look-ups)."""
+        return self._store.reader()
+
+    def pending(self) -> int:
+        return sum(g.pending() for g in self._groups.values())
+
+    def tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        return {f"group-{g.name}": g.run for g in self._groups.values()}

@@ -1,0 +1,152 @@
+"""What participants hear on the status topic: the one module that builds status events
+(contract `StatusEventV1`) and their outbox rows. Handlers, the inbound flow, the follow-up timers
+and the Kafka edge all come here.
+
+Every event carries an `event_id`, fixed when the event is built and written to the outbox, so
+each republication of the row repeats it (a participant deduplicates on it), and a `type`:
+"status" for an instruction's state, "conflict" for an instruction id reused with another payload.
+The outbox row's message id is the event's id: each event is its own message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from iso20022.schemas import SchemaSet
+from switch.config import SwitchConfig
+from switch.contracts import AmountV1, StatusEventV1
+from switch.domain.money import Money
+from switch.domain.payment import FINAL_STATES, Payment, PaymentState, new_uetr
+from switch.service import pain_reports
+from switch.service.ports import OutboxMessage
+
+dead_letter_reason_chars_max = 300  # of the dead letter's reason, in the event's `reason`
+
+
+def new_event_id() -> str:
+    """A status event's id: random, fixed when the event is written to the outbox, so every
+    republication of the event carries the same one."""
+    return new_uetr()
+
+
+def _amount(money: Money) -> AmountV1:
+    # model_construct: built from a domain Money, which is valid by construction
+    return AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
+
+
+def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
+    """The status event for a payment. Built without re-validation from domain values, which are
+    valid by construction; a test checks that events validate against the contract."""
+    return StatusEventV1.model_construct(
+        event_id=new_event_id(),
+        type="status",
+        instruction_id=payment.instruction_id,
+        participant=payment.participant,
+        uetr=payment.uetr,
+        corridor=payment.corridor,
+        state=payment.state.value,
+        final=payment.state in FINAL_STATES,
+        reason_code=payment.reason_code,
+        reason=reason,
+        source_amount=_amount(payment.source),
+        target_amount=_amount(payment.target),
+        fee=_amount(payment.fee),
+        fx_rate=payment.fx_rate,
+        replayed=replayed,
+        direction=payment.direction.value,
+        occurred_at=now,
+    )
+
+
+def reject_event(
+    participant: str, instruction_id: str, corridor: str | None, reason_code: str, reason: str | None, *,
+    now: datetime, replayed: bool = False,
+) -> StatusEventV1:
+    """An instruction the switch did not admit (no payment, no UETR): REJECTED, final."""
+    return StatusEventV1(
+        event_id=new_event_id(),
+        instruction_id=instruction_id,
+        participant=participant,
+        uetr=None,
+        corridor=corridor,
+        state=PaymentState.REJECTED.value,
+        final=True,
+        reason_code=reason_code,
+        reason=reason,
+        replayed=replayed,
+        occurred_at=now,
+    )
+
+
+def conflict_event(
+    participant: str, instruction_id: str, corridor: str | None, original_uetr: str | None, *, now: datetime
+) -> StatusEventV1:
+    """The answer to an instruction id reused with another payload: not a state of the original
+    instruction (type "conflict", state CONFLICT, never final), so a participant reading events
+    by instruction id cannot take it for the original's outcome, which stands."""
+    return StatusEventV1(
+        event_id=new_event_id(),
+        type="conflict",
+        instruction_id=instruction_id,
+        participant=participant,
+        uetr=original_uetr,
+        corridor=corridor,
+        state="CONFLICT",
+        final=False,
+        reason_code="DUPL",
+        reason="instruction id already used with a different payload; this record was refused, the first one stands",
+        occurred_at=now,
+    )
+
+
+def status_outbox(event: StatusEventV1, config: SwitchConfig, *, now: datetime, uetr: str | None) -> OutboxMessage:
+    """A status event as an outbox row for the status topic; the row's message id is the event's
+    id (each event is its own message; republishing the row repeats it, id included)."""
+    body = event.model_dump_json(exclude_none=False).encode()
+    assert event.event_id is not None, "events are built with their id"
+    return OutboxMessage(
+        kind="status",
+        destination=config.kafka.status_topic,
+        message_id=event.event_id,
+        uetrs=(uetr,) if uetr else (),
+        key=f"{event.participant}/{event.instruction_id}",
+        body=body,
+        created_at=now,
+    )
+
+
+def participant_outbox(
+    p: Payment, config: SwitchConfig, schemas: SchemaSet, *, now: datetime, reason: str | None
+) -> list[OutboxMessage]:
+    """What the participant hears of a payment's new state: the JSON status event, and for a
+    payment that came in a pain.001, a pain.002 for its transaction once the state is final."""
+    out = [status_outbox(status_event(p, now=now, reason=reason), config, now=now, uetr=p.uetr)]
+    if p.origin is not None and p.state in FINAL_STATES:
+        out.append(pain_reports.final_report(p, config, schemas, now=now, reason=reason))
+    return out
+
+
+def dead_letter_outbox(
+    participant: str, instruction_id: str, *, topic: str, partition: int, offset: int, reason_code: str, reason: str,
+    config: SwitchConfig, now: datetime,
+) -> OutboxMessage:
+    """The REJECTED event for an instruction record that went to the dead-letter topic but still
+    names its sender and instruction id. Its id is fixed by the record's coordinates, so the same
+    record refused again after a redelivery is the same event."""
+    # the record's coordinates, hashed: long topic names would not fit, and a cut could collide
+    coordinates = f"{topic}/{partition}/{offset}".encode()
+    message_id = f"D{hashlib.sha256(coordinates).hexdigest()[:40]}"
+    event = StatusEventV1(
+        event_id=message_id,
+        instruction_id=instruction_id,
+        participant=participant,
+        uetr=None,
+        corridor=None,
+        state=PaymentState.REJECTED.value,
+        final=True,
+        reason_code=reason_code,
+        reason=f"{reason[:dead_letter_reason_chars_max]} (record in {config.kafka.dlq_topic})",
+        occurred_at=now,
+    )
+    return status_outbox(event, config, now=now, uetr=None)

@@ -1,0 +1,107 @@
+"""Follow-up timers (DESIGN "Reconciliation" level 1): every payment without a final outcome is
+looked at again until it has one. The timer edge claims due payments (their `follow_up_at`
+moves a lease ahead, so two replicas never act on one payment) and this handler decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from switch import limits
+from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, transition
+from switch.service import events
+from switch.service.handlers import Deps, Outcome, _count_outcome
+from switch.service.inbound import finish_inbound
+from switch.service.ports import OutboxMessage, UnitOfWork
+
+S = PaymentState
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpPayments:
+    """Claim payments whose follow-up time has come and act on each: resend, time out, or (an
+    inbound payment) answer AB05 when its participant stayed silent."""
+
+    limit: int = 500
+
+
+def next_follow_up(p: Payment, resend_after_s: float, *, now: datetime) -> datetime:
+    """When to look at an unresolved payment again: `resend_after_s` at first, then at half its
+    age (a geometric backoff, x1.5 per round), never slower than limits.follow_up_interval_s_max."""
+    age_s = (now - p.created_at).total_seconds()
+    return now + timedelta(seconds=min(max(resend_after_s, age_s / 2), limits.follow_up_interval_s_max))
+
+
+async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps) -> Outcome:
+    """Every payment without a final outcome is followed up until it has one (DESIGN
+    "Reconciliation" level 1). Outbound: the pacs.008 is resent byte for byte (same MsgId and
+    UETR; the partner answers a resend with its stored status) unless the relay is still
+    delivering it; past the partner's SLA the payment is TIMED_OUT (not final) and still followed
+    up, more slowly; any later pacs.002 resolves it. Inbound: a payment its participant has not
+    answered by the confirm deadline is rejected AB05 towards the partner."""
+    now = deps.clock()
+    out = Outcome()
+    claimed = await uow.payments_claim_follow_ups(now, cmd.limit)
+    out.counts["claimed"] = len(claimed)
+    moved: list[tuple[int, Payment]] = []
+    history: list[HistoryEntry] = []
+    statuses: list[OutboxMessage] = []
+    partner_msgs: list[OutboxMessage] = []
+    follow_ups: list[tuple[str, datetime | None]] = []
+    resend: dict[str, list[str]] = {}  # partner -> pacs.008 message ids
+    for p in claimed:
+        if p.state in FINAL_STATES:
+            follow_ups.append((p.uetr, None))
+            continue
+        if p.direction is Direction.INBOUND:
+            if p.state is S.SUBMITTED:  # the participant stayed silent past reply_by
+                route = deps.config.inbound_route(p.partner)
+                timeout_s = route.confirm_timeout_s if route else 0.0
+                decided = Outcome()
+                finish_inbound(p, S.REJECTED, deps, now=now, reason_code="AB05",
+                               detail=f"no answer from {p.participant} within {timeout_s:g} s",
+                               out=decided, history=history, moved=moved)
+                partner_msgs.extend(decided.partner_outbox)
+                statuses.extend(decided.status_outbox)
+                out.count("inbound_timed_out")
+            else:
+                follow_ups.append((p.uetr, None))
+            continue
+        mapping = deps.mappings.get(p.partner)
+        if mapping is None:  # the partner is no longer configured: look again later
+            follow_ups.append((p.uetr, now + timedelta(seconds=limits.follow_up_interval_s_max)))
+            continue
+        profile = mapping.profile
+        next_at = next_follow_up(p, profile.resend_after_s, now=now)
+        sla_at = p.created_at + timedelta(seconds=profile.sla_s)
+        if now >= sla_at and p.state in (S.QUOTED, S.SUBMITTED, S.ACCEPTED):
+            stored_version, detail = p.version, f"no final status from {p.partner} within {profile.sla_s:g} s; still enquiring"
+            if p.state is S.QUOTED:  # sent at least once, maybe received: never a reject from here
+                p, entry = transition(p, S.SUBMITTED, now=now, detail="may have reached the partner")
+                history.append(entry)
+            p, entry = transition(p, S.TIMED_OUT, now=now, reason_code="AB06", detail=detail)
+            history.append(entry)
+            p = replace(p, follow_up_at=next_at)
+            moved.append((stored_version, p))
+            _count_outcome(p, deps, stage="partner")
+            statuses.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
+            out.count("timed_out")
+        else:
+            follow_ups.append((p.uetr, next_at))
+        if p.message_id:
+            resend.setdefault(p.partner, []).append(p.message_id)
+    await uow.payments_update(moved)
+    await uow.payments_set_follow_up(follow_ups)
+    await uow.history_add(history)
+    for partner, message_ids in sorted(resend.items()):
+        # rows the relay is still delivering are left to it; delivered ones go out again once
+        again = await uow.outbox_requeue(
+            "partner", message_ids, now, deadline_at=now + timedelta(seconds=deps.mappings[partner].profile.resend_after_s)
+        )
+        out.partner_outbox.extend(again)
+        out.counts["resent"] = out.counts.get("resent", 0) + len(again)
+        deps.metrics.resends.labels(partner).inc(len(again))
+    out.partner_outbox.extend(await uow.outbox_add(partner_msgs))
+    out.status_outbox = await uow.outbox_add(statuses)
+    return out

@@ -1,0 +1,167 @@
+"""The ports the handlers depend on (STYLE §1, DESIGN "Inside the switch: one bus, ports, a
+relay"). A handler sees a unit of work only through `UnitOfWork`: one transaction, batch methods,
+nothing about SQL. `switch/store/sql_store.py` implements it on SQLAlchemy (SQLite, PostgreSQL),
+`tests/fakes.py` in memory; a Protocol is structural, so neither names it, and a unit test checks
+that both provide every method below with the same signature.
+
+The record types the methods exchange are defined here, with the port: the handlers import
+nothing from the SQL module, and the SQL store implements the port (it imports from here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from dataclasses import dataclass
+
+from switch.domain.idempotency import StoredKey
+from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
+
+__all__ = ["DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "UnitOfWork", "stored_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRecord:
+    participant: str
+    instruction_id: str
+    fingerprint: str
+    uetr: str | None
+    reject_reason_code: str | None
+    reject_reason: str | None
+    corridor: str | None
+    source_ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    kind: str  # partner | status | inbound
+    destination: str  # partner id or Kafka topic
+    message_id: str
+    uetrs: tuple[str, ...]  # the payments the message is about (a pacs.008 may carry several)
+    key: str | None
+    body: bytes
+    created_at: datetime
+    id: int | None = None
+    attempts: int = 0
+    # the relay stops retrying on its own after this (a pacs.008: the partner's SLA); None: retry
+    # until delivered (events, answers to partners)
+    deadline_at: datetime | None = None
+    ambiguous: bool = False  # an earlier attempt may have reached the partner
+    lease_until: datetime | None = None  # this replica holds the row until then
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Which replica holds outbox rows it writes, and for how long: rows written by a unit of
+    work are leased to the writing replica's relay, which delivers them right after the commit;
+    if it dies first, the lease runs out and any replica's relay takes them."""
+
+    owner: str
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """One failed delivery round of an outbox row: retry at `retry_at`, or, with `retry_at`
+    None, stop (the relay gave up on it: refused, or past its deadline)."""
+
+    outbox_id: int
+    error: str
+    ambiguous: bool
+    retry_at: datetime | None
+
+
+def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
+    final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
+    return StoredKey(fingerprint=record.fingerprint, final=final)
+
+
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything a handler reads and writes (state, history, idempotency
+    keys, outbox, inbound messages) commits together or not at all. Exactly the methods the
+    handlers (handlers.py, inbound.py, follow_up.py) call."""
+
+    # -- instructions (idempotency keys) --
+    async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
+        """(participant, instruction id) -> its record, for the keys stored."""
+        ...
+
+    async def instructions_add(self, records: Sequence[InstructionRecord]) -> None: ...
+
+    # -- payments --
+    async def payments_add(self, items: Sequence[Payment]) -> None: ...
+
+    async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
+        """uetr -> payment for those stored (locked for this transaction where the store can)."""
+        ...
+
+    async def payments_update(self, moves: Sequence[tuple[int, Payment]]) -> None:
+        """Write (the version read in this transaction, the payment now): state, reason code,
+        version, updated_at and follow_up_at. Raises ConcurrentUpdate when a stored version is
+        no longer the one read (another writer came first; nothing is written)."""
+        ...
+
+    async def payments_move_all(
+        self, uetrs: Sequence[str], from_state: PaymentState, to_state: PaymentState, at: datetime
+    ) -> list[str]:
+        """Move those of `uetrs` still in `from_state` to `to_state` (version + 1); return them."""
+        ...
+
+    async def payments_claim_follow_ups(self, now: datetime, limit: int) -> list[Payment]:
+        """Payments whose follow-up is due, their follow-up time moved a lease ahead."""
+        ...
+
+    async def payments_set_follow_up(self, follow_ups: Sequence[tuple[str, datetime | None]]) -> None:
+        """When each payment is next followed up (None: never); no version change."""
+        ...
+
+    # -- history --
+    async def history_add(self, entries: Sequence[HistoryEntry]) -> None: ...
+
+    # -- outbox --
+    async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+        """Insert; return the rows with their ids (and lease)."""
+        ...
+
+    async def outbox_by_message_ids(self, kind: str, message_ids: Sequence[str]) -> list[OutboxMessage]:
+        """Stored rows by message id, sent or not."""
+        ...
+
+    async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None: ...
+
+    async def outbox_record_failures(self, failures: Sequence[DeliveryFailure], at: datetime) -> None:
+        """One failed round per row: a retry at `retry_at`, or with None, stop (sent_at set)."""
+        ...
+
+    async def outbox_requeue(
+        self, kind: str, message_ids: Sequence[str], now: datetime, deadline_at: datetime
+    ) -> list[OutboxMessage]:
+        """Deliver again, byte for byte, those rows already delivered (or given up); rows still
+        waiting for delivery are left alone. Requeued rows are ambiguous from then on."""
+        ...
+
+    # -- inbound messages --
+    async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]: ...
+
+    async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of partner, message_id, message_type, received_at, body."""
+        ...
+
+    async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
+        """message id -> the body first stored under it, for the ids already seen."""
+        ...
+
+
+class Store(Protocol):
+    """Where units of work come from (the SQL Store, or the fake one): a write transaction that
+    commits when its block ends and rolls back on an exception, and a read-only one."""
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def reader(self) -> AbstractAsyncContextManager[UnitOfWork]: ...

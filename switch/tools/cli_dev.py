@@ -1,0 +1,125 @@
+"""The dev commands of `mekong`: `demo`, `bench` and `sim`. They need the dev tools and the
+partner simulators, which production code never imports; the `mekong` group in
+switch/entrypoints/cli.py imports this module by name, and only when one of these commands is
+asked for (or the command list is shown)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from switch.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
+from switch.entrypoints.cli import _logging, _run
+
+
+@click.group()
+def dev() -> None:
+    """The dev commands, attached to `mekong` (never run as a group of their own)."""
+
+
+# ----------------------------------------------------------------------------- sim
+@dev.command()
+@click.argument("partner")
+@click.option("--port", type=int, help="Port to listen on (default: the one in the profile's base_url: promptpay 8081, "
+              "lapnet 8082, napas 8083, unionpay 8084; 0 = a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/<partner>")
+@click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
+@click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
+@click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True,
+              help="ISO codes (sent as the network's own code where its profile has one, e.g. NAPAS 14,12,51) "
+              "or partner codes as they are (e.g. 99).")
+@click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
+@click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
+@click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append-only file of what the network received and answered, reloaded at start: after a restart "
+              "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
+@click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
+def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
+        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, state_path: Path | None, config_dir: Path,
+        schema_dir: Path | None) -> None:
+    """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
+    unionpay). It checks each pacs.008 against the official XSD and the partner's profile and
+    answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
+    per UETR, the distinct pacs.008 message ids and bodies it received."""
+    from urllib.parse import urlsplit
+
+    from adapters.base import load_profile
+    from adapters.registry import profile_path
+    from adapters.simulator import SIMULATORS, SimBehaviour
+    from iso20022.schemas import SchemaSet, default_schema_dir
+
+    if partner not in SIMULATORS:
+        raise click.BadParameter(f"known partners: {', '.join(sorted(SIMULATORS))}", param_hint="PARTNER")
+    _logging("INFO")
+    behaviour = SimBehaviour(
+        delay_ms=delay_ms,
+        reject_rate=reject_rate,
+        reject_codes=tuple(c.strip() for c in reject_codes.split(",") if c.strip()),
+        unknown_proxies=frozenset(unknown_proxy),
+        timeout_rate=timeout_rate,
+        duplicate_rate=duplicate_rate,
+    )
+
+    profile = load_profile(profile_path(config_dir, partner))
+    listen_port = port if port is not None else (urlsplit(profile.base_url).port or 8081)
+
+    async def serve() -> None:
+        simulator = SIMULATORS[partner](
+            profile,
+            SchemaSet(schema_dir or default_schema_dir()),
+            callback_url=callback_url,
+            behaviour=behaviour,
+            state_path=state_path,
+        )
+        bound = await simulator.start(host, listen_port)
+        print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await simulator.stop()
+
+    _run(serve())
+
+
+# ----------------------------------------------------------------------------- demo / bench
+@dev.command()
+@click.option("--count", default=2000, show_default=True, help="Instructions to publish.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "demo-out", show_default=True)
+def demo(count: int, workdir: Path) -> None:
+    """Run the switch end to end: broker, the four partner simulators, switch; COUNT outbound
+    instructions over KH-TH, KH-LA, KH-VN and KH-CN (JSON, QR and pain.001; about 2% bad ones)
+    while each network sends 100 inbound payments; progress, then a summary per corridor and
+    direction. Exits 0 only if every payment is accounted for."""
+    from switch.tools.demo import run_demo
+
+    sys.exit(run_demo(count=count, workdir=workdir))
+
+
+@dev.command()
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the results here.")
+@click.option("--count", default=20_000, show_default=True, help="Payments to push.")
+@click.option("--rate", default=0.0, show_default=True, help="Offered payments per second (0 = as fast as possible).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
+@click.option("--corridors", default="KH-TH,KH-LA,KH-VN,KH-CN", show_default=True,
+              help="Corridors to mix, comma-separated (one simulator process per partner).")
+def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str) -> None:
+    """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out,
+    with the corridors mixed round-robin."""
+    from switch.tools.bench import run_bench
+
+    result = run_bench(count=count, rate=rate, workdir=workdir, corridors=tuple(c.strip() for c in corridors.split(",") if c.strip()))
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text + "\n")

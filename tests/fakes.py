@@ -1,0 +1,491 @@
+"""In-memory fakes of the switch's own ports (STYLE §10: fakes, not mocks).
+
+- `FakeUnitOfWork`: the `switch.service.ports.UnitOfWork` protocol on plain dicts, with the
+  semantics handlers observe in the SQL one (switch/store/sql_store.py): version checks that
+  raise ConcurrentUpdate, primary and unique keys, outbox rows with ids, leases, sent_at,
+  next_attempt_at, attempts, ambiguous and deadline, requeues, claims of due rows and of due
+  follow-ups. tests/unit/test_ports.py checks that its methods have the SQL signatures.
+- `FakeStore`: hands out units of work over one shared `FakeState`; what a unit of work wrote is
+  visible to others only once its block ends without an exception (commit), never otherwise
+  (rollback). Writers are serialised, as on SQLite. Faults can be injected: a transaction that
+  dies after its n-th write, and a concurrent writer that moves a payment's version between a
+  transaction's read and its write.
+- `FakeClock`: time passed in, moved by hand.
+- `deps_from_config`: the handlers' `Deps` from the shipped configuration, on a given clock.
+- Commands as the edges build them (`parsed_instruction`, `partner_statuses`, `failed_round`:
+  the relay's decision on a failed delivery) and the status events a state holds
+  (`status_events`), for the handler and state-machine tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from adapters.base import PartnerMapping, PartnerStatus
+from adapters.registry import load_partners
+from adapters.transport import SendOutcome, SendResult
+from fx.config import load_fx_config
+from fx.quote import Quoter
+from iso20022.schemas import SchemaSet
+from switch import config as config_mod
+from switch.config import PROJECT_ROOT, SwitchConfig
+from switch.contracts import InstructionV1
+from switch.domain.errors import ConcurrentUpdate
+from switch.domain.payment import HistoryEntry, Payment, PaymentState
+from switch.metrics import Metrics
+from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
+from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
+from switch.service import relay
+
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+follow_up_lease_s_default = 30.0  # the SQL store's claim lease when it has no Lease
+
+
+class DuplicateKey(Exception):
+    """A primary or unique key already stored (the SQL store's IntegrityError): a bug in the
+    caller, never retried."""
+
+
+class SimulatedCrash(Exception):
+    """An injected failure in the middle of a transaction (not retriable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One outbox row, every column the SQL table has."""
+
+    id: int
+    kind: str
+    destination: str
+    message_id: str
+    uetrs: tuple[str, ...]
+    key: str | None
+    body: bytes
+    created_at: datetime
+    attempts: int = 0
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    ambiguous: bool = False
+    deadline_at: datetime | None = None
+
+    def message(self) -> OutboxMessage:
+        return OutboxMessage(
+            kind=self.kind, destination=self.destination, message_id=self.message_id, uetrs=self.uetrs, key=self.key,
+            body=self.body, created_at=self.created_at, id=self.id, attempts=self.attempts, deadline_at=self.deadline_at,
+            ambiguous=self.ambiguous, lease_until=self.lease_until,
+        )
+
+
+@dataclass
+class FakeState:
+    """The tables. Values are immutable, so a shallow copy is a snapshot."""
+
+    instructions: dict[tuple[str, str], InstructionRecord] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    follow_ups: dict[str, int] = field(default_factory=dict)  # uetr -> times claimed for a follow-up
+    history: list[HistoryEntry] = field(default_factory=list)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    outbox_next_id: int = 1
+    inbound: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, message id) -> row
+
+    def copy(self) -> FakeState:
+        return FakeState(
+            dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
+            self.outbox_next_id, dict(self.inbound),
+        )
+
+    def assign(self, other: FakeState) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+    def outbox_messages(self, kind: str | None = None) -> list[OutboxMessage]:
+        return [r.message() for r in self.outbox.values() if kind is None or r.kind == kind]
+
+
+class FakeUnitOfWork:
+    """The UnitOfWork port in memory. Alone (`FakeUnitOfWork()`) it owns a fresh state and every
+    write is visible at once; from a FakeStore it works on the transaction's copy."""
+
+    def __init__(self, state: FakeState | None = None, *, lease: Lease | None = None, store: FakeStore | None = None) -> None:
+        self.state = state if state is not None else FakeState()
+        self._lease = lease
+        self._store = store
+        self.writes = 0
+        self.crash_at_write: int | None = None  # set by FakeStore.crash_next_transaction
+
+    # the tables, for assertions
+    @property
+    def payments(self) -> dict[str, Payment]:
+        return self.state.payments
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        return self.state.history
+
+    @property
+    def instructions(self) -> dict[tuple[str, str], InstructionRecord]:
+        return self.state.instructions
+
+    @property
+    def outbox(self) -> dict[int, OutboxRow]:
+        return self.state.outbox
+
+    def _write(self) -> None:
+        self.writes += 1
+        if self._store is not None:
+            self._store._before_write(self)
+
+    # -- instructions (idempotency keys) --
+    async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
+        return {k: self.state.instructions[k] for k in keys if k in self.state.instructions}
+
+    async def instructions_add(self, records: Sequence[InstructionRecord]) -> None:
+        if not records:
+            return
+        self._write()
+        for r in records:
+            key = (r.participant, r.instruction_id)
+            if key in self.state.instructions:
+                raise DuplicateKey(f"instructions {key}")
+            self.state.instructions[key] = r
+
+    # -- payments --
+    async def payments_add(self, items: Sequence[Payment]) -> None:
+        if not items:
+            return
+        self._write()
+        for p in items:
+            if p.uetr in self.state.payments:
+                raise DuplicateKey(f"payments {p.uetr}")
+            self.state.payments[p.uetr] = p
+            self.state.follow_ups[p.uetr] = 0
+
+    async def payments_get(self, uetrs: Sequence[str]) -> dict[str, Payment]:
+        return {u: self.state.payments[u] for u in uetrs if u in self.state.payments}
+
+    async def payments_update(self, moves: Sequence[tuple[int, Payment]]) -> None:
+        if not moves:
+            return
+        self._write()
+        if self._store is not None:
+            self._store._before_update(self, {p.uetr for _, p in moves})
+        matched = 0
+        updated: dict[str, Payment] = {}
+        for read_version, p in sorted(moves, key=lambda m: m[1].uetr):
+            stored = updated.get(p.uetr) or self.state.payments.get(p.uetr)
+            if stored is None or stored.version != read_version:
+                continue
+            matched += 1
+            # the columns the SQL update sets, and only those
+            updated[p.uetr] = replace(
+                stored, state=p.state, reason_code=p.reason_code, version=p.version, updated_at=p.updated_at,
+                follow_up_at=p.follow_up_at,
+            )
+        if matched != len(moves):
+            raise ConcurrentUpdate(f"concurrent update: {matched} of {len(moves)} payment rows matched")
+        self.state.payments.update(updated)
+
+    async def payments_move_all(
+        self, uetrs: Sequence[str], from_state: PaymentState, to_state: PaymentState, at: datetime
+    ) -> list[str]:
+        if uetrs:
+            self._write()
+        moved: list[str] = []
+        for uetr in sorted(set(uetrs)):
+            p = self.state.payments.get(uetr)
+            if p is None or p.state is not from_state:
+                continue
+            self.state.payments[uetr] = replace(p, state=to_state, version=p.version + 1, updated_at=at)
+            moved.append(uetr)
+        return moved
+
+    async def payments_claim_follow_ups(self, now: datetime, limit: int) -> list[Payment]:
+        self._write()  # the claim is an UPDATE
+        due = sorted(
+            (p for p in self.state.payments.values() if p.follow_up_at is not None and p.follow_up_at <= now),
+            key=lambda p: p.follow_up_at or now,
+        )[:limit]
+        if not due:
+            return []
+        lease_s = self._lease.duration_s if self._lease else follow_up_lease_s_default
+        for p in due:
+            self.state.payments[p.uetr] = replace(p, follow_up_at=now + timedelta(seconds=lease_s))
+            self.state.follow_ups[p.uetr] = self.state.follow_ups.get(p.uetr, 0) + 1
+        return [self.state.payments[u] for u in sorted(p.uetr for p in due)]
+
+    async def payments_set_follow_up(self, follow_ups: Sequence[tuple[str, datetime | None]]) -> None:
+        if not follow_ups:
+            return
+        self._write()
+        for uetr, at in sorted(follow_ups, key=lambda f: f[0]):
+            p = self.state.payments.get(uetr)
+            if p is not None:
+                self.state.payments[uetr] = replace(p, follow_up_at=at)
+
+    # -- history --
+    async def history_add(self, entries: Sequence[HistoryEntry]) -> None:
+        if entries:
+            self._write()
+            self.state.history.extend(entries)
+
+    # -- outbox --
+    async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+        if not messages:
+            return []
+        self._write()
+        taken = {(r.kind, r.message_id) for r in self.state.outbox.values()}
+        added: list[OutboxMessage] = []
+        for m in messages:
+            if (m.kind, m.message_id) in taken:
+                raise DuplicateKey(f"uq_outbox_message {(m.kind, m.message_id)}")
+            taken.add((m.kind, m.message_id))
+            row_id = self.state.outbox_next_id
+            self.state.outbox_next_id += 1
+            lease_until = m.created_at + timedelta(seconds=self._lease.duration_s) if self._lease else None
+            self.state.outbox[row_id] = OutboxRow(
+                id=row_id, kind=m.kind, destination=m.destination, message_id=m.message_id, uetrs=m.uetrs, key=m.key,
+                body=m.body, created_at=m.created_at, deadline_at=m.deadline_at,
+                lease_owner=self._lease.owner if self._lease else None, lease_until=lease_until,
+            )
+            added.append(replace(m, id=row_id, lease_until=lease_until))
+        return added
+
+    async def outbox_by_message_ids(self, kind: str, message_ids: Sequence[str]) -> list[OutboxMessage]:
+        wanted = set(message_ids)
+        return [r.message() for r in self.state.outbox.values() if r.kind == kind and r.message_id in wanted]
+
+    async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+        if not ids:
+            return
+        self._write()
+        for i in ids:
+            if i in self.state.outbox:
+                self.state.outbox[i] = replace(self.state.outbox[i], sent_at=at, lease_owner=None, lease_until=None)
+
+    async def outbox_record_failures(self, failures: Sequence[DeliveryFailure], at: datetime) -> None:
+        if not failures:
+            return
+        self._write()
+        for f in sorted(failures, key=lambda f: f.outbox_id):
+            r = self.state.outbox.get(f.outbox_id)
+            if r is None:
+                continue
+            self.state.outbox[f.outbox_id] = replace(
+                r, attempts=r.attempts + 1, last_error=f.error[:500], next_attempt_at=f.retry_at,
+                sent_at=at if f.retry_at is None else None, lease_owner=None, lease_until=None,
+                ambiguous=r.ambiguous or f.ambiguous,  # once it may have reached the partner, it stays so
+            )
+
+    async def outbox_claim_due(self, now: datetime, limit: int, *, ignore_leases: bool = False) -> list[OutboxMessage]:
+        """Not a handler method (the relay's poller): unsent rows whose next attempt is due and
+        whose lease has run out, leased to this unit of work's holder."""
+        assert self._lease is not None, "claiming needs a lease holder"
+        due = [
+            r for r in sorted(self.state.outbox.values(), key=lambda r: r.id)
+            if r.sent_at is None
+            and (r.next_attempt_at is None or r.next_attempt_at <= now)
+            and (ignore_leases or r.lease_until is None or r.lease_until < now)
+        ][:limit]
+        if not due:
+            return []
+        self._write()
+        until = now + timedelta(seconds=self._lease.duration_s)
+        for r in due:
+            self.state.outbox[r.id] = replace(r, lease_owner=self._lease.owner, lease_until=until)
+        return [self.state.outbox[r.id].message() for r in due]
+
+    async def outbox_requeue(
+        self, kind: str, message_ids: Sequence[str], now: datetime, deadline_at: datetime
+    ) -> list[OutboxMessage]:
+        if not message_ids:
+            return []
+        wanted = set(message_ids)
+        done = [
+            r for r in sorted(self.state.outbox.values(), key=lambda r: r.id)
+            if r.kind == kind and r.message_id in wanted and r.sent_at is not None
+        ]
+        if not done:
+            return []
+        self._write()
+        lease_until = now + timedelta(seconds=self._lease.duration_s) if self._lease else None
+        again = []
+        for r in done:
+            self.state.outbox[r.id] = replace(
+                r, sent_at=None, next_attempt_at=None, deadline_at=deadline_at, ambiguous=True,
+                lease_owner=self._lease.owner if self._lease else None, lease_until=lease_until,
+            )
+            # as the SQL store returns them: the row as read, with the new deadline, flag and lease
+            again.append(replace(r.message(), deadline_at=deadline_at, ambiguous=True, lease_until=lease_until))
+        return again
+
+    # -- inbound messages --
+    async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]:
+        return {m for m in message_ids if (partner, m) in self.state.inbound}
+
+    async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        self._write()
+        for r in rows:
+            key = (r["partner"], r["message_id"])
+            if key in self.state.inbound:
+                raise DuplicateKey(f"inbound_messages {key}")
+            self.state.inbound[key] = dict(r)
+
+    async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
+        return {m: bytes(self.state.inbound[(partner, m)]["body"]) for m in message_ids if (partner, m) in self.state.inbound}
+
+    # -- reads for the HTTP API (not handler methods) --
+    async def history_of(self, uetr: str) -> list[HistoryEntry]:
+        return [h for h in self.state.history if h.uetr == uetr]
+
+    async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
+        record = self.state.instructions.get((participant, instruction_id))
+        if record is None or record.uetr is None:
+            return None
+        return self.state.payments.get(record.uetr)
+
+
+class FakeStore:
+    """Units of work over one shared state: commit when the block ends, roll back on an
+    exception. `lease`: as Store.lease (rows written are leased to this holder)."""
+
+    def __init__(self, state: FakeState | None = None, *, lease: Lease | None = None) -> None:
+        self.state = state if state is not None else FakeState()
+        self.lease = lease
+        self.commits = 0
+        self.rollbacks = 0
+        self._lock = asyncio.Lock()  # one writer at a time, as on SQLite
+        self._crash_at_write: int | None = None
+        self._racing: dict[str, int] = {}  # uetr -> transactions still to race
+
+    def crash_next_transaction(self, *, at_write: int) -> None:
+        """The next unit of work raises SimulatedCrash at its `at_write`-th write (1-based); one
+        that writes less commits normally. Either way the fault is used up."""
+        self._crash_at_write = at_write
+
+    def race_on(self, uetr: str, *, times: int = 1) -> None:
+        """Another writer moves payment `uetr` on (version + 1) and commits between a unit of
+        work's read of it and its versioned write (payments_update), so that write fails
+        (ConcurrentUpdate); so for the next `times` units of work that update it."""
+        self._racing[uetr] = times
+
+    def _before_write(self, uow: FakeUnitOfWork) -> None:
+        if uow.crash_at_write is not None and uow.writes >= uow.crash_at_write:
+            raise SimulatedCrash(f"crash at write {uow.writes}")
+
+    def _before_update(self, uow: FakeUnitOfWork, uetrs: set[str]) -> None:
+        for uetr in sorted(uetrs & set(self._racing)):
+            for state in (self.state, uow.state):  # committed, and seen by this transaction (read committed)
+                p = state.payments.get(uetr)
+                if p is not None:
+                    state.payments[uetr] = replace(p, version=p.version + 1)
+            self._racing[uetr] -= 1
+        self._racing = {u: n for u, n in self._racing.items() if n > 0}
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[FakeUnitOfWork]:
+        async with self._lock:
+            work = self.state.copy()
+            uow = FakeUnitOfWork(work, lease=self.lease, store=self)
+            uow.crash_at_write, self._crash_at_write = self._crash_at_write, None
+            try:
+                yield uow
+            except BaseException:
+                self.rollbacks += 1
+                raise
+            self.state.assign(work)
+            self.commits += 1
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[FakeUnitOfWork]:
+        """A read-only unit of work: anything written through it is dropped."""
+        yield FakeUnitOfWork(self.state.copy(), lease=self.lease)
+
+
+class FakeClock:
+    """The time handlers see (`Deps.clock`), moved only by the test."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def deps_from_config(
+    schemas: SchemaSet, clock: FakeClock, *, partners: Iterable[str] = ("promptpay", "lapnet", "napas", "unionpay")
+) -> Deps:
+    """The handlers' dependencies as the composition root builds them, from the shipped config
+    (config/*.toml, partner profiles, the FX table), with fresh metrics and the given clock."""
+    cfg, mappings, quoter = _shipped(tuple(sorted(partners)))
+    return Deps(config=cfg, mappings=mappings, quoter=quoter, schemas=schemas, metrics=Metrics(), clock=clock)
+
+
+@lru_cache(maxsize=8)
+def _shipped(partners: tuple[str, ...]) -> tuple[SwitchConfig, Mapping[str, PartnerMapping], Quoter]:
+    """The shipped configuration, read once per test session (all of it is immutable)."""
+    cfg = config_mod.load(env={})
+    mappings = load_partners(Path(cfg.config_dir), set(partners), switch_bic=cfg.switch.agent_bic)
+    quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
+    return cfg, mappings, quoter
+
+
+# ---------------------------------------------------------------- commands and what they leave
+
+
+def parsed_instruction(doc: dict[str, Any], *, source_ref: str) -> ParsedInstruction:
+    """An instruction v1 as the Kafka edge hands it on (parse_record): validated, fingerprinted,
+    with the record's coordinates."""
+    ins = InstructionV1.model_validate(doc)
+    return edge_parsed_instruction(ins, source_ref)
+
+
+def partner_statuses(
+    partner: str, message_id: str, *statuses: tuple[str, PaymentState, str | None], original_message_id: str | None = None
+) -> ApplyPartnerStatuses:
+    """A partner's pacs.002 as the HTTP edge hands it on: (uetr, target state, reason code) each."""
+    return ApplyPartnerStatuses(
+        partner, message_id, "pacs.002.001.10", f"<pacs.002 {message_id}>".encode(),
+        [PartnerStatus(uetr, original_message_id, target, reason, None) for uetr, target, reason in statuses],
+    )
+
+
+def status_events(state: FakeState, deps: Deps) -> list[dict[str, Any]]:
+    """Every status event written to the outbox for the status topic, in order, as JSON."""
+    topic = deps.config.kafka.status_topic
+    rows = sorted(state.outbox.values(), key=lambda r: r.id)
+    return [json.loads(r.body) for r in rows if r.kind == "status" and r.destination == topic]
+
+
+def failed_round(
+    row: OutboxMessage, outcome: SendOutcome, *, clock: FakeClock, detail: str = "", ambiguous: bool | None = None
+) -> RecordSendResults:
+    """What the outbox relay makes of a failed delivery round of a partner row (a retry later,
+    or a decision: refused, AB07), by the relay's own rule (relay.failed_round). `outcome` is the
+    round's last attempt;
+    `ambiguous`: whether any attempt of the round may have reached the partner (default: the
+    last one's)."""
+    result = SendResult(outcome, None, detail or outcome.value, 0.0)
+    return relay.failed_round(
+        row, result, ambiguous=result.ambiguous if ambiguous is None else ambiguous or result.ambiguous, now=clock()
+    )
+
+

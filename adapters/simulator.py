@@ -8,6 +8,12 @@ to reject a share of payments, to treat some proxies as unknown, to stay silent 
 answer twice. A resend of a message id it has seen gets the same answer again, never a second
 decision.
 
+With a state file (`--state FILE`) the simulator survives its own crash the way a real network
+does: every distinct pacs.008 it receives and every answer it decides are appended to the file
+(one JSON object a line) before the 202 goes back, and reloaded at start, so a resend after a
+restart still gets the stored pacs.002, byte for byte, and the received log below still holds what
+the earlier life saw. Without it, nothing is written and a restart forgets (the default).
+
 One class plays every network: what differs (message version, clearing codes, identifier and
 card patterns, amount decimals, text rule, reason codes) is profile data. A network that needs
 more gets a subclass registered in SIMULATORS below.
@@ -16,6 +22,8 @@ more gets a subclass registered in SIMULATORS below.
                           acmt.023 proxy look-up (answered at once with an acmt.024), or a
                           pacs.002 answering one of the network's inbound payments
   GET  /sim/stats         counters as JSON
+  GET  /sim/received      per UETR: the distinct pacs.008 message ids and body sha256 received
+                          (resends of the same bytes add nothing), and the status answered
   PUT  /sim/behaviour     change the behaviour at run time (JSON, same fields as SimBehaviour)
   POST /sim/inbound       make the network pay Bakong customers (adapters/simulator_inbound.py)
   GET  /sim/inbound       the answers the network got for them
@@ -24,6 +32,9 @@ more gets a subclass registered in SIMULATORS below.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import logging
 import random
 import re
@@ -32,7 +43,8 @@ from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
@@ -53,6 +65,8 @@ seen_messages_max = 200_000  # message ids remembered for idempotent resends
 callbacks_inflight_max = 128
 callback_attempts_max = 5
 callback_timeout_s = 5.0
+received_uetrs_max = 200_000  # UETRs kept in the received log (the oldest are dropped first)
+received_variants_max = 8  # distinct message ids, and distinct bodies, kept per UETR
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,118 @@ class _Decision:
     report: bytes
 
 
+@dataclass
+class _Received:
+    """What the network received for one UETR: one message id and one body unless the switch sent
+    two different messages for the same payment."""
+
+    message_ids: list[str]
+    body_sha256: list[str]
+    status: str | None = None  # the transaction status the network answered (ACSC, RJCT), if any
+
+
+class ReceivedLog:
+    """Per UETR, the distinct pacs.008 message ids and bodies the network received, and its
+    answer; bounded (`received_uetrs_max`, `received_variants_max`). With a state file every new
+    fact is appended to it as one JSON line before the sender hears back, and reloaded at start
+    together with the stored answers (`answers`)."""
+
+    def __init__(self, state_path: Path | None = None) -> None:
+        self.state_path = state_path
+        self.uetrs: OrderedDict[str, _Received] = OrderedDict()
+        self.answers: dict[str, bytes | None] = {}  # reloaded: message id -> pacs.002 (None: silenced)
+        self.dropped: Counter[str] = Counter()
+        self._file: IO[str] | None = None
+
+    def open(self) -> None:
+        if self.state_path is None:
+            return
+        if self.state_path.exists():
+            self._reload(self.state_path)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.state_path.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _reload(self, path: Path) -> None:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines):
+            try:
+                fact = json.loads(line)
+            except ValueError:
+                # a process killed in the middle of a write leaves a torn last line: that fact never
+                # reached the sender either (the 202 follows the write), so it is dropped
+                log.warning("state file %s: line %d unreadable, skipped%s", path, n + 1, "" if n == len(lines) - 1 else " (not the last)")
+                continue
+            if fact["kind"] == "received":
+                self._note_received(fact["uetrs"], fact["message_id"], fact["sha256"])
+            elif fact["kind"] == "answered":
+                report = fact["pacs002"]
+                self.answers[fact["message_id"]] = None if report is None else base64.b64decode(report)
+                for uetr, status in fact["statuses"].items():
+                    self._note_status(uetr, status)
+        log.info("state file %s: %d UETRs received, %d answers reloaded", path, len(self.uetrs), len(self.answers))
+
+    def _append(self, fact: dict[str, Any]) -> None:
+        if self._file is not None:
+            # written through to the kernel: survives the process being killed (not a power cut)
+            self._file.write(json.dumps(fact, separators=(",", ":")) + "\n")
+            self._file.flush()
+
+    def _note_received(self, uetrs: list[str], message_id: str, sha256: str) -> bool:
+        new = False
+        for uetr in uetrs:
+            entry = self.uetrs.get(uetr)
+            if entry is None:
+                entry = self.uetrs[uetr] = _Received([], [])
+                while len(self.uetrs) > received_uetrs_max:
+                    self.uetrs.popitem(last=False)
+                    self.dropped["uetrs"] += 1
+            for values, value in ((entry.message_ids, message_id), (entry.body_sha256, sha256)):
+                if value in values:
+                    continue
+                new = True
+                if len(values) < received_variants_max:
+                    values.append(value)
+                else:
+                    self.dropped["variants"] += 1
+        return new
+
+    def _note_status(self, uetr: str, status: str) -> None:
+        entry = self.uetrs.get(uetr)
+        if entry is not None:
+            entry.status = status
+
+    def received(self, uetrs: list[str], message_id: str, body: bytes) -> None:
+        sha256 = hashlib.sha256(body).hexdigest()
+        if self._note_received(uetrs, message_id, sha256):
+            self._append({"kind": "received", "message_id": message_id, "sha256": sha256, "uetrs": uetrs})
+
+    def answered(self, message_id: str, report: bytes | None, statuses: dict[str, str]) -> None:
+        for uetr, status in statuses.items():
+            self._note_status(uetr, status)
+        pacs002_text = None if report is None else base64.b64encode(report).decode()
+        self._append({"kind": "answered", "message_id": message_id, "pacs002": pacs002_text, "statuses": statuses})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uetrs": {u: {"message_ids": e.message_ids, "body_sha256": e.body_sha256, "status": e.status} for u, e in self.uetrs.items()},
+            "dropped": dict(self.dropped),
+        }
+
+
 class PartnerSimulator:
     def __init__(
-        self, profile: PartnerProfile, schemas: SchemaSet, *, callback_url: str, behaviour: SimBehaviour | None = None
+        self,
+        profile: PartnerProfile,
+        schemas: SchemaSet,
+        *,
+        callback_url: str,
+        behaviour: SimBehaviour | None = None,
+        state_path: Path | None = None,
     ) -> None:
         self.profile = profile
         self.schemas = schemas
@@ -90,6 +213,7 @@ class PartnerSimulator:
         self._random = random.Random(self.behaviour.seed)
         self._seen: OrderedDict[str, _Decision | None] = OrderedDict()
         self.stats: Counter[str] = Counter()
+        self.received_log = ReceivedLog(state_path)
         self._session: aiohttp.ClientSession | None = None
         self._callback_slots = asyncio.Semaphore(callbacks_inflight_max)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,12 +228,17 @@ class PartnerSimulator:
         app = web.Application(client_max_size=body_bytes_max)
         app.router.add_post("/iso20022", self._receive)
         app.router.add_get("/sim/stats", self._stats)
+        app.router.add_get("/sim/received", self._received)
         app.router.add_put("/sim/behaviour", self._set_behaviour)
         app.router.add_post("/sim/inbound", self._send_inbound)
         app.router.add_get("/sim/inbound", self._inbound_summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.received_log.open()
+        for message_id, report in self.received_log.answers.items():
+            self._remember(message_id, None if report is None else _Decision(report))
+        self.received_log.answers.clear()  # kept from here on by _seen, bounded
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=callbacks_inflight_max))
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
@@ -126,6 +255,10 @@ class PartnerSimulator:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        self.received_log.close()
+
+    async def _received(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.received_log.as_json())
 
     async def _stats(self, _request: web.Request) -> web.Response:
         return web.json_response({**self.stats, "behaviour": {**asdict(self.behaviour), "unknown_proxies": sorted(self.behaviour.unknown_proxies)}})
@@ -182,14 +315,16 @@ class PartnerSimulator:
             self.stats["refused"] += 1
             return web.json_response({"reason_code": "FF01", "error": str(exc)[:500]}, status=400)
         self.samples.setdefault("pacs008", body)
+        self.received_log.received([tx.uetr for tx in message.transactions], message.message_id, body)
         if message.message_id in self._seen:  # a resend: the same answer, never a new decision
             self.stats["resends"] += 1
             decision = self._seen[message.message_id]
             if decision is not None:
                 self._schedule(decision.report, delay_s=0)
             return web.json_response({"message_id": message.message_id, "duplicate": True}, status=202)
-        decision = self._decide(message, message_type)
+        decision, statuses = self._decide(message, message_type)
         self._remember(message.message_id, decision)
+        self.received_log.answered(message.message_id, None if decision is None else decision.report, statuses)
         if decision is not None:
             self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000)
             if self._random.random() < self.behaviour.duplicate_rate:
@@ -259,11 +394,12 @@ class PartnerSimulator:
         own = self.profile.partner_code_for(code)
         return pacs002.StatusReason(proprietary=own, additional_info=info) if own else pacs002.StatusReason(code, info)
 
-    def _decide(self, message: pacs008.CustomerCreditTransfer, message_type: str) -> _Decision | None:
+    def _decide(self, message: pacs008.CustomerCreditTransfer, message_type: str) -> tuple[_Decision | None, dict[str, str]]:
+        """The answer to a new pacs.008 (None: the network stays silent) and the status per UETR."""
         b = self.behaviour
         if self._random.random() < b.timeout_rate:
             self.stats["silenced"] += 1
-            return None
+            return None, {}
         reports = []
         for tx in message.transactions:
             problem = self.check(message, tx)
@@ -292,7 +428,7 @@ class PartnerSimulator:
         )
         body = pacs002.build_validated(report, self.schemas)
         self.samples.setdefault("pacs002", body)
-        return _Decision(body)
+        return _Decision(body), {r.original_uetr: r.status.value for r in reports if r.original_uetr}
 
     # ------------------------------------------------------------------ callbacks
     def _schedule(self, report: bytes, *, delay_s: float) -> None:

@@ -37,13 +37,18 @@ def dev() -> None:
 @click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
 @click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
 @click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append-only file of what the network received and answered, reloaded at start: after a restart "
+              "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
 @click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
-        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, config_dir: Path, schema_dir: Path | None) -> None:
+        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, state_path: Path | None, config_dir: Path,
+        schema_dir: Path | None) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay). It checks each pacs.008 against the official XSD and the partner's profile and
-    answers with a pacs.002 (NAPAS rejects carry its numeric codes)."""
+    answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
+    per UETR, the distinct pacs.008 message ids and bodies it received."""
     from urllib.parse import urlsplit
 
     from adapters.base import load_profile
@@ -72,6 +77,7 @@ def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: 
             SchemaSet(schema_dir or default_schema_dir()),
             callback_url=callback_url,
             behaviour=behaviour,
+            state_path=state_path,
         )
         bound = await simulator.start(host, listen_port)
         print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)

@@ -320,24 +320,12 @@ async def drive(
 
         collector = asyncio.create_task(collect())
         result.first_sent_at = time.perf_counter()
-        interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        pending = []
-        for i, p in enumerate(planned):
-            if interval:
-                target = result.first_sent_at + i * interval
-                delay = target - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if p.value is None:  # published inside its pain.001 record
-                continue
-            for key in p.covers or (p.key,):
-                sent_at[key] = time.perf_counter()
-                result.sent_wall_ms[key] = time.time() * 1000
-            pending.append(await producer.send(topic, value=p.value, key=p.key.encode()))
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+
+        def sent(key: str) -> None:
+            sent_at[key] = time.perf_counter()
+            result.sent_wall_ms[key] = time.time() * 1000
+
+        await publish(producer, planned, rate_per_s=rate_per_s, topic=topic, started_at=result.first_sent_at, on_sent=sent)
         result.sent = len(tracked)
         try:
             await asyncio.wait_for(done.wait(), timeout=settle_s_max)
@@ -349,6 +337,39 @@ async def drive(
         await consumer.stop()
         await producer.stop()
     return result
+
+
+async def publish(
+    producer: AIOKafkaProducer,
+    planned: list[Planned],
+    *,
+    rate_per_s: float = 0.0,
+    topic: str = "mekong.instructions",
+    started_at: float | None = None,
+    on_sent: Callable[[str], None] | None = None,
+) -> None:
+    """Publish `planned` at `rate_per_s` (or flat out) from `started_at` (perf_counter, default
+    now); `on_sent` gets each instruction id as its record is handed to the producer. Returns once
+    the broker has acknowledged every record."""
+    started = time.perf_counter() if started_at is None else started_at
+    interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+    pending = []
+    for i, p in enumerate(planned):
+        if interval:
+            target = started + i * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if p.value is None:  # published inside its pain.001 record
+            continue
+        if on_sent is not None:
+            for key in p.covers or (p.key,):
+                on_sent(key)
+        pending.append(await producer.send(topic, value=p.value, key=p.key.encode()))
+        if len(pending) >= 1000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

@@ -1,6 +1,11 @@
 """A whole switch stack on this machine, as separate processes, for the demo, the benchmark and
 the end-to-end test: the Tansu broker, one simulator per partner (`mekong sim`) and the switch
 (`mekong run`) with SQLite in a working directory. Everything started here is stopped here.
+
+For the crash test a stack also runs several switch replicas (`replicas`, with a PostgreSQL URL in
+`switch_env`: SQLite is one process only), points the simulators' callbacks somewhere else
+(`callback_base_url`, e.g. a load balancer in front of the replicas), and kills, freezes and
+restarts any of its processes by name (`kill`, `pause`, `resume`, `restart`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,11 @@ class Stack:
     partners: tuple[str, ...] = ("promptpay", "lapnet", "napas", "unionpay")  # one simulator process each
     partner_sim_args: dict[str, list[str]] = field(default_factory=dict)  # extra, per partner
     sim_ports: dict[str, int] = field(default_factory=dict)
+    replicas: int = 1  # switch processes: "switch", then "switch-1", "switch-2" ... (PostgreSQL for more than one)
+    callback_base_url: str | None = None  # where simulators call back (+ /iso20022/<partner>); default: the first replica
+    replica_ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)  # to restart a process
 
     @property
     def sim_port(self) -> int:
@@ -53,6 +62,13 @@ class Stack:
     def switch_url(self) -> str:
         return f"http://127.0.0.1:{self.switch_port}"
 
+    @property
+    def switch_names(self) -> list[str]:
+        return ["switch", *(f"switch-{n}" for n in range(1, self.replicas))]
+
+    def replica_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.replica_ports[name]}"
+
     def pid(self, name: str) -> int:
         return self._procs[name].pid
 
@@ -62,48 +78,89 @@ class Stack:
             stale.unlink()
         self.broker = TansuBroker(log_path=self.workdir / "logs" / "tansu.log")
         self.broker.start()
-        self.switch_port = free_port()
+        self.replica_ports = {name: free_port() for name in self.switch_names}
+        self.switch_port = self.replica_ports["switch"]
         self.sim_ports = {partner: free_port() for partner in self.partners}
+        callback_base = self.callback_base_url or self.switch_url
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
         for partner, port in self.sim_ports.items():
             self._spawn(
                 f"sim-{partner}",
-                [*cli, "sim", partner, "--port", str(port), "--callback-url", f"{self.switch_url}/iso20022/{partner}",
+                [*cli, "sim", partner, "--port", str(port), "--callback-url", f"{callback_base}/iso20022/{partner}",
                  *self.sim_args, *self.partner_sim_args.get(partner, [])],
                 os.environ.copy(),
             )
-        env = {
-            **os.environ,
-            "MEKONG_KAFKA_BOOTSTRAP": self.bootstrap_servers,
-            "MEKONG_DATABASE_URL": f"sqlite+aiosqlite:///{self.database_path}",
-            "MEKONG_HTTP_PORT": str(self.switch_port),
-            **{f"MEKONG_PARTNER_URL_{p.upper()}": f"http://127.0.0.1:{port}" for p, port in self.sim_ports.items()},
-            **self.switch_env,
-        }
-        self._spawn("switch", [*cli, "run", "--log-level", "WARNING"], env)
-        self._wait_ready()
+        for name, port in self.replica_ports.items():
+            env = {
+                **os.environ,
+                "MEKONG_KAFKA_BOOTSTRAP": self.bootstrap_servers,
+                "MEKONG_DATABASE_URL": f"sqlite+aiosqlite:///{self.database_path}",
+                "MEKONG_HTTP_PORT": str(port),
+                **{f"MEKONG_PARTNER_URL_{p.upper()}": f"http://127.0.0.1:{sim_port}" for p, sim_port in self.sim_ports.items()},
+                **self.switch_env,
+            }
+            self._spawn(name, [*cli, "run", "--log-level", "WARNING"], env)
+            self._wait_ready(name)  # one after the other: the first one migrates the database
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self._commands[name] = (cmd, env)
         log_path = self.workdir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self._procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, name: str = "switch", *, watch: tuple[str, ...] | None = None) -> None:
+        """Until replica `name` answers ready with partitions assigned; fails at once if one of the
+        `watch`ed processes (default: all) exits."""
         deadline = time.monotonic() + ready_s_max
         while time.monotonic() < deadline:
-            for name, proc in self._procs.items():
+            for other in watch if watch is not None else tuple(self._procs):
+                proc = self._procs[other]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                    raise RuntimeError(f"{other} exited with {proc.returncode}:\n{self.log_tail(other)}")
             try:
-                with urllib.request.urlopen(f"{self.switch_url}/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(f"{self.replica_url(name)}/readyz", timeout=1) as resp:
                     state = json.loads(resp.read())
                     if state.get("ready") and state.get("partitions_assigned"):
                         return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"switch not ready within {ready_s_max:g} s:\n{self.log_tail('switch')}")
+        raise RuntimeError(f"{name} not ready within {ready_s_max:g} s:\n{self.log_tail(name)}")
+
+    # ------------------------------------------------------------------ faults (the crash test)
+    def alive(self, name: str) -> bool:
+        return self._procs[name].poll() is None
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int | None:
+        """Send `sig` (default SIGKILL: no clean-up at all) and wait for the process to end."""
+        proc = self._procs[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=stop_s_max)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def pause(self, name: str) -> None:
+        """Freeze the process (SIGSTOP): its sockets stay open and nobody answers, as a hung host."""
+        self._procs[name].send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self._procs[name].send_signal(signal.SIGCONT)
+
+    def restart(self, name: str, *, wait_ready: bool = True) -> None:
+        """Start an ended process again with the same command, port and environment (its log is
+        appended to); a switch replica is waited for until ready."""
+        if self.alive(name):
+            raise RuntimeError(f"{name} is still running")
+        with (self.workdir / "logs" / f"{name}.log").open("ab") as log:
+            log.write(f"---- restarted at {time.time():.3f} ----\n".encode())
+        self._spawn(name, *self._commands[name])
+        if wait_ready and name in self.replica_ports:
+            self._wait_ready(name, watch=(name,))
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.workdir / "logs" / f"{name}.log"
@@ -120,13 +177,14 @@ class Stack:
             return json.loads(resp.read())
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM the switch first (it drains), then the simulator, then the broker."""
+        """SIGTERM the switch replicas first (they drain), then the simulators, then the broker."""
         codes: dict[str, int | None] = {}
-        for name in ("switch", *(n for n in self._procs if n.startswith("sim"))):
+        for name in (*(n for n in self._procs if n.startswith("switch")), *(n for n in self._procs if n.startswith("sim"))):
             proc = self._procs.get(name)
             if proc is None:
                 continue
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(timeout=stop_s_max)

@@ -1,0 +1,710 @@
+"""The crash test (issue 7, item 9): does every instruction reach exactly one final outcome, through
+crashes, partner outages and several replicas, with nothing lost?
+
+Real processes, started and stopped by switch/tools/stack.py: the Tansu broker, the four partner
+simulators (`mekong sim`, each with a state file so that a killed one comes back remembering what it
+received and answered) and the switch (`mekong run`). The load generator's instructions
+(switch/tools/loadgen.py) go out over the four corridors at a fixed rate while one fault plays:
+
+  switch-kill    kill -9 the switch several times during the run (each time, if it can be caught
+                 within a moment, while its outbox has pending rows) and restart it; SQLite
+  partner-kill   kill -9 one partner's simulator (connection refused) for --outage-s, then restart it
+  partner-hang   freeze one partner's simulator (SIGSTOP: connections accepted, never answered) for
+                 --outage-s, then SIGCONT
+  replica-kill   two switch replicas on PostgreSQL sharing the consumer group; kill -9 each in turn
+                 and restart it --replica-down-s later
+
+Partner callbacks with two replicas go through a small balancer run here (tests/chaos/proxy.py)
+rather than to one replica's URL: that is how a partner reaches a replicated switch in production
+(one URL, a balancer in front), and calling one replica directly would make that replica a single
+point of failure the design does not have, so its death would test the harness, not the switch.
+Each replica is still killed while it holds callbacks.
+
+After the last fault is repaired the run waits, with a bound (--settle-s-max), until every
+instruction has a final outcome or no status event has arrived for --quiet-s. Then it counts, from
+its own reading of the status and dead-letter topics from offset 0 and from each simulator's
+GET /sim/received:
+
+  lost              published instruction ids without a final outcome (final status event or DLQ)
+  double-final      instruction ids with two different final outcomes (state, reason code)
+  events without id status events lacking `event_id` (the field that makes a republished event
+                    recognisable); events sharing an `event_id` must be identical
+  partner conflicts UETRs for which a partner received two different messages (message ids or bytes)
+  non-final         lost ids the switch still holds in an open state (SUBMITTED, TIMED_OUT ...), as
+                    its own API tells (an outbound payment has no status event before its final one)
+
+Pass: 0 lost, 0 double-final, every event carries an `event_id` and no two events with one id
+differ, 0 partner conflicts. The exit code is 1 when a criterion fails. `sw!=partner` (a final
+outcome the partner's own answer contradicts) is reported but is not a criterion of the issue.
+
+    .venv/bin/python tests/chaos/chaos.py --scenario all --count 5000   # table on stdout, JSON in bench-out/chaos/
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import aiohttp  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from switch.broker import free_port  # noqa: E402
+from switch.domain.payment import FINAL_STATES, PaymentState  # noqa: E402
+from switch.tools.loadgen import ALL_CORRIDORS, plan_instructions, publish  # noqa: E402
+from switch.tools.stack import Stack  # noqa: E402
+from tests.chaos.proxy import CallbackBalancer  # noqa: E402
+
+SCENARIOS = ("switch-kill", "partner-kill", "partner-hang", "replica-kill")
+PARTNERS = ("promptpay", "lapnet", "napas", "unionpay")
+CRITERIA = ("lost", "double_final", "event_id_missing", "event_id_conflicts", "partner_conflicts")
+PG_URL = os.environ.get("MEKONG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+OPEN_STATES = frozenset(s.value for s in PaymentState) - frozenset(s.value for s in FINAL_STATES)
+status_topic = "mekong.status"
+dlq_topic = "mekong.dlq"
+sim_ready_s_max = 30.0  # a restarted simulator answers within this
+pending_catch_s_max = 2.0  # how long to look for a moment with pending outbox rows before a kill
+http_timeout_s = 5.0
+pg_connect_timeout_s = 5.0
+topic_read_s_max = 60.0  # the final read of the topics from offset 0
+topic_idle_s = 3.0  # that read ends after this long without a record
+examples_max = 10  # instruction ids or UETRs listed per failed criterion
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    count: int = 5000
+    rate_per_s: float = 100.0
+    partner: str = "promptpay"  # the partner stopped in partner-kill and partner-hang
+    outage_s: float = 30.0
+    kills: int = 3  # switch-kill: kills during the run; replica-kill: kills, alternating replicas
+    down_s_min: float = 0.5  # switch-kill: how long the switch stays dead
+    down_s_max: float = 3.0
+    replica_down_s: float = 12.0  # replica-kill: how long a replica stays dead (past the group's session timeout)
+    # quiesced: no new status event for this long; longer than a partner's resend_after_s (15 s in
+    # the shipped profiles), so that a resend of an unanswered pacs.008 and its answer can land
+    quiet_s: float = 30.0
+    settle_s_max: float = 300.0  # bound on the wait for quiescence after the last repair
+    sim_delay_ms: float = 50.0  # before each pacs.002: keeps payments in flight when a fault hits
+    reject_rate: float = 0.05
+    seed: int = 20261128
+    pg_url: str = PG_URL
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.rate_per_s <= 0 or self.kills < 0 or self.outage_s < 0:
+            raise ValueError("count >= 1, rate_per_s > 0, kills >= 0 and outage_s >= 0 are required")
+        if self.partner not in PARTNERS:
+            raise ValueError(f"partner must be one of {', '.join(PARTNERS)}, not {self.partner!r}")
+        if not 0 <= self.down_s_min <= self.down_s_max:
+            raise ValueError("0 <= down_s_min <= down_s_max is required")
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A database of its own for one run (the switch takes a URL, not a schema), dropped after."""
+    import asyncpg
+
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"chaos_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn, timeout=pg_connect_timeout_s)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def postgres_answers(admin_url: str) -> bool:
+    import asyncpg
+
+    async def ping() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=pg_connect_timeout_s)
+        await conn.close()
+
+    try:
+        asyncio.run(ping())
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+# ----------------------------------------------------------------------------- following the status topic
+
+
+class StatusFollower:
+    """Reads the status and dead-letter topics while the run goes on: progress and quiescence only.
+    The counting is done afterwards by `read_topics`, from offset 0 again."""
+
+    def __init__(self, bootstrap: str, tracked: set[str]) -> None:
+        self.bootstrap = bootstrap
+        self.tracked = tracked
+        self.finals: set[str] = set()
+        self.events = 0
+        self.redelivered = 0  # records the consumer handed over twice (same partition and offset)
+        self._offsets: set[tuple[str, int, int]] = set()
+        self.per_partition: dict[str, int] = {}
+        self.last_event_at = time.monotonic()
+        self._stop = asyncio.Event()
+
+    def done(self) -> bool:
+        return len(self.finals) >= len(self.tracked)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            await _assign_from_start(consumer, (status_topic, dlq_topic))
+            while not self._stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                for tp, records in batches.items():
+                    for rec in records:
+                        if (tp.topic, tp.partition, rec.offset) in self._offsets:
+                            self.redelivered += 1
+                            continue
+                        self._offsets.add((tp.topic, tp.partition, rec.offset))
+                        self.per_partition[f"{tp.topic}/{tp.partition}"] = self.per_partition.get(f"{tp.topic}/{tp.partition}", 0) + 1
+                        key = _instruction_id(tp.topic, rec.key, rec.value)
+                        if key is None or key not in self.tracked:
+                            continue
+                        self.events += 1
+                        self.last_event_at = time.monotonic()
+                        if tp.topic == dlq_topic or json.loads(rec.value).get("final"):
+                            self.finals.add(key)
+        finally:
+            await consumer.stop()
+
+
+def _instruction_id(topic: str, key: bytes | None, value: bytes | None) -> str | None:
+    if topic == dlq_topic:
+        return (key or b"").decode(errors="replace")
+    if not value or value.startswith(b"<"):  # a pain.002 (none are planned here)
+        return None
+    return str(json.loads(value).get("instruction_id"))
+
+
+async def _assign_from_start(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> list[TopicPartition]:
+    parts: list[TopicPartition] = []
+    for topic in topics:
+        for _ in range(100):
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                parts += [TopicPartition(topic, p) for p in sorted(found)]
+                break
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"topic {topic} does not exist")
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    return parts
+
+
+@dataclass
+class TopicRead:
+    events: dict[str, list[tuple[bytes, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(list))  # id -> in order
+    dead_letters: dict[str, str] = field(default_factory=dict)  # id -> reason
+    other_records: int = 0  # records for instructions this run did not publish
+    partitions: dict[str, int] = field(default_factory=dict)  # records read per topic/partition
+
+
+async def read_topics(bootstrap: str, tracked: set[str]) -> TopicRead:
+    """Every record of the status and dead-letter topics from offset 0, until a fetch has returned
+    nothing for `topic_idle_s` (the run has quiesced). Not up to the end offsets: after a producer
+    was killed, the embedded broker's ListOffsets answers an end below records it serves. Per
+    instruction id, events keep their order (one key, one partition)."""
+    out = TopicRead()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await _assign_from_start(consumer, (status_topic, dlq_topic))
+        idle_since = time.monotonic()
+        async with asyncio.timeout(topic_read_s_max):
+            while time.monotonic() - idle_since < topic_idle_s:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, records in batches.items():
+                    out.partitions[f"{tp.topic}/{tp.partition}"] = out.partitions.get(f"{tp.topic}/{tp.partition}", 0) + len(records)
+                    for rec in records:
+                        idle_since = time.monotonic()
+                        key = _instruction_id(tp.topic, rec.key, rec.value)
+                        if key is None or key not in tracked:
+                            out.other_records += 1
+                        elif tp.topic == dlq_topic:
+                            out.dead_letters.setdefault(key, dict(rec.headers).get("mekong.reason", b"").decode(errors="replace"))
+                        else:
+                            out.events[key].append((rec.value, json.loads(rec.value)))
+    finally:
+        await consumer.stop()
+    return out
+
+
+# ----------------------------------------------------------------------------- the verdict
+
+
+def count(
+    tracked: list[str], read: TopicRead, received: dict[str, dict[str, Any]], switch_states: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The pass criteria and what they rest on. `received`: partner -> its GET /sim/received;
+    `switch_states`: for the lost instructions, the state the switch holds them in (its own API:
+    an outbound payment emits no status event before its final one, so the topic cannot tell)."""
+    switch_states = switch_states or {}
+    outcomes: Counter[str] = Counter()
+    non_final_states: Counter[str] = Counter()
+    lost: list[str] = []
+    silent: list[str] = []
+    double_final: dict[str, list[str]] = {}
+    final_repeated = 0
+    by_event_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    events = without_id = byte_repeats = 0
+    seen_bytes: set[bytes] = set()
+    final_of: dict[str, tuple[str, str | None]] = {}
+    uetr_of: dict[str, str] = {}
+    for iid in tracked:
+        evs = read.events.get(iid, [])
+        finals = []
+        for raw, ev in evs:
+            events += 1
+            if raw in seen_bytes:
+                byte_repeats += 1
+            seen_bytes.add(raw)
+            if "event_id" in ev:
+                by_event_id[str(ev["event_id"])].append(ev)
+            else:
+                without_id += 1
+            if ev.get("uetr"):
+                uetr_of[iid] = ev["uetr"]
+            if ev.get("final"):
+                finals.append((ev["state"], ev.get("reason_code")))
+        distinct = sorted(set(finals), key=str)
+        if len(finals) > 1:
+            final_repeated += 1
+        if len(distinct) > 1:
+            double_final[iid] = [f"{s} {r or ''}".strip() for s, r in distinct]
+        if finals:
+            final_of[iid] = finals[0]
+            outcomes[f"{finals[0][0]} {finals[0][1] or ''}".strip()] += 1
+        elif iid in read.dead_letters:
+            outcomes["DLQ"] += 1
+        else:
+            lost.append(iid)
+            if not evs:
+                silent.append(iid)
+            non_final_states[switch_states.get(iid) or (evs[-1][1]["state"] if evs else "unknown")] += 1
+    conflicts_by_id = {k: v for k, v in by_event_id.items() if any(e != v[0] for e in v[1:])}
+    republished_identical = sum(1 for k, v in by_event_id.items() if len(v) > 1 and k not in conflicts_by_id)
+
+    partner_conflicts: dict[str, dict[str, Any]] = {}
+    partner_status: dict[str, str | None] = {}
+    for partner, log in received.items():
+        for uetr, entry in log.get("uetrs", {}).items():
+            if len(entry["message_ids"]) > 1 or len(entry["body_sha256"]) > 1:
+                partner_conflicts[uetr] = {"partner": partner, **entry}
+            partner_status[uetr] = entry.get("status")
+    disagree: list[str] = []
+    for iid, (state, _reason) in final_of.items():
+        answered = partner_status.get(uetr_of.get(iid, ""))
+        if (state == "COMPLETED" and answered == "RJCT") or (state == "REJECTED" and answered == "ACSC"):
+            disagree.append(iid)
+
+    result: dict[str, Any] = {
+        "instructions": len(tracked),
+        "final": len(final_of),
+        "dead_lettered": outcomes.get("DLQ", 0),
+        "lost": len(lost),
+        # lost, and the switch holds them in an open state (SUBMITTED, TIMED_OUT ...)
+        "non_final": sum(n for state, n in non_final_states.items() if state in OPEN_STATES),
+        # lost although the switch holds a final state: its status event never reached the topic
+        "final_unpublished": sum(n for state, n in non_final_states.items() if state in FINAL_STATES),
+        "non_final_states": dict(non_final_states.most_common()),  # the lost ones, as the switch holds them
+        "silent": len(silent),  # lost without a single status event
+        "double_final": len(double_final),
+        "final_repeated": final_repeated,  # ids with more than one final event (same outcome)
+        "events": events,
+        "event_id_missing": without_id,
+        "event_ids_republished_identical": republished_identical,
+        "event_id_conflicts": len(conflicts_by_id),
+        "byte_identical_repeats": byte_repeats,  # events whose exact bytes appeared before
+        "partner_conflicts": len(partner_conflicts),
+        "switch_partner_disagree": len(disagree),
+        "outcomes": dict(outcomes.most_common()),
+        "partners_received_uetrs": {p: len(log.get("uetrs", {})) for p, log in received.items()},
+        "partners_dropped": {p: log.get("dropped", {}) for p, log in received.items()},
+        "other_records": read.other_records,
+        "examples": {
+            "lost": {iid: switch_states.get(iid) for iid in lost[:examples_max]},
+            "double_final": dict(list(double_final.items())[:examples_max]),
+            "event_id_conflicts": dict(list(conflicts_by_id.items())[:examples_max]),
+            "partner_conflicts": dict(list(partner_conflicts.items())[:examples_max]),
+            "switch_partner_disagree": {iid: {"switch": final_of[iid], "uetr": uetr_of.get(iid)} for iid in disagree[:examples_max]},
+        },
+    }
+    result["failed"] = [c for c in CRITERIA if result[c] != 0]
+    return result
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+class Faults:
+    """The fault a scenario plays, against a running stack; blocking stack calls run in a thread."""
+
+    def __init__(self, stack: Stack, opts: ChaosOptions, started: float, say: Callable[[str], None]) -> None:
+        self.stack = stack
+        self.opts = opts
+        self.started = started
+        self.say = say
+        self.rng = random.Random(opts.seed)
+        self.log: list[dict[str, Any]] = []
+        self.load_s = opts.count / opts.rate_per_s
+
+    def _note(self, what: str, **details: Any) -> None:
+        at = round(time.monotonic() - self.started, 2)
+        self.log.append({"at_s": at, "what": what, **details})
+        self.say(f"[{at:7.2f} s] {what} {' '.join(f'{k}={v}' for k, v in details.items())}".rstrip())
+
+    async def _at(self, share_of_load: float) -> None:
+        await asyncio.sleep(max(0.0, self.started + share_of_load * self.load_s - time.monotonic()))
+
+    async def _outbox_pending(self, url: str) -> dict[str, float]:
+        """The replica's switch_outbox_pending gauge (partner, status), polled briefly for a moment
+        with rows pending."""
+        deadline = time.monotonic() + pending_catch_s_max
+        pending: dict[str, float] = {}
+        while True:
+            try:
+                text = await asyncio.to_thread(_get_text, f"{url}/metrics")
+            except OSError:
+                return {}
+            pending = {
+                line.split('kind="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith("switch_outbox_pending{")
+            }
+            if sum(pending.values()) > 0 or time.monotonic() > deadline:
+                return pending
+            await asyncio.sleep(0.02)
+
+    async def _kill_switch(self, name: str) -> None:
+        pending = await self._outbox_pending(self.stack.replica_url(name))
+        await asyncio.to_thread(self.stack.kill, name)
+        self._note("kill -9", process=name, outbox_pending=pending)
+
+    async def _restart(self, name: str) -> None:
+        started = time.monotonic()
+        await asyncio.to_thread(self.stack.restart, name)
+        if name.startswith("sim-"):
+            await asyncio.to_thread(_wait_http, f"{self.stack.sim_url(name.removeprefix('sim-'))}/sim/stats", sim_ready_s_max)
+        self._note("restarted", process=name, ready_after_s=round(time.monotonic() - started, 2))
+
+    async def _after_work(self) -> None:
+        """A restarted switch gets a moment of work before it is killed again."""
+        await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+
+    async def switch_kill(self) -> None:
+        for n, share in enumerate(sorted(self.rng.uniform(0.1, 0.9) for _ in range(self.opts.kills))):
+            await self._at(share)
+            if n:
+                await self._after_work()
+            await self._kill_switch("switch")
+            await asyncio.sleep(self.rng.uniform(self.opts.down_s_min, self.opts.down_s_max))
+            await self._restart("switch")
+
+    async def partner_kill(self) -> None:
+        name = f"sim-{self.opts.partner}"
+        await self._at(0.2)
+        await asyncio.to_thread(self.stack.kill, name)
+        self._note("kill -9", process=name)
+        await asyncio.sleep(self.opts.outage_s)
+        await self._restart(name)
+
+    async def partner_hang(self) -> None:
+        name = f"sim-{self.opts.partner}"
+        await self._at(0.2)
+        self.stack.pause(name)
+        self._note("SIGSTOP", process=name)
+        await asyncio.sleep(self.opts.outage_s)
+        self.stack.resume(name)
+        self._note("SIGCONT", process=name)
+
+    async def replica_kill(self) -> None:
+        names = self.stack.switch_names
+        for n in range(self.opts.kills):
+            await self._at(0.15 + 0.7 * n / max(1, self.opts.kills))
+            name = names[n % len(names)]
+            if n:
+                await self._after_work()
+            await self._kill_switch(name)
+            await asyncio.sleep(self.opts.replica_down_s)
+            await self._restart(name)
+
+
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=http_timeout_s) as resp:
+        return resp.read().decode()
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _get_text(url)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout_s:g} s") from None
+            time.sleep(0.1)
+
+
+# ----------------------------------------------------------------------------- one scenario
+
+
+def run_scenario(scenario: str, opts: ChaosOptions, workdir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Start the stack, publish, play the fault, wait for quiescence, count; returns the counts
+    (see `count`) with the faults played and the run's timings."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, not {scenario!r}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in (*workdir.glob("sim-*.state"), *workdir.glob("logs/*.log")):
+        stale.unlink()
+    replicas = 2 if scenario == "replica-kill" else 1
+    balancer_port = free_port() if replicas > 1 else None
+    with (postgres_database(opts.pg_url) if replicas > 1 else _no_database()) as pg_url:
+        stack = Stack(
+            workdir,
+            sim_args=["--delay-ms", str(opts.sim_delay_ms), "--reject-rate", str(opts.reject_rate)],
+            partner_sim_args={p: ["--state", str(workdir / f"sim-{p}.state")] for p in PARTNERS},
+            switch_env={"MEKONG_DATABASE_URL": pg_url} if pg_url else {},
+            replicas=replicas,
+            callback_base_url=f"http://127.0.0.1:{balancer_port}" if balancer_port else None,
+        )
+        t0 = time.monotonic()
+        with stack:
+            up_s = time.monotonic() - t0
+            result = asyncio.run(_play(scenario, opts, stack, balancer_port, progress=progress))
+            stopped = stack.stop()
+        result["stack_up_s"] = round(up_s, 2)
+        result["exit_codes"] = stopped
+    result["scenario"] = scenario
+    result["database"] = "postgresql" if replicas > 1 else "sqlite"
+    result["workdir"] = str(workdir)
+    return result
+
+
+@contextmanager
+def _no_database() -> Iterator[None]:
+    yield None
+
+
+async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: int | None, *, progress: bool) -> dict[str, Any]:
+    planned, _ = plan_instructions(opts.count, bad_share=0.0, run_id="C", corridors=ALL_CORRIDORS, seed=opts.seed)
+    tracked = [p.key for p in planned]
+    balancer = None
+    if balancer_port is not None:
+        balancer = CallbackBalancer([stack.replica_url(n) for n in stack.switch_names])
+        await balancer.start(balancer_port)
+    bar = tqdm(total=len(tracked), unit="final", desc=scenario, file=sys.stderr, mininterval=0.5, disable=not progress)
+    say: Callable[[str], None] = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda _line: None)
+    follower = StatusFollower(stack.bootstrap_servers, set(tracked))
+    following = asyncio.create_task(follower.run())
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=5)
+    await producer.start()
+    published = 0
+
+    def sent(_key: str) -> None:
+        nonlocal published
+        published += 1
+
+    async def ticker() -> None:
+        while True:
+            bar.set_postfix(published=published, events=follower.events, refresh=False)
+            bar.update(len(follower.finals) - bar.n)
+            await asyncio.sleep(0.5)
+
+    ticking = asyncio.create_task(ticker())
+    started = time.monotonic()
+    faults = Faults(stack, opts, started, say)
+    play: Callable[[], Awaitable[None]] = getattr(faults, scenario.replace("-", "_"))
+    try:
+        await asyncio.gather(publish(producer, planned, rate_per_s=opts.rate_per_s, on_sent=sent), play())
+        load_s = time.monotonic() - started
+        say(f"[{load_s:7.2f} s] published {published}; faults over; waiting for quiescence "
+            f"(all final, or no event for {opts.quiet_s:g} s; at most {opts.settle_s_max:g} s)")
+        repaired = time.monotonic()
+        while not follower.done() and time.monotonic() - repaired < opts.settle_s_max:
+            if time.monotonic() - max(follower.last_event_at, repaired) >= opts.quiet_s:
+                break
+            await asyncio.sleep(0.2)
+        settle_s = time.monotonic() - repaired
+        say(f"[{time.monotonic() - started:7.2f} s] quiesced: {len(follower.finals)} of {len(tracked)} final")
+    finally:
+        ticking.cancel()
+        follower.stop()
+        await asyncio.gather(following, ticking, return_exceptions=True)
+        bar.update(len(follower.finals) - bar.n)
+        bar.close()
+        await producer.stop()
+        if balancer is not None:
+            await balancer.stop()
+    received = await _received(stack)
+    read = await read_topics(stack.bootstrap_servers, set(tracked))
+    participant_of = {p.key: json.loads(p.value)["participant"] for p in planned if p.value is not None}
+    unresolved = [iid for iid in tracked if iid not in read.dead_letters and not any(e.get("final") for _, e in read.events.get(iid, []))]
+    states = await _switch_states(stack.replica_url(stack.switch_names[0]), [(participant_of[i], i) for i in unresolved])
+    result = count(tracked, read, received, states)
+    result["follower_redelivered"] = follower.redelivered
+    # the counting read must have seen at least what the follower saw while the run went on
+    result["records_per_partition"] = {"during_run": follower.per_partition, "counted": read.partitions}
+    short = {tp: n for tp, n in follower.per_partition.items() if read.partitions.get(tp, 0) < n}
+    if short:  # not a verdict on the switch: the count would rest on an incomplete read
+        result["failed"].append(f"topic read incomplete {short}")
+    result["faults"] = faults.log
+    result["load_s"] = round(load_s, 2)
+    result["settle_s"] = round(settle_s, 2)
+    if balancer is not None:
+        result["balancer"] = dict(balancer.stats)
+    result["sim_stats"] = {p: await _get_json(f"{stack.sim_url(p)}/sim/stats") for p in stack.partners}
+    return result
+
+
+async def _get_json(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=http_timeout_s * 6)) as resp:
+            resp.raise_for_status()
+            return await resp.json()  # type: ignore[no-any-return]
+
+
+async def _switch_states(url: str, keys: list[tuple[str, str]]) -> dict[str, str]:
+    """instruction id -> the payment's state in the switch ("NOT ADMITTED" when it has none)."""
+    slots = asyncio.Semaphore(16)
+    out: dict[str, str] = {}
+
+    async def one(session: aiohttp.ClientSession, participant: str, iid: str) -> None:
+        async with slots:
+            async with session.get(f"{url}/v1/instructions/{participant}/{iid}", timeout=aiohttp.ClientTimeout(total=http_timeout_s)) as resp:
+                out[iid] = (await resp.json())["state"] if resp.status == 200 else "NOT ADMITTED" if resp.status == 404 else f"HTTP {resp.status}"
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, participant, iid) for participant, iid in keys))
+    return out
+
+
+async def _received(stack: Stack) -> dict[str, dict[str, Any]]:
+    return {p: await _get_json(f"{stack.sim_url(p)}/sim/received") for p in stack.partners}
+
+
+# ----------------------------------------------------------------------------- report
+
+COLUMNS = (
+    ("scenario", "scenario"),
+    ("instructions", "instructions"),
+    ("final", "final outcomes"),
+    ("lost", "lost"),
+    ("double_final", "double-final"),
+    ("event_id_missing", "events without id"),
+    ("event_ids_republished_identical", "republished-and-identical"),
+    ("partner_conflicts", "partner conflicts"),
+    ("non_final", "non-final"),
+    ("switch_partner_disagree", "sw!=partner"),
+    ("verdict", "verdict"),
+)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [[title for _, title in COLUMNS]]
+    for r in results:
+        verdict = "PASS" if not r["failed"] else "FAIL: " + ", ".join(r["failed"])
+        rows.append([str(verdict if key == "verdict" else r[key]) for key, _ in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if i in (0, len(COLUMNS) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in results:
+        details = [f"outcomes {r['outcomes']}"]
+        if r["non_final_states"]:
+            details.append(f"lost ones as the switch holds them {r['non_final_states']}")
+        if r["silent"]:
+            details.append(f"{r['silent']} without any status event")
+        if r["byte_identical_repeats"]:
+            details.append(f"{r['byte_identical_repeats']} events repeated byte for byte")
+        details.append("faults: " + "; ".join(_fault_text(f) for f in r["faults"]))
+        lines.append(f"{r['scenario']}: " + " | ".join(details))
+    return "\n".join(lines)
+
+
+def _fault_text(fault: dict[str, Any]) -> str:
+    text = f"{fault['at_s']} s {fault['what']} {fault.get('process', '')}".strip()
+    pending = fault.get("outbox_pending")
+    if pending is not None:
+        text += " (outbox pending: " + ", ".join(f"{kind} {n:g}" for kind, n in pending.items()) + ")" if pending else " (outbox unknown)"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = ChaosOptions()
+    parser.add_argument("--scenario", default="all", help=f"one of {', '.join(SCENARIOS)}, a comma-separated list, or all")
+    parser.add_argument("--count", type=int, default=d.count, help="instructions to publish per scenario")
+    parser.add_argument("--rate", type=float, default=d.rate_per_s, help="instructions per second")
+    parser.add_argument("--partner", default=d.partner, choices=PARTNERS, help="the partner stopped in partner-kill and partner-hang")
+    parser.add_argument("--outage-s", type=float, default=d.outage_s, help="how long the partner stays down")
+    parser.add_argument("--kills", type=int, default=d.kills, help="kills of the switch (switch-kill) or of a replica (replica-kill)")
+    parser.add_argument("--down-s-min", type=float, default=d.down_s_min)
+    parser.add_argument("--down-s-max", type=float, default=d.down_s_max)
+    parser.add_argument("--replica-down-s", type=float, default=d.replica_down_s)
+    parser.add_argument("--quiet-s", type=float, default=d.quiet_s, help="quiesced after this long without a status event")
+    parser.add_argument("--settle-s-max", type=float, default=d.settle_s_max, help="bound on the wait for quiescence")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--pg-url", default=d.pg_url, help="PostgreSQL server for replica-kill (a database is created and dropped)")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out") / "chaos",
+                        help="logs and state files, one folder per scenario (bench-out/ is not versioned)")
+    parser.add_argument("--json", type=Path, help="write the results here (default: WORKDIR/chaos.json)")
+    args = parser.parse_args(argv)
+    scenarios = SCENARIOS if args.scenario == "all" else tuple(s.strip() for s in args.scenario.split(","))
+    for s in scenarios:
+        if s not in SCENARIOS:
+            parser.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)} or all")
+    opts = ChaosOptions(
+        count=args.count, rate_per_s=args.rate, partner=args.partner, outage_s=args.outage_s, kills=args.kills,
+        down_s_min=args.down_s_min, down_s_max=args.down_s_max, replica_down_s=args.replica_down_s, quiet_s=args.quiet_s,
+        settle_s_max=args.settle_s_max, seed=args.seed, pg_url=args.pg_url,
+    )
+    results = []
+    for s in scenarios:
+        results.append(run_scenario(s, opts, args.workdir / s))
+        print(table(results[-1:]), file=sys.stderr, flush=True)
+    print(table(results))
+    path = args.json or args.workdir / "chaos.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"options": asdict(opts), "results": results}, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+    return 1 if any(r["failed"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -330,10 +330,11 @@ def _from_qr(ins: Instruction, route: QrRoute, *, now: datetime) -> tuple[str, P
 def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str, str], Resolution | None]) -> Party | Reject:
     """The creditor with the account and bank its proxy resolved to (acmt.024)."""
     found = resolutions.get((partner, creditor.proxy_type or "", creditor.proxy or ""), _NOT_LOOKED_UP)
-    if found is _NOT_LOOKED_UP:
-        return creditor  # no look-up was made: the network resolves it (ITMX as creditor agent)
-    if found is None:
-        return Reject("AB07", f"the {creditor.proxy_type} proxy could not be looked up at {partner}")
+    if found is _NOT_LOOKED_UP or found is None:
+        # no look-up was made, or it failed (the partner is down or hung): the network resolves
+        # the proxy itself (ITMX as creditor agent). An outage of the look-up never rejects a
+        # payment; the pacs.008 then waits in the relay like any other until the partner is back
+        return creditor
     if not found.verified:
         return Reject(found.reason_code or "BE23", f"{creditor.proxy_type} proxy {creditor.proxy} is not registered at {partner}")
     return Party(name=creditor.name, account=found.account, proxy_type=creditor.proxy_type, proxy=creditor.proxy, agent=found.agent)

@@ -30,7 +30,8 @@ async def test_an_unreachable_partner_ends_in_a_reject_with_ab07_only_at_the_sla
         # an account creditor needs no proxy look-up: the pacs.008 transport retries, then gives up
         iid = f"U{uuid.uuid4().hex[:10]}"
         account = {"name": "Somchai Jaidee", "account": "1234567890", "agent": "014"}
-        # a proxy creditor is stopped earlier: its acmt.023 look-up cannot reach the network
+        # a proxy creditor's acmt.023 look-up cannot reach the network either: the payment is sent
+        # unresolved for the network to resolve, and shares the retries until the SLA
         pid = f"V{uuid.uuid4().hex[:10]}"
         await publish(run, [(iid, json.dumps(instruction(iid, creditor=account)).encode()),
                             (pid, json.dumps(instruction(pid)).encode())])
@@ -44,8 +45,26 @@ async def test_an_unreachable_partner_ends_in_a_reject_with_ab07_only_at_the_sla
         # retried (scheduled, not only the quick attempts) until the SLA ran out, never before
         assert (payment.updated_at - payment.created_at).total_seconds() >= SHORT["sla_s"]
         proxy_event = finals_by_id(statuses)[pid][0]
-        assert (proxy_event["state"], proxy_event["reason_code"], proxy_event["uetr"]) == ("REJECTED", "AB07", None)
-        assert "could not be looked up" in proxy_event["reason"]
+        assert (proxy_event["state"], proxy_event["reason_code"]) == ("REJECTED", "AB07")
+        assert proxy_event["uetr"] is not None and "SLA deadline" in proxy_event["reason"]
+
+
+async def test_a_proxy_look_up_outage_does_not_reject_the_payment_when_the_partner_comes_back(
+    broker: TansuBroker, store: Store
+) -> None:
+    async with running_switch(broker, store, partner_up=False, timing={**SHORT, "sla_s": 20.0}) as run:
+        pid = f"W{uuid.uuid4().hex[:10]}"
+        await publish(run, [(pid, json.dumps(instruction(pid)).encode())])  # a PromptPay mobile proxy
+
+        async def sent_unresolved() -> bool:
+            async with store.reader() as uow:
+                p = await uow.payment_by_instruction("ACLBKHPPXXX", pid)
+            return p is not None and p.creditor.account is None
+
+        await _wait_for(sent_unresolved)
+        await run.sim.start(port=run.sim_port)
+        statuses = await collect(run, run.config.kafka.status_topic, until=lambda rs: pid in finals_by_id(rs))
+        assert [e["state"] for e in finals_by_id(statuses)[pid]] == ["COMPLETED"]
 
 
 async def test_a_payment_committed_but_never_sent_goes_out_after_a_restart(broker: TansuBroker, store: Store) -> None:

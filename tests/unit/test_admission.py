@@ -159,13 +159,19 @@ def test_a_qr_instruction_is_admitted_with_the_qr_s_creditor_corridor_and_amount
 @pytest.mark.parametrize(
     ("found", "code"),
     [
-        (None, "AB07"),
         (Resolution("MOBILE", "0066812345678", False), "BE23"),
         (Resolution("MOBILE", "0066812345678", False, reason_code="AC01"), "AC01"),
     ],
 )
 def test_a_proxy_that_did_not_resolve_is_a_reject_value(deps: Deps, found: Resolution | None, code: str) -> None:
     assert refused(deps, read(), found=found).reason_code == code
+
+
+def test_a_proxy_whose_look_up_failed_is_sent_for_the_network_to_resolve(deps: Deps) -> None:
+    decided = decide(deps, read(), found=None)
+    assert isinstance(decided, Admitted)
+    creditor = decided.payment.creditor
+    assert (creditor.proxy, creditor.account, creditor.agent) == ("0066812345678", None, None)
 
 
 def test_the_edge_decodes_the_qr_once_and_nothing_after_it_decodes_again(deps: Deps, monkeypatch: pytest.MonkeyPatch) -> None:

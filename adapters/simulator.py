@@ -186,8 +186,9 @@ class ReceivedLog:
     def answered(self, message_id: str, report: bytes | None, statuses: dict[str, str]) -> None:
         for uetr, status in statuses.items():
             self._note_status(uetr, status)
-        pacs002_text = None if report is None else base64.b64encode(report).decode()
-        self._append({"kind": "answered", "message_id": message_id, "pacs002": pacs002_text, "statuses": statuses})
+        if self._file is not None:  # only a state file needs the answer itself
+            pacs002_text = None if report is None else base64.b64encode(report).decode()
+            self._append({"kind": "answered", "message_id": message_id, "pacs002": pacs002_text, "statuses": statuses})
 
     def as_json(self) -> dict[str, Any]:
         return {

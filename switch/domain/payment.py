@@ -132,6 +132,17 @@ def transition(
     return moved, HistoryEntry(payment.uetr, payment.state, target, reason_code, detail, now)
 
 
+def scheduled(payment: Payment, *, follow_up_at: datetime | None, message_id: str | None = None) -> Payment:
+    """The payment with when it is next followed up (and the partner message that carries it),
+    no state change: built directly, as in `transition`, since dataclasses.replace is slow here."""
+    p = payment
+    return Payment(
+        p.uetr, p.instruction_id, p.participant, p.corridor, p.partner, p.debtor, p.creditor, p.instructed,
+        p.source, p.target, p.fee, p.fx_rate, p.quote_id, p.remittance, p.state, p.reason_code, p.version,
+        p.created_at, p.updated_at, p.direction, p.origin, message_id or p.message_id, follow_up_at,
+    )
+
+
 def new_uetr() -> str:
     """A UUIDv4 (RFC 4122: version 4, variant 10xx) as the canonical lower-case string; the same
     as str(uuid.uuid4()), without building a UUID object on the hot path."""

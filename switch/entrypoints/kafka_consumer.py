@@ -75,6 +75,8 @@ class JsonRefused:
 def _nested_deeper_than(raw: bytes, depth_max: int) -> bool:
     """Whether the JSON text nests arrays/objects deeper than `depth_max`, read off the bytes
     (strings removed, brackets counted) without parsing: no recursion, work linear in the size."""
+    if raw.count(b"[") + raw.count(b"{") <= depth_max:
+        return False  # not enough brackets to nest that deep, even inside strings: no scan needed
     depth = 0
     for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
         depth = depth + 1 if byte in _OPENING else depth - 1

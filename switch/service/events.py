@@ -10,6 +10,8 @@ The outbox row's message id is the event's id: each event is its own message.
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 from datetime import datetime
 
@@ -17,7 +19,7 @@ from iso20022.schemas import SchemaSet
 from switch.config import SwitchConfig
 from switch.contracts import AmountV1, StatusEventV1
 from switch.domain.money import Money
-from switch.domain.payment import FINAL_STATES, Payment, PaymentState, new_uetr
+from switch.domain.payment import FINAL_STATES, Payment, PaymentState
 from switch.service import pain_reports
 from switch.service.ports import OutboxMessage
 
@@ -25,9 +27,9 @@ dead_letter_reason_chars_max = 300  # of the dead letter's reason, in the event'
 
 
 def new_event_id() -> str:
-    """A status event's id: random, fixed when the event is written to the outbox, so every
-    republication of the event carries the same one."""
-    return new_uetr()
+    """A status event's id: 128 random bits as 32 hex digits, fixed when the event is written to
+    the outbox, so every republication of the event carries the same one."""
+    return os.urandom(16).hex()
 
 
 def _amount(money: Money) -> AmountV1:

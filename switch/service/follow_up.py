@@ -5,11 +5,11 @@ moves a lease ahead, so two replicas never act on one payment) and this handler 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from switch import limits
-from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, transition
+from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
 from switch.service import events
 from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.service.inbound import finish_inbound
@@ -82,7 +82,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
                 history.append(entry)
             p, entry = transition(p, S.TIMED_OUT, now=now, reason_code="AB06", detail=detail)
             history.append(entry)
-            p = replace(p, follow_up_at=next_at)
+            p = scheduled(p, follow_up_at=next_at)
             moved.append((stored_version, p))
             _count_outcome(p, deps, stage="partner")
             statuses.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.base import PartnerMapping, PartnerStatus
@@ -35,6 +35,7 @@ from switch.domain.payment import (
     classify_partner_status,
     initial_history,
     new_uetr,
+    scheduled,
     transition,
 )
 from switch.metrics import Metrics
@@ -220,7 +221,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
             # the message that carries it, and when to look again if no final pacs.002 came
-            new_payments.append(replace(payment, message_id=carried_by[payment.uetr], follow_up_at=follow_up_at))
+            new_payments.append(scheduled(payment, message_id=carried_by[payment.uetr], follow_up_at=follow_up_at))
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 

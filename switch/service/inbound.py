@@ -19,7 +19,7 @@ Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adapters.inbound import (
@@ -42,6 +42,7 @@ from switch.domain.payment import (
     Payment,
     PaymentState,
     initial_history,
+    scheduled,
     transition,
 )
 from switch.service import events
@@ -333,7 +334,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
             )
             history.append(entry)
             reply_by = now + timedelta(seconds=route.confirm_timeout_s)
-            new_payments.append(replace(payment, follow_up_at=reply_by))  # silence then: AB05 (follow_up.py)
+            new_payments.append(scheduled(payment, follow_up_at=reply_by))  # silence then: AB05 (follow_up.py)
             out.count("booked")
             event = _inbound_event(payment, mobile=payment.creditor.proxy, reply_by=reply_by, now=now)
             status_msgs.append(

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import PartnerMapping, PartnerStatus
+from adapters.inbound import InboundTransfer
 from adapters.registry import load_partners
 from adapters.transport import SendOutcome, SendResult
 from fx.config import load_fx_config
 from fx.quote import Quoter
+from iso20022.model import Amount
 from iso20022.schemas import SchemaSet
 from switch import config as config_mod
 from switch.config import PROJECT_ROOT, SwitchConfig
@@ -428,6 +430,15 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+
+# an inbound payment as a partner sends it (TH -> KH, to a Bakong account)
+INBOUND_TRANSFER = InboundTransfer(
+    uetr="0b9d6c3e-1f2a-4b5c-8d7e-9f0a1b2c3d4e", end_to_end_id="E0b9d6c3e1f2a4b5c8d7e9f0a1b2c3d4e",
+    amount=Amount("40000", "KHR"), instructed_amount=None, exchange_rate=None, debtor_name="SOMCHAI JAIDEE",
+    debtor_account="1234567890", debtor_agent="014", creditor_name="Sok Dara", creditor_account="sok_dara@aclb",
+    creditor_proxy_type=None, creditor_proxy=None, remittance=None,
+)
 
 
 def deps_from_config(

@@ -63,11 +63,12 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
 
 def reject_event(
     participant: str, instruction_id: str, corridor: str | None, reason_code: str, reason: str | None, *,
-    now: datetime, replayed: bool = False,
+    now: datetime, replayed: bool = False, event_id: str | None = None,
 ) -> StatusEventV1:
-    """An instruction the switch did not admit (no payment, no UETR): REJECTED, final."""
+    """An instruction the switch did not admit (no payment, no UETR): REJECTED, final. `event_id`:
+    a fixed one when the event is derived from something that can arrive again (a record)."""
     return StatusEventV1(
-        event_id=new_event_id(),
+        event_id=event_id or new_event_id(),
         instruction_id=instruction_id,
         participant=participant,
         uetr=None,
@@ -139,16 +140,8 @@ def dead_letter_outbox(
     # the record's coordinates, hashed: long topic names would not fit, and a cut could collide
     coordinates = f"{topic}/{partition}/{offset}".encode()
     message_id = f"D{hashlib.sha256(coordinates).hexdigest()[:40]}"
-    event = StatusEventV1(
-        event_id=message_id,
-        instruction_id=instruction_id,
-        participant=participant,
-        uetr=None,
-        corridor=None,
-        state=PaymentState.REJECTED.value,
-        final=True,
-        reason_code=reason_code,
-        reason=f"{reason[:dead_letter_reason_chars_max]} (record in {config.kafka.dlq_topic})",
-        occurred_at=now,
+    event = reject_event(
+        participant, instruction_id, None, reason_code,
+        f"{reason[:dead_letter_reason_chars_max]} (record in {config.kafka.dlq_topic})", now=now, event_id=message_id,
     )
     return status_outbox(event, config, now=now, uetr=None)

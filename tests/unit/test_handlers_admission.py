@@ -18,11 +18,6 @@ S = PaymentState
 KEY = ("ACLBKHPPXXX", "INS-0001")
 
 
-@pytest.fixture
-def deps(schemas: SchemaSet) -> Deps:
-    return deps_from_config(schemas, FakeClock())
-
-
 async def _admit(uow: FakeUnitOfWork, deps: Deps, doc: dict[str, Any], *, source_ref: str = "mekong.instructions:0:1") -> Outcome:
     return await accept_instructions(AcceptInstructions([parsed_instruction(doc, source_ref=source_ref)]), uow, deps)
 

@@ -30,16 +30,6 @@ from tests.fakes import (
 S = PaymentState
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def deps(schemas: SchemaSet, clock: FakeClock) -> Deps:
-    return deps_from_config(schemas, clock)
-
-
 class Committed:
     """The bus's on_commit: the outcomes handed to the relay, in order."""
 

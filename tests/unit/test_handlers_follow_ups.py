@@ -9,9 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.inbound import InboundTransfer
 from iso20022 import pacs002
-from iso20022.model import Amount
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet
 from switch import limits
@@ -30,27 +28,11 @@ from switch.service.handlers import (
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
 from switch.service.ports import Lease
 from tests.factories import sample_instruction
-from tests.fakes import FakeClock, FakeUnitOfWork, deps_from_config, parsed_instruction, partner_statuses, status_events
+from tests.fakes import INBOUND_TRANSFER, FakeClock, FakeUnitOfWork, deps_from_config, parsed_instruction, partner_statuses, status_events
 
 S = PaymentState
 LEASE = Lease("replica-a", limits.outbox_lease_s)
-INBOUND_UETR = "0b9d6c3e-1f2a-4b5c-8d7e-9f0a1b2c3d4e"
-TRANSFER = InboundTransfer(
-    uetr=INBOUND_UETR, end_to_end_id="E0b9d6c3e1f2a4b5c8d7e9f0a1b2c3d4e", amount=Amount("40000", "KHR"),
-    instructed_amount=None, exchange_rate=None, debtor_name="SOMCHAI JAIDEE", debtor_account="1234567890",
-    debtor_agent="014", creditor_name="Sok Dara", creditor_account="sok_dara@aclb", creditor_proxy_type=None,
-    creditor_proxy=None, remittance=None,
-)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def deps(schemas: SchemaSet, clock: FakeClock) -> Deps:
-    return deps_from_config(schemas, clock)
+INBOUND_UETR = INBOUND_TRANSFER.uetr
 
 
 async def _admitted(uow: FakeUnitOfWork, deps: Deps, *, delivered: bool) -> str:
@@ -172,7 +154,7 @@ async def test_a_final_payment_is_never_followed_up(deps: Deps, clock: FakeClock
 
 
 async def _inbound(uow: FakeUnitOfWork, deps: Deps) -> None:
-    await accept_inbound([AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"m1", (TRANSFER,))], uow, deps)
+    await accept_inbound([AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"m1", (INBOUND_TRANSFER,))], uow, deps)
     assert uow.payments[INBOUND_UETR].state is S.SUBMITTED
 
 

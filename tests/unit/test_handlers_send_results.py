@@ -36,16 +36,6 @@ S = PaymentState
 LEASE = Lease("replica-a", limits.outbox_lease_s)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def deps(schemas: SchemaSet, clock: FakeClock) -> Deps:
-    return deps_from_config(schemas, clock)
-
-
 async def _admitted(uow: FakeUnitOfWork, deps: Deps) -> tuple[str, OutboxMessage]:
     """A new payment and its pacs.008 row."""
     await accept_instructions(AcceptInstructions([parsed_instruction(sample_instruction(), source_ref="r:0:1")]), uow, deps)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.inbound import InboundTransfer
-from iso20022.model import Amount
 from iso20022.schemas import SchemaSet
 from switch.domain.payment import PaymentState
 from switch.service.handlers import (
@@ -20,20 +18,9 @@ from switch.service.handlers import (
 )
 from switch.service.inbound import AcceptInbound, accept_inbound
 from tests.factories import sample_instruction
-from tests.fakes import FakeClock, FakeUnitOfWork, deps_from_config, parsed_instruction, partner_statuses, status_events
+from tests.fakes import INBOUND_TRANSFER, FakeClock, FakeUnitOfWork, deps_from_config, parsed_instruction, partner_statuses, status_events
 
 S = PaymentState
-INBOUND = InboundTransfer(
-    uetr="0b9d6c3e-1f2a-4b5c-8d7e-9f0a1b2c3d4e", end_to_end_id="E0b9d6c3e1f2a4b5c8d7e9f0a1b2c3d4e",
-    amount=Amount("40000", "KHR"), instructed_amount=None, exchange_rate=None, debtor_name="SOMCHAI JAIDEE",
-    debtor_account="1234567890", debtor_agent="014", creditor_name="Sok Dara", creditor_account="sok_dara@aclb",
-    creditor_proxy_type=None, creditor_proxy=None, remittance=None,
-)
-
-
-@pytest.fixture
-def deps(schemas: SchemaSet) -> Deps:
-    return deps_from_config(schemas, FakeClock())
 
 
 async def _quoted(uow: FakeUnitOfWork, deps: Deps) -> str:
@@ -168,7 +155,7 @@ async def test_a_partner_status_naming_an_inbound_payment_does_not_decide_it(dep
     """Only the beneficiary participant decides an inbound payment (apply_inbound_replies) or its
     confirm deadline (AB05); a pacs.002 from the partner that sent it must not complete it."""
     uow = FakeUnitOfWork()
-    await accept_inbound([AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"m1", (INBOUND,))], uow, deps)
-    booked = uow.payments[INBOUND.uetr]
-    await _status(uow, deps, "S1", INBOUND.uetr, S.COMPLETED)
-    assert uow.payments[INBOUND.uetr] == booked
+    await accept_inbound([AcceptInbound("promptpay", "M1", "pacs.008.001.13", b"m1", (INBOUND_TRANSFER,))], uow, deps)
+    booked = uow.payments[INBOUND_TRANSFER.uetr]
+    await _status(uow, deps, "S1", INBOUND_TRANSFER.uetr, S.COMPLETED)
+    assert uow.payments[INBOUND_TRANSFER.uetr] == booked

@@ -29,6 +29,26 @@ class ProxyRule(BaseModel):
     description: str = ""
 
 
+class PartnerTls(BaseModel):
+    """The certificate the partner is known by (mutual TLS, switch/tls.py): subject CN and/or
+    SPKI SHA-256 pins (lowercase hex), issued by a CA of its bundle. Paths are relative to the
+    PKI directory ([security] pki_dir)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    subject_cn: str | None = None
+    spki_sha256: tuple[str, ...] = ()
+    ca_bundle: str
+
+    @model_validator(mode="after")
+    def _names_an_identity(self) -> "PartnerTls":
+        if self.subject_cn is None and not self.spki_sha256:
+            raise ValueError("[tls] must pin subject_cn and/or spki_sha256")
+        for pin in self.spki_sha256:
+            if re.fullmatch(r"[0-9a-f]{64}", pin) is None:
+                raise ValueError(f"[tls] spki_sha256 {pin!r} is not 64 lowercase hex digits")
+        return self
+
+
 class PartnerProfile(BaseModel):
     """A partner network's rules as data. What the public facts do not say is listed, tagged [U]
     or [O], under `assumptions` in the TOML."""
@@ -72,6 +92,7 @@ class PartnerProfile(BaseModel):
     timeout_s: float = Field(gt=0, le=60)
     inflight_max: int = Field(ge=1, le=1024)
     assumptions: tuple[str, ...] = ()  # what the profile assumes beyond public facts
+    tls: PartnerTls | None = None  # required unless the switch runs --insecure-dev
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

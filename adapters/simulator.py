@@ -18,6 +18,11 @@ One class plays every network: what differs (message version, clearing codes, id
 card patterns, amount decimals, text rule, reason codes) is profile data. A network that needs
 more gets a subclass registered in SIMULATORS below.
 
+The network's endpoint serves mutual TLS when given the network's certificates (switch/tls.py
+SimulatorTls: it requires the hub's client certificate and calls the switch back with its own);
+the control routes (/sim/*) are for the tools driving the simulation and listen on a separate
+plain-HTTP control port on loopback.
+
   POST /iso20022          from the switch: a pacs.008 (answered later by a pacs.002 callback), an
                           acmt.023 proxy look-up (answered at once with an acmt.024), or a
                           pacs.002 answering one of the network's inbound payments
@@ -58,6 +63,7 @@ from iso20022 import acmt023, acmt024, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
+from switch.tls import SimulatorTls
 
 log = logging.getLogger(__name__)
 body_bytes_max = 1_000_000
@@ -206,8 +212,10 @@ class PartnerSimulator:
         callback_url: str,
         behaviour: SimBehaviour | None = None,
         state_path: Path | None = None,
+        tls: SimulatorTls | None = None,
     ) -> None:
         self.profile = profile
+        self.tls = tls  # None: plain HTTP both ways (--insecure-dev)
         self.schemas = schemas
         self.callback_url = callback_url
         self.behaviour = behaviour or SimBehaviour()
@@ -219,15 +227,23 @@ class PartnerSimulator:
         self._callback_slots = asyncio.Semaphore(callbacks_inflight_max)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self._control_runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.control_port: int | None = None
         self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
         # the network's side of inbound payments (it pays Bakong customers through the switch)
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
+        """The network's endpoint (the switch calls it)."""
         app = web.Application(client_max_size=body_bytes_max)
         app.router.add_post("/iso20022", self._receive)
+        return app
+
+    def control_app(self) -> web.Application:
+        """The control routes, for the tools that drive the simulation."""
+        app = web.Application(client_max_size=body_bytes_max)
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_get("/sim/received", self._received)
         app.router.add_put("/sim/behaviour", self._set_behaviour)
@@ -235,17 +251,26 @@ class PartnerSimulator:
         app.router.add_get("/sim/inbound", self._inbound_summary)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
+        """Serve the network's endpoint on `port` and the control routes on loopback
+        `control_port` (0: free ones); the endpoint's port."""
         self.received_log.open()
         for message_id, report in self.received_log.answers.items():
             self._remember(message_id, None if report is None else _Decision(report))
         self.received_log.answers.clear()  # kept from here on by _seen, bounded
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=callbacks_inflight_max))
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=callbacks_inflight_max, ssl=self.tls.client if self.tls else True)
+        )
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.tls.server if self.tls else None)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._control_runner = web.AppRunner(self.control_app(), access_log=None)
+        await self._control_runner.setup()
+        control = web.TCPSite(self._control_runner, "127.0.0.1", control_port)
+        await control.start()
+        self.control_port = control._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self.port
 
     async def stop(self) -> None:
@@ -254,6 +279,8 @@ class PartnerSimulator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._control_runner is not None:
+            await self._control_runner.cleanup()
         if self._session is not None:
             await self._session.close()
         self.received_log.close()

@@ -8,6 +8,7 @@ exception: the sender decides what to do with it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,8 +46,15 @@ class SendResult:
 
 
 class HttpPartnerTransport:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float, inflight_max: int) -> None:
+    """`ssl_context`: the switch's client certificate and the partner's CA (switch/tls.py); a
+    server certificate that this CA did not issue fails the handshake: FAILED, nothing sent."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float, inflight_max: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._session = session
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._url = base_url.rstrip("/") + "/iso20022"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._slots = asyncio.Semaphore(inflight_max)
@@ -60,6 +68,7 @@ class HttpPartnerTransport:
                     data=body,
                     headers={"Content-Type": "application/xml; charset=utf-8", "X-Message-Id": message_id},
                     timeout=self._timeout,
+                    ssl=self._ssl,
                 ) as resp:
                     text = (await resp.text())[:500]
                     status = resp.status

@@ -9,7 +9,8 @@ Layout of the directory (the shipped one is `config/` at the project root):
   fx.toml            rates for the static provider (fx/config.py)
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
-MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
+MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
+MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 """
 
@@ -48,8 +49,22 @@ class KafkaConfig(_Model):
 
 class HttpConfig(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    public_url: str | None = None  # what partners call back; default http://host:port
+    port: int = Field(default=8080, ge=0, le=65535)  # the partner port: /iso20022/{partner} only, mutual TLS
+    public_url: str | None = None  # what partners call back; default https://host:port
+    # the operations port: /v1/*, /metrics, /healthz, /readyz; plain HTTP, loopback by default
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=8090, ge=0, le=65535)
+
+
+class SecurityConfig(_Model):
+    # certificates and keys (the layout `mekong pki init` writes); relative: to the project root
+    pki_dir: str = "pki"
+    # plain HTTP with the partners, no client certificates: development only, reported loudly
+    insecure_dev: bool = False
+
+    def pki_path(self) -> Path:
+        path = Path(self.pki_dir)
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 class SwitchSection(_Model):
@@ -64,6 +79,7 @@ class SwitchFile(_Model):
     switch: SwitchSection
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
+    security: SecurityConfig = SecurityConfig()
 
 
 class Participant(_Model):
@@ -172,6 +188,7 @@ class SwitchConfig(_Model):
     kafka: KafkaConfig
     http: HttpConfig
     participants: tuple[Participant, ...]
+    security: SecurityConfig = SecurityConfig()
     corridors: tuple[Corridor, ...]
     inbound_routes: tuple[InboundRoute, ...] = ()
     directory: tuple[DirectoryEntry, ...] = ()
@@ -218,7 +235,8 @@ class SwitchConfig(_Model):
 
     @property
     def public_url(self) -> str:
-        return self.http.public_url or f"http://{self.http.host}:{self.http.port}"
+        scheme = "http" if self.security.insecure_dev else "https"
+        return self.http.public_url or f"{scheme}://{self.http.host}:{self.http.port}"
 
 
 PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s")
@@ -256,9 +274,17 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         http_updates["host"] = env["MEKONG_HTTP_HOST"]
     if env.get("MEKONG_HTTP_PORT"):
         http_updates["port"] = int(env["MEKONG_HTTP_PORT"])
+    if env.get("MEKONG_OPS_PORT"):
+        http_updates["ops_port"] = int(env["MEKONG_OPS_PORT"])
     if env.get("MEKONG_PUBLIC_URL"):
         http_updates["public_url"] = env["MEKONG_PUBLIC_URL"]
     http = HttpConfig.model_validate({**base.http.model_dump(), **http_updates})
+    security_updates: dict[str, Any] = {}
+    if env.get("MEKONG_PKI_DIR"):
+        security_updates["pki_dir"] = env["MEKONG_PKI_DIR"]
+    if env.get("MEKONG_INSECURE_DEV"):
+        security_updates["insecure_dev"] = env["MEKONG_INSECURE_DEV"].strip().lower() in ("1", "true", "yes")
+    security = SecurityConfig.model_validate({**base.security.model_dump(), **security_updates})
     partner_urls = {
         key.removeprefix("MEKONG_PARTNER_URL_").lower(): value
         for key, value in env.items()
@@ -276,6 +302,7 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         switch=switch,
         kafka=kafka,
         http=http,
+        security=security,
         participants=participants.participants,
         corridors=corridors.corridors,
         inbound_routes=inbound.routes,

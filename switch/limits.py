@@ -48,6 +48,8 @@ follow_up_interval_s_max: Final = 300.0  # an unresolved payment is looked at at
 # HTTP edge
 http_body_bytes_max: Final = 1_000_000  # any request body, partner XML included
 xml_body_bytes_max: Final = http_body_bytes_max
+# partner certificates whose identity (which partner, or none) is remembered; a handful are in use
+tls_identity_cache_max: Final = 1_024
 
 # Status events
 status_publish_batch_max: Final = 500

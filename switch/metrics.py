@@ -84,6 +84,10 @@ class Metrics:
         self.stuck = Gauge(
             "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
         )
+        # edge: partner_port; reason: partner_mismatch, unknown_identity, no_certificate (bounded)
+        self.security_refusals = Counter(
+            "switch_security_refusals_total", "Requests refused by an authentication check", ["edge", "reason"], registry=r
+        )
         self.late_status = Counter(
             "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r
         )

@@ -66,15 +66,18 @@ def main() -> None:
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR",
               help="Verified ISO 20022 XSD directory (default: .schemas in the project).")
 @click.option("--log-level", default="INFO", show_default=True)
-def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
+@click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
+              help="Development only: plain HTTP with the partners, no client certificates (logged, and shown by /readyz).")
+def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev: bool) -> None:
     """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
 
     Consumes mekong.instructions (JSON, pain.001, QR) and mekong.inbound.replies, talks ISO 20022
     to the partners (pacs.008 / pacs.002, acmt.023 / acmt.024), publishes mekong.status (JSON,
     pain.002) and mekong.inbound, and serves HTTP (partner messages: pacs.002 callbacks and
-    inbound pacs.008; /v1/payments, /metrics, /healthz, /readyz). Environment
-    overrides: MEKONG_KAFKA_BOOTSTRAP, MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT,
-    MEKONG_PUBLIC_URL, MEKONG_PARTNER_URL_<PARTNER>. On SIGTERM it stops consuming, finishes or
+    inbound pacs.008, mutual TLS, on the partner port) and, on the operations port, /v1/payments,
+    /metrics, /healthz, /readyz. Environment overrides: MEKONG_KAFKA_BOOTSTRAP, MEKONG_DATABASE_URL,
+    MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_PKI_DIR,
+    MEKONG_INSECURE_DEV, MEKONG_PARTNER_URL_<PARTNER>. On SIGTERM it stops consuming, finishes or
     hands back in-flight work and commits what it processed.
     """
     from switch import config as config_mod
@@ -83,7 +86,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
     _logging(log_level)
 
     async def serve() -> None:
-        sw = Switch(config_mod.load(config_dir), schema_dir=schema_dir)
+        cfg = config_mod.load(config_dir)
+        if insecure_dev:
+            cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure_dev": True})})
+        sw = Switch(cfg, schema_dir=schema_dir)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -95,7 +101,12 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*limits.gc_thresholds)
-        print(f"mekong switch ready: http://{sw.config.http.host}:{sw.http_port}", flush=True)
+        scheme = "http" if sw.tls is None else "https"
+        print(
+            f"mekong switch ready: partners {scheme}://{sw.config.http.host}:{sw.http_port}, "
+            f"operations http://{sw.config.http.ops_host}:{sw.ops_port}",
+            flush=True,
+        )
         failed = asyncio.create_task(sw.wait_failed())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -107,6 +118,33 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str) -> None:
             raise failed.exception()  # type: ignore[misc]
 
     _run(serve())
+
+
+# ----------------------------------------------------------------------------- pki
+@main.group()
+def pki() -> None:
+    """Certificates and keys (development PKI)."""
+
+
+@pki.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
+              default=DEFAULT_CONFIG_DIR, show_default=True, help="Whose certificates and keys: partners/*.toml, participants.toml.")
+@click.option("--force", is_flag=True, help="Replace a PKI already in DIRECTORY.")
+def pki_init(directory: Path, config_dir: Path, force: bool) -> None:
+    """Make a development PKI in DIRECTORY: the hub's CA and certificate, each partner network's CA,
+    CA bundle and certificate, an Ed25519 key pair per participant, and manifest.json (paths,
+    subjects, SPKI SHA-256). Development only: production supplies its own (README, Security)."""
+    from datetime import datetime, timezone
+
+    from switch.pki import PkiExists, init_pki
+
+    try:
+        manifest = init_pki(directory, config_dir=config_dir, now=datetime.now(timezone.utc), force=force)
+    except PkiExists as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"development PKI in {directory}: {len(manifest['certificates'])} certificates, "
+               f"{len(manifest['participants'])} participant keys; see {directory / 'manifest.json'}")
 
 
 # ----------------------------------------------------------------------------- broker

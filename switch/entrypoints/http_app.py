@@ -1,11 +1,15 @@
-"""The switch's HTTP face (aiohttp): partner ISO endpoint, payment look-up, metrics, health.
+"""The switch's HTTP faces (aiohttp), on two ports.
 
+The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
   POST /iso20022/{partner}   a partner's ISO 20022 message: a pacs.002 (status of our pacs.008;
                              200 once durable) or a pacs.008 (an inbound payment; 202 once
                              booked, the answer follows as a pacs.002); 400 with an ISO reason
                              code for anything refused; 413 FF01 for a body over
                              limits.http_body_bytes_max (refused from Content-Length, or while
-                             streaming a chunked body, never buffered whole)
+                             streaming a chunked body, never buffered whole);
+                             403 when the client certificate is not {partner}'s (nothing read)
+
+The operations port (build_ops_app; loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
   GET  /metrics              Prometheus
@@ -33,6 +37,7 @@ from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
+from switch.tls import PartnerAuthenticator
 
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ BUS = web.AppKey("bus", MessageBus)
 # () -> (checks, details): whether this replica is ready, from the composition root
 GAUGES = web.AppKey("gauges", Callable[[], Awaitable[None]])  # refresh the gauges read from the database
 READINESS = web.AppKey("readiness", Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]])
+# who is calling the partner port, from its client certificate; None: --insecure-dev (no TLS)
+PARTNER_AUTH = web.AppKey("partner_auth", PartnerAuthenticator)
 
 
 def _reject(status: int, reason_code: str, message: str, **extra: Any) -> web.Response:
@@ -73,9 +80,38 @@ async def read_body_bounded(request: web.Request, size_bytes_max: int) -> bytes 
     return b"".join(chunks)
 
 
+def refuse_unless_partner(request: web.Request, partner: str) -> web.Response | None:
+    """The partner identity check (mutual TLS): None when the client certificate is `partner`'s,
+    else the 403 to answer. The certificate decides who is calling; the path only says whom the
+    caller claims to be. Runs before anything of the body is read. Without an authenticator
+    (--insecure-dev, plain HTTP) everyone passes."""
+    auth = request.app.get(PARTNER_AUTH)
+    if auth is None:
+        return None
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if der is None:  # cannot happen with CERT_REQUIRED; refused all the same
+        reason, caller = "no_certificate", None
+    else:
+        caller = auth.partner_of(der)
+        if caller == partner:
+            return None
+        reason = "unknown_identity" if caller is None else "partner_mismatch"
+    request.app[BUS].deps.metrics.security_refusals.labels("partner_port", reason).inc()
+    log.warning("partner port: refused a message for %r: %s (certificate of %s)", partner[:35], reason, caller or "no partner")
+    message = {
+        "no_certificate": "a client certificate is required",
+        "unknown_identity": "the client certificate is not one any partner profile accepts",
+        "partner_mismatch": f"the client certificate is {caller}'s, not {partner[:35]!r}'s",
+    }[reason]
+    return _reject(403, "AG01", message)
+
+
 async def partner_message(request: web.Request) -> web.Response:
     bus = request.app[BUS]
     partner = request.match_info["partner"]
+    if (refused := refuse_unless_partner(request, partner)) is not None:
+        return refused
     mapping = bus.deps.mappings.get(partner)
     if mapping is None:  # nothing of the body is read; the name is not a metric label
         return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
@@ -237,21 +273,31 @@ async def json_refusals(request: web.Request, handler: Any) -> web.StreamRespons
         return response
 
 
-def build_app(
+def build_partner_app(bus: MessageBus, *, partner_auth: PartnerAuthenticator | None) -> web.Application:
+    """The partner port: ISO 20022 messages in, translated into commands for the bus.
+    `partner_auth` names the caller from its client certificate (None: --insecure-dev)."""
+    # client_max_size bounds request.read() should a handler ever use it; partner_message reads
+    # with read_body_bounded instead
+    app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
+    app[BUS] = bus
+    if partner_auth is not None:
+        app[PARTNER_AUTH] = partner_auth
+    app.router.add_post("/iso20022/{partner}", partner_message)
+    return app
+
+
+def build_ops_app(
     bus: MessageBus,
     *,
     readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
     refresh_gauges: Callable[[], Awaitable[None]],
 ) -> web.Application:
-    """The HTTP edge: it translates requests into commands for the bus (and reads through it);
+    """The operations port: payment look-ups (read through the bus), metrics and health;
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
-    # client_max_size bounds request.read() should a handler ever use it; partner_message reads
-    # with read_body_bounded instead
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     app[READINESS] = readiness
     app[GAUGES] = refresh_gauges
-    app.router.add_post("/iso20022/{partner}", partner_message)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_get("/metrics", metrics)

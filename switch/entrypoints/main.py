@@ -28,7 +28,7 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
 from switch.domain.payment import PaymentState
-from switch.entrypoints.http_app import build_app
+from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
 from switch.service.bus import MessageBus
@@ -37,6 +37,7 @@ from switch.service.handlers import Deps, Outcome
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store
+from switch.tls import PartnerTlsSettings, SwitchTls, load_switch_tls
 
 log = logging.getLogger(__name__)
 admin_timeout_ms = 10_000
@@ -82,7 +83,9 @@ class Switch:
         self._consumer: InstructionConsumer | None = None
         self._consumer_task: asyncio.Task[Any] | None = None
         self._started = False
-        self.http_port: int | None = None
+        self.http_port: int | None = None  # the partner port
+        self.ops_port: int | None = None  # the operations port
+        self.tls: SwitchTls | None = None
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -104,6 +107,7 @@ class Switch:
         mappings = load_partners(
             Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls, timing=cfg.partner_timing
         )
+        mappings, self.tls = self._partner_tls(mappings)
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
@@ -144,7 +148,10 @@ class Switch:
         self.relay = OutboxRelay(
             self.store,
             transports={
-                partner: HttpPartnerTransport(session, m.profile.base_url, timeout_s=m.profile.timeout_s, inflight_max=m.profile.inflight_max)
+                partner: HttpPartnerTransport(
+                    session, m.profile.base_url, timeout_s=m.profile.timeout_s, inflight_max=m.profile.inflight_max,
+                    ssl_context=self.tls.clients[partner] if self.tls else None,
+                )
                 for partner, m in mappings.items()
             },
             inflight_max={partner: m.profile.inflight_max for partner, m in mappings.items()},
@@ -158,16 +165,11 @@ class Switch:
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
 
-        app = build_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, cfg.http.host, cfg.http.port)
-        await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._serve_http(stack)
 
         resolver = ProxyResolver(
-            session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics
+            session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
+            ssl_contexts=self.tls.clients if self.tls else None,
         )
         self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
         await self._consumer.start()
@@ -178,9 +180,54 @@ class Switch:
         self.metrics.watch_gc()
         stack.callback(self.metrics.unwatch_gc)
         log.info(
-            "switch up: replica %s, http %s:%s, kafka %s, db %s",
-            self.replica_id, cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url,
+            "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s",
+            self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
+            cfg.http.ops_host, self.ops_port, k.bootstrap_servers, self.store.url,
         )
+
+    def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
+        """Mutual TLS with the partners (switch/tls.py), or, with --insecure-dev, plain HTTP said
+        loudly: partner URLs given as https:// are called over http:// then."""
+        cfg = self.config
+        if cfg.security.insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: the partner port serves plain HTTP without client certificates and partners "
+                "are called over plain HTTP; anyone who reaches the port can speak for any partner. Never in production."
+            )
+            for partner, m in mappings.items():
+                if m.profile.base_url.startswith("https://"):
+                    plain = "http://" + m.profile.base_url.removeprefix("https://")
+                    mappings[partner] = type(m)(m.profile.model_copy(update={"base_url": plain}), switch_bic=cfg.switch.agent_bic)
+            return mappings, None
+        for partner, m in mappings.items():
+            if not m.profile.base_url.startswith("https://"):
+                raise ValueError(f"partner {partner}: base_url {m.profile.base_url} is not https:// (TLS is on; --insecure-dev for plain HTTP)")
+        settings = {
+            partner: None if m.profile.tls is None
+            else PartnerTlsSettings(m.profile.tls.subject_cn, m.profile.tls.spki_sha256, m.profile.tls.ca_bundle)
+            for partner, m in mappings.items()
+        }
+        return mappings, load_switch_tls(cfg.security.pki_path(), settings)
+
+    async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
+        """Two sites: the partner port (mutual TLS unless --insecure-dev) and the operations port."""
+        cfg = self.config
+        partner_runner = web.AppRunner(
+            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None), access_log=None
+        )
+        await partner_runner.setup()
+        stack.push_async_callback(partner_runner.cleanup)
+        site = web.TCPSite(partner_runner, cfg.http.host, cfg.http.port, ssl_context=self.tls.server if self.tls else None)
+        await site.start()
+        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ops_runner = web.AppRunner(
+            build_ops_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges), access_log=None
+        )
+        await ops_runner.setup()
+        stack.push_async_callback(ops_runner.cleanup)
+        ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port)
+        await ops_site.start()
+        self.ops_port = ops_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -244,7 +291,11 @@ class Switch:
         this replica consumes instructions now (one without partitions still serves partner
         callbacks and its relay and timers, so that does not make it unready)."""
         checks = {"database": await self.store.ping(), "kafka": self.kafka_ready()}
-        return checks, {"partitions_assigned": self.partitions_assigned(), "replica": self.replica_id}
+        return checks, {
+            "partitions_assigned": self.partitions_assigned(),
+            "replica": self.replica_id,
+            "insecure_dev": self.config.security.insecure_dev,
+        }
 
     def backlog(self) -> int:
         """Work accepted but not yet delivered, in memory (for draining and the demo)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -65,8 +66,10 @@ class ProxyResolver:
         switch_bic: str,
         clock: Callable[[], datetime],
         metrics: Metrics,
+        ssl_contexts: Mapping[str, ssl.SSLContext] | None = None,  # per partner (mutual TLS); None: plain HTTP
     ) -> None:
         self._session = session
+        self._ssl = dict(ssl_contexts or {})
         self._mappings = mappings
         self._schemas = schemas
         self._switch_bic = switch_bic
@@ -115,6 +118,7 @@ class ProxyResolver:
                 data=body,
                 headers={"Content-Type": "application/xml; charset=utf-8"},
                 timeout=aiohttp.ClientTimeout(total=limits.proxy_lookup_timeout_s),
+                ssl=self._ssl.get(partner, True),
             ) as resp:
                 answer = await resp.read()
                 if resp.status != 200:

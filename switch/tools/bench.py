@@ -46,11 +46,13 @@ def _admission_times(database: Path) -> dict[str, float]:
 _PARTNERS = {"KH-TH": "promptpay", "KH-LA": "lapnet", "KH-VN": "napas", "KH-CN": "unionpay"}
 
 
-def run_bench(*, count: int, rate: float, workdir: Path, corridors: tuple[str, ...] = ALL_CORRIDORS) -> dict[str, Any]:
+def run_bench(
+    *, count: int, rate: float, workdir: Path, corridors: tuple[str, ...] = ALL_CORRIDORS, insecure_dev: bool = False
+) -> dict[str, Any]:
     planned, _ = plan_instructions(count, bad_share=0.0, run_id="B", corridors=corridors)
     warmup, _ = plan_instructions(warmup_count, bad_share=0.0, run_id="W", seed=1, corridors=corridors)
     partners = tuple(sorted({_PARTNERS[c] for c in corridors}))
-    with Stack(workdir, partners=partners) as stack:
+    with Stack(workdir, partners=partners, insecure_dev=insecure_dev) as stack:
         sims = tuple(f"sim-{p}" for p in partners)
         print(f"stack up ({stack.switch_url}); warming up with {warmup_count} payments", file=sys.stderr, flush=True)
         asyncio.run(drive(stack.bootstrap_servers, warmup, rate_per_s=0))
@@ -88,4 +90,5 @@ def run_bench(*, count: int, rate: float, workdir: Path, corridors: tuple[str, .
         "wall_seconds": round(wall, 3),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "database": "sqlite",
+        "partner_tls": not insecure_dev,  # mutual TLS between the switch and the simulators
     }

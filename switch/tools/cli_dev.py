@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -28,7 +29,13 @@ def dev() -> None:
 @click.option("--port", type=int, help="Port to listen on (default: the one in the profile's base_url: promptpay 8081, "
               "lapnet 8082, napas 8083, unionpay 8084; 0 = a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. http://127.0.0.1:8080/iso20022/<partner>")
+@click.option("--control-port", type=int, default=0, show_default=True,
+              help="Plain-HTTP loopback port of the control routes (/sim/*; 0 = a free one).")
+@click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. https://127.0.0.1:8080/iso20022/<partner>")
+@click.option("--pki-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_PKI_DIR", default=PROJECT_ROOT / "pki",
+              show_default=True, help="Certificates (mekong pki init): the network's own, and the hub's CA.")
+@click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
+              help="Development only: plain HTTP both ways, no certificates.")
 @click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
 @click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
 @click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True,
@@ -42,11 +49,12 @@ def dev() -> None:
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
 @click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
-def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: float, reject_rate: float, reject_codes: str,
-        unknown_proxy: tuple[str, ...], timeout_rate: float, duplicate_rate: float, state_path: Path | None, config_dir: Path,
-        schema_dir: Path | None) -> None:
+def sim(partner: str, port: int | None, host: str, control_port: int, callback_url: str, pki_dir: Path, insecure_dev: bool,
+        delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,
+        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
-    unionpay). It checks each pacs.008 against the official XSD and the partner's profile and
+    unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
+    the switch back with its own (--insecure-dev: plain HTTP). It checks each pacs.008 against the official XSD and the partner's profile and
     answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
     per UETR, the distinct pacs.008 message ids and bodies it received."""
     from urllib.parse import urlsplit
@@ -56,9 +64,19 @@ def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: 
     from adapters.simulator import SIMULATORS, SimBehaviour
     from iso20022.schemas import SchemaSet, default_schema_dir
 
+    from switch.tls import TlsSetupError, load_simulator_tls
+
     if partner not in SIMULATORS:
         raise click.BadParameter(f"known partners: {', '.join(sorted(SIMULATORS))}", param_hint="PARTNER")
     _logging("INFO")
+    if insecure_dev:
+        logging.getLogger("mekong").warning("INSECURE DEV MODE: the %s simulator speaks plain HTTP, no certificates", partner)
+        tls = None
+    else:
+        try:
+            tls = load_simulator_tls(pki_dir, partner)
+        except TlsSetupError as exc:
+            raise click.ClickException(str(exc)) from None
     behaviour = SimBehaviour(
         delay_ms=delay_ms,
         reject_rate=reject_rate,
@@ -78,9 +96,12 @@ def sim(partner: str, port: int | None, host: str, callback_url: str, delay_ms: 
             callback_url=callback_url,
             behaviour=behaviour,
             state_path=state_path,
+            tls=tls,
         )
-        bound = await simulator.start(host, listen_port)
-        print(f"{partner} simulator ready: http://{host}:{bound}/iso20022 -> {callback_url}", flush=True)
+        bound = await simulator.start(host, listen_port, control_port=control_port)
+        scheme = "http" if tls is None else "https"
+        print(f"{partner} simulator ready: {scheme}://{host}:{bound}/iso20022 -> {callback_url} "
+              f"(control http://127.0.0.1:{simulator.control_port}/sim)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,12 +133,14 @@ def demo(count: int, workdir: Path) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
 @click.option("--corridors", default="KH-TH,KH-LA,KH-VN,KH-CN", show_default=True,
               help="Corridors to mix, comma-separated (one simulator process per partner).")
-def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str) -> None:
+@click.option("--insecure-dev", is_flag=True, help="Plain HTTP between the switch and the simulators (to measure what TLS costs).")
+def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str, insecure_dev: bool) -> None:
     """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out,
     with the corridors mixed round-robin."""
     from switch.tools.bench import run_bench
 
-    result = run_bench(count=count, rate=rate, workdir=workdir, corridors=tuple(c.strip() for c in corridors.split(",") if c.strip()))
+    result = run_bench(count=count, rate=rate, workdir=workdir, corridors=tuple(c.strip() for c in corridors.split(",") if c.strip()),
+                       insecure_dev=insecure_dev)
     text = json.dumps(result, indent=2)
     click.echo(text)
     if json_path:

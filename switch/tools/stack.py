@@ -6,6 +6,11 @@ For the crash test a stack also runs several switch replicas (`replicas`, with a
 `switch_env`: SQLite is one process only), points the simulators' callbacks somewhere else
 (`callback_base_url`, e.g. a load balancer in front of the replicas), and kills, freezes and
 restarts any of its processes by name (`kill`, `pause`, `resume`, `restart`).
+
+The switch and the simulators talk mutual TLS with a development PKI made at start (switch/pki.py,
+as `mekong pki init`) in `pki_dir` (default: <workdir>/pki, made once and kept), unless
+`insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
+simulators' control ports (/sim/*), both plain HTTP on loopback.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from switch.broker import TansuBroker, free_port
+from switch.config import DEFAULT_CONFIG_DIR
+from switch.pki import MANIFEST, init_pki
 
 ready_s_max = 90.0  # the switch must be ready (DB migrated, Kafka group joined) within this
 stop_s_max = 30.0
@@ -38,7 +46,11 @@ class Stack:
     sim_ports: dict[str, int] = field(default_factory=dict)
     replicas: int = 1  # switch processes: "switch", then "switch-1", "switch-2" ... (PostgreSQL for more than one)
     callback_base_url: str | None = None  # where simulators call back (+ /iso20022/<partner>); default: the first replica
-    replica_ports: dict[str, int] = field(default_factory=dict)
+    replica_ports: dict[str, int] = field(default_factory=dict)  # partner ports
+    ops_ports: dict[str, int] = field(default_factory=dict)  # operations ports, per replica
+    sim_control_ports: dict[str, int] = field(default_factory=dict)
+    insecure_dev: bool = False  # plain HTTP between the switch and the simulators
+    pki_dir: Path | None = None  # default: <workdir>/pki
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)  # to restart a process
 
@@ -47,7 +59,16 @@ class Stack:
         return self.sim_ports["promptpay"]
 
     def sim_url(self, partner: str) -> str:
-        return f"http://127.0.0.1:{self.sim_ports[partner]}"
+        """The simulator's control routes (/sim/*)."""
+        return f"http://127.0.0.1:{self.sim_control_ports[partner]}"
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_dev else "https"
+
+    @property
+    def pki_path(self) -> Path:
+        return self.pki_dir or self.workdir / "pki"
 
     @property
     def database_path(self) -> Path:
@@ -60,14 +81,24 @@ class Stack:
 
     @property
     def switch_url(self) -> str:
-        return f"http://127.0.0.1:{self.switch_port}"
+        """The first replica's partner port."""
+        return f"{self.scheme}://127.0.0.1:{self.switch_port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The first replica's operations port (/v1, /metrics, /readyz)."""
+        return self.replica_url("switch")
 
     @property
     def switch_names(self) -> list[str]:
         return ["switch", *(f"switch-{n}" for n in range(1, self.replicas))]
 
     def replica_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.replica_ports[name]}"
+        """A replica's operations port (/v1, /metrics, /readyz)."""
+        return f"http://127.0.0.1:{self.ops_ports[name]}"
+
+    def replica_partner_url(self, name: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.replica_ports[name]}"
 
     def pid(self, name: str) -> int:
         return self._procs[name].pid
@@ -79,24 +110,32 @@ class Stack:
         self.broker = TansuBroker(log_path=self.workdir / "logs" / "tansu.log")
         self.broker.start()
         self.replica_ports = {name: free_port() for name in self.switch_names}
+        self.ops_ports = {name: free_port() for name in self.switch_names}
         self.switch_port = self.replica_ports["switch"]
         self.sim_ports = {partner: free_port() for partner in self.partners}
+        self.sim_control_ports = {partner: free_port() for partner in self.partners}
+        security_env = {"MEKONG_PKI_DIR": str(self.pki_path), "MEKONG_INSECURE_DEV": "1" if self.insecure_dev else "0"}
+        if not self.insecure_dev and not (self.pki_path / MANIFEST).exists():
+            init_pki(self.pki_path, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc))
         callback_base = self.callback_base_url or self.switch_url
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
         for partner, port in self.sim_ports.items():
             self._spawn(
                 f"sim-{partner}",
-                [*cli, "sim", partner, "--port", str(port), "--callback-url", f"{callback_base}/iso20022/{partner}",
+                [*cli, "sim", partner, "--port", str(port), "--control-port", str(self.sim_control_ports[partner]),
+                 "--callback-url", f"{callback_base}/iso20022/{partner}",
                  *self.sim_args, *self.partner_sim_args.get(partner, [])],
-                os.environ.copy(),
+                {**os.environ, **security_env},
             )
         for name, port in self.replica_ports.items():
             env = {
                 **os.environ,
+                **security_env,
                 "MEKONG_KAFKA_BOOTSTRAP": self.bootstrap_servers,
                 "MEKONG_DATABASE_URL": f"sqlite+aiosqlite:///{self.database_path}",
                 "MEKONG_HTTP_PORT": str(port),
-                **{f"MEKONG_PARTNER_URL_{p.upper()}": f"http://127.0.0.1:{sim_port}" for p, sim_port in self.sim_ports.items()},
+                "MEKONG_OPS_PORT": str(self.ops_ports[name]),
+                **{f"MEKONG_PARTNER_URL_{p.upper()}": f"{self.scheme}://127.0.0.1:{sim_port}" for p, sim_port in self.sim_ports.items()},
                 **self.switch_env,
             }
             self._spawn(name, [*cli, "run", "--log-level", "WARNING"], env)

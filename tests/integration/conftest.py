@@ -9,12 +9,16 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from switch.broker import TansuBroker
+from switch.config import DEFAULT_CONFIG_DIR
+from switch.pki import init_pki
 from switch.store.sql_store import Store
 
 PG_URL = os.environ.get("MEKONG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -31,6 +35,21 @@ async def _pg_answers() -> bool:
         return False
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One development PKI for the session, made as `mekong pki init` makes it; the switch, the
+    simulators and the `mekong sim` subprocesses find it through MEKONG_PKI_DIR."""
+    directory = tmp_path_factory.mktemp("pki")
+    init_pki(directory, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc), force=True)
+    previous = os.environ.get("MEKONG_PKI_DIR")
+    os.environ["MEKONG_PKI_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("MEKONG_PKI_DIR", None)
+    else:
+        os.environ["MEKONG_PKI_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,19 @@
 """A running switch for integration tests: one partner's simulator (PromptPay unless told
 otherwise) and the switch in this process, on their own topics and consumer group of the
-session's Tansu broker."""
+session's Tansu broker. Partner traffic is mutual TLS with the session's development PKI
+(conftest.py `pki_dir`, found through MEKONG_PKI_DIR); /v1, /metrics and /readyz are on the
+switch's operations port (`Running.url`)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import aiohttp
 
 from adapters.base import load_profile
 from adapters.simulator import SIMULATORS, PartnerSimulator, SimBehaviour
@@ -19,6 +24,17 @@ from switch.config import SwitchConfig
 from switch.entrypoints.main import Switch
 from switch.broker import TansuBroker
 from switch.store.sql_store import Store
+from switch.tls import load_simulator_tls
+
+
+def pki_dir() -> Path:
+    """The session's development PKI (tests/integration/conftest.py makes it)."""
+    return Path(os.environ["MEKONG_PKI_DIR"])
+
+
+def partner_session(partner: str) -> aiohttp.ClientSession:
+    """An HTTP client that presents `partner`'s certificate and trusts the hub's (as its network would)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=load_simulator_tls(pki_dir(), partner).client))
 
 
 @dataclass
@@ -31,7 +47,13 @@ class Running:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.switch.http_port}"
+        """The operations port: /v1, /metrics, /readyz."""
+        return f"http://127.0.0.1:{self.switch.ops_port}"
+
+    @property
+    def partner_url(self) -> str:
+        """The partner port (mutual TLS): + /iso20022/<partner>."""
+        return f"https://127.0.0.1:{self.switch.http_port}"
 
 
 @asynccontextmanager
@@ -60,7 +82,9 @@ async def running_switch(
         env={
             "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
             "MEKONG_HTTP_PORT": str(http_port),
-            f"MEKONG_PARTNER_URL_{partner.upper()}": f"http://127.0.0.1:{sim_port}",
+            "MEKONG_OPS_PORT": "0",
+            "MEKONG_PKI_DIR": str(pki_dir()),
+            f"MEKONG_PARTNER_URL_{partner.upper()}": f"https://127.0.0.1:{sim_port}",
             **{f"MEKONG_PARTNER_URL_{p.upper()}": url for p, url in (partner_urls or {}).items()},
         }
     )
@@ -86,8 +110,9 @@ async def running_switch(
     sim = SIMULATORS[partner](
         load_profile(Path(cfg.config_dir) / "partners" / f"{partner}.toml"),
         schemas,
-        callback_url=f"http://127.0.0.1:{http_port}/iso20022/{partner}",
+        callback_url=f"https://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
+        tls=load_simulator_tls(pki_dir(), partner),
     )
     if partner_up:
         await sim.start(port=sim_port)

@@ -12,7 +12,7 @@ import aiohttp
 from switch import limits
 from switch.broker import TansuBroker
 from switch.store.sql_store import Store
-from tests.integration.harness import running_switch
+from tests.integration.harness import partner_session, running_switch
 
 burst_requests: int = 100  # per kind: with Content-Length, and chunked without it
 # Growth allowed over the burst. The old edge kept every refused body (over 1 MB each) alive until
@@ -35,8 +35,8 @@ async def _post(http: aiohttp.ClientSession, url: str, *, chunked: bool) -> tupl
 async def test_a_burst_of_oversize_bodies_is_refused_in_json_and_leaves_no_memory_behind(
     broker: TansuBroker, store: Store
 ) -> None:
-    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
-        url = f"{run.url}/iso20022/promptpay"
+    async with running_switch(broker, store) as run, partner_session("promptpay") as http:
+        url = f"{run.partner_url}/iso20022/promptpay"
         for chunked in (False, True):  # warm up: connections, the JSON encoder, metric series
             await _post(http, url, chunked=chunked)
         # Reference counting alone must free a refused body: with the cyclic collector off, a
@@ -58,12 +58,13 @@ async def test_a_burst_of_oversize_bodies_is_refused_in_json_and_leaves_no_memor
         assert growth_bytes < memory_growth_bytes_max
 
 
-async def test_an_oversize_body_for_an_unknown_partner_is_refused_as_an_unknown_partner(
+async def test_an_oversize_body_for_an_unknown_partner_is_refused_unread_and_the_name_is_no_metric_label(
     broker: TansuBroker, store: Store
 ) -> None:
-    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
-        status, body = await _post(http, f"{run.url}/iso20022/nosuchnetwork", chunked=False)
-        assert (status, body["reason_code"]) == (404, "RC01")
+    async with running_switch(broker, store) as run, partner_session("promptpay") as http:
+        status, body = await _post(http, f"{run.partner_url}/iso20022/nosuchnetwork", chunked=False)
+        # the certificate is PromptPay's: any other path is refused before the body is read
+        assert (status, body["reason_code"]) == (403, "AG01")
         async with http.get(f"{run.url}/metrics") as resp:
             text = await resp.text()
         assert "nosuchnetwork" not in text

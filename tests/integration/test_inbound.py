@@ -16,7 +16,7 @@ from adapters.simulator_inbound import InboundSpec
 from switch.broker import TansuBroker
 from switch.contracts import InboundPaymentV1
 from switch.store.sql_store import Store
-from tests.integration.harness import Running, running_switch
+from tests.integration.harness import Running, partner_session, running_switch
 from tests.integration.test_pipeline import collect
 
 settle_s_max = 60.0
@@ -55,7 +55,7 @@ async def test_inbound_payments_are_booked_answered_and_deduplicated(broker: Tan
         "no_participant": InboundSpec(amount="9000", currency="KHR", creditor_name="X", creditor_account="x@nobank"),
         "too_much": InboundSpec(amount="9000000", currency="KHR", creditor_name="Sok Dara", creditor_account="sok_dara@aclb"),
     }
-    async with running_switch(broker, store, confirm_timeout_s=2.0) as run, aiohttp.ClientSession() as http:
+    async with running_switch(broker, store, confirm_timeout_s=2.0) as run, partner_session("promptpay") as http:
         names = list(specs)
         uetrs = dict(zip(names, await run.sim.inbound.send(http, [specs[n] for n in names]), strict=True))
 
@@ -133,7 +133,7 @@ async def test_an_answer_the_partner_could_not_take_goes_out_after_a_restart(bro
     from switch.entrypoints.main import Switch
 
     spec = InboundSpec(amount="40000", currency="KHR", creditor_name="Sok Dara", creditor_account="sok_dara@aclb")
-    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
+    async with running_switch(broker, store) as run, partner_session("promptpay") as http:
         (uetr,) = await run.sim.inbound.send(http, [spec])
         await collect(run, run.config.kafka.inbound_topic, until=lambda rs: len(rs) >= 1)
         await run.sim.stop()  # the network goes away before the participant answers

@@ -18,7 +18,8 @@ from adapters.simulator_inbound import InboundSpec, ReceivedAnswer
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch.broker import TansuBroker, free_port
 from switch.store.sql_store import Store
-from tests.integration.harness import Running, running_switch
+from switch.tls import load_simulator_tls
+from tests.integration.harness import Running, partner_session, pki_dir, running_switch
 from tests.integration.test_inbound import reply
 from tests.integration.test_pipeline import collect
 
@@ -47,12 +48,13 @@ async def _payment(http: aiohttp.ClientSession, run: Running, uetr: str) -> tupl
 async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: TansuBroker, store: Store) -> None:
     lapnet_port = free_port()
     async with running_switch(
-        broker, store, partner_urls={"lapnet": f"http://127.0.0.1:{lapnet_port}"}
-    ) as run, aiohttp.ClientSession() as http:
+        broker, store, partner_urls={"lapnet": f"https://127.0.0.1:{lapnet_port}"}
+    ) as run, partner_session("promptpay") as http, partner_session("lapnet") as lapnet_http:
         lapnet = SIMULATORS["lapnet"](
             load_profile(Path(run.config.config_dir) / "partners" / "lapnet.toml"),
             SchemaSet(Path(default_schema_dir())),
-            callback_url=f"{run.url}/iso20022/lapnet",
+            callback_url=f"{run.partner_url}/iso20022/lapnet",
+            tls=load_simulator_tls(pki_dir(), "lapnet"),
         )
         await lapnet.start(port=lapnet_port)
         promptpay = run.sim
@@ -63,7 +65,7 @@ async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: Tan
 
             # another network reuses the UETR while the payment waits for its participant
             _, _, lapnet_body = lapnet.inbound.build(SPEC.model_copy(update={"uetr": uetr}), now=datetime.now(timezone.utc))
-            assert await _post(http, f"{run.url}/iso20022/lapnet", lapnet_body) == 202
+            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", lapnet_body) == 202
             got = await _received(lapnet, lambda rs: len(rs) >= 1)
             assert [(a.uetr, a.status, a.reason_code) for a in got] == [(uetr, "RJCT", "DUPL")]
             assert got[0].message_id.startswith("D")
@@ -97,7 +99,7 @@ async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: Tan
             assert (await _payment(http, run, first))[1]["state"] == "SUBMITTED"
 
             # LAPNet resending its refused message gets the stored DUPL answer again
-            assert await _post(http, f"{run.url}/iso20022/lapnet", lapnet_body) == 202
+            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", lapnet_body) == 202
             got = await _received(lapnet, lambda rs: len(rs) >= 2)
             assert got[1] == got[0]
             async with store.reader() as uow:

@@ -1,6 +1,7 @@
 """`mekong sim <partner>` for every partner: the command starts the network's simulator over real
-HTTP, takes the partner's golden pacs.008 and calls back with a pacs.002 that the partner's
-mapping reads as completed."""
+HTTP with mutual TLS (the session's development PKI), takes the partner's golden pacs.008 from a
+client with the hub's certificate and calls back, with its own certificate, a server with the hub's,
+with a pacs.002 that the partner's mapping reads as completed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from adapters.simulator import SIMULATORS
+from switch.tls import HUB_CERT, HUB_KEY, client_context, server_context
+from tests.integration.harness import pki_dir
 from iso20022.parsing import parse_untrusted
 from switch.domain.payment import PaymentState
 from tests.factories import SAMPLE_UETR
@@ -43,22 +46,25 @@ async def test_mekong_sim_plays_the_partner(partner: str) -> None:
     app.router.add_post(f"/iso20022/{partner}", callback)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    pki = pki_dir()
+    bundle = pki / "partners" / partner / "ca-bundle.crt"
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(pki / HUB_CERT, pki / HUB_KEY, [bundle]))
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switch.entrypoints.cli", "sim", partner, "--port", "0",
-        "--callback-url", f"http://127.0.0.1:{port}/iso20022/{partner}",
+        "--callback-url", f"https://127.0.0.1:{port}/iso20022/{partner}",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(start_s_max):
             line = (await proc.stdout.readline()).decode()
-        match = re.match(rf"{partner} simulator ready: (http://127\.0\.0\.1:\d+/iso20022) ", line)
+        match = re.match(rf"{partner} simulator ready: (https://127\.0\.0\.1:\d+/iso20022) ", line)
         assert match, line
         body = (ROOT / "adapters" / partner / "fixtures" / GOLDEN[partner]).read_bytes()
-        async with aiohttp.ClientSession() as http, http.post(match.group(1), data=body) as resp:
+        as_hub = aiohttp.TCPConnector(ssl=client_context(pki / HUB_CERT, pki / HUB_KEY, bundle))
+        async with aiohttp.ClientSession(connector=as_hub) as http, http.post(match.group(1), data=body) as resp:
             assert resp.status == 202, await resp.text()
         async with asyncio.timeout(start_s_max):
             report = await received.get()

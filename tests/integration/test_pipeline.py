@@ -18,7 +18,7 @@ from switch.contracts import StatusEventV1
 from tests.factories import sample_instruction
 from switch.store.sql_store import Store
 
-from tests.integration.harness import Running, running_switch
+from tests.integration.harness import Running, partner_session, running_switch
 
 settle_s_max = 60.0
 UNKNOWN_PROXY = "0066899999999"
@@ -161,18 +161,18 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 async def test_hostile_or_invalid_xml_on_the_partner_endpoint_is_refused_and_the_switch_keeps_going(
     broker: TansuBroker, store: Store
 ) -> None:
-    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
+    async with running_switch(broker, store) as run, partner_session("promptpay") as http:
         for body, code in ((BILLION_LAUGHS, "FF01"), (EXTERNAL_ENTITY, "FF01"), (b"<Document", "FF02"), (b"not xml at all", "FF02")):
-            async with http.post(f"{run.url}/iso20022/promptpay", data=body) as resp:
+            async with http.post(f"{run.partner_url}/iso20022/promptpay", data=body) as resp:
                 answer = await resp.json()
             assert resp.status == 400
             assert answer["reason_code"] == code, answer
             assert "passwd" not in json.dumps(answer) and "lollol" not in json.dumps(answer)
         invalid = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt/></Document>'
-        async with http.post(f"{run.url}/iso20022/promptpay", data=invalid) as resp:
+        async with http.post(f"{run.partner_url}/iso20022/promptpay", data=invalid) as resp:
             answer = await resp.json()
         assert resp.status == 400 and answer["reason_code"] == "FF01" and answer["errors"]
-        async with http.post(f"{run.url}/iso20022/promptpay", data=b"x" * 2_000_000) as resp:
+        async with http.post(f"{run.partner_url}/iso20022/promptpay", data=b"x" * 2_000_000) as resp:
             assert resp.status == 413
         # still alive: a payment goes through
         iid = f"X{uuid.uuid4().hex[:10]}"

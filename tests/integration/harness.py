@@ -68,6 +68,8 @@ async def running_switch(
     timing: dict[str, float] | None = None,
     partner_urls: Mapping[str, str] | None = None,
     replicas: int = 1,
+    config_dir: Path | None = None,
+    sim_certificate_of: str | None = None,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
@@ -75,10 +77,13 @@ async def running_switch(
     `partner_urls` points other partners at servers the test runs itself; `timing` overrides the
     partner profile's sla_s / resend_after_s / timeout_s (short drills). `replicas` > 1 (PostgreSQL)
     starts more switches on the same database and consumer group, each with its own store
-    (connection pool) and HTTP port; the partner calls the first one back."""
+    (connection pool) and HTTP port; the partner calls the first one back. `config_dir` replaces
+    the shipped configuration; `sim_certificate_of` makes the simulator present another
+    network's certificates (an impostor at the partner's address)."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
     base = config_mod.load(
+        config_dir,
         env={
             "MEKONG_KAFKA_BOOTSTRAP": broker.bootstrap_servers,
             "MEKONG_HTTP_PORT": str(http_port),
@@ -112,7 +117,7 @@ async def running_switch(
         schemas,
         callback_url=f"https://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
-        tls=load_simulator_tls(pki_dir(), partner),
+        tls=load_simulator_tls(pki_dir(), sim_certificate_of or partner),
     )
     if partner_up:
         await sim.start(port=sim_port)

@@ -9,7 +9,6 @@ import asyncio
 import json
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from adapters.simulator_inbound import InboundSpec

@@ -501,7 +501,7 @@ def run_scenario(scenario: str, opts: ChaosOptions, workdir: Path, *, progress: 
             partner_sim_args={p: ["--state", str(workdir / f"sim-{p}.state")] for p in PARTNERS},
             switch_env={"MEKONG_DATABASE_URL": pg_url} if pg_url else {},
             replicas=replicas,
-            callback_base_url=f"http://127.0.0.1:{balancer_port}" if balancer_port else None,
+            callback_base_url=f"https://127.0.0.1:{balancer_port}" if balancer_port else None,
         )
         t0 = time.monotonic()
         with stack:
@@ -526,7 +526,7 @@ async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: 
     tracked = [p.key for p in planned]
     balancer = None
     if balancer_port is not None:
-        balancer = CallbackBalancer([stack.replica_url(n) for n in stack.switch_names])
+        balancer = CallbackBalancer([("127.0.0.1", stack.replica_ports[n]) for n in stack.switch_names])
         await balancer.start(balancer_port)
     bar = tqdm(total=len(tracked), unit="final", desc=scenario, file=sys.stderr, mininterval=0.5, disable=not progress)
     say: Callable[[str], None] = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda _line: None)

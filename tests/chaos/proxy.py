@@ -2,70 +2,78 @@
 
 A partner network is configured with one callback URL; in production that URL names a load
 balancer (a Kubernetes Service, an HAProxy) in front of every replica, not one replica. This plays
-that part: each request goes to the next replica in turn; a replica that refuses the connection
-(it is dead) is skipped and the next one tried, since the request never left; a replica that dies
-while holding the request makes the answer a 502, and the partner retries, as it would with a real
-balancer that does not repeat a POST on its own.
+that part, at the TCP level (TLS passthrough, as HAProxy's `mode tcp`): the partner's mutual TLS
+ends at the replica, which sees the partner's own certificate. Each connection goes to the next
+replica in turn; a replica that refuses the connection (it is dead) is skipped and the next one
+tried, since nothing was sent yet; a replica that dies while holding the connection breaks it, and
+the partner retries, as it would with a real balancer that does not repeat a request on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
-import aiohttp
-from aiohttp import web
-
-forward_timeout_s = 10.0  # one forwarded request, the replica's answer included
-body_bytes_max = 1_000_000
+connect_timeout_s = 2.0
+chunk_bytes_max = 65_536
 
 
 class CallbackBalancer:
-    def __init__(self, targets: list[str]) -> None:
+    def __init__(self, targets: list[tuple[str, int]]) -> None:
         if not targets:
             raise ValueError("a balancer needs at least one target")
         self.targets = list(targets)
         self.stats: Counter[str] = Counter()
         self._next = 0
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
 
     async def start(self, port: int, host: str = "127.0.0.1") -> None:
-        self._session = aiohttp.ClientSession()
-        app = web.Application(client_max_size=body_bytes_max)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        self._server = await asyncio.start_server(self._accept, host, port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
-    async def _forward(self, request: web.Request) -> web.Response:
-        assert self._session is not None
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         start = self._next
         self._next = (self._next + 1) % len(self.targets)
         for i in range(len(self.targets)):
-            target = self.targets[(start + i) % len(self.targets)]
+            host, port = self.targets[(start + i) % len(self.targets)]
             try:
-                async with self._session.request(
-                    request.method, target + request.path_qs, data=body, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=forward_timeout_s),
-                ) as resp:
-                    answer = await resp.read()
-                    self.stats[f"forwarded {target}"] += 1
-                    content_type = resp.headers.get("Content-Type")
-                    return web.Response(
-                        status=resp.status, body=answer, headers={"Content-Type": content_type} if content_type else None
-                    )
-            except aiohttp.ClientConnectorError:  # refused: the request never left, the next replica may take it
-                self.stats[f"refused {target}"] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError):  # it may have been processed: the caller decides
-                self.stats[f"broken {target}"] += 1
-                return web.json_response({"error": f"upstream {target} failed mid-request"}, status=502)
-        return web.json_response({"error": "no replica accepted the connection"}, status=503)
+                async with asyncio.timeout(connect_timeout_s):
+                    upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+            except (OSError, asyncio.TimeoutError):  # refused: nothing was sent, the next replica may take it
+                self.stats[f"refused {port}"] += 1
+                continue
+            self.stats[f"forwarded {port}"] += 1
+            pipes = [
+                asyncio.create_task(self._pipe(client_reader, upstream_writer)),
+                asyncio.create_task(self._pipe(upstream_reader, client_writer)),
+            ]
+            self._pipes.update(pipes)
+            try:
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in pipes:
+                    task.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
+                self._pipes.difference_update(pipes)
+                for writer in (upstream_writer, client_writer):
+                    writer.close()
+            return
+        self.stats["no replica"] += 1
+        client_writer.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(chunk_bytes_max):
+                writer.write(data)
+                await writer.drain()

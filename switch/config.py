@@ -9,7 +9,7 @@ Layout of the directory (the shipped one is `config/` at the project root):
   fx.toml            rates for the static provider (fx/config.py)
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
-MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
+MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
 MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 """
@@ -274,6 +274,8 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         http_updates["host"] = env["MEKONG_HTTP_HOST"]
     if env.get("MEKONG_HTTP_PORT"):
         http_updates["port"] = int(env["MEKONG_HTTP_PORT"])
+    if env.get("MEKONG_OPS_HOST"):
+        http_updates["ops_host"] = env["MEKONG_OPS_HOST"]
     if env.get("MEKONG_OPS_PORT"):
         http_updates["ops_port"] = int(env["MEKONG_OPS_PORT"])
     if env.get("MEKONG_PUBLIC_URL"):

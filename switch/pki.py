@@ -142,10 +142,20 @@ def participants_of(config_dir: Path) -> list[str]:
         return [p["code"] for p in tomllib.load(fh)["participants"]]
 
 
-def init_pki(directory: Path, *, config_dir: Path, now: datetime, force: bool = False) -> dict[str, Any]:
+def init_pki(
+    directory: Path,
+    *,
+    config_dir: Path,
+    now: datetime,
+    force: bool = False,
+    hub_dns: tuple[str, ...] = (),
+    partner_dns: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Write a development PKI into `directory` for the partners and participants of
     `config_dir`; the manifest (also written as manifest.json). Raises PkiExists when the
-    directory already has a manifest and `force` is false."""
+    directory already has a manifest and `force` is false. `hub_dns` adds host names to the hub's
+    certificate, `partner_dns` to each partner's ("{partner}" is replaced: "{partner}-sim"), for
+    stacks whose hosts are not localhost (deploy/compose.yaml)."""
     directory = Path(directory)
     if (directory / MANIFEST).exists() and not force:
         raise PkiExists(f"{directory} already holds a PKI ({MANIFEST}); pass --force to replace it")
@@ -166,7 +176,7 @@ def init_pki(directory: Path, *, config_dir: Path, now: datetime, force: bool = 
     hub_ca = make_ca("Mekong Switch development hub CA", "Mekong Switch (development)", now=now)
     save(hub_ca, "hub/ca.crt", "hub/ca.key")
     record("ca", "hub", hub_ca.cert, "hub/ca.crt", "hub/ca.key")
-    hub = make_leaf(hub_ca, HUB_CN, "Mekong Switch (development)", now=now)
+    hub = make_leaf(hub_ca, HUB_CN, "Mekong Switch (development)", now=now, dns=("localhost", *hub_dns))
     save(hub, "hub/hub.crt", "hub/hub.key")
     record("tls", "hub", hub.cert, "hub/hub.crt", "hub/hub.key")
 
@@ -176,7 +186,8 @@ def init_pki(directory: Path, *, config_dir: Path, now: datetime, force: bool = 
         save(ca, f"{base}/ca.crt", f"{base}/ca.key")
         _write(directory / f"{base}/ca-bundle.crt", _cert_pem(ca.cert))
         record("ca", partner, ca.cert, f"{base}/ca.crt", f"{base}/ca.key")
-        leaf = make_leaf(ca, partner_cn(partner), f"{partner} (development)", now=now)
+        names = ("localhost", *(t.replace("{partner}", partner) for t in partner_dns))
+        leaf = make_leaf(ca, partner_cn(partner), f"{partner} (development)", now=now, dns=names)
         save(leaf, f"{base}/{partner}.crt", f"{base}/{partner}.key")
         record("tls", partner, leaf.cert, f"{base}/{partner}.crt", f"{base}/{partner}.key")
 

@@ -131,7 +131,12 @@ def pki() -> None:
 @click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
               default=DEFAULT_CONFIG_DIR, show_default=True, help="Whose certificates and keys: partners/*.toml, participants.toml.")
 @click.option("--force", is_flag=True, help="Replace a PKI already in DIRECTORY.")
-def pki_init(directory: Path, config_dir: Path, force: bool) -> None:
+@click.option("--keep", is_flag=True, help="Keep a PKI already in DIRECTORY and exit 0 (for one-shot containers).")
+@click.option("--hub-dns", multiple=True, help="Another host name for the hub's certificate (repeatable).")
+@click.option("--partner-dns", multiple=True, help='Another host name for each partner\'s certificate, "{partner}" replaced '
+              '(e.g. "{partner}-sim"; repeatable).')
+def pki_init(directory: Path, config_dir: Path, force: bool, keep: bool, hub_dns: tuple[str, ...],
+             partner_dns: tuple[str, ...]) -> None:
     """Make a development PKI in DIRECTORY: the hub's CA and certificate, each partner network's CA,
     CA bundle and certificate, an Ed25519 key pair per participant, and manifest.json (paths,
     subjects, SPKI SHA-256). Development only: production supplies its own (README, Security)."""
@@ -140,8 +145,12 @@ def pki_init(directory: Path, config_dir: Path, force: bool) -> None:
     from switch.pki import PkiExists, init_pki
 
     try:
-        manifest = init_pki(directory, config_dir=config_dir, now=datetime.now(timezone.utc), force=force)
+        manifest = init_pki(directory, config_dir=config_dir, now=datetime.now(timezone.utc), force=force,
+                            hub_dns=hub_dns, partner_dns=partner_dns)
     except PkiExists as exc:
+        if keep:
+            click.echo(f"{directory} already holds a PKI: kept")
+            return
         raise click.ClickException(str(exc)) from None
     click.echo(f"development PKI in {directory}: {len(manifest['certificates'])} certificates, "
                f"{len(manifest['participants'])} participant keys; see {directory / 'manifest.json'}")

@@ -176,7 +176,7 @@ def run_demo(*, count: int, workdir: Path, inbound_per_partner: int = demo_inbou
     stack = Stack(workdir, sim_args=sim_args, partner_sim_args={"promptpay": promptpay_args})
     with stack:
         print(
-            f"switch ready at {stack.switch_url}, broker {stack.bootstrap_servers}; publishing {count:,} instructions "
+            f"switch ready at {stack.switch_url} (mutual TLS with the simulators, PKI in {stack.pki_path}), broker {stack.bootstrap_servers}; publishing {count:,} instructions "
             f"at {demo_rate_per_s:g}/s (JSON, QR and pain.001) while the four networks send {len(inbound_planned):,} inbound payments",
             flush=True,
         )
@@ -188,7 +188,8 @@ def run_demo(*, count: int, workdir: Path, inbound_per_partner: int = demo_inbou
     checks = check_messages(stack.database_path, schemas)
     samples = write_samples(stack.database_path, workdir / "samples", planned)
     (workdir / "summary.json").write_text(
-        json.dumps({"summary": summary, "inbound": inbound, "xsd": checks, "simulators": sims}, indent=2, default=str)
+        json.dumps({"summary": summary, "inbound": inbound, "xsd": checks, "simulators": sims,
+                    "partner_tls": not stack.insecure_dev}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
     tracked = sum(1 for p in planned if p.kind != "pain001")

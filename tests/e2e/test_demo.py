@@ -18,6 +18,7 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(tmp
     assert run_demo(count=demo_count, workdir=tmp_path, inbound_per_partner=50) == 0
     report = json.loads((tmp_path / "summary.json").read_text())
     summary, xsd, inbound = report["summary"], report["xsd"], report["inbound"]
+    assert report["partner_tls"] and (tmp_path / "pki" / "manifest.json").exists()  # the demo runs with mutual TLS
     assert sum(summary["by_outcome"].values()) == demo_count
     assert "MISSING" not in summary["by_outcome"]
     assert summary["duplicates_seen"] == 0  # exactly one final status per instruction

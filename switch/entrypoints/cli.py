@@ -82,6 +82,7 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
     """
     from switch import config as config_mod
     from switch.entrypoints.main import Switch
+    from switch.tls import TlsSetupError
 
     _logging(log_level)
 
@@ -94,7 +95,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await sw.start()
+        try:
+            await sw.start()
+        except TlsSetupError as exc:  # what is missing, without a traceback
+            raise click.ClickException(str(exc)) from None
         # Everything built at start-up lives as long as the process: collect the start-up garbage,
         # then keep the rest out of the cyclic GC's scans, and make full collections (the long
         # pauses, see switch_gc_pause_seconds) rare.

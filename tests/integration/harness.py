@@ -52,8 +52,9 @@ class Running:
 
     @property
     def partner_url(self) -> str:
-        """The partner port (mutual TLS): + /iso20022/<partner>."""
-        return f"https://127.0.0.1:{self.switch.http_port}"
+        """The partner port (mutual TLS unless --insecure-dev): + /iso20022/<partner>."""
+        scheme = "http" if self.config.security.insecure_dev else "https"
+        return f"{scheme}://127.0.0.1:{self.switch.http_port}"
 
 
 @asynccontextmanager
@@ -70,6 +71,7 @@ async def running_switch(
     replicas: int = 1,
     config_dir: Path | None = None,
     sim_certificate_of: str | None = None,
+    insecure_dev: bool = False,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
@@ -79,9 +81,11 @@ async def running_switch(
     starts more switches on the same database and consumer group, each with its own store
     (connection pool) and HTTP port; the partner calls the first one back. `config_dir` replaces
     the shipped configuration; `sim_certificate_of` makes the simulator present another
-    network's certificates (an impostor at the partner's address)."""
+    network's certificates (an impostor at the partner's address); `insecure_dev` runs both
+    without TLS (`mekong run --insecure-dev`)."""
     tag = uuid.uuid4().hex[:8]
     sim_port, http_port = free_port(), free_port()
+    scheme = "http" if insecure_dev else "https"
     base = config_mod.load(
         config_dir,
         env={
@@ -89,7 +93,8 @@ async def running_switch(
             "MEKONG_HTTP_PORT": str(http_port),
             "MEKONG_OPS_PORT": "0",
             "MEKONG_PKI_DIR": str(pki_dir()),
-            f"MEKONG_PARTNER_URL_{partner.upper()}": f"https://127.0.0.1:{sim_port}",
+            "MEKONG_INSECURE_DEV": "1" if insecure_dev else "0",
+            f"MEKONG_PARTNER_URL_{partner.upper()}": f"{scheme}://127.0.0.1:{sim_port}",
             **{f"MEKONG_PARTNER_URL_{p.upper()}": url for p, url in (partner_urls or {}).items()},
         }
     )
@@ -115,9 +120,9 @@ async def running_switch(
     sim = SIMULATORS[partner](
         load_profile(Path(cfg.config_dir) / "partners" / f"{partner}.toml"),
         schemas,
-        callback_url=f"https://127.0.0.1:{http_port}/iso20022/{partner}",
+        callback_url=f"{scheme}://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
-        tls=load_simulator_tls(pki_dir(), sim_certificate_of or partner),
+        tls=None if insecure_dev else load_simulator_tls(pki_dir(), sim_certificate_of or partner),
     )
     if partner_up:
         await sim.start(port=sim_port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import ssl
 import uuid
@@ -206,3 +207,33 @@ async def test_a_server_with_another_networks_certificate_gets_nothing_and_the_p
             payment = await uow.payment_by_instruction("ACLBKHPPXXX", iid)
         # not sent, not rejected: it waits in the relay for a partner that is PromptPay, until its SLA
         assert payment is not None and payment.state is PaymentState.QUOTED
+
+
+async def test_insecure_dev_is_plain_http_and_says_so_loudly(
+    broker: TansuBroker, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="switch.entrypoints.main"):
+        async with running_switch(broker, store, insecure_dev=True) as run:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{run.url}/readyz") as resp:
+                    assert (await resp.json())["insecure_dev"] is True
+                async with http.post(f"{run.partner_url}/iso20022/promptpay", data=b"not xml") as resp:
+                    assert resp.status == 400  # read and refused as XML: no certificate asked for
+            iid = f"H{uuid.uuid4().hex[:10]}"
+            await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
+
+            async def completed() -> bool:
+                async with store.reader() as uow:
+                    found = await uow.payment_by_instruction("ACLBKHPPXXX", iid)
+                return found is not None and found.state is PaymentState.COMPLETED
+
+            await _until(completed)
+    assert any("INSECURE DEV MODE" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_readyz_says_when_tls_is_on(broker: TansuBroker, store: Store) -> None:
+    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
+        async with http.get(f"{run.url}/readyz") as resp:
+            assert (await resp.json())["insecure_dev"] is False
+        async with http.post(f"{run.url}/iso20022/promptpay", data=b"<Document/>") as resp:
+            assert resp.status == 404  # the operations port has no partner endpoint

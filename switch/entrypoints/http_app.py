@@ -30,6 +30,7 @@ from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
 from switch.domain.money import Money
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.entrypoints.audit_edge import audited_refusals
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
@@ -251,7 +252,7 @@ def build_app(
     app[BUS] = bus
     app[READINESS] = readiness
     app[GAUGES] = refresh_gauges
-    app.router.add_post("/iso20022/{partner}", partner_message)
+    app.router.add_post("/iso20022/{partner}", audited_refusals(partner_message, bus))
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_get("/metrics", metrics)

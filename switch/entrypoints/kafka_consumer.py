@@ -34,6 +34,7 @@ from switch.contracts import InboundReplyV1, InstructionV1
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
 from switch.service import events
+from switch.service.audit import audit_dead_letters
 from switch.service.bus import MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
@@ -411,6 +412,7 @@ class InstructionConsumer:
             done = await uow.outbox_existing("status", [m.message_id for m in rejects])
             rejects = [m for m in rejects if m.message_id not in done]
         outcome.status_outbox.extend(await uow.outbox_add(rejects))
+        await audit_dead_letters(uow, dead, at=self._deps.clock())  # last: the audit lock is held to the commit
         return outcome
 
     def _read(

@@ -31,6 +31,7 @@ from switch.domain.payment import PaymentState
 from switch.entrypoints.http_app import build_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
+from switch.service.audit import audit_config_loaded
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
@@ -99,6 +100,7 @@ class Switch:
         if self._owns_store:
             stack.push_async_callback(self.store.close)
         self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
+        await audit_config_loaded(self.store, Path(cfg.config_dir), replica=self.replica_id, at=self.clock())
         schemas = SchemaSet(self.schema_dir)
         partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(

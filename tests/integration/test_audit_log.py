@@ -149,3 +149,30 @@ async def test_the_first_appends_of_an_empty_log_from_two_stores_do_not_fork(pg_
         count = (await uow.run_sync(lambda conn: conn.execute(text("SELECT count(*) FROM audit_log")))).scalar_one()
     report = await _verify(pg_store)
     assert (report.broken, report.entries, count) == (None, 2, 2)
+
+
+async def test_db_upgrade_is_audited_with_the_operator_and_the_revisions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    for _ in range(2):
+        done = await asyncio.to_thread(CliRunner().invoke, cli, ["db", "upgrade", "--url", url])
+        assert done.exit_code == 0, done.output
+    store = Store(url)
+    await store.start(migrate=False)
+    try:
+        first, second = await _entries(store)
+    finally:
+        await store.close()
+    assert (first.action, first.detail["from_revision"], second.detail["from_revision"]) == ("db.upgraded", None, "0005")
+    assert first.actor.startswith("operator ") and "@" in first.actor and first.subject == url
+
+
+async def _entries(store: Store):  # type: ignore[no-untyped-def]
+    async with store.reader() as uow:
+        return await uow.audit_entries(limit=10)
+
+
+def test_the_database_url_in_an_audit_entry_has_its_password_masked() -> None:
+    from switch.entrypoints.cli import _safe_url
+
+    masked = _safe_url("postgresql+asyncpg://switch:s3cret@db.example:5432/mekong")
+    assert "s3cret" not in masked and masked == "postgresql+asyncpg://switch:***@db.example:5432/mekong"

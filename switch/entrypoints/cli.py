@@ -166,15 +166,42 @@ def db() -> None:
 def db_upgrade(url: str | None) -> None:
     """Apply the Alembic migrations up to head."""
     from switch import config as config_mod
-    from switch.store.sql_store import Store
+    from switch.store.sql_store import Store, shown_url
 
     async def go() -> None:
         store = Store(url or config_mod.load().switch.database_url)
         await store.start(migrate=True)
         await store.close()
-        click.echo(f"database at head: {store.url}")
+        click.echo(f"database at head: {shown_url(store.url)}")  # never the password
 
     _run(go())
+
+
+# ----------------------------------------------------------------------------- tokens
+@main.group()
+def tokens() -> None:
+    """Bearer tokens for the HTTP API (/v1)."""
+
+
+@tokens.command("new")
+@click.option("--role", required=True, help="operator, auditor or participant:<BIC>")
+@click.option("--name", required=True, help="Who holds the token (letters, digits, _ . @ -).")
+def tokens_new(role: str, name: str) -> None:
+    """Print a fresh token once (give it to its holder) and the entry for the tokens file,
+    which holds only the token's SHA-256."""
+    from pydantic import ValidationError
+
+    from switch.config import ApiToken
+    from switch.entrypoints.api_auth import new_token, token_hash
+
+    token = new_token()
+    try:
+        entry = ApiToken(name=name, role=role, sha256=token_hash(token))
+    except ValidationError as exc:
+        raise click.BadParameter(f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    click.echo(f"token (shown once, not stored anywhere): {token}")
+    click.echo("add to the tokens file (config/operators.toml or MEKONG_API_TOKENS_FILE):")
+    click.echo(f'[[tokens]]\nname = "{entry.name}"\nrole = "{entry.role}"\nsha256 = "{entry.sha256}"')
 
 
 # ----------------------------------------------------------------------------- qr

@@ -694,6 +694,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def shown_url(url: str) -> str:
+    """A database URL as it may be logged or printed: the password masked (***)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: show nothing of it rather than a secret
+        return "<database url>"
+
+
 class Store:
     def __init__(self, url: str, *, pg_schema: str | None = None) -> None:
         """`url`: a SQLAlchemy URL, `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`.

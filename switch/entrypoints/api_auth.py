@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from switch.config import ApiToken
+
+log = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/v1/"
 TOKEN_PREFIX: Final = "mekong_"  # makes a leaked token easy to find by secret scanners
@@ -110,10 +113,14 @@ def _refuse(request: web.Request, status: int, reason: Refusal, reason_code: str
     counter = request.app.get(REFUSALS)
     if counter is not None:
         counter.labels(reason.value).inc()
+    principal = request.get(PRINCIPAL)
+    # who (the token's name, never the token), what and why; the path holds no personal data
+    log.info("API refused %s %s: %s (%s)", request.method, request.path[:200], reason.value,
+             principal.name if principal is not None else "no known token")
     response = web.json_response({"reason_code": reason_code, "error": message}, status=status)
-    if status == 401:
-        error = "invalid_token" if reason is Refusal.INVALID_TOKEN else "invalid_request"
-        response.headers["WWW-Authenticate"] = f'Bearer realm="mekong", error="{error}"'
+    if status == 401:  # RFC 6750 section 3: no error code when no credentials were sent
+        challenge = 'Bearer realm="mekong"' if reason is Refusal.MISSING_TOKEN else 'Bearer realm="mekong", error="invalid_token"'
+        response.headers["WWW-Authenticate"] = challenge
     return response
 
 
@@ -138,9 +145,9 @@ async def require_token(request: web.Request, handler: Any) -> web.StreamRespons
     principal = request.app[API_TOKENS].authenticate(token) if token is not None else None
     if principal is None:
         return _refuse(request, 401, Refusal.INVALID_TOKEN, "AG01", "the bearer token is not valid")
+    request[PRINCIPAL] = principal
     if not principal.may(request.method):
         return _refuse(request, 403, Refusal.ROLE_FORBIDDEN, "AG01", f"role {principal.role} may not {request.method} here")
-    request[PRINCIPAL] = principal
     return await handler(request)
 
 
@@ -154,6 +161,8 @@ def may_see(request: web.Request, participant: str) -> bool:
     counter = request.app.get(REFUSALS)
     if counter is not None:
         counter.labels(Refusal.NOT_OWN.value).inc()
+    log.info("API refused %s %s: %s (%s)", request.method, request.path[:200], Refusal.NOT_OWN.value,
+             principal.name if principal is not None else "no known token")
     return False
 
 

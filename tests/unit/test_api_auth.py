@@ -65,7 +65,7 @@ async def api(schemas: SchemaSet) -> AsyncIterator[Api]:
 
 async def test_no_token_is_refused_401_with_a_bearer_challenge(api: Api) -> None:
     status, body, headers = await api.get(f"/v1/payments/{api.uetr}")
-    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="mekong"'
     assert set(body) == {"reason_code", "error"}
     assert api.refusals("missing_token") == 1
 
@@ -73,7 +73,7 @@ async def test_no_token_is_refused_401_with_a_bearer_challenge(api: Api) -> None
 @pytest.mark.parametrize("header", ["Bearer mekong_not-a-token", "Basic b3BzOm9wcw==", "Bearer ", "mekong_x"])
 async def test_an_unknown_or_malformed_token_is_refused_401(api: Api, header: str) -> None:
     status, body, headers = await api.get(f"/v1/payments/{api.uetr}", header=header)
-    assert status == 401 and 'error="' in headers["WWW-Authenticate"]
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="mekong", error="invalid_token"'
     assert set(body) == {"reason_code", "error"} and api.tokens["operator"] not in repr(body)
 
 
@@ -142,3 +142,13 @@ def test_tokens_are_random_and_only_their_hash_is_kept() -> None:
     assert tokens.authenticate(token) == Principal("o", Role.OPERATOR)
     assert tokens.authenticate(token + "x") is None
     assert token not in repr(vars(tokens))
+
+
+async def test_a_refusal_is_logged_by_the_tokens_name_never_the_token(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="switch.entrypoints.api_auth")
+    headers = {"Authorization": f"Bearer {api.tokens['auditor']}"}
+    async with api.client.post(f"/v1/payments/{api.uetr}", headers=headers) as resp:
+        assert resp.status == 403
+    await api.get(f"/v1/payments/{api.uetr}", header=f"Bearer {api.tokens['operator']}x")
+    assert "role_forbidden (t1)" in caplog.text and "invalid_token" in caplog.text
+    assert not [t for t in api.tokens.values() if t in caplog.text]

@@ -177,6 +177,38 @@ def db_upgrade(url: str | None) -> None:
     _run(go())
 
 
+@db.command("protect-cards")
+@click.option("--url", envvar="MEKONG_DATABASE_URL", help="SQLAlchemy async URL (default: switch.toml's).")
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
+              default=DEFAULT_CONFIG_DIR, show_default=True)
+def db_protect_cards(url: str | None, config_dir: Path) -> None:
+    """Replace card numbers stored before cards were tokenised by their tokens (once, after the
+    upgrade, with the PAN key the switch runs with: MEKONG_PAN_KEY_FILE)."""
+    from adapters.base import load_profile
+    from switch import config as config_mod
+    from switch.domain.pan import PanTokens
+    from switch.store.sql_store import Store, protect_stored_cards, shown_url
+
+    cfg = config_mod.load(config_dir)
+    if cfg.pan_key is None:
+        raise click.UsageError("no PAN key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY)")
+    pans = PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value()))
+    profiles = [load_profile(path) for path in sorted((config_dir / "partners").glob("*.toml"))]
+    is_card = {p.partner: p.is_card for p in profiles if p.card_pattern is not None}
+
+    async def go() -> None:
+        store = Store(url or cfg.switch.database_url)
+        await store.start(migrate=False)
+        try:
+            async with store.unit_of_work() as uow:
+                changed = await uow.run_sync(lambda conn: protect_stored_cards(conn, pans, is_card))
+        finally:
+            await store.close()
+        click.echo(f"card numbers replaced by tokens in {changed} payments ({shown_url(store.url)})")
+
+    _run(go())
+
+
 # ----------------------------------------------------------------------------- tokens
 @main.group()
 def tokens() -> None:

@@ -50,3 +50,30 @@ async def test_a_card_payment_is_sent_in_full_stored_as_a_token_and_shown_masked
             async with http.get(f"{run.url}/v1/payments/{final['uetr']}") as resp:
                 assert resp.status == 401 and "Bearer" in resp.headers["WWW-Authenticate"]
         assert (await _rows(store, final["uetr"])) == [row]  # nothing changed by the refusals
+
+
+async def test_cards_stored_before_tokenisation_are_replaced_by_their_tokens_once(store: Store) -> None:
+    from datetime import datetime, timezone
+
+    from adapters.base import load_profile
+    from switch.config import DEFAULT_CONFIG_DIR
+    from switch.domain.pan import PanTokens
+    from switch.domain.payment import Party, PaymentState
+    from switch.store.sql_store import protect_stored_cards
+    from tests.factories import sample_partner_payment
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    old_card = sample_partner_payment("napas", PaymentState.COMPLETED, created_at=now, uetr=str(uuid.uuid4()),
+                                      creditor=Party(name="LE VAN NAM", account=CARD, agent="970436"))
+    account = sample_partner_payment("napas", PaymentState.COMPLETED, created_at=now, uetr=str(uuid.uuid4()))
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([old_card, account])
+    pans = PanTokens(bytes(range(32)))
+    is_card = {"napas": load_profile(DEFAULT_CONFIG_DIR / "partners" / "napas.toml").is_card}
+    for expected in (1, 0):  # the second run finds nothing left to do
+        async with store.unit_of_work() as uow:
+            assert await uow.run_sync(lambda conn: protect_stored_cards(conn, pans, is_card)) == expected
+    (card_row,) = await _rows(store, old_card.uetr)
+    (account_row,) = await _rows(store, account.uetr)
+    assert card_row["creditor_account"] == pans.token(CARD)
+    assert account_row["creditor_account"] == account.creditor.account

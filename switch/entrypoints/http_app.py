@@ -32,8 +32,8 @@ from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
 from switch.domain.money import Money
 from switch.domain.pan import shown
-from switch.entrypoints import api_auth
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.entrypoints import api_auth
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound

@@ -84,6 +84,10 @@ class Metrics:
         self.stuck = Gauge(
             "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
         )
+        self.api_refusals = Counter(  # switch/entrypoints/api_auth.py Refusal: a fixed set
+            "switch_api_refusals_total", "HTTP API requests refused: no or unknown token, role, another's payment",
+            ["reason"], registry=r,
+        )
         self.late_status = Counter(
             "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r
         )

@@ -443,9 +443,12 @@ class InstructionConsumer:
         await publish_dead_letters(self._producer, self._config.kafka.dlq_topic, dead)
         for dl in dead:
             self._metrics.dlq.labels(dl.category.value).inc()
+            # the reason may quote what the record held (names, accounts): only at DEBUG
             log.warning(
-                "dead-lettered %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200]
+                "dead-lettered %s[%d]@%d: %s %s", dl.record.topic, dl.record.partition, dl.record.offset,
+                dl.category.value, dl.reason_code,
             )
+            log.debug("dead-letter reason %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200])
 
     def _pain002_reports(self, pains: list[Pain001Record], outcome: Outcome) -> list[OutboxMessage]:
         """One acceptance pain.002 per pain.001 record: ACCP or RJCT per transaction."""

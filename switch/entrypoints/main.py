@@ -28,6 +28,8 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
 from switch.domain.payment import PaymentState
+from switch.domain.pan import PanTokens
+from switch.entrypoints.api_auth import ApiTokens
 from switch.entrypoints.http_app import build_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
@@ -37,7 +39,7 @@ from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
-from switch.store.sql_store import Lease, Store
+from switch.store.sql_store import Lease, Store, shown_url
 
 log = logging.getLogger(__name__)
 admin_timeout_ms = 10_000
@@ -118,8 +120,11 @@ class Switch:
         for version in ("pain.001.001.09", "pain.002.001.12", "acmt.023.001.04", "acmt.024.001.04"):
             schemas.xml_schema(version)
         fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")
+        if cfg.pan_key is None:  # a key per process would give each replica other tokens for one card
+            raise ValueError("no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
         self.deps = Deps(
-            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock
+            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock,
+            pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
         )
         k = cfg.kafka
         await ensure_topics(
@@ -160,7 +165,9 @@ class Switch:
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
 
-        app = build_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges)
+        app = build_app(
+            self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens)
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -181,7 +188,7 @@ class Switch:
         stack.callback(self.metrics.unwatch_gc)
         log.info(
             "switch up: replica %s, http %s:%s, kafka %s, db %s",
-            self.replica_id, cfg.http.host, self.http_port, k.bootstrap_servers, self.store.url,
+            self.replica_id, cfg.http.host, self.http_port, k.bootstrap_servers, shown_url(self.store.url),
         )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

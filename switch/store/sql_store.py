@@ -14,7 +14,7 @@ import asyncio
 import json
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +33,7 @@ from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_a
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
+from switch.domain.pan import PanTokens, is_token
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
 from switch.store.tables import UtcDateTime, audit_log, inbound_messages, instructions, outbox, payment_history, payments
@@ -749,6 +750,38 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # No checkpoint (and its fsync) on the event loop: Store.checkpoint() runs them in a thread.
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+def protect_stored_cards(conn: Connection, pans: PanTokens, is_card: Mapping[str, Callable[[str], bool]]) -> int:
+    """Replace the card numbers that payments stored before cards were tokenised by their tokens
+    (a one-off, `mekong db protect-cards`, run with the new version's key): `is_card` per partner.
+    Returns how many payments changed. Runs inside the caller's transaction (Store.unit_of_work
+    + run_sync)."""
+    p = payments
+    changed: list[dict[str, Any]] = []
+    for row in conn.execute(select(p.c.uetr, p.c.partner, p.c.debtor_account, p.c.creditor_account)):
+        card = is_card.get(row.partner)
+        if card is None:
+            continue
+        debtor, creditor = (
+            pans.token(a) if a is not None and not is_token(a) and card(a) else a for a in (row.debtor_account, row.creditor_account)
+        )
+        if (debtor, creditor) != (row.debtor_account, row.creditor_account):
+            changed.append({"u": row.uetr, "d": debtor, "c": creditor})
+    if changed:
+        conn.execute(
+            update(p).where(p.c.uetr == bindparam("u")).values(debtor_account=bindparam("d"), creditor_account=bindparam("c")),
+            changed,
+        )
+    return len(changed)
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be logged or printed: the password masked (***)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: show nothing of it rather than a secret
+        return "<database url>"
 
 
 class Store:

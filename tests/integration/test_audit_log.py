@@ -172,7 +172,7 @@ async def _entries(store: Store):  # type: ignore[no-untyped-def]
 
 
 def test_the_database_url_in_an_audit_entry_has_its_password_masked() -> None:
-    from switch.entrypoints.cli import _safe_url
+    from switch.store.sql_store import shown_url  # what db upgrade puts in the entry
 
-    masked = _safe_url("postgresql+asyncpg://switch:s3cret@db.example:5432/mekong")
+    masked = shown_url("postgresql+asyncpg://switch:s3cret@db.example:5432/mekong")
     assert "s3cret" not in masked and masked == "postgresql+asyncpg://switch:***@db.example:5432/mekong"

@@ -20,6 +20,7 @@ from adapters.base import PartnerProfile, PartnerStatus, StatusReport, luhn_ok
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount, ClearingSystemMember
 from switch.domain.errors import InstructionRejected
+from switch.domain.pan import mask
 from switch.domain.payment import Party, Payment, PaymentState
 
 LATIN_TEXT: Final = text.LATIN_TEXT  # CBPR+ Latin set; the rules live in adapters/text.py
@@ -61,9 +62,9 @@ class IsoMapping:
                     reason_code="BE23",
                 )
         if creditor.account is not None and not p.account_ok(creditor.account):
-            raise InstructionRejected(f"account {creditor.account!r} is not a {p.network} account number", reason_code="AC01")
+            raise InstructionRejected(f"account {mask(creditor.account)!r} is not a {p.network} account number", reason_code="AC01")
         if creditor.account is not None and p.card_luhn and p.is_card(creditor.account) and not luhn_ok(creditor.account):
-            raise InstructionRejected(f"card number {creditor.account!r} fails the Luhn check", reason_code="AC01")
+            raise InstructionRejected(f"card number {mask(creditor.account)!r} fails the Luhn check", reason_code="AC01")
         if creditor.agent is not None and not p.member_id_ok(creditor.agent):
             raise InstructionRejected(f"{creditor.agent!r} is not a {p.network} member id", reason_code="RC01")
 

@@ -7,23 +7,29 @@ Layout of the directory (the shipped one is `config/` at the project root):
   inbound.toml       partner networks paying Bakong customers, and the mobile-number directory
   partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
   fx.toml            rates for the static provider (fx/config.py)
+  operators.toml     who may call the HTTP API (/v1): name, role and the SHA-256 of each bearer
+                     token (never the token); production gives its own file in MEKONG_API_TOKENS_FILE
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
 MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
+Secrets come only from the environment, never from the reviewed files: MEKONG_API_TOKENS_FILE
+(the API tokens file, replacing operators.toml), MEKONG_PAN_KEY_FILE (a file holding the card-number
+token key, 64+ hex digits) or MEKONG_PAN_KEY (the same, inline; the file is preferred).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cached_property
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from switch.domain.money import CURRENCIES, Money
 
@@ -180,6 +186,29 @@ class InboundFile(_Model):
     directory: tuple[DirectoryEntry, ...] = ()
 
 
+# The API's roles (issue 8): operator (every payment, read and act), auditor (every payment, read
+# only), participant:<BIC> (its own payments only)
+API_ROLE_PATTERN = r"^(operator|auditor|participant:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?)$"
+
+
+class ApiToken(_Model):
+    """One bearer token allowed on the API: who holds it, its role, and the SHA-256 (hex) of the
+    token. A fast hash is enough: tokens are 32 random bytes (`mekong tokens new`), so there is
+    nothing to guess from the hash, which a slow (password) hash only protects for low-entropy
+    secrets; and it is computed on every API request."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: str = Field(pattern=API_ROLE_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class TokensFile(_Model):
+    tokens: tuple[ApiToken, ...] = ()
+
+
+PAN_KEY_PATTERN = r"^[0-9a-fA-F]{64,}$"  # at least 32 random bytes, hex
+
+
 class SwitchConfig(_Model):
     """Everything the composition root needs, already overridden by the environment."""
 
@@ -196,6 +225,21 @@ class SwitchConfig(_Model):
     # partner id -> profile timing overrides (sla_s, resend_after_s, timeout_s), from the
     # environment (MEKONG_PARTNER_SLA_S_<PARTNER>, ...): for drills and tests with short outages
     partner_timing: Mapping[str, Mapping[str, float]] = {}
+    api_tokens: tuple[ApiToken, ...] = ()  # who may call /v1 (hashes only)
+    pan_key: SecretStr | None = None  # the card-number token key (hex); never printed
+
+    @model_validator(mode="after")
+    def _token_roles_name_participants(self) -> "SwitchConfig":
+        for token in self.api_tokens:
+            code = token.role.removeprefix("participant:")
+            if code != token.role and self.participant(code) is None:
+                raise ValueError(f"API token {token.name}: {code} is not a participant of this switch")
+        if len({t.sha256 for t in self.api_tokens}) != len(self.api_tokens):
+            raise ValueError("two API tokens share one hash")
+        if self.pan_key is not None:
+            if not re.fullmatch(PAN_KEY_PATTERN, self.pan_key.get_secret_value()):
+                raise ValueError("the PAN key must be at least 64 hex digits (32 random bytes)")
+        return self
 
     def corridor(self, corridor_id: str) -> Corridor | None:
         return self._corridors_by_id.get(corridor_id)
@@ -298,7 +342,17 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
             prefix = f"MEKONG_PARTNER_{field.upper()}_"
             if key.startswith(prefix) and value:
                 partner_timing.setdefault(key.removeprefix(prefix).lower(), {})[field] = float(value)
+    tokens_file = env.get("MEKONG_API_TOKENS_FILE")
+    tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
+    if tokens_file and not tokens_path.is_file():
+        raise ValueError(f"MEKONG_API_TOKENS_FILE names no file: {tokens_path}")
+    tokens = TokensFile.model_validate(_read_toml(tokens_path)).tokens if tokens_path.exists() else ()
+    pan_key = env.get("MEKONG_PAN_KEY")
+    if env.get("MEKONG_PAN_KEY_FILE"):
+        pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
     return SwitchConfig(
+        api_tokens=tokens,
+        pan_key=SecretStr(pan_key) if pan_key else None,
         config_dir=str(directory),
         partner_timing=partner_timing,
         switch=switch,

@@ -121,3 +121,12 @@ if dlq_prefix_bytes_max > dlq_value_bytes_max:
     raise RuntimeError("the prefix of a record too large for the dead-letter topic must be smaller than a whole one")
 if dlq_publish_s_max * 1000 >= kafka_poll_interval_ms_max:
     raise RuntimeError("retrying a dead letter could outlive max_poll_interval_ms and trigger a rebalance")
+
+# The audit log (switch/service/audit.py): the bounds of one entry. Actor, action and subject are
+# short names; what a refusal names from the outside (a partner path segment, a peer address) is
+# cut to these before it is written, so a hostile request cannot make an entry large.
+audit_actor_chars_max: Final = 128
+audit_action_chars_max: Final = 64
+audit_subject_chars_max: Final = 255
+audit_text_chars_max: Final = 200  # any one string inside an entry's detail
+audit_read_batch_max: Final = 1_000  # entries `mekong audit verify` reads per query

@@ -88,6 +88,10 @@ class Metrics:
         self.security_refusals = Counter(
             "switch_security_refusals_total", "Requests refused by an authentication check", ["edge", "reason"], registry=r
         )
+        self.api_refusals = Counter(  # switch/entrypoints/api_auth.py Refusal: a fixed set
+            "switch_api_refusals_total", "HTTP API requests refused: no or unknown token, role, another's payment",
+            ["reason"], registry=r,
+        )
         self.late_status = Counter(
             "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r
         )

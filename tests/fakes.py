@@ -41,6 +41,7 @@ from iso20022.schemas import SchemaSet
 from switch import config as config_mod
 from switch.config import PROJECT_ROOT, SwitchConfig
 from switch.contracts import InstructionV1
+from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after
 from switch.domain.errors import ConcurrentUpdate
 from switch.domain.payment import HistoryEntry, Payment, PaymentState
 from switch.metrics import Metrics
@@ -102,11 +103,12 @@ class FakeState:
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     outbox_next_id: int = 1
     inbound: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, message id) -> row
+    audit: list[AuditEntry] = field(default_factory=list)
 
     def copy(self) -> FakeState:
         return FakeState(
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
-            self.outbox_next_id, dict(self.inbound),
+            self.outbox_next_id, dict(self.inbound), list(self.audit),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -349,6 +351,16 @@ class FakeUnitOfWork:
 
     async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
         return {m: bytes(self.state.inbound[(partner, m)]["body"]) for m in message_ids if (partner, m) in self.state.inbound}
+
+    # -- audit log --
+    async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
+        if not new:
+            return []
+        self._write()
+        last = self.state.audit[-1] if self.state.audit else None
+        entries = chain_after(last.id if last else 0, last.hash if last else GENESIS_HASH, new)
+        self.state.audit.extend(entries)
+        return entries
 
     # -- reads for the HTTP API (not handler methods) --
     async def history_of(self, uetr: str) -> list[HistoryEntry]:

@@ -39,7 +39,9 @@ class PromptPayMapping(IsoMapping):
             raise InstructionRejected(f"{creditor.proxy} is not a Thai mobile number", reason_code="BE23")
         if creditor.proxy_type == "NATID" and creditor.proxy is not None and not thai_pin.is_valid(creditor.proxy):
             # published Thai QR test data carries invalid check digits (PARTNERS.md): warn, let ITMX decide
-            log.warning("national id %s***: check digit does not verify; sent anyway", creditor.proxy[:4])
+            # the id is personal data: only at DEBUG, and masked even there
+            log.warning("a national id's check digit does not verify; sent anyway")
+            log.debug("national id %s*********: check digit does not verify", creditor.proxy[:4])
             self.natid_check_digit_warnings += 1
 
     def creditor_agent(self, creditor: Party) -> Agent:

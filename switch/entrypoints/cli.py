@@ -217,15 +217,185 @@ def db() -> None:
 def db_upgrade(url: str | None) -> None:
     """Apply the Alembic migrations up to head."""
     from switch import config as config_mod
-    from switch.store.sql_store import Store
+    from switch.store.sql_store import Store, shown_url
+
+    from datetime import datetime, timezone
+
+    from switch.service.audit import DB_UPGRADED, audit_operator_action
 
     async def go() -> None:
         store = Store(url or config_mod.load().switch.database_url)
-        await store.start(migrate=True)
+        await store.start(migrate=False)
+        before = await _db_revision(store)
+        await store.migrate()
+        await audit_operator_action(
+            store, at=datetime.now(timezone.utc), operator=_operator(), action=DB_UPGRADED, subject=shown_url(store.url),
+            detail={"from_revision": before, "to_revision": await _db_revision(store)},
+        )
         await store.close()
-        click.echo(f"database at head: {store.url}")
+        click.echo(f"database at head: {shown_url(store.url)}")  # never the password
 
     _run(go())
+
+
+def _operator() -> str:
+    """Who runs this command, as the audit log names them: the OS user on this host."""
+    import getpass
+    import os
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except OSError:  # no name for this uid (a container)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def _db_revision(store) -> str | None:  # type: ignore[no-untyped-def]
+    from alembic.runtime.migration import MigrationContext
+
+    async with store.reader() as uow:
+        return await uow.run_sync(lambda conn: MigrationContext.configure(conn).get_current_revision())  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- audit
+@main.group()
+def audit() -> None:
+    """The audit trail: security refusals, operator actions and the configuration each replica
+    loaded, in an append-only hash chain (docs/security.md)."""
+
+
+@audit.command("verify")
+@click.option("--url", envvar="MEKONG_DATABASE_URL", help="SQLAlchemy async URL (default: switch.toml's).")
+def audit_verify(url: str | None) -> None:
+    """Walk the chain and recompute every hash. Exit 0 with a summary when it holds; exit 1
+    naming the first broken entry (a gap in ids, a prev_hash link broken, a hash mismatch).
+
+    The last entries cut off, or the whole chain rewritten from some entry on, keep a chain that
+    holds: compare the head printed here with one recorded elsewhere before."""
+    from switch import config as config_mod
+    from switch.domain.audit import ChainReport, ChainWalk
+    from switch.store.sql_store import Store
+
+    result: list[ChainReport] = []
+
+    async def go() -> None:
+        store = Store(url or config_mod.load().switch.database_url)
+        await store.start(migrate=False)
+        try:
+            walk, after = ChainWalk(), 0
+            async with store.reader() as uow:
+                while walk.broken is None:
+                    page = await uow.audit_entries(after_id=after, limit=limits.audit_read_batch_max)
+                    if not page:
+                        break
+                    walk.feed(page)
+                    after = page[-1].id
+            result.append(walk.report())
+        finally:
+            await store.close()
+
+    _run(go())
+    report = result[0]
+    if report.broken is not None:
+        last_good = f"entry {report.head_id}" if report.head_id is not None else "none"
+        click.echo(f"audit log BROKEN at entry {report.broken.id}: {report.broken.message}")
+        click.echo(f"{report.entries} entries verified before it (last good: {last_good})")
+        sys.exit(1)
+    if report.entries == 0:
+        click.echo("audit log intact: no entries")
+        return
+    assert report.first_at is not None and report.last_at is not None
+    click.echo(
+        f"audit log intact: {report.entries} entries, {report.first_at.isoformat()} .. {report.last_at.isoformat()}; "
+        f"head: entry {report.head_id} {report.head_hash}"
+    )
+
+
+@audit.command("show")
+@click.option("--url", envvar="MEKONG_DATABASE_URL", help="SQLAlchemy async URL (default: switch.toml's).")
+@click.option("--last", "last", default=20, show_default=True, type=click.IntRange(1, limits.audit_read_batch_max),
+              help="How many of the newest entries.")
+def audit_show(url: str | None, last: int) -> None:
+    """Print the newest entries, oldest first: id, time, actor, action, subject, detail."""
+    from switch import config as config_mod
+    from switch.domain.audit import AuditEntry
+    from switch.store.sql_store import Store
+
+    entries: list[AuditEntry] = []
+
+    async def go() -> None:
+        store = Store(url or config_mod.load().switch.database_url)
+        await store.start(migrate=False)
+        try:
+            async with store.reader() as uow:
+                entries.extend(await uow.audit_entries(limit=last, newest=True))
+        finally:
+            await store.close()
+
+    _run(go())
+    for e in entries:
+        detail = json.dumps(e.detail, sort_keys=True, ensure_ascii=False)
+        click.echo(f"{e.id:>6}  {e.at.isoformat(timespec='seconds')}  {e.actor}  {e.action}  {e.subject}  {detail}")
+
+
+@db.command("protect-cards")
+@click.option("--url", envvar="MEKONG_DATABASE_URL", help="SQLAlchemy async URL (default: switch.toml's).")
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
+              default=DEFAULT_CONFIG_DIR, show_default=True)
+def db_protect_cards(url: str | None, config_dir: Path) -> None:
+    """Replace card numbers stored before cards were tokenised by their tokens (once, after the
+    upgrade, with the PAN key the switch runs with: MEKONG_PAN_KEY_FILE)."""
+    from adapters.base import load_profile
+    from switch import config as config_mod
+    from switch.domain.pan import PanTokens
+    from switch.store.sql_store import Store, protect_stored_cards, shown_url
+
+    cfg = config_mod.load(config_dir)
+    if cfg.pan_key is None:
+        raise click.UsageError("no PAN key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY)")
+    pans = PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value()))
+    profiles = [load_profile(path) for path in sorted((config_dir / "partners").glob("*.toml"))]
+    is_card = {p.partner: p.is_card for p in profiles if p.card_pattern is not None}
+
+    async def go() -> None:
+        store = Store(url or cfg.switch.database_url)
+        await store.start(migrate=False)
+        try:
+            async with store.unit_of_work() as uow:
+                changed = await uow.run_sync(lambda conn: protect_stored_cards(conn, pans, is_card))
+        finally:
+            await store.close()
+        click.echo(f"card numbers replaced by tokens in {changed} payments ({shown_url(store.url)})")
+
+    _run(go())
+
+
+# ----------------------------------------------------------------------------- tokens
+@main.group()
+def tokens() -> None:
+    """Bearer tokens for the HTTP API (/v1)."""
+
+
+@tokens.command("new")
+@click.option("--role", required=True, help="operator, auditor or participant:<BIC>")
+@click.option("--name", required=True, help="Who holds the token (letters, digits, _ . @ -).")
+def tokens_new(role: str, name: str) -> None:
+    """Print a fresh token once (give it to its holder) and the entry for the tokens file,
+    which holds only the token's SHA-256."""
+    from pydantic import ValidationError
+
+    from switch.config import ApiToken
+    from switch.entrypoints.api_auth import new_token, token_hash
+
+    token = new_token()
+    try:
+        entry = ApiToken(name=name, role=role, sha256=token_hash(token))
+    except ValidationError as exc:
+        raise click.BadParameter(f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    click.echo(f"token (shown once, not stored anywhere): {token}")
+    click.echo("add to the tokens file (config/operators.toml or MEKONG_API_TOKENS_FILE):")
+    click.echo(f'[[tokens]]\nname = "{entry.name}"\nrole = "{entry.role}"\nsha256 = "{entry.sha256}"')
 
 
 # ----------------------------------------------------------------------------- qr

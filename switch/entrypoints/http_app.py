@@ -10,8 +10,10 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
                              403 when the client certificate is not {partner}'s (nothing read)
 
 The operations port (build_ops_app; loopback by default) serves:
-  GET  /v1/payments/{uetr}   state and history of one payment
+  GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
+                             /v1/*: a bearer token and a role (api_auth.py): 401, 403, and 404
+                             for another participant's payment
   GET  /metrics              Prometheus
   GET  /healthz              the process is alive
   GET  /readyz               the database answers and the Kafka edge is running
@@ -33,7 +35,10 @@ from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
 from switch.domain.money import Money
+from switch.domain.pan import shown
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.entrypoints.audit_edge import audited_refusals
+from switch.entrypoints import api_auth
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
@@ -169,12 +174,12 @@ def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
         "state": p.state.value,
         "final": p.state in FINAL_STATES,
         "reason_code": p.reason_code,
-        "debtor": {"name": p.debtor.name, "account": p.debtor.account, "agent": p.debtor.agent},
+        "debtor": {"name": p.debtor.name, "account": shown(p.debtor.account), "agent": p.debtor.agent},
         "creditor": {
             k: v
             for k, v in {
                 "name": p.creditor.name,
-                "account": p.creditor.account,
+                "account": shown(p.creditor.account),  # a card (stored as its token) as 9704 **** **** 1234
                 "proxy_type": p.creditor.proxy_type,
                 "proxy": p.creditor.proxy,
                 "agent": p.creditor.agent,
@@ -207,7 +212,7 @@ async def get_payment(request: web.Request) -> web.Response:
     uetr = request.match_info["uetr"]
     async with bus.reader() as uow:
         found = (await uow.payments_get([uetr])).get(uetr)
-        if found is None:
+        if found is None or not api_auth.may_see(request, found.participant):  # another's: as if none
             return _reject(404, "MS03", f"no payment with UETR {uetr}")
         return web.json_response(payment_json(found, await uow.history_of(uetr)))
 
@@ -215,6 +220,8 @@ async def get_payment(request: web.Request) -> web.Response:
 async def get_instruction(request: web.Request) -> web.Response:
     bus = request.app[BUS]
     participant, instruction_id = request.match_info["participant"], request.match_info["instruction_id"]
+    if not api_auth.may_see(request, participant):  # another's: as if none, nothing read
+        return _reject(404, "MS03", f"no instruction {participant}/{instruction_id}")
     async with bus.reader() as uow:
         found = await uow.payment_by_instruction(participant, instruction_id)
         if found is not None:
@@ -282,7 +289,7 @@ def build_partner_app(bus: MessageBus, *, partner_auth: PartnerAuthenticator | N
     app[BUS] = bus
     if partner_auth is not None:
         app[PARTNER_AUTH] = partner_auth
-    app.router.add_post("/iso20022/{partner}", partner_message)
+    app.router.add_post("/iso20022/{partner}", audited_refusals(partner_message, bus))
     return app
 
 
@@ -291,6 +298,7 @@ def build_ops_app(
     *,
     readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
     refresh_gauges: Callable[[], Awaitable[None]],
+    api_tokens: api_auth.ApiTokens | None = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
@@ -298,6 +306,8 @@ def build_ops_app(
     app[BUS] = bus
     app[READINESS] = readiness
     app[GAUGES] = refresh_gauges
+    # /v1 needs a bearer token (api_auth); without tokens configured, every /v1 call answers 401
+    api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_get("/metrics", metrics)

@@ -34,6 +34,7 @@ from switch.contracts import InboundReplyV1, InstructionV1
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
 from switch.service import events
+from switch.service.audit import audit_dead_letters
 from switch.service.bus import MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
@@ -411,6 +412,7 @@ class InstructionConsumer:
             done = await uow.outbox_existing("status", [m.message_id for m in rejects])
             rejects = [m for m in rejects if m.message_id not in done]
         outcome.status_outbox.extend(await uow.outbox_add(rejects))
+        await audit_dead_letters(uow, dead, at=self._deps.clock())  # last: the audit lock is held to the commit
         return outcome
 
     def _read(
@@ -441,9 +443,12 @@ class InstructionConsumer:
         await publish_dead_letters(self._producer, self._config.kafka.dlq_topic, dead)
         for dl in dead:
             self._metrics.dlq.labels(dl.category.value).inc()
+            # the reason may quote what the record held (names, accounts): only at DEBUG
             log.warning(
-                "dead-lettered %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200]
+                "dead-lettered %s[%d]@%d: %s %s", dl.record.topic, dl.record.partition, dl.record.offset,
+                dl.category.value, dl.reason_code,
             )
+            log.debug("dead-letter reason %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200])
 
     def _pain002_reports(self, pains: list[Pain001Record], outcome: Outcome) -> list[OutboxMessage]:
         """One acceptance pain.002 per pain.001 record: ACCP or RJCT per transaction."""

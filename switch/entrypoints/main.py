@@ -28,15 +28,18 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
 from switch.domain.payment import PaymentState
+from switch.domain.pan import PanTokens
+from switch.entrypoints.api_auth import ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
+from switch.service.audit import audit_config_loaded
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
-from switch.store.sql_store import Lease, Store
+from switch.store.sql_store import Lease, Store, shown_url
 from switch.tls import PartnerTlsSettings, SwitchTls, load_switch_tls
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,7 @@ class Switch:
         if self._owns_store:
             stack.push_async_callback(self.store.close)
         self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
+        await audit_config_loaded(self.store, Path(cfg.config_dir), replica=self.replica_id, at=self.clock())
         schemas = SchemaSet(self.schema_dir)
         partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(
@@ -120,8 +124,11 @@ class Switch:
         for version in ("pain.001.001.09", "pain.002.001.12", "acmt.023.001.04", "acmt.024.001.04"):
             schemas.xml_schema(version)
         fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")
+        if cfg.pan_key is None:  # a key per process would give each replica other tokens for one card
+            raise ValueError("no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
         self.deps = Deps(
-            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock
+            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock,
+            pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
         )
         k = cfg.kafka
         await ensure_topics(
@@ -182,7 +189,7 @@ class Switch:
         log.info(
             "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s",
             self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
-            cfg.http.ops_host, self.ops_port, k.bootstrap_servers, self.store.url,
+            cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
         )
 
     def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
@@ -221,7 +228,10 @@ class Switch:
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ops_runner = web.AppRunner(
-            build_ops_app(self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges), access_log=None
+            build_ops_app(
+                self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens)
+            ),
+            access_log=None,
         )
         await ops_runner.setup()
         stack.push_async_callback(ops_runner.cleanup)

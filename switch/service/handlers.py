@@ -23,6 +23,7 @@ from switch.domain.errors import SwitchError
 from switch.domain.idempotency import Admission, admit
 from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
+from switch.domain.pan import PanTokens
 from switch.domain.payment import (
     FINAL_STATES,
     Direction,
@@ -103,6 +104,10 @@ class Deps:
     metrics: Metrics
     clock: Callable[[], datetime]
     new_uetr: Callable[[], str] = new_uetr
+    # card numbers are stored as keyed tokens (switch/domain/pan.py); the composition root passes
+    # the deployment's key. The default is a random key per process: tokens then differ between
+    # processes, but a forgotten key never stores a PAN in full
+    pans: PanTokens = field(default_factory=lambda: PanTokens(os.urandom(32)))
 
 
 @dataclass
@@ -220,7 +225,9 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             out.count("admitted")
             out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
-            # the message that carries it, and when to look again if no final pacs.002 came
+            # the message that carries it, and when to look again if no final pacs.002 came; its
+            # pacs.008 (built above) carries the card number, the stored payment only its token
+            payment = deps.pans.protect(payment, mapping.profile.is_card)
             new_payments.append(scheduled(payment, message_id=carried_by[payment.uetr], follow_up_at=follow_up_at))
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)

@@ -18,7 +18,7 @@ Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -92,10 +92,11 @@ def _proxy_key(proxy: str | None) -> str | None:
     return (bakong_mobile(proxy) or proxy) if proxy else None
 
 
-def resends(p: Payment, t: InboundTransfer) -> bool:
+def resends(p: Payment, t: InboundTransfer, *, stored_account: Callable[[str], str] = str) -> bool:
     """Whether transfer t is payment p again as its partner sent it (a resend under a new message
     id), not other content under a known UETR. Compares what the partner sent that the payment
-    keeps, not what the switch derived from it (the account a mobile resolved to)."""
+    keeps, not what the switch derived from it (the account a mobile resolved to).
+    `stored_account`: the debtor account as the payment keeps it (a card number as its token)."""
     try:
         amount = Money.parse(t.amount.value, t.amount.currency)
     except AmountError:
@@ -106,7 +107,7 @@ def resends(p: Payment, t: InboundTransfer) -> bool:
         account = t.creditor_account if t.creditor_account and len(t.creditor_account) <= 34 else None
         creditor_same = account == p.creditor.account
     sent = (
-        t.end_to_end_id[:35], t.debtor_name[:140], t.debtor_account or "-", (t.debtor_agent or "-")[:11],
+        t.end_to_end_id[:35], t.debtor_name[:140], stored_account(t.debtor_account or "-"), (t.debtor_agent or "-")[:11],
         t.creditor_name[:140], amount, t.exchange_rate, t.remittance[:140] if t.remittance else None,
     )
     kept = (
@@ -118,7 +119,7 @@ def resends(p: Payment, t: InboundTransfer) -> bool:
 
 def _duplicate(
     partner: str, t: InboundTransfer, *, message_id_reused: bool, known: Payment | None,
-    answer: OutboxMessage | None, booked: tuple[str, InboundTransfer] | None,
+    answer: OutboxMessage | None, booked: tuple[str, InboundTransfer] | None, stored_account: Callable[[str], str],
 ) -> str | None:
     """Why transfer t from partner is a duplicate that must be refused DUPL, or None when it is
     new or a resend of what partner sent before. The other partner is never named."""
@@ -127,7 +128,7 @@ def _duplicate(
     if known is not None:
         if known.direction is not Direction.INBOUND or known.partner != partner:
             return "UETR already used"
-        return None if resends(known, t) else "UETR already used for another payment"
+        return None if resends(known, t, stored_account=stored_account) else "UETR already used for another payment"
     if answer is not None:  # refused before booking (amount unreadable): only the sender is known
         return None if answer.destination == partner else "UETR already used"
     if booked is not None:  # booked earlier in this batch
@@ -158,6 +159,12 @@ def _beneficiary(t: InboundTransfer, deps: Deps) -> tuple[str, str | None, str]:
     if participant is None:
         raise InstructionRejected(f"no Bakong participant holds {account}", reason_code="AC01")
     return account, mobile, participant.code
+
+
+def _stored_account(deps: Deps, partner: str) -> Callable[[str], str]:
+    """How the payments of partner keep a debtor account: a card number as its token."""
+    is_card = deps.mappings[partner].profile.is_card
+    return lambda account: deps.pans.token(account) if is_card(account) else account
 
 
 def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now: datetime) -> tuple[Payment, str | None, str | None]:
@@ -216,6 +223,9 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         updated_at=now,
         direction=Direction.INBOUND,
     )
+    # a card debtor is kept (and handed to the participant) as its token; only the partner's own
+    # message holds the number
+    payment = deps.pans.protect(payment, deps.mappings[partner].profile.is_card)
     return payment, problem[0] if problem else None, problem[1] if problem else None
 
 
@@ -290,6 +300,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
             why = _duplicate(
                 cmd.partner, t, message_id_reused=first_body is not None and first_body != cmd.body,
                 known=known.get(t.uetr), answer=answer, booked=booked.get(t.uetr),
+                stored_account=_stored_account(deps, cmd.partner),
             )
             if why is not None:  # answered to the sender; the payment under this UETR is untouched
                 out.count("rejected")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from dataclasses import dataclass
 
+from switch.domain.audit import AuditEntry, NewAuditEntry
 from switch.domain.idempotency import StoredKey
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
 
@@ -85,7 +86,7 @@ def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
 class UnitOfWork(Protocol):
     """One transaction: everything a handler reads and writes (state, history, idempotency
     keys, outbox, inbound messages) commits together or not at all. Exactly the methods the
-    handlers (handlers.py, inbound.py, follow_up.py) call."""
+    handlers (handlers.py, inbound.py, follow_up.py) and the audit trail (audit.py) call."""
 
     # -- instructions (idempotency keys) --
     async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
@@ -155,6 +156,12 @@ class UnitOfWork(Protocol):
 
     async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
         """message id -> the body first stored under it, for the ids already seen."""
+        ...
+
+    # -- audit log (switch/service/audit.py) --
+    async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
+        """Chain the entries after the last one and insert them in this transaction (appends
+        are serialised across writers); return them with their ids and hashes."""
         ...
 
 

@@ -11,15 +11,16 @@ PostgreSQL rows are locked with SELECT ... FOR UPDATE and every payment update c
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -28,12 +29,14 @@ from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after, detail_text
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
+from switch.domain.pan import PanTokens, is_token
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
-from switch.store.tables import UtcDateTime, inbound_messages, instructions, outbox, payment_history, payments
+from switch.store.tables import UtcDateTime, audit_log, inbound_messages, instructions, outbox, payment_history, payments
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 in_clause_max = 500  # keys in one IN (...) list
@@ -553,6 +556,61 @@ class UnitOfWork:
             found.update((r.message_id, bytes(r.body)) for r in rows)
         return found
 
+    # -- audit log: appended to and read, never updated or deleted (no method here does either) --
+    async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
+        """Chain `new` after the last entry and insert it, in this transaction (with the refusal
+        or action it records, where there is one). Appends are serialised so the log stays one
+        chain: on PostgreSQL by a transaction-scoped advisory lock taken before the last entry is
+        read (several replicas append); SQLite has one writer. The lock is held to the commit, so
+        an edge appends last in its transaction. Ids are the last id + 1, never a sequence: an
+        append rolled back leaves no gap."""
+        if not new:
+            return []
+        if self._lock_rows:  # PostgreSQL: any number of writers
+            await self._conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
+        last = (
+            await self._conn.execute(select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1))
+        ).first()
+        entries = chain_after(last.id if last else 0, last.hash if last else GENESIS_HASH, new)
+        await self._insert(
+            audit_log,
+            [
+                {
+                    "id": e.id,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "detail": detail_text(e.detail),
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+                for e in entries
+            ],
+        )
+        return entries
+
+    async def audit_entries(self, *, after_id: int = 0, limit: int, newest: bool = False) -> list[AuditEntry]:
+        """Entries in id order: those after `after_id` (a page of a walk), or the newest `limit`."""
+        query = select(audit_log)
+        if newest:
+            query = query.order_by(audit_log.c.id.desc()).limit(limit)
+        else:
+            query = query.where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
+        rows = [_audit_from_row(r) for r in await self._conn.execute(query)]
+        return rows[::-1] if newest else rows
+
+
+AUDIT_LOCK_KEY: Final = 0x6D656B6F6E67  # pg_advisory_xact_lock key of the audit chain ("mekong")
+
+
+def _audit_from_row(r: Any) -> AuditEntry:
+    try:
+        detail = json.loads(r.detail)
+    except ValueError:
+        detail = r.detail  # not JSON any more: the walk reports the entry's hash as not matching
+    return AuditEntry(r.id, r.at, r.actor, r.action, r.subject, detail, r.prev_hash, r.hash)
+
 
 _RETRIABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
@@ -692,6 +750,38 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # No checkpoint (and its fsync) on the event loop: Store.checkpoint() runs them in a thread.
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+def protect_stored_cards(conn: Connection, pans: PanTokens, is_card: Mapping[str, Callable[[str], bool]]) -> int:
+    """Replace the card numbers that payments stored before cards were tokenised by their tokens
+    (a one-off, `mekong db protect-cards`, run with the new version's key): `is_card` per partner.
+    Returns how many payments changed. Runs inside the caller's transaction (Store.unit_of_work
+    + run_sync)."""
+    p = payments
+    changed: list[dict[str, Any]] = []
+    for row in conn.execute(select(p.c.uetr, p.c.partner, p.c.debtor_account, p.c.creditor_account)):
+        card = is_card.get(row.partner)
+        if card is None:
+            continue
+        debtor, creditor = (
+            pans.token(a) if a is not None and not is_token(a) and card(a) else a for a in (row.debtor_account, row.creditor_account)
+        )
+        if (debtor, creditor) != (row.debtor_account, row.creditor_account):
+            changed.append({"u": row.uetr, "d": debtor, "c": creditor})
+    if changed:
+        conn.execute(
+            update(p).where(p.c.uetr == bindparam("u")).values(debtor_account=bindparam("d"), creditor_account=bindparam("c")),
+            changed,
+        )
+    return len(changed)
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be logged or printed: the password masked (***)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: show nothing of it rather than a secret
+        return "<database url>"
 
 
 class Store:

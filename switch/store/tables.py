@@ -177,3 +177,21 @@ inbound_messages = Table(
     Column("received_at", UtcDateTime(), nullable=False),
     Column("body", LargeBinary, nullable=False),
 )
+
+# The audit trail (switch/service/audit.py): security refusals, operator actions, configuration
+# loaded at start. Append-only and hash-chained: each row holds the hash of the row before
+# (switch/domain/audit.py). No code path updates or deletes a row. Ids are given by the appender
+# (the last id + 1, under a lock), not by a sequence, so a rolled-back append leaves no gap and a
+# gap always means a deleted row.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON (sorted keys, compact)
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

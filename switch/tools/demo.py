@@ -162,7 +162,12 @@ async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[In
         in_bar.close()
 
 
-def run_demo(*, count: int, workdir: Path, inbound_per_partner: int = demo_inbound_per_partner) -> int:
+def run_demo(
+    *, count: int, workdir: Path, inbound_per_partner: int = demo_inbound_per_partner, switch_log_level: str = "WARNING",
+    secrets_out: dict[str, str] | None = None,
+) -> int:
+    """The demo; returns its exit code. `secrets_out`, when given, receives the run's secrets
+    (name -> value), for the test that checks none of them shows in any output."""
     schemas = SchemaSet(Path(default_schema_dir()))
     planned, unknown = plan_instructions(
         count, run_id=time.strftime("%H%M%S"), corridors=ALL_CORRIDORS, qr_share=demo_qr_share, pain_share=demo_pain_share
@@ -173,8 +178,10 @@ def run_demo(*, count: int, workdir: Path, inbound_per_partner: int = demo_inbou
     promptpay_args = [arg for proxy in sorted(unknown) for arg in ("--unknown-proxy", proxy)]
     print(f"starting the stack in {workdir} (Tansu broker, PromptPay, LAPNet, NAPAS and UnionPay simulators, switch) ...",
           flush=True)
-    stack = Stack(workdir, sim_args=sim_args, partner_sim_args={"promptpay": promptpay_args})
+    stack = Stack(workdir, sim_args=sim_args, partner_sim_args={"promptpay": promptpay_args}, switch_log_level=switch_log_level)
     with stack:
+        if secrets_out is not None:
+            secrets_out.update(stack.secrets)
         print(
             f"switch ready at {stack.switch_url} (mutual TLS with the simulators, PKI in {stack.pki_path}), broker {stack.bootstrap_servers}; publishing {count:,} instructions "
             f"at {demo_rate_per_s:g}/s (JSON, QR and pain.001) while the four networks send {len(inbound_planned):,} inbound payments",

@@ -53,6 +53,13 @@ class Stack:
     pki_dir: Path | None = None  # default: <workdir>/pki
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)  # to restart a process
+    switch_log_level: str = "WARNING"  # INFO for the test that greps the logs for secrets
+    api_token: str = ""  # an operator token for /v1, made at start (its hash is in the tokens file)
+    secrets: dict[str, str] = field(default_factory=dict)  # what must never show in a log: name -> value
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
 
     @property
     def sim_port(self) -> int:
@@ -119,6 +126,7 @@ class Stack:
             init_pki(self.pki_path, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc))
         callback_base = self.callback_base_url or self.switch_url
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
+        secret_env = self._make_secrets()
         for partner, port in self.sim_ports.items():
             self._spawn(
                 f"sim-{partner}",
@@ -136,10 +144,31 @@ class Stack:
                 "MEKONG_HTTP_PORT": str(port),
                 "MEKONG_OPS_PORT": str(self.ops_ports[name]),
                 **{f"MEKONG_PARTNER_URL_{p.upper()}": f"{self.scheme}://127.0.0.1:{sim_port}" for p, sim_port in self.sim_ports.items()},
+                **secret_env,
                 **self.switch_env,
             }
-            self._spawn(name, [*cli, "run", "--log-level", "WARNING"], env)
+            self._spawn(name, [*cli, "run", "--log-level", self.switch_log_level], env)
             self._wait_ready(name)  # one after the other: the first one migrates the database
+
+    def _make_secrets(self) -> dict[str, str]:
+        """This run's secrets, made fresh in the working directory (owner-only files): the card
+        token key and an operator API token (the tokens file holds only its hash). Returns the
+        environment that points the switch at them."""
+        from switch.entrypoints.api_auth import new_token, token_hash
+
+        directory = self.workdir / "secrets"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        pan_key = os.urandom(32).hex()
+        self.api_token = new_token()
+        self.secrets = {"PAN key": pan_key, "API token": self.api_token}
+        key_path, tokens_path = directory / "pan.key", directory / "api-tokens.toml"
+        for path, text in (
+            (key_path, pan_key + "\n"),
+            (tokens_path, f'[[tokens]]\nname = "demo-operator"\nrole = "operator"\nsha256 = "{token_hash(self.api_token)}"\n'),
+        ):
+            path.touch(mode=0o600)
+            path.write_text(text)
+        return {"MEKONG_PAN_KEY_FILE": str(key_path), "MEKONG_API_TOKENS_FILE": str(tokens_path)}
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self._commands[name] = (cmd, env)

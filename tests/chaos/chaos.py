@@ -575,7 +575,9 @@ async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: 
     read = await read_topics(stack.bootstrap_servers, set(tracked))
     participant_of = {p.key: json.loads(p.value)["participant"] for p in planned if p.value is not None}
     unresolved = [iid for iid in tracked if iid not in read.dead_letters and not any(e.get("final") for _, e in read.events.get(iid, []))]
-    states = await _switch_states(stack.replica_url(stack.switch_names[0]), [(participant_of[i], i) for i in unresolved])
+    states = await _switch_states(
+        stack.replica_url(stack.switch_names[0]), [(participant_of[i], i) for i in unresolved], stack.api_headers
+    )
     result = count(tracked, read, received, states)
     result["follower_redelivered"] = follower.redelivered
     # the counting read must have seen at least what the follower saw while the run went on
@@ -599,14 +601,15 @@ async def _get_json(url: str) -> dict[str, Any]:
             return await resp.json()  # type: ignore[no-any-return]
 
 
-async def _switch_states(url: str, keys: list[tuple[str, str]]) -> dict[str, str]:
+async def _switch_states(url: str, keys: list[tuple[str, str]], headers: dict[str, str]) -> dict[str, str]:
     """instruction id -> the payment's state in the switch ("NOT ADMITTED" when it has none)."""
     slots = asyncio.Semaphore(16)
     out: dict[str, str] = {}
 
     async def one(session: aiohttp.ClientSession, participant: str, iid: str) -> None:
         async with slots:
-            async with session.get(f"{url}/v1/instructions/{participant}/{iid}", timeout=aiohttp.ClientTimeout(total=http_timeout_s)) as resp:
+            async with session.get(f"{url}/v1/instructions/{participant}/{iid}", headers=headers,
+                                   timeout=aiohttp.ClientTimeout(total=http_timeout_s)) as resp:
                 out[iid] = (await resp.json())["state"] if resp.status == 200 else "NOT ADMITTED" if resp.status == 404 else f"HTTP {resp.status}"
 
     async with aiohttp.ClientSession() as session:

@@ -6,16 +6,43 @@ the official XSD."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from switch.tools.demo import run_demo
 
 demo_count = 300
 
 
-def test_the_demo_accounts_for_every_instruction_and_every_message_validates(tmp_path: Path) -> None:
-    assert run_demo(count=demo_count, workdir=tmp_path, inbound_per_partner=50) == 0
+@dataclass
+class DemoRun:
+    workdir: Path
+    output: str  # everything the demo printed (stdout and stderr)
+    secrets: dict[str, str]  # the run's PAN key and API token
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One demo run for the module, its switch logging at INFO (the level production runs at)."""
+    workdir = tmp_path_factory.mktemp("demo")
+    secrets: dict[str, str] = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = run_demo(count=demo_count, workdir=workdir, inbound_per_partner=50, switch_log_level="INFO", secrets_out=secrets)
+    print(out.getvalue())
+    assert code == 0
+    return DemoRun(workdir, out.getvalue(), secrets)
+
+
+def test_the_demo_accounts_for_every_instruction_and_every_message_validates(demo: DemoRun) -> None:
+    tmp_path = demo.workdir
     report = json.loads((tmp_path / "summary.json").read_text())
     summary, xsd, inbound = report["summary"], report["xsd"], report["inbound"]
     assert report["partner_tls"] and (tmp_path / "pki" / "manifest.json").exists()  # the demo runs with mutual TLS
@@ -38,3 +65,35 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(tmp
     samples = {p.name for p in (tmp_path / "samples").iterdir()}
     assert {"pacs.008-sent-napas.xml", "pacs.002-accepted.xml", "pacs.008-inbound.xml", "pain.002-final.xml",
             "status-event.json"} <= samples
+
+
+def _cards_sent(database: Path) -> set[str]:
+    """The card numbers (UnionPay PANs) in the pacs.008 messages the switch sent."""
+    with sqlite3.connect(database) as db:
+        bodies = [bytes(b).decode() for (b,) in db.execute("SELECT body FROM outbox WHERE kind = 'partner' AND destination = 'unionpay'")]
+    return {pan for body in bodies for pan in re.findall(r"<Id>(62[0-9]{14,17})</Id>", body)}
+
+
+def test_no_secret_and_no_card_number_shows_in_any_log_or_output_of_the_demo(demo: DemoRun) -> None:
+    cards = _cards_sent(demo.workdir / "mekong.db")
+    assert len(cards) > 10 and set(demo.secrets) == {"PAN key", "API token"}
+    logs = {p.name: p.read_text(errors="replace") for p in (demo.workdir / "logs").glob("*.log")}
+    assert "switch up" in logs["switch.log"]  # the switch logged at INFO
+    texts = {**logs, "output": demo.output, "summary.json": (demo.workdir / "summary.json").read_text()}
+    for where, text in texts.items():
+        for name, secret in demo.secrets.items():
+            assert secret not in text, f"the {name} shows in {where}"
+        leaked = sorted(c for c in cards if c in text)
+        assert not leaked, f"{len(leaked)} card numbers show in {where}"
+
+
+def test_the_demos_payments_table_holds_card_tokens_not_numbers(demo: DemoRun) -> None:
+    cards = _cards_sent(demo.workdir / "mekong.db")
+    with sqlite3.connect(demo.workdir / "mekong.db") as db:
+        rows = list(db.execute("SELECT creditor_account, debtor_account FROM payments WHERE partner = 'unionpay'"))
+        status_bodies = [bytes(b) for (b,) in db.execute("SELECT body FROM outbox WHERE kind = 'status'")]
+    accounts = {a for row in rows for a in row if a}
+    assert sum(a.startswith("tok:") for a in accounts) > 10
+    assert not cards & accounts
+    assert not [a for a in accounts if re.fullmatch(r"[0-9]{16,19}", a)]  # nothing that looks like a PAN
+    assert not [c for c in cards for body in status_bodies if c.encode() in body]  # what participants hear

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from pydantic import SecretStr
 
 from adapters.base import load_profile
 from adapters.simulator import SIMULATORS, PartnerSimulator, SimBehaviour
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
 from switch.broker import free_port
-from switch.config import SwitchConfig
+from switch.config import ApiToken, SwitchConfig
+from switch.entrypoints.api_auth import new_token, token_hash
 from switch.entrypoints.main import Switch
 from switch.broker import TansuBroker
 from switch.store.sql_store import Store
@@ -44,6 +46,7 @@ class Running:
     config: SwitchConfig
     sim_port: int
     others: list[Switch] = field(default_factory=list)  # more replicas on the same database and group
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> a bearer token made for this run
 
     @property
     def url(self) -> str:
@@ -55,6 +58,25 @@ class Running:
         """The partner port (mutual TLS unless --insecure-dev): + /iso20022/<partner>."""
         scheme = "http" if self.config.security.insecure_dev else "https"
         return f"{scheme}://127.0.0.1:{self.switch.http_port}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The operator's Authorization header, for the /v1 API."""
+        return self.auth_as("operator")
+
+    def auth_as(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+# The roles the harness makes a token for (secrets made per run, never stored)
+TEST_ROLES = ("operator", "auditor", "participant:ACLBKHPPXXX", "participant:ABAAKHPPXXX")
+
+
+def make_secrets() -> tuple[dict[str, str], tuple[ApiToken, ...], str]:
+    """Fresh API tokens per role (and their hashes as the config holds them) and a PAN key."""
+    tokens = {role: new_token() for role in TEST_ROLES}
+    entries = tuple(ApiToken(name=f"test-{i}", role=role, sha256=token_hash(t)) for i, (role, t) in enumerate(tokens.items()))
+    return tokens, entries, os.urandom(32).hex()
 
 
 @asynccontextmanager
@@ -109,7 +131,9 @@ async def running_switch(
             "partitions": 2,
         }
     )
+    tokens, token_entries, pan_key = make_secrets()
     cfg = base.model_copy(update={"kafka": kafka, "partner_timing": {partner: timing} if timing else {}})
+    cfg = cfg.model_copy(update={"api_tokens": token_entries, "pan_key": SecretStr(pan_key)})
     if confirm_timeout_s is None and timing and "sla_s" in timing:  # the answer must beat a short SLA
         confirm_timeout_s = min(r.confirm_timeout_s for r in cfg.inbound_routes) if cfg.inbound_routes else None
         confirm_timeout_s = min(confirm_timeout_s or timing["sla_s"] / 2, timing["sla_s"] / 2)
@@ -139,7 +163,7 @@ async def running_switch(
             other = Switch(other_cfg, store=extra)
             await other.start()
             others.append(other)
-        yield Running(sw, sim, cfg, sim_port, others)
+        yield Running(sw, sim, cfg, sim_port, others, tokens)
     finally:
         for other in others:
             await other.stop()

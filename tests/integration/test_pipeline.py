@@ -140,7 +140,7 @@ async def test_payments_complete_and_bad_input_is_rejected_with_a_reason(broker:
 
         async with aiohttp.ClientSession() as http:
             uetr = first[ids["good"]]["uetr"]
-            async with http.get(f"{run.url}/v1/payments/{uetr}") as resp:
+            async with http.get(f"{run.url}/v1/payments/{uetr}", headers=run.auth) as resp:
                 body = await resp.json()
             assert [h["to"] for h in body["history"]] == ["RECEIVED", "QUOTED", "SUBMITTED", "COMPLETED"]
             async with http.get(f"{run.url}/metrics") as resp:

@@ -16,7 +16,7 @@ import pytest
 from switch import limits
 from switch.domain.errors import ConcurrentUpdate
 from switch.domain.payment import PaymentState, transition
-from switch.service import bus, follow_up, group_commit, handlers, inbound, ports
+from switch.service import audit, bus, follow_up, group_commit, handlers, inbound, ports
 from switch.service.ports import DeliveryFailure, Lease, OutboxMessage
 from switch.store import sql_store
 from tests.factories import SAMPLE_UETR, sample_payment
@@ -42,7 +42,7 @@ def _signature(cls: type, name: str) -> inspect.Signature:
 
 def test_the_protocol_lists_what_the_handlers_call() -> None:
     called = set()
-    for module in (handlers, inbound, follow_up):
+    for module in (handlers, inbound, follow_up, audit):
         source = inspect.getsource(module)
         called |= {name for name in dir(sql_store.UnitOfWork) if f"uow.{name}(" in source}
     assert set(PROTOCOL_METHODS) == called

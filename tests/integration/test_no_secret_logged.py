@@ -1,0 +1,90 @@
+"""No secret is logged or printed (issue 8): the real processes (`mekong db upgrade`, and the stack
+`mekong run` is part of, at INFO) on a PostgreSQL URL that carries a password, a PAN key and API
+tokens; every line they write is searched for each secret. The demo's own run is checked the
+same way in tests/e2e/test_demo.py (SQLite, card numbers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from switch.tools.stack import Stack
+from tests.integration.conftest import PG_URL, _pg_answers
+
+pg_connect_timeout_s = 5.0
+
+
+@contextmanager
+def _database_with_password() -> Iterator[tuple[str, str]]:
+    """A fresh database, and a URL to it with a random password (the test server trusts local
+    connections, so the password travels in the URL and is never checked)."""
+    import asyncpg
+
+    if not asyncio.run(_pg_answers()):
+        message = f"PostgreSQL does not answer at {PG_URL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI requires it")
+        pytest.skip(message)
+    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"secrets_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn, timeout=pg_connect_timeout_s)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    password = secrets.token_hex(12)
+    base, _, _ = PG_URL.rpartition("/")
+    scheme, _, host = base.partition("://")
+    user = host.split("@", 1)[0].split(":", 1)[0]
+    try:
+        yield f"{scheme}://{user}:{password}@{host.split('@', 1)[1]}/{name}", password
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _get(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_no_database_password_key_or_token_shows_in_any_output(tmp_path: Path) -> None:
+    with _database_with_password() as (url, password):
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "switch.entrypoints.cli", "db", "upgrade", "--url", url],
+            capture_output=True, text=True, timeout=120, check=True,
+        )
+        assert "***" in upgrade.stdout
+        stack = Stack(tmp_path, switch_env={"MEKONG_DATABASE_URL": url}, switch_log_level="INFO")
+        with stack:
+            base = f"{stack.ops_url}/v1/payments/{uuid.uuid4()}"
+            answers = (
+                _get(base, stack.api_headers),
+                _get(base, {"Authorization": f"Bearer {stack.api_token}x"}),
+                _get(base, {}),
+            )
+        assert answers == (404, 401, 401)
+        logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log")}
+        assert "switch up" in logs["switch.log"] and "***@" in logs["switch.log"]
+        outputs = {**logs, "db upgrade stdout": upgrade.stdout, "db upgrade stderr": upgrade.stderr}
+        found = {"database password": password, **stack.secrets}
+        for where, text in outputs.items():
+            for name, secret in found.items():
+                assert secret not in text, f"the {name} shows in {where}"

@@ -20,41 +20,25 @@ from pathlib import Path
 import pytest
 
 from switch.tools.stack import Stack
+from tests.chaos.chaos import postgres_database
 from tests.integration.conftest import PG_URL, _pg_answers
-
-pg_connect_timeout_s = 5.0
 
 
 @contextmanager
 def _database_with_password() -> Iterator[tuple[str, str]]:
     """A fresh database, and a URL to it with a random password (the test server trusts local
     connections, so the password travels in the URL and is never checked)."""
-    import asyncpg
-
     if not asyncio.run(_pg_answers()):
         message = f"PostgreSQL does not answer at {PG_URL}"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}: CI requires it")
         pytest.skip(message)
-    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"secrets_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn, timeout=pg_connect_timeout_s)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     password = secrets.token_hex(12)
-    base, _, _ = PG_URL.rpartition("/")
-    scheme, _, host = base.partition("://")
-    user = host.split("@", 1)[0].split(":", 1)[0]
-    try:
+    with postgres_database(PG_URL) as url:  # the crash test's throw-away database, dropped after
+        base, _, name = url.rpartition("/")
+        scheme, _, host = base.partition("://")
+        user = host.split("@", 1)[0].split(":", 1)[0]
         yield f"{scheme}://{user}:{password}@{host.split('@', 1)[1]}/{name}", password
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _get(url: str, headers: dict[str, str]) -> int:

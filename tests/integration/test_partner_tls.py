@@ -180,13 +180,7 @@ async def test_the_pinned_key_is_accepted(broker: TansuBroker, store: Store, tmp
     async with running_switch(broker, store, config_dir=config_dir) as run:
         iid = f"P{uuid.uuid4().hex[:10]}"
         await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
-
-        async def completed() -> bool:
-            async with store.reader() as uow:
-                found = await uow.payment_by_instruction("ACLBKHPPXXX", iid)
-            return found is not None and found.state is PaymentState.COMPLETED
-
-        await _until(completed)
+        await _until(lambda: _completed(store, iid))
 
 
 async def test_a_server_with_another_networks_certificate_gets_nothing_and_the_payment_waits(
@@ -221,13 +215,7 @@ async def test_insecure_dev_is_plain_http_and_says_so_loudly(
                     assert resp.status == 400  # read and refused as XML: no certificate asked for
             iid = f"H{uuid.uuid4().hex[:10]}"
             await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
-
-            async def completed() -> bool:
-                async with store.reader() as uow:
-                    found = await uow.payment_by_instruction("ACLBKHPPXXX", iid)
-                return found is not None and found.state is PaymentState.COMPLETED
-
-            await _until(completed)
+            await _until(lambda: _completed(store, iid))
     assert any("INSECURE DEV MODE" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
 
@@ -237,3 +225,9 @@ async def test_readyz_says_when_tls_is_on(broker: TansuBroker, store: Store) -> 
             assert (await resp.json())["insecure_dev"] is False
         async with http.post(f"{run.url}/iso20022/promptpay", data=b"<Document/>") as resp:
             assert resp.status == 404  # the operations port has no partner endpoint
+
+
+async def _completed(store: Store, iid: str) -> bool:
+    async with store.reader() as uow:
+        found = await uow.payment_by_instruction("ACLBKHPPXXX", iid)
+    return found is not None and found.state is PaymentState.COMPLETED

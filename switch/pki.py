@@ -10,9 +10,14 @@ manifest.json):
   partners/<p>/ca-bundle.crt        what the switch trusts for that network (its CA certificate)
   partners/<p>/<p>.crt, <p>.key     the network: client auth (calls to the switch) and server auth
                                     (the switch calls it)
+  hub/signing.crt, hub/signing.key  the hub's signing certificate and key (the AppHdr signature on
+                                    every ISO message it sends; key usage digitalSignature and
+                                    nonRepudiation only, apart from its TLS key)
+  partners/<p>/signing.crt, .key    the network's signing certificate and key (its profile's
+                                    [signing] certificate; the simulator signs with the key)
   participants/<code>.key, .pub     an Ed25519 key pair per Bakong participant (PKCS#8 / SPKI PEM)
 
-TLS keys are ECDSA P-256. Private keys are written 0600 and never printed. Nothing here is for
+TLS and signing keys are ECDSA P-256. Private keys are written 0600 and never printed. Nothing here is for
 production: production supplies its own certificates in the same layout (README, "Security").
 """
 
@@ -36,12 +41,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 ca_validity_days = 3650
 leaf_validity_days = 825
 HUB_CN = "hub.mekong.test"
+HUB_SIGNING_CN = "signing.hub.mekong.test"
 MANIFEST = "manifest.json"
 
 
 def partner_cn(partner: str) -> str:
     """The certificate subject CN a shipped partner profile pins (config/partners/*.toml [tls])."""
     return f"{partner}.partner.mekong.test"
+
+
+def partner_signing_cn(partner: str) -> str:
+    """The subject CN of a partner's development signing certificate."""
+    return f"signing.{partner}.partner.mekong.test"
 
 
 class PkiExists(Exception):
@@ -116,6 +127,31 @@ def make_leaf(ca: Issued, cn: str, org: str, *, now: datetime, dns: tuple[str, .
     return Issued(cert, key)
 
 
+def make_signing_leaf(ca: Issued, cn: str, org: str, *, now: datetime) -> Issued:
+    """A certificate for XML signatures only (the AppHdr signature): key usage digitalSignature
+    and nonRepudiation (contentCommitment), no TLS use, a key of its own."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, org))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=leaf_validity_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, content_commitment=True,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
@@ -179,6 +215,9 @@ def init_pki(
     hub = make_leaf(hub_ca, HUB_CN, "Mekong Switch (development)", now=now, dns=("localhost", *hub_dns))
     save(hub, "hub/hub.crt", "hub/hub.key")
     record("tls", "hub", hub.cert, "hub/hub.crt", "hub/hub.key")
+    hub_signing = make_signing_leaf(hub_ca, HUB_SIGNING_CN, "Mekong Switch (development)", now=now)
+    save(hub_signing, "hub/signing.crt", "hub/signing.key")
+    record("signing", "hub", hub_signing.cert, "hub/signing.crt", "hub/signing.key")
 
     for partner in partners_of(config_dir):
         base = f"partners/{partner}"
@@ -190,6 +229,9 @@ def init_pki(
         leaf = make_leaf(ca, partner_cn(partner), f"{partner} (development)", now=now, dns=names)
         save(leaf, f"{base}/{partner}.crt", f"{base}/{partner}.key")
         record("tls", partner, leaf.cert, f"{base}/{partner}.crt", f"{base}/{partner}.key")
+        signing = make_signing_leaf(ca, partner_signing_cn(partner), f"{partner} (development)", now=now)
+        save(signing, f"{base}/signing.crt", f"{base}/signing.key")
+        record("signing", partner, signing.cert, f"{base}/signing.crt", f"{base}/signing.key")
 
     participants: list[dict[str, Any]] = []
     for code in participants_of(config_dir):
@@ -208,7 +250,10 @@ def init_pki(
     manifest = {
         "created_at": now.isoformat(),
         "purpose": "development only: production supplies its own certificates and keys in this layout",
-        "hub": {"certificate": "hub/hub.crt", "key": "hub/hub.key", "ca": "hub/ca.crt"},
+        "hub": {
+            "certificate": "hub/hub.crt", "key": "hub/hub.key", "ca": "hub/ca.crt",
+            "signing_certificate": "hub/signing.crt", "signing_key": "hub/signing.key",
+        },
         "certificates": entries,
         "participants": participants,
     }

@@ -44,7 +44,7 @@ def _der(cert: x509.Certificate) -> bytes:
 def test_the_manifest_lists_every_certificate_with_its_fingerprint(pki: Path) -> None:
     manifest = json.loads((pki / "manifest.json").read_text())
     owners = {(c["owner"], c["kind"]) for c in manifest["certificates"]}
-    assert owners == {("hub", "ca"), ("hub", "tls")} | {(p, k) for p in PARTNERS for k in ("ca", "tls")}
+    assert owners == {("hub", "ca"), ("hub", "tls"), ("hub", "signing")} | {(p, k) for p in PARTNERS for k in ("ca", "tls", "signing")}
     for entry in manifest["certificates"]:
         assert spki_sha256(_cert(pki / entry["certificate"])) == entry["spki_sha256"]
         assert _cert(pki / entry["certificate"]).subject.rfc4514_string() == entry["subject"]
@@ -53,8 +53,21 @@ def test_the_manifest_lists_every_certificate_with_its_fingerprint(pki: Path) ->
 
 def test_private_keys_are_readable_by_the_owner_only(pki: Path) -> None:
     keys = list(pki.rglob("*.key"))
-    assert len(keys) == 2 + 2 * len(PARTNERS) + 3
+    assert len(keys) == 3 + 3 * len(PARTNERS) + 3  # CA, TLS and signing keys; participants
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
+
+
+def test_signing_certificates_are_for_signatures_only_with_keys_apart_from_tls(pki: Path) -> None:
+    for owner, tls_cert in [("hub", "hub/hub.crt"), *((p, f"partners/{p}/{p}.crt") for p in PARTNERS)]:
+        base = "hub" if owner == "hub" else f"partners/{owner}"
+        signing = _cert(pki / base / "signing.crt")
+        usage = signing.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert (usage.digital_signature, usage.content_commitment, usage.key_encipherment, usage.key_cert_sign) == (True, True, False, False)
+        with pytest.raises(x509.ExtensionNotFound):  # no TLS use
+            signing.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        assert spki_sha256(signing) != spki_sha256(_cert(pki / tls_cert))  # a key of its own
+        issuer = _cert(pki / ("hub/ca.crt" if owner == "hub" else f"{base}/ca.crt"))
+        signing.verify_directly_issued_by(issuer)
 
 
 def test_participant_keys_are_ed25519_pairs(pki: Path) -> None:

@@ -104,11 +104,12 @@ class FakeState:
     outbox_next_id: int = 1
     inbound: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, message id) -> row
     audit: list[AuditEntry] = field(default_factory=list)
+    signed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, BizMsgIdr) -> row
 
     def copy(self) -> FakeState:
         return FakeState(
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
-            self.outbox_next_id, dict(self.inbound), list(self.audit),
+            self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -351,6 +352,17 @@ class FakeUnitOfWork:
 
     async def inbound_bodies(self, partner: str, message_ids: Sequence[str]) -> dict[str, bytes]:
         return {m: bytes(self.state.inbound[(partner, m)]["body"]) for m in message_ids if (partner, m) in self.state.inbound}
+
+    # -- signed business messages --
+    async def signed_digests(self, partner: str, biz_msg_ids: Sequence[str]) -> dict[str, str]:
+        return {m: self.state.signed[(partner, m)]["document_sha256"] for m in biz_msg_ids if (partner, m) in self.state.signed}
+
+    async def signed_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        self._write()
+        for r in rows:
+            self.state.signed.setdefault((r["partner"], r["biz_msg_id"]), dict(r))  # the first one stays
 
     # -- audit log --
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:

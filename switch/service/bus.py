@@ -33,6 +33,7 @@ from switch.service.handlers import (
     record_send_results,
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
+from switch.service.signed import NoteSignedMessage, note_signed_messages
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -47,8 +48,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     ApplyPartnerStatuses: apply_partner_statuses,
     RecordSendResults: record_send_results,
     AcceptInbound: accept_inbound,
+    NoteSignedMessage: note_signed_messages,
 }
-GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound)
+GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256
 
 

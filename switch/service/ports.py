@@ -158,6 +158,15 @@ class UnitOfWork(Protocol):
         """message id -> the body first stored under it, for the ids already seen."""
         ...
 
+    # -- signed business messages (switch/service/signed.py) --
+    async def signed_digests(self, partner: str, biz_msg_ids: Sequence[str]) -> dict[str, str]:
+        """BizMsgIdr -> the SHA-256 (hex) of the Document first taken under it, for the ids known."""
+        ...
+
+    async def signed_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of partner, biz_msg_id, message_type, document_sha256, received_at, envelope."""
+        ...
+
     # -- audit log (switch/service/audit.py) --
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         """Chain the entries after the last one and insert them in this transaction (appends

@@ -36,7 +36,18 @@ from switch.domain.money import CURRENCIES, Money
 from switch.domain.pan import PanTokens, is_token
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
-from switch.store.tables import UtcDateTime, audit_log, inbound_messages, instructions, outbox, payment_history, payments
+from sqlalchemy.dialects import postgresql
+
+from switch.store.tables import (
+    UtcDateTime,
+    audit_log,
+    inbound_messages,
+    instructions,
+    outbox,
+    payment_history,
+    payments,
+    signed_messages,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 in_clause_max = 500  # keys in one IN (...) list
@@ -503,6 +514,33 @@ class UnitOfWork:
     async def inbound_add(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self._insert(inbound_messages, list(rows))
+
+    # -- signed business messages (the replay rule: switch/service/signed.py) --
+    async def signed_digests(self, partner: str, biz_msg_ids: Sequence[str]) -> dict[str, str]:
+        """BizMsgIdr -> the SHA-256 of the Document first taken under it, for the ids known."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(biz_msg_ids)):
+            if isinstance(self._conn, _InLoopConnection):
+                rows = self._conn.select_where_in(signed_messages, {"partner": [partner], "biz_msg_id": list(chunk)})
+            else:
+                rows = await self._conn.execute(
+                    select(signed_messages.c.biz_msg_id, signed_messages.c.document_sha256).where(
+                        signed_messages.c.partner == partner, signed_messages.c.biz_msg_id.in_(chunk)
+                    )
+                )
+            found.update((r.biz_msg_id, r.document_sha256) for r in rows)
+        return found
+
+    async def signed_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of partner, biz_msg_id, message_type, document_sha256, received_at, envelope. On
+        PostgreSQL a row another replica inserted meanwhile is kept (ON CONFLICT DO NOTHING): the
+        first to commit is the first taken; SQLite has one writer."""
+        if not rows:
+            return
+        if isinstance(self._conn, _InLoopConnection):
+            self._conn.insert_many(signed_messages, list(rows))
+        else:
+            await self._conn.execute(postgresql.insert(signed_messages).on_conflict_do_nothing(), list(rows))
 
     # -- reads for the HTTP API --
     async def history_of(self, uetr: str) -> list[HistoryEntry]:

@@ -178,6 +178,21 @@ inbound_messages = Table(
     Column("body", LargeBinary, nullable=False),
 )
 
+# Signed business messages a partner sent (iso20022/apphdr.py; migration 0006): by (partner,
+# BizMsgIdr), the SHA-256 of the Document's exclusive C14N and the signed envelope as it first
+# arrived. Another Document under a known BizMsgIdr is a replay (refused DU01); the same one
+# again is a resend. Append-only, like inbound_messages.
+signed_messages = Table(
+    "signed_messages",
+    metadata,
+    Column("partner", String(16), primary_key=True),
+    Column("biz_msg_id", String(35), primary_key=True),
+    Column("message_type", String(35), nullable=False),
+    Column("document_sha256", String(64), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+)
+
 # The audit trail (switch/service/audit.py): security refusals, operator actions, configuration
 # loaded at start. Append-only and hash-chained: each row holds the hash of the row before
 # (switch/domain/audit.py). No code path updates or deletes a row. Ids are given by the appender

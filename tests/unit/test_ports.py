@@ -16,7 +16,7 @@ import pytest
 from switch import limits
 from switch.domain.errors import ConcurrentUpdate
 from switch.domain.payment import PaymentState, transition
-from switch.service import audit, bus, follow_up, group_commit, handlers, inbound, ports
+from switch.service import audit, bus, follow_up, group_commit, handlers, inbound, ports, signed
 from switch.service.ports import DeliveryFailure, Lease, OutboxMessage
 from switch.store import sql_store
 from tests.factories import SAMPLE_UETR, sample_payment
@@ -42,7 +42,7 @@ def _signature(cls: type, name: str) -> inspect.Signature:
 
 def test_the_protocol_lists_what_the_handlers_call() -> None:
     called = set()
-    for module in (handlers, inbound, follow_up, audit):
+    for module in (handlers, inbound, follow_up, audit, signed):
         source = inspect.getsource(module)
         called |= {name for name in dir(sql_store.UnitOfWork) if f"uow.{name}(" in source}
     assert set(PROTOCOL_METHODS) == called
@@ -212,3 +212,13 @@ async def test_contract_inbound_messages_keep_the_first_body(store: ports.Store)
         assert await uow.inbound_seen("promptpay", ["S1", "S2"]) == {"S1"}
         assert await uow.inbound_bodies("promptpay", ["S1", "S2"]) == {"S1": b"a"}
         assert await uow.inbound_seen("lapnet", ["S1"]) == set()
+
+
+async def test_contract_signed_messages_keep_the_first_digest(store: ports.Store) -> None:
+    row = {"partner": "promptpay", "biz_msg_id": "S1", "message_type": "pacs.002.001.10", "document_sha256": "a" * 64,
+           "received_at": T0, "envelope": b"<BizMsg/>"}
+    async with store.unit_of_work() as uow:
+        await uow.signed_add([row])
+    async with store.reader() as uow:
+        assert await uow.signed_digests("promptpay", ["S1", "S2"]) == {"S1": "a" * 64}
+        assert await uow.signed_digests("lapnet", ["S1"]) == {}

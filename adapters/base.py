@@ -15,10 +15,12 @@ from lxml import etree
 from stdnum import luhn
 
 from adapters.text import TextOverflow, TextRule
+from iso20022 import apphdr
 from iso20022.pacs008 import CustomerCreditTransfer
 from iso20022.reason_codes import REASON_CODES
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from switch import limits
 from switch.domain.payment import Party, Payment, PaymentState
 
 
@@ -47,6 +49,40 @@ class PartnerTls(BaseModel):
             if re.fullmatch(r"[0-9a-f]{64}", pin) is None:
                 raise ValueError(f"[tls] spki_sha256 {pin!r} is not 64 lowercase hex digits")
         return self
+
+
+class PartnerSigning(BaseModel):
+    """Signed business application headers with this partner (iso20022/apphdr.py): every ISO
+    message both ways travels as a BizMsg (AppHdr + Document) signed by its sender. The partner
+    is named in AppHdr Fr (its messages) and To (ours) by a BIC or by a clearing-system member id;
+    its messages are verified against `certificate` (relative to the PKI directory), never against
+    a certificate the message carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # true: a message without a valid signed header is refused. false (a partner moving to
+    # signatures): a bare Document is still taken; a signed one is checked all the same
+    required: bool = True
+    certificate: str  # PEM: the partner's signing certificate, and the next one during a key rotation
+    bicfi: str | None = Field(default=None, pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    member_id: str | None = Field(default=None, min_length=1, max_length=35)  # FinInstnId/ClrSysMmbId/MmbId
+    system_code: str | None = Field(default=None, min_length=1, max_length=5)  # ClrSysMmbId/ClrSysId/Cd
+    system_proprietary: str | None = Field(default=None, min_length=1, max_length=35)  # ClrSysMmbId/ClrSysId/Prtry
+    # how far the AppHdr CreDt may be from the switch's clock, either way (transit and clock skew)
+    credt_window_s: float = Field(default=limits.apphdr_credt_window_s_default, gt=0, le=limits.apphdr_credt_window_s_max)
+
+    @model_validator(mode="after")
+    def _names_the_partner(self) -> "PartnerSigning":
+        if (self.bicfi is None) == (self.member_id is None):
+            raise ValueError("[signing] names the partner by bicfi or by member_id, exactly one")
+        if self.bicfi is not None and (self.system_code or self.system_proprietary):
+            raise ValueError("[signing] system_code / system_proprietary go with member_id, not bicfi")
+        if self.system_code is not None and self.system_proprietary is not None:
+            raise ValueError("[signing] system_code or system_proprietary, not both")
+        return self
+
+    def party(self) -> apphdr.Party:
+        """The partner as AppHdr Fr / To."""
+        return apphdr.Party(bicfi=self.bicfi, member_id=self.member_id, system_code=self.system_code, system_proprietary=self.system_proprietary)
 
 
 class PartnerProfile(BaseModel):
@@ -93,6 +129,9 @@ class PartnerProfile(BaseModel):
     inflight_max: int = Field(ge=1, le=1024)
     assumptions: tuple[str, ...] = ()  # what the profile assumes beyond public facts
     tls: PartnerTls | None = None  # required unless the switch runs --insecure-dev
+    # signed business application headers both ways; None: the partner neither signs nor takes
+    # signed messages (bare Documents). Off with --insecure-dev.
+    signing: PartnerSigning | None = None
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

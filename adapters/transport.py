@@ -1,7 +1,10 @@
 """HTTP transport to a partner network: the only async part of an adapter (STYLE §7).
 
 POSTs one ISO 20022 document to `<base_url>/iso20022`. Every call is bounded by a timeout and
-the partner's in-flight semaphore. The outcome is a value, with a `retriable` flag, never an
+the partner's in-flight semaphore. With a `seal` (signed business application headers, the
+partner's profile has [signing]) each attempt sends the stored Document in a business message
+signed at that moment: a fresh CreDt and signature every time, the Document byte for byte the
+stored one (iso20022/apphdr.py). The outcome is a value, with a `retriable` flag, never an
 exception: the sender decides what to do with it.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,23 +49,33 @@ class SendResult:
         return self.outcome in (SendOutcome.TIMEOUT, SendOutcome.DISCONNECTED, SendOutcome.SERVER_ERROR)
 
 
+# (stored Document, possible duplicate) -> the signed business message to send
+Seal = Callable[[bytes, bool], bytes]
+
+
 class HttpPartnerTransport:
     """`ssl_context`: the switch's client certificate and the partner's CA (switch/tls.py); a
-    server certificate that this CA did not issue fails the handshake: FAILED, nothing sent."""
+    server certificate that this CA did not issue fails the handshake: FAILED, nothing sent.
+    `seal`: signs each attempt (None: the Document goes bare, for a partner that does not sign)."""
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, *, timeout_s: float, inflight_max: int,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None, seal: Seal | None = None,
     ) -> None:
+        self._seal = seal
         self._session = session
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._url = base_url.rstrip("/") + "/iso20022"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._slots = asyncio.Semaphore(inflight_max)
 
-    async def submit(self, body: bytes, *, message_id: str) -> SendResult:
+    async def submit(self, body: bytes, *, message_id: str, possible_duplicate: bool = False) -> SendResult:
+        """Send `body` (a stored Document); `possible_duplicate`: an earlier attempt may have
+        reached the partner (AppHdr PssblDplct)."""
         started = time.perf_counter()
         async with self._slots:
+            if self._seal is not None:  # signed when it goes, inside the slot: CreDt is the send time
+                body = self._seal(body, possible_duplicate)
             try:
                 async with self._session.post(
                     self._url,

@@ -130,3 +130,16 @@ audit_action_chars_max: Final = 64
 audit_subject_chars_max: Final = 255
 audit_text_chars_max: Final = 200  # any one string inside an entry's detail
 audit_read_batch_max: Final = 1_000  # entries `mekong audit verify` reads per query
+
+# Signed business application headers (iso20022/apphdr.py, issue 8 item 2)
+# A partner's AppHdr CreDt may be this far from the switch's clock, either way (its profile's
+# [signing] credt_window_s, validated against this): transit plus clock skew. Every delivery attempt
+# is signed anew, so a resend after hours still carries a fresh CreDt.
+apphdr_credt_window_s_default: Final = 300.0
+apphdr_credt_window_s_max: Final = 3_600.0
+# A signature check costs about 1 ms (signxml copies the envelope a few times); a partner's
+# signing certificate is read once at start, and its SPKI compared, never re-parsed per message.
+apphdr_certificates_per_partner_max: Final = 4  # a current key and the next ones during a rotation
+
+if apphdr_credt_window_s_default > apphdr_credt_window_s_max:
+    raise RuntimeError("the default CreDt window must fit the largest one a profile may set")

@@ -7,7 +7,12 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
                              code for anything refused; 413 FF01 for a body over
                              limits.http_body_bytes_max (refused from Content-Length, or while
                              streaming a chunked body, never buffered whole);
-                             403 when the client certificate is not {partner}'s (nothing read)
+                             403 when the client certificate is not {partner}'s (nothing read).
+                             From a partner that signs (its profile's [signing]) the body is a
+                             signed business message (iso20022/apphdr.py): AppHdr and signature
+                             are checked before anything is applied, then its Document goes on
+                             as before; a refusal is 400 / 403 / 409 with the reason code of
+                             apphdr.REFUSALS (DS0A, DS0B, DS0E, DT02, DU01, ...)
 
 The operations port (build_ops_app; loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
@@ -31,6 +36,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.inbound import read_pacs008
+from iso20022 import apphdr
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
@@ -42,6 +48,8 @@ from switch.entrypoints import api_auth
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
+from switch.service.signed import NoteSignedMessage
+from switch.signing import Sealer
 from switch.tls import PartnerAuthenticator
 
 
@@ -52,6 +60,8 @@ GAUGES = web.AppKey("gauges", Callable[[], Awaitable[None]])  # refresh the gaug
 READINESS = web.AppKey("readiness", Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]])
 # who is calling the partner port, from its client certificate; None: --insecure-dev (no TLS)
 PARTNER_AUTH = web.AppKey("partner_auth", PartnerAuthenticator)
+# the switch's signing (signed business application headers); None: --insecure-dev (no signatures)
+SIGNING = web.AppKey("signing", Sealer)
 
 
 def _reject(status: int, reason_code: str, message: str, **extra: Any) -> web.Response:
@@ -126,6 +136,13 @@ async def partner_message(request: web.Request) -> web.Response:
         return _too_large()
     try:
         root = parse_untrusted(body, size_bytes_max=limits.xml_body_bytes_max)
+        signing = request.app.get(SIGNING)
+        if signing is not None and signing.signs_with(partner):
+            opened = await _open_signed(request, signing, partner, root, body)
+            if isinstance(opened, web.Response):
+                return opened
+            if opened is not None:  # the Document goes on as a bare one did (its own C14N bytes)
+                root, body = opened.document, opened.document_bytes
         message_type = message_id_of(root)
         profile = mapping.profile
         if message_type == profile.pacs008_version:
@@ -146,6 +163,28 @@ async def partner_message(request: web.Request) -> web.Response:
         ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
     )
     return web.json_response({"message_id": report.message_id, **outcome.counts})
+
+
+async def _open_signed(
+    request: web.Request, signing: Sealer, partner: str, root: Any, body: bytes
+) -> apphdr.Opened | web.Response | None:
+    """The signed business message's checks (header, Fr/To, signature, CreDt, replay), before
+    anything is applied: the opened message, a refusal, or None for a bare Document from a
+    partner whose signatures are not required yet."""
+    bus = request.app[BUS]
+    if not signing.counterparts[partner].required and not apphdr.is_envelope(root):
+        return None
+    try:
+        opened = signing.open(partner, root, schemas=bus.deps.schemas, now=bus.deps.clock())
+        header = opened.header
+        noted = await bus.handle(NoteSignedMessage(partner, header.biz_msg_id, header.msg_def_id, opened.document_sha256, body))
+        if noted.counts.get("replayed"):
+            raise apphdr.Refused("replayed", f"BizMsgIdr {header.biz_msg_id!r} was already used with another Document")
+    except apphdr.Refused as exc:
+        bus.deps.metrics.security_refusals.labels("partner_port", exc.reason).inc()
+        log.warning("partner port: refused a message from %s: %s (%s)", partner, exc.reason, exc.message[:200])
+        return _reject(exc.http_status, exc.reason_code, exc.message)
+    return opened
 
 
 async def _inbound_payment(bus: MessageBus, partner: str, root: Any, message_type: str, body: bytes) -> web.Response:
@@ -280,15 +319,20 @@ async def json_refusals(request: web.Request, handler: Any) -> web.StreamRespons
         return response
 
 
-def build_partner_app(bus: MessageBus, *, partner_auth: PartnerAuthenticator | None) -> web.Application:
+def build_partner_app(
+    bus: MessageBus, *, partner_auth: PartnerAuthenticator | None, signing: Sealer | None = None
+) -> web.Application:
     """The partner port: ISO 20022 messages in, translated into commands for the bus.
-    `partner_auth` names the caller from its client certificate (None: --insecure-dev)."""
+    `partner_auth` names the caller from its client certificate (None: --insecure-dev);
+    `signing` opens the signed business messages of partners that sign (None: --insecure-dev)."""
     # client_max_size bounds request.read() should a handler ever use it; partner_message reads
     # with read_body_bounded instead
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     if partner_auth is not None:
         app[PARTNER_AUTH] = partner_auth
+    if signing is not None:
+        app[SIGNING] = signing
     app.router.add_post("/iso20022/{partner}", audited_refusals(partner_message, bus))
     return app
 

@@ -24,6 +24,7 @@ from adapters.registry import load_partners
 from adapters.transport import HttpPartnerTransport
 from fx.config import load_fx_config
 from fx.quote import Quoter
+from iso20022 import apphdr
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch.config import SwitchConfig
@@ -40,6 +41,7 @@ from switch.service.handlers import Deps, Outcome
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
+from switch.signing import Sealer, load_switch_signing
 from switch.tls import PartnerTlsSettings, SwitchTls, load_switch_tls
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class Switch:
         self.http_port: int | None = None  # the partner port
         self.ops_port: int | None = None  # the operations port
         self.tls: SwitchTls | None = None
+        self.signing: Sealer | None = None  # signed business application headers; None: --insecure-dev
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -112,6 +115,9 @@ class Switch:
             Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls, timing=cfg.partner_timing
         )
         mappings, self.tls = self._partner_tls(mappings)
+        self.signing = self._partner_signing(mappings)
+        if self.signing is not None:
+            schemas.xml_schema(apphdr.HEAD_VERSION)
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
@@ -158,6 +164,7 @@ class Switch:
                 partner: HttpPartnerTransport(
                     session, m.profile.base_url, timeout_s=m.profile.timeout_s, inflight_max=m.profile.inflight_max,
                     ssl_context=self.tls.clients[partner] if self.tls else None,
+                    seal=self._seal_for(partner),
                 )
                 for partner, m in mappings.items()
             },
@@ -176,7 +183,7 @@ class Switch:
 
         resolver = ProxyResolver(
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
-            ssl_contexts=self.tls.clients if self.tls else None,
+            ssl_contexts=self.tls.clients if self.tls else None, signing=self.signing,
         )
         self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
         await self._consumer.start()
@@ -187,9 +194,10 @@ class Switch:
         self.metrics.watch_gc()
         stack.callback(self.metrics.unwatch_gc)
         log.info(
-            "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s",
+            "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s, signatures %s",
             self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
             cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
+            "OFF" if self.signing is None else ", ".join(sorted(self.signing.counterparts)) or "no partner signs",
         )
 
     def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
@@ -216,11 +224,38 @@ class Switch:
         }
         return mappings, load_switch_tls(cfg.security.pki_path(), settings)
 
+    def _partner_signing(self, mappings: dict[str, Any]) -> Sealer | None:
+        """Signed business application headers (switch/signing.py) with the partners whose profile
+        has [signing]; with --insecure-dev none at all, said loudly (with TLS, in _partner_tls)."""
+        cfg = self.config
+        if cfg.security.insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: ISO messages are neither signed nor checked for signatures (no AppHdr); "
+                "a partner's message is believed as it comes. Never in production."
+            )
+            return None
+        for partner, m in sorted(mappings.items()):
+            if m.profile.signing is None:
+                log.warning("partner %s does not sign (no [signing] in its profile): its messages go and come bare", partner)
+            elif not m.profile.signing.required:
+                log.warning("partner %s: signatures not required yet, a bare Document is taken from it", partner)
+        return load_switch_signing(
+            cfg.security.pki_path(), cfg.switch.agent_bic, {partner: m.profile.signing for partner, m in mappings.items()}
+        )
+
+    def _seal_for(self, partner: str) -> Callable[[bytes, bool], bytes] | None:
+        """How the relay's transport signs each attempt to `partner` (None: it goes bare)."""
+        signing = self.signing
+        if signing is None or not signing.signs_with(partner):
+            return None
+        return lambda document, duplicate: signing.seal(partner, document, now=self.clock(), possible_duplicate=duplicate)
+
     async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
         """Two sites: the partner port (mutual TLS unless --insecure-dev) and the operations port."""
         cfg = self.config
         partner_runner = web.AppRunner(
-            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None), access_log=None
+            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None, signing=self.signing),
+            access_log=None,
         )
         await partner_runner.setup()
         stack.push_async_callback(partner_runner.cleanup)
@@ -305,6 +340,8 @@ class Switch:
             "partitions_assigned": self.partitions_assigned(),
             "replica": self.replica_id,
             "insecure_dev": self.config.security.insecure_dev,
+            # partners whose messages are signed both ways; [] with --insecure-dev (said loudly)
+            "signatures": sorted(self.signing.counterparts) if self.signing is not None else [],
         }
 
     def backlog(self) -> int:

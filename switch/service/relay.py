@@ -16,7 +16,9 @@ the relay delivers them: pacs.008 and pacs.002 to partners over HTTP, events to 
   rejected AB07; one whose message may have reached the partner (a timeout, a disconnect after
   sending, a 5xx) is left to the follow-up timer, which resends and enquires, never rejects.
 - A resend is the stored row: the same bytes and message id, so partners and participants can
-  recognise it (pacs.008 MsgId, status `event_id`).
+  recognise it (pacs.008 MsgId, status `event_id`). To a partner that signs, each attempt goes in
+  a business message signed at that moment (a fresh AppHdr CreDt and signature, PssblDplct on a
+  resend), around the same stored Document.
 """
 
 from __future__ import annotations
@@ -215,7 +217,10 @@ class OutboxRelay:
         ambiguous = False
         result: SendResult | None = None
         for attempt in range(limits.relay_attempts_in_memory_max):
-            result = await transport.submit(row.body, message_id=row.message_id)
+            # signed at send time (the transport): a fresh AppHdr per attempt, the stored Document
+            result = await transport.submit(
+                row.body, message_id=row.message_id, possible_duplicate=attempt > 0 or row.attempts > 0 or row.ambiguous
+            )
             self._metrics.partner_request.labels(row.destination, result.outcome.value).observe(result.duration_s)
             self._metrics.partner_up.labels(row.destination).set(0 if result.outcome is SendOutcome.FAILED else 1)
             if result.outcome is SendOutcome.OK:

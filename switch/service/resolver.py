@@ -5,6 +5,12 @@ answers). Answers are cached for `limits.proxy_cache_ttl_s`.
 
 A proxy whose look-up failed (network down, an answer that does not validate) is given to the
 handler as None and rejected AB07; a proxy the network does not know is rejected BE23.
+
+To a partner that signs (its profile's [signing]) the acmt.023 goes as a signed business message
+and the acmt.024 must come back as one, signed by the partner (switch/signing.py); an answer that
+is not (bad or missing signature, wrong Fr/To, stale CreDt) counts as a failed look-up. It answers
+our request on the same authenticated connection and names our request's message id, so no
+replay record is kept for it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import aiohttp
 from adapters import proxy_resolution
 from adapters.base import PartnerMapping
 from adapters.proxy_resolution import Resolution
-from iso20022 import acmt023, acmt024
+from iso20022 import acmt023, acmt024, apphdr
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
@@ -31,6 +37,7 @@ from switch import limits
 from switch.config import SwitchConfig
 from switch.metrics import Metrics
 from switch.service.handlers import ParsedInstruction
+from switch.signing import Sealer
 
 log = logging.getLogger(__name__)
 ProxyKey = tuple[str, str, str]  # (partner, proxy type, proxy value)
@@ -67,7 +74,9 @@ class ProxyResolver:
         clock: Callable[[], datetime],
         metrics: Metrics,
         ssl_contexts: Mapping[str, ssl.SSLContext] | None = None,  # per partner (mutual TLS); None: plain HTTP
+        signing: Sealer | None = None,  # signed business messages with partners that sign; None: --insecure-dev
     ) -> None:
+        self._signing = signing
         self._session = session
         self._ssl = dict(ssl_contexts or {})
         self._mappings = mappings
@@ -111,6 +120,9 @@ class ProxyResolver:
             profile, [(k[1], k[2]) for k in keys], message_id=message_id, created_at=self._clock(), switch_bic=self._switch_bic
         )
         body = acmt023.build_validated(request, self._schemas)
+        signing = self._signing if self._signing is not None and self._signing.signs_with(partner) else None
+        if signing is not None:
+            body = signing.seal(partner, body, now=self._clock())
         started = time.perf_counter()
         try:
             async with self._session.post(
@@ -124,10 +136,18 @@ class ProxyResolver:
                 if resp.status != 200:
                     raise XmlRejected("FF01", f"HTTP {resp.status}: {answer[:200]!r}")
             root = parse_untrusted(answer, size_bytes_max=limits.xml_body_bytes_max)
+            if signing is not None and (signing.counterparts[partner].required or apphdr.is_envelope(root)):
+                try:
+                    root = signing.open(partner, root, schemas=self._schemas, now=self._clock()).document
+                except apphdr.Refused as exc:
+                    self._metrics.security_refusals.labels("proxy_lookup", exc.reason).inc()
+                    raise XmlRejected(exc.reason_code, f"acmt.024 refused: {exc.message}") from None
             if message_id_of(root) != "acmt.024.001.04":
                 raise XmlRejected("FF01", f"expected acmt.024.001.04, got {message_id_of(root)}")
             self._schemas.validate(root, "acmt.024.001.04")
             report = acmt024.parse(root)
+            if report.original_message_id not in (None, message_id):
+                raise XmlRejected("FF01", f"the acmt.024 answers {report.original_message_id!r}, not our {message_id!r}")
         except (aiohttp.ClientError, asyncio.TimeoutError, XmlRejected, SchemaViolation) as exc:
             log.warning("proxy look-up of %d proxies at %s failed: %s", len(keys), partner, exc)
             self._metrics.proxy_lookups.labels(partner, "failed").inc(len(keys))

@@ -23,6 +23,13 @@ SimulatorTls: it requires the hub's client certificate and calls the switch back
 the control routes (/sim/*) are for the tools driving the simulation and listen on a separate
 plain-HTTP control port on loopback.
 
+With the network's signing key (switch/signing.py load_simulator_signing) it speaks signed
+business messages (iso20022/apphdr.py) as the profile's [signing] says: every message it takes
+must be a BizMsg signed by the hub's key, addressed to the network, fresh (else 4xx with the
+reason code, nothing decided), and everything it sends (pacs.002 callbacks, acmt.024 answers,
+inbound pacs.008) it signs at the moment it sends, the stored Document unchanged. Without one
+(--insecure-dev) it sends and takes bare Documents.
+
   POST /iso20022          from the switch: a pacs.008 (answered later by a pacs.002 callback), an
                           acmt.023 proxy look-up (answered at once with an acmt.024), or a
                           pacs.002 answering one of the network's inbound payments
@@ -59,10 +66,11 @@ from adapters import proxy_resolution, text
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec
-from iso20022 import acmt023, acmt024, pacs002, pacs008
+from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
+from switch.signing import HUB, Sealer
 from switch.tls import SimulatorTls
 
 log = logging.getLogger(__name__)
@@ -213,9 +221,11 @@ class PartnerSimulator:
         behaviour: SimBehaviour | None = None,
         state_path: Path | None = None,
         tls: SimulatorTls | None = None,
+        signing: Sealer | None = None,
     ) -> None:
         self.profile = profile
         self.tls = tls  # None: plain HTTP both ways (--insecure-dev)
+        self.signing = signing  # None: bare Documents both ways (--insecure-dev, or a profile without [signing])
         self.schemas = schemas
         self.callback_url = callback_url
         self.behaviour = behaviour or SimBehaviour()
@@ -232,7 +242,7 @@ class PartnerSimulator:
         self.control_port: int | None = None
         self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
         # the network's side of inbound payments (it pays Bakong customers through the switch)
-        self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url)
+        self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -304,7 +314,22 @@ class PartnerSimulator:
         self.stats["proxy_lookups"] += len(request.verifications)
         self.samples.setdefault("acmt023", etree.tostring(root))
         self.samples.setdefault("acmt024", body)
-        return web.Response(body=body, content_type="application/xml", charset="utf-8")
+        return web.Response(body=self.sealed(body), content_type="application/xml", charset="utf-8")
+
+    def sealed(self, document: bytes) -> bytes:
+        """What goes to the switch: `document` in a business message signed now (bare without signing)."""
+        if self.signing is None:
+            return document
+        return self.signing.seal(HUB, document, now=datetime.now(timezone.utc))
+
+    def _opened(self, body: bytes, root: Any) -> tuple[Any, bytes]:
+        """The Document of a signed business message from the hub, checked (raises apphdr.Refused),
+        and its bytes; the root and body as they came without signing."""
+        if self.signing is None:
+            return root, body
+        opened = self.signing.open(HUB, root, schemas=self.schemas, now=datetime.now(timezone.utc))
+        self.samples.setdefault(f"bizmsg_{opened.header.msg_def_id[:8]}", body)
+        return opened.document, opened.document_bytes
 
     async def _send_inbound(self, request: web.Request) -> web.Response:
         data = await request.json()
@@ -325,6 +350,7 @@ class PartnerSimulator:
         self.stats["received"] += 1
         try:
             root = parse_untrusted(body, size_bytes_max=body_bytes_max)
+            root, body = self._opened(body, root)
             message_type = message_id_of(root)
             if message_type == "acmt.023.001.04":  # a proxy look-up: answered in the HTTP response
                 return self._resolve_proxies(root)
@@ -336,6 +362,10 @@ class PartnerSimulator:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
             self.schemas.validate(root, message_type)
             message = pacs008.parse(root)
+        except apphdr.Refused as exc:  # not signed by the hub, not to us, stale: nothing decided
+            self.stats["refused"] += 1
+            self.stats[f"refused_{exc.reason}"] += 1
+            return web.json_response({"reason_code": exc.reason_code, "error": exc.message}, status=exc.http_status)
         except XmlRejected as exc:
             self.stats["refused"] += 1
             return web.json_response({"reason_code": exc.reason_code, "error": exc.message}, status=400)
@@ -473,7 +503,7 @@ class PartnerSimulator:
                 try:
                     async with self._session.post(
                         self.callback_url,
-                        data=report,
+                        data=self.sealed(report),  # signed per attempt: a fresh CreDt, the same pacs.002
                         headers={"Content-Type": "application/xml; charset=utf-8"},
                         timeout=aiohttp.ClientTimeout(total=callback_timeout_s),
                     ) as resp:

@@ -5,7 +5,9 @@ mobile number), posts them to the switch, and collects the switch's pacs.002 ans
   POST /sim/inbound   {"payments": [InboundSpec fields...]} -> {"uetrs": [...]} once posted
   GET  /sim/inbound   {"answers": {uetr: {"status", "reason_code", "latency_ms", "answers"}}, "pending": n}
 
-Each answer the network receives is checked against the official XSD; a second answer for the
+Each pacs.008 goes as a signed business message when the simulator signs (signed again on each
+attempt: a fresh AppHdr CreDt, the same Document). Each answer the network receives is checked
+(its signature by the simulator's endpoint) and validated against the official XSD; a second answer for the
 same UETR is counted (the switch must answer a resend with the same decision), except a RJCT DUPL,
 which refuses a duplicate message rather than deciding the payment again. Every answer is also
 kept in order in `received`.
@@ -25,6 +27,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import PartnerProfile
+from switch.signing import HUB, Sealer
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount, ClearingSystemMember
 from iso20022.schemas import SchemaSet
@@ -74,8 +77,12 @@ class _Answer:
 
 
 class InboundOriginator:
-    def __init__(self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, switch_bic: str = switch_bic_default) -> None:
+    def __init__(
+        self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, switch_bic: str = switch_bic_default,
+        signing: Sealer | None = None,
+    ) -> None:
         self.profile = profile
+        self.signing = signing  # None: bare Documents
         self.schemas = schemas
         self.switch_url = switch_url
         self.switch_bic = switch_bic
@@ -150,8 +157,9 @@ class InboundOriginator:
         self._sent_at.setdefault(uetr, time.perf_counter())
         for attempt in range(resend_attempts_max):
             try:
+                sealed = body if self.signing is None else self.signing.seal(HUB, body, now=datetime.now(timezone.utc))
                 async with session.post(
-                    self.switch_url, data=body, headers={"Content-Type": "application/xml; charset=utf-8"},
+                    self.switch_url, data=sealed, headers={"Content-Type": "application/xml; charset=utf-8"},
                     timeout=aiohttp.ClientTimeout(total=post_timeout_s),
                 ) as resp:
                     await resp.read()

@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -33,9 +34,10 @@ def dev() -> None:
               help="Plain-HTTP loopback port of the control routes (/sim/*; 0 = a free one).")
 @click.option("--callback-url", required=True, help="Where to POST pacs.002, e.g. https://127.0.0.1:8080/iso20022/<partner>")
 @click.option("--pki-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_PKI_DIR", default=PROJECT_ROOT / "pki",
-              show_default=True, help="Certificates (mekong pki init): the network's own, and the hub's CA.")
+              show_default=True, help="Certificates and keys (mekong pki init): the network's own (TLS and signing), "
+              "the hub's CA and signing certificate.")
 @click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
-              help="Development only: plain HTTP both ways, no certificates.")
+              help="Development only: plain HTTP both ways, no certificates, no signatures.")
 @click.option("--delay-ms", default=0.0, show_default=True, help="Delay before each pacs.002.")
 @click.option("--reject-rate", default=0.0, show_default=True, help="Share of valid payments rejected anyway.")
 @click.option("--reject-codes", default="AC01,AC04,AM04", show_default=True,
@@ -54,7 +56,9 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
-    the switch back with its own (--insecure-dev: plain HTTP). It checks each pacs.008 against the official XSD and the partner's profile and
+    the switch back with its own; and with signed business messages (AppHdr + XML signature) as the
+    profile's [signing] says: it signs what it sends with the network's signing key and refuses
+    what the hub's key did not sign (--insecure-dev: plain HTTP, bare Documents). It checks each pacs.008 against the official XSD and the partner's profile and
     answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
     per UETR, the distinct pacs.008 message ids and bodies it received."""
     from urllib.parse import urlsplit
@@ -64,6 +68,7 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
     from adapters.simulator import SIMULATORS, SimBehaviour
     from iso20022.schemas import SchemaSet, default_schema_dir
 
+    from switch.signing import SigningSetupError, load_simulator_signing
     from switch.tls import TlsSetupError, load_simulator_tls
 
     if partner not in SIMULATORS:
@@ -87,6 +92,16 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
     )
 
     profile = load_profile(profile_path(config_dir, partner))
+    signing = None
+    if insecure_dev:
+        logging.getLogger("mekong").warning("INSECURE DEV MODE: the %s simulator neither signs nor checks signatures", partner)
+    elif profile.signing is not None:
+        with (config_dir / "switch.toml").open("rb") as fh:
+            hub_bic = tomllib.load(fh)["switch"]["agent_bic"]
+        try:
+            signing = load_simulator_signing(pki_dir, partner, profile.signing, hub_bic=hub_bic)
+        except SigningSetupError as exc:
+            raise click.ClickException(str(exc)) from None
     listen_port = port if port is not None else (urlsplit(profile.base_url).port or 8081)
 
     async def serve() -> None:
@@ -97,11 +112,12 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
             behaviour=behaviour,
             state_path=state_path,
             tls=tls,
+            signing=signing,
         )
         bound = await simulator.start(host, listen_port, control_port=control_port)
         scheme = "http" if tls is None else "https"
         print(f"{partner} simulator ready: {scheme}://{host}:{bound}/iso20022 -> {callback_url} "
-              f"(control http://127.0.0.1:{simulator.control_port}/sim)", flush=True)
+              f"(control http://127.0.0.1:{simulator.control_port}/sim, signatures {'on' if signing else 'OFF'})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,8 +1,9 @@
 """A running switch for integration tests: one partner's simulator (PromptPay unless told
 otherwise) and the switch in this process, on their own topics and consumer group of the
 session's Tansu broker. Partner traffic is mutual TLS with the session's development PKI
-(conftest.py `pki_dir`, found through MEKONG_PKI_DIR); /v1, /metrics and /readyz are on the
-switch's operations port (`Running.url`)."""
+(conftest.py `pki_dir`, found through MEKONG_PKI_DIR), and every ISO message goes as a business
+message signed with the sender's development signing key (`signed_as` signs one as a partner
+would); /v1, /metrics and /readyz are on the switch's operations port (`Running.url`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
@@ -25,8 +27,11 @@ from switch.config import ApiToken, SwitchConfig
 from switch.entrypoints.api_auth import new_token, token_hash
 from switch.entrypoints.main import Switch
 from switch.broker import TansuBroker
+from switch.signing import Sealer, load_simulator_signing
 from switch.store.sql_store import Store
 from switch.tls import load_simulator_tls
+
+HUB_BIC = "NBCAKHPPXXX"  # config/switch.toml agent_bic
 
 
 def pki_dir() -> Path:
@@ -37,6 +42,20 @@ def pki_dir() -> Path:
 def partner_session(partner: str) -> aiohttp.ClientSession:
     """An HTTP client that presents `partner`'s certificate and trusts the hub's (as its network would)."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=load_simulator_tls(pki_dir(), partner).client))
+
+
+def partner_signing(partner: str, config_dir: Path | None = None) -> Sealer:
+    """`partner`'s side of signed business messages (its development signing key), as its simulator has it."""
+    profile = load_profile(Path(config_dir or config_mod.DEFAULT_CONFIG_DIR) / "partners" / f"{partner}.toml")
+    assert profile.signing is not None, f"{partner}'s profile has no [signing]"
+    return load_simulator_signing(pki_dir(), partner, profile.signing, hub_bic=HUB_BIC)
+
+
+def signed_as(partner: str, document: bytes, *, now: datetime | None = None) -> bytes:
+    """`document` as `partner` sends it: in a business message signed with its key (CreDt `now`)."""
+    from switch.signing import HUB
+
+    return partner_signing(partner).seal(HUB, document, now=now or datetime.now(timezone.utc))
 
 
 @dataclass
@@ -147,6 +166,7 @@ async def running_switch(
         callback_url=f"{scheme}://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
         tls=None if insecure_dev else load_simulator_tls(pki_dir(), sim_certificate_of or partner),
+        signing=None if insecure_dev else partner_signing(partner, config_dir),
     )
     if partner_up:
         await sim.start(port=sim_port)

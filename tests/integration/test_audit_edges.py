@@ -17,7 +17,7 @@ from switch.broker import TansuBroker
 from switch.domain.audit import AuditEntry, ChainWalk
 from switch.service import audit
 from switch.store.sql_store import Store
-from tests.integration.harness import Running, partner_session, running_switch
+from tests.integration.harness import Running, partner_session, running_switch, signed_as
 from tests.integration.test_kafka_edge import publish, still_answers
 
 wait_s_max = 20.0
@@ -54,18 +54,25 @@ async def _post(run: Running, partner: str, body: bytes) -> tuple[int, dict[str,
         return resp.status, await resp.json()
 
 
-PACS002 = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><NotAStatusReport/></Document>'
+PACS002 = (
+    b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt><GrpHdr><MsgId>S-AUDIT-1</MsgId>'
+    b"</GrpHdr></FIToFIPmtStsRpt></Document>"
+)
 REFUSALS = {  # what is posted, to which partner: the status and reason code it is refused with
-    "not the certificate's partner": ("nosuchnetwork", PACS002, 403, "AG01"),
-    "over-limit body": ("promptpay", b"<" * (limits.xml_body_bytes_max + 1), 413, "FF01"),
-    "XML rejected": ("promptpay", b'<!DOCTYPE d [<!ENTITY e "x">]><d>&e;</d>', 400, "FF01"),
-    "schema invalid": ("promptpay", PACS002, 400, "FF01"),
+    "not the certificate's partner": ("nosuchnetwork", lambda: PACS002, 403, "AG01"),
+    "over-limit body": ("promptpay", lambda: b"<" * (limits.xml_body_bytes_max + 1), 413, "FF01"),
+    "XML rejected": ("promptpay", lambda: b'<!DOCTYPE d [<!ENTITY e "x">]><d>&e;</d>', 400, "FF01"),
+    "unsigned": ("promptpay", lambda: PACS002, 400, "DS0A"),
+    "signed by another partner": ("promptpay", lambda: signed_as("lapnet", PACS002), 403, "AG01"),  # Fr is LAPNet
+    "altered after signing": ("promptpay", lambda: signed_as("promptpay", PACS002).replace(b"S-AUDIT-1<", b"S-AUDIT-2<"), 403, "DS0B"),
+    "schema invalid": ("promptpay", lambda: signed_as("promptpay", PACS002), 400, "FF01"),
 }
 
 
 @pytest.mark.parametrize("kind", list(REFUSALS))
 async def test_a_refusal_at_the_partner_endpoint_is_audited(broker: TansuBroker, store: Store, kind: str) -> None:
-    partner, body, status, reason_code = REFUSALS[kind]
+    partner, make_body, status, reason_code = REFUSALS[kind]
+    body = make_body()
     async with running_switch(broker, store) as run:
         answer = await _post(run, partner, body)
         assert (answer[0], answer[1]["reason_code"]) == (status, reason_code)

@@ -19,7 +19,7 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch.broker import TansuBroker, free_port
 from switch.store.sql_store import Store
 from switch.tls import load_simulator_tls
-from tests.integration.harness import Running, partner_session, pki_dir, running_switch
+from tests.integration.harness import Running, partner_session, partner_signing, pki_dir, running_switch, signed_as
 from tests.integration.test_inbound import reply
 from tests.integration.test_pipeline import collect
 
@@ -55,6 +55,7 @@ async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: Tan
             SchemaSet(Path(default_schema_dir())),
             callback_url=f"{run.partner_url}/iso20022/lapnet",
             tls=load_simulator_tls(pki_dir(), "lapnet"),
+            signing=partner_signing("lapnet"),
         )
         await lapnet.start(port=lapnet_port)
         promptpay = run.sim
@@ -65,7 +66,7 @@ async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: Tan
 
             # another network reuses the UETR while the payment waits for its participant
             _, _, lapnet_body = lapnet.inbound.build(SPEC.model_copy(update={"uetr": uetr}), now=datetime.now(timezone.utc))
-            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", lapnet_body) == 202
+            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", signed_as("lapnet", lapnet_body)) == 202
             got = await _received(lapnet, lambda rs: len(rs) >= 1)
             assert [(a.uetr, a.status, a.reason_code) for a in got] == [(uetr, "RJCT", "DUPL")]
             assert got[0].message_id.startswith("D")
@@ -87,19 +88,20 @@ async def test_duplicates_are_answered_to_the_partner_that_sent_them(broker: Tan
             assert (got[2].uetr, got[2].status, got[2].reason_code) == (uetr, "RJCT", "DUPL")
             assert got[2].message_id.startswith("D")
 
-            # the same partner reusing a message id for another payment is refused DUPL, unbooked
+            # the same partner reusing a message id (AppHdr BizMsgIdr) for another payment: a signed
+            # message replayed with another Document, refused at the door (409 DU01), unbooked
             message_id = "IPRO-reused-message-id-0001"
             (first,) = await promptpay.inbound.send(http, [SPEC.model_copy(update={"message_id": message_id})])
             (second,) = await promptpay.inbound.send(
                 http, [SPEC.model_copy(update={"message_id": message_id, "creditor_name": "Keo Vanna"})]
             )
-            got = await _received(promptpay, lambda rs: any(a.uetr == second for a in rs))
-            assert [(a.status, a.reason_code) for a in got if a.uetr == second] == [("RJCT", "DUPL")]
+            assert promptpay.inbound.stats["inbound_http_409"] == 1
             assert (await _payment(http, run, second))[0] == 404
             assert (await _payment(http, run, first))[1]["state"] == "SUBMITTED"
+            assert not any(a.uetr == second for a in promptpay.inbound.received)
 
-            # LAPNet resending its refused message gets the stored DUPL answer again
-            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", lapnet_body) == 202
+            # LAPNet resending its refused message (signed anew) gets the stored DUPL answer again
+            assert await _post(lapnet_http, f"{run.partner_url}/iso20022/lapnet", signed_as("lapnet", lapnet_body)) == 202
             got = await _received(lapnet, lambda rs: len(rs) >= 2)
             assert got[1] == got[0]
             async with store.reader() as uow:

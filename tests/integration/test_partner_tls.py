@@ -31,7 +31,7 @@ from switch.pki import make_ca, make_leaf, partner_cn
 from switch.store import tables
 from switch.store.sql_store import Store
 from switch.tls import HUB_CA, client_context
-from tests.integration.harness import Running, partner_session, pki_dir, running_switch
+from tests.integration.harness import Running, partner_session, pki_dir, running_switch, signed_as
 from tests.integration.test_pipeline import instruction, publish
 
 wait_s_max = 30.0
@@ -72,6 +72,12 @@ async def _silent_payment(run: Running) -> tuple[str, bytes]:
     decision, statuses = run.sim._decide(message, message_id_of(root))
     assert decision is not None and list(statuses.values()) == ["ACSC"]
     (uetr,) = statuses
+
+    async def submitted() -> bool:  # the switch has heard the partner take it (202)
+        async with run.switch.store.reader() as uow:
+            return (await uow.payments_get([uetr]))[uetr].state is PaymentState.SUBMITTED
+
+    await _until(submitted)
     return uetr, decision.report
 
 
@@ -133,11 +139,12 @@ async def test_another_partners_certificate_cannot_complete_a_promptpay_payment(
 
 
 async def test_the_partners_own_certificate_completes_the_same_payment(broker: TansuBroker, store: Store) -> None:
-    """The control for the forgery above: the same body from PromptPay's certificate is applied."""
+    """The control for the forgery above: the same body from PromptPay's certificate (signed with
+    its key, as everything PromptPay sends) is applied."""
     async with running_switch(broker, store) as run:
         uetr, report = await _silent_payment(run)
         async with partner_session("promptpay") as promptpay:
-            async with promptpay.post(f"{run.partner_url}/iso20022/promptpay", data=report) as resp:
+            async with promptpay.post(f"{run.partner_url}/iso20022/promptpay", data=signed_as("promptpay", report)) as resp:
                 assert resp.status == 200, await resp.text()
         assert (await _snapshot(store, uetr))["state"] is PaymentState.COMPLETED
 

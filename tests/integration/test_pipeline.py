@@ -18,7 +18,7 @@ from switch.contracts import StatusEventV1
 from tests.factories import sample_instruction
 from switch.store.sql_store import Store
 
-from tests.integration.harness import Running, partner_session, running_switch
+from tests.integration.harness import Running, partner_session, running_switch, signed_as
 
 settle_s_max = 60.0
 UNKNOWN_PROXY = "0066899999999"
@@ -168,7 +168,11 @@ async def test_hostile_or_invalid_xml_on_the_partner_endpoint_is_refused_and_the
             assert resp.status == 400
             assert answer["reason_code"] == code, answer
             assert "passwd" not in json.dumps(answer) and "lollol" not in json.dumps(answer)
-        invalid = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt/></Document>'
+        invalid = signed_as(  # signed by PromptPay, and no valid pacs.002 inside
+            "promptpay",
+            b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt><GrpHdr><MsgId>BAD1</MsgId>'
+            b"</GrpHdr></FIToFIPmtStsRpt></Document>",
+        )
         async with http.post(f"{run.partner_url}/iso20022/promptpay", data=invalid) as resp:
             answer = await resp.json()
         assert resp.status == 400 and answer["reason_code"] == "FF01" and answer["errors"]

@@ -141,21 +141,29 @@ def pki() -> None:
               '(e.g. "{partner}-sim"; repeatable).')
 def pki_init(directory: Path, config_dir: Path, force: bool, keep: bool, hub_dns: tuple[str, ...],
              partner_dns: tuple[str, ...]) -> None:
-    """Make a development PKI in DIRECTORY: the hub's CA and certificate, each partner network's CA,
-    CA bundle and certificate, an Ed25519 key pair per participant, and manifest.json (paths,
-    subjects, SPKI SHA-256). Development only: production supplies its own (README, Security)."""
+    """Make a development PKI in DIRECTORY: the hub's CA, TLS certificate and signing certificate,
+    each partner network's CA, CA bundle, TLS and signing certificates, an Ed25519 key pair per
+    participant, and manifest.json (paths, subjects, SPKI SHA-256). Development only: production
+    supplies its own (README, Security)."""
     from datetime import datetime, timezone
 
     from switch.pki import PkiExists, init_pki
+    from switch.signing import HUB_SIGNING_CERT
+
+    def make(replace: bool) -> dict:  # type: ignore[type-arg]
+        return init_pki(directory, config_dir=config_dir, now=datetime.now(timezone.utc), force=replace,
+                        hub_dns=hub_dns, partner_dns=partner_dns)
 
     try:
-        manifest = init_pki(directory, config_dir=config_dir, now=datetime.now(timezone.utc), force=force,
-                            hub_dns=hub_dns, partner_dns=partner_dns)
+        manifest = make(force)
     except PkiExists as exc:
-        if keep:
+        if not keep:
+            raise click.ClickException(str(exc)) from None
+        if (directory / HUB_SIGNING_CERT).exists():
             click.echo(f"{directory} already holds a PKI: kept")
             return
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"{directory} holds a PKI made before signing keys: made anew")  # a development one
+        manifest = make(True)
     click.echo(f"development PKI in {directory}: {len(manifest['certificates'])} certificates, "
                f"{len(manifest['participants'])} participant keys; see {directory / 'manifest.json'}")
 

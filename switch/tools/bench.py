@@ -91,4 +91,5 @@ def run_bench(
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "database": "sqlite",
         "partner_tls": not insecure_dev,  # mutual TLS between the switch and the simulators
+        "signatures": not insecure_dev,  # signed business application headers both ways
     }

@@ -7,9 +7,10 @@ For the crash test a stack also runs several switch replicas (`replicas`, with a
 (`callback_base_url`, e.g. a load balancer in front of the replicas), and kills, freezes and
 restarts any of its processes by name (`kill`, `pause`, `resume`, `restart`).
 
-The switch and the simulators talk mutual TLS with a development PKI made at start (switch/pki.py,
-as `mekong pki init`) in `pki_dir` (default: <workdir>/pki, made once and kept), unless
-`insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
+The switch and the simulators talk mutual TLS and sign every ISO message (signed business
+application headers) with a development PKI made at start (switch/pki.py, as `mekong pki init`)
+in `pki_dir` (default: <workdir>/pki, made once and kept), unless `insecure_dev` (plain HTTP, no
+signatures). The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
 simulators' control ports (/sim/*), both plain HTTP on loopback.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from switch.broker import TansuBroker, free_port
 from switch.config import DEFAULT_CONFIG_DIR
 from switch.pki import MANIFEST, init_pki
+from switch.signing import HUB_SIGNING_CERT
 
 ready_s_max = 90.0  # the switch must be ready (DB migrated, Kafka group joined) within this
 stop_s_max = 30.0
@@ -122,8 +124,9 @@ class Stack:
         self.sim_ports = {partner: free_port() for partner in self.partners}
         self.sim_control_ports = {partner: free_port() for partner in self.partners}
         security_env = {"MEKONG_PKI_DIR": str(self.pki_path), "MEKONG_INSECURE_DEV": "1" if self.insecure_dev else "0"}
-        if not self.insecure_dev and not (self.pki_path / MANIFEST).exists():
-            init_pki(self.pki_path, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc))
+        # made once and kept; one from before signing keys existed (no hub/signing.crt) is made anew
+        if not self.insecure_dev and not ((self.pki_path / MANIFEST).exists() and (self.pki_path / HUB_SIGNING_CERT).exists()):
+            init_pki(self.pki_path, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc), force=True)
         callback_base = self.callback_base_url or self.switch_url
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
         secret_env = self._make_secrets()

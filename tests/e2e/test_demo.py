@@ -46,6 +46,7 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(dem
     report = json.loads((tmp_path / "summary.json").read_text())
     summary, xsd, inbound = report["summary"], report["xsd"], report["inbound"]
     assert report["partner_tls"] and (tmp_path / "pki" / "manifest.json").exists()  # the demo runs with mutual TLS
+    assert report["signatures"]  # and every ISO message with a partner is a signed business message
     assert sum(summary["by_outcome"].values()) == demo_count
     assert "MISSING" not in summary["by_outcome"]
     assert summary["duplicates_seen"] == 0  # exactly one final status per instruction
@@ -60,11 +61,13 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(dem
     assert inbound["expectations_unmet"] == [] and inbound["answers_changed"] == 0
     assert all(route["COMPLETED"] > 40 for route in inbound["by_route"].values())
     assert xsd["invalid"] == []
-    for message in ("pacs.008.001.08", "pacs.008.001.10", "pacs.008.001.13", "pacs.002.001.10", "pain.002.001.12"):
+    for message in ("pacs.008.001.08", "pacs.008.001.10", "pacs.008.001.13", "pacs.002.001.10", "pain.002.001.12", "head.001.001.02"):
         assert xsd["valid"][message] > 0, message
     samples = {p.name for p in (tmp_path / "samples").iterdir()}
     assert {"pacs.008-sent-napas.xml", "pacs.002-accepted.xml", "pacs.008-inbound.xml", "pain.002-final.xml",
-            "status-event.json"} <= samples
+            "status-event.json", "bizmsg-pacs.002-received-signed.xml", "bizmsg-pacs.008-inbound-received-signed.xml"} <= samples
+    signed = (tmp_path / "samples" / "bizmsg-pacs.002-received-signed.xml").read_bytes()
+    assert b"<ds:SignatureValue>" in signed and b"head.001.001.02" in signed
 
 
 def _cards_sent(database: Path) -> set[str]:

@@ -136,3 +136,20 @@ def test_a_missing_pki_is_named_at_start(tmp_path: Path) -> None:
 def test_a_partner_without_a_tls_section_is_refused_at_start(pki: Path) -> None:
     with pytest.raises(TlsSetupError, match="no \\[tls\\] section"):
         load_switch_tls(pki, {"promptpay": None})
+
+
+def test_pki_init_keep_keeps_a_complete_pki_and_remakes_one_without_signing_keys(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from switch.entrypoints.cli import main
+
+    directory = tmp_path / "pki"
+    assert CliRunner().invoke(main, ["pki", "init", str(directory)]).exit_code == 0
+    hub = (directory / "hub/hub.crt").read_bytes()
+    kept = CliRunner().invoke(main, ["pki", "init", str(directory), "--keep"])
+    assert (kept.exit_code, "kept" in kept.output, (directory / "hub/hub.crt").read_bytes()) == (0, True, hub)
+    for old in ("hub/signing.crt", "hub/signing.key"):  # as a PKI made before signing keys existed
+        (directory / old).unlink()
+    remade = CliRunner().invoke(main, ["pki", "init", str(directory), "--keep"])
+    assert remade.exit_code == 0 and "made anew" in remade.output
+    assert (directory / "hub/signing.crt").exists() and (directory / "hub/hub.crt").read_bytes() != hub

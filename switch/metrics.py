@@ -84,7 +84,8 @@ class Metrics:
         self.stuck = Gauge(
             "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
         )
-        # edge: partner_port; reason: partner_mismatch, unknown_identity, no_certificate (bounded)
+        # edge: partner_port, proxy_lookup; reason: partner_mismatch, unknown_identity, no_certificate
+        # (TLS) or a label of iso20022/apphdr.py REFUSALS (signed messages): a fixed set
         self.security_refusals = Counter(
             "switch_security_refusals_total", "Requests refused by an authentication check", ["edge", "reason"], registry=r
         )

@@ -1,22 +1,28 @@
 """`mekong sim <partner>` for every partner: the command starts the network's simulator over real
 HTTP with mutual TLS (the session's development PKI), takes the partner's golden pacs.008 from a
-client with the hub's certificate and calls back, with its own certificate, a server with the hub's,
-with a pacs.002 that the partner's mapping reads as completed."""
+client with the hub's certificate, signed with the hub's signing key, and calls back, with its own
+certificate, a server with the hub's, with a pacs.002 signed with the network's key that the
+partner's mapping reads as completed."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import sys
+from datetime import datetime, timezone
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from adapters.base import load_profile
 from adapters.simulator import SIMULATORS
+from switch.config import DEFAULT_CONFIG_DIR
+from switch.signing import load_switch_signing
 from switch.tls import HUB_CERT, HUB_KEY, client_context, server_context
 from tests.integration.harness import pki_dir
 from iso20022.parsing import parse_untrusted
+from iso20022.schemas import SchemaSet, default_schema_dir
 from switch.domain.payment import PaymentState
 from tests.factories import SAMPLE_UETR
 from tests.unit.partner_kit import ROOT, mapping_for
@@ -62,13 +68,20 @@ async def test_mekong_sim_plays_the_partner(partner: str) -> None:
             line = (await proc.stdout.readline()).decode()
         match = re.match(rf"{partner} simulator ready: (https://127\.0\.0\.1:\d+/iso20022) ", line)
         assert match, line
-        body = (ROOT / "adapters" / partner / "fixtures" / GOLDEN[partner]).read_bytes()
+        hub = load_switch_signing(
+            pki, "NBCAKHPPXXX", {partner: load_profile(DEFAULT_CONFIG_DIR / "partners" / f"{partner}.toml").signing}
+        )
+        document = (ROOT / "adapters" / partner / "fixtures" / GOLDEN[partner]).read_bytes()
         as_hub = aiohttp.TCPConnector(ssl=client_context(pki / HUB_CERT, pki / HUB_KEY, bundle))
-        async with aiohttp.ClientSession(connector=as_hub) as http, http.post(match.group(1), data=body) as resp:
-            assert resp.status == 202, await resp.text()
+        async with aiohttp.ClientSession(connector=as_hub) as http:
+            async with http.post(match.group(1), data=document) as resp:  # unsigned: the network refuses it
+                assert (resp.status, (await resp.json())["reason_code"]) == (400, "DS0A")
+            async with http.post(match.group(1), data=hub.seal(partner, document, now=datetime.now(timezone.utc))) as resp:
+                assert resp.status == 202, await resp.text()
         async with asyncio.timeout(start_s_max):
             report = await received.get()
-        (status,) = mapping_for(partner).parse_status(parse_untrusted(report)).statuses
+        opened = hub.open(partner, parse_untrusted(report), schemas=SchemaSet(default_schema_dir()), now=datetime.now(timezone.utc))
+        (status,) = mapping_for(partner).parse_status(opened.document).statuses
         assert (status.uetr, status.target, status.reason_code) == (SAMPLE_UETR, PaymentState.COMPLETED, None)
     finally:
         proc.terminate()

@@ -12,7 +12,7 @@ Layout of the directory (the shipped one is `config/` at the project root):
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
-MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
+MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners and unsigned Kafka records let in, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 Secrets come only from the environment, never from the reviewed files: MEKONG_API_TOKENS_FILE
 (the API tokens file, replacing operators.toml), MEKONG_PAN_KEY_FILE (a file holding the card-number
@@ -25,6 +25,7 @@ import os
 import re
 import tomllib
 from functools import cached_property
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
@@ -65,7 +66,8 @@ class HttpConfig(_Model):
 class SecurityConfig(_Model):
     # certificates and keys (the layout `mekong pki init` writes); relative: to the project root
     pki_dir: str = "pki"
-    # plain HTTP with the partners, no client certificates: development only, reported loudly
+    # development only, reported loudly: plain HTTP with the partners, no client certificates, and
+    # Kafka records admitted without their signatures being checked (switch/kafka_auth.py)
     insecure_dev: bool = False
 
     def pki_path(self) -> Path:
@@ -88,11 +90,35 @@ class SwitchFile(_Model):
     security: SecurityConfig = SecurityConfig()
 
 
+class ParticipantKey(_Model):
+    """A public key a participant signs its Kafka records with (Ed25519; switch/kafka_auth.py).
+    Exactly one of `public_key_file` (PEM SubjectPublicKeyInfo, relative to the PKI directory, as
+    `mekong pki init` writes participants/<code>.pub) or `public_key` (base64 of the 32 raw bytes).
+    `id` is derived from the key (the first 16 hex digits of the SHA-256 of its raw bytes); when
+    given it must match, so a replaced file stops the switch at start. `not_after`: the key signs
+    nothing after this instant (with a UTC offset), for a rotation with a deadline."""
+
+    id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    public_key_file: str | None = Field(default=None, min_length=1)
+    public_key: str | None = Field(default=None, min_length=1)
+    not_after: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ParticipantKey":
+        if (self.public_key_file is None) == (self.public_key is None):
+            raise ValueError("give exactly one of public_key_file or public_key")
+        if self.not_after is not None and self.not_after.utcoffset() is None:
+            raise ValueError("not_after needs a UTC offset, e.g. 2027-01-31T00:00:00Z")
+        return self
+
+
 class Participant(_Model):
     code: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     name: str
     bakong_suffix: str = Field(pattern=r"^[a-z0-9_]+$")  # `name@<suffix>` accounts belong here
     currencies: tuple[str, ...]
+    # the keys its Kafka records may be signed with; none: every record naming it is refused
+    keys: tuple[ParticipantKey, ...] = ()
 
 
 class ParticipantsFile(_Model):

@@ -9,7 +9,8 @@ restarts any of its processes by name (`kill`, `pause`, `resume`, `restart`).
 
 The switch and the simulators talk mutual TLS with a development PKI made at start (switch/pki.py,
 as `mekong pki init`) in `pki_dir` (default: <workdir>/pki, made once and kept), unless
-`insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
+`insecure_dev`; the participants' keys in it sign the tools' Kafka records (`signers`), which the
+switch checks unless `insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
 simulators' control ports (/sim/*), both plain HTTP on loopback.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from switch.broker import TansuBroker, free_port
 from switch.config import DEFAULT_CONFIG_DIR
 from switch.pki import MANIFEST, init_pki
+from switch.tools.signer import ParticipantSigners
 
 ready_s_max = 90.0  # the switch must be ready (DB migrated, Kafka group joined) within this
 stop_s_max = 30.0
@@ -76,6 +78,12 @@ class Stack:
     @property
     def pki_path(self) -> Path:
         return self.pki_dir or self.workdir / "pki"
+
+    @property
+    def signers(self) -> ParticipantSigners | None:
+        """The participants' signing keys (from the PKI), or None with `insecure_dev`: the switch
+        then checks no signature, and the tools publish unsigned (security off, end to end)."""
+        return None if self.insecure_dev else ParticipantSigners.from_pki(self.pki_path)
 
     @property
     def database_path(self) -> Path:

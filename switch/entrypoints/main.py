@@ -32,8 +32,9 @@ from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
+from switch.kafka_auth import KeyRing, load_key_ring
 from switch.metrics import Metrics
-from switch.service.audit import audit_config_loaded
+from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
@@ -89,6 +90,7 @@ class Switch:
         self.http_port: int | None = None  # the partner port
         self.ops_port: int | None = None  # the operations port
         self.tls: SwitchTls | None = None
+        self.key_ring: KeyRing | None = None  # the participants' Kafka signing keys; None: --insecure-dev
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -106,6 +108,9 @@ class Switch:
             stack.push_async_callback(self.store.close)
         self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
         await audit_config_loaded(self.store, Path(cfg.config_dir), replica=self.replica_id, at=self.clock())
+        self.key_ring = self._participant_keys()
+        if self.key_ring is not None:
+            await audit_participant_keys(self.store, self.key_ring, replica=self.replica_id, at=self.clock())
         schemas = SchemaSet(self.schema_dir)
         partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(
@@ -178,7 +183,7 @@ class Switch:
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
             ssl_contexts=self.tls.clients if self.tls else None,
         )
-        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
+        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver)
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._follow_up_forever(), "follow-up")
@@ -191,6 +196,26 @@ class Switch:
             self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
             cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
         )
+
+    def _participant_keys(self) -> KeyRing | None:
+        """The participants' Kafka signing keys (kafka_auth.py), or, with --insecure-dev, none
+        said loudly: records are then taken as the participant they name, unchecked."""
+        cfg = self.config
+        if cfg.security.insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: Kafka record signatures are not checked; any client that can publish on %s or %s "
+                "speaks for any participant. Never in production.", cfg.kafka.instructions_topic, cfg.kafka.inbound_replies_topic,
+            )
+            return None
+        ring = load_key_ring(cfg.participants, cfg.security.pki_path())
+        for participant in cfg.participants:
+            keys = ring.keys_of(participant.code)
+            if not keys:
+                log.warning("participant %s has no Kafka signing key: every record naming it is refused", participant.code)
+            else:
+                log.info("participant %s signs with key%s %s", participant.code, "s" if len(keys) > 1 else "",
+                         ", ".join(k.key_id for k in keys))
+        return ring
 
     def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
         """Mutual TLS with the partners (switch/tls.py), or, with --insecure-dev, plain HTTP said
@@ -305,6 +330,7 @@ class Switch:
             "partitions_assigned": self.partitions_assigned(),
             "replica": self.replica_id,
             "insecure_dev": self.config.security.insecure_dev,
+            "kafka_signatures": self.key_ring is not None,  # false only with --insecure-dev
         }
 
     def backlog(self) -> int:

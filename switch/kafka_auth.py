@@ -1,6 +1,7 @@
-"""Who published a Kafka record (issue 8 item 3).
+"""Who published a Kafka record (issue 8 item 3), and how the switch's own Kafka clients
+authenticate to the broker.
 
-A participant signs the exact bytes of each record's value with Ed25519
+**Record signatures.** A participant signs the exact bytes of each record's value with Ed25519
 and puts two headers on the record:
 
   mekong.key_id  which key signed: 16 lowercase hex digits, the first 8 bytes of the SHA-256 of
@@ -16,6 +17,9 @@ answers who signed a record, or why it is refused: no headers (`unsigned`), a ke
 configured (`unknown_key`), a key past its `not_after` (`key_expired`), a signature that does not
 verify over the value (`bad_signature`). The Kafka edge then checks that the participant the
 record names is the signer (`participant_mismatch`).
+
+**Broker authentication.** `client_options` turns `[kafka]` security settings (SASL/SCRAM,
+TLS, client certificates) into the keyword arguments every aiokafka client of the switch gets.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import re
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from switch.metrics import DlqReason
 
 if TYPE_CHECKING:
-    from switch.config import Participant
+    from switch.config import KafkaConfig, Participant, SwitchConfig
 
 SIGNATURE_HEADER: Final = "mekong.sig"
 KEY_ID_HEADER: Final = "mekong.key_id"
@@ -231,3 +236,39 @@ def load_key_ring(participants: Iterable[Participant], pki_dir: Path) -> KeyRing
                 raise ParticipantKeyError(f"{where}: configured id {entry.id} but the key's id is {key_id} ({source})")
             keys.append(ParticipantKey(key_id, participant.code, public_key, entry.not_after, source))
     return KeyRing(keys)
+
+
+# ----------------------------------------------------------------------------- broker authentication
+def client_options(config: SwitchConfig) -> dict[str, Any]:
+    """Keyword arguments for every aiokafka client the switch builds (consumer, producer, admin)
+    from `[kafka]`: the security protocol, SASL/SCRAM credentials (the password from the
+    environment, never the reviewed files), and a TLS context that trusts `ssl_cafile` and
+    presents `ssl_certfile`/`ssl_keyfile` when given (mutual TLS with the broker). PLAINTEXT (the
+    default, and Tansu in development) adds nothing else."""
+    kafka = config.kafka
+    options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = broker_ssl_context(kafka, pki_dir=config.security.pki_path())
+    if kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        password = config.kafka_sasl_password
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = password.get_secret_value() if password is not None else None
+    return options
+
+
+def broker_ssl_context(kafka: KafkaConfig, *, pki_dir: Path) -> ssl.SSLContext:
+    """TLS to the broker: its certificate checked against `ssl_cafile` (else the system's CAs) and
+    its host name; a client certificate presented when configured."""
+
+    def path(name: str | None) -> str | None:
+        if name is None:
+            return None
+        p = Path(name)
+        return str(p if p.is_absolute() else pki_dir / p)
+
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=path(kafka.ssl_cafile))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if kafka.ssl_certfile is not None:
+        ctx.load_cert_chain(path(kafka.ssl_certfile), path(kafka.ssl_keyfile))  # type: ignore[arg-type]
+    return ctx

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from switch import limits
 from switch.config import SwitchConfig
 from switch.contracts import InboundReplyV1, InstructionV1
-from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer
+from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer, client_options
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
 from switch.service import events
@@ -350,6 +350,7 @@ class InstructionConsumer:
             max_poll_records=limits.batch_records_max,
             fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max,
             isolation_level="read_uncommitted",
+            **client_options(self._config),
         )
         self._consumer.subscribe([k.instructions_topic, k.inbound_replies_topic], listener=_Rebalance(self))
         await self._consumer.start()

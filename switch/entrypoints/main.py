@@ -32,7 +32,7 @@ from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
-from switch.kafka_auth import KeyRing, load_key_ring
+from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
 from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
@@ -51,9 +51,10 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int) -> None:
-    """Create the switch's topics if the cluster lacks them (operators may pre-create them)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=admin_timeout_ms)
+async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, **client: Any) -> None:
+    """Create the switch's topics if the cluster lacks them (operators may pre-create them).
+    `client`: how to authenticate to the broker (kafka_auth.client_options)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=admin_timeout_ms, **client)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -136,10 +137,12 @@ class Switch:
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
         )
         k = cfg.kafka
+        broker_auth = client_options(cfg)
         await ensure_topics(
             k.bootstrap_servers,
             [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.dlq_topic],
             k.partitions,
+            **broker_auth,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
@@ -148,6 +151,7 @@ class Switch:
             enable_idempotence=False,  # Tansu has no idempotent producer; the outbox makes sends repeatable
             linger_ms=limits.producer_linger_ms,
             max_request_size=limits.kafka_request_bytes_max,
+            **broker_auth,
         )
         await producer.start()
         stack.push_async_callback(producer.stop)

@@ -1,5 +1,5 @@
-"""Signed Kafka records (issue 8 item 3): the verifier (KeyRing), the key ids, and loading the
-participants' keys from configuration."""
+"""Signed Kafka records (issue 8 item 3): the verifier (KeyRing), the key ids, loading the
+participants' keys from configuration, and the switch's own broker authentication settings."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from switch import config as config_mod
-from switch.config import Participant, ParticipantKey as ParticipantKeyConfig
+from switch.config import KafkaConfig, Participant, ParticipantKey as ParticipantKeyConfig
 from switch.kafka_auth import (
     KEY_ID_HEADER,
     SECURITY_REASON_CODES,
@@ -26,6 +26,7 @@ from switch.kafka_auth import (
     ParticipantKeyError,
     SignatureRefused,
     Signer,
+    client_options,
     key_id_of,
     load_key_ring,
     signature_headers,
@@ -285,3 +286,61 @@ def test_the_shipped_configuration_loads_with_the_keys_pki_init_makes(tmp_path: 
     manifest = init_pki(tmp_path, config_dir=DEFAULT_CONFIG_DIR, now=NOW)
     ring = load_key_ring(config_mod.load(env={}).participants, tmp_path)
     assert {(k.participant, k.key_id) for k in ring} == {(p["participant"], p["key_id"]) for p in manifest["participants"]}
+
+
+# ------------------------------------------------------------------ the switch's own broker authentication
+
+
+def _config(env: dict[str, str] | None = None, **kafka: object) -> config_mod.SwitchConfig:
+    """The shipped configuration with `kafka` settings changed, validated as a whole again."""
+    data = config_mod.load(env=env or {}).model_dump()
+    data["kafka"] = {**data["kafka"], **kafka}
+    return config_mod.SwitchConfig.model_validate(data)
+
+
+def test_plaintext_adds_no_credentials() -> None:
+    assert client_options(config_mod.load(env={})) == {"security_protocol": "PLAINTEXT"}
+
+
+def test_sasl_scram_over_tls_gives_every_client_the_mechanism_the_user_and_the_password_from_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "kafka-password"
+    secret.write_text("s3cret-from-a-file\n")
+    cfg = _config({"MEKONG_KAFKA_SASL_PASSWORD_FILE": str(secret)}, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                  sasl_username="mekong-switch")
+    options = client_options(cfg)
+    assert {k: v for k, v in options.items() if k != "ssl_context"} == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "mekong-switch",
+        "sasl_plain_password": "s3cret-from-a-file",
+    }
+    assert options["ssl_context"].check_hostname is True
+    assert "s3cret" not in repr(cfg) and "s3cret" not in str(cfg.model_dump())
+
+
+def test_mutual_tls_with_the_broker_presents_the_configured_certificate(tmp_path: Path) -> None:
+    init_pki(tmp_path, config_dir=DEFAULT_CONFIG_DIR, now=NOW)
+    cfg = _config({"MEKONG_PKI_DIR": str(tmp_path)}, security_protocol="SSL", ssl_cafile="hub/ca.crt",
+                  ssl_certfile="hub/hub.crt", ssl_keyfile="hub/hub.key")
+    options = client_options(cfg)
+    assert options["security_protocol"] == "SSL"
+    assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
+    assert options["ssl_context"].get_ca_certs()  # the CA file, not the system store only
+
+
+@pytest.mark.parametrize("kafka", [
+    {"security_protocol": "SASL_SSL"},  # no mechanism, no user
+    {"security_protocol": "PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256", "sasl_username": "u"},
+    {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "u"},  # SCRAM only
+    {"security_protocol": "PLAINTEXT", "ssl_cafile": "ca.crt"},
+    {"security_protocol": "SSL", "ssl_certfile": "c.crt"},  # a certificate without its key
+])
+def test_broker_security_settings_that_disagree_are_refused(kafka: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        KafkaConfig.model_validate(kafka)
+
+
+def test_sasl_without_a_password_in_the_environment_is_refused() -> None:
+    with pytest.raises(ValidationError, match="MEKONG_KAFKA_SASL_PASSWORD"):
+        _config(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", sasl_username="u")
+    cfg = _config({"MEKONG_KAFKA_SASL_PASSWORD": "p"}, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                  sasl_username="u")
+    assert cfg.kafka_sasl_password == SecretStr("p")

@@ -18,6 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from iso20022.schemas import SchemaSet
+from switch import limits
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.kafka_auth import KeyRing, ParticipantKey, key_id_of, signature_headers
 from switch.metrics import DlqReason
@@ -211,6 +212,41 @@ async def test_a_security_refusal_and_a_good_record_in_one_batch(edge: Edge) -> 
     await edge.feed(edge.record(forged, signed_by(ABAA, forged)), edge.record(good, signed_by(ABAA, good)))
     assert set(edge.store.state.instructions) == {(ABAA, "MIX-2")}
     assert [d["mekong.reason_code"] for d in edge.dead()] == [b"DS0H"]
+
+
+async def test_verdicts_stay_with_their_records_across_verification_chunks(edge: Edge) -> None:
+    """More records than one verification chunk (they are verified in parallel threads): each
+    forged one, and only those, is refused."""
+    n = 2 * limits.signature_verify_chunk_records_max + 10
+    records, forged_offsets = [], set()
+    for i in range(n):
+        value = instruction(f"CH-{i}")
+        forged = i % 7 == 3
+        records.append(edge.record(value, signed_by(ABAA if forged else ACLB, value)))
+        if forged:
+            forged_offsets.add(records[-1].offset)
+    await edge.feed(*records)
+    dead_offsets = {int(d["mekong.source.offset"]) for d in edge.dead()}
+    assert dead_offsets == forged_offsets
+    assert len(edge.store.state.instructions) == n - len(forged_offsets)
+
+
+class ExplodingRing(KeyRing):
+    """A key ring whose verification raises on one record (a bug, or something no test foresaw)."""
+
+    def verify(self, value: bytes, headers: Any, *, now: Any) -> Any:
+        if b"BOOM" in value:
+            raise RecursionError("maximum recursion depth exceeded")
+        return super().verify(value, headers, now=now)
+
+
+async def test_a_verification_that_raises_dead_letters_that_record_alone(deps: Deps) -> None:
+    edge = Edge(deps, ExplodingRing(ParticipantKey(key_id_of(k.public_key()), c, k.public_key()) for c, k in KEYS.items()))
+    good, boom = instruction("OK-2"), instruction("BOOM-1")
+    await edge.feed(edge.record(boom, signed_by(ACLB, boom)), edge.record(good, signed_by(ACLB, good)))
+    (dead,) = edge.dead()
+    assert b"RecursionError" in dead["mekong.reason"]
+    assert set(edge.store.state.instructions) == {(ACLB, "OK-2")}
 
 
 # ------------------------------------------------------------------ pain.001

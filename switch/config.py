@@ -12,11 +12,13 @@ Layout of the directory (the shipped one is `config/` at the project root):
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
-MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
+MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners and unsigned Kafka records let in, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 Secrets come only from the environment, never from the reviewed files: MEKONG_API_TOKENS_FILE
 (the API tokens file, replacing operators.toml), MEKONG_PAN_KEY_FILE (a file holding the card-number
-token key, 64+ hex digits) or MEKONG_PAN_KEY (the same, inline; the file is preferred).
+token key, 64+ hex digits) or MEKONG_PAN_KEY (the same, inline; the file is preferred),
+MEKONG_KAFKA_SASL_PASSWORD_FILE or MEKONG_KAFKA_SASL_PASSWORD (the switch's password at a broker
+that requires SASL/SCRAM).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import os
 import re
 import tomllib
 from functools import cached_property
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -51,6 +54,31 @@ class KafkaConfig(_Model):
     inbound_replies_topic: str = "mekong.inbound.replies"
     dlq_topic: str = "mekong.dlq"
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
+    # How the switch's own clients authenticate to the broker (README "Broker authentication and
+    # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the
+    # password from MEKONG_KAFKA_SASL_PASSWORD_FILE (or MEKONG_KAFKA_SASL_PASSWORD). SSL/SASL_SSL:
+    # TLS trusting `ssl_cafile` (default: the system's CAs); with `ssl_certfile` + `ssl_keyfile`
+    # the switch presents a client certificate (mutual TLS). Paths are relative to the PKI dir.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = Field(default=None, min_length=1)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _security_settings_agree(self) -> "KafkaConfig":
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or self.sasl_username is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism and sasl_username")
+        if not sasl and (self.sasl_mechanism is not None or self.sasl_username is not None):
+            raise ValueError(f"sasl_mechanism / sasl_username are for SASL_PLAINTEXT or SASL_SSL, not {self.security_protocol}")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        if not tls and any(f is not None for f in (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile)):
+            raise ValueError(f"ssl_* files are for SSL or SASL_SSL, not {self.security_protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (a client certificate and its key)")
+        return self
 
 
 class HttpConfig(_Model):
@@ -65,7 +93,8 @@ class HttpConfig(_Model):
 class SecurityConfig(_Model):
     # certificates and keys (the layout `mekong pki init` writes); relative: to the project root
     pki_dir: str = "pki"
-    # plain HTTP with the partners, no client certificates: development only, reported loudly
+    # development only, reported loudly: plain HTTP with the partners, no client certificates, and
+    # Kafka records admitted without their signatures being checked (switch/kafka_auth.py)
     insecure_dev: bool = False
 
     def pki_path(self) -> Path:
@@ -88,11 +117,35 @@ class SwitchFile(_Model):
     security: SecurityConfig = SecurityConfig()
 
 
+class ParticipantKey(_Model):
+    """A public key a participant signs its Kafka records with (Ed25519; switch/kafka_auth.py).
+    Exactly one of `public_key_file` (PEM SubjectPublicKeyInfo, relative to the PKI directory, as
+    `mekong pki init` writes participants/<code>.pub) or `public_key` (base64 of the 32 raw bytes).
+    `id` is derived from the key (the first 16 hex digits of the SHA-256 of its raw bytes); when
+    given it must match, so a replaced file stops the switch at start. `not_after`: the key signs
+    nothing after this instant (with a UTC offset), for a rotation with a deadline."""
+
+    id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    public_key_file: str | None = Field(default=None, min_length=1)
+    public_key: str | None = Field(default=None, min_length=1)
+    not_after: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ParticipantKey":
+        if (self.public_key_file is None) == (self.public_key is None):
+            raise ValueError("give exactly one of public_key_file or public_key")
+        if self.not_after is not None and self.not_after.utcoffset() is None:
+            raise ValueError("not_after needs a UTC offset, e.g. 2027-01-31T00:00:00Z")
+        return self
+
+
 class Participant(_Model):
     code: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     name: str
     bakong_suffix: str = Field(pattern=r"^[a-z0-9_]+$")  # `name@<suffix>` accounts belong here
     currencies: tuple[str, ...]
+    # the keys its Kafka records may be signed with; none: every record naming it is refused
+    keys: tuple[ParticipantKey, ...] = ()
 
 
 class ParticipantsFile(_Model):
@@ -227,6 +280,7 @@ class SwitchConfig(_Model):
     partner_timing: Mapping[str, Mapping[str, float]] = {}
     api_tokens: tuple[ApiToken, ...] = ()  # who may call /v1 (hashes only)
     pan_key: SecretStr | None = None  # the card-number token key (hex); never printed
+    kafka_sasl_password: SecretStr | None = None  # the switch's SASL password at the broker; never printed
 
     @model_validator(mode="after")
     def _token_roles_name_participants(self) -> "SwitchConfig":
@@ -239,6 +293,9 @@ class SwitchConfig(_Model):
         if self.pan_key is not None:
             if not re.fullmatch(PAN_KEY_PATTERN, self.pan_key.get_secret_value()):
                 raise ValueError("the PAN key must be at least 64 hex digits (32 random bytes)")
+        if self.kafka.security_protocol.startswith("SASL_") and self.kafka_sasl_password is None:
+            raise ValueError(f"[kafka] security_protocol {self.kafka.security_protocol}: set MEKONG_KAFKA_SASL_PASSWORD_FILE "
+                             "(or MEKONG_KAFKA_SASL_PASSWORD)")
         return self
 
     def corridor(self, corridor_id: str) -> Corridor | None:
@@ -350,9 +407,13 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     pan_key = env.get("MEKONG_PAN_KEY")
     if env.get("MEKONG_PAN_KEY_FILE"):
         pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
+    sasl_password = env.get("MEKONG_KAFKA_SASL_PASSWORD")
+    if env.get("MEKONG_KAFKA_SASL_PASSWORD_FILE"):
+        sasl_password = Path(env["MEKONG_KAFKA_SASL_PASSWORD_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
     return SwitchConfig(
         api_tokens=tokens,
         pan_key=SecretStr(pan_key) if pan_key else None,
+        kafka_sasl_password=SecretStr(sasl_password) if sasl_password else None,
         config_dir=str(directory),
         partner_timing=partner_timing,
         switch=switch,

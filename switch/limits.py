@@ -22,6 +22,15 @@ shutdown_drain_s_max: Final = 10.0  # SIGTERM: time to finish in-flight work bef
 if batch_records_max * record_budget_s_max * 1000 >= kafka_poll_interval_ms_max:
     raise RuntimeError("a full batch could outlive max_poll_interval_ms and trigger a rebalance")
 
+# Who published a record (switch/kafka_auth.py): Ed25519 verification, about 200 µs of CPU per record
+# on the development machine (tests/bench/bench_kafka_signatures.py), runs in worker threads off
+# the event loop, this many records per thread task; a full batch is 5 tasks, which run on several
+# cores at once (cryptography releases the GIL while it verifies)
+signature_verify_chunk_records_max: Final = 100
+
+if signature_verify_chunk_records_max > batch_records_max:
+    raise RuntimeError("a signature chunk larger than a batch would never split the work")
+
 # Partner transport
 partner_inflight_max: Final = 64  # concurrent HTTP requests to one partner
 partner_timeout_s: Final = 10.0  # one HTTP request to a partner

@@ -30,6 +30,23 @@ class DlqReason(StrEnum):
     UNSUPPORTED_MESSAGE = "unsupported_message"  # XML other than a bare pain.001.001.09 (another version, an envelope)
     PAIN001_REFUSED = "pain001_refused"  # a pain.001.001.09 invalid against the XSD or its control totals
     UNREADABLE = "unreadable"  # reading the record raised an unexpected exception
+    # security: who published the record is not proven (switch/kafka_auth.py), also counted in
+    # switch_security_refusals_total{edge="kafka"}
+    UNSIGNED = "unsigned"  # no mekong.key_id / mekong.sig headers
+    UNKNOWN_KEY = "unknown_key"  # a key id no participant has configured
+    KEY_EXPIRED = "key_expired"  # a configured key past its not_after
+    BAD_SIGNATURE = "bad_signature"  # the signature does not verify over the value (or is malformed)
+    PARTICIPANT_MISMATCH = "participant_mismatch"  # signed by one participant, names another
+
+    @property
+    def security(self) -> bool:
+        """A refusal of who sent the record, not of what it says."""
+        return self in SECURITY_REASONS
+
+
+SECURITY_REASONS: Final = frozenset(
+    {DlqReason.UNSIGNED, DlqReason.UNKNOWN_KEY, DlqReason.KEY_EXPIRED, DlqReason.BAD_SIGNATURE, DlqReason.PARTICIPANT_MISMATCH}
+)
 
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -84,11 +101,14 @@ class Metrics:
         self.stuck = Gauge(
             "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
         )
-        # edge: partner_port, proxy_lookup; reason: partner_mismatch, unknown_identity, no_certificate
-        # (TLS) or a label of iso20022/apphdr.py REFUSALS (signed messages): a fixed set
+        # edge partner_port: reason partner_mismatch, unknown_identity, no_certificate (TLS) or a label
+        # of iso20022/apphdr.py REFUSALS (signed messages); edge proxy_lookup: the same signed-message
+        # labels; edge kafka: one of SECURITY_REASONS. A fixed set.
         self.security_refusals = Counter(
             "switch_security_refusals_total", "Requests refused by an authentication check", ["edge", "reason"], registry=r
         )
+        for reason in sorted(SECURITY_REASONS):  # every Kafka series exists from the start, at 0
+            self.security_refusals.labels("kafka", reason.value)
         self.api_refusals = Counter(  # switch/entrypoints/api_auth.py Refusal: a fixed set
             "switch_api_refusals_total", "HTTP API requests refused: no or unknown token, role, another's payment",
             ["reason"], registry=r,

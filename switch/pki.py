@@ -15,7 +15,9 @@ manifest.json):
                                     nonRepudiation only, apart from its TLS key)
   partners/<p>/signing.crt, .key    the network's signing certificate and key (its profile's
                                     [signing] certificate; the simulator signs with the key)
-  participants/<code>.key, .pub     an Ed25519 key pair per Bakong participant (PKCS#8 / SPKI PEM)
+  participants/<code>.key, .pub     an Ed25519 key pair per Bakong participant (PKCS#8 / SPKI PEM):
+                                    it signs the participant's Kafka records; the manifest gives
+                                    each key's id (switch/kafka_auth.py `key_id_of`)
 
 TLS and signing keys are ECDSA P-256. Private keys are written 0600 and never printed. Nothing here is for
 production: production supplies its own certificates in the same layout (README, "Security").
@@ -37,6 +39,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from switch.kafka_auth import key_id_of
 
 ca_validity_days = 3650
 leaf_validity_days = 825
@@ -244,7 +248,8 @@ def init_pki(
         )
         participants.append({
             "participant": code, "algorithm": "Ed25519", "key": f"participants/{code}.key",
-            "public_key": f"participants/{code}.pub", "spki_sha256": hashlib.sha256(public_der).hexdigest(),
+            "public_key": f"participants/{code}.pub", "key_id": key_id_of(key.public_key()),
+            "spki_sha256": hashlib.sha256(public_der).hexdigest(),
         })
 
     manifest = {

@@ -272,6 +272,11 @@ class FakeUnitOfWork:
         wanted = set(message_ids)
         return [r.message() for r in self.state.outbox.values() if r.kind == kind and r.message_id in wanted]
 
+    async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
+        """The ids of `message_ids` already in the outbox (the Kafka edge's duplicate-answer check)."""
+        wanted = set(message_ids)
+        return {r.message_id for r in self.state.outbox.values() if r.kind == kind and r.message_id in wanted}
+
     async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None:
         if not ids:
             return

@@ -67,7 +67,8 @@ def main() -> None:
               help="Verified ISO 20022 XSD directory (default: .schemas in the project).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
-              help="Development only: plain HTTP with the partners, no client certificates (logged, and shown by /readyz).")
+              help="Development only: plain HTTP with the partners, no client certificates, Kafka record signatures not "
+              "checked (logged, and shown by /readyz).")
 def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev: bool) -> None:
     """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
 
@@ -82,6 +83,7 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
     """
     from switch import config as config_mod
     from switch.entrypoints.main import Switch
+    from switch.kafka_auth import ParticipantKeyError
     from switch.tls import TlsSetupError
 
     _logging(log_level)
@@ -97,7 +99,7 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
             loop.add_signal_handler(sig, stop.set)
         try:
             await sw.start()
-        except TlsSetupError as exc:  # what is missing, without a traceback
+        except (TlsSetupError, ParticipantKeyError) as exc:  # what is missing, without a traceback
             raise click.ClickException(str(exc)) from None
         # Everything built at start-up lives as long as the process: collect the start-up garbage,
         # then keep the rest out of the cyclic GC's scans, and make full collections (the long
@@ -166,6 +168,8 @@ def pki_init(directory: Path, config_dir: Path, force: bool, keep: bool, hub_dns
         manifest = make(True)
     click.echo(f"development PKI in {directory}: {len(manifest['certificates'])} certificates, "
                f"{len(manifest['participants'])} participant keys; see {directory / 'manifest.json'}")
+    for p in manifest["participants"]:
+        click.echo(f"  participant {p['participant']}: Kafka signing key id {p['key_id']} ({p['key']}, {p['public_key']})")
 
 
 # ----------------------------------------------------------------------------- broker

@@ -8,6 +8,16 @@ batch is read again, and `admit` turns the redelivery into replays that change n
 No record can stop the consumer (issue 7): reading one never raises (JSON is read with a size and
 a depth bound, an unexpected exception dead-letters the record), and every dead letter fits the
 producer (a record too large goes as a bounded prefix with its size and sha256).
+
+Who published a record is proven before anything else is read (issue 8 item 3): its Ed25519
+signature headers must verify over its value with a configured participant key
+(switch/kafka_auth.py), and every participant the record names (an instruction's `participant`,
+each pain.001 payment information's debtor agent, a reply's `participant`) must be the key's
+owner. Otherwise the record is dead-lettered with a security reason and nothing else happens: it
+is not admitted, burns no instruction id, and no status goes to the participant it names (a
+forger must not block, or hear about, a victim's instruction). A dead letter is only ever
+answered to the participant that signed it. With --insecure-dev (key ring None) signatures are
+not checked and records are taken as the participant they name, as before.
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import pydantic_core
@@ -31,6 +42,7 @@ from pydantic import ValidationError
 from switch import limits
 from switch.config import SwitchConfig
 from switch.contracts import InboundReplyV1, InstructionV1
+from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer, client_options
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
 from switch.service import events
@@ -60,8 +72,13 @@ _OPENING: Final = frozenset(b"[{")
 class DeadLetter:
     record: ConsumerRecord[bytes, bytes]
     reason: str
-    reason_code: str  # ISO external code: FF02 syntax, FF01 format
+    reason_code: str  # ISO external code: FF02 syntax, FF01 format, DS0x who sent it
     category: DlqReason  # the metric's label: a fixed set, never the record's content
+    sender: str | None = None  # the participant whose key signed the record (None: not proven)
+    key_id: str | None = None  # the key id the record gave (16 hex digits), when it gave a well-formed one
+    # whether the sender may hear of it on the status topic as a JSON status event: not for a
+    # record read as XML (a pain.001 is answered with a pain.002 or not at all)
+    answerable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +263,39 @@ async def _send_once(
     return failures
 
 
+# What _verified says of one record: its signer, why its signature is refused, None (not checked:
+# --insecure-dev), or the exception verifying it raised (the record is then dead-lettered alone)
+Verdict = Signer | SignatureRefused | Exception | None
+
+
+def _verify_chunk(keys: KeyRing, records: list[ConsumerRecord[bytes, bytes]], now: datetime) -> list[Verdict]:
+    """Run in a worker thread: each record's verdict (an exception is a verdict too, never raised)."""
+    out: list[Verdict] = []
+    for record in records:
+        try:
+            out.append(keys.verify(record.value or b"", record.headers, now=now))
+        except Exception as exc:  # noqa: BLE001 - one record must not stop the consumer (issue 7)
+            out.append(exc)
+    return out
+
+
+def _named(read: ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter) -> set[str]:
+    """The participants a record speaks for, as far as it can be read: an instruction's
+    `participant`, a reply's `participant`, the debtor agent of each payment information of a
+    pain.001 ("" when one names none), and the `participant` a refused JSON record still holds."""
+    if isinstance(read, ParsedInstruction):
+        return {read.instruction.participant}
+    if isinstance(read, InboundReplyV1):
+        return {read.participant}
+    if isinstance(read, Pain001Record):
+        return {pmt.debtor_agent.bicfi or "" for pmt in read.message.payment_instructions}
+    if isinstance(read, Pain001Refused):
+        return {read.participant} if read.participant else set()
+    data = read_json(read.record.value or b"")  # a dead letter: bounded like the first reading
+    participant = data.get("participant") if isinstance(data, dict) else None
+    return {participant} if isinstance(participant, str) else set()
+
+
 def _identifiable(dl: DeadLetter) -> tuple[str, str] | None:
     """(participant, instruction id) when a dead-lettered record still names them, so the sender
     also hears of the reject on the status topic."""
@@ -285,8 +335,12 @@ class InstructionConsumer:
         producer: AIOKafkaProducer,
         *,
         metrics: Metrics,
+        key_ring: KeyRing | None,
         resolver: ProxyResolver | None = None,
     ) -> None:
+        """`key_ring`: the participants' keys every record's signature is checked against; None
+        only for --insecure-dev (no check: said loudly at start by the composition root)."""
+        self._keys = key_ring
         self._resolver = resolver
         self._config = config
         self._bus = bus
@@ -312,6 +366,7 @@ class InstructionConsumer:
             max_poll_records=limits.batch_records_max,
             fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max,
             isolation_level="read_uncommitted",
+            **client_options(self._config),
         )
         self._consumer.subscribe([k.instructions_topic, k.inbound_replies_topic], listener=_Rebalance(self))
         await self._consumer.start()
@@ -342,22 +397,25 @@ class InstructionConsumer:
         pains: list[Pain001Record] = []
         refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]] = []
         dead: list[DeadLetter] = []
-        for records in batches.values():
-            for record in records:
-                read = self._read(record)
-                if isinstance(read, Pain001Refused):
-                    dead.append(DeadLetter(record, read.reason, read.reason_code, read.dlq_reason))
-                    if read.message_id and read.participant:  # readable enough to answer
-                        refused_pains.append((record, read))
-                elif isinstance(read, Pain001Record):
-                    pains.append(read)
-                    parsed.extend(read.items)
-                elif isinstance(read, InboundReplyV1):
-                    replies.append(read)
-                elif isinstance(read, ParsedInstruction):
-                    parsed.append(read)
-                else:
-                    dead.append(read)
+        in_order = [record for records in batches.values() for record in records]
+        verdicts = await self._verified(in_order, self._deps.clock())
+        for record, verdict in zip(in_order, verdicts, strict=True):
+            read, signer = self._read(record, verdict)
+            if isinstance(read, Pain001Refused):
+                dead.append(DeadLetter(record, read.reason, read.reason_code, read.dlq_reason,
+                                       sender=signer.participant if signer else None,
+                                       key_id=signer.key_id if signer else None, answerable=False))
+                if read.message_id and read.participant:  # readable enough to answer (by its signer: _read)
+                    refused_pains.append((record, read))
+            elif isinstance(read, Pain001Record):
+                pains.append(read)
+                parsed.extend(read.items)
+            elif isinstance(read, InboundReplyV1):
+                replies.append(read)
+            elif isinstance(read, ParsedInstruction):
+                parsed.append(read)
+            else:
+                dead.append(read)
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()
@@ -415,23 +473,68 @@ class InstructionConsumer:
         await audit_dead_letters(uow, dead, at=self._deps.clock())  # last: the audit lock is held to the commit
         return outcome
 
+    async def _verified(self, records: list[ConsumerRecord[bytes, bytes]], now: datetime) -> list[Verdict]:
+        """Who signed each record (KeyRing.verify), in order; all None with --insecure-dev.
+
+        Ed25519 verification costs about 200 µs of CPU per record on the development machine
+        (tests/bench/bench_kafka_signatures.py), 100 ms for a full batch: it runs off the event
+        loop, in chunks of `signature_verify_chunk_records_max` records on the default executor's
+        threads (cryptography releases the GIL while it verifies, so chunks use several cores),
+        while the loop goes on serving partner callbacks and the relay."""
+        if self._keys is None:
+            return [None] * len(records)
+        size = limits.signature_verify_chunk_records_max
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        done = await asyncio.gather(*(asyncio.to_thread(_verify_chunk, self._keys, chunk, now) for chunk in chunks))
+        return [verdict for chunk in done for verdict in chunk]
+
     def _read(
-        self, record: ConsumerRecord[bytes, bytes]
-    ) -> ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter:
-        """One record as what the batch does with it. Reading it never raises: an unexpected
-        exception dead-letters this record (its type in the reason) and the batch goes on."""
+        self, record: ConsumerRecord[bytes, bytes], verdict: Verdict
+    ) -> tuple[ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter, Signer | None]:
+        """One record as what the batch does with it, and who signed it (None: not proven, or
+        --insecure-dev). First its signature (`verdict`, from _verified), then its content, then
+        whether what it names is its signer. Reading it never raises: an unexpected exception
+        dead-letters this record (its type in the reason) and the batch goes on."""
+        signer: Signer | None = None
+        xml = False
         try:
-            if record.topic == self._config.kafka.inbound_replies_topic:
-                return parse_reply(record)
-            if is_xml(record):
-                try:
-                    return read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
-                except Pain001Refused as exc:
-                    return exc
-            return parse_record(record)
+            if isinstance(verdict, BaseException):
+                raise verdict
+            if isinstance(verdict, SignatureRefused):
+                return DeadLetter(record, verdict.reason, verdict.reason_code, verdict.category, key_id=verdict.key_id), None
+            signer = verdict
+            xml = record.topic != self._config.kafka.inbound_replies_topic and is_xml(record)
+            read = self._parse(record, xml=xml)
+            if signer is None:
+                return read, None
+            others = sorted(p for p in _named(read) if p != signer.participant)
+            if others:
+                return DeadLetter(
+                    record,
+                    f"participant mismatch: signed with key {signer.key_id} of {signer.participant}, names {', '.join(others)}",
+                    SECURITY_REASON_CODES[DlqReason.PARTICIPANT_MISMATCH], DlqReason.PARTICIPANT_MISMATCH,
+                    sender=signer.participant, key_id=signer.key_id, answerable=False,
+                ), signer
+            if isinstance(read, DeadLetter):
+                return replace(read, sender=signer.participant, key_id=signer.key_id), signer
+            return read, signer
         except Exception as exc:  # noqa: BLE001 - one record must not stop the consumer (issue 7)
             log.exception("reading %s[%d]@%d raised", record.topic, record.partition, record.offset)
-            return unreadable(record, exc)
+            dead = unreadable(record, exc)
+            return replace(dead, sender=signer.participant if signer else None, key_id=signer.key_id if signer else None,
+                           answerable=not xml), signer
+
+    def _parse(
+        self, record: ConsumerRecord[bytes, bytes], *, xml: bool
+    ) -> ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter:
+        if record.topic == self._config.kafka.inbound_replies_topic:
+            return parse_reply(record)
+        if xml:
+            try:
+                return read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)
+            except Pain001Refused as exc:
+                return exc
+        return parse_record(record)
 
     async def offsets_committed(self) -> None:
         """Wait for the offset commit in flight, if any (revocation, stop, the next commit)."""
@@ -443,10 +546,13 @@ class InstructionConsumer:
         await publish_dead_letters(self._producer, self._config.kafka.dlq_topic, dead)
         for dl in dead:
             self._metrics.dlq.labels(dl.category.value).inc()
+            if dl.category.security:
+                self._metrics.security_refusals.labels("kafka", dl.category.value).inc()
             # the reason may quote what the record held (names, accounts): only at DEBUG
             log.warning(
-                "dead-lettered %s[%d]@%d: %s %s", dl.record.topic, dl.record.partition, dl.record.offset,
+                "dead-lettered %s[%d]@%d: %s %s%s", dl.record.topic, dl.record.partition, dl.record.offset,
                 dl.category.value, dl.reason_code,
+                f" (key {dl.key_id or '-'}, signer {dl.sender or '-'})" if dl.category.security else "",
             )
             log.debug("dead-letter reason %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200])
 
@@ -462,7 +568,8 @@ class InstructionConsumer:
         ]
 
     def _pain002_refusals(self, refused: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]]) -> list[OutboxMessage]:
-        """A pain.002 rejecting the group, for each pain.001 refused as a whole (also dead-lettered)."""
+        """A pain.002 rejecting the group, for each pain.001 refused as a whole (also dead-lettered),
+        to the debtor agent it names: its signer (_read refused any other)."""
         now = self._deps.clock()
         return [
             group_reject(
@@ -473,15 +580,22 @@ class InstructionConsumer:
         ]
 
     def _dead_letter_statuses(self, dead: list[DeadLetter]) -> list[OutboxMessage]:
+        """The REJECTED status for each dead-lettered JSON instruction that names its sender and
+        instruction id, sent to that sender only when it signed the record. A security refusal is
+        never answered: the participant it names did not send it."""
         now = self._deps.clock()
         out = []
         for dl in dead:
             if dl.record.topic != self._config.kafka.instructions_topic:
                 continue  # an inbound reply names no instruction
+            if dl.category.security or not dl.answerable:
+                continue
             ident = _identifiable(dl)
             if ident is None:
                 continue
             participant, instruction_id = ident
+            if self._keys is not None and participant != dl.sender:
+                continue  # _read refuses such a record as a mismatch; this keeps the rule in the one place that answers
             out.append(
                 events.dead_letter_outbox(
                     participant, instruction_id, topic=dl.record.topic, partition=dl.record.partition, offset=dl.record.offset,

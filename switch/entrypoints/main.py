@@ -33,8 +33,9 @@ from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
+from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
-from switch.service.audit import audit_config_loaded
+from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
@@ -52,9 +53,10 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int) -> None:
-    """Create the switch's topics if the cluster lacks them (operators may pre-create them)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=admin_timeout_ms)
+async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, **client: Any) -> None:
+    """Create the switch's topics if the cluster lacks them (operators may pre-create them).
+    `client`: how to authenticate to the broker (kafka_auth.client_options)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=admin_timeout_ms, **client)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -92,6 +94,7 @@ class Switch:
         self.ops_port: int | None = None  # the operations port
         self.tls: SwitchTls | None = None
         self.signing: Sealer | None = None  # signed business application headers; None: --insecure-dev
+        self.key_ring: KeyRing | None = None  # the participants' Kafka signing keys; None: --insecure-dev
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -109,6 +112,9 @@ class Switch:
             stack.push_async_callback(self.store.close)
         self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
         await audit_config_loaded(self.store, Path(cfg.config_dir), replica=self.replica_id, at=self.clock())
+        self.key_ring = self._participant_keys()
+        if self.key_ring is not None:
+            await audit_participant_keys(self.store, self.key_ring, replica=self.replica_id, at=self.clock())
         schemas = SchemaSet(self.schema_dir)
         partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
         mappings = load_partners(
@@ -137,10 +143,12 @@ class Switch:
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
         )
         k = cfg.kafka
+        broker_auth = client_options(cfg)
         await ensure_topics(
             k.bootstrap_servers,
             [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.dlq_topic],
             k.partitions,
+            **broker_auth,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
@@ -149,6 +157,7 @@ class Switch:
             enable_idempotence=False,  # Tansu has no idempotent producer; the outbox makes sends repeatable
             linger_ms=limits.producer_linger_ms,
             max_request_size=limits.kafka_request_bytes_max,
+            **broker_auth,
         )
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -185,7 +194,7 @@ class Switch:
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
             ssl_contexts=self.tls.clients if self.tls else None, signing=self.signing,
         )
-        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
+        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver)
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._follow_up_forever(), "follow-up")
@@ -199,6 +208,26 @@ class Switch:
             cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
             "OFF" if self.signing is None else ", ".join(sorted(self.signing.counterparts)) or "no partner signs",
         )
+
+    def _participant_keys(self) -> KeyRing | None:
+        """The participants' Kafka signing keys (kafka_auth.py), or, with --insecure-dev, none
+        said loudly: records are then taken as the participant they name, unchecked."""
+        cfg = self.config
+        if cfg.security.insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: Kafka record signatures are not checked; any client that can publish on %s or %s "
+                "speaks for any participant. Never in production.", cfg.kafka.instructions_topic, cfg.kafka.inbound_replies_topic,
+            )
+            return None
+        ring = load_key_ring(cfg.participants, cfg.security.pki_path())
+        for participant in cfg.participants:
+            keys = ring.keys_of(participant.code)
+            if not keys:
+                log.warning("participant %s has no Kafka signing key: every record naming it is refused", participant.code)
+            else:
+                log.info("participant %s signs with key%s %s", participant.code, "s" if len(keys) > 1 else "",
+                         ", ".join(k.key_id for k in keys))
+        return ring
 
     def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
         """Mutual TLS with the partners (switch/tls.py), or, with --insecure-dev, plain HTTP said
@@ -342,6 +371,7 @@ class Switch:
             "insecure_dev": self.config.security.insecure_dev,
             # partners whose messages are signed both ways; [] with --insecure-dev (said loudly)
             "signatures": sorted(self.signing.counterparts) if self.signing is not None else [],
+            "kafka_signatures": self.key_ring is not None,  # false only with --insecure-dev
         }
 
     def backlog(self) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # actions: a fixed set of dotted names
 CONFIG_LOADED = "config.loaded"
+PARTICIPANT_KEY_LOADED = "config.participant_key"
 HTTP_REFUSED = "http.refused"
 KAFKA_DEAD_LETTERED = "kafka.dead_lettered"
 DB_UPGRADED = "db.upgraded"
@@ -108,29 +109,57 @@ async def audit_config_loaded(store: Store, config_dir: Path, *, replica: str, a
     await audit_alone(store, config_entries(config_dir, replica=replica, at=at))
 
 
+def participant_key_entries(keys: Iterable[Any], *, replica: str, at: datetime) -> list[NewAuditEntry]:
+    """One entry per participant key the replica verifies Kafka records with (kafka_auth.ParticipantKey):
+    where it came from, whose it is and its id. The key files are not TOML, so the configuration
+    entries do not cover them; a public key swapped on disk shows here as another key id."""
+    return [
+        entry(
+            at=at,
+            actor=f"replica {replica}",
+            action=PARTICIPANT_KEY_LOADED,
+            subject=key.source,
+            detail={"participant": key.participant, "key_id": key.key_id,
+                    "not_after": key.not_after.isoformat() if key.not_after else None, "replica": replica},
+        )
+        for key in keys
+    ]
+
+
+async def audit_participant_keys(store: Store, keys: Iterable[Any], *, replica: str, at: datetime) -> None:
+    """At start: the participant keys this replica runs with, in one transaction."""
+    await audit_alone(store, participant_key_entries(keys, replica=replica, at=at))
+
+
 # ----------------------------------------------------------------------------- Kafka edge
 def dead_letter_entries(dead: Sequence[Any], *, at: datetime) -> list[NewAuditEntry]:
     """One entry per dead letter (kafka_consumer.DeadLetter): where the record was, why it was
-    refused (the category and ISO reason code), its size and sha256; never its content."""
+    refused (the category and ISO reason code), its size and sha256, and, when the record gave
+    them, the key id it was signed with and the participant that key belongs to; never its content."""
     out = []
     for dl in dead:
         record = dl.record
         value = record.value or b""
+        detail: dict[str, Any] = {
+            "category": str(dl.category.value),
+            "reason_code": dl.reason_code,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "value_bytes": len(value),
+            "sha256": hashlib.sha256(value).hexdigest(),
+        }
+        if getattr(dl, "key_id", None) is not None:
+            detail["key_id"] = dl.key_id
+        if getattr(dl, "sender", None) is not None:
+            detail["signer"] = dl.sender
         out.append(
             entry(
                 at=at,
                 actor=f"kafka {record.topic}",
                 action=KAFKA_DEAD_LETTERED,
                 subject=f"{record.topic}:{record.partition}:{record.offset}",
-                detail={
-                    "category": str(dl.category.value),
-                    "reason_code": dl.reason_code,
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "value_bytes": len(value),
-                    "sha256": hashlib.sha256(value).hexdigest(),
-                },
+                detail=detail,
             )
         )
     return out

@@ -55,12 +55,14 @@ def run_bench(
     with Stack(workdir, partners=partners, insecure_dev=insecure_dev) as stack:
         sims = tuple(f"sim-{p}" for p in partners)
         print(f"stack up ({stack.switch_url}); warming up with {warmup_count} payments", file=sys.stderr, flush=True)
-        asyncio.run(drive(stack.bootstrap_servers, warmup, rate_per_s=0))
+        signers = stack.signers  # None with --insecure-dev: unsigned records, unchecked
+        asyncio.run(drive(stack.bootstrap_servers, warmup, rate_per_s=0, signers=signers))
         cpu_before = {name: stack.cpu_seconds(name) for name in ("switch", *sims)}
         bar = tqdm(total=count, unit="pay", desc="bench", file=sys.stderr, mininterval=0.5)
         started = time.perf_counter()
         result = asyncio.run(
-            drive(stack.bootstrap_servers, planned, rate_per_s=rate, on_progress=lambda d, _t: bar.update(d - bar.n))
+            drive(stack.bootstrap_servers, planned, rate_per_s=rate, on_progress=lambda d, _t: bar.update(d - bar.n),
+                  signers=signers)
         )
         bar.close()
         cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in ("switch", *sims)}
@@ -92,4 +94,5 @@ def run_bench(
         "database": "sqlite",
         "partner_tls": not insecure_dev,  # mutual TLS between the switch and the simulators
         "signatures": not insecure_dev,  # signed business application headers both ways
+        "kafka_signatures": not insecure_dev,  # records signed by the load generator, verified by the switch
     }

@@ -149,7 +149,8 @@ def demo(count: int, workdir: Path) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_ROOT / "bench-out", show_default=True)
 @click.option("--corridors", default="KH-TH,KH-LA,KH-VN,KH-CN", show_default=True,
               help="Corridors to mix, comma-separated (one simulator process per partner).")
-@click.option("--insecure-dev", is_flag=True, help="Plain HTTP between the switch and the simulators (to measure what TLS costs).")
+@click.option("--insecure-dev", is_flag=True, help="Security off, to measure what it costs: plain HTTP between the switch and the "
+              "simulators, and unsigned Kafka records the switch does not check.")
 def bench(json_path: Path | None, count: int, rate: float, workdir: Path, corridors: str, insecure_dev: bool) -> None:
     """Benchmark the full path: Kafka in -> pacs.008 -> partner -> pacs.002 -> status out,
     with the corridors mixed round-robin."""

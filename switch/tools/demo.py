@@ -164,12 +164,14 @@ async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[In
                    file=sys.stdout, mininterval=0.5, position=0)
     in_bar = tqdm(total=len(inbound_planned), unit="pay", desc="inbound partner answers", file=sys.stdout,
                   mininterval=0.5, position=1)
+    signers = stack.signers  # every instruction and reply signed by its participant's key
     try:
         return await asyncio.gather(
             drive(stack.bootstrap_servers, planned, on_progress=lambda d, _t: out_bar.update(d - out_bar.n),
-                  rate_per_s=demo_rate_per_s),
+                  rate_per_s=demo_rate_per_s, signers=signers),
             drive_inbound(stack.bootstrap_servers, {p: stack.sim_url(p) for p in stack.partners}, inbound_planned,
-                          rate_per_s=demo_inbound_rate_per_s, on_progress=lambda d, _t: in_bar.update(d - in_bar.n)),
+                          rate_per_s=demo_inbound_rate_per_s, on_progress=lambda d, _t: in_bar.update(d - in_bar.n),
+                          signers=signers),
         )
     finally:
         out_bar.close()
@@ -197,7 +199,8 @@ def run_demo(
         if secrets_out is not None:
             secrets_out.update(stack.secrets)
         print(
-            f"switch ready at {stack.switch_url} (mutual TLS and signed messages with the simulators, PKI in {stack.pki_path}), broker {stack.bootstrap_servers}; publishing {count:,} instructions "
+            f"switch ready at {stack.switch_url} (mutual TLS and signed messages with the simulators, PKI in {stack.pki_path}), broker {stack.bootstrap_servers}; "
+            f"publishing {count:,} instructions signed by their participants' keys "
             f"at {demo_rate_per_s:g}/s (JSON, QR and pain.001) while the four networks send {len(inbound_planned):,} inbound payments",
             flush=True,
         )
@@ -210,7 +213,8 @@ def run_demo(
     samples = write_samples(stack.database_path, workdir / "samples", planned)
     (workdir / "summary.json").write_text(
         json.dumps({"summary": summary, "inbound": inbound, "xsd": checks, "simulators": sims,
-                    "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev}, indent=2, default=str)
+                    "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev,
+                    "kafka_signatures": not stack.insecure_dev}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
     tracked = sum(1 for p in planned if p.kind != "pain001")

@@ -22,6 +22,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switch.tools.loadgen import _partitions, percentiles
+from switch.tools.signer import ParticipantSigners
 
 INBOUND_ROUTES = {"promptpay": "TH-KH", "lapnet": "LA-KH", "napas": "VN-KH", "unionpay": "CN-KH"}
 PARTNER_CCY = {"promptpay": ("THB", "120.05"), "lapnet": ("LAK", "0.1878"), "napas": ("VND", "0.1565"), "unionpay": ("CNY", "563.4")}
@@ -119,9 +120,11 @@ async def drive_inbound(
     settle_s_max: float = 90.0,
     rate_per_s: float = 100.0,
     on_progress: Callable[[int, int], None] | None = None,
+    signers: ParticipantSigners | None = None,
 ) -> InboundResult:
-    """Send the planned payments through the simulators, play the participants, and wait until
-    every partner has its answer."""
+    """Send the planned payments through the simulators, play the participants (each reply signed
+    by the participant it answers for with `signers`; unsigned when None, for --insecure-dev),
+    and wait until every partner has its answer."""
     result = InboundResult()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=20)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=False, linger_ms=5)
@@ -150,7 +153,9 @@ async def drive_inbound(
                                                  "decision": "REJECT" if action == "reject" else "ACCEPT"}
                         if action == "reject":
                             reply["reason_code"], reply["reason"] = "AC04", "account closed"
-                        await producer.send(replies_topic, json.dumps(reply).encode(), key=event["uetr"].encode())
+                        value = json.dumps(reply).encode()
+                        headers = signers.headers(event["participant"], value) if signers is not None else None
+                        await producer.send(replies_topic, value, key=event["uetr"].encode(), headers=headers)
                         result.replies_sent[reply["decision"]] += 1
 
         replier = asyncio.create_task(participant())

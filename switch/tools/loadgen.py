@@ -1,6 +1,7 @@
 """Instructions as a participant would send them, and a driver that publishes them on Kafka and
 follows every one to its final status (or the dead-letter topic). Shared by demo, bench and the
-end-to-end test."""
+end-to-end test. Each record is signed by the participant it comes from (switch/tools/signer.py),
+unless the switch runs with --insecure-dev (no signers)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from stdnum import luhn
 
 from switch.qr.emvco import encode
 from switch.tools.pain001_samples import pain001_from_instructions
+from switch.tools.signer import ParticipantSigners
 
 DEBTORS = [
     ("ACLBKHPPXXX", "aclb", ["Sok Dara", "Chan Sophea", "Keo Vannak", "Lim Sreymom", "Heng Rithy"]),
@@ -51,6 +53,7 @@ class Planned:
     corridor: str = "KH-TH"
     origin: str = "json"  # json | qr | pain.001
     covers: tuple[str, ...] = ()  # a pain001 record: the instruction ids it carries
+    participant: str = ""  # who sends it (and signs the record)
 
 
 def _mobile(rng: random.Random) -> str:
@@ -185,24 +188,25 @@ def plan_instructions(
             expect, corridor, origin = "REJECTED FF01", "KH-TH", "qr"
         if origin == "pain.001":
             pain_pending[participant].append(doc)
-            out.append(Planned(instruction_id, None, kind, expect, corridor, origin))
+            out.append(Planned(instruction_id, None, kind, expect, corridor, origin, participant=participant))
             if len(pain_pending[participant]) >= pain_batch:
-                out.append(_pain_record(pain_pending.pop(participant), run_id, len(out)))
+                out.append(_pain_record(participant, pain_pending.pop(participant), run_id, len(out)))
             continue
         value = json.dumps(doc).encode()
         if kind == "malformed_json":
             value = value[: len(value) // 2]
             expect = "DLQ"
-        out.append(Planned(instruction_id, value, kind, expect, corridor, origin))
-    for docs in pain_pending.values():
-        out.append(_pain_record(docs, run_id, len(out)))
+        out.append(Planned(instruction_id, value, kind, expect, corridor, origin, participant=participant))
+    for participant, docs in pain_pending.items():
+        out.append(_pain_record(participant, docs, run_id, len(out)))
     return out, unknown_proxies
 
 
-def _pain_record(docs: list[dict[str, Any]], run_id: str, n: int) -> Planned:
+def _pain_record(participant: str, docs: list[dict[str, Any]], run_id: str, n: int) -> Planned:
     message_id = f"PAIN-{run_id}{n:07d}"
     body = pain001_from_instructions(docs, message_id=message_id, created_at=datetime.now(timezone.utc))
-    return Planned(message_id, body, "pain001", "PAIN002", origin="pain.001", covers=tuple(d["instruction_id"] for d in docs))
+    return Planned(message_id, body, "pain001", "PAIN002", origin="pain.001", covers=tuple(d["instruction_id"] for d in docs),
+                   participant=participant)
 
 
 @dataclass
@@ -255,9 +259,11 @@ async def drive(
     dlq_topic: str = "mekong.dlq",
     settle_s_max: float = 120.0,
     on_progress: Callable[[int, int], None] | None = None,
+    signers: ParticipantSigners | None = None,
 ) -> DriveResult:
-    """Publish `planned` (at `rate_per_s`, or flat out) and wait until each one is accounted for:
-    a final status event, or its record on the dead-letter topic."""
+    """Publish `planned` (at `rate_per_s`, or flat out; signed by `signers`, unsigned when None)
+    and wait until each one is accounted for: a final status event, or its record on the
+    dead-letter topic."""
     result = DriveResult()
     sent_at: dict[str, float] = {}
     tracked = [p for p in planned if p.kind != "pain001"]  # a pain.001 record is followed per transaction
@@ -325,7 +331,8 @@ async def drive(
             sent_at[key] = time.perf_counter()
             result.sent_wall_ms[key] = time.time() * 1000
 
-        await publish(producer, planned, rate_per_s=rate_per_s, topic=topic, started_at=result.first_sent_at, on_sent=sent)
+        await publish(producer, planned, rate_per_s=rate_per_s, topic=topic, started_at=result.first_sent_at, on_sent=sent,
+                      signers=signers)
         result.sent = len(tracked)
         try:
             await asyncio.wait_for(done.wait(), timeout=settle_s_max)
@@ -347,10 +354,12 @@ async def publish(
     topic: str = "mekong.instructions",
     started_at: float | None = None,
     on_sent: Callable[[str], None] | None = None,
+    signers: ParticipantSigners | None = None,
 ) -> None:
     """Publish `planned` at `rate_per_s` (or flat out) from `started_at` (perf_counter, default
-    now); `on_sent` gets each instruction id as its record is handed to the producer. Returns once
-    the broker has acknowledged every record."""
+    now), each record signed by its participant with `signers` (None: unsigned, for a switch
+    run with --insecure-dev); `on_sent` gets each instruction id as its record is handed to the
+    producer. Returns once the broker has acknowledged every record."""
     started = time.perf_counter() if started_at is None else started_at
     interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
     pending = []
@@ -365,7 +374,8 @@ async def publish(
         if on_sent is not None:
             for key in p.covers or (p.key,):
                 on_sent(key)
-        pending.append(await producer.send(topic, value=p.value, key=p.key.encode()))
+        headers = signers.headers(p.participant, p.value) if signers is not None else None
+        pending.append(await producer.send(topic, value=p.value, key=p.key.encode(), headers=headers))
         if len(pending) >= 1000:
             await asyncio.gather(*pending)
             pending.clear()

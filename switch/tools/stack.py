@@ -10,7 +10,8 @@ restarts any of its processes by name (`kill`, `pause`, `resume`, `restart`).
 The switch and the simulators talk mutual TLS and sign every ISO message (signed business
 application headers) with a development PKI made at start (switch/pki.py, as `mekong pki init`)
 in `pki_dir` (default: <workdir>/pki, made once and kept), unless `insecure_dev` (plain HTTP, no
-signatures). The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
+signatures); the participants' keys in it sign the tools' Kafka records (`signers`), which the
+switch checks unless `insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
 simulators' control ports (/sim/*), both plain HTTP on loopback.
 """
 
@@ -31,6 +32,7 @@ from switch.broker import TansuBroker, free_port
 from switch.config import DEFAULT_CONFIG_DIR
 from switch.pki import MANIFEST, init_pki
 from switch.signing import HUB_SIGNING_CERT
+from switch.tools.signer import ParticipantSigners
 
 ready_s_max = 90.0  # the switch must be ready (DB migrated, Kafka group joined) within this
 stop_s_max = 30.0
@@ -78,6 +80,12 @@ class Stack:
     @property
     def pki_path(self) -> Path:
         return self.pki_dir or self.workdir / "pki"
+
+    @property
+    def signers(self) -> ParticipantSigners | None:
+        """The participants' signing keys (from the PKI), or None with `insecure_dev`: the switch
+        then checks no signature, and the tools publish unsigned (security off, end to end)."""
+        return None if self.insecure_dev else ParticipantSigners.from_pki(self.pki_path)
 
     @property
     def database_path(self) -> Path:

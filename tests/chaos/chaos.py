@@ -551,7 +551,7 @@ async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: 
     faults = Faults(stack, opts, started, say)
     play: Callable[[], Awaitable[None]] = getattr(faults, scenario.replace("-", "_"))
     try:
-        await asyncio.gather(publish(producer, planned, rate_per_s=opts.rate_per_s, on_sent=sent), play())
+        await asyncio.gather(publish(producer, planned, rate_per_s=opts.rate_per_s, on_sent=sent, signers=stack.signers), play())
         load_s = time.monotonic() - started
         say(f"[{load_s:7.2f} s] published {published}; faults over; waiting for quiescence "
             f"(all final, or no event for {opts.quiet_s:g} s; at most {opts.settle_s_max:g} s)")

@@ -3,10 +3,13 @@ otherwise) and the switch in this process, on their own topics and consumer grou
 session's Tansu broker. Partner traffic is mutual TLS with the session's development PKI
 (conftest.py `pki_dir`, found through MEKONG_PKI_DIR), and every ISO message goes as a business
 message signed with the sender's development signing key (`signed_as` signs one as a partner
-would); /v1, /metrics and /readyz are on the switch's operations port (`Running.url`)."""
+would); /v1, /metrics and /readyz are on the switch's operations port (`Running.url`). Records the
+tests publish are signed by the participant they come from with that PKI's participant keys
+(`signed`), as the switch requires."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -30,6 +33,9 @@ from switch.broker import TansuBroker
 from switch.signing import Sealer, load_simulator_signing
 from switch.store.sql_store import Store
 from switch.tls import load_simulator_tls
+from switch.tools.signer import ParticipantSigners
+
+DEFAULT_SENDER = "ACLBKHPPXXX"  # who signs a record that names no participant of its own (hostile bytes)
 
 HUB_BIC = "NBCAKHPPXXX"  # config/switch.toml agent_bic
 
@@ -37,6 +43,24 @@ HUB_BIC = "NBCAKHPPXXX"  # config/switch.toml agent_bic
 def pki_dir() -> Path:
     """The session's development PKI (tests/integration/conftest.py makes it)."""
     return Path(os.environ["MEKONG_PKI_DIR"])
+
+
+@functools.cache
+def _signers(directory: Path) -> ParticipantSigners:
+    return ParticipantSigners.from_pki(directory)
+
+
+def signers() -> ParticipantSigners:
+    """The participants' private keys of the session's PKI."""
+    return _signers(pki_dir())
+
+
+def signed(value: bytes | None, participant: str | None = None) -> list[tuple[str, bytes]]:
+    """The signature headers for `value`, signed by `participant`, or by the participant the
+    JSON record names (DEFAULT_SENDER for bytes that name none)."""
+    if participant is not None:
+        return signers().headers(participant, value)
+    return signers().headers_as_named(value, default=DEFAULT_SENDER)
 
 
 def partner_session(partner: str) -> aiohttp.ClientSession:

@@ -15,19 +15,20 @@ from adapters.simulator_inbound import InboundSpec
 from switch.broker import TansuBroker
 from switch.contracts import InboundPaymentV1
 from switch.store.sql_store import Store
-from tests.integration.harness import Running, partner_session, running_switch
+from tests.integration.harness import Running, partner_session, running_switch, signed
 from tests.integration.test_pipeline import collect
 
 settle_s_max = 60.0
 
 
 async def reply(run: Running, replies: list[dict[str, Any] | bytes]) -> None:
+    """Each reply signed by the participant it answers for (harness.signed)."""
     producer = AIOKafkaProducer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         for r in replies:
             value = r if isinstance(r, bytes) else json.dumps(r).encode()
-            await producer.send_and_wait(run.config.kafka.inbound_replies_topic, value=value)
+            await producer.send_and_wait(run.config.kafka.inbound_replies_topic, value=value, headers=signed(value))
     finally:
         await producer.stop()
 

@@ -25,7 +25,7 @@ from switch.entrypoints import kafka_consumer
 from switch.metrics import DlqReason
 from switch.store.sql_store import Store
 from switch.tools.pain001_samples import pain001_from_instructions
-from tests.integration.harness import Running, running_switch
+from tests.integration.harness import Running, running_switch, signed
 from tests.integration.test_pain001 import reports
 from tests.integration.test_pipeline import collect, finals_by_id, instruction
 from tests.unit.edge_kit import enveloped, in_version
@@ -37,6 +37,8 @@ test_producer_request_bytes_max = 4 * LARGE_BYTES
 
 
 async def publish(run: Running, topic: str, records: list[tuple[str, bytes | None]]) -> None:
+    """Each record signed by the participant it names (harness.signed): what is refused here is
+    the content, not the sender."""
     producer = AIOKafkaProducer(
         bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False,
         max_request_size=test_producer_request_bytes_max,
@@ -44,7 +46,7 @@ async def publish(run: Running, topic: str, records: list[tuple[str, bytes | Non
     await producer.start()
     try:
         for key, value in records:
-            await producer.send_and_wait(topic, value=value, key=key.encode())
+            await producer.send_and_wait(topic, value=value, key=key.encode(), headers=signed(value))
     finally:
         await producer.stop()
 

@@ -1,6 +1,8 @@
 """Fuzzing the Kafka edge through the real broker and a running switch (issue 7): random bytes,
 random JSON, JSON nested past the bound, and valid instructions, pain.001 documents and inbound
 replies with random byte flips, insertions, deletions and truncations, on both consumed topics.
+Most records are signed by the participant they name (issue 8: the content is what is fuzzed);
+some carry no signature or a damaged one, and must end on the dead-letter topic as such.
 
 Afterwards every fuzz record is accounted for (its source coordinates on the dead-letter topic,
 or: an instruction valid by the published contract answered on the status topic, a pain.001
@@ -34,7 +36,7 @@ from switch.contracts import InboundReplyV1, InstructionV1
 from switch.service.pain_reports import admission_message_id
 from switch.store.sql_store import Store
 from switch.tools.pain001_samples import pain001_from_instructions
-from tests.integration.harness import Running, running_switch
+from tests.integration.harness import Running, running_switch, signed, signers
 from tests.integration.test_kafka_edge import still_answers
 from tests.integration.test_pipeline import instruction, settle_s_max
 
@@ -59,6 +61,7 @@ class Case:
     payload: bytes | None = None
     base: str | None = None  # "instruction" | "pain001" | "reply"
     edits: tuple[tuple[str, float, int], ...] = ()  # (flip | insert | delete | truncate, where 0..1, byte)
+    signature: str = "named"  # signed by the participant it names | "none" | "damaged"
 
 
 json_values = st.recursive(
@@ -70,16 +73,20 @@ edits = st.lists(
     st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]), st.floats(0, 1), st.integers(0, 255)),
     min_size=1, max_size=4,
 ).map(tuple)
+signatures = st.sampled_from(["named"] * 8 + ["none", "damaged"])
 cases = st.one_of(
-    st.builds(Case, topic=st.sampled_from(TOPICS), payload=st.binary(max_size=300)),
-    st.builds(Case, topic=st.sampled_from(TOPICS), payload=json_values.map(lambda v: json.dumps(v).encode())),
-    st.builds(Case, topic=st.sampled_from(TOPICS), payload=st.integers(17, 3_000).map(lambda d: b"[" * d + b"]" * d)),
+    st.builds(Case, topic=st.sampled_from(TOPICS), payload=st.binary(max_size=300), signature=signatures),
+    st.builds(Case, topic=st.sampled_from(TOPICS), payload=json_values.map(lambda v: json.dumps(v).encode()), signature=signatures),
+    st.builds(Case, topic=st.sampled_from(TOPICS), payload=st.integers(17, 3_000).map(lambda d: b"[" * d + b"]" * d),
+              signature=signatures),
     st.builds(  # a valid instruction with some fields replaced by random JSON: often identifiable, never valid
         Case, topic=st.just("instructions"), base=st.just("instruction"),
         payload=st.dictionaries(st.sampled_from(["version", "corridor", "debtor", "creditor", "amount", "qr", "extra"]),
                                 json_values, min_size=1, max_size=3).map(lambda d: json.dumps(d).encode()),
+        signature=signatures,
     ),
-    st.builds(Case, topic=st.sampled_from(TOPICS), base=st.sampled_from(["instruction", "pain001", "reply"]), edits=edits),
+    st.builds(Case, topic=st.sampled_from(TOPICS), base=st.sampled_from(["instruction", "pain001", "reply"]), edits=edits,
+              signature=signatures),
 )
 
 
@@ -125,6 +132,19 @@ def materialise(case: Case, i: int, tag: str, schemas: SchemaSet) -> bytes:
     else:
         valid = json.dumps({"version": 1, "uetr": str(uuid.uuid4()), "participant": "ACLBKHPPXXX", "decision": "ACCEPT"}).encode()
     return mutate(valid, case.edits)
+
+
+def signature_headers(case: Case, value: bytes) -> list[tuple[str, bytes]]:
+    """Signed by the participant `value` names (harness.signed), none, or with one character of
+    the base64 signature changed (still base64 of 64 bytes: only the verification can fail)."""
+    if case.signature == "none":
+        return []
+    headers = signed(value)
+    if case.signature == "damaged":
+        sig = bytearray(dict(headers)["mekong.sig"])
+        sig[10] = ord("A") if sig[10] != ord("A") else ord("B")
+        headers = [(k, bytes(sig) if k == "mekong.sig" else v) for k, v in headers]
+    return headers
 
 
 @dataclass
@@ -189,7 +209,8 @@ async def test_fuzzed_records_on_both_topics_are_all_accounted_for_and_the_switc
         try:
             for i, case in enumerate(drawn):
                 value = materialise(case, i, tag, schemas)
-                meta = await producer.send_and_wait(topic_of[case.topic], value=value, key=f"{tag}-{i}".encode())
+                meta = await producer.send_and_wait(topic_of[case.topic], value=value, key=f"{tag}-{i}".encode(),
+                                                    headers=signature_headers(case, value))
                 sent.append(Sent(value, meta.topic, meta.partition, meta.offset))
         finally:
             await producer.stop()
@@ -198,8 +219,12 @@ async def test_fuzzed_records_on_both_topics_are_all_accounted_for_and_the_switc
         report_ids_needed: dict[int, str] = {}
         replies_valid: set[int] = set()
         for i, s in enumerate(sent):
+            if drawn[i].signature != "named":
+                continue  # refused before it is read (checked below)
             if s.topic == k.inbound_replies_topic:
-                if valid(InboundReplyV1, s.value) is not None:
+                reply = valid(InboundReplyV1, s.value)
+                # a reply is taken only from the participant it names (else: a mismatch, dead-lettered)
+                if reply is not None and reply.participant == signers().named(s.value, default=""):
                     replies_valid.add(i)
                 continue
             ins = valid(InstructionV1, s.value)
@@ -234,8 +259,15 @@ async def test_fuzzed_records_on_both_topics_are_all_accounted_for_and_the_switc
         while await replies_counted(run) < len(replies_valid) and loop.time() < deadline:
             await asyncio.sleep(0.1)
         assert await replies_counted(run) == len(replies_valid)
+        codes_at: dict[tuple[str, int, int], bytes] = {}
         for r in records:  # every dead letter names where it came from and why
             if r.topic == k.dlq_topic:
                 h = dict(r.headers)
                 assert h["mekong.reason"] and h["mekong.reason_code"] and h["mekong.source.sha256"]
+                codes_at[(h["mekong.source.topic"].decode(), int(h["mekong.source.partition"]), int(h["mekong.source.offset"]))] = (
+                    h["mekong.reason_code"])
+        for i, s in enumerate(sent):  # unsigned and damaged signatures are refused as such, whatever the content
+            expected = {"none": b"DS0A", "damaged": b"DS0B"}.get(drawn[i].signature)
+            if expected is not None:
+                assert codes_at.get(s.coordinates) == expected, (i, drawn[i], codes_at.get(s.coordinates))
         await still_answers(run)

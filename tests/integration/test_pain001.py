@@ -19,15 +19,17 @@ from switch.broker import TansuBroker
 from switch.store.sql_store import Store
 from switch.tools.pain001_samples import pain001_from_instructions
 from tests.factories import sample_instruction
-from tests.integration.harness import Running, running_switch
+from tests.integration.harness import Running, running_switch, signed
 from tests.integration.test_pipeline import collect
 
 
 async def publish(run: Running, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    """A pain.001 of ACLEDA's (its debtor agent), signed with ACLEDA's key."""
     producer = AIOKafkaProducer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
-        await producer.send_and_wait(run.config.kafka.instructions_topic, value=value, key=b"ACLBKHPPXXX", headers=headers)
+        await producer.send_and_wait(run.config.kafka.instructions_topic, value=value, key=b"ACLBKHPPXXX",
+                                     headers=[*(headers or []), *signed(value, "ACLBKHPPXXX")])
     finally:
         await producer.stop()
 

@@ -18,7 +18,7 @@ from switch.contracts import StatusEventV1
 from tests.factories import sample_instruction
 from switch.store.sql_store import Store
 
-from tests.integration.harness import Running, partner_session, running_switch, signed_as
+from tests.integration.harness import Running, partner_session, running_switch, signed, signed_as
 
 settle_s_max = 60.0
 UNKNOWN_PROXY = "0066899999999"
@@ -29,11 +29,12 @@ def instruction(instruction_id: str, **changes: Any) -> dict[str, Any]:
 
 
 async def publish(run: Running, records: list[tuple[str, bytes]]) -> None:
+    """Each record signed by the participant it names (harness.signed)."""
     producer = AIOKafkaProducer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         for key, value in records:
-            await producer.send_and_wait(run.config.kafka.instructions_topic, value=value, key=key.encode())
+            await producer.send_and_wait(run.config.kafka.instructions_topic, value=value, key=key.encode(), headers=signed(value))
     finally:
         await producer.stop()
 

@@ -19,7 +19,9 @@ from iso20022.pacs008 import CustomerCreditTransfer
 from iso20022.reason_codes import REASON_CODES
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from switch import limits
 from switch.domain.payment import Party, Payment, PaymentState
+from switch.domain.rate_limit import Rate
 
 
 class ProxyRule(BaseModel):
@@ -27,6 +29,19 @@ class ProxyRule(BaseModel):
     pattern: str  # full-match regular expression for the proxy value
     iso_type: str  # ExternalProxyAccountType1Code / partner code put in CdtrAcct/Prxy/Tp
     description: str = ""
+
+
+class PartnerLimits(BaseModel):
+    """The partner's abuse limit on the partner port (issue 8 item 6): how many messages it may
+    POST a second on average (`messages_per_s`) and at once (`burst`); more are answered 429.
+    Unset values take the defaults of switch/limits.py."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    messages_per_s: int = Field(default=limits.partner_messages_per_s_default, ge=1, le=limits.rate_per_s_max)
+    burst: int = Field(default=limits.partner_burst_default, ge=1, le=limits.rate_burst_max)
+
+    def rate(self) -> Rate:
+        return Rate(self.messages_per_s, self.burst)
 
 
 class PartnerTls(BaseModel):
@@ -93,6 +108,7 @@ class PartnerProfile(BaseModel):
     inflight_max: int = Field(ge=1, le=1024)
     assumptions: tuple[str, ...] = ()  # what the profile assumes beyond public facts
     tls: PartnerTls | None = None  # required unless the switch runs --insecure-dev
+    limits: PartnerLimits = PartnerLimits()  # [limits]: messages per second on the partner port
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

@@ -31,7 +31,9 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from switch import limits
 from switch.domain.money import CURRENCIES, Money
+from switch.domain.rate_limit import Rate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
@@ -88,14 +90,29 @@ class SwitchFile(_Model):
     security: SecurityConfig = SecurityConfig()
 
 
+class ParticipantLimits(_Model):
+    """A participant's abuse limit on Kafka (issue 8 item 6): how many instructions it may publish
+    a second on average (`instructions_per_s`; each transaction of a pain.001 counts) and at once
+    (`burst`); more are refused (reason SL15) and dead-lettered `rate_limited`. Unset values take
+    the defaults of switch/limits.py."""
+
+    instructions_per_s: int = Field(default=limits.participant_instructions_per_s_default, ge=1, le=limits.rate_per_s_max)
+    burst: int = Field(default=limits.participant_burst_default, ge=1, le=limits.rate_burst_max)
+
+    def rate(self) -> Rate:
+        return Rate(self.instructions_per_s, self.burst)
+
+
 class Participant(_Model):
     code: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     name: str
     bakong_suffix: str = Field(pattern=r"^[a-z0-9_]+$")  # `name@<suffix>` accounts belong here
     currencies: tuple[str, ...]
+    limits: ParticipantLimits | None = None  # None: the file's [limits]
 
 
 class ParticipantsFile(_Model):
+    limits: ParticipantLimits = ParticipantLimits()  # every participant's, unless its entry has its own
     participants: tuple[Participant, ...]
 
 
@@ -217,6 +234,7 @@ class SwitchConfig(_Model):
     kafka: KafkaConfig
     http: HttpConfig
     participants: tuple[Participant, ...]
+    participant_limits: ParticipantLimits = ParticipantLimits()  # participants.toml [limits]
     security: SecurityConfig = SecurityConfig()
     corridors: tuple[Corridor, ...]
     inbound_routes: tuple[InboundRoute, ...] = ()
@@ -246,6 +264,10 @@ class SwitchConfig(_Model):
 
     def participant(self, code: str) -> Participant | None:
         return self._participants_by_code.get(code)
+
+    def participant_rates(self) -> dict[str, Rate]:
+        """Each participant's instruction rate (its own [limits], else the file's)."""
+        return {p.code: (p.limits or self.participant_limits).rate() for p in self.participants}
 
     def inbound_route(self, partner: str) -> InboundRoute | None:
         """The enabled inbound route a partner pays Bakong customers through."""
@@ -360,6 +382,7 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         http=http,
         security=security,
         participants=participants.participants,
+        participant_limits=participants.limits,
         corridors=corridors.corridors,
         inbound_routes=inbound.routes,
         directory=inbound.directory,

@@ -81,3 +81,48 @@ def test_only_the_first_refusal_of_a_spell_starts_an_episode() -> None:
     assert flood == ["passed", "started", "refused", "passed", "refused", "passed", "refused"]
     # quiet for longer than the gap since the last refusal: the next refusal starts a new spell
     assert [charge(t) for t in (95_000, 95_000, 95_001)] == ["passed", "started", "refused"]
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_the_shipped_configuration_gives_every_partner_and_participant_a_rate() -> None:
+    from pathlib import Path
+
+    from adapters.base import load_profile
+    from switch import config as config_mod, limits as bounds
+    from switch.config import DEFAULT_CONFIG_DIR
+
+    cfg = config_mod.load(env={})
+    assert set(cfg.participant_rates()) == {p.code for p in cfg.participants}
+    for path in sorted((Path(DEFAULT_CONFIG_DIR) / "partners").glob("*.toml")):
+        rate = load_profile(path).limits.rate()
+        assert 1 <= rate.per_s <= bounds.rate_per_s_max and 1 <= rate.burst <= bounds.rate_burst_max
+
+
+def test_a_participants_own_limits_replace_the_files() -> None:
+    from switch.config import Participant, ParticipantLimits, ParticipantsFile
+
+    data = {
+        "limits": {"instructions_per_s": 100, "burst": 200},
+        "participants": [
+            {"code": "ACLBKHPPXXX", "name": "A", "bakong_suffix": "aclb", "currencies": ["KHR"]},
+            {"code": "WINGKHPPXXX", "name": "W", "bakong_suffix": "wing", "currencies": ["KHR"],
+             "limits": {"instructions_per_s": 5}},
+        ],
+    }
+    parsed = ParticipantsFile.model_validate(data)
+    aclb, wing = parsed.participants
+    assert isinstance(aclb, Participant) and aclb.limits is None and parsed.limits.rate() == Rate(100, 200)
+    # unset fields of a participant's own take the defaults of switch/limits.py, not the file's
+    assert wing.limits == ParticipantLimits(instructions_per_s=5)
+
+
+@pytest.mark.parametrize("limits", [{"messages_per_s": 0}, {"burst": 0}, {"messages_per_s": 10**9}, {"per_s": 5}])
+def test_a_partner_limit_out_of_bounds_or_misspelt_is_refused_at_load(limits: dict[str, int]) -> None:
+    from pydantic import ValidationError
+
+    from adapters.base import PartnerLimits
+
+    with pytest.raises(ValidationError):
+        PartnerLimits.model_validate(limits)

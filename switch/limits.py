@@ -136,7 +136,7 @@ rate_per_s_max: Final = 100_000  # a configured rate above this is refused at lo
 rate_burst_max: Final = 1_000_000
 # A refusal after this long without one starts a new spell: the first refusal of each spell is
 # audited (one entry per flood, not one per message; every refusal is counted)
-rate_limit_episode_gap_s: Final = 60.0
+rate_limit_episode_gap_s: Final = 60
 # Retry-After is whole seconds (RFC 9110): a wait under one second is announced as one
 retry_after_s_min: Final = 1
 

@@ -7,7 +7,9 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
                              code for anything refused; 413 FF01 for a body over
                              limits.http_body_bytes_max (refused from Content-Length, or while
                              streaming a chunked body, never buffered whole);
-                             403 when the client certificate is not {partner}'s (nothing read)
+                             403 when the client certificate is not {partner}'s (nothing read);
+                             429 SL15 with Retry-After when the partner is over its rate
+                             limit (abuse_limits.py; nothing read, counted, not audited)
 
 The operations port (build_ops_app; loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
@@ -37,11 +39,13 @@ from switch import limits
 from switch.domain.money import Money
 from switch.domain.pan import shown
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_rate
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
+from switch.service.rate_limits import RateLimits
 from switch.tls import PartnerAuthenticator
 
 
@@ -117,6 +121,8 @@ async def partner_message(request: web.Request) -> web.Response:
     partner = request.match_info["partner"]
     if (refused := refuse_unless_partner(request, partner)) is not None:
         return refused
+    if (over_rate := await refuse_over_rate(request, partner, bus)) is not None:  # abuse limits (issue 8 item 6)
+        return over_rate
     mapping = bus.deps.mappings.get(partner)
     if mapping is None:  # nothing of the body is read; the name is not a metric label
         return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
@@ -280,15 +286,20 @@ async def json_refusals(request: web.Request, handler: Any) -> web.StreamRespons
         return response
 
 
-def build_partner_app(bus: MessageBus, *, partner_auth: PartnerAuthenticator | None) -> web.Application:
+def build_partner_app(
+    bus: MessageBus, *, partner_auth: PartnerAuthenticator | None, partner_limits: RateLimits | None = None
+) -> web.Application:
     """The partner port: ISO 20022 messages in, translated into commands for the bus.
-    `partner_auth` names the caller from its client certificate (None: --insecure-dev)."""
+    `partner_auth` names the caller from its client certificate (None: --insecure-dev);
+    `partner_limits` are the partners' rate limits (None: none)."""
     # client_max_size bounds request.read() should a handler ever use it; partner_message reads
     # with read_body_bounded instead
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     if partner_auth is not None:
         app[PARTNER_AUTH] = partner_auth
+    if partner_limits is not None:
+        install_partner_limits(app, partner_limits)
     app.router.add_post("/iso20022/{partner}", audited_refusals(partner_message, bus))
     return app
 

@@ -37,6 +37,7 @@ from switch.service.audit import audit_config_loaded
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
+from switch.service.rate_limits import RateLimits
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
@@ -178,7 +179,9 @@ class Switch:
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
             ssl_contexts=self.tls.clients if self.tls else None,
         )
-        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, resolver=resolver)
+        self._consumer = InstructionConsumer(
+            cfg, self.bus, producer, metrics=self.metrics, resolver=resolver, rate_limits=self._limits("kafka", cfg.participant_rates())
+        )
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._follow_up_forever(), "follow-up")
@@ -219,8 +222,10 @@ class Switch:
     async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
         """Two sites: the partner port (mutual TLS unless --insecure-dev) and the operations port."""
         cfg = self.config
+        partner_limits = self._limits("partner_port", {p: m.profile.limits.rate() for p, m in self.deps.mappings.items()})
         partner_runner = web.AppRunner(
-            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None), access_log=None
+            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None, partner_limits=partner_limits),
+            access_log=None,
         )
         await partner_runner.setup()
         stack.push_async_callback(partner_runner.cleanup)
@@ -238,6 +243,12 @@ class Switch:
         ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port)
         await ops_site.start()
         self.ops_port = ops_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def _limits(self, edge: str, rates: dict[str, Any]) -> RateLimits:
+        """An edge's rate limits (issue 8 item 6), their metric series there from the start."""
+        for party in rates:
+            self.metrics.rate_limited.labels(edge, party)
+        return RateLimits(rates)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)

@@ -15,9 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from switch import limits
 from switch.domain.rate_limit import Rate, TokenBucket, full_bucket, take
+
+
+# The ISO 20022 external status reason of a message refused for its rate, on both edges. [U] No
+# code names a message rate; SL15's definition is the nearest: "maximum number of credit
+# transactions allowed by the account servicer per service period exceeded" (here the servicer
+# is the switch, the period a second). The HTTP status (429) and Kafka's dead-letter category
+# (`rate_limited`) carry the exact meaning; the code tells a participant's systems that the
+# instruction itself was fine and a new one may follow later.
+REASON_CODE: Final = "SL15"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,11 @@ PAIN001_09_NS = b"urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 
 
 def consumer_record(
-    value: bytes | None, *, key: bytes | None = b"key", topic: str = "mekong.instructions", partition: int = 1, offset: int = 42
+    value: bytes | None, *, key: bytes | None = b"key", topic: str = "mekong.instructions", partition: int = 1, offset: int = 42,
+    timestamp_ms: int = 0,
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic, partition, offset, 0, 0, key, value, None, len(key or b""), len(value or b""), []  # type: ignore[arg-type]
+        topic, partition, offset, timestamp_ms, 0, key, value, None, len(key or b""), len(value or b""), []  # type: ignore[arg-type]
     )
 
 

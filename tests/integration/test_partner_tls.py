@@ -72,6 +72,12 @@ async def _silent_payment(run: Running) -> tuple[str, bytes]:
     decision, statuses = run.sim._decide(message, message_id_of(root))
     assert decision is not None and list(statuses.values()) == ["ACSC"]
     (uetr,) = statuses
+
+    async def acknowledged() -> bool:  # the partner's HTTP 200 recorded: QUOTED -> SUBMITTED, after the sample
+        async with run.switch.store.reader() as uow:
+            return (await uow.payments_get([uetr]))[uetr].state is PaymentState.SUBMITTED
+
+    await _until(acknowledged)
     return uetr, decision.report
 
 

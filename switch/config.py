@@ -7,8 +7,9 @@ Layout of the directory (the shipped one is `config/` at the project root):
   inbound.toml       partner networks paying Bakong customers, and the mobile-number directory
   partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
   fx.toml            rates for the static provider (fx/config.py)
-  operators.toml     who may call the HTTP API (/v1): name, role and the SHA-256 of each bearer
-                     token (never the token); production gives its own file in MEKONG_API_TOKENS_FILE
+  operators.toml     who may call the HTTP API (/v1, /metrics): name, role and the SHA-256 of each
+                     bearer token (never the token), and the client certificates (subject CN / SPKI
+                     pin -> role); production gives its own file in MEKONG_API_TOKENS_FILE
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
@@ -204,8 +205,8 @@ class InboundFile(_Model):
 
 
 # The API's roles (issue 8): operator (every payment, read and act), auditor (every payment, read
-# only), participant:<BIC> (its own payments only)
-API_ROLE_PATTERN = r"^(operator|auditor|participant:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?)$"
+# only), participant:<BIC> (its own payments only), monitor (/metrics only: what Prometheus scrapes with)
+API_ROLE_PATTERN = r"^(operator|auditor|monitor|participant:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?)$"
 
 
 class ApiToken(_Model):
@@ -219,8 +220,27 @@ class ApiToken(_Model):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ApiCertificate(_Model):
+    """A client certificate allowed on the API (the operations port's mutual TLS): who holds it,
+    its role, and what names it: its subject CN and/or the SHA-256 of its SubjectPublicKeyInfo
+    (lowercase hex; pin the key to tell two certificates with one name apart). The certificate
+    must also be issued by the operations port's client CA (the TLS handshake checks that)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: str = Field(pattern=API_ROLE_PATTERN)
+    subject_cn: str | None = Field(default=None, min_length=1, max_length=255)
+    spki_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _names_a_certificate(self) -> "ApiCertificate":
+        if self.subject_cn is None and self.spki_sha256 is None:
+            raise ValueError(f"API certificate {self.name}: give subject_cn and/or spki_sha256")
+        return self
+
+
 class TokensFile(_Model):
     tokens: tuple[ApiToken, ...] = ()
+    certificates: tuple[ApiCertificate, ...] = ()
 
 
 PAN_KEY_PATTERN = r"^[0-9a-fA-F]{64,}$"  # at least 32 random bytes, hex
@@ -244,16 +264,20 @@ class SwitchConfig(_Model):
     # environment (MEKONG_PARTNER_SLA_S_<PARTNER>, ...): for drills and tests with short outages
     partner_timing: Mapping[str, Mapping[str, float]] = {}
     api_tokens: tuple[ApiToken, ...] = ()  # who may call /v1 (hashes only)
+    api_certificates: tuple[ApiCertificate, ...] = ()  # ... or with which client certificate
     pan_key: SecretStr | None = None  # the card-number token key (hex); never printed
 
     @model_validator(mode="after")
     def _token_roles_name_participants(self) -> "SwitchConfig":
-        for token in self.api_tokens:
-            code = token.role.removeprefix("participant:")
-            if code != token.role and self.participant(code) is None:
-                raise ValueError(f"API token {token.name}: {code} is not a participant of this switch")
+        for what, holder in [("API token", t) for t in self.api_tokens] + [("API certificate", c) for c in self.api_certificates]:
+            code = holder.role.removeprefix("participant:")
+            if code != holder.role and self.participant(code) is None:
+                raise ValueError(f"{what} {holder.name}: {code} is not a participant of this switch")
         if len({t.sha256 for t in self.api_tokens}) != len(self.api_tokens):
             raise ValueError("two API tokens share one hash")
+        names = [(c.subject_cn, c.spki_sha256) for c in self.api_certificates]
+        if len(set(names)) != len(names):
+            raise ValueError("two API certificates are named alike (subject_cn and spki_sha256)")
         if self.pan_key is not None:
             if not re.fullmatch(PAN_KEY_PATTERN, self.pan_key.get_secret_value()):
                 raise ValueError("the PAN key must be at least 64 hex digits (32 random bytes)")
@@ -368,12 +392,13 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
     if tokens_file and not tokens_path.is_file():
         raise ValueError(f"MEKONG_API_TOKENS_FILE names no file: {tokens_path}")
-    tokens = TokensFile.model_validate(_read_toml(tokens_path)).tokens if tokens_path.exists() else ()
+    api_file = TokensFile.model_validate(_read_toml(tokens_path)) if tokens_path.exists() else TokensFile()
     pan_key = env.get("MEKONG_PAN_KEY")
     if env.get("MEKONG_PAN_KEY_FILE"):
         pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
     return SwitchConfig(
-        api_tokens=tokens,
+        api_tokens=api_file.tokens,
+        api_certificates=api_file.certificates,
         pan_key=SecretStr(pan_key) if pan_key else None,
         config_dir=str(directory),
         partner_timing=partner_timing,

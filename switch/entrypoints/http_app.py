@@ -11,14 +11,14 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
                              429 SL15 with Retry-After when the partner is over its rate
                              limit (abuse_limits.py; nothing read, counted, not audited)
 
-The operations port (build_ops_app; loopback by default) serves:
+The operations port (build_ops_app; TLS with optional client certificates, loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
-                             /v1/*: a bearer token and a role (api_auth.py): 401, 403, and 404
-                             for another participant's payment
-  GET  /metrics              Prometheus
-  GET  /healthz              the process is alive
-  GET  /readyz               the database answers and the Kafka edge is running
+                             /v1/*: a bearer token or a client certificate, and a role
+                             (api_auth.py): 401, 403, and 404 for another participant's payment
+  GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
+  GET  /healthz              the process is alive (open: probes)
+  GET  /readyz               the database answers and the Kafka edge is running (open: probes)
 
 Every refusal, aiohttp's own 404/405 included, is JSON: {"reason_code": ..., "error": ...}.
 """
@@ -310,6 +310,7 @@ def build_ops_app(
     readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
     refresh_gauges: Callable[[], Awaitable[None]],
     api_tokens: api_auth.ApiTokens | None = None,
+    api_certificates: api_auth.ApiCertificates | None = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
@@ -317,8 +318,9 @@ def build_ops_app(
     app[BUS] = bus
     app[READINESS] = readiness
     app[GAUGES] = refresh_gauges
-    # /v1 needs a bearer token (api_auth); without tokens configured, every /v1 call answers 401
-    api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals)
+    # /v1 and /metrics need a bearer token or a client certificate (api_auth); with neither
+    # configured, every such call answers 401
+    api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals, api_certificates)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_get("/metrics", metrics)

@@ -29,7 +29,7 @@ from switch import limits
 from switch.config import SwitchConfig
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
-from switch.entrypoints.api_auth import ApiTokens
+from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.metrics import Metrics
@@ -41,7 +41,7 @@ from switch.service.rate_limits import RateLimits
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
-from switch.tls import PartnerTlsSettings, SwitchTls, load_switch_tls
+from switch.tls import OpsTls, PartnerTlsSettings, SwitchTls, load_ops_tls, load_switch_tls
 
 log = logging.getLogger(__name__)
 admin_timeout_ms = 10_000
@@ -90,6 +90,7 @@ class Switch:
         self.http_port: int | None = None  # the partner port
         self.ops_port: int | None = None  # the operations port
         self.tls: SwitchTls | None = None
+        self.ops_tls: OpsTls | None = None  # the operations port's (None: --insecure-dev, plain HTTP)
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -113,6 +114,8 @@ class Switch:
             Path(cfg.config_dir), partners, switch_bic=cfg.switch.agent_bic, base_urls=cfg.partner_urls, timing=cfg.partner_timing
         )
         mappings, self.tls = self._partner_tls(mappings)
+        # the operations port: TLS with client certificates asked for, unless --insecure-dev
+        self.ops_tls = None if cfg.security.insecure_dev else load_ops_tls(cfg.security.pki_path())
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
@@ -190,9 +193,11 @@ class Switch:
         self.metrics.watch_gc()
         stack.callback(self.metrics.unwatch_gc)
         log.info(
-            "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s",
+            "switch up: replica %s, partner port %s://%s:%s, operations port %s://%s:%s%s, kafka %s, db %s",
             self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
-            cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
+            "http" if self.ops_tls is None else "https", cfg.http.ops_host, self.ops_port,
+            " (client certificates asked for)" if self.ops_tls is not None and self.ops_tls.client_certificates else "",
+            k.bootstrap_servers, shown_url(self.store.url),
         )
 
     def _partner_tls(self, mappings: dict[str, Any]) -> tuple[dict[str, Any], SwitchTls | None]:
@@ -202,7 +207,8 @@ class Switch:
         if cfg.security.insecure_dev:
             log.warning(
                 "INSECURE DEV MODE: the partner port serves plain HTTP without client certificates and partners "
-                "are called over plain HTTP; anyone who reaches the port can speak for any partner. Never in production."
+                "are called over plain HTTP; anyone who reaches the port can speak for any partner. The operations "
+                "port serves plain HTTP too: API tokens travel in clear. Never in production."
             )
             for partner, m in mappings.items():
                 if m.profile.base_url.startswith("https://"):
@@ -234,13 +240,14 @@ class Switch:
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ops_runner = web.AppRunner(
             build_ops_app(
-                self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens)
+                self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens),
+                api_certificates=ApiCertificates(cfg.api_certificates),
             ),
             access_log=None,
         )
         await ops_runner.setup()
         stack.push_async_callback(ops_runner.cleanup)
-        ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port)
+        ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port, ssl_context=self.ops_tls.server if self.ops_tls else None)
         await ops_site.start()
         self.ops_port = ops_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

@@ -13,7 +13,7 @@ Layout of the directory (the shipped one is `config/` at the project root):
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
-MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners, development only),
+MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners and on the operations port, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 Secrets come only from the environment, never from the reviewed files: MEKONG_API_TOKENS_FILE
 (the API tokens file, replacing operators.toml), MEKONG_PAN_KEY_FILE (a file holding the card-number
@@ -60,7 +60,8 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # the partner port: /iso20022/{partner} only, mutual TLS
     public_url: str | None = None  # what partners call back; default https://host:port
-    # the operations port: /v1/*, /metrics, /healthz, /readyz; plain HTTP, loopback by default
+    # the operations port: /v1/*, /metrics, /healthz, /readyz; TLS with client certificates asked for
+    # (switch/tls.py load_ops_tls), plain HTTP only with insecure_dev; loopback by default
     ops_host: str = "127.0.0.1"
     ops_port: int = Field(default=8090, ge=0, le=65535)
 
@@ -68,7 +69,8 @@ class HttpConfig(_Model):
 class SecurityConfig(_Model):
     # certificates and keys (the layout `mekong pki init` writes); relative: to the project root
     pki_dir: str = "pki"
-    # plain HTTP with the partners, no client certificates: development only, reported loudly
+    # plain HTTP with the partners and on the operations port, no client certificates: development
+    # only, reported loudly
     insecure_dev: bool = False
 
     def pki_path(self) -> Path:

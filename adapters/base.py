@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from switch import limits
 from switch.domain.payment import Party, Payment, PaymentState
+from switch.domain.rate_limit import Rate
 
 
 class ProxyRule(BaseModel):
@@ -29,6 +30,19 @@ class ProxyRule(BaseModel):
     pattern: str  # full-match regular expression for the proxy value
     iso_type: str  # ExternalProxyAccountType1Code / partner code put in CdtrAcct/Prxy/Tp
     description: str = ""
+
+
+class PartnerLimits(BaseModel):
+    """The partner's abuse limit on the partner port (issue 8 item 6): how many messages it may
+    POST a second on average (`messages_per_s`) and at once (`burst`); more are answered 429.
+    Unset values take the defaults of switch/limits.py."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    messages_per_s: int = Field(default=limits.partner_messages_per_s_default, ge=1, le=limits.rate_per_s_max)
+    burst: int = Field(default=limits.partner_burst_default, ge=1, le=limits.rate_burst_max)
+
+    def rate(self) -> Rate:
+        return Rate(self.messages_per_s, self.burst)
 
 
 class PartnerTls(BaseModel):
@@ -132,6 +146,7 @@ class PartnerProfile(BaseModel):
     # signed business application headers both ways; None: the partner neither signs nor takes
     # signed messages (bare Documents). Off with --insecure-dev.
     signing: PartnerSigning | None = None
+    limits: PartnerLimits = PartnerLimits()  # [limits]: messages per second on the partner port
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

@@ -65,7 +65,7 @@ from lxml import etree
 from adapters import proxy_resolution, text
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
-from adapters.simulator_inbound import InboundOriginator, InboundSpec
+from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
 from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
@@ -508,13 +508,16 @@ class PartnerSimulator:
                         timeout=aiohttp.ClientTimeout(total=callback_timeout_s),
                     ) as resp:
                         await resp.read()
+                        # 429: over the switch's rate limit; a network waits as told and sends again
+                        wait_s = retry_after_s(resp.headers) if resp.status == 429 else None
                         if resp.status < 500:
                             self.stats["callbacks_ok" if resp.status < 300 else f"callbacks_http_{resp.status}"] += 1
-                            return
+                            if wait_s is None:
+                                return
                 except (aiohttp.ClientError, asyncio.TimeoutError):
-                    pass
+                    wait_s = None
                 self.stats["callback_retries"] += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+                await asyncio.sleep(wait_s if wait_s is not None else min(2.0, 0.05 * 2**attempt))
             self.stats["callbacks_failed"] += 1
 
 

@@ -19,6 +19,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -37,6 +38,15 @@ SAMPLE_DEBTOR_AGENTS: Final = {"promptpay": "014", "napas": "970436", "lapnet": 
 switch_bic_default: Final = "NBCAKHPPXXX"
 post_timeout_s: Final = 10.0
 resend_attempts_max: Final = 3
+retry_after_s_max: Final = 5.0  # a 429's Retry-After is honoured up to this
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float:
+    """How long a 429 (the switch's rate limit) asks to wait: its Retry-After seconds, bounded."""
+    try:
+        return min(retry_after_s_max, max(0.0, float(headers.get("Retry-After", "1"))))
+    except ValueError:  # an HTTP date: not what the switch sends
+        return 1.0
 
 
 class InboundSpec(BaseModel):
@@ -164,11 +174,13 @@ class InboundOriginator:
                 ) as resp:
                     await resp.read()
                     self.stats[f"inbound_http_{resp.status}"] += 1
-                    if resp.status < 500:
+                    wait_s = retry_after_s(resp.headers) if resp.status == 429 else None  # over the switch's rate: as told
+                    if resp.status < 500 and wait_s is None:
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 self.stats["inbound_post_errors"] += 1
-            await asyncio.sleep(0.1 * 2**attempt)
+                wait_s = None
+            await asyncio.sleep(wait_s if wait_s is not None else 0.1 * 2**attempt)
 
     # ------------------------------------------------------------------ answers
     def receive_answer(self, report: pacs002.PaymentStatusReport) -> None:

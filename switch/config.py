@@ -7,12 +7,13 @@ Layout of the directory (the shipped one is `config/` at the project root):
   inbound.toml       partner networks paying Bakong customers, and the mobile-number directory
   partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
   fx.toml            rates for the static provider (fx/config.py)
-  operators.toml     who may call the HTTP API (/v1): name, role and the SHA-256 of each bearer
-                     token (never the token); production gives its own file in MEKONG_API_TOKENS_FILE
+  operators.toml     who may call the HTTP API (/v1, /metrics): name, role and the SHA-256 of each
+                     bearer token (never the token), and the client certificates (subject CN / SPKI
+                     pin -> role); production gives its own file in MEKONG_API_TOKENS_FILE
 
 Environment overrides (documented in the README): MEKONG_CONFIG_DIR, MEKONG_KAFKA_BOOTSTRAP,
 MEKONG_DATABASE_URL, MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_HOST, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_SCHEMA_DIR,
-MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners and unsigned Kafka records let in, development only),
+MEKONG_PKI_DIR, MEKONG_INSECURE_DEV (1: plain HTTP with the partners and on the operations port, unsigned Kafka records let in, development only),
 MEKONG_PARTNER_URL_<PARTNER> (e.g. MEKONG_PARTNER_URL_PROMPTPAY).
 Secrets come only from the environment, never from the reviewed files: MEKONG_API_TOKENS_FILE
 (the API tokens file, replacing operators.toml), MEKONG_PAN_KEY_FILE (a file holding the card-number
@@ -34,7 +35,9 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from switch import limits
 from switch.domain.money import CURRENCIES, Money
+from switch.domain.rate_limit import Rate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
@@ -85,7 +88,8 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # the partner port: /iso20022/{partner} only, mutual TLS
     public_url: str | None = None  # what partners call back; default https://host:port
-    # the operations port: /v1/*, /metrics, /healthz, /readyz; plain HTTP, loopback by default
+    # the operations port: /v1/*, /metrics, /healthz, /readyz; TLS with client certificates asked for
+    # (switch/tls.py load_ops_tls), plain HTTP only with insecure_dev; loopback by default
     ops_host: str = "127.0.0.1"
     ops_port: int = Field(default=8090, ge=0, le=65535)
 
@@ -93,8 +97,9 @@ class HttpConfig(_Model):
 class SecurityConfig(_Model):
     # certificates and keys (the layout `mekong pki init` writes); relative: to the project root
     pki_dir: str = "pki"
-    # development only, reported loudly: plain HTTP with the partners, no client certificates, and
-    # Kafka records admitted without their signatures being checked (switch/kafka_auth.py)
+    # development only, reported loudly: plain HTTP with the partners and on the operations port,
+    # no client certificates, and Kafka records admitted without their signatures being checked
+    # (switch/kafka_auth.py)
     insecure_dev: bool = False
 
     def pki_path(self) -> Path:
@@ -139,6 +144,19 @@ class ParticipantKey(_Model):
         return self
 
 
+class ParticipantLimits(_Model):
+    """A participant's abuse limit on Kafka (issue 8 item 6): how many instructions it may publish
+    a second on average (`instructions_per_s`; each transaction of a pain.001 counts) and at once
+    (`burst`); more are refused (reason SL15) and dead-lettered `rate_limited`. Unset values take
+    the defaults of switch/limits.py."""
+
+    instructions_per_s: int = Field(default=limits.participant_instructions_per_s_default, ge=1, le=limits.rate_per_s_max)
+    burst: int = Field(default=limits.participant_burst_default, ge=1, le=limits.rate_burst_max)
+
+    def rate(self) -> Rate:
+        return Rate(self.instructions_per_s, self.burst)
+
+
 class Participant(_Model):
     code: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     name: str
@@ -146,9 +164,11 @@ class Participant(_Model):
     currencies: tuple[str, ...]
     # the keys its Kafka records may be signed with; none: every record naming it is refused
     keys: tuple[ParticipantKey, ...] = ()
+    limits: ParticipantLimits | None = None  # None: the file's [limits]
 
 
 class ParticipantsFile(_Model):
+    limits: ParticipantLimits = ParticipantLimits()  # every participant's, unless its entry has its own
     participants: tuple[Participant, ...]
 
 
@@ -240,8 +260,8 @@ class InboundFile(_Model):
 
 
 # The API's roles (issue 8): operator (every payment, read and act), auditor (every payment, read
-# only), participant:<BIC> (its own payments only)
-API_ROLE_PATTERN = r"^(operator|auditor|participant:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?)$"
+# only), participant:<BIC> (its own payments only), monitor (/metrics only: what Prometheus scrapes with)
+API_ROLE_PATTERN = r"^(operator|auditor|monitor|participant:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?)$"
 
 
 class ApiToken(_Model):
@@ -255,8 +275,27 @@ class ApiToken(_Model):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ApiCertificate(_Model):
+    """A client certificate allowed on the API (the operations port's mutual TLS): who holds it,
+    its role, and what names it: its subject CN and/or the SHA-256 of its SubjectPublicKeyInfo
+    (lowercase hex; pin the key to tell two certificates with one name apart). The certificate
+    must also be issued by the operations port's client CA (the TLS handshake checks that)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: str = Field(pattern=API_ROLE_PATTERN)
+    subject_cn: str | None = Field(default=None, min_length=1, max_length=255)
+    spki_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _names_a_certificate(self) -> "ApiCertificate":
+        if self.subject_cn is None and self.spki_sha256 is None:
+            raise ValueError(f"API certificate {self.name}: give subject_cn and/or spki_sha256")
+        return self
+
+
 class TokensFile(_Model):
     tokens: tuple[ApiToken, ...] = ()
+    certificates: tuple[ApiCertificate, ...] = ()
 
 
 PAN_KEY_PATTERN = r"^[0-9a-fA-F]{64,}$"  # at least 32 random bytes, hex
@@ -270,6 +309,7 @@ class SwitchConfig(_Model):
     kafka: KafkaConfig
     http: HttpConfig
     participants: tuple[Participant, ...]
+    participant_limits: ParticipantLimits = ParticipantLimits()  # participants.toml [limits]
     security: SecurityConfig = SecurityConfig()
     corridors: tuple[Corridor, ...]
     inbound_routes: tuple[InboundRoute, ...] = ()
@@ -279,17 +319,21 @@ class SwitchConfig(_Model):
     # environment (MEKONG_PARTNER_SLA_S_<PARTNER>, ...): for drills and tests with short outages
     partner_timing: Mapping[str, Mapping[str, float]] = {}
     api_tokens: tuple[ApiToken, ...] = ()  # who may call /v1 (hashes only)
+    api_certificates: tuple[ApiCertificate, ...] = ()  # ... or with which client certificate
     pan_key: SecretStr | None = None  # the card-number token key (hex); never printed
     kafka_sasl_password: SecretStr | None = None  # the switch's SASL password at the broker; never printed
 
     @model_validator(mode="after")
     def _token_roles_name_participants(self) -> "SwitchConfig":
-        for token in self.api_tokens:
-            code = token.role.removeprefix("participant:")
-            if code != token.role and self.participant(code) is None:
-                raise ValueError(f"API token {token.name}: {code} is not a participant of this switch")
+        for what, holder in [("API token", t) for t in self.api_tokens] + [("API certificate", c) for c in self.api_certificates]:
+            code = holder.role.removeprefix("participant:")
+            if code != holder.role and self.participant(code) is None:
+                raise ValueError(f"{what} {holder.name}: {code} is not a participant of this switch")
         if len({t.sha256 for t in self.api_tokens}) != len(self.api_tokens):
             raise ValueError("two API tokens share one hash")
+        names = [(c.subject_cn, c.spki_sha256) for c in self.api_certificates]
+        if len(set(names)) != len(names):
+            raise ValueError("two API certificates are named alike (subject_cn and spki_sha256)")
         if self.pan_key is not None:
             if not re.fullmatch(PAN_KEY_PATTERN, self.pan_key.get_secret_value()):
                 raise ValueError("the PAN key must be at least 64 hex digits (32 random bytes)")
@@ -303,6 +347,10 @@ class SwitchConfig(_Model):
 
     def participant(self, code: str) -> Participant | None:
         return self._participants_by_code.get(code)
+
+    def participant_rates(self) -> dict[str, Rate]:
+        """Each participant's instruction rate (its own [limits], else the file's)."""
+        return {p.code: (p.limits or self.participant_limits).rate() for p in self.participants}
 
     def inbound_route(self, partner: str) -> InboundRoute | None:
         """The enabled inbound route a partner pays Bakong customers through."""
@@ -403,7 +451,7 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
     if tokens_file and not tokens_path.is_file():
         raise ValueError(f"MEKONG_API_TOKENS_FILE names no file: {tokens_path}")
-    tokens = TokensFile.model_validate(_read_toml(tokens_path)).tokens if tokens_path.exists() else ()
+    api_file = TokensFile.model_validate(_read_toml(tokens_path)) if tokens_path.exists() else TokensFile()
     pan_key = env.get("MEKONG_PAN_KEY")
     if env.get("MEKONG_PAN_KEY_FILE"):
         pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
@@ -411,7 +459,8 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     if env.get("MEKONG_KAFKA_SASL_PASSWORD_FILE"):
         sasl_password = Path(env["MEKONG_KAFKA_SASL_PASSWORD_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
     return SwitchConfig(
-        api_tokens=tokens,
+        api_tokens=api_file.tokens,
+        api_certificates=api_file.certificates,
         pan_key=SecretStr(pan_key) if pan_key else None,
         kafka_sasl_password=SecretStr(sasl_password) if sasl_password else None,
         config_dir=str(directory),
@@ -421,6 +470,7 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
         http=http,
         security=security,
         participants=participants.participants,
+        participant_limits=participants.limits,
         corridors=corridors.corridors,
         inbound_routes=inbound.routes,
         directory=inbound.directory,

@@ -131,6 +131,29 @@ if dlq_prefix_bytes_max > dlq_value_bytes_max:
 if dlq_publish_s_max * 1000 >= kafka_poll_interval_ms_max:
     raise RuntimeError("retrying a dead letter could outlive max_poll_interval_ms and trigger a rebalance")
 
+# Abuse limits (issue 8 item 6): token buckets per partner (partner port, messages) and per
+# participant (Kafka, instructions), switch/service/rate_limits.py. The defaults apply where a
+# partner profile's [limits] or participants.toml's [limits] says nothing. [U] Set well above what
+# the demo (400 instructions/s offered, 100 inbound/s) and the benchmark (about 2,700 payments/s
+# flat out, 20,000 published as fast as the load generator can, three participants) send, so
+# neither ever meets them; a deployment sets each party's from its agreed volumes.
+partner_messages_per_s_default: Final = 2_000  # a partner's POSTs to /iso20022/{partner}, per second
+partner_burst_default: Final = 4_000
+participant_instructions_per_s_default: Final = 5_000  # a participant's instructions (a pain.001: each transaction)
+participant_burst_default: Final = 20_000
+rate_per_s_max: Final = 100_000  # a configured rate above this is refused at load (a typo, not a limit)
+rate_burst_max: Final = 1_000_000
+# A refusal after this long without one starts a new spell: the first refusal of each spell is
+# audited (one entry per flood, not one per message; every refusal is counted)
+rate_limit_episode_gap_s: Final = 60
+# Retry-After is whole seconds (RFC 9110): a wait under one second is announced as one
+retry_after_s_min: Final = 1
+
+if partner_messages_per_s_default > rate_per_s_max or participant_instructions_per_s_default > rate_per_s_max:
+    raise RuntimeError("a default rate must be one the configuration would accept")
+if partner_burst_default > rate_burst_max or participant_burst_default > rate_burst_max:
+    raise RuntimeError("a default burst must be one the configuration would accept")
+
 # The audit log (switch/service/audit.py): the bounds of one entry. Actor, action and subject are
 # short names; what a refusal names from the outside (a partner path segment, a peer address) is
 # cut to these before it is written, so a hostile request cannot make an entry large.

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from iso20022.reason_codes import REASON_CODES
 
-# The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py)
-REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10"}
+# The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py) and
+# SL15 (over a rate limit, switch/service/rate_limits.py)
+REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10", "SL15"}
 reason_code_other: Final = "other"  # the label for any other code
 
 
@@ -30,6 +31,7 @@ class DlqReason(StrEnum):
     UNSUPPORTED_MESSAGE = "unsupported_message"  # XML other than a bare pain.001.001.09 (another version, an envelope)
     PAIN001_REFUSED = "pain001_refused"  # a pain.001.001.09 invalid against the XSD or its control totals
     UNREADABLE = "unreadable"  # reading the record raised an unexpected exception
+    RATE_LIMITED = "rate_limited"  # its participant was over its rate (issue 8 item 6); answered REJECTED SL15
     # security: who published the record is not proven (switch/kafka_auth.py), also counted in
     # switch_security_refusals_total{edge="kafka"}
     UNSIGNED = "unsigned"  # no mekong.key_id / mekong.sig headers
@@ -112,6 +114,11 @@ class Metrics:
         self.api_refusals = Counter(  # switch/entrypoints/api_auth.py Refusal: a fixed set
             "switch_api_refusals_total", "HTTP API requests refused: no or unknown token, role, another's payment",
             ["reason"], registry=r,
+        )
+        # edge: partner_port (answered 429) or kafka (REJECTED SL15); party: the configured partner
+        # or participant (a fixed set: rate limits exist only for configured parties)
+        self.rate_limited = Counter(
+            "switch_rate_limited_total", "Messages refused for being over their party's rate limit", ["edge", "party"], registry=r
         )
         self.late_status = Counter(
             "switch_late_status_total", "Partner statuses recorded but not applied (late or duplicate)", ["partner"], registry=r

@@ -18,6 +18,13 @@ manifest.json):
   participants/<code>.key, .pub     an Ed25519 key pair per Bakong participant (PKCS#8 / SPKI PEM):
                                     it signs the participant's Kafka records; the manifest gives
                                     each key's id (switch/kafka_auth.py `key_id_of`)
+  ops/ca.crt, ca.key                the operations port's development CA: it issues the port's server
+                                    certificate and the client certificates below, and the port
+                                    accepts client certificates it issued
+  ops/ops.crt, ops.key              the operations port (/v1, /metrics, health): server auth
+  ops/clients/<name>.crt, .key      client certificates for the operations port (client auth only):
+                                    operator, auditor, monitor (Prometheus) and one per participant
+                                    (<code>); config/operators.toml maps their subject CNs to roles
 
 TLS and signing keys are ECDSA P-256. Private keys are written 0600 and never printed. Nothing here is for
 production: production supplies its own certificates in the same layout (README, "Security").
@@ -57,6 +64,17 @@ def partner_cn(partner: str) -> str:
 def partner_signing_cn(partner: str) -> str:
     """The subject CN of a partner's development signing certificate."""
     return f"signing.{partner}.partner.mekong.test"
+
+
+OPS_CN = "ops.mekong.test"
+OPS_CLIENT_ROLES = ("operator", "auditor", "monitor")  # and one certificate per participant
+
+
+def ops_client_cn(name: str) -> str:
+    """The subject CN of a development client certificate for the operations port, as the shipped
+    config/operators.toml maps it to a role: `operator.ops.mekong.test`,
+    `ACLBKHPPXXX.participant.ops.mekong.test`."""
+    return f"{name}.ops.mekong.test" if name in OPS_CLIENT_ROLES else f"{name}.participant.ops.mekong.test"
 
 
 class PkiExists(Exception):
@@ -103,9 +121,15 @@ def make_ca(cn: str, org: str, *, now: datetime) -> Issued:
     return Issued(cert, key)
 
 
-def make_leaf(ca: Issued, cn: str, org: str, *, now: datetime, dns: tuple[str, ...] = ("localhost",)) -> Issued:
-    """A certificate for both ends of TLS (server and client auth), valid for `cn`, the `dns`
-    names and 127.0.0.1 (the development stack runs on loopback)."""
+BOTH_ENDS = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def make_leaf(
+    ca: Issued, cn: str, org: str, *, now: datetime, dns: tuple[str, ...] = ("localhost",),
+    usages: tuple[x509.ObjectIdentifier, ...] = BOTH_ENDS,
+) -> Issued:
+    """A certificate for both ends of TLS (server and client auth; `usages` narrows it), valid for
+    `cn`, the `dns` names and 127.0.0.1 (the development stack runs on loopback)."""
     key = ec.generate_private_key(ec.SECP256R1())
     san = [x509.DNSName(cn), *(x509.DNSName(d) for d in dns), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
@@ -123,7 +147,7 @@ def make_leaf(ca: Issued, cn: str, org: str, *, now: datetime, dns: tuple[str, .
                           encipher_only=False, decipher_only=False),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
@@ -237,6 +261,8 @@ def init_pki(
         save(signing, f"{base}/signing.crt", f"{base}/signing.key")
         record("signing", partner, signing.cert, f"{base}/signing.crt", f"{base}/signing.key")
 
+    _ops_certificates(save, record, now=now, dns=hub_dns, participants=participants_of(config_dir))
+
     participants: list[dict[str, Any]] = []
     for code in participants_of(config_dir):
         key = ed25519.Ed25519PrivateKey.generate()
@@ -264,3 +290,20 @@ def init_pki(
     }
     _write(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
+
+
+def _ops_certificates(save: Any, record: Any, *, now: datetime, dns: tuple[str, ...], participants: list[str]) -> None:
+    """The operations port's CA, its server certificate (also for the `dns` names the hub gets),
+    and client certificates: one per role the shipped operators.toml maps, one per participant.
+    A client certificate is for client auth only, so it can never serve as the port."""
+    org = "Mekong Switch operations (development)"
+    ca = make_ca("Mekong Switch development operations CA", org, now=now)
+    save(ca, "ops/ca.crt", "ops/ca.key")
+    record("ca", "ops", ca.cert, "ops/ca.crt", "ops/ca.key")
+    server = make_leaf(ca, OPS_CN, org, now=now, dns=("localhost", *dns), usages=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    save(server, "ops/ops.crt", "ops/ops.key")
+    record("ops-server", "ops", server.cert, "ops/ops.crt", "ops/ops.key")
+    for name in (*OPS_CLIENT_ROLES, *participants):
+        client = make_leaf(ca, ops_client_cn(name), org, now=now, dns=(), usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+        save(client, f"ops/clients/{name}.crt", f"ops/clients/{name}.key")
+        record("ops-client", name, client.cert, f"ops/clients/{name}.crt", f"ops/clients/{name}.key")

@@ -30,6 +30,8 @@ from cryptography.x509.oid import NameOID
 from switch import limits
 
 HUB_CERT, HUB_KEY, HUB_CA = "hub/hub.crt", "hub/hub.key", "hub/ca.crt"
+# The operations port: its server certificate, and the CA whose client certificates it accepts
+OPS_CERT, OPS_KEY, OPS_CLIENT_CA = "ops/ops.crt", "ops/ops.key", "ops/ca.crt"
 
 
 class TlsSetupError(Exception):
@@ -156,6 +158,43 @@ def load_switch_tls(pki_dir: Path, partners: Mapping[str, PartnerTlsSettings | N
         )
         clients[partner] = client_context(cert, key, bundle)
     return SwitchTls(server_context(cert, key, bundles), clients, PartnerAuthenticator(identities))
+
+
+@dataclass(frozen=True, slots=True)
+class OpsTls:
+    server: ssl.SSLContext  # the operations port
+    client_certificates: bool  # whether a client certificate is asked for (ops/ca.crt is there)
+
+
+def load_ops_tls(pki_dir: Path) -> OpsTls:
+    """The operations port's TLS: its own certificate, and client certificates asked for but not
+    required (CERT_OPTIONAL), verified against the operations client CA when one is presented (a
+    certificate from any other CA fails the handshake). Who a verified certificate is, and what it
+    may do, is api_auth's to say; without one, a bearer token is needed. Without ops/ca.crt no
+    client certificate is asked for (tokens only)."""
+    pki_dir = Path(pki_dir)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(_existing(pki_dir, OPS_CERT, "the operations port's certificate"),
+                        _existing(pki_dir, OPS_KEY, "the operations port's key"))
+    client_ca = pki_dir / OPS_CLIENT_CA
+    if client_ca.is_file():
+        ctx.load_verify_locations(cafile=str(client_ca))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return OpsTls(ctx, client_ca.is_file())
+
+
+def ops_client_context(pki_dir: Path, client: str | None = None) -> ssl.SSLContext:
+    """For tools and tests that call the operations port: trusting its development CA (host name
+    checked), presenting the development client certificate `client` (operator, auditor, monitor,
+    a participant's code; None: none, a bearer token then)."""
+    pki_dir = Path(pki_dir)
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(_existing(pki_dir, OPS_CLIENT_CA, "the operations CA")))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client is not None:
+        ctx.load_cert_chain(_existing(pki_dir, f"ops/clients/{client}.crt", f"{client}'s operations certificate"),
+                            _existing(pki_dir, f"ops/clients/{client}.key", f"{client}'s operations key"))
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ once per instruction; the proxy look-ups and admission read it, and nothing deco
 What the edge cannot read (a QR that does not decode, an amount that does not fit its currency)
 is kept as a `Reject` in `unreadable`: admission answers it in its turn, after the checks that
 come first (who the participant is), so a record gets the same answer whatever else is wrong.
+An instruction over its participant's rate (issue 8 item 6) carries its `Reject` in `limited`:
+admission answers that before anything else, and like any reject it uses up the instruction id
+(a resend of the id replays it; the participant sends the payment again under a new id).
 
 A QR is decoded and routed here; whether a dynamic QR has expired depends on the time of
 admission and is checked there (`switch.qr.templates.expiry_error`).
@@ -48,6 +51,7 @@ class Instruction:
     qr: QrRoute | None = None  # the scanned QR, decoded and routed, its expiry not yet checked
     origin: str | None = None  # pain.001 MsgId, PmtInfId, EndToEndId (tab-separated); None for JSON
     unreadable: Reject | None = None  # what the edge could not read (the QR, else the amount)
+    limited: Reject | None = None  # over its participant's rate: refused before anything is looked at
 
 
 def qr_creditor(route: QrRoute) -> Party:

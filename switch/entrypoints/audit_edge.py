@@ -1,7 +1,12 @@
 """The HTTP edge's audit hook: every refusal the partner endpoint answers (4xx: unknown
 partner, body over the limit, XML rejected, schema invalid, a message type or route not open,
 and whatever refusal is added there later) leaves an audit entry naming the peer, the path, the
-status and reason code. Accepted messages cost one comparison; nothing is written for them."""
+status and reason code. Accepted messages cost one comparison; nothing is written for them.
+
+Except 429 (over the partner's rate limit, abuse_limits.py): a flood is exactly what it answers,
+and one audit row per refused message would let the flood write the audit log (each append
+takes the log's lock). 429s are counted (switch_rate_limited_total), and the first of each spell
+of them is audited by abuse_limits.py."""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ def audited_refusals(handler: Handler, bus: MessageBus) -> Handler:
 
     async def audited(request: web.Request) -> web.StreamResponse:
         response = await handler(request)
-        if 400 <= response.status < 500:
+        if 400 <= response.status < 500 and response.status != 429:  # 429: counted, not audited (above)
             reason_code, error = _reason(response)
             await audit_refusal(
                 bus.in_transaction,

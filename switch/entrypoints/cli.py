@@ -67,8 +67,8 @@ def main() -> None:
               help="Verified ISO 20022 XSD directory (default: .schemas in the project).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
-              help="Development only: plain HTTP with the partners, no client certificates, Kafka record signatures not "
-              "checked (logged, and shown by /readyz).")
+              help="Development only: plain HTTP with the partners and on the operations port, no client "
+                   "certificates, Kafka record signatures not checked (logged, and shown by /readyz).")
 def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev: bool) -> None:
     """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
 
@@ -108,9 +108,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
         gc.freeze()
         gc.set_threshold(*limits.gc_thresholds)
         scheme = "http" if sw.tls is None else "https"
+        ops_scheme = "http" if sw.ops_tls is None else "https"
         print(
             f"mekong switch ready: partners {scheme}://{sw.config.http.host}:{sw.http_port}, "
-            f"operations http://{sw.config.http.ops_host}:{sw.ops_port}",
+            f"operations {ops_scheme}://{sw.config.http.ops_host}:{sw.ops_port}",
             flush=True,
         )
         failed = asyncio.create_task(sw.wait_failed())

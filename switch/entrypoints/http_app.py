@@ -12,16 +12,18 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
                              signed business message (iso20022/apphdr.py): AppHdr and signature
                              are checked before anything is applied, then its Document goes on
                              as before; a refusal is 400 / 403 / 409 with the reason code of
-                             apphdr.REFUSALS (DS0A, DS0B, DS0E, DT02, DU01, ...)
+                             apphdr.REFUSALS (DS0A, DS0B, DS0E, DT02, DU01, ...);
+                             429 SL15 with Retry-After when the partner is over its rate
+                             limit (abuse_limits.py; nothing read, counted, not audited)
 
-The operations port (build_ops_app; loopback by default) serves:
+The operations port (build_ops_app; TLS with optional client certificates, loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
-                             /v1/*: a bearer token and a role (api_auth.py): 401, 403, and 404
-                             for another participant's payment
-  GET  /metrics              Prometheus
-  GET  /healthz              the process is alive
-  GET  /readyz               the database answers and the Kafka edge is running
+                             /v1/*: a bearer token or a client certificate, and a role
+                             (api_auth.py): 401, 403, and 404 for another participant's payment
+  GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
+  GET  /healthz              the process is alive (open: probes)
+  GET  /readyz               the database answers and the Kafka edge is running (open: probes)
 
 Every refusal, aiohttp's own 404/405 included, is JSON: {"reason_code": ..., "error": ...}.
 """
@@ -43,6 +45,7 @@ from switch import limits
 from switch.domain.money import Money
 from switch.domain.pan import shown
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
+from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_rate
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.service.bus import MessageBus
@@ -50,6 +53,7 @@ from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
 from switch.service.signed import NoteSignedMessage
 from switch.signing import Sealer
+from switch.service.rate_limits import RateLimits
 from switch.tls import PartnerAuthenticator
 
 
@@ -127,6 +131,8 @@ async def partner_message(request: web.Request) -> web.Response:
     partner = request.match_info["partner"]
     if (refused := refuse_unless_partner(request, partner)) is not None:
         return refused
+    if (over_rate := await refuse_over_rate(request, partner, bus)) is not None:  # abuse limits (issue 8 item 6)
+        return over_rate
     mapping = bus.deps.mappings.get(partner)
     if mapping is None:  # nothing of the body is read; the name is not a metric label
         return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
@@ -320,11 +326,13 @@ async def json_refusals(request: web.Request, handler: Any) -> web.StreamRespons
 
 
 def build_partner_app(
-    bus: MessageBus, *, partner_auth: PartnerAuthenticator | None, signing: Sealer | None = None
+    bus: MessageBus, *, partner_auth: PartnerAuthenticator | None, signing: Sealer | None = None,
+    partner_limits: RateLimits | None = None,
 ) -> web.Application:
     """The partner port: ISO 20022 messages in, translated into commands for the bus.
     `partner_auth` names the caller from its client certificate (None: --insecure-dev);
-    `signing` opens the signed business messages of partners that sign (None: --insecure-dev)."""
+    `signing` opens the signed business messages of partners that sign (None: --insecure-dev);
+    `partner_limits` are the partners' rate limits (None: none)."""
     # client_max_size bounds request.read() should a handler ever use it; partner_message reads
     # with read_body_bounded instead
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
@@ -333,6 +341,8 @@ def build_partner_app(
         app[PARTNER_AUTH] = partner_auth
     if signing is not None:
         app[SIGNING] = signing
+    if partner_limits is not None:
+        install_partner_limits(app, partner_limits)
     app.router.add_post("/iso20022/{partner}", audited_refusals(partner_message, bus))
     return app
 
@@ -343,6 +353,7 @@ def build_ops_app(
     readiness: Callable[[], Awaitable[tuple[dict[str, bool], dict[str, Any]]]],
     refresh_gauges: Callable[[], Awaitable[None]],
     api_tokens: api_auth.ApiTokens | None = None,
+    api_certificates: api_auth.ApiCertificates | None = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
@@ -350,8 +361,9 @@ def build_ops_app(
     app[BUS] = bus
     app[READINESS] = readiness
     app[GAUGES] = refresh_gauges
-    # /v1 needs a bearer token (api_auth); without tokens configured, every /v1 call answers 401
-    api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals)
+    # /v1 and /metrics need a bearer token or a client certificate (api_auth); with neither
+    # configured, every such call answers 401
+    api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals, api_certificates)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_get("/metrics", metrics)

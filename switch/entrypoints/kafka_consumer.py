@@ -51,7 +51,9 @@ from switch.service.bus import MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
+from switch.service.rate_limits import REASON_CODE as RATE_LIMIT_REASON_CODE, RateLimits
 from switch.service.resolver import ProxyResolver, proxies_to_resolve
+from switch.entrypoints.abuse_limits import audit_episodes, charge_instructions
 from switch.entrypoints.pain001_edge import BIC, Pain001Record, Pain001Refused, is_xml, parsed_instruction, read_pain001
 from switch.service.ports import OutboxMessage, UnitOfWork
 
@@ -337,11 +339,13 @@ class InstructionConsumer:
         metrics: Metrics,
         key_ring: KeyRing | None,
         resolver: ProxyResolver | None = None,
+        rate_limits: RateLimits | None = None,  # per participant (abuse_limits.py); None: none
     ) -> None:
         """`key_ring`: the participants' keys every record's signature is checked against; None
         only for --insecure-dev (no check: said loudly at start by the composition root)."""
         self._keys = key_ring
         self._resolver = resolver
+        self._rate_limits = rate_limits
         self._config = config
         self._bus = bus
         self._deps = bus.deps
@@ -416,6 +420,18 @@ class InstructionConsumer:
                 parsed.append(read)
             else:
                 dead.append(read)
+        if self._rate_limits is not None and parsed:
+            # Abuse limits (issue 8 item 6, abuse_limits.py): an instruction over its participant's
+            # rate carries a Reject that admission answers (REJECTED SL15, its id used up); a record
+            # with nothing else in it also goes to the dead letters as `rate_limited`, counted but
+            # neither audited (only the first of a spell is) nor answered again as a dead letter.
+            charged = charge_instructions(self._rate_limits, parsed, batches, now=self._deps.clock(), metrics=self._metrics)
+            parsed = charged.parsed
+            if charged.dead:
+                over_rate = [DeadLetter(r, reason, RATE_LIMIT_REASON_CODE, DlqReason.RATE_LIMITED) for r, reason in charged.dead]
+                await publish_dead_letters(self._producer, self._config.kafka.dlq_topic, over_rate)
+                self._metrics.dlq.labels(DlqReason.RATE_LIMITED.value).inc(len(over_rate))
+            await audit_episodes(self._bus, charged.episodes)
         if dead:
             await self._dead_letter(dead)
         outcome = Outcome()

@@ -30,7 +30,7 @@ from switch import limits
 from switch.config import SwitchConfig
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
-from switch.entrypoints.api_auth import ApiTokens
+from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.kafka_auth import KeyRing, client_options, load_key_ring
@@ -39,11 +39,12 @@ from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
+from switch.service.rate_limits import RateLimits
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
 from switch.signing import Sealer, load_switch_signing
-from switch.tls import PartnerTlsSettings, SwitchTls, load_switch_tls
+from switch.tls import OpsTls, PartnerTlsSettings, SwitchTls, load_ops_tls, load_switch_tls
 
 log = logging.getLogger(__name__)
 admin_timeout_ms = 10_000
@@ -95,6 +96,7 @@ class Switch:
         self.tls: SwitchTls | None = None
         self.signing: Sealer | None = None  # signed business application headers; None: --insecure-dev
         self.key_ring: KeyRing | None = None  # the participants' Kafka signing keys; None: --insecure-dev
+        self.ops_tls: OpsTls | None = None  # the operations port's (None: --insecure-dev, plain HTTP)
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -124,6 +126,8 @@ class Switch:
         self.signing = self._partner_signing(mappings)
         if self.signing is not None:
             schemas.xml_schema(apphdr.HEAD_VERSION)
+        # the operations port: TLS with client certificates asked for, unless --insecure-dev
+        self.ops_tls = None if cfg.security.insecure_dev else load_ops_tls(cfg.security.pki_path())
         for mapping in mappings.values():  # compile the XSDs now, not on the first payment
             schemas.xml_schema(mapping.profile.pacs008_version)
             schemas.xml_schema(mapping.profile.pacs002_version)
@@ -194,7 +198,10 @@ class Switch:
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
             ssl_contexts=self.tls.clients if self.tls else None, signing=self.signing,
         )
-        self._consumer = InstructionConsumer(cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver)
+        self._consumer = InstructionConsumer(
+            cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver,
+            rate_limits=self._limits("kafka", cfg.participant_rates()),
+        )
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._follow_up_forever(), "follow-up")
@@ -203,9 +210,11 @@ class Switch:
         self.metrics.watch_gc()
         stack.callback(self.metrics.unwatch_gc)
         log.info(
-            "switch up: replica %s, partner port %s://%s:%s, operations port http://%s:%s, kafka %s, db %s, signatures %s",
+            "switch up: replica %s, partner port %s://%s:%s, operations port %s://%s:%s%s, kafka %s, db %s, signatures %s",
             self.replica_id, "http" if self.tls is None else "https", cfg.http.host, self.http_port,
-            cfg.http.ops_host, self.ops_port, k.bootstrap_servers, shown_url(self.store.url),
+            "http" if self.ops_tls is None else "https", cfg.http.ops_host, self.ops_port,
+            " (client certificates asked for)" if self.ops_tls is not None and self.ops_tls.client_certificates else "",
+            k.bootstrap_servers, shown_url(self.store.url),
             "OFF" if self.signing is None else ", ".join(sorted(self.signing.counterparts)) or "no partner signs",
         )
 
@@ -236,7 +245,8 @@ class Switch:
         if cfg.security.insecure_dev:
             log.warning(
                 "INSECURE DEV MODE: the partner port serves plain HTTP without client certificates and partners "
-                "are called over plain HTTP; anyone who reaches the port can speak for any partner. Never in production."
+                "are called over plain HTTP; anyone who reaches the port can speak for any partner. The operations "
+                "port serves plain HTTP too: API tokens travel in clear. Never in production."
             )
             for partner, m in mappings.items():
                 if m.profile.base_url.startswith("https://"):
@@ -282,8 +292,10 @@ class Switch:
     async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
         """Two sites: the partner port (mutual TLS unless --insecure-dev) and the operations port."""
         cfg = self.config
+        partner_limits = self._limits("partner_port", {p: m.profile.limits.rate() for p, m in self.deps.mappings.items()})
         partner_runner = web.AppRunner(
-            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None, signing=self.signing),
+            build_partner_app(self.bus, partner_auth=self.tls.authenticator if self.tls else None, signing=self.signing,
+                              partner_limits=partner_limits),
             access_log=None,
         )
         await partner_runner.setup()
@@ -293,15 +305,22 @@ class Switch:
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ops_runner = web.AppRunner(
             build_ops_app(
-                self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens)
+                self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens),
+                api_certificates=ApiCertificates(cfg.api_certificates),
             ),
             access_log=None,
         )
         await ops_runner.setup()
         stack.push_async_callback(ops_runner.cleanup)
-        ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port)
+        ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port, ssl_context=self.ops_tls.server if self.ops_tls else None)
         await ops_site.start()
         self.ops_port = ops_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def _limits(self, edge: str, rates: dict[str, Any]) -> RateLimits:
+        """An edge's rate limits (issue 8 item 6), their metric series there from the start."""
+        for party in rates:
+            self.metrics.rate_limited.labels(edge, party)
+        return RateLimits(rates)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)

@@ -33,6 +33,8 @@ CONFIG_LOADED = "config.loaded"
 PARTICIPANT_KEY_LOADED = "config.participant_key"
 HTTP_REFUSED = "http.refused"
 KAFKA_DEAD_LETTERED = "kafka.dead_lettered"
+HTTP_RATE_LIMITED = "http.rate_limited"
+KAFKA_RATE_LIMITED = "kafka.rate_limited"
 DB_UPGRADED = "db.upgraded"
 
 
@@ -201,6 +203,19 @@ async def audit_refusal(
         await in_transaction(work, name="audit")
     except Exception:  # noqa: BLE001 - an audit failure must not turn a refusal into a 500
         log.exception("could not audit the refusal of %s (%s)", refusal.subject, refusal.detail.get("status"))
+
+
+# ----------------------------------------------------------------------------- abuse limits
+def rate_limit_entry(
+    *, at: datetime, action: str, actor: str, party: str, per_s: int, burst: int, detail: Mapping[str, Any] | None = None
+) -> NewAuditEntry:
+    """A party started being refused for its rate (issue 8 item 6): the first refusal of a spell.
+    The refusals themselves are counted (switch_rate_limited_total), never audited one by one, so
+    a flood cannot flood the audit log."""
+    return entry(
+        at=at, actor=actor, action=action, subject=party,
+        detail={"per_s": per_s, "burst": burst, "quiet_gap_s": limits.rate_limit_episode_gap_s, **(detail or {})},
+    )
 
 
 # ----------------------------------------------------------------------------- operators

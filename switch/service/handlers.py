@@ -352,6 +352,8 @@ def _decide(
     ins: Instruction, deps: Deps, *, now: datetime, resolutions: Mapping[tuple[str, str, str], Resolution | None]
 ) -> Admitted | Reject:
     cfg = deps.config
+    if ins.limited is not None:  # over its participant's rate: nothing else is looked at
+        return ins.limited
     participant = cfg.participant(ins.participant)
     if participant is None:
         return Reject("RC01", f"participant {ins.participant} is not a Bakong participant of this switch")

@@ -53,6 +53,8 @@ def proxies_to_resolve(
     for item in items:
         ins = item.instruction
         creditor = ins.creditor
+        if ins.limited is not None:  # refused for its participant's rate: no partner is asked
+            continue
         if creditor is None or creditor.proxy_type is None or creditor.proxy is None:
             continue
         corridor_id = ins.qr.corridor if ins.qr is not None else ins.corridor

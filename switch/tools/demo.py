@@ -178,6 +178,23 @@ async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[In
         in_bar.close()
 
 
+def _read_the_operations_port(stack: Stack, result: Any) -> dict[str, Any]:
+    """What an operator sees on the operations port (TLS, its development CA trusted, the
+    operator token): one completed payment through /v1, and /metrics."""
+    uetr = next((f.event["uetr"] for f in result.finals.values() if f.event.get("state") == "COMPLETED"), None)
+    out: dict[str, Any] = {"url": stack.ops_url, "tls": stack.ops_url.startswith("https://"), "payment_read": False,
+                           "metrics_read": False}
+    try:
+        if uetr is not None:
+            out["payment_read"] = json.loads(stack.ops_get(f"{stack.ops_url}/v1/payments/{uetr}"))["state"] == "COMPLETED"
+        out["metrics_read"] = b"switch_payments_total" in stack.ops_get(f"{stack.ops_url}/metrics")
+    except OSError as exc:  # refused, or TLS failed: reported, and the demo fails
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    print(f"operations port {stack.ops_url}: a payment read through /v1 {'yes' if out['payment_read'] else 'NO'}, "
+          f"/metrics {'yes' if out['metrics_read'] else 'NO'} (TLS, CA and client certificates in {stack.pki_path / 'ops'})")
+    return out
+
+
 def run_demo(
     *, count: int, workdir: Path, inbound_per_partner: int = demo_inbound_per_partner, switch_log_level: str = "WARNING",
     secrets_out: dict[str, str] | None = None,
@@ -206,6 +223,7 @@ def run_demo(
         )
         result, inbound_result = asyncio.run(_drive_both(stack, planned, inbound_planned))
         sims = {p: stack.get_json(f"{stack.sim_url(p)}/sim/stats") for p in stack.partners}
+        ops_port = _read_the_operations_port(stack, result)
         codes = stack.stop()
     summary = summarise(planned, result)
     inbound = inbound_result.summary()
@@ -214,7 +232,7 @@ def run_demo(
     (workdir / "summary.json").write_text(
         json.dumps({"summary": summary, "inbound": inbound, "xsd": checks, "simulators": sims,
                     "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev,
-                    "kafka_signatures": not stack.insecure_dev}, indent=2, default=str)
+                    "kafka_signatures": not stack.insecure_dev, "ops_port": ops_port}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
     tracked = sum(1 for p in planned if p.kind != "pain001")
@@ -233,6 +251,8 @@ def run_demo(
         problems.append(f"{len(checks['invalid'])} messages failed XSD validation")
     if summary["bad_input_expectations_unmet"] or inbound["expectations_unmet"]:
         problems.append(f"{len(summary['bad_input_expectations_unmet']) + len(inbound['expectations_unmet'])} payments ended unexpectedly")
+    if not (ops_port["payment_read"] and ops_port["metrics_read"]):
+        problems.append(f"the operations port did not answer as it should: {ops_port}")
     if codes.get("switch") != 0:
         problems.append(f"the switch exited with {codes.get('switch')} on SIGTERM")
     if problems:

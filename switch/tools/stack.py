@@ -11,8 +11,10 @@ The switch and the simulators talk mutual TLS and sign every ISO message (signed
 application headers) with a development PKI made at start (switch/pki.py, as `mekong pki init`)
 in `pki_dir` (default: <workdir>/pki, made once and kept), unless `insecure_dev` (plain HTTP, no
 signatures); the participants' keys in it sign the tools' Kafka records (`signers`), which the
-switch checks unless `insecure_dev`. The tools reach the switch's operations port (/readyz, /metrics, /v1) and the
-simulators' control ports (/sim/*), both plain HTTP on loopback.
+switch checks unless `insecure_dev`. The tools reach the switch's operations port (/readyz,
+/metrics, /v1) over TLS (`ops_context`: its development CA trusted; /v1 and /metrics with the
+operator token made at start), and the simulators' control ports (/sim/*) over plain HTTP on
+loopback.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from switch.broker import TansuBroker, free_port
-from switch.config import DEFAULT_CONFIG_DIR
+from switch.config import DEFAULT_CONFIG_DIR, TokensFile
 from switch.pki import MANIFEST, init_pki
 from switch.signing import HUB_SIGNING_CERT
 from switch.tools.signer import ParticipantSigners
+from switch.tls import OPS_CERT, ops_client_context
 
 ready_s_max = 90.0  # the switch must be ready (DB migrated, Kafka group joined) within this
 stop_s_max = 30.0
@@ -64,6 +69,16 @@ class Stack:
     @property
     def api_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_token}"}
+
+    @property
+    def ops_context(self) -> ssl.SSLContext | None:
+        """TLS to the operations port (its development CA trusted, no client certificate: the
+        tools send the operator token); None with insecure_dev (plain HTTP)."""
+        if self.insecure_dev:
+            return None
+        if getattr(self, "_ops_context", None) is None:
+            self._ops_context = ops_client_context(self.pki_path)
+        return self._ops_context
 
     @property
     def sim_port(self) -> int:
@@ -112,7 +127,7 @@ class Stack:
 
     def replica_url(self, name: str) -> str:
         """A replica's operations port (/v1, /metrics, /readyz)."""
-        return f"http://127.0.0.1:{self.ops_ports[name]}"
+        return f"{self.scheme}://127.0.0.1:{self.ops_ports[name]}"
 
     def replica_partner_url(self, name: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.replica_ports[name]}"
@@ -132,8 +147,10 @@ class Stack:
         self.sim_ports = {partner: free_port() for partner in self.partners}
         self.sim_control_ports = {partner: free_port() for partner in self.partners}
         security_env = {"MEKONG_PKI_DIR": str(self.pki_path), "MEKONG_INSECURE_DEV": "1" if self.insecure_dev else "0"}
-        # made once and kept; one from before signing keys existed (no hub/signing.crt) is made anew
-        if not self.insecure_dev and not ((self.pki_path / MANIFEST).exists() and (self.pki_path / HUB_SIGNING_CERT).exists()):
+        # made once and kept; one from before signing keys or the operations port's TLS existed
+        # (no hub/signing.crt, no ops certificate) is made anew
+        if not self.insecure_dev and not ((self.pki_path / MANIFEST).exists() and (self.pki_path / HUB_SIGNING_CERT).exists()
+                                          and (self.pki_path / OPS_CERT).exists()):
             init_pki(self.pki_path, config_dir=DEFAULT_CONFIG_DIR, now=datetime.now(timezone.utc), force=True)
         callback_base = self.callback_base_url or self.switch_url
         cli = [sys.executable, "-m", "switch.entrypoints.cli"]
@@ -173,9 +190,17 @@ class Stack:
         self.api_token = new_token()
         self.secrets = {"PAN key": pan_key, "API token": self.api_token}
         key_path, tokens_path = directory / "pan.key", directory / "api-tokens.toml"
+        tokens = f'[[tokens]]\nname = "demo-operator"\nrole = "operator"\nsha256 = "{token_hash(self.api_token)}"\n'
+        # the shipped client certificate entries too (they name the development PKI's), so that
+        # `curl --cert <pki>/ops/clients/operator.crt` works against the demo as the README shows
+        with (DEFAULT_CONFIG_DIR / "operators.toml").open("rb") as fh:
+            shipped = TokensFile.model_validate(tomllib.load(fh)).certificates
+        for c in shipped:
+            tokens += f'\n[[certificates]]\nname = "{c.name}"\nrole = "{c.role}"\n'
+            tokens += "".join(f'{k} = "{v}"\n' for k, v in (("subject_cn", c.subject_cn), ("spki_sha256", c.spki_sha256)) if v)
         for path, text in (
             (key_path, pan_key + "\n"),
-            (tokens_path, f'[[tokens]]\nname = "demo-operator"\nrole = "operator"\nsha256 = "{token_hash(self.api_token)}"\n'),
+            (tokens_path, tokens),
         ):
             path.touch(mode=0o600)
             path.write_text(text)
@@ -198,7 +223,7 @@ class Stack:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{other} exited with {proc.returncode}:\n{self.log_tail(other)}")
             try:
-                with urllib.request.urlopen(f"{self.replica_url(name)}/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(f"{self.replica_url(name)}/readyz", timeout=1, context=self.ops_context) as resp:
                     state = json.loads(resp.read())
                     if state.get("ready") and state.get("partitions_assigned"):
                         return
@@ -254,6 +279,12 @@ class Stack:
     def get_json(self, url: str) -> dict:  # type: ignore[type-arg]
         with urllib.request.urlopen(url, timeout=5) as resp:
             return json.loads(resp.read())
+
+    def ops_get(self, url: str, headers: dict[str, str] | None = None) -> bytes:
+        """GET on an operations port (TLS, the operator token unless `headers` say otherwise)."""
+        request = urllib.request.Request(url, headers=self.api_headers if headers is None else headers)
+        with urllib.request.urlopen(request, timeout=5, context=self.ops_context) as resp:
+            return resp.read()
 
     def stop(self) -> dict[str, int | None]:
         """SIGTERM the switch replicas first (they drain), then the simulators, then the broker."""

@@ -47,6 +47,7 @@ import asyncio
 import json
 import os
 import random
+import ssl
 import sys
 import time
 import urllib.request
@@ -399,7 +400,7 @@ class Faults:
         pending: dict[str, float] = {}
         while True:
             try:
-                text = await asyncio.to_thread(_get_text, f"{url}/metrics")
+                text = (await asyncio.to_thread(self.stack.ops_get, f"{url}/metrics")).decode()
             except OSError:
                 return {}
             pending = {
@@ -576,7 +577,8 @@ async def _play(scenario: str, opts: ChaosOptions, stack: Stack, balancer_port: 
     participant_of = {p.key: json.loads(p.value)["participant"] for p in planned if p.value is not None}
     unresolved = [iid for iid in tracked if iid not in read.dead_letters and not any(e.get("final") for _, e in read.events.get(iid, []))]
     states = await _switch_states(
-        stack.replica_url(stack.switch_names[0]), [(participant_of[i], i) for i in unresolved], stack.api_headers
+        stack.replica_url(stack.switch_names[0]), [(participant_of[i], i) for i in unresolved], stack.api_headers,
+        stack.ops_context,
     )
     result = count(tracked, read, received, states)
     result["follower_redelivered"] = follower.redelivered
@@ -601,7 +603,9 @@ async def _get_json(url: str) -> dict[str, Any]:
             return await resp.json()  # type: ignore[no-any-return]
 
 
-async def _switch_states(url: str, keys: list[tuple[str, str]], headers: dict[str, str]) -> dict[str, str]:
+async def _switch_states(
+    url: str, keys: list[tuple[str, str]], headers: dict[str, str], ops_context: ssl.SSLContext | None
+) -> dict[str, str]:
     """instruction id -> the payment's state in the switch ("NOT ADMITTED" when it has none)."""
     slots = asyncio.Semaphore(16)
     out: dict[str, str] = {}
@@ -612,7 +616,7 @@ async def _switch_states(url: str, keys: list[tuple[str, str]], headers: dict[st
                                    timeout=aiohttp.ClientTimeout(total=http_timeout_s)) as resp:
                 out[iid] = (await resp.json())["state"] if resp.status == 200 else "NOT ADMITTED" if resp.status == 404 else f"HTTP {resp.status}"
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ops_context or True)) as session:
         await asyncio.gather(*(one(session, participant, iid) for participant, iid in keys))
     return out
 

@@ -47,6 +47,8 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(dem
     summary, xsd, inbound = report["summary"], report["xsd"], report["inbound"]
     assert report["partner_tls"] and (tmp_path / "pki" / "manifest.json").exists()  # the demo runs with mutual TLS
     assert report["signatures"]  # and every ISO message with a partner is a signed business message
+    ops = report["ops_port"]  # and reads a payment and /metrics through the operations port, over TLS
+    assert ops["tls"] and ops["payment_read"] and ops["metrics_read"], ops
     assert sum(summary["by_outcome"].values()) == demo_count
     assert "MISSING" not in summary["by_outcome"]
     assert summary["duplicates_seen"] == 0  # exactly one final status per instruction

@@ -3,14 +3,16 @@ otherwise) and the switch in this process, on their own topics and consumer grou
 session's Tansu broker. Partner traffic is mutual TLS with the session's development PKI
 (conftest.py `pki_dir`, found through MEKONG_PKI_DIR), and every ISO message goes as a business
 message signed with the sender's development signing key (`signed_as` signs one as a partner
-would); /v1, /metrics and /readyz are on the switch's operations port (`Running.url`). Records the
-tests publish are signed by the participant they come from with that PKI's participant keys
-(`signed`), as the switch requires."""
+would); /v1, /metrics and /readyz are on the switch's operations port (`Running.url`), TLS too:
+`Running.ops_session()` or, per request, `ssl=Running.ops_ssl()` trust it and present a
+development client certificate. Records the tests publish are signed by the participant they
+come from with that PKI's participant keys (`signed`), as the switch requires."""
 
 from __future__ import annotations
 
 import functools
 import os
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -32,7 +34,7 @@ from switch.entrypoints.main import Switch
 from switch.broker import TansuBroker
 from switch.signing import Sealer, load_simulator_signing
 from switch.store.sql_store import Store
-from switch.tls import load_simulator_tls
+from switch.tls import load_simulator_tls, ops_client_context
 from switch.tools.signer import ParticipantSigners
 
 DEFAULT_SENDER = "ACLBKHPPXXX"  # who signs a record that names no participant of its own (hostile bytes)
@@ -90,11 +92,28 @@ class Running:
     sim_port: int
     others: list[Switch] = field(default_factory=list)  # more replicas on the same database and group
     tokens: dict[str, str] = field(default_factory=dict)  # role -> a bearer token made for this run
+    _ops_contexts: dict[str | None, ssl.SSLContext] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        """The operations port: /v1, /metrics, /readyz."""
-        return f"http://127.0.0.1:{self.switch.ops_port}"
+        """The operations port: /v1, /metrics, /readyz (TLS unless --insecure-dev)."""
+        scheme = "http" if self.config.security.insecure_dev else "https"
+        return f"{scheme}://127.0.0.1:{self.switch.ops_port}"
+
+    def ops_ssl(self, client: str | None = "monitor") -> ssl.SSLContext | bool:
+        """TLS to the operations port: its CA trusted, presenting the development client
+        certificate `client` (operator, auditor, monitor, a participant's code; None: none). By
+        default the monitor's, which may read /metrics and nothing else: a /v1 call sends a token
+        (`auth`), which decides."""
+        if self.config.security.insecure_dev:
+            return True  # plain HTTP: nothing to set up
+        if client not in self._ops_contexts:
+            self._ops_contexts[client] = ops_client_context(pki_dir(), client)
+        return self._ops_contexts[client]
+
+    def ops_session(self, client: str | None = "monitor") -> aiohttp.ClientSession:
+        """An HTTP client for the operations port (see ops_ssl)."""
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ops_ssl(client)))
 
     @property
     def partner_url(self) -> str:

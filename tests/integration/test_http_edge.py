@@ -65,7 +65,7 @@ async def test_an_oversize_body_for_an_unknown_partner_is_refused_unread_and_the
         status, body = await _post(http, f"{run.partner_url}/iso20022/nosuchnetwork", chunked=False)
         # the certificate is PromptPay's: any other path is refused before the body is read
         assert (status, body["reason_code"]) == (403, "AG01")
-        async with http.get(f"{run.url}/metrics") as resp:
+        async with http.get(f"{run.url}/metrics", ssl=run.ops_ssl()) as resp:
             text = await resp.text()
         assert "nosuchnetwork" not in text
         assert 'switch_rejects_total{reason_code="FF01",stage="partner_message"}' not in text

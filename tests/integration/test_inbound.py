@@ -100,11 +100,11 @@ async def test_inbound_payments_are_booked_answered_and_deduplicated(broker: Tan
         assert run.sim.inbound.stats["answers_repeated"] == 2
         assert run.sim.inbound.stats["answers_changed"] == 0
 
-        async with http.get(f"{run.url}/v1/payments/{uetrs['mobile_ok']}", headers=run.auth) as resp:
+        async with http.get(f"{run.url}/v1/payments/{uetrs['mobile_ok']}", headers=run.auth, ssl=run.ops_ssl()) as resp:
             payment = await resp.json()
         assert (payment["direction"], payment["state"], payment["participant"]) == ("inbound", "COMPLETED", "ACLBKHPPXXX")
         assert [h["to"] for h in payment["history"]] == ["RECEIVED", "QUOTED", "SUBMITTED", "COMPLETED"]
-        async with http.get(f"{run.url}/v1/payments/{uetrs['silent']}", headers=run.auth) as resp:
+        async with http.get(f"{run.url}/v1/payments/{uetrs['silent']}", headers=run.auth, ssl=run.ops_ssl()) as resp:
             silent = await resp.json()
         assert (silent["state"], silent["reason_code"]) == ("REJECTED", "AB05")
 
@@ -123,7 +123,7 @@ async def test_inbound_payments_are_booked_answered_and_deduplicated(broker: Tan
         assert finals[uetrs["silent"]]["reason_code"] == "AB05"
 
         # the switch is still up and counts what it did
-        async with http.get(f"{run.url}/metrics") as resp:
+        async with http.get(f"{run.url}/metrics", ssl=run.ops_ssl()) as resp:
             text = await resp.text()
         assert 'switch_payments_total{corridor="TH-KH",outcome="completed"}' in text
 

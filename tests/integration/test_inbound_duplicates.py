@@ -41,7 +41,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: bytes) -> int:
 
 
 async def _payment(http: aiohttp.ClientSession, run: Running, uetr: str) -> tuple[int, dict[str, object]]:
-    async with http.get(f"{run.url}/v1/payments/{uetr}", headers=run.auth) as resp:
+    async with http.get(f"{run.url}/v1/payments/{uetr}", headers=run.auth, ssl=run.ops_ssl()) as resp:
         return resp.status, await resp.json()
 
 

@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -70,7 +69,7 @@ def json_only(records: list[Any]) -> list[Any]:
 
 
 async def dlq_metric(run: Running) -> dict[str, float]:
-    async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+    async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
         text = await resp.text()
     return {m[1]: float(m[2]) for m in re.finditer(r'^switch_dlq_total\{reason="([^"]*)"\} (\S+)$', text, re.M)}
 

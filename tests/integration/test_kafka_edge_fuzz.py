@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -187,7 +186,7 @@ async def read_topics(run: Running, topics: list[str], *, until: Any, timeout_s:
 
 
 async def replies_counted(run: Running) -> float:
-    async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+    async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
         text = await resp.text()
     found = re.search(r'^switch_instructions_total\{result="reply_unknown"\} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0

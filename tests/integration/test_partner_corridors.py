@@ -10,7 +10,6 @@ import json
 import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 
 from adapters.simulator import SimBehaviour
@@ -55,7 +54,7 @@ async def test_a_payment_completes_and_partner_rejects_arrive_as_iso_reasons(bro
         assert sent.settlement.clearing_system_proprietary == run.sim.profile.clearing_system_proprietary
         (tx,) = sent.transactions
         assert tx.creditor.name == latin_name and tx.uetr == good["uetr"]
-        async with aiohttp.ClientSession() as http, http.get(f"{run.url}/v1/payments/{good['uetr']}", headers=run.auth) as resp:
+        async with run.ops_session() as http, http.get(f"{run.url}/v1/payments/{good['uetr']}", headers=run.auth) as resp:
             body = await resp.json()
         assert body["creditor"]["name"] == sample["creditor"].name  # the original script, kept
 

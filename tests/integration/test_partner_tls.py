@@ -91,7 +91,7 @@ def _certificate_files(directory: Path, issued: Any, name: str) -> tuple[Path, P
 
 
 async def _refusals(run: Running) -> str:
-    async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+    async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
         return "\n".join(line for line in (await resp.text()).splitlines() if line.startswith("switch_security_refusals_total{"))
 
 
@@ -216,18 +216,22 @@ async def test_insecure_dev_is_plain_http_and_says_so_loudly(
     with caplog.at_level(logging.WARNING, logger="switch.entrypoints.main"):
         async with running_switch(broker, store, insecure_dev=True) as run:
             async with aiohttp.ClientSession() as http:
+                assert run.url.startswith("http://")  # the operations port is plain HTTP too
                 async with http.get(f"{run.url}/readyz") as resp:
                     assert (await resp.json())["insecure_dev"] is True
+                async with http.get(f"{run.url}/v1/payments/{uuid.uuid4()}") as resp:
+                    assert resp.status == 401  # and still wants a token
                 async with http.post(f"{run.partner_url}/iso20022/promptpay", data=b"not xml") as resp:
                     assert resp.status == 400  # read and refused as XML: no certificate asked for
             iid = f"H{uuid.uuid4().hex[:10]}"
             await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
             await _until(lambda: _completed(store, iid))
-    assert any("INSECURE DEV MODE" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert any("INSECURE DEV MODE" in r.getMessage() and "operations port" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
 
 
 async def test_readyz_says_when_tls_is_on(broker: TansuBroker, store: Store) -> None:
-    async with running_switch(broker, store) as run, aiohttp.ClientSession() as http:
+    async with running_switch(broker, store) as run, run.ops_session(None) as http:
         async with http.get(f"{run.url}/readyz") as resp:
             assert (await resp.json())["insecure_dev"] is False
         async with http.post(f"{run.url}/iso20022/promptpay", data=b"<Document/>") as resp:

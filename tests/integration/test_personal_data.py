@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import aiohttp
 from sqlalchemy import select
 
 from switch.broker import TansuBroker
@@ -39,7 +38,7 @@ async def test_a_card_payment_is_sent_in_full_stored_as_a_token_and_shown_masked
         (row,) = await _rows(store, final["uetr"])
         assert row["creditor_account"].startswith("tok:") and row["creditor_account"].endswith(":9704:5678")
         assert CARD not in repr(row)
-        async with aiohttp.ClientSession() as http:
+        async with run.ops_session(None) as http:
             async with http.get(f"{run.url}/v1/payments/{final['uetr']}", headers=run.auth) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["creditor"]["account"] == "9704 **** **** 5678"

@@ -9,7 +9,6 @@ import json
 import uuid
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters.simulator import SimBehaviour
@@ -139,7 +138,7 @@ async def test_payments_complete_and_bad_input_is_rejected_with_a_reason(broker:
         assert headers["mekong.reason"].decode().startswith("malformed JSON")
         assert dict(by_key[ids["wrong_type"]].headers)["mekong.reason_code"] == b"FF01"
 
-        async with aiohttp.ClientSession() as http:
+        async with run.ops_session() as http:
             uetr = first[ids["good"]]["uetr"]
             async with http.get(f"{run.url}/v1/payments/{uetr}", headers=run.auth) as resp:
                 body = await resp.json()
@@ -196,7 +195,7 @@ async def test_a_resent_pacs002_is_recorded_once_and_not_applied_twice(broker: T
                 break
             await asyncio.sleep(0.05)
         assert run.sim.stats["callbacks_ok"] >= 2
-        async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+        async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
             body = await resp.text()
         assert 'switch_late_status_total{partner="promptpay"} 1.0' in body
         assert len(finals_by_id(statuses)[iid]) == 1

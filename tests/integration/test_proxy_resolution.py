@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import aiohttp
-
 from adapters.simulator import SimBehaviour
 from switch.broker import TansuBroker
 from switch.store.sql_store import Store
@@ -35,7 +33,7 @@ async def test_proxies_are_resolved_before_the_payment_goes_out(broker: TansuBro
         lookups = run.sim.stats["proxy_lookups"]
         assert lookups == 2
 
-        async with aiohttp.ClientSession() as http, http.get(f"{run.url}/v1/instructions/ACLBKHPPXXX/X{tag}-1", headers=run.auth) as resp:
+        async with run.ops_session() as http, http.get(f"{run.url}/v1/instructions/ACLBKHPPXXX/X{tag}-1", headers=run.auth) as resp:
             payment = await resp.json()
         creditor = payment["creditor"]
         assert creditor["proxy"] == KNOWN and len(creditor["agent"]) == 3 and creditor["agent"].isdigit()

@@ -11,9 +11,10 @@ PAIN001_09_NS = b"urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 def consumer_record(
     value: bytes | None, *, key: bytes | None = b"key", topic: str = "mekong.instructions", partition: int = 1, offset: int = 42,
     headers: list[tuple[str, bytes]] | None = None,
+    timestamp_ms: int = 0,
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic, partition, offset, 0, 0, key, value, None, len(key or b""), len(value or b""), list(headers or [])  # type: ignore[arg-type]
+        topic, partition, offset, timestamp_ms, 0, key, value, None, len(key or b""), len(value or b""), list(headers or [])  # type: ignore[arg-type]
     )
 
 

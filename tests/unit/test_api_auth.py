@@ -20,7 +20,7 @@ from tests.fakes import FakeClock, FakeStore, deps_from_config, parsed_instructi
 
 OWN, OTHER = "ACLBKHPPXXX", "ABAAKHPPXXX"  # the sample instruction is ACLB's
 CARD = "9704366612345678"
-ROLES = ("operator", "auditor", f"participant:{OWN}", f"participant:{OTHER}")
+ROLES = ("operator", "auditor", "monitor", f"participant:{OWN}", f"participant:{OTHER}")
 
 
 async def _ready() -> tuple[dict[str, bool], dict[str, Any]]:
@@ -120,19 +120,44 @@ async def test_a_write_by_a_read_only_role_is_refused_403_and_changes_nothing(ap
     assert api.refusals("role_forbidden") == 1
 
 
-async def test_health_and_metrics_stay_open(api: Api) -> None:
-    for path in ("/healthz", "/metrics"):
+async def test_health_and_readiness_stay_open_for_probes(api: Api) -> None:
+    for path in ("/healthz", "/readyz"):
         async with api.client.get(path) as resp:
             assert resp.status == 200, path
 
 
+async def test_metrics_without_a_token_or_certificate_is_refused_401(api: Api) -> None:
+    status, body, headers = await api.get("/metrics")
+    assert (status, body["reason_code"], headers["WWW-Authenticate"]) == (401, "AG01", 'Bearer realm="mekong"')
+    assert "certificate" in body["error"]
+
+
+@pytest.mark.parametrize("role", ["operator", "auditor", "monitor"])
+async def test_operators_auditors_and_monitors_read_metrics(api: Api, role: str) -> None:
+    async with api.client.get("/metrics", headers={"Authorization": f"Bearer {api.tokens[role]}"}) as resp:
+        assert resp.status == 200 and "switch_api_refusals_total" in await resp.text()
+
+
+async def test_a_participant_may_not_read_metrics(api: Api) -> None:
+    status, body, _ = await api.get("/metrics", f"participant:{OWN}")
+    assert (status, body["reason_code"]) == (403, "AG01")
+    assert api.refusals("role_forbidden") == 1
+
+
+async def test_a_monitor_reads_no_payment(api: Api) -> None:
+    status, body, _ = await api.get(f"/v1/payments/{api.uetr}", "monitor")
+    assert (status, body["reason_code"]) == (403, "AG01") and "participant" not in body
+
+
 def test_the_role_model() -> None:
-    operator, auditor = Principal("o", Role.OPERATOR), Principal("a", Role.AUDITOR)
+    operator, auditor, monitor = Principal("o", Role.OPERATOR), Principal("a", Role.AUDITOR), Principal("m", Role.MONITOR)
     participant = principal_of(ApiToken(name="p", role=f"participant:{OWN}", sha256="0" * 64))
     assert operator.may("POST") and operator.may("GET") and operator.may_see(OTHER)
     assert not auditor.may("POST") and not auditor.may("DELETE") and auditor.may("GET") and auditor.may_see(OTHER)
     assert not participant.may("POST") and participant.may("GET")
     assert participant.may_see(OWN) and not participant.may_see(OTHER)
+    assert not monitor.may("POST") and not monitor.may_see(OWN) and not monitor.may_use("/v1/payments/x")
+    assert [p.may_use("/metrics") for p in (operator, auditor, monitor, participant)] == [True, True, True, False]
 
 
 def test_tokens_are_random_and_only_their_hash_is_kept() -> None:
@@ -152,3 +177,73 @@ async def test_a_refusal_is_logged_by_the_tokens_name_never_the_token(api: Api, 
     await api.get(f"/v1/payments/{api.uetr}", header=f"Bearer {api.tokens['operator']}x")
     assert "role_forbidden (t1)" in caplog.text and "invalid_token" in caplog.text
     assert not [t for t in api.tokens.values() if t in caplog.text]
+
+
+# ------------------------------------------------------------------ client certificates (who holds which)
+
+
+def _der(cn: str, ca: Any = None) -> bytes:
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from switch.pki import make_ca, make_leaf
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    ca = ca or make_ca("ops CA", "test", now=now)
+    leaf = make_leaf(ca, cn, "test", now=now, dns=(), usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    return leaf.cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_certificate_is_known_by_its_subject_cn_and_its_role_is_the_entrys() -> None:
+    from switch.config import ApiCertificate
+    from switch.entrypoints.api_auth import ApiCertificates
+
+    certificates = ApiCertificates([
+        ApiCertificate(name="oncall", role="operator", subject_cn="operator.ops.mekong.test"),
+        ApiCertificate(name="acleda", role=f"participant:{OWN}", subject_cn=f"{OWN}.participant.ops.mekong.test"),
+    ])
+    assert certificates.authenticate(_der("operator.ops.mekong.test")) == Principal("oncall", Role.OPERATOR)
+    assert certificates.authenticate(_der(f"{OWN}.participant.ops.mekong.test")) == Principal("acleda", Role.PARTICIPANT, OWN)
+    assert certificates.authenticate(_der("someone.else.test")) is None
+
+
+def test_a_pinned_key_tells_two_certificates_with_one_name_apart() -> None:
+    from cryptography import x509
+
+    from switch.config import ApiCertificate
+    from switch.entrypoints.api_auth import ApiCertificates
+    from switch.pki import spki_sha256
+
+    pinned, other = _der("operator.ops.mekong.test"), _der("operator.ops.mekong.test")
+    pin = spki_sha256(x509.load_der_x509_certificate(pinned))
+    certificates = ApiCertificates([ApiCertificate(name="oncall", role="operator", subject_cn="operator.ops.mekong.test", spki_sha256=pin)])
+    assert certificates.authenticate(pinned) == Principal("oncall", Role.OPERATOR)
+    assert certificates.authenticate(other) is None
+
+
+def test_a_certificate_two_entries_name_is_nobodys() -> None:
+    from switch.config import ApiCertificate
+    from switch.entrypoints.api_auth import ApiCertificates
+
+    der = _der("shared.ops.mekong.test")
+    certificates = ApiCertificates([
+        ApiCertificate(name="a", role="operator", subject_cn="shared.ops.mekong.test"),
+        ApiCertificate(name="b", role="auditor", subject_cn="shared.ops.mekong.test"),
+    ])
+    assert certificates.authenticate(der) is None
+
+
+def test_a_certificate_entry_must_name_a_subject_or_a_key_and_a_participant_of_the_switch() -> None:
+    from pydantic import ValidationError
+
+    from switch import config as config_mod
+    from switch.config import ApiCertificate
+
+    with pytest.raises(ValidationError, match="subject_cn and/or spki_sha256"):
+        ApiCertificate(name="x", role="operator")
+    cfg = config_mod.load(env={})
+    with pytest.raises(ValidationError, match="not a participant"):
+        cfg.model_validate({**cfg.model_dump(), "api_certificates": [
+            {"name": "x", "role": "participant:NOSUCHBKXXX", "subject_cn": "x"}]})

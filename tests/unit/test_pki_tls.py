@@ -24,6 +24,7 @@ from switch.tls import (
 
 NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
 PARTNERS = ("lapnet", "napas", "promptpay", "unionpay")
+OPS_CLIENTS = ("operator", "auditor", "monitor", "ACLBKHPPXXX", "ABAAKHPPXXX", "WINGKHPPXXX")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,10 @@ def _der(cert: x509.Certificate) -> bytes:
 def test_the_manifest_lists_every_certificate_with_its_fingerprint(pki: Path) -> None:
     manifest = json.loads((pki / "manifest.json").read_text())
     owners = {(c["owner"], c["kind"]) for c in manifest["certificates"]}
-    assert owners == {("hub", "ca"), ("hub", "tls"), ("hub", "signing")} | {(p, k) for p in PARTNERS for k in ("ca", "tls", "signing")}
+    assert owners == (
+        {("hub", "ca"), ("hub", "tls"), ("hub", "signing")} | {(p, k) for p in PARTNERS for k in ("ca", "tls", "signing")}
+        | {("ops", "ca"), ("ops", "ops-server")} | {(c, "ops-client") for c in OPS_CLIENTS}
+    )
     for entry in manifest["certificates"]:
         assert spki_sha256(_cert(pki / entry["certificate"])) == entry["spki_sha256"]
         assert _cert(pki / entry["certificate"]).subject.rfc4514_string() == entry["subject"]
@@ -53,7 +57,7 @@ def test_the_manifest_lists_every_certificate_with_its_fingerprint(pki: Path) ->
 
 def test_private_keys_are_readable_by_the_owner_only(pki: Path) -> None:
     keys = list(pki.rglob("*.key"))
-    assert len(keys) == 3 + 3 * len(PARTNERS) + 3  # CA, TLS and signing keys; participants
+    assert len(keys) == 3 + 3 * len(PARTNERS) + 3 + 2 + len(OPS_CLIENTS)  # CA, TLS and signing keys; participants; ops
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
 
 
@@ -153,3 +157,54 @@ def test_pki_init_keep_keeps_a_complete_pki_and_remakes_one_without_signing_keys
     remade = CliRunner().invoke(main, ["pki", "init", str(directory), "--keep"])
     assert remade.exit_code == 0 and "made anew" in remade.output
     assert (directory / "hub/signing.crt").exists() and (directory / "hub/hub.crt").read_bytes() != hub
+
+
+def test_the_operations_port_has_its_own_ca_a_server_certificate_and_client_only_certificates(pki: Path) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from switch.pki import ops_client_cn
+
+    def usages(path: Path) -> set[x509.ObjectIdentifier]:
+        return set(_cert(path).extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+    ca = _cert(pki / "ops" / "ca.crt")
+    assert ca.subject != _cert(pki / "hub" / "ca.crt").subject
+    server = _cert(pki / "ops" / "ops.crt")
+    server.verify_directly_issued_by(ca)
+    assert usages(pki / "ops" / "ops.crt") == {ExtendedKeyUsageOID.SERVER_AUTH}
+    for client in OPS_CLIENTS:
+        cert = _cert(pki / "ops" / "clients" / f"{client}.crt")
+        cert.verify_directly_issued_by(ca)
+        assert usages(pki / "ops" / "clients" / f"{client}.crt") == {ExtendedKeyUsageOID.CLIENT_AUTH}  # never a server
+        assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == ops_client_cn(client)
+
+
+def test_the_shipped_operators_file_maps_every_development_client_certificate_to_a_role(pki: Path) -> None:
+    from switch import config as config_mod
+    from switch.entrypoints.api_auth import ApiCertificates, Role
+
+    certificates = ApiCertificates(config_mod.load(env={}).api_certificates)
+    roles = {}
+    for client in OPS_CLIENTS:
+        principal = certificates.authenticate(_der(_cert(pki / "ops" / "clients" / f"{client}.crt")))
+        assert principal is not None, client
+        roles[client] = (principal.role, principal.participant)
+    assert roles["operator"] == (Role.OPERATOR, None) and roles["auditor"] == (Role.AUDITOR, None)
+    assert roles["monitor"] == (Role.MONITOR, None) and roles["ACLBKHPPXXX"] == (Role.PARTICIPANT, "ACLBKHPPXXX")
+
+
+def test_the_operations_port_asks_for_client_certificates_only_with_its_client_ca(pki: Path, tmp_path: Path) -> None:
+    import shutil
+    import ssl
+
+    from switch.tls import load_ops_tls
+
+    with_ca = load_ops_tls(pki)
+    assert with_ca.client_certificates and with_ca.server.verify_mode is ssl.CERT_OPTIONAL
+    shutil.copytree(pki / "ops", tmp_path / "ops")
+    (tmp_path / "ops" / "ca.crt").unlink()
+    without = load_ops_tls(tmp_path)
+    assert not without.client_certificates and without.server.verify_mode is ssl.CERT_NONE
+    (tmp_path / "ops" / "ops.key").unlink()
+    with pytest.raises(TlsSetupError, match="operations port's key"):
+        load_ops_tls(tmp_path)

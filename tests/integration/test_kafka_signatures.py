@@ -59,7 +59,7 @@ async def send(run: Running, topic: str, records: list[tuple[str, bytes, Headers
 
 
 async def refusals(run: Running) -> dict[str, float]:
-    async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+    async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
         text = await resp.text()
     found = re.finditer(r'^switch_security_refusals_total\{edge="kafka",reason="([^"]*)"\} (\S+)$', text, re.M)
     return {m[1]: float(m[2]) for m in found if float(m[2])}
@@ -261,7 +261,7 @@ async def test_each_participant_key_the_switch_runs_with_is_audited_at_start(bro
         assert {(e.detail["participant"], e.detail["key_id"]) for e in loaded} == {
             (p["participant"], p["key_id"]) for p in manifest["participants"]}
         assert {e.subject for e in loaded} == {str(pki_dir() / p["public_key"]) for p in manifest["participants"]}
-        async with aiohttp.ClientSession() as http, http.get(f"{run.url}/readyz") as resp:
+        async with run.ops_session() as http, http.get(f"{run.url}/readyz") as resp:
             assert (await resp.json())["kafka_signatures"] is True
 
 
@@ -274,7 +274,7 @@ async def test_insecure_dev_takes_unsigned_records_and_says_so_loudly(
         async with running_switch(broker, store, insecure_dev=True) as run:
             await send(run, run.config.kafka.instructions_topic, [(iid, value, [])])
             assert (await completed(run, iid))["state"] == "COMPLETED"
-            async with aiohttp.ClientSession() as http, http.get(f"{run.url}/readyz") as resp:
+            async with run.ops_session() as http, http.get(f"{run.url}/readyz") as resp:
                 assert (await resp.json())["kafka_signatures"] is False
     assert any("Kafka record signatures are not checked" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)

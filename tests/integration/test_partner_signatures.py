@@ -98,7 +98,7 @@ async def _post_as_promptpay(run: Running, body: bytes) -> tuple[int, dict[str, 
 
 
 async def _refusals(run: Running) -> str:
-    async with aiohttp.ClientSession() as http, http.get(f"{run.url}/metrics") as resp:
+    async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
         return "\n".join(line for line in (await resp.text()).splitlines() if line.startswith("switch_security_refusals_total{"))
 
 
@@ -278,7 +278,7 @@ async def test_readyz_and_the_log_say_whether_messages_are_signed(
     broker: TansuBroker, store: Store, insecure_dev: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level("INFO", logger="switch.entrypoints.main"):
-        async with running_switch(broker, store, insecure_dev=insecure_dev) as run, aiohttp.ClientSession() as http:
+        async with running_switch(broker, store, insecure_dev=insecure_dev) as run, run.ops_session() as http:
             async with http.get(f"{run.url}/readyz") as resp:
                 ready = await resp.json()
     every = ["lapnet", "napas", "promptpay", "unionpay"]  # the shipped profiles all sign

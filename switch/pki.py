@@ -133,20 +133,7 @@ def make_leaf(
     key = ec.generate_private_key(ec.SECP256R1())
     san = [x509.DNSName(cn), *(x509.DNSName(d) for d in dns), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn, org))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=leaf_validity_days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
-            critical=True,
-        )
+        _leaf_builder(ca, cn, org, key, now=now, non_repudiation=False)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
@@ -160,6 +147,19 @@ def make_signing_leaf(ca: Issued, cn: str, org: str, *, now: datetime) -> Issued
     and nonRepudiation (contentCommitment), no TLS use, a key of its own."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
+        _leaf_builder(ca, cn, org, key, now=now, non_repudiation=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
+def _leaf_builder(
+    ca: Issued, cn: str, org: str, key: ec.EllipticCurvePrivateKey, *, now: datetime, non_repudiation: bool
+) -> x509.CertificateBuilder:
+    """What every leaf `ca` issues has: subject, validity, not a CA, digitalSignature (and
+    nonRepudiation for a signing certificate) as its only key usages."""
+    return (
         x509.CertificateBuilder()
         .subject_name(_name(cn, org))
         .issuer_name(ca.cert.subject)
@@ -169,15 +169,12 @@ def make_signing_leaf(ca: Issued, cn: str, org: str, *, now: datetime) -> Issued
         .not_valid_after(now + timedelta(days=leaf_validity_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, content_commitment=True,
+            x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, content_commitment=non_repudiation,
                           key_encipherment=False, data_encipherment=False, key_agreement=False,
                           encipher_only=False, decipher_only=False),
             critical=True,
         )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
-        .sign(ca.key, hashes.SHA256())
     )
-    return Issued(cert, key)
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:

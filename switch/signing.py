@@ -24,6 +24,7 @@ from lxml import etree
 
 from adapters.base import PartnerSigning
 from iso20022 import apphdr
+from switch.tls import existing_pki_file
 from iso20022.schemas import SchemaSet
 from switch import limits
 
@@ -35,13 +36,7 @@ class SigningSetupError(Exception):
 
 
 def _existing(pki_dir: Path, relative: str, what: str) -> Path:
-    path = pki_dir / relative
-    if not path.is_file():
-        raise SigningSetupError(
-            f"{what}: {path} is missing (make a development PKI with `mekong pki init {pki_dir}`, "
-            "or run with --insecure-dev)"
-        )
-    return path
+    return existing_pki_file(pki_dir, relative, what, error=SigningSetupError)
 
 
 def _signing_use(cert: x509.Certificate, path: Path) -> None:

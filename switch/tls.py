@@ -38,14 +38,19 @@ class TlsSetupError(Exception):
     """The PKI directory or a profile lacks what TLS needs (raised at start, with what is missing)."""
 
 
-def _existing(pki_dir: Path, relative: str, what: str) -> Path:
+def existing_pki_file(pki_dir: Path, relative: str, what: str, *, error: type[Exception] = TlsSetupError) -> Path:
+    """pki_dir/relative, or `error` naming `what` and how to make a development PKI."""
     path = pki_dir / relative
     if not path.is_file():
-        raise TlsSetupError(
+        raise error(
             f"{what}: {path} is missing (make a development PKI with `mekong pki init {pki_dir}`, "
             "or run with --insecure-dev)"
         )
     return path
+
+
+def _existing(pki_dir: Path, relative: str, what: str) -> Path:
+    return existing_pki_file(pki_dir, relative, what)
 
 
 def server_context(cert: Path, key: Path, client_cas: list[Path]) -> ssl.SSLContext:

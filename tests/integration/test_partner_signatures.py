@@ -11,21 +11,18 @@ stored Document, and the simulator (playing the network) refuses what the hub di
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from adapters.simulator import SimBehaviour
 from adapters.transport import HttpPartnerTransport
-from iso20022 import apphdr, pacs008
-from iso20022.parsing import message_id_of, parse_untrusted
+from iso20022 import apphdr
+from iso20022.parsing import parse_untrusted
 from switch.broker import TansuBroker, free_port
 from switch.domain.payment import PaymentState
 from switch.service import audit
@@ -35,60 +32,14 @@ from switch.store.sql_store import Store
 from switch.tls import operator_client_context
 from tests.integration.harness import Running, partner_session, partner_signing, pki_dir, running_switch, signed_as
 from tests.integration.test_audit_edges import entries
-from tests.integration.test_pipeline import instruction, publish
+from tests.integration.test_partner_tls import silent_payment, snapshot
 
-wait_s_max = 30.0
 H = apphdr.HEAD_NAMESPACE
-
-
-async def _until(predicate: Any, timeout_s: float = wait_s_max) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await predicate():
-            await asyncio.sleep(0.05)
-
-
-async def _snapshot(store: Store, uetr: str) -> dict[str, Any]:
-    """Everything a forged status could change: the payment, its history, the outbox, the
-    idempotency keys, the inbound messages and the signed messages kept."""
-    counted = (tables.payments, tables.payment_history, tables.outbox, tables.instructions, tables.inbound_messages, tables.signed_messages)
-    async with store.reader() as uow:
-        payment = (await uow.payments_get([uetr]))[uetr]
-        history = await uow.history_of(uetr)
-        counts = await uow.run_sync(
-            lambda conn: {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in counted}
-        )
-    return {"state": payment.state, "version": payment.version, "history": len(history), **counts}
 
 
 async def _state(store: Store, uetr: str) -> PaymentState:
     async with store.reader() as uow:
         return (await uow.payments_get([uetr]))[uetr].state
-
-
-async def _silent_payment(run: Running, *, answer: SimBehaviour | None = None) -> tuple[str, bytes]:
-    """A payment PromptPay took and has not answered (SUBMITTED), and the pacs.002 Document it
-    would answer with (`answer`: accepted by default)."""
-    run.sim.behaviour = SimBehaviour(timeout_rate=1.0)
-    run.sim.samples.pop("pacs008", None)
-    iid = f"G{uuid.uuid4().hex[:10]}"
-    await publish(run, [(iid, json.dumps(instruction(iid)).encode())])
-
-    async def received() -> bool:
-        return "pacs008" in run.sim.samples
-
-    await _until(received)
-    root = parse_untrusted(run.sim.samples["pacs008"])
-    message = pacs008.parse(root)
-    run.sim.behaviour = answer or SimBehaviour()
-    decision, statuses = run.sim._decide(message, message_id_of(root))
-    assert decision is not None
-    (uetr,) = statuses
-
-    async def submitted() -> bool:
-        return await _state(run.switch.store, uetr) is PaymentState.SUBMITTED
-
-    await _until(submitted)
-    return uetr, decision.report
 
 
 async def _post_as_promptpay(run: Running, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -105,12 +56,12 @@ async def _refusals(run: Running) -> str:
 async def _refused_and_nothing_changed(
     run: Running, store: Store, uetr: str, body: bytes, *, status: int, reason_code: str, reason: str
 ) -> dict[str, Any]:
-    before = await _snapshot(store, uetr)
+    before = await snapshot(store, uetr)
     assert before["state"] is PaymentState.SUBMITTED
     got, answer = await _post_as_promptpay(run, body)
     assert (got, answer["reason_code"]) == (status, reason_code), answer
     await asyncio.sleep(0.5)  # anything the forgery set off would show by now
-    assert await _snapshot(store, uetr) == before
+    assert await snapshot(store, uetr) == before
     assert f'switch_security_refusals_total{{edge="partner_port",reason="{reason}"}} 1.0' in await _refusals(run)
     refused = [e for e in await entries(store, audit.HTTP_REFUSED) if e.detail["reason_code"] == reason_code]
     assert [(e.subject, e.detail["status"]) for e in refused] == [("/iso20022/promptpay", status)]
@@ -121,7 +72,7 @@ async def _refused_and_nothing_changed(
 async def test_a_pacs002_promptpay_signed_is_applied(broker: TansuBroker, store: Store) -> None:
     """The control: the forgeries below differ from this only where they say."""
     async with running_switch(broker, store) as run:
-        uetr, report = await _silent_payment(run)
+        uetr, report = await silent_payment(run)
         status, answer = await _post_as_promptpay(run, signed_as("promptpay", report))
         assert (status, answer["applied"]) == (200, 1), answer
         assert await _state(store, uetr) is PaymentState.COMPLETED
@@ -134,7 +85,7 @@ async def test_a_pacs002_promptpay_signed_is_applied(broker: TansuBroker, store:
 async def test_a_pacs002_altered_after_promptpay_signed_it_is_refused(broker: TansuBroker, store: Store) -> None:
     """A reject turned into an acceptance on the way: the signature no longer matches."""
     async with running_switch(broker, store) as run:
-        uetr, report = await _silent_payment(run, answer=SimBehaviour(reject_rate=1.0, reject_codes=("AC04",)))
+        uetr, report = await silent_payment(run, answer=SimBehaviour(reject_rate=1.0, reject_codes=("AC04",)))
         signed = signed_as("promptpay", report)
         assert b"<TxSts>RJCT</TxSts>" in signed
         forged = signed.replace(b"<TxSts>RJCT</TxSts>", b"<TxSts>ACSC</TxSts>")
@@ -146,7 +97,7 @@ async def test_a_pacs002_signed_with_another_partners_key_is_refused(broker: Tan
     """LAPNet's signing key, LAPNet's certificate in KeyInfo, Fr naming PromptPay, sent over
     PromptPay's TLS connection: checked against PromptPay's configured certificate, refused."""
     async with running_switch(broker, store) as run:
-        uetr, report = await _silent_payment(run)
+        uetr, report = await silent_payment(run)
         promptpay, lapnet = partner_signing("promptpay"), partner_signing("lapnet")
         impostor = Sealer(lapnet.key, promptpay.me, promptpay.counterparts)
         forged = impostor.seal(HUB, report, now=datetime.now(timezone.utc))
@@ -162,33 +113,33 @@ async def test_a_known_bizmsgidr_replayed_with_another_document_is_refused_and_i
     first message itself sent again (signed anew, the same Document) is a resend: answered, not
     applied twice."""
     async with running_switch(broker, store) as run:
-        first_uetr, first = await _silent_payment(run)
+        first_uetr, first = await silent_payment(run)
         status, answer = await _post_as_promptpay(run, signed_as("promptpay", first))
         assert (status, answer["applied"]) == (200, 1)
         message_id = answer["message_id"]
-        second_uetr, second = await _silent_payment(run)
+        second_uetr, second = await silent_payment(run)
         second_id = parse_untrusted(second).findtext(".//{*}GrpHdr/{*}MsgId")
         assert second_id and second_id != message_id
         replay = second.replace(f"<MsgId>{second_id}</MsgId>".encode(), f"<MsgId>{message_id}</MsgId>".encode())
         await _refused_and_nothing_changed(
             run, store, second_uetr, signed_as("promptpay", replay), status=409, reason_code="DU01", reason="replayed"
         )
-        before = await _snapshot(store, first_uetr)
+        before = await snapshot(store, first_uetr)
         status, answer = await _post_as_promptpay(run, signed_as("promptpay", first, now=datetime.now(timezone.utc) + timedelta(seconds=5)))
         assert (status, answer.get("applied", 0), answer.get("duplicate_message")) == (200, 0, 1), answer
-        assert await _snapshot(store, first_uetr) == before
+        assert await snapshot(store, first_uetr) == before
 
 
 async def test_a_pacs002_without_a_header_is_refused(broker: TansuBroker, store: Store) -> None:
     async with running_switch(broker, store) as run:
-        uetr, report = await _silent_payment(run)
+        uetr, report = await silent_payment(run)
         answer = await _refused_and_nothing_changed(run, store, uetr, report, status=400, reason_code="DS0A", reason="no_header")
         assert "business application header" in answer["error"]
 
 
 async def test_a_pacs002_with_a_stale_credt_is_refused(broker: TansuBroker, store: Store) -> None:
     async with running_switch(broker, store) as run:
-        uetr, report = await _silent_payment(run)
+        uetr, report = await silent_payment(run)
         stale = signed_as("promptpay", report, now=datetime.now(timezone.utc) - timedelta(minutes=10))
         await _refused_and_nothing_changed(run, store, uetr, stale, status=400, reason_code="DT02", reason="credt_outside_window")
 
@@ -197,7 +148,7 @@ async def test_the_simulator_refuses_a_pacs008_the_hub_did_not_sign(broker: Tans
     """The network's side: a pacs.008 over the hub's own TLS certificate but bare, or signed with
     a partner's key, is refused 4xx and decides nothing; the switch's own signed one is taken."""
     async with running_switch(broker, store) as run:
-        await _silent_payment(run)
+        await silent_payment(run)
         document = run.sim.samples["pacs008"]
         decided = run.sim.stats["accepted"]
         url = f"https://127.0.0.1:{run.sim_port}/iso20022"

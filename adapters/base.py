@@ -99,6 +99,43 @@ class PartnerSigning(BaseModel):
         return apphdr.Party(bicfi=self.bicfi, member_id=self.member_id, system_code=self.system_code, system_proprietary=self.system_proprietary)
 
 
+class PartnerExceptions(BaseModel):
+    """How the partner handles payments that go wrong (issue 9): status enquiries (pacs.028 ->
+    pacs.002), returns (pacs.004) and recalls (camt.056 -> camt.029), message versions, timings,
+    and how it expects to hear that one of its messages could not be processed. Unset values are
+    the defaults below; each profile marks what it assumes [U] / [O]."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pacs028_version: str = Field(default="pacs.028.001.03", pattern=r"^pacs\.028\.001\.\d\d$")
+    pacs004_version: str = Field(default="pacs.004.001.10", pattern=r"^pacs\.004\.001\.\d\d$")
+    camt056_version: str = Field(default="camt.056.001.08", pattern=r"^camt\.056\.001\.\d\d$")
+    camt029_version: str = Field(default="camt.029.001.09", pattern=r"^camt\.029\.001\.\d\d$")
+    # an outbound payment with no final pacs.002 this long after admission gets a pacs.028, then
+    # again with a growing interval (x1.5), up to the SLA and past it at most every
+    # enquiry_interval_s_max; an answer "not received" (RJCT AG09) resends the pacs.008 byte for byte
+    enquire_after_s: float = Field(default=20.0, gt=0)
+    enquiry_interval_s_max: float = Field(default=300.0, gt=0)
+    not_found_reason: str = Field(default="AG09", pattern=r"^[A-Z0-9]{4}$")  # pacs.002 RJCT reason meaning "never received"
+    # a recall (camt.056) unanswered this long is chased (camt.056 again, same ids) every
+    # recall_chase_after_s, and reported UNANSWERED to the participant at recall_sla_s
+    recall_sla_s: float = Field(default=600.0, gt=0)
+    recall_chase_after_s: float = Field(default=120.0, gt=0)
+    # a recall of an inbound payment: how long the beneficiary participant has to answer
+    recall_reply_s: float = Field(default=300.0, gt=0)
+    # return reason codes the partner may use in a pacs.004 (ISO ExternalReturnReason1Code)
+    return_reasons: tuple[str, ...] = ("AC01", "AC03", "AC04", "AC06", "AG01", "AM05", "BE04", "CUST", "DUPL", "FOCR", "FRAD", "MD06", "MS02", "NARR", "RR04", "TECH")
+    # a partner message the switch cannot process (valid XML, but no original, wrong state,
+    # unknown reference): "admi.002" -> an admi.002 to the partner (and HTTP 422 with the code);
+    # "http" -> only the HTTP refusal with the code, as before
+    message_rejects: Literal["admi.002", "http"] = "admi.002"
+
+    @model_validator(mode="after")
+    def _timings(self) -> "PartnerExceptions":
+        if self.recall_chase_after_s >= self.recall_sla_s:
+            raise ValueError("[exceptions] recall_chase_after_s must be below recall_sla_s")
+        return self
+
+
 class PartnerProfile(BaseModel):
     """A partner network's rules as data. What the public facts do not say is listed, tagged [U]
     or [O], under `assumptions` in the TOML."""
@@ -147,6 +184,7 @@ class PartnerProfile(BaseModel):
     # signed messages (bare Documents). Off with --insecure-dev.
     signing: PartnerSigning | None = None
     limits: PartnerLimits = PartnerLimits()  # [limits]: messages per second on the partner port
+    exceptions: PartnerExceptions = PartnerExceptions()  # [exceptions]: enquiries, returns, recalls (issue 9)
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

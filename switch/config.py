@@ -56,6 +56,7 @@ class KafkaConfig(_Model):
     inbound_topic: str = "mekong.inbound"
     inbound_replies_topic: str = "mekong.inbound.replies"
     dlq_topic: str = "mekong.dlq"
+    requests_topic: str = "mekong.requests"  # participants' returns, recalls and recall answers (issue 9)
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
     # How the switch's own clients authenticate to the broker (README "Broker authentication and
     # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the
@@ -182,6 +183,13 @@ class Corridor(_Model):
     fee: Mapping[str, str] = {}  # fixed fee per source currency, decimal text
     spread_bps: int = Field(default=0, ge=0, le=1000)
     quote_validity_s: int = Field(default=600, ge=1, le=3600)
+    # A partner's return (pacs.004) of a payment of this corridor is converted back to the
+    # debtor's currency at the payment's original rate ("original": neither side gains from the FX
+    # move, after the Nexus fairness rule) or at the rate of the day ("current"); the corridor's
+    # fee is kept (`return_fee = "keep"`, it paid for a service rendered) or refunded pro rata
+    # ("refund") with the returned share (issue 9)
+    return_fx: Literal["original", "current"] = "original"
+    return_fee: Literal["keep", "refund"] = "keep"
 
     @field_validator("source_currencies", "target_currency")
     @classmethod

@@ -10,7 +10,9 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from switch import limits
 
@@ -85,6 +87,28 @@ class InstructionV1(_Strict):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
+class ExceptionV1(BaseModel):
+    """What a status event says about an exception (issue 9): a status enquiry, a return or a
+    recall of the payment, as the case the switch keeps for it (`case_id`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    kind: Literal["enquiry", "return", "recall"]
+    initiator: Literal["switch", "operator", "participant", "partner"]
+    state: str  # OPEN, SENT, AWAITING_RETURN, DONE, REFUSED, UNANSWERED, REJECTED
+    reason_code: str | None = None
+    reason: str | None = None
+    request_id: str | None = None  # the participant's request that opened it, if one did
+    # a return: the amount that came back in the partner's currency, the same converted back to
+    # the debtor's currency, the rate used and its rule (the corridor's return_fx)
+    returned_amount: AmountV1 | None = None
+    back_amount: AmountV1 | None = None
+    rate: str | None = None
+    rate_rule: Literal["original", "current"] | None = None
+    reply_by: datetime | None = None
+
+
 class StatusEventV1(BaseModel):
     """What the switch tells a participant, topic `mekong.status`, JSON, key = instruction id."""
 
@@ -96,7 +120,10 @@ class StatusEventV1(BaseModel):
     event_id: str | None = None
     # "status": the instruction's state; "conflict": the instruction id was reused with another
     # payload, this new record was refused and the first one stands (state CONFLICT, never final)
-    type: Literal["status", "conflict"] = "status"
+    # "exception": news of a case about the payment (a recall refused or unanswered, a request the
+    # switch refused); `exception` says which (issue 9). A status event whose state came from a
+    # case (RETURNED, CANCELLED, ...) carries `exception` too
+    type: Literal["status", "conflict", "exception"] = "status"
     instruction_id: str
     participant: str
     uetr: str | None  # None only when the switch could not admit the instruction at all
@@ -111,6 +138,7 @@ class StatusEventV1(BaseModel):
     fx_rate: str | None = None
     replayed: bool = False  # true when this repeats the outcome of an earlier identical instruction
     direction: Literal["outbound", "inbound"] = "outbound"  # inbound: instruction_id is the partner's EndToEndId
+    exception: ExceptionV1 | None = None
     occurred_at: datetime
 
 
@@ -162,3 +190,90 @@ class InboundReplyV1(_Strict):
         if (self.decision == "REJECT") != (self.reason_code is not None):
             raise ValueError("a REJECT needs a reason_code, an ACCEPT takes none")
         return self
+
+
+# ---------------------------------------------------------------- mekong.requests (issue 9)
+
+_UETR = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+_PARTICIPANT = r"^[A-Z0-9]{8}([A-Z0-9]{3})?$"
+_REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,34}$"
+
+
+class ReturnRequestV1(_Strict):
+    """A Bakong participant returns an inbound payment it had credited (all of it, or `amount`
+    of it): the switch sends the partner that paid it a pacs.004."""
+
+    version: Literal[1]
+    type: Literal["return"]
+    request_id: str = Field(pattern=_REQUEST_ID)  # the participant's own id: the same again is the same request
+    participant: str = Field(pattern=_PARTICIPANT)
+    uetr: str = Field(pattern=_UETR)
+    amount: AmountV1 | None = None  # None: what remains unreturned
+    reason_code: str = Field(pattern=r"^[A-Z0-9]{4}$")  # ISO ExternalReturnReason1Code: AC04, CUST, FRAD, MD06, ...
+    reason: str | None = Field(default=None, max_length=105)
+
+
+class RecallRequestV1(_Strict):
+    """A Bakong participant recalls one of its outbound payments, by UETR or instruction id."""
+
+    version: Literal[1]
+    type: Literal["recall"]
+    request_id: str = Field(pattern=_REQUEST_ID)
+    participant: str = Field(pattern=_PARTICIPANT)
+    uetr: str | None = Field(default=None, pattern=_UETR)
+    instruction_id: str | None = Field(default=None, min_length=1, max_length=35)
+    reason_code: Literal["DUPL", "FRAD", "TECH", "CUST", "AM09"]
+    reason: str | None = Field(default=None, max_length=105)
+
+    @model_validator(mode="after")
+    def _names_one_payment(self) -> "RecallRequestV1":
+        if (self.uetr is None) == (self.instruction_id is None):
+            raise ValueError("a recall names the payment by exactly one of uetr or instruction_id")
+        return self
+
+
+class RecallReplyV1(_Strict):
+    """The beneficiary participant's answer to a partner's recall of an inbound payment
+    (`InboundRecallV1` on mekong.inbound): ACCEPT (the switch returns the money with a pacs.004
+    and confirms with a camt.029) or REFUSE with a camt.029 reason (CUST, LEGL, AC04, NOAS, ARDT, AM04)."""
+
+    version: Literal[1]
+    type: Literal["recall_reply"]
+    request_id: str = Field(pattern=_REQUEST_ID)
+    participant: str = Field(pattern=_PARTICIPANT)
+    case_id: str = Field(pattern=r"^C[0-9a-f]{32}$")
+    decision: Literal["ACCEPT", "REFUSE"]
+    reason_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{4}$")
+    reason: str | None = Field(default=None, max_length=105)
+
+    @model_validator(mode="after")
+    def _reason_for_refusal(self) -> "RecallReplyV1":
+        if (self.decision == "REFUSE") != (self.reason_code is not None):
+            raise ValueError("a REFUSE needs a reason_code, an ACCEPT takes none")
+        return self
+
+
+RequestV1 = Annotated[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1, Field(discriminator="type")]
+REQUEST_ADAPTER: TypeAdapter[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1] = TypeAdapter(RequestV1)
+
+
+class InboundRecallV1(BaseModel):
+    """A partner recalls an inbound payment (camt.056): topic `mekong.inbound`, JSON, key =
+    participant/uetr, `type: "recall"`. The beneficiary participant answers with a RecallReplyV1
+    on mekong.requests before `reply_by`; silence is answered to the partner as a refusal (NOAS)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    type: Literal["recall"] = "recall"
+    case_id: str
+    uetr: str
+    participant: str
+    corridor: str
+    partner: str
+    end_to_end_id: str
+    amount: AmountV1
+    reason_code: str | None
+    reason: str | None = None
+    reply_by: datetime
+    occurred_at: datetime

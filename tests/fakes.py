@@ -43,6 +43,7 @@ from switch.config import PROJECT_ROOT, SwitchConfig
 from switch.contracts import InstructionV1
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after
 from switch.domain.errors import ConcurrentUpdate
+from switch.domain.case import Case
 from switch.domain.payment import HistoryEntry, Payment, PaymentState
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
@@ -105,11 +106,12 @@ class FakeState:
     inbound: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, message id) -> row
     audit: list[AuditEntry] = field(default_factory=list)
     signed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, BizMsgIdr) -> row
+    cases: dict[str, Case] = field(default_factory=dict)  # case id -> case (issue 9)
 
     def copy(self) -> FakeState:
         return FakeState(
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
-            self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed),
+            self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -230,6 +232,55 @@ class FakeUnitOfWork:
             self.state.payments[p.uetr] = replace(p, follow_up_at=now + timedelta(seconds=lease_s))
             self.state.follow_ups[p.uetr] = self.state.follow_ups.get(p.uetr, 0) + 1
         return [self.state.payments[u] for u in sorted(p.uetr for p in due)]
+
+    # -- exception cases (issue 9) --
+    async def cases_add(self, cases: Sequence[Case]) -> None:
+        if not cases:
+            return
+        self._write()
+        refs = {c.ref for c in self.state.cases.values()}
+        for c in cases:
+            if c.id in self.state.cases or c.ref in refs:
+                raise DuplicateKey(f"case {c.id} / {c.ref}")
+            refs.add(c.ref)
+        self.state.cases.update((c.id, c) for c in cases)
+
+    async def cases_update(self, moves: Sequence[tuple[int, Case]]) -> None:
+        if not moves:
+            return
+        self._write()
+        for read_version, c in moves:
+            stored = self.state.cases.get(c.id)
+            if stored is None or stored.version != read_version:
+                raise ConcurrentUpdate(f"concurrent update of case {c.id}")
+        self.state.cases.update((c.id, c) for _, c in moves)
+
+    async def cases_get(self, ids: Sequence[str]) -> dict[str, Case]:
+        return {i: self.state.cases[i] for i in ids if i in self.state.cases}
+
+    async def cases_by_ref(self, refs: Sequence[str]) -> dict[str, Case]:
+        wanted = set(refs)
+        return {c.ref: c for c in self.state.cases.values() if c.ref in wanted}
+
+    async def cases_of(self, uetrs: Sequence[str]) -> dict[str, list[Case]]:
+        wanted = set(uetrs)
+        found: dict[str, list[Case]] = {}
+        for c in sorted(self.state.cases.values(), key=lambda c: (c.created_at, c.id)):
+            if c.uetr in wanted:
+                found.setdefault(c.uetr, []).append(c)
+        return found
+
+    async def cases_claim_due(self, now: datetime, limit: int) -> list[Case]:
+        due = sorted(
+            (c for c in self.state.cases.values() if c.due_at is not None and c.due_at <= now), key=lambda c: (c.due_at, c.id)
+        )[:limit]
+        if not due:
+            return []
+        self._write()
+        lease_s = self._lease.duration_s if self._lease else follow_up_lease_s_default
+        for c in due:
+            self.state.cases[c.id] = replace(c, due_at=now + timedelta(seconds=lease_s))
+        return [self.state.cases[i] for i in sorted(c.id for c in due)]
 
     async def payments_set_follow_up(self, follow_ups: Sequence[tuple[str, datetime | None]]) -> None:
         if not follow_ups:

@@ -34,27 +34,48 @@ class PaymentState(StrEnum):
     SETTLED = "SETTLED"  # matched in a settlement report
     REJECTED = "REJECTED"  # by the switch or the partner, always with a reason code
     TIMED_OUT = "TIMED_OUT"  # no partner status within the SLA; investigation running
-    RETURNED = "RETURNED"  # pacs.004 after completion
-    CANCELLED = "CANCELLED"  # recall accepted
+    RETURNED = "RETURNED"  # the whole amount came back (pacs.004) after completion
+    CANCELLED = "CANCELLED"  # recalled before it was credited: never left, or the partner cancelled it
+    # after completion (switch/domain/case.py holds each exception's own record):
+    RECALL_PENDING = "RECALL_PENDING"  # a recall (camt.056) is open: asked, not answered yet
+    PARTIALLY_RETURNED = "PARTIALLY_RETURNED"  # part of the amount came back (pacs.004); more may
 
 
 S = PaymentState
+# Exceptions (issue 9): a payment not yet sent can be recalled locally (QUOTED -> CANCELLED); one
+# with the partner but not credited can be cancelled by the partner's camt.029 (-> CANCELLED); a
+# completed one can be recalled (-> RECALL_PENDING, back to COMPLETED when the recall is refused
+# or unanswered) and returned in whole or in part (pacs.004). A partial return may be followed by
+# more, until the whole amount is back (PARTIALLY_RETURNED -> PARTIALLY_RETURNED is a move: each
+# return is its own history row).
+_RETURNS: Final = frozenset({S.RETURNED, S.PARTIALLY_RETURNED})
 TRANSITIONS: Final[Mapping[PaymentState, frozenset[PaymentState]]] = {
     S.RECEIVED: frozenset({S.QUOTED, S.REJECTED}),
-    S.QUOTED: frozenset({S.SUBMITTED, S.REJECTED}),
-    S.SUBMITTED: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT}),
-    S.ACCEPTED: frozenset({S.COMPLETED, S.REJECTED, S.TIMED_OUT}),
-    S.TIMED_OUT: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED}),
-    S.COMPLETED: frozenset({S.SETTLED, S.RETURNED, S.CANCELLED}),
-    S.SETTLED: frozenset({S.RETURNED}),
+    S.QUOTED: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELLED}),
+    S.SUBMITTED: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED}),
+    S.ACCEPTED: frozenset({S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED}),
+    S.TIMED_OUT: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.CANCELLED}),
+    S.COMPLETED: frozenset({S.SETTLED, S.RECALL_PENDING}) | _RETURNS,
+    S.SETTLED: frozenset({S.RECALL_PENDING}) | _RETURNS,
+    S.RECALL_PENDING: frozenset({S.COMPLETED}) | _RETURNS,
+    S.PARTIALLY_RETURNED: frozenset({S.RECALL_PENDING}) | _RETURNS,
     S.REJECTED: frozenset(),
     S.RETURNED: frozenset(),
     S.CANCELLED: frozenset(),
 }
 TERMINAL_STATES: Final = frozenset(s for s, out in TRANSITIONS.items() if not out)
 # States a participant treats as the payment's outcome: the status event says `final: true`.
-FINAL_STATES: Final = frozenset({S.COMPLETED, S.REJECTED}) | TERMINAL_STATES | {S.SETTLED}
-REASON_REQUIRED: Final = frozenset({S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED})
+# A recall or a partial return happens after the outcome: the payment stays final through them.
+FINAL_STATES: Final = (
+    frozenset({S.COMPLETED, S.REJECTED, S.SETTLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED}) | TERMINAL_STATES
+)
+REASON_REQUIRED: Final = frozenset(
+    {S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED}
+)
+# The states a partner's pacs.002 can still move (QUOTED counts as SUBMITTED, see below); past
+# them, a pacs.002 is late or a duplicate, never applied (RECALL_PENDING -> COMPLETED is the
+# recall's own way back, not a partner status's).
+PARTNER_STATUS_STATES: Final = frozenset({S.SUBMITTED, S.ACCEPTED, S.TIMED_OUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +193,6 @@ def classify_partner_status(current: PaymentState, target: PaymentState) -> Stat
     effective = S.SUBMITTED if current is S.QUOTED else current
     if effective is target:
         return StatusDisposition.DUPLICATE
-    if target in TRANSITIONS[effective]:
+    if effective in PARTNER_STATUS_STATES and target in TRANSITIONS[effective] and target is not S.CANCELLED:
         return StatusDisposition.APPLY
     return StatusDisposition.LATE

@@ -48,6 +48,7 @@ from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
 from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_rate
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
+from switch.entrypoints.exception_edges import EXCEPTION_EDGES
 from switch.service.bus import MessageBus
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
@@ -153,6 +154,9 @@ async def partner_message(request: web.Request) -> web.Response:
         profile = mapping.profile
         if message_type == profile.pacs008_version:
             return await _inbound_payment(bus, partner, root, message_type, body)
+        exception_edge = EXCEPTION_EDGES.get(message_type[:8])  # pacs.028, pacs.004, camt.056, camt.029 (issue 9)
+        if exception_edge is not None:
+            return await exception_edge(bus, partner, root, message_type, body)
         if message_type != profile.pacs002_version:
             return _reject(
                 400, "FF01", f"{partner} sends {profile.pacs002_version} or {profile.pacs008_version} here, not {message_type}"

@@ -41,13 +41,13 @@ from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InboundReplyV1, InstructionV1
+from switch.contracts import REQUEST_ADAPTER, InboundReplyV1, InstructionV1, RecallReplyV1, RecallRequestV1, ReturnRequestV1
 from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer, client_options
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
 from switch.service import events
 from switch.service.audit import audit_dead_letters
-from switch.service.bus import MessageBus
+from switch.service.bus import REQUEST_COMMANDS, MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
 from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
@@ -144,6 +144,22 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> ParsedInstruction | De
 def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLetter:
     """A participant's answer to an inbound payment, or the reason it cannot be read."""
     return _read_json(record, InboundReplyV1, "inbound reply v1")
+
+
+Request = ReturnRequestV1 | RecallRequestV1 | RecallReplyV1  # mekong.requests (issue 9)
+
+
+def parse_request(record: ConsumerRecord[bytes, bytes]) -> Request | DeadLetter:
+    """A participant's request on mekong.requests (a return, a recall, an answer to a partner's
+    recall), or the reason it cannot be read."""
+    data = read_json(record.value or b"")
+    if isinstance(data, JsonRefused):
+        return DeadLetter(record, data.reason, data.reason_code, data.category)
+    try:
+        return REQUEST_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5])
+        return DeadLetter(record, f"invalid request v1: {problems}", "FF01", DlqReason.INVALID_CONTRACT)
 
 
 def unreadable(record: ConsumerRecord[bytes, bytes], exc: BaseException) -> DeadLetter:
@@ -281,13 +297,13 @@ def _verify_chunk(keys: KeyRing, records: list[ConsumerRecord[bytes, bytes]], no
     return out
 
 
-def _named(read: ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter) -> set[str]:
+def _named(read: ParsedInstruction | InboundReplyV1 | Request | Pain001Record | Pain001Refused | DeadLetter) -> set[str]:
     """The participants a record speaks for, as far as it can be read: an instruction's
     `participant`, a reply's `participant`, the debtor agent of each payment information of a
     pain.001 ("" when one names none), and the `participant` a refused JSON record still holds."""
     if isinstance(read, ParsedInstruction):
         return {read.instruction.participant}
-    if isinstance(read, InboundReplyV1):
+    if isinstance(read, (InboundReplyV1, ReturnRequestV1, RecallRequestV1, RecallReplyV1)):
         return {read.participant}
     if isinstance(read, Pain001Record):
         return {pmt.debtor_agent.bicfi or "" for pmt in read.message.payment_instructions}
@@ -372,7 +388,7 @@ class InstructionConsumer:
             isolation_level="read_uncommitted",
             **client_options(self._config),
         )
-        self._consumer.subscribe([k.instructions_topic, k.inbound_replies_topic], listener=_Rebalance(self))
+        self._consumer.subscribe([k.instructions_topic, k.inbound_replies_topic, k.requests_topic], listener=_Rebalance(self))
         await self._consumer.start()
 
     def stop_soon(self) -> None:
@@ -398,6 +414,7 @@ class InstructionConsumer:
         started = time.perf_counter()
         parsed: list[ParsedInstruction] = []
         replies: list[InboundReplyV1] = []
+        requests: list[Request] = []
         pains: list[Pain001Record] = []
         refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]] = []
         dead: list[DeadLetter] = []
@@ -416,6 +433,8 @@ class InstructionConsumer:
                 parsed.extend(read.items)
             elif isinstance(read, InboundReplyV1):
                 replies.append(read)
+            elif isinstance(read, (ReturnRequestV1, RecallRequestV1, RecallReplyV1)):
+                requests.append(read)
             elif isinstance(read, ParsedInstruction):
                 parsed.append(read)
             else:
@@ -440,9 +459,9 @@ class InstructionConsumer:
             keys = proxies_to_resolve(parsed, self._config, self._deps.mappings)
             if keys:
                 resolutions = await self._resolver.resolve(keys)
-        if parsed or dead or replies or pains:
+        if parsed or dead or replies or pains or requests:
             outcome = await self._bus.in_transaction(
-                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains), name="consumer"
+                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains, requests), name="consumer"
             )
         # the database has it all, and the relay has the outbox rows: now, and only now, the
         # offsets move
@@ -470,13 +489,20 @@ class InstructionConsumer:
         dead: list[DeadLetter],
         pains: list[Pain001Record],
         refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]],
+        requests: Sequence[Request] = (),
     ) -> Outcome:
-        """One batch in one transaction: admissions, replies, and the answers to what was refused."""
+        """One batch in one transaction: admissions, replies, participants' requests (returns,
+        recalls: one command per kind, REQUEST_COMMANDS), and the answers to what was refused."""
         outcome = Outcome()
         if parsed:
             outcome = await self._bus.dispatch(AcceptInstructions(parsed, resolutions), uow)
-        if replies:
-            answered = await self._bus.dispatch(ApplyInboundReplies(replies), uow)
+        commands: list[Any] = [ApplyInboundReplies(replies)] if replies else []
+        for request_type, command in REQUEST_COMMANDS.items():
+            of_type = [r for r in requests if isinstance(r, request_type)]
+            if of_type:
+                commands.append(command(of_type))
+        for command in commands:
+            answered = await self._bus.dispatch(command, uow)
             outcome.partner_outbox.extend(answered.partner_outbox)
             outcome.status_outbox.extend(answered.status_outbox)
             for key, n in answered.counts.items():
@@ -506,7 +532,7 @@ class InstructionConsumer:
 
     def _read(
         self, record: ConsumerRecord[bytes, bytes], verdict: Verdict
-    ) -> tuple[ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter, Signer | None]:
+    ) -> tuple[ParsedInstruction | InboundReplyV1 | Request | Pain001Record | Pain001Refused | DeadLetter, Signer | None]:
         """One record as what the batch does with it, and who signed it (None: not proven, or
         --insecure-dev). First its signature (`verdict`, from _verified), then its content, then
         whether what it names is its signer. Reading it never raises: an unexpected exception
@@ -519,7 +545,7 @@ class InstructionConsumer:
             if isinstance(verdict, SignatureRefused):
                 return DeadLetter(record, verdict.reason, verdict.reason_code, verdict.category, key_id=verdict.key_id), None
             signer = verdict
-            xml = record.topic != self._config.kafka.inbound_replies_topic and is_xml(record)
+            xml = record.topic not in (self._config.kafka.inbound_replies_topic, self._config.kafka.requests_topic) and is_xml(record)
             read = self._parse(record, xml=xml)
             if signer is None:
                 return read, None
@@ -542,9 +568,11 @@ class InstructionConsumer:
 
     def _parse(
         self, record: ConsumerRecord[bytes, bytes], *, xml: bool
-    ) -> ParsedInstruction | InboundReplyV1 | Pain001Record | Pain001Refused | DeadLetter:
+    ) -> ParsedInstruction | InboundReplyV1 | Request | Pain001Record | Pain001Refused | DeadLetter:
         if record.topic == self._config.kafka.inbound_replies_topic:
             return parse_reply(record)
+        if record.topic == self._config.kafka.requests_topic:
+            return parse_request(record)
         if xml:
             try:
                 return read_pain001(record, self._deps.schemas, self._config, self._deps.mappings)

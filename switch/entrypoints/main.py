@@ -37,6 +37,7 @@ from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
 from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
+from switch.service.case_timer import FollowUpCases
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
 from switch.service.rate_limits import RateLimits
@@ -150,7 +151,7 @@ class Switch:
         broker_auth = client_options(cfg)
         await ensure_topics(
             k.bootstrap_servers,
-            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.dlq_topic],
+            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.requests_topic, k.dlq_topic],
             k.partitions,
             **broker_auth,
         )
@@ -224,8 +225,9 @@ class Switch:
         cfg = self.config
         if cfg.security.insecure_dev:
             log.warning(
-                "INSECURE DEV MODE: Kafka record signatures are not checked; any client that can publish on %s or %s "
+                "INSECURE DEV MODE: Kafka record signatures are not checked; any client that can publish on %s, %s or %s "
                 "speaks for any participant. Never in production.", cfg.kafka.instructions_topic, cfg.kafka.inbound_replies_topic,
+                cfg.kafka.requests_topic,
             )
             return None
         ring = load_key_ring(cfg.participants, cfg.security.pki_path())
@@ -344,12 +346,13 @@ class Switch:
         while True:
             try:
                 outcome = await self.bus.handle(FollowUpPayments(limits.follow_up_batch_max))
+                cases = await self.bus.handle(FollowUpCases(limits.follow_up_batch_max))  # enquiries, recalls (issue 9)
             except Exception:  # noqa: BLE001 - the database may be away for a moment: the next tick retries
                 log.exception("follow-up round failed")
-                outcome = None
-            if outcome is not None and outcome.partner_outbox:
+                outcome = cases = None
+            if (outcome is not None and outcome.partner_outbox) or (cases is not None and cases.partner_outbox):
                 self.relay.nudge()
-            claimed = outcome.counts.get("claimed", 0) if outcome is not None else 0
+            claimed = max(o.counts.get("claimed", 0) for o in (outcome, cases)) if outcome is not None and cases is not None else 0
             if outcome is None or claimed < limits.follow_up_batch_max:
                 await asyncio.sleep(limits.follow_up_poll_s)
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from switch import limits
 from switch.metrics import Metrics
+from switch.service.case_timer import FollowUpCases, follow_up_cases
 from switch.service.follow_up import FollowUpPayments, follow_up_payments
 from switch.service.group_commit import GroupCommitter
 from switch.service.handlers import (
@@ -44,12 +45,16 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     AcceptInstructions: accept_instructions,
     ApplyInboundReplies: apply_inbound_replies,
     FollowUpPayments: follow_up_payments,
+    FollowUpCases: follow_up_cases,
     # batch handlers (a list of commands in, one outcome each out), fed by group commit
     ApplyPartnerStatuses: apply_partner_statuses,
     RecordSendResults: record_send_results,
     AcceptInbound: accept_inbound,
     NoteSignedMessage: note_signed_messages,
 }
+# participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
+# edge dispatches for the batch's requests of that kind
+REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {}
 GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256
 

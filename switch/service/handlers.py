@@ -118,6 +118,10 @@ class Outcome:
     # admission decisions, (participant, instruction id) -> (uetr or None, reason code or None,
     # detail): what a pain.001 sender's acceptance report says
     admissions: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = field(default_factory=dict)
+    # a partner message refused after reading it (issue 9: no original, wrong state, unknown
+    # reference): (reason code, detail) for the HTTP answer; the admi.002, where the partner's
+    # profile asks for one, is among partner_outbox
+    refusals: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from dataclasses import dataclass
 
 from switch.domain.audit import AuditEntry, NewAuditEntry
+from switch.domain.case import Case
 from switch.domain.idempotency import StoredKey
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
 
@@ -165,6 +166,30 @@ class UnitOfWork(Protocol):
 
     async def signed_add(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of partner, biz_msg_id, message_type, document_sha256, received_at, envelope."""
+        ...
+
+    # -- exception cases: enquiries, returns, recalls (switch/domain/case.py) --
+    async def cases_add(self, cases: Sequence[Case]) -> None: ...
+
+    async def cases_update(self, moves: Sequence[tuple[int, Case]]) -> None:
+        """Write (the version read in this transaction, the case now). Raises ConcurrentUpdate
+        when a stored version is no longer the one read (nothing is written)."""
+        ...
+
+    async def cases_get(self, ids: Sequence[str]) -> dict[str, Case]:
+        """case id -> case, for those stored (locked for this transaction where the store can)."""
+        ...
+
+    async def cases_by_ref(self, refs: Sequence[str]) -> dict[str, Case]:
+        """ref (the request as its sender named it) -> the case it made."""
+        ...
+
+    async def cases_of(self, uetrs: Sequence[str]) -> dict[str, list[Case]]:
+        """uetr -> its cases, oldest first (payments without cases are absent)."""
+        ...
+
+    async def cases_claim_due(self, now: datetime, limit: int) -> list[Case]:
+        """Cases whose `due_at` has come, their `due_at` moved a lease ahead."""
         ...
 
     # -- audit log (switch/service/audit.py) --

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from switch.domain.case import Case, CaseKind, CaseState, Initiator
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after, detail_text
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
@@ -44,6 +45,7 @@ from switch.store.tables import (
     inbound_messages,
     instructions,
     outbox,
+    payment_cases,
     payment_history,
     payments,
     signed_messages,
@@ -139,6 +141,29 @@ def _outbox_from_row(r: Any) -> OutboxMessage:
         deadline_at=r.deadline_at,
         ambiguous=bool(r.ambiguous),
         lease_until=r.lease_until,
+    )
+
+
+def _case_row(c: Case) -> dict[str, Any]:
+    return {
+        "id": c.id, "uetr": c.uetr, "kind": c.kind.value, "initiator": c.initiator.value, "counterpart": c.counterpart,
+        "state": c.state.value, "reason_code": c.reason_code, "detail": c.detail, "ref": c.ref, "message_id": c.message_id,
+        "amount_minor": c.amount.amount_minor if c.amount else None, "amount_ccy": c.amount.currency.code if c.amount else None,
+        "back_minor": c.back_amount.amount_minor if c.back_amount else None,
+        "back_ccy": c.back_amount.currency.code if c.back_amount else None,
+        "rate": c.rate, "rate_rule": c.rate_rule, "attempts": c.attempts, "due_at": c.due_at, "reply_by": c.reply_by,
+        "created_at": c.created_at, "updated_at": c.updated_at, "version": c.version,
+    }
+
+
+def _case_from_row(r: Any) -> Case:
+    return Case(
+        id=r.id, uetr=r.uetr, kind=CaseKind(r.kind), initiator=Initiator(r.initiator), counterpart=r.counterpart,
+        state=CaseState(r.state), reason_code=r.reason_code, detail=r.detail, ref=r.ref, message_id=r.message_id,
+        amount=Money(r.amount_minor, CURRENCIES[r.amount_ccy]) if r.amount_ccy else None,
+        back_amount=Money(r.back_minor, CURRENCIES[r.back_ccy]) if r.back_ccy else None,
+        rate=r.rate, rate_rule=r.rate_rule, attempts=r.attempts, due_at=r.due_at, reply_by=r.reply_by,
+        created_at=r.created_at, updated_at=r.updated_at, version=r.version,
     )
 
 
@@ -494,6 +519,72 @@ class UnitOfWork:
             select(outbox.c.kind, func.count()).where(outbox.c.sent_at.is_(None)).group_by(outbox.c.kind)
         )
         return {kind: count for kind, count in rows}
+
+    # -- exception cases (issue 9) --
+    async def cases_add(self, cases: Sequence[Case]) -> None:
+        if cases:
+            await self._insert(payment_cases, [_case_row(c) for c in cases])
+
+    async def cases_update(self, moves: Sequence[tuple[int, Case]]) -> None:
+        """Write changed cases: (the version read in this transaction, the case now). A case
+        whose stored version changed meanwhile is a concurrent writer: ConcurrentUpdate."""
+        for read_version, c in sorted(moves, key=lambda m: m[1].id):
+            row = _case_row(c)
+            del row["id"]
+            result = await self._conn.execute(
+                update(payment_cases)
+                .where(payment_cases.c.id == c.id, payment_cases.c.version == read_version)
+                .values(**row)
+            )
+            if result.rowcount == 0:
+                raise ConcurrentUpdate(f"concurrent update of case {c.id}")
+
+    async def cases_get(self, ids: Sequence[str]) -> dict[str, Case]:
+        found: dict[str, Case] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            query = select(payment_cases).where(payment_cases.c.id.in_(chunk))
+            if self._lock_rows:
+                query = query.order_by(payment_cases.c.id).with_for_update()
+            found.update((r.id, _case_from_row(r)) for r in await self._conn.execute(query))
+        return found
+
+    async def cases_by_ref(self, refs: Sequence[str]) -> dict[str, Case]:
+        found: dict[str, Case] = {}
+        for chunk in _chunks(sorted(set(refs))):
+            rows = await self._conn.execute(select(payment_cases).where(payment_cases.c.ref.in_(chunk)))
+            found.update((r.ref, _case_from_row(r)) for r in rows)
+        return found
+
+    async def cases_of(self, uetrs: Sequence[str]) -> dict[str, list[Case]]:
+        found: dict[str, list[Case]] = {}
+        for chunk in _chunks(sorted(set(uetrs))):
+            rows = await self._conn.execute(
+                select(payment_cases).where(payment_cases.c.uetr.in_(chunk)).order_by(payment_cases.c.created_at, payment_cases.c.id)
+            )
+            for r in rows:
+                found.setdefault(r.uetr, []).append(_case_from_row(r))
+        return found
+
+    async def cases_claim_due(self, now: datetime, limit: int) -> list[Case]:
+        """Claim cases whose `due_at` has come: it moves a lease ahead (no other replica takes them
+        meanwhile; if this one dies they come back due). The handler sets the real next time."""
+        pick = (
+            select(payment_cases.c.id)
+            .where(payment_cases.c.due_at.is_not(None), payment_cases.c.due_at <= now)
+            .order_by(payment_cases.c.due_at)
+            .limit(limit)
+        )
+        if self._lock_rows:
+            pick = pick.with_for_update(skip_locked=True)
+        ids = sorted(r.id for r in await self._conn.execute(pick))
+        if not ids:
+            return []
+        lease_s = self._lease.duration_s if self._lease else 30.0
+        await self._conn.execute(
+            update(payment_cases).where(payment_cases.c.id.in_(ids)).values(due_at=now + timedelta(seconds=lease_s))
+        )
+        rows = await self._conn.execute(select(payment_cases).where(payment_cases.c.id.in_(ids)).order_by(payment_cases.c.id))
+        return [_case_from_row(r) for r in rows]
 
     # -- inbound messages --
     async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]:

@@ -96,7 +96,7 @@ payments = Table(
     Column("fx_rate", String(24), nullable=True),
     Column("quote_id", String(64), nullable=True),
     Column("remittance", String(140), nullable=True),
-    Column("state", String(12), nullable=False),
+    Column("state", String(20), nullable=False),
     Column("reason_code", String(4), nullable=True),
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -123,8 +123,8 @@ payment_history = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("uetr", String(36), nullable=False, index=True),
-    Column("from_state", String(12), nullable=True),
-    Column("to_state", String(12), nullable=False),
+    Column("from_state", String(20), nullable=True),
+    Column("to_state", String(20), nullable=False),
     Column("reason_code", String(4), nullable=True),
     Column("detail", Text, nullable=True),
     Column("at", UtcDateTime(), nullable=False),
@@ -163,6 +163,43 @@ outbox = Table(
         "id",
         sqlite_where=text("sent_at IS NULL"),
         postgresql_where=text("sent_at IS NULL"),
+    ),
+)
+
+# Exceptions (issue 9, migration 0007; switch/domain/case.py): one row per status enquiry,
+# return or recall about a payment. `ref` names the request as its sender did (unique: the same
+# request again finds its case); `due_at` is when the case timer looks at it again (chase, give
+# up), claimed by pushing it forward like payments.follow_up_at.
+payment_cases = Table(
+    "payment_cases",
+    metadata,
+    Column("id", String(35), primary_key=True),
+    Column("uetr", String(36), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),
+    Column("initiator", String(12), nullable=False),
+    Column("counterpart", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason_code", String(4), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("ref", String(200), nullable=False, unique=True),
+    Column("message_id", String(35), nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("amount_ccy", String(3), nullable=True),
+    Column("back_minor", BigInteger, nullable=True),
+    Column("back_ccy", String(3), nullable=True),
+    Column("rate", String(24), nullable=True),
+    Column("rate_rule", String(8), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("due_at", UtcDateTime(), nullable=True),
+    Column("reply_by", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index(
+        "ix_payment_cases_due",
+        "due_at",
+        sqlite_where=text("due_at IS NOT NULL"),
+        postgresql_where=text("due_at IS NOT NULL"),
     ),
 )
 

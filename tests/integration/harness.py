@@ -189,6 +189,7 @@ async def running_switch(
             "status_topic": f"status-{tag}",
             "inbound_topic": f"inbound-{tag}",
             "inbound_replies_topic": f"replies-{tag}",
+            "requests_topic": f"requests-{tag}",
             "dlq_topic": f"dlq-{tag}",
             "partitions": 2,
         }

@@ -47,6 +47,11 @@ def a_payment(**changes: object) -> Payment:
 async def test_migrations_create_exactly_the_tables_the_code_queries(store: Store) -> None:
     async with store.reader() as uow:
         diff = await uow.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+        dialect = await uow.run_sync(lambda sync: sync.dialect.name)
+    if dialect == "sqlite":
+        # SQLite neither enforces nor alters VARCHAR lengths (migration 0007 widens the state
+        # columns on PostgreSQL only): a length is the one difference it may show, nothing else
+        diff = [d for d in diff if not (isinstance(d, list) and all(x[0] == "modify_type" and "VARCHAR" in str(x[5]) for x in d))]
     assert diff == []
 
 

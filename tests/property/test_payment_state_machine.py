@@ -51,8 +51,11 @@ PARTNER_STATUS_PATH: dict[tuple[S, S], tuple[S, ...]] = {
 SEND_ACK_FROM = {S.QUOTED}
 TIMEOUT_FROM = {S.SUBMITTED, S.ACCEPTED}  # what the follow-up timer times out (QUOTED by way of SUBMITTED)
 SETTLE_FROM = {S.COMPLETED}
-RETURN_FROM = {S.COMPLETED, S.SETTLED}
-RECALL_FROM = {S.COMPLETED}
+# after completion (issue 9): returns in whole or in part, recalls, cancellations before the credit
+RETURN_FROM = {S.COMPLETED, S.SETTLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED}
+RECALL_FROM = {S.COMPLETED, S.SETTLED, S.PARTIALLY_RETURNED}  # a recall opens (camt.056 sent)
+RECALL_REFUSED_FROM = {S.RECALL_PENDING}  # refused or unanswered: back to COMPLETED
+CANCEL_FROM = {S.QUOTED, S.SUBMITTED, S.ACCEPTED, S.TIMED_OUT}  # recalled before it left, or cancelled by the partner
 MODEL_TERMINAL = {S.REJECTED, S.RETURNED, S.CANCELLED}
 
 
@@ -91,7 +94,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         for state in path:
             self.model_state = state
             self.model_moves += 1
-        if self.model_state in {S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED}:
+        if self.model_state in {S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED}:
             self.model_reason = reason
         if self.first_terminal is None and self.model_state in MODEL_TERMINAL:
             self.first_terminal = self.model_state
@@ -165,9 +168,24 @@ class PaymentLifecycle(RuleBasedStateMachine):
     def returned(self, reason: str) -> None:
         self._after_completion(S.RETURNED, RETURN_FROM, reason)
 
+    @rule(reason=st.sampled_from(["AC04", "CUST"]))
+    def partly_returned(self, reason: str) -> None:
+        self._after_completion(S.PARTIALLY_RETURNED, RETURN_FROM, reason)
+
+    @rule(reason=st.sampled_from(["DUPL", "FRAD", "TECH", "CUST", "AM09"]))
+    def recalled(self, reason: str) -> None:
+        self._after_completion(S.RECALL_PENDING, RECALL_FROM, reason)
+
     @rule()
-    def recalled(self) -> None:
-        self._after_completion(S.CANCELLED, RECALL_FROM, "DUPL")
+    def recall_refused_or_unanswered(self) -> None:
+        if self.payment.state is S.RECALL_PENDING:  # the recall's answer (or its deadline) finds it open
+            self._move(S.COMPLETED)
+        if self.model_state in RECALL_REFUSED_FROM:
+            self._model_move((S.COMPLETED,))
+
+    @rule(reason=st.sampled_from(["DUPL", "CUST"]))
+    def cancelled(self, reason: str) -> None:
+        self._after_completion(S.CANCELLED, CANCEL_FROM, reason)
 
     # ---- invariants ------------------------------------------------------------------------
     @invariant()

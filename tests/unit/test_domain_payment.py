@@ -43,18 +43,29 @@ def test_the_table_covers_every_state() -> None:
 
 
 def test_lifecycle_table_matches_the_design() -> None:
+    returns = {S.RETURNED, S.PARTIALLY_RETURNED}
     assert TRANSITIONS == {
         S.RECEIVED: {S.QUOTED, S.REJECTED},
-        S.QUOTED: {S.SUBMITTED, S.REJECTED},
-        S.SUBMITTED: {S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT},
-        S.ACCEPTED: {S.COMPLETED, S.REJECTED, S.TIMED_OUT},
-        S.TIMED_OUT: {S.ACCEPTED, S.COMPLETED, S.REJECTED},
-        S.COMPLETED: {S.SETTLED, S.RETURNED, S.CANCELLED},
-        S.SETTLED: {S.RETURNED},
+        S.QUOTED: {S.SUBMITTED, S.REJECTED, S.CANCELLED},  # recalled before it left
+        S.SUBMITTED: {S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED},  # the partner cancelled it
+        S.ACCEPTED: {S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED},
+        S.TIMED_OUT: {S.ACCEPTED, S.COMPLETED, S.REJECTED, S.CANCELLED},
+        S.COMPLETED: {S.SETTLED, S.RECALL_PENDING} | returns,
+        S.SETTLED: {S.RECALL_PENDING} | returns,
+        S.RECALL_PENDING: {S.COMPLETED} | returns,  # refused or unanswered: back to COMPLETED
+        S.PARTIALLY_RETURNED: {S.RECALL_PENDING} | returns,  # another partial return is a move too
         S.REJECTED: set(),
         S.RETURNED: set(),
         S.CANCELLED: set(),
     }
+
+
+def test_a_partner_status_never_moves_a_payment_past_its_outcome() -> None:
+    """RECALL_PENDING -> COMPLETED is the recall's way back, never a late pacs.002's."""
+    for state in (S.COMPLETED, S.SETTLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED, S.RETURNED, S.CANCELLED):
+        for target in (S.ACCEPTED, S.COMPLETED, S.REJECTED):
+            assert classify_partner_status(state, target) in (StatusDisposition.LATE, StatusDisposition.DUPLICATE)
+    assert classify_partner_status(S.RECALL_PENDING, S.COMPLETED) is StatusDisposition.LATE
 
 
 @pytest.mark.parametrize(("source", "target"), ALLOWED, ids=[f"{a}->{b}" for a, b in ALLOWED])
@@ -101,7 +112,7 @@ def test_terminal_states_have_no_exits(terminal: PaymentState) -> None:
             transition(_payment(terminal, reason_code="AC04"), target, now=NOW, reason_code="AC04")
 
 
-@pytest.mark.parametrize(("source", "target"), [(S.RECEIVED, S.REJECTED), (S.SUBMITTED, S.REJECTED), (S.SUBMITTED, S.TIMED_OUT), (S.COMPLETED, S.RETURNED), (S.COMPLETED, S.CANCELLED)])
+@pytest.mark.parametrize(("source", "target"), [(S.RECEIVED, S.REJECTED), (S.SUBMITTED, S.REJECTED), (S.SUBMITTED, S.TIMED_OUT), (S.COMPLETED, S.RETURNED), (S.QUOTED, S.CANCELLED), (S.COMPLETED, S.RECALL_PENDING), (S.COMPLETED, S.PARTIALLY_RETURNED)])
 @pytest.mark.parametrize("reason", [None, ""])
 def test_a_state_that_needs_a_reason_code_refuses_a_move_without_one(source: PaymentState, target: PaymentState, reason: str | None) -> None:
     with pytest.raises(InvariantViolation, match="needs a reason code"):

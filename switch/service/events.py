@@ -17,7 +17,8 @@ from datetime import datetime
 
 from iso20022.schemas import SchemaSet
 from switch.config import SwitchConfig
-from switch.contracts import AmountV1, StatusEventV1
+from switch.contracts import AmountV1, ExceptionV1, StatusEventV1
+from switch.domain.case import Case
 from switch.domain.money import Money
 from switch.domain.payment import FINAL_STATES, Payment, PaymentState
 from switch.service import pain_reports
@@ -59,6 +60,66 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
         direction=payment.direction.value,
         occurred_at=now,
     )
+
+
+def exception_of(case: Case, *, reason: str | None = None, request_id: str | None = None) -> ExceptionV1:
+    """A case (issue 9) as the status event tells it."""
+    return ExceptionV1(
+        case_id=case.id,
+        kind=case.kind.value,  # type: ignore[arg-type]
+        initiator=case.initiator.value,  # type: ignore[arg-type]
+        state=case.state.value,
+        reason_code=case.reason_code,
+        reason=reason if reason is not None else case.detail,
+        request_id=request_id,
+        returned_amount=_amount(case.amount) if case.amount is not None and case.kind.value == "return" else None,
+        back_amount=_amount(case.back_amount) if case.back_amount is not None else None,
+        rate=case.rate,
+        rate_rule=case.rate_rule,  # type: ignore[arg-type]
+        reply_by=case.reply_by,
+    )
+
+
+def case_outbox(
+    p: Payment, case: Case, config: SwitchConfig, *, now: datetime, reason: str | None = None, request_id: str | None = None,
+    moved: bool = False,
+) -> OutboxMessage:
+    """What the participant hears of a case about its payment: a status event with the payment's
+    state and the case (`exception`); type "status" when the case moved the payment (`moved`:
+    RETURNED, CANCELLED, ...), "exception" when it did not (a recall refused, a request refused)."""
+    event = status_event(p, now=now, reason=reason)
+    event = event.model_copy(
+        update={"type": "status" if moved else "exception", "exception": exception_of(case, reason=reason, request_id=request_id)}
+    )
+    return status_outbox(event, config, now=now, uetr=p.uetr)
+
+
+def request_refused_outbox(
+    participant: str, request_id: str, kind: str, uetr: str | None, reason_code: str, reason: str, config: SwitchConfig, *,
+    now: datetime,
+) -> OutboxMessage:
+    """A participant's request (issue 9) the switch refused before any case was opened: unknown
+    payment, another participant's, not in a state that allows it. Its event id is fixed by the
+    request, so a redelivered request is the same event (the caller skips ids already stored)."""
+    event_id = "Q" + hashlib.sha256(f"{participant}\x00{request_id}\x00{reason_code}".encode()).hexdigest()[:40]
+    event = StatusEventV1(
+        event_id=event_id,
+        type="exception",
+        instruction_id=request_id,
+        participant=participant,
+        uetr=uetr,
+        corridor=None,
+        state="REJECTED",
+        final=True,
+        reason_code=reason_code,
+        reason=reason,
+        exception=ExceptionV1(
+            case_id="-", kind=kind, initiator="participant", state="REJECTED",  # type: ignore[arg-type]
+            reason_code=reason_code, reason=reason, request_id=request_id,
+        ),
+        occurred_at=now,
+    )
+    return status_outbox(event, config, now=now, uetr=uetr)
 
 
 def reject_event(

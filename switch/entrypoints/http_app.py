@@ -42,6 +42,7 @@ from iso20022 import apphdr
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
+from switch.domain.case import Case
 from switch.domain.money import Money
 from switch.domain.pan import shown
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment
@@ -212,7 +213,29 @@ def _money(m: Money) -> dict[str, str]:
     return {"value": m.to_text(m.currency.decimals_accepted_max), "currency": m.currency.code}
 
 
-def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
+def case_json(c: Case) -> dict[str, Any]:
+    """One exception case (issue 9) as the operations API shows it."""
+    return {
+        "case_id": c.id,
+        "kind": c.kind.value,
+        "initiator": c.initiator.value,
+        "counterpart": c.counterpart,
+        "state": c.state.value,
+        "reason_code": c.reason_code,
+        "detail": c.detail,
+        "message_id": c.message_id,  # the message the switch sent for it (pacs.028, camt.056, pacs.004, camt.029)
+        "amount": _money(c.amount) if c.amount else None,
+        "back_amount": _money(c.back_amount) if c.back_amount else None,
+        "rate": c.rate,
+        "rate_rule": c.rate_rule,
+        "attempts": c.attempts,
+        "reply_by": c.reply_by.isoformat() if c.reply_by else None,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+    }
+
+
+def payment_json(p: Payment, history: list[HistoryEntry], cases: list[Case] | None = None) -> dict[str, Any]:
     return {
         "uetr": p.uetr,
         "instruction_id": p.instruction_id,
@@ -253,6 +276,7 @@ def payment_json(p: Payment, history: list[HistoryEntry]) -> dict[str, Any]:
             }
             for h in history
         ],
+        "exceptions": [case_json(c) for c in cases or ()],
     }
 
 
@@ -263,7 +287,8 @@ async def get_payment(request: web.Request) -> web.Response:
         found = (await uow.payments_get([uetr])).get(uetr)
         if found is None or not api_auth.may_see(request, found.participant):  # another's: as if none
             return _reject(404, "MS03", f"no payment with UETR {uetr}")
-        return web.json_response(payment_json(found, await uow.history_of(uetr)))
+        cases = (await uow.cases_of([uetr])).get(uetr, [])
+        return web.json_response(payment_json(found, await uow.history_of(uetr), cases))
 
 
 async def get_instruction(request: web.Request) -> web.Response:
@@ -274,7 +299,8 @@ async def get_instruction(request: web.Request) -> web.Response:
     async with bus.reader() as uow:
         found = await uow.payment_by_instruction(participant, instruction_id)
         if found is not None:
-            return web.json_response(payment_json(found, await uow.history_of(found.uetr)))
+            cases = (await uow.cases_of([found.uetr])).get(found.uetr, [])
+            return web.json_response(payment_json(found, await uow.history_of(found.uetr), cases))
         record = (await uow.instructions_get([(participant, instruction_id)])).get((participant, instruction_id))
     if record is None:
         return _reject(404, "MS03", f"no instruction {participant}/{instruction_id}")

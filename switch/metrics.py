@@ -103,6 +103,11 @@ class Metrics:
         self.stuck = Gauge(
             "switch_payments_stuck", "Payments past the partner SLA (timed out, investigating)", ["partner"], registry=r
         )
+        # exception cases not yet closed (issue 9), by kind (enquiry, return, recall) and state (OPEN,
+        # SENT, AWAITING_RETURN, UNANSWERED): read from the database like the two gauges above
+        self.cases_open = Gauge(
+            "switch_cases_open", "Exception cases (enquiries, returns, recalls) not yet closed", ["kind", "state"], registry=r
+        )
         # edge partner_port: reason partner_mismatch, unknown_identity, no_certificate (TLS) or a label
         # of iso20022/apphdr.py REFUSALS (signed messages); edge proxy_lookup: the same signed-message
         # labels; edge kafka: one of SECURITY_REASONS. A fixed set.

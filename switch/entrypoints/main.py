@@ -12,7 +12,7 @@ import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Final
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +37,7 @@ from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
 from switch.service.audit import audit_config_loaded, audit_participant_keys
 from switch.service.bus import MessageBus
+from switch.domain.case import CASE_OPEN, CaseKind, CaseState
 from switch.service.case_timer import FollowUpCases
 from switch.service.follow_up import FollowUpPayments
 from switch.service.handlers import Deps, Outcome
@@ -48,6 +49,7 @@ from switch.signing import Sealer, load_switch_signing
 from switch.tls import OpsTls, PartnerTlsSettings, SwitchTls, load_ops_tls, load_switch_tls
 
 log = logging.getLogger(__name__)
+CASE_NOT_CLOSED: Final = sorted(CASE_OPEN | {CaseState.UNANSWERED})  # the states switch_cases_open counts (issue 9)
 admin_timeout_ms = 10_000
 
 
@@ -375,12 +377,16 @@ class Switch:
         async with self.store.reader() as uow:
             pending = await uow.outbox_pending_count()
             counts = await uow.open_counts(open_states)
+            cases = await uow.case_counts([s.value for s in CASE_NOT_CLOSED])
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:
             in_flight = counts.get((partner, "SUBMITTED"), 0) + counts.get((partner, "ACCEPTED"), 0)
             self.metrics.in_flight.labels(partner).set(in_flight)
             self.metrics.stuck.labels(partner).set(counts.get((partner, "TIMED_OUT"), 0))
+        for kind in CaseKind:
+            for state in CASE_NOT_CLOSED:
+                self.metrics.cases_open.labels(kind.value, state.value).set(cases.get((kind.value, state.value), 0))
 
     async def readiness(self) -> tuple[dict[str, bool], dict[str, Any]]:
         """What /readyz reports: the database answers and the Kafka edge runs. partitions_assigned:

@@ -665,6 +665,15 @@ class UnitOfWork:
         )
         return {(partner, state): count for partner, state, count in rows}
 
+    async def case_counts(self, states: Sequence[str]) -> dict[tuple[str, str], int]:
+        """(kind, state) -> cases in those states, for the open-cases gauge."""
+        rows = await self._conn.execute(
+            select(payment_cases.c.kind, payment_cases.c.state, func.count())
+            .where(payment_cases.c.state.in_(list(states)))
+            .group_by(payment_cases.c.kind, payment_cases.c.state)
+        )
+        return {(kind, state): count for kind, state, count in rows}
+
     async def state_counts(self) -> dict[str, int]:
         rows = await self._conn.execute(select(payments.c.state, func.count()).group_by(payments.c.state))
         return {state: count for state, count in rows}

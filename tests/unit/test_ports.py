@@ -44,6 +44,8 @@ def test_the_protocol_lists_what_the_handlers_call() -> None:
     called = set()
     service = Path(handlers.__file__).parent  # every module of the service layer (issue 9 added several)
     for path in sorted(service.glob("*.py")):
+        if path.name == "relay.py":  # the relay claims rows through the SQL Store itself, not the port
+            continue
         source = path.read_text(encoding="utf-8")
         called |= {name for name in dir(sql_store.UnitOfWork) if f"uow.{name}(" in source}
     assert set(PROTOCOL_METHODS) == called

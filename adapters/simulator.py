@@ -39,6 +39,8 @@ inbound pacs.008) it signs at the moment it sends, the stored Document unchanged
   PUT  /sim/behaviour     change the behaviour at run time (JSON, same fields as SimBehaviour)
   POST /sim/inbound       make the network pay Bakong customers (adapters/simulator_inbound.py)
   GET  /sim/inbound       the answers the network got for them
+  POST /sim/recall        make the network recall inbound payments it sent (camt.056; adapters/simulator_recalls.py)
+  GET  /sim/recalls       recalls both ways: camt.056 received and answered, sent, and the switch's answers
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from adapters import proxy_resolution, text
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
+from adapters.simulator_recalls import RECALL_MESSAGES, RecallDesk
 from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
@@ -92,6 +95,11 @@ class SimBehaviour:
     timeout_rate: float = 0.0  # share of payments never answered
     duplicate_rate: float = 0.0  # share of payments answered twice (same pacs.002 resent)
     seed: int = 7
+    # recalls (issue 9): how the network answers a camt.056 about a payment it received
+    recall_accept_rate: float = 1.0  # accepted: camt.029 CNCL, then a pacs.004 of the whole amount
+    recall_silent_rate: float = 0.0  # never answered
+    recall_delay_ms: float = 0.0  # before the answer
+    recall_refuse_reason: str = "CUST"  # camt.029 RJCR reason of a refusal
 
     @classmethod
     def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
@@ -243,6 +251,7 @@ class PartnerSimulator:
         self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
         # the network's side of inbound payments (it pays Bakong customers through the switch)
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
+        self.recalls = RecallDesk(self)  # recalls both ways (issue 9)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -259,6 +268,8 @@ class PartnerSimulator:
         app.router.add_put("/sim/behaviour", self._set_behaviour)
         app.router.add_post("/sim/inbound", self._send_inbound)
         app.router.add_get("/sim/inbound", self._inbound_summary)
+        app.router.add_post("/sim/recall", self.recalls.send_recalls)
+        app.router.add_get("/sim/recalls", self.recalls.summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
@@ -358,6 +369,8 @@ class PartnerSimulator:
                 self.schemas.validate(root, message_type)
                 self.inbound.receive_answer(pacs002.parse(root))
                 return web.json_response({"answered": True})
+            if message_type[:8] in RECALL_MESSAGES:  # recalls (issue 9): camt.056, camt.029, pacs.004 from the switch
+                return await self.recalls.receive(root, message_type)
             if message_type != self.profile.pacs008_version:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
             self.schemas.validate(root, message_type)
@@ -374,6 +387,7 @@ class PartnerSimulator:
             return web.json_response({"reason_code": "FF01", "error": str(exc)[:500]}, status=400)
         self.samples.setdefault("pacs008", body)
         self.received_log.received([tx.uetr for tx in message.transactions], message.message_id, body)
+        self.recalls.note_payment(message, message_type)
         if message.message_id in self._seen:  # a resend: the same answer, never a new decision
             self.stats["resends"] += 1
             decision = self._seen[message.message_id]

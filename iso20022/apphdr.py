@@ -198,14 +198,18 @@ def utc_text(at: datetime) -> str:
 
 
 def document_message_id(document: etree._Element) -> str | None:
-    """The business message id a Document carries: <message>/GrpHdr/MsgId (pacs, pain, camt.05x)
-    or <message>/Assgnmt/MsgId (acmt); None when it has none there."""
+    """The business message id a Document carries: <message>/GrpHdr/MsgId (pacs, pain, camt.05x),
+    <message>/Assgnmt/MsgId (acmt) or <message>/Assgnmt/Id (camt.056, camt.029); None when it has
+    none there."""
     message = next(iter(document), None)
     header = next(iter(message), None) if message is not None else None
     if header is None:
         return None
     namespace = etree.QName(document).namespace
-    return header.findtext(f"{{{namespace}}}MsgId")
+    found = header.findtext(f"{{{namespace}}}MsgId")
+    if found is None and etree.QName(header).localname == "Assgnmt":  # camt.056 / camt.029: Assgnmt/Id (issue 9)
+        found = header.findtext(f"{{{namespace}}}Id")
+    return found
 
 
 # ---------------------------------------------------------------------------- keys

@@ -160,6 +160,13 @@ class Metrics:
         self.consumer_lag = Gauge(
             "switch_kafka_consumer_lag", "Records behind the end of the partition", ["topic", "partition"], registry=r
         )
+        # recalls (issue 9 item 3, switch/service/recalls.py): direction outbound (a participant
+        # recalls its payment) or inbound (a partner recalls one it sent); outcome cancelled_locally,
+        # sent, accepted, refused, unanswered, chased, rejected
+        self.recalls = Counter(
+            "mekong_recalls_total", "Recalls (camt.056) by partner, direction and outcome", ["partner", "direction", "outcome"],
+            registry=r,
+        )
 
     def watch_gc(self) -> None:
         """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""

@@ -392,6 +392,17 @@ class FakeUnitOfWork:
             again.append(replace(r.message(), deadline_at=deadline_at, ambiguous=True, lease_until=lease_until))
         return again
 
+    async def outbox_withdraw(self, kind: str, message_id: str, now: datetime) -> bool:
+        """As the SQL store: withdraw a row never delivered (unsent, not leased, not ambiguous, one payment)."""
+        r = next((r for r in self.state.outbox.values() if r.kind == kind and r.message_id == message_id), None)
+        if r is None or len(r.uetrs) != 1 or r.sent_at is not None or r.ambiguous:
+            return False
+        if r.lease_until is not None and r.lease_until >= now:
+            return False
+        self._write()
+        self.state.outbox[r.id] = replace(r, sent_at=now, last_error="withdrawn: recalled", lease_owner=None, lease_until=None)
+        return True
+
     # -- inbound messages --
     async def inbound_seen(self, partner: str, message_ids: Sequence[str]) -> set[str]:
         return {m for m in message_ids if (partner, m) in self.state.inbound}

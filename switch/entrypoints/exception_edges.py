@@ -41,3 +41,9 @@ def answer(message_id: str, outcome: Outcome) -> web.Response:
             status=422,
         )
     return web.json_response({"message_id": message_id, **outcome.counts})
+
+
+# recalls (issue 9 item 3): camt.056 from a partner, camt.029 answering ours
+from switch.entrypoints import recalls_edge  # noqa: E402
+
+EXCEPTION_EDGES.update({"camt.056": recalls_edge.camt056_edge, "camt.029": recalls_edge.camt029_edge})

@@ -34,6 +34,17 @@ from switch.service.handlers import (
     record_send_results,
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
+from switch.service.recalls import (
+    AnswerRecalls,
+    ApplyPartnerRecalls,
+    ApplyRecallAnswers,
+    RecallPayments,
+    answer_recalls,
+    apply_partner_recalls,
+    apply_recall_answers,
+    recall_payments,
+)
+from switch.contracts import RecallReplyV1, RecallRequestV1
 from switch.service.signed import NoteSignedMessage, note_signed_messages
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
@@ -51,10 +62,17 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     RecordSendResults: record_send_results,
     AcceptInbound: accept_inbound,
     NoteSignedMessage: note_signed_messages,
+    RecallPayments: recall_payments,  # recalls (issue 9): a participant recalls an outbound payment
+    ApplyRecallAnswers: apply_recall_answers,  # the partner's camt.029
+    ApplyPartnerRecalls: apply_partner_recalls,  # a partner's camt.056 about an inbound payment
+    AnswerRecalls: answer_recalls,  # the beneficiary participant's answer to it
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind
-REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {}
+REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {
+    RecallRequestV1: RecallPayments,
+    RecallReplyV1: AnswerRecalls,
+}
 GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256
 

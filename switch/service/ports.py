@@ -192,6 +192,21 @@ class UnitOfWork(Protocol):
         """Cases whose `due_at` has come, their `due_at` moved a lease ahead."""
         ...
 
+    # -- recalls (switch/service/recalls.py, issue 9) --
+    async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
+        """The payment a participant's instruction id made, if any."""
+        ...
+
+    async def outbox_withdraw(self, kind: str, message_id: str, now: datetime) -> bool:
+        """Close a row never delivered so that the relay never sends it (a recall before the
+        send): only if it is unsent, not leased (lease_until null or past), not ambiguous and
+        carries one payment; True when this call withdrew it."""
+        ...
+
+    async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
+        """The ids of `message_ids` already in the outbox (an answer written before is not written again)."""
+        ...
+
     # -- audit log (switch/service/audit.py) --
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         """Chain the entries after the last one and insert them in this transaction (appends

@@ -472,6 +472,29 @@ class UnitOfWork:
             for m in again
         ]
 
+    async def outbox_withdraw(self, kind: str, message_id: str, now: datetime) -> bool:
+        """Withdraw a row that was never delivered (a recall before the send, issue 9): only while
+        it waits for delivery (no sent_at), no replica holds it (lease_until null or past), no
+        attempt may have reached the partner (not ambiguous) and it carries one payment. Then it
+        is closed like a row given up (sent_at set, last_error 'withdrawn: recalled'): the
+        poller never claims it and no handoff delivers it. True when this call withdrew it."""
+        found = (await self._conn.execute(
+            select(outbox.c.id, outbox.c.uetrs).where(outbox.c.kind == kind, outbox.c.message_id == message_id)
+        )).first()
+        if found is None or len(found.uetrs.split()) != 1:
+            return False
+        result = await self._conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id == found.id,
+                outbox.c.sent_at.is_(None),
+                outbox.c.ambiguous.is_(False),
+                (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+            )
+            .values(sent_at=now, last_error="withdrawn: recalled", lease_owner=None, lease_until=None)
+        )
+        return bool(result.rowcount == 1)
+
     async def payments_claim_follow_ups(self, now: datetime, limit: int) -> list[Payment]:
         """Claim payments whose follow-up is due: their follow-up time moves a lease ahead (so no
         other replica takes them meanwhile; if this one dies they come back due) and is counted.

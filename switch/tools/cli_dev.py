@@ -46,6 +46,10 @@ def dev() -> None:
 @click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
 @click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
 @click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
+@click.option("--recall-accept-rate", default=1.0, show_default=True,
+              help="Share of recalls (camt.056) the network accepts: camt.029 CNCL, then a pacs.004 of the whole amount; "
+              "the others are refused (camt.029 RJCR CUST).")
+@click.option("--recall-silent-rate", default=0.0, show_default=True, help="Share of recalls (camt.056) never answered.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
@@ -53,7 +57,8 @@ def dev() -> None:
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 def sim(partner: str, port: int | None, host: str, control_port: int, callback_url: str, pki_dir: Path, insecure_dev: bool,
         delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,
-        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None) -> None:
+        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None,
+        recall_accept_rate: float = 1.0, recall_silent_rate: float = 0.0) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
     the switch back with its own; and with signed business messages (AppHdr + XML signature) as the
@@ -89,6 +94,8 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         unknown_proxies=frozenset(unknown_proxy),
         timeout_rate=timeout_rate,
         duplicate_rate=duplicate_rate,
+        recall_accept_rate=recall_accept_rate,
+        recall_silent_rate=recall_silent_rate,
     )
 
     profile = load_profile(profile_path(config_dir, partner))

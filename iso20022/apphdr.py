@@ -209,6 +209,13 @@ def document_message_id(document: etree._Element) -> str | None:
     found = header.findtext(f"{{{namespace}}}MsgId")
     if found is None and etree.QName(header).localname == "Assgnmt":  # camt.056 / camt.029: Assgnmt/Id (issue 9)
         found = header.findtext(f"{{{namespace}}}Id")
+    if found is None and etree.QName(header).localname == "RltdRef":
+        # admi.002.001.01 carries no id of its own: its business id is derived from what it says
+        # (the refused message and the reason), the same on both sides
+        ref = header.findtext(f"{{{namespace}}}Ref")
+        reason = message.findtext(f"{{{namespace}}}Rsn/{{{namespace}}}RjctgPtyRsn") if message is not None else None
+        if ref is not None:
+            found = "J" + hashlib.sha256(f"{ref}\x00{reason or ''}".encode()).hexdigest()[:34]
     return found
 
 

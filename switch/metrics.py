@@ -164,7 +164,7 @@ class Metrics:
         # recalls its payment) or inbound (a partner recalls one it sent); outcome cancelled_locally,
         # sent, accepted, refused, unanswered, chased, rejected
         self.recalls = Counter(
-            "mekong_recalls_total", "Recalls (camt.056) by partner, direction and outcome", ["partner", "direction", "outcome"],
+            "switch_recalls_total", "Recalls (camt.056) by partner, direction and outcome", ["partner", "direction", "outcome"],
             registry=r,
         )
 

@@ -264,3 +264,15 @@ def test_every_refusal_label_has_an_iso_code_and_a_4xx_status() -> None:
         assert len(code) == 4 and 400 <= status < 500, reason
     with pytest.raises(ValueError):
         Refused("made_up", "a label outside the fixed set is a programmer error")
+
+
+def test_an_admi002_is_sealed_under_an_id_derived_from_what_it_refuses(schemas) -> None:  # type: ignore[no-untyped-def]
+    """admi.002.001.01 has no id of its own (issue 9): its BizMsgIdr comes from the refused
+    message and the reason, so the same refusal is the same business message."""
+    from iso20022 import admi002
+
+    def doc(ref: str, code: str) -> bytes:
+        return admi002.build_validated(admi002.MessageReject(reference=ref, reason_code=code), schemas)
+
+    ids = {apphdr.document_message_id(etree.fromstring(doc(r, c))) for r, c in (("M1", "NOOR"), ("M1", "NOOR"), ("M1", "AM02"), ("M2", "NOOR"))}
+    assert len(ids) == 3 and all(i and i.startswith("J") and len(i) == 35 for i in ids)

@@ -41,3 +41,8 @@ def answer(message_id: str, outcome: Outcome) -> web.Response:
             status=422,
         )
     return web.json_response({"message_id": message_id, **outcome.counts})
+
+
+from switch.entrypoints.returns_edge import pacs004_edge  # noqa: E402 - the flows register last
+
+EXCEPTION_EDGES["pacs.004"] = pacs004_edge

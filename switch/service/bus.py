@@ -35,6 +35,8 @@ from switch.service.handlers import (
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
 from switch.service.signed import NoteSignedMessage, note_signed_messages
+from switch.service.returns import ApplyPartnerReturns, ReturnInboundPayments, apply_partner_returns, return_inbound_payments
+from switch.contracts import ReturnRequestV1
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -46,6 +48,8 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     ApplyInboundReplies: apply_inbound_replies,
     FollowUpPayments: follow_up_payments,
     FollowUpCases: follow_up_cases,
+    ApplyPartnerReturns: apply_partner_returns,
+    ReturnInboundPayments: return_inbound_payments,
     # batch handlers (a list of commands in, one outcome each out), fed by group commit
     ApplyPartnerStatuses: apply_partner_statuses,
     RecordSendResults: record_send_results,
@@ -54,7 +58,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind
-REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {}
+REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {
+    ReturnRequestV1: ReturnInboundPayments,
+}
 GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256
 

@@ -39,6 +39,8 @@ inbound pacs.008) it signs at the moment it sends, the stored Document unchanged
   PUT  /sim/behaviour     change the behaviour at run time (JSON, same fields as SimBehaviour)
   POST /sim/inbound       make the network pay Bakong customers (adapters/simulator_inbound.py)
   GET  /sim/inbound       the answers the network got for them
+  POST /sim/return        return a payment the network completed (adapters/simulator_returns.py)
+  GET  /sim/returns       the returns it sent (and the switch's answers), received, and admi.002 rejects
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ from adapters import proxy_resolution, text
 from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
+from adapters.simulator_returns import Completed, ReturnDesk
 from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.model import Amount
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
 from switch.signing import HUB, Sealer
@@ -92,6 +96,12 @@ class SimBehaviour:
     timeout_rate: float = 0.0  # share of payments never answered
     duplicate_rate: float = 0.0  # share of payments answered twice (same pacs.002 resent)
     seed: int = 7
+    # returns (issue 9): a share of the payments it completed is returned (pacs.004) after a
+    # delay, half of it for a share of those, with a reason drawn from return_reasons
+    return_rate: float = 0.0
+    return_delay_ms: float = 0.0
+    return_reasons: tuple[str, ...] = ("AC04", "CUST", "FRAD")
+    partial_return_rate: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
@@ -99,6 +109,7 @@ class SimBehaviour:
         current.update(data)
         current["reject_codes"] = tuple(current["reject_codes"])
         current["unknown_proxies"] = frozenset(current["unknown_proxies"])
+        current["return_reasons"] = tuple(current["return_reasons"])
         return cls(**current)
 
 
@@ -243,6 +254,8 @@ class PartnerSimulator:
         self.samples: dict[str, bytes] = {}  # one received pacs.008 and one sent pacs.002, for the demo
         # the network's side of inbound payments (it pays Bakong customers through the switch)
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
+        # the network's side of returns (pacs.004 both ways)
+        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -259,6 +272,8 @@ class PartnerSimulator:
         app.router.add_put("/sim/behaviour", self._set_behaviour)
         app.router.add_post("/sim/inbound", self._send_inbound)
         app.router.add_get("/sim/inbound", self._inbound_summary)
+        app.router.add_post("/sim/return", self._return_now)
+        app.router.add_get("/sim/returns", self._returns_summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
@@ -358,6 +373,12 @@ class PartnerSimulator:
                 self.schemas.validate(root, message_type)
                 self.inbound.receive_answer(pacs002.parse(root))
                 return web.json_response({"answered": True})
+            if message_type == self.profile.exceptions.pacs004_version:  # the switch returns an inbound payment
+                self.stats["returns_received"] += 1
+                return web.json_response(self.returns.receive_return(root, message_type))
+            if message_type == "admi.002.001.01":  # the switch could not process one of our messages
+                self.stats["rejects_received"] += 1
+                return web.json_response(self.returns.receive_reject(root))
             if message_type != self.profile.pacs008_version:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
             self.schemas.validate(root, message_type)
@@ -385,6 +406,7 @@ class PartnerSimulator:
         self.received_log.answered(message.message_id, None if decision is None else decision.report, statuses)
         if decision is not None:
             self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000)
+            self._plan_returns(message, statuses)
             if self._random.random() < self.behaviour.duplicate_rate:
                 self.stats["duplicates_sent"] += 1
                 self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000 * 2)
@@ -487,6 +509,49 @@ class PartnerSimulator:
         body = pacs002.build_validated(report, self.schemas)
         self.samples.setdefault("pacs002", body)
         return _Decision(body), {r.original_uetr: r.status.value for r in reports if r.original_uetr}
+
+    # ------------------------------------------------------------------ returns (issue 9)
+    def _plan_returns(self, message: pacs008.CustomerCreditTransfer, statuses: dict[str, str]) -> None:
+        """Remember the payments it completed; return a share of them after the return delay."""
+        b = self.behaviour
+        for tx in message.transactions:
+            if tx.uetr is None or statuses.get(tx.uetr) != pacs002.TransactionStatus.ACSC.value:
+                continue
+            self.returns.note_completed(Completed(tx.uetr, tx.end_to_end_id, tx.tx_id, tx.settlement_amount, message.message_id))
+            if b.return_rate <= 0 or self._random.random() >= b.return_rate:
+                continue
+            partial = self._random.random() < b.partial_return_rate
+            amount = self.returns.half(tx.settlement_amount) if partial else tx.settlement_amount
+            reason = self._random.choice(b.return_reasons)
+            task = asyncio.create_task(
+                self._return_later(tx.uetr, amount, reason, partial, (b.delay_ms + b.return_delay_ms) / 1000)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _return_later(self, uetr: str, amount: Any, reason: str, partial: bool, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        assert self._session is not None
+        sent = await self.returns.send(self._session, uetr, amount, reason, partial=partial)
+        self.stats["returns_sent"] += 1
+        if sent is not None and sent.http_status != 200:
+            self.stats[f"returns_http_{sent.http_status}"] += 1
+
+    async def _return_now(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        amount = Amount(str(data["amount"]), data.get("currency") or self.profile.currency) if data.get("amount") else None
+        assert self._session is not None
+        sent = await self.returns.send(
+            self._session, str(data["uetr"]), amount, str(data.get("reason") or self.behaviour.return_reasons[0]),
+            message_id=data.get("message_id"), return_id=data.get("return_id"),
+        )
+        if sent is None:
+            return web.json_response({"error": "the network completed no such payment"}, status=404)
+        self.stats["returns_sent"] += 1
+        return web.json_response(asdict(sent))
+
+    async def _returns_summary(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.returns.summary())
 
     # ------------------------------------------------------------------ callbacks
     def _schedule(self, report: bytes, *, delay_s: float) -> None:

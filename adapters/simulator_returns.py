@@ -72,6 +72,7 @@ class ReturnDesk:
         self.sent: list[SentReturn] = []
         self.received: list[dict[str, Any]] = []  # pacs.004 from the switch
         self.rejects: list[dict[str, Any]] = []  # admi.002 from the switch
+        self.bodies: OrderedDict[str, bytes] = OrderedDict()  # MsgId -> the pacs.004 sent: a resend is the same bytes
 
     # ---------------------------------------------------------------- the network returns
     def note_completed(self, c: Completed) -> None:
@@ -115,13 +116,19 @@ class ReturnDesk:
         message_id: str | None = None, return_id: str | None = None,
     ) -> SentReturn | None:
         """Return `amount` (None: what is left) of a payment the network completed; None when it
-        completed no such payment."""
+        completed no such payment. A `message_id` it sent before: that pacs.004 again, byte for byte."""
         c = self.completed.get(uetr)
         if c is None:
             return None
         amount = amount or self.left(uetr)
         assert amount is not None
-        body, message_id, return_id = self.build(c, amount, reason_code, message_id=message_id, return_id=return_id)
+        if message_id in self.bodies:
+            body, resent = self.bodies[message_id], True
+        else:
+            body, message_id, return_id = self.build(c, amount, reason_code, message_id=message_id, return_id=return_id)
+            self.bodies[message_id], resent = body, False
+            while len(self.bodies) > log_entries_max:
+                self.bodies.popitem(last=False)
         sent = SentReturn(uetr, message_id, return_id, amount.value, amount.currency, reason_code, partial)
         if len(self.sent) < log_entries_max:
             self.sent.append(sent)
@@ -137,7 +144,7 @@ class ReturnDesk:
                     sent.answer = (await resp.text())[:500]
         except (aiohttp.ClientError, TimeoutError) as exc:
             sent.answer = f"{type(exc).__name__}: {exc}"[:500]
-        if sent.http_status == 200:
+        if sent.http_status == 200 and not resent:
             self.returned_minor[uetr] = self.returned_minor.get(uetr, Decimal(0)) + Decimal(amount.value)
         return sent
 

@@ -205,7 +205,12 @@ def document_message_id(document: etree._Element) -> str | None:
     if header is None:
         return None
     namespace = etree.QName(document).namespace
-    return header.findtext(f"{{{namespace}}}MsgId")
+    found = header.findtext(f"{{{namespace}}}MsgId")
+    if found is None and etree.QName(message).localname.startswith("admi.002"):
+        # an admi.002 carries no id of its own (RltdRef/Ref names the message it rejects): its
+        # id is derived from its content, the same for sender and receiver (exclusive C14N)
+        return "J" + hashlib.sha256(etree.tostring(document, method="c14n", exclusive=True)).hexdigest()[:34]
+    return found
 
 
 # ---------------------------------------------------------------------------- keys

@@ -264,3 +264,20 @@ def test_every_refusal_label_has_an_iso_code_and_a_4xx_status() -> None:
         assert len(code) == 4 and 400 <= status < 500, reason
     with pytest.raises(ValueError):
         Refused("made_up", "a label outside the fixed set is a programmer error")
+
+
+def test_an_admi002_has_no_msgid_of_its_own_and_is_sealed_under_an_id_derived_from_its_content(schemas: SchemaSet, pki: Path) -> None:
+    from iso20022 import admi002
+
+    reject = admi002.build_validated(
+        admi002.MessageReject(reference="RT1", reason_code="AM02", rejected_at=NOW, description="over-return"), schemas
+    )
+    opened = _open(schemas, pki, _seal(pki, reject))
+    assert opened.header.msg_def_id == "admi.002.001.01"
+    assert opened.header.biz_msg_id.startswith("J") and len(opened.header.biz_msg_id) == 35
+    # the same Document sealed again carries the same id (a redelivery); another reject another id
+    assert _open(schemas, pki, _seal(pki, reject)).header.biz_msg_id == opened.header.biz_msg_id
+    other = admi002.build_validated(
+        admi002.MessageReject(reference="RT2", reason_code="AM02", rejected_at=NOW, description="over-return"), schemas
+    )
+    assert _open(schemas, pki, _seal(pki, other)).header.biz_msg_id != opened.header.biz_msg_id

@@ -41,6 +41,8 @@ inbound pacs.008) it signs at the moment it sends, the stored Document unchanged
   GET  /sim/inbound       the answers the network got for them
   POST /sim/recall        make the network recall inbound payments it sent (camt.056; adapters/simulator_recalls.py)
   GET  /sim/recalls       recalls both ways: camt.056 received and answered, sent, and the switch's answers
+  POST /sim/return        return a payment the network completed (adapters/simulator_returns.py)
+  GET  /sim/returns       the returns it sent (and the switch's answers), received, and admi.002 rejects
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ from adapters.base import PartnerProfile, luhn_ok
 from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
 from adapters.simulator_recalls import RECALL_MESSAGES, RecallDesk
+from adapters.simulator_returns import Completed, ReturnDesk
 from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
 from iso20022.errors import SchemaViolation, XmlRejected
+from iso20022.model import Amount
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
 from switch.signing import HUB, Sealer
@@ -100,6 +104,12 @@ class SimBehaviour:
     recall_silent_rate: float = 0.0  # never answered
     recall_delay_ms: float = 0.0  # before the answer
     recall_refuse_reason: str = "CUST"  # camt.029 RJCR reason of a refusal
+    # returns (issue 9): a share of the payments it completed is returned (pacs.004) after a
+    # delay, half of it for a share of those, with a reason drawn from return_reasons
+    return_rate: float = 0.0
+    return_delay_ms: float = 0.0
+    return_reasons: tuple[str, ...] = ("AC04", "CUST", "FRAD")
+    partial_return_rate: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
@@ -107,6 +117,7 @@ class SimBehaviour:
         current.update(data)
         current["reject_codes"] = tuple(current["reject_codes"])
         current["unknown_proxies"] = frozenset(current["unknown_proxies"])
+        current["return_reasons"] = tuple(current["return_reasons"])
         return cls(**current)
 
 
@@ -252,6 +263,8 @@ class PartnerSimulator:
         # the network's side of inbound payments (it pays Bakong customers through the switch)
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
         self.recalls = RecallDesk(self)  # recalls both ways (issue 9)
+        # the network's side of returns (pacs.004 both ways)
+        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -270,6 +283,8 @@ class PartnerSimulator:
         app.router.add_get("/sim/inbound", self._inbound_summary)
         app.router.add_post("/sim/recall", self.recalls.send_recalls)
         app.router.add_get("/sim/recalls", self.recalls.summary)
+        app.router.add_post("/sim/return", self._return_now)
+        app.router.add_get("/sim/returns", self._returns_summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
@@ -369,7 +384,14 @@ class PartnerSimulator:
                 self.schemas.validate(root, message_type)
                 self.inbound.receive_answer(pacs002.parse(root))
                 return web.json_response({"answered": True})
-            if message_type[:8] in RECALL_MESSAGES:  # recalls (issue 9): camt.056, camt.029, pacs.004 from the switch
+            if message_type == "admi.002.001.01":  # the switch could not process one of our messages
+                self.stats["rejects_received"] += 1
+                return web.json_response(self.returns.receive_reject(root))
+            if message_type == self.profile.exceptions.pacs004_version:  # the switch returns an inbound payment
+                answer = self.returns.receive_return(root, message_type)
+                await self.recalls.receive(root, message_type)  # an accepted recall's return: in the recalls log too
+                return web.json_response(answer)
+            if message_type[:8] in RECALL_MESSAGES:  # recalls (issue 9): camt.056, camt.029 from the switch
                 return await self.recalls.receive(root, message_type)
             if message_type != self.profile.pacs008_version:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
@@ -399,6 +421,7 @@ class PartnerSimulator:
         self.received_log.answered(message.message_id, None if decision is None else decision.report, statuses)
         if decision is not None:
             self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000)
+            self._plan_returns(message, statuses)
             if self._random.random() < self.behaviour.duplicate_rate:
                 self.stats["duplicates_sent"] += 1
                 self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000 * 2)
@@ -501,6 +524,49 @@ class PartnerSimulator:
         body = pacs002.build_validated(report, self.schemas)
         self.samples.setdefault("pacs002", body)
         return _Decision(body), {r.original_uetr: r.status.value for r in reports if r.original_uetr}
+
+    # ------------------------------------------------------------------ returns (issue 9)
+    def _plan_returns(self, message: pacs008.CustomerCreditTransfer, statuses: dict[str, str]) -> None:
+        """Remember the payments it completed; return a share of them after the return delay."""
+        b = self.behaviour
+        for tx in message.transactions:
+            if tx.uetr is None or statuses.get(tx.uetr) != pacs002.TransactionStatus.ACSC.value:
+                continue
+            self.returns.note_completed(Completed(tx.uetr, tx.end_to_end_id, tx.tx_id, tx.settlement_amount, message.message_id))
+            if b.return_rate <= 0 or self._random.random() >= b.return_rate:
+                continue
+            partial = self._random.random() < b.partial_return_rate
+            amount = self.returns.half(tx.settlement_amount) if partial else tx.settlement_amount
+            reason = self._random.choice(b.return_reasons)
+            task = asyncio.create_task(
+                self._return_later(tx.uetr, amount, reason, partial, (b.delay_ms + b.return_delay_ms) / 1000)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _return_later(self, uetr: str, amount: Any, reason: str, partial: bool, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        assert self._session is not None
+        sent = await self.returns.send(self._session, uetr, amount, reason, partial=partial)
+        self.stats["returns_sent"] += 1
+        if sent is not None and sent.http_status != 200:
+            self.stats[f"returns_http_{sent.http_status}"] += 1
+
+    async def _return_now(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        amount = Amount(str(data["amount"]), data.get("currency") or self.profile.currency) if data.get("amount") else None
+        assert self._session is not None
+        sent = await self.returns.send(
+            self._session, str(data["uetr"]), amount, str(data.get("reason") or self.behaviour.return_reasons[0]),
+            message_id=data.get("message_id"), return_id=data.get("return_id"),
+        )
+        if sent is None:
+            return web.json_response({"error": "the network completed no such payment"}, status=404)
+        self.stats["returns_sent"] += 1
+        return web.json_response(asdict(sent))
+
+    async def _returns_summary(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.returns.summary())
 
     # ------------------------------------------------------------------ callbacks
     def _schedule(self, report: bytes, *, delay_s: float) -> None:

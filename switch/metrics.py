@@ -184,3 +184,32 @@ class Metrics:
     def unwatch_gc(self) -> None:
         if getattr(self, "_gc_callback", None) in gc.callbacks:
             gc.callbacks.remove(self._gc_callback)
+
+
+# ---------------------------------------------------------------- returns (issue 9 item 2)
+
+
+class ReturnsMetrics:
+    """Returns (pacs.004) by partner, direction (outbound: a partner returns one of our payments;
+    inbound: a participant returns one it was paid) and outcome: booked (all back), partial,
+    duplicate, refused_<ISO code> (a fixed set: switch/service/returns.py). Partner "-": a
+    participant's request for a payment it does not have."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.returns = Counter(
+            "switch_returns_total", "Returns (pacs.004) by partner, direction and outcome", ["partner", "direction", "outcome"],
+            registry=registry,
+        )
+        self.amount = Counter(
+            "switch_returned_amount_minor_total", "Amounts returned, in minor units of the partner's settlement currency",
+            ["partner", "direction", "currency"], registry=registry,
+        )
+
+
+def returns_metrics(metrics: Metrics) -> ReturnsMetrics:
+    """The returns block of `metrics`, registered in its registry on first use."""
+    block: ReturnsMetrics | None = getattr(metrics, "_returns_block", None)
+    if block is None:
+        block = ReturnsMetrics(metrics.registry)
+        metrics._returns_block = block  # type: ignore[attr-defined]
+    return block

@@ -47,3 +47,6 @@ def answer(message_id: str, outcome: Outcome) -> web.Response:
 from switch.entrypoints import recalls_edge  # noqa: E402
 
 EXCEPTION_EDGES.update({"camt.056": recalls_edge.camt056_edge, "camt.029": recalls_edge.camt029_edge})
+from switch.entrypoints.returns_edge import pacs004_edge  # noqa: E402 - the flows register last
+
+EXCEPTION_EDGES["pacs.004"] = pacs004_edge

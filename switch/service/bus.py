@@ -46,6 +46,8 @@ from switch.service.recalls import (
 )
 from switch.contracts import RecallReplyV1, RecallRequestV1
 from switch.service.signed import NoteSignedMessage, note_signed_messages
+from switch.service.returns import ApplyPartnerReturns, ReturnInboundPayments, apply_partner_returns, return_inbound_payments
+from switch.contracts import ReturnRequestV1
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -57,6 +59,8 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     ApplyInboundReplies: apply_inbound_replies,
     FollowUpPayments: follow_up_payments,
     FollowUpCases: follow_up_cases,
+    ApplyPartnerReturns: apply_partner_returns,
+    ReturnInboundPayments: return_inbound_payments,
     # batch handlers (a list of commands in, one outcome each out), fed by group commit
     ApplyPartnerStatuses: apply_partner_statuses,
     RecordSendResults: record_send_results,
@@ -72,6 +76,7 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
 REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {
     RecallRequestV1: RecallPayments,
     RecallReplyV1: AnswerRecalls,
+    ReturnRequestV1: ReturnInboundPayments,
 }
 GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256

@@ -135,6 +135,10 @@ class UnitOfWork(Protocol):
         """Stored rows by message id, sent or not."""
         ...
 
+    async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
+        """The ids of `message_ids` already in the outbox (an answer with a fixed id, written once)."""
+        ...
+
     async def outbox_mark_sent(self, ids: Sequence[int], at: datetime) -> None: ...
 
     async def outbox_record_failures(self, failures: Sequence[DeliveryFailure], at: datetime) -> None:

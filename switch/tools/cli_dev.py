@@ -50,6 +50,11 @@ def dev() -> None:
               help="Share of recalls (camt.056) the network accepts: camt.029 CNCL, then a pacs.004 of the whole amount; "
               "the others are refused (camt.029 RJCR CUST).")
 @click.option("--recall-silent-rate", default=0.0, show_default=True, help="Share of recalls (camt.056) never answered.")
+@click.option("--return-rate", default=0.0, show_default=True,
+              help="Share of completed payments the network later returns (pacs.004).")
+@click.option("--return-delay-ms", default=0.0, show_default=True, help="Delay of a return after the pacs.002.")
+@click.option("--return-reasons", default="AC04,CUST,FRAD", show_default=True, help="Return reason codes drawn from.")
+@click.option("--partial-return-rate", default=0.0, show_default=True, help="Share of returns that return half.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
@@ -57,7 +62,8 @@ def dev() -> None:
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 def sim(partner: str, port: int | None, host: str, control_port: int, callback_url: str, pki_dir: Path, insecure_dev: bool,
         delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,
-        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None,
+        duplicate_rate: float, return_rate: float, return_delay_ms: float, return_reasons: str, partial_return_rate: float,
+        state_path: Path | None, config_dir: Path, schema_dir: Path | None,
         recall_accept_rate: float = 1.0, recall_silent_rate: float = 0.0) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
@@ -96,6 +102,10 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         duplicate_rate=duplicate_rate,
         recall_accept_rate=recall_accept_rate,
         recall_silent_rate=recall_silent_rate,
+        return_rate=return_rate,
+        return_delay_ms=return_delay_ms,
+        return_reasons=tuple(c.strip() for c in return_reasons.split(",") if c.strip()),
+        partial_return_rate=partial_return_rate,
     )
 
     profile = load_profile(profile_path(config_dir, partner))

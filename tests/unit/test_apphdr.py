@@ -266,13 +266,26 @@ def test_every_refusal_label_has_an_iso_code_and_a_4xx_status() -> None:
         Refused("made_up", "a label outside the fixed set is a programmer error")
 
 
-def test_an_admi002_is_sealed_under_an_id_derived_from_what_it_refuses(schemas) -> None:  # type: ignore[no-untyped-def]
-    """admi.002.001.01 has no id of its own (issue 9): its BizMsgIdr comes from the refused
-    message and the reason, so the same refusal is the same business message."""
+def test_an_admi002_has_no_msgid_of_its_own_and_is_sealed_under_an_id_derived_from_its_content(schemas: SchemaSet, pki: Path) -> None:
     from iso20022 import admi002
 
-    def doc(ref: str, code: str) -> bytes:
-        return admi002.build_validated(admi002.MessageReject(reference=ref, reason_code=code), schemas)
-
-    ids = {apphdr.document_message_id(etree.fromstring(doc(r, c))) for r, c in (("M1", "NOOR"), ("M1", "NOOR"), ("M1", "AM02"), ("M2", "NOOR"))}
-    assert len(ids) == 3 and all(i and i.startswith("J") and len(i) == 35 for i in ids)
+    reject = admi002.build_validated(
+        admi002.MessageReject(reference="RT1", reason_code="AM02", rejected_at=NOW, description="over-return"), schemas
+    )
+    opened = _open(schemas, pki, _seal(pki, reject))
+    assert opened.header.msg_def_id == "admi.002.001.01"
+    assert opened.header.biz_msg_id.startswith("J") and len(opened.header.biz_msg_id) == 35
+    # the same Document sealed again carries the same id (a redelivery); another reject another id
+    assert _open(schemas, pki, _seal(pki, reject)).header.biz_msg_id == opened.header.biz_msg_id
+    other = admi002.build_validated(
+        admi002.MessageReject(reference="RT2", reason_code="AM02", rejected_at=NOW, description="over-return"), schemas
+    )
+    assert _open(schemas, pki, _seal(pki, other)).header.biz_msg_id != opened.header.biz_msg_id
+    # the id comes from the refused message and the reason: the same refusal at another time is
+    # the same business message (a partner deduplicates it), another reason is another one
+    later = admi002.build_validated(
+        admi002.MessageReject(reference="RT1", reason_code="AM02", rejected_at=NOW.replace(year=2030), description="x"), schemas
+    )
+    other_reason = admi002.build_validated(admi002.MessageReject(reference="RT1", reason_code="NOOR"), schemas)
+    assert _open(schemas, pki, _seal(pki, later)).header.biz_msg_id == opened.header.biz_msg_id
+    assert _open(schemas, pki, _seal(pki, other_reason)).header.biz_msg_id != opened.header.biz_msg_id

@@ -1,0 +1,176 @@
+"""The partner network's side of returns (pacs.004, issue 9 item 2), for the simulators.
+
+Outbound (the network returns a payment the switch sent it): a share (`return_rate`) of the
+payments it completed is returned after `return_delay_ms`, half of it for a share of those
+(`partial_return_rate`), with a reason drawn from `return_reasons`; each pacs.004 (the profile's
+version, validated against the official XSD) is signed when sent and POSTed to the switch's partner
+endpoint (the pacs.002 callback URL). `POST /sim/return` returns one payment the network completed
+on demand (`{"uetr", "amount"?, "reason"?, "message_id"?, "return_id"?}`; no amount: what it has
+not returned yet); the switch's answer comes back in the response.
+
+Inbound (the switch returns a payment the network sent, at its participant's request): the
+network takes the pacs.004 on its endpoint, validates it and records it. The admi.002 the switch
+sends when it refuses one of the network's messages is recorded too.
+
+  GET /sim/returns   {"sent": [...], "received": [...], "rejects": [...]}
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Final
+
+import aiohttp
+
+from adapters.base import PartnerProfile
+from adapters.simulator_inbound import post_timeout_s
+from iso20022 import admi002, pacs004
+from iso20022.model import Amount
+from iso20022.schemas import SchemaSet
+
+completed_kept_max: Final = 100_000  # payments the network remembers it could return
+log_entries_max: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A payment the network credited: what a later return names."""
+
+    uetr: str
+    end_to_end_id: str
+    tx_id: str | None
+    amount: Amount
+    original_message_id: str
+
+
+@dataclass
+class SentReturn:
+    uetr: str
+    message_id: str
+    return_id: str
+    amount: str
+    currency: str
+    reason_code: str
+    partial: bool
+    http_status: int | None = None
+    answer: Any = None
+
+
+class ReturnDesk:
+    def __init__(self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, sealed: Callable[[bytes], bytes]) -> None:
+        self.profile = profile
+        self.schemas = schemas
+        self.switch_url = switch_url
+        self.sealed = sealed
+        self.completed: OrderedDict[str, Completed] = OrderedDict()
+        self.returned_minor: dict[str, Decimal] = {}  # uetr -> what the network returned so far
+        self.sent: list[SentReturn] = []
+        self.received: list[dict[str, Any]] = []  # pacs.004 from the switch
+        self.rejects: list[dict[str, Any]] = []  # admi.002 from the switch
+        self.bodies: OrderedDict[str, bytes] = OrderedDict()  # MsgId -> the pacs.004 sent: a resend is the same bytes
+
+    # ---------------------------------------------------------------- the network returns
+    def note_completed(self, c: Completed) -> None:
+        self.completed[c.uetr] = c
+        while len(self.completed) > completed_kept_max:
+            self.completed.popitem(last=False)
+
+    def half(self, amount: Amount) -> Amount:
+        """Half of `amount`, rounded down to the network's decimals (the whole when that is zero)."""
+        quantum = Decimal(1).scaleb(-self.profile.amount_decimals)
+        half = (Decimal(amount.value) / 2).quantize(quantum, rounding=ROUND_DOWN)
+        return Amount(f"{half:f}", amount.currency) if half > 0 else amount
+
+    def left(self, uetr: str) -> Amount | None:
+        c = self.completed.get(uetr)
+        if c is None:
+            return None
+        rest = Decimal(c.amount.value) - self.returned_minor.get(uetr, Decimal(0))
+        return Amount(f"{rest:f}", c.amount.currency)
+
+    def build(
+        self, c: Completed, amount: Amount, reason_code: str, *, message_id: str | None = None, return_id: str | None = None,
+    ) -> tuple[bytes, str, str]:
+        """A pacs.004 returning `amount` of payment `c` (validated): (bytes, MsgId, RtrId)."""
+        message_id = message_id or f"RT{uuid.uuid4().hex}"[:35]
+        return_id = return_id or f"R{uuid.uuid4().hex}"[:35]
+        tx = pacs004.ReturnTx(
+            return_id=return_id, returned_amount=amount, original_end_to_end_id=c.end_to_end_id, original_tx_id=c.tx_id,
+            original_uetr=c.uetr, original_settlement_amount=c.amount, settlement_date=datetime.now(timezone.utc).date(),
+            charge_bearer="SLEV", reason_code=reason_code, additional_info=(f"returned by the {self.profile.network} simulator",),
+        )
+        message = pacs004.PaymentReturn(
+            message_id=message_id, created_at=datetime.now(timezone.utc), transactions=(tx,),
+            clearing_system_code=self.profile.clearing_system_code,
+            clearing_system_proprietary=None if self.profile.clearing_system_code else self.profile.clearing_system_proprietary,
+        )
+        return pacs004.build_validated(message, self.schemas), message_id, return_id
+
+    async def send(
+        self, session: aiohttp.ClientSession, uetr: str, amount: Amount | None, reason_code: str, *, partial: bool = False,
+        message_id: str | None = None, return_id: str | None = None,
+    ) -> SentReturn | None:
+        """Return `amount` (None: what is left) of a payment the network completed; None when it
+        completed no such payment. A `message_id` it sent before: that pacs.004 again, byte for byte."""
+        c = self.completed.get(uetr)
+        if c is None:
+            return None
+        amount = amount or self.left(uetr)
+        assert amount is not None
+        if message_id in self.bodies:
+            body, resent = self.bodies[message_id], True
+        else:
+            body, message_id, return_id = self.build(c, amount, reason_code, message_id=message_id, return_id=return_id)
+            self.bodies[message_id], resent = body, False
+            while len(self.bodies) > log_entries_max:
+                self.bodies.popitem(last=False)
+        sent = SentReturn(uetr, message_id, return_id, amount.value, amount.currency, reason_code, partial)
+        if len(self.sent) < log_entries_max:
+            self.sent.append(sent)
+        try:
+            async with session.post(
+                self.switch_url, data=self.sealed(body), headers={"Content-Type": "application/xml; charset=utf-8"},
+                timeout=aiohttp.ClientTimeout(total=post_timeout_s),
+            ) as resp:
+                sent.http_status = resp.status
+                try:
+                    sent.answer = await resp.json(content_type=None)
+                except ValueError:
+                    sent.answer = (await resp.text())[:500]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            sent.answer = f"{type(exc).__name__}: {exc}"[:500]
+        if sent.http_status == 200 and not resent:
+            self.returned_minor[uetr] = self.returned_minor.get(uetr, Decimal(0)) + Decimal(amount.value)
+        return sent
+
+    # ---------------------------------------------------------------- the switch returns, or refuses
+    def receive_return(self, root: Any, message_type: str) -> dict[str, Any]:
+        self.schemas.validate(root, message_type)
+        message = pacs004.parse(root)
+        entry = {
+            "message_id": message.message_id,
+            "returns": [
+                {"uetr": tx.original_uetr, "end_to_end_id": tx.original_end_to_end_id, "return_id": tx.return_id,
+                 "amount": tx.returned_amount.value, "currency": tx.returned_amount.currency, "reason_code": tx.reason_code}
+                for tx in message.transactions
+            ],
+        }
+        if len(self.received) < log_entries_max:
+            self.received.append(entry)
+        return entry
+
+    def receive_reject(self, root: Any) -> dict[str, Any]:
+        self.schemas.validate(root, admi002.VERSION)
+        reject = admi002.parse(root)
+        entry = {"reference": reject.reference, "reason_code": reject.reason_code, "description": reject.description}
+        if len(self.rejects) < log_entries_max:
+            self.rejects.append(entry)
+        return entry
+
+    def summary(self) -> dict[str, Any]:
+        return {"sent": [asdict(s) for s in self.sent], "received": self.received, "rejects": self.rejects}

@@ -167,6 +167,7 @@ class Metrics:
             "switch_recalls_total", "Recalls (camt.056) by partner, direction and outcome", ["partner", "direction", "outcome"],
             registry=r,
         )
+        self._returns_block = ReturnsMetrics(r)  # returns (issue 9 item 2): see returns_metrics()
 
     def watch_gc(self) -> None:
         """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""
@@ -207,9 +208,5 @@ class ReturnsMetrics:
 
 
 def returns_metrics(metrics: Metrics) -> ReturnsMetrics:
-    """The returns block of `metrics`, registered in its registry on first use."""
-    block: ReturnsMetrics | None = getattr(metrics, "_returns_block", None)
-    if block is None:
-        block = ReturnsMetrics(metrics.registry)
-        metrics._returns_block = block  # type: ignore[attr-defined]
-    return block
+    """The returns block of `metrics` (registered with the others, so its series exist from the start)."""
+    return metrics._returns_block

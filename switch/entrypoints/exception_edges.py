@@ -41,3 +41,9 @@ def answer(message_id: str, outcome: Outcome) -> web.Response:
             status=422,
         )
     return web.json_response({"message_id": message_id, **outcome.counts})
+
+
+# the flows' edges (each module registers its message family)
+from switch.entrypoints.enquiry_edge import status_request  # noqa: E402
+
+EXCEPTION_EDGES["pacs.028"] = status_request

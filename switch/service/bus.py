@@ -35,6 +35,7 @@ from switch.service.handlers import (
 )
 from switch.service.inbound import AcceptInbound, ApplyInboundReplies, accept_inbound, apply_inbound_replies
 from switch.service.signed import NoteSignedMessage, note_signed_messages
+from switch.service.enquiries import AnswerStatusRequests, EnquirePayment, answer_status_requests, enquire_payment
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -51,6 +52,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     RecordSendResults: record_send_results,
     AcceptInbound: accept_inbound,
     NoteSignedMessage: note_signed_messages,
+    # status enquiries (issue 9): a partner's pacs.028, an operator's enquiry
+    AnswerStatusRequests: answer_status_requests,
+    EnquirePayment: enquire_payment,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
 from switch.service import events
+from switch.service.enquiries import open_enquiries
 from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.service.inbound import finish_inbound
 from switch.service.ports import OutboxMessage, UnitOfWork
@@ -104,4 +105,9 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
         deps.metrics.resends.labels(partner).inc(len(again))
     out.partner_outbox.extend(await uow.outbox_add(partner_msgs))
     out.status_outbox = await uow.outbox_add(statuses)
+    # issue 9: an outbound payment still without a final status gets its enquiry case (pacs.028
+    # from enquire_after_s on, sent by the case timer); the resend above stays as it is
+    opened = await open_enquiries(uow, deps, claimed, now=now)
+    if opened:
+        out.counts["enquiries_opened"] = opened
     return out

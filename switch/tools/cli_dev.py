@@ -46,6 +46,12 @@ def dev() -> None:
 @click.option("--unknown-proxy", multiple=True, help="A proxy the network's registry lacks (BE23); repeatable.")
 @click.option("--timeout-rate", default=0.0, show_default=True, help="Share of payments never answered.")
 @click.option("--duplicate-rate", default=0.0, show_default=True, help="Share of payments answered twice.")
+@click.option("--lose-rate", default=0.0, show_default=True,
+              help="Share of decided payments whose pacs.002 is never called back (only a status enquiry recovers them).")
+@click.option("--late-rate", default=0.0, show_default=True, help="Share of pacs.002 callbacks sent after --late-delay-ms.")
+@click.option("--late-delay-ms", default=0.0, show_default=True, help="Delay of the late callbacks (e.g. past the SLA).")
+@click.option("--out-of-order-rate", default=0.0, show_default=True,
+              help="Share of accepted payments that also get an ACSP after their ACSC (answers out of order).")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
@@ -53,7 +59,8 @@ def dev() -> None:
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 def sim(partner: str, port: int | None, host: str, control_port: int, callback_url: str, pki_dir: Path, insecure_dev: bool,
         delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,
-        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None) -> None:
+        duplicate_rate: float, state_path: Path | None, config_dir: Path, schema_dir: Path | None,
+        lose_rate: float, late_rate: float, late_delay_ms: float, out_of_order_rate: float) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
     the switch back with its own; and with signed business messages (AppHdr + XML signature) as the
@@ -89,6 +96,10 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         unknown_proxies=frozenset(unknown_proxy),
         timeout_rate=timeout_rate,
         duplicate_rate=duplicate_rate,
+        lose_rate=lose_rate,
+        late_rate=late_rate,
+        late_delay_ms=late_delay_ms,
+        out_of_order_rate=out_of_order_rate,
     )
 
     profile = load_profile(profile_path(config_dir, partner))

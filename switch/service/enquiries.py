@@ -141,8 +141,9 @@ def _closed(case: Case, p: Payment | None, deps: Deps, *, now: datetime) -> Case
         return moved(case, C.DONE, now=now, detail="no such payment")
     answered = case.attempts > 0
     deps.metrics.enquiries.labels(case.counterpart, OUTBOUND, "answered" if answered else "closed").inc()
-    return moved(case, C.DONE, now=now, reason_code=p.reason_code,
-                 detail=f"payment {p.state.value}" + (f" after {case.attempts} pacs.028" if answered else ""))
+    detail = f"payment {p.state.value}" + (f" after {case.attempts} pacs.028" if answered else "")
+    return moved(case, C.DONE, now=now, reason_code=p.reason_code or case.reason_code,
+                 detail=f"{detail}; {case.detail}" if case.detail else detail)  # an AG09 resend stays on record
 
 
 async def follow_up_enquiries(cases: list[Case], uow: UnitOfWork, deps: Deps, out: Outcome) -> None:

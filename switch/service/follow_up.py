@@ -75,6 +75,12 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             continue
         profile = mapping.profile
         next_at = next_follow_up(p, profile.resend_after_s, now=now)
+        # issue 9: a look before resend_after_s (the profile enquires earlier) opens the enquiry
+        # below and resends nothing; the first resend stays at resend_after_s
+        first_resend_at = p.created_at + timedelta(seconds=profile.resend_after_s)
+        early = now < first_resend_at
+        if early:
+            next_at = min(next_at, first_resend_at)
         sla_at = p.created_at + timedelta(seconds=profile.sla_s)
         if now >= sla_at and p.state in (S.QUOTED, S.SUBMITTED, S.ACCEPTED):
             stored_version, detail = p.version, f"no final status from {p.partner} within {profile.sla_s:g} s; still enquiring"
@@ -90,7 +96,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             out.count("timed_out")
         else:
             follow_ups.append((p.uetr, next_at))
-        if p.message_id:
+        if p.message_id and not early:
             resend.setdefault(p.partner, []).append(p.message_id)
     await uow.payments_update(moved)
     await uow.payments_set_follow_up(follow_ups)

@@ -221,7 +221,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         messages, invalid = _pacs008_messages(mapping, [p for _, _, p, _ in group], deps, now)
         partner_msgs.extend(messages)
         carried_by = {u: m.message_id for m in messages for u in m.uetrs}
-        follow_up_at = now + timedelta(seconds=mapping.profile.resend_after_s)
+        # the first look: the resend, or the status enquiry when the profile asks earlier (issue 9)
+        follow_up_at = now + timedelta(seconds=min(mapping.profile.resend_after_s, mapping.profile.exceptions.enquire_after_s))
         for item, rec, payment, entry in group:
             if payment.uetr in invalid:
                 reject(item, "FF01", invalid[payment.uetr])

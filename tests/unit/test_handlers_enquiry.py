@@ -294,3 +294,24 @@ async def test_an_operator_enquiry_is_refused_for_unknown_final_or_inbound_payme
         assert [c for c, _ in out.refusals] == [code]
         assert out.partner_outbox == []
     assert uow.state.cases == {} and [e for e in uow.state.audit if e.action == "payment.enquire"] == []
+
+
+async def test_an_enquiry_earlier_than_the_resend_goes_on_time_and_the_resend_stays_at_resend_after_s(
+    deps: Deps, clock: FakeClock
+) -> None:
+    mapping = deps.mappings["promptpay"]
+    profile = mapping.profile
+    early = profile.model_copy(update={"exceptions": profile.exceptions.model_copy(update={"enquire_after_s": 5.0})})
+    deps.mappings = {**deps.mappings, "promptpay": type(mapping)(early, switch_bic=deps.config.switch.agent_bic)}
+    uow = FakeUnitOfWork(lease=LEASE)
+    uetr = await _admitted(uow, deps)
+    (original,) = uow.state.outbox_messages("partner")
+    assert uow.payments[uetr].follow_up_at == clock() + timedelta(seconds=5)
+    clock.advance(5)
+    payments_out, cases_out = await _tick(uow, deps)
+    assert payments_out.counts.get("resent", 0) == 0 and cases_out.counts["enquiries_sent"] == 1
+    assert uow.outbox[original.id or 0].sent_at is not None  # not requeued
+    assert uow.payments[uetr].follow_up_at == uow.payments[uetr].created_at + timedelta(seconds=profile.resend_after_s)
+    clock.now = uow.payments[uetr].created_at + timedelta(seconds=profile.resend_after_s)
+    payments_out, _ = await _tick(uow, deps)
+    assert payments_out.counts["resent"] == 1

@@ -175,3 +175,19 @@ async def test_operators_enquire_about_one_payment(broker: TansuBroker, store: S
             assert resp.status == 403
         payment = await _payment(run, uetr)
         assert [c["attempts"] for c in payment["exceptions"]] == [2]
+
+
+async def test_an_acsp_after_the_acsc_leaves_the_payment_completed(broker: TansuBroker, store: Store) -> None:
+    async with running_switch(broker, store, SimBehaviour(out_of_order_rate=1.0)) as run:
+        iid = f"R{uuid.uuid4().hex[:10]}"
+        await publish(run, [(iid, json.dumps(instruction(iid, creditor=ACCOUNT)).encode())])
+        uetr = (await _uetrs_of(run, [iid]))[iid]
+
+        async def both_sent() -> bool:
+            return run.sim.stats["callbacks_ok"] >= 2
+
+        await _wait_for(both_sent)
+        assert run.sim.stats["out_of_order_sent"] == 1
+        payment = await _payment(run, uetr)
+        assert payment["state"] == "COMPLETED" and payment["history"][-1]["to"] == "COMPLETED"
+        assert run.switch.bus.deps.metrics.late_status.labels("promptpay")._value.get() >= 1

@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from lxml import etree
 from stdnum import luhn
@@ -263,3 +263,6 @@ class PartnerMapping(Protocol):
 
     def check_text(self, text: str, what: str, chars_max: int) -> None:
         """Raise InstructionRejected (RR10, FF01) for text the partner cannot carry."""
+
+    def status_request(self, payment: Payment, *, message_id: str, created_at: datetime) -> Any:
+        """A pacs.028 (iso20022.pacs028.StatusRequest) about one payment sent to the partner (issue 9)."""

@@ -17,7 +17,7 @@ from lxml import etree
 
 from adapters import text
 from adapters.base import PartnerProfile, PartnerStatus, StatusReport, luhn_ok
-from iso20022 import pacs002, pacs008
+from iso20022 import pacs002, pacs008, pacs028
 from iso20022.model import Agent, Amount, ClearingSystemMember
 from switch.domain.errors import InstructionRejected
 from switch.domain.pan import mask
@@ -200,6 +200,29 @@ class IsoMapping:
             original_msg = tx.original_group.message_id if tx.original_group else None
             statuses.append(PartnerStatus(uetr, original_msg, target, reason_code, detail))
         return StatusReport(report.message_id, tuple(statuses))
+
+
+    # -- pacs.028 (issue 9: status enquiries) ---------------------------------------------
+    def status_request(self, payment: Payment, *, message_id: str, created_at: datetime) -> pacs028.StatusRequest:
+        """A pacs.028 asking what became of one payment: the original pacs.008 (its MsgId, the
+        profile's pacs.008 version) and the payment's ids exactly as `to_pacs008` carried them."""
+        assert payment.message_id is not None, "only a payment with a pacs.008 is enquired about"
+        original = pacs002.OriginalGroup(payment.message_id, self.profile.pacs008_version)
+        return pacs028.StatusRequest(
+            message_id=message_id,
+            created_at=created_at,
+            instructing_agent=Agent(bicfi=self.switch_bic),
+            transactions=(
+                pacs028.StatusRequestTx(
+                    status_request_id=message_id,
+                    original_group=original,
+                    original_instruction_id=payment.instruction_id,
+                    original_end_to_end_id=payment.instruction_id,
+                    original_tx_id=tx_id(payment.uetr),
+                    original_uetr=payment.uetr,
+                ),
+            ),
+        )
 
 
 def _uetr_from_tx_id(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.base import PartnerProfile, load_profile
+from adapters.base import PartnerExceptions, PartnerProfile, load_profile
 from adapters.iso_mapping import IsoMapping
 from adapters.lapnet.mapping import LapnetMapping
 from adapters.napas.mapping import NapasMapping
@@ -43,6 +43,11 @@ def load_partners(
             profile_path(config_dir, partner), base_url=(base_urls or {}).get(partner)
         )
         if (timing or {}).get(partner):
-            profile = PartnerProfile.model_validate({**profile.model_dump(), **timing[partner]})  # type: ignore[index]
+            data = profile.model_dump()
+            overrides = dict(timing[partner])  # type: ignore[index]
+            # [exceptions] timings (issue 9: enquire_after_s, enquiry_interval_s_max, ...) go in their table
+            exceptions = {k: overrides.pop(k) for k in list(overrides) if k in PartnerExceptions.model_fields}
+            data["exceptions"] = {**data["exceptions"], **exceptions}
+            profile = PartnerProfile.model_validate({**data, **overrides})
         out[partner] = MAPPINGS[partner](profile, switch_bic=switch_bic)
     return out

@@ -43,6 +43,15 @@ inbound pacs.008) it signs at the moment it sends, the stored Document unchanged
   GET  /sim/recalls       recalls both ways: camt.056 received and answered, sent, and the switch's answers
   POST /sim/return        return a payment the network completed (adapters/simulator_returns.py)
   GET  /sim/returns       the returns it sent (and the switch's answers), received, and admi.002 rejects
+  POST /sim/enquire       make the network ask the switch about inbound payments it sent
+                          (a pacs.028, JSON {"uetrs": [...]}); GET /sim/enquiries: the answers
+
+Status enquiries (issue 9): a pacs.028 from the switch is answered, per transaction, with the
+network's stored decision (its pacs.002 sent again as a callback), or with a pacs.002 RJCT AG09
+("not received") for a payment it never received. Behaviours for the switch to cope with:
+`lose_rate` (decided, but the callback is never sent, not even for a resend: only an enquiry
+recovers the payment), `late_rate` / `late_delay_ms` (callbacks sent late, e.g. after the SLA),
+`out_of_order_rate` (an ACSP sent after the ACSC of the same payment).
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ import random
 import re
 import uuid
 from collections import Counter, OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -72,7 +81,7 @@ from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
 from adapters.simulator_recalls import RECALL_MESSAGES, RecallDesk
 from adapters.simulator_returns import Completed, ReturnDesk
-from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008
+from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008, pacs028
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.model import Amount
 from iso20022.parsing import message_id_of, parse_untrusted
@@ -110,6 +119,11 @@ class SimBehaviour:
     return_delay_ms: float = 0.0
     return_reasons: tuple[str, ...] = ("AC04", "CUST", "FRAD")
     partial_return_rate: float = 0.0
+    # issue 9: answers that go wrong (status enquiries recover them)
+    lose_rate: float = 0.0  # share of decided payments whose pacs.002 callback is never sent (resends included)
+    late_rate: float = 0.0  # share of callbacks sent after late_delay_ms instead of delay_ms
+    late_delay_ms: float = 0.0
+    out_of_order_rate: float = 0.0  # share of accepted payments that also get an ACSP after their ACSC
 
     @classmethod
     def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
@@ -265,6 +279,9 @@ class PartnerSimulator:
         self.recalls = RecallDesk(self)  # recalls both ways (issue 9)
         # the network's side of returns (pacs.004 both ways)
         self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed)
+        self._lost: set[str] = set()  # pacs.008 message ids whose decision is never called back (lose_rate)
+        # uetr -> the switch's answers to the network's pacs.028 about it (POST /sim/enquire)
+        self.enquiries: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -285,6 +302,8 @@ class PartnerSimulator:
         app.router.add_get("/sim/recalls", self.recalls.summary)
         app.router.add_post("/sim/return", self._return_now)
         app.router.add_get("/sim/returns", self._returns_summary)
+        app.router.add_post("/sim/enquire", self._send_enquiry)  # issue 9
+        app.router.add_get("/sim/enquiries", self._enquiries_summary)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
@@ -382,7 +401,9 @@ class PartnerSimulator:
                 return self._resolve_proxies(root)
             if message_type == self.profile.pacs002_version:  # the switch answers an inbound payment
                 self.schemas.validate(root, message_type)
-                self.inbound.receive_answer(pacs002.parse(root))
+                report = self._enquiry_answers(pacs002.parse(root))
+                if report.transactions:
+                    self.inbound.receive_answer(report)
                 return web.json_response({"answered": True})
             if message_type == "admi.002.001.01":  # the switch could not process one of our messages
                 self.stats["rejects_received"] += 1
@@ -393,6 +414,9 @@ class PartnerSimulator:
                 return web.json_response(answer)
             if message_type[:8] in RECALL_MESSAGES:  # recalls (issue 9): camt.056, camt.029 from the switch
                 return await self.recalls.receive(root, message_type)
+            if message_type == self.profile.exceptions.pacs028_version:  # the switch asks (issue 9)
+                self.schemas.validate(root, message_type)
+                return self._answer_status_request(pacs028.parse(root))
             if message_type != self.profile.pacs008_version:
                 raise XmlRejected("FF01", f"{self.profile.network} takes {self.profile.pacs008_version}, not {message_type}")
             self.schemas.validate(root, message_type)
@@ -413,14 +437,19 @@ class PartnerSimulator:
         if message.message_id in self._seen:  # a resend: the same answer, never a new decision
             self.stats["resends"] += 1
             decision = self._seen[message.message_id]
-            if decision is not None:
+            if decision is not None and message.message_id in self._lost:
+                self.stats["callbacks_lost"] += 1
+            elif decision is not None:
                 self._schedule(decision.report, delay_s=0)
             return web.json_response({"message_id": message.message_id, "duplicate": True}, status=202)
         decision, statuses = self._decide(message, message_type)
         self._remember(message.message_id, decision)
         self.received_log.answered(message.message_id, None if decision is None else decision.report, statuses)
-        if decision is not None:
-            self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000)
+        if decision is not None and self._random.random() < self.behaviour.lose_rate:
+            self._lost.add(message.message_id)  # decided, never called back: an enquiry finds it
+            self.stats["callbacks_lost"] += 1
+        elif decision is not None:
+            self._schedule_decision(decision.report, statuses, message, message_type)
             self._plan_returns(message, statuses)
             if self._random.random() < self.behaviour.duplicate_rate:
                 self.stats["duplicates_sent"] += 1
@@ -599,6 +628,149 @@ class PartnerSimulator:
                 self.stats["callback_retries"] += 1
                 await asyncio.sleep(wait_s if wait_s is not None else min(2.0, 0.05 * 2**attempt))
             self.stats["callbacks_failed"] += 1
+
+    # ------------------------------------------------------------------ status enquiries (issue 9)
+    def _callback_delay_s(self) -> float:
+        """delay_ms, or late_delay_ms for the behaviour's late share."""
+        b = self.behaviour
+        if b.late_rate and self._random.random() < b.late_rate:
+            self.stats["callbacks_late"] += 1
+            return b.late_delay_ms / 1000
+        return b.delay_ms / 1000
+
+    def _acsp_after(self, message: pacs008.CustomerCreditTransfer, message_type: str, uetrs: list[str]) -> bytes:
+        """An ACSP (settlement in process) for payments the network has already answered ACSC: an
+        answer out of order, which the switch must not let move a final payment back."""
+        wanted = set(uetrs)
+        report = pacs002.PaymentStatusReport(
+            message_id=f"S{uuid.uuid4().hex}"[:35], created_at=datetime.now(timezone.utc),
+            transactions=tuple(
+                pacs002.TransactionReport(
+                    status=pacs002.TransactionStatus.ACSP, original_group=pacs002.OriginalGroup(message.message_id, message_type),
+                    original_instruction_id=tx.instruction_id, original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
+                    original_uetr=tx.uetr,
+                )
+                for tx in message.transactions if tx.uetr in wanted
+            ),
+        )
+        return pacs002.build_validated(report, self.schemas)
+
+    def _schedule_decision(
+        self, report: bytes, statuses: dict[str, str], message: pacs008.CustomerCreditTransfer, message_type: str,
+    ) -> None:
+        """The first callback of a decision: on time or late; for the out-of-order share of accepted
+        payments, followed by an ACSP once the ACSC went."""
+        delay_s = self._callback_delay_s()
+        accepted = [u for u, st in statuses.items() if st == "ACSC"]
+        if accepted and self.behaviour.out_of_order_rate and self._random.random() < self.behaviour.out_of_order_rate:
+            self.stats["out_of_order_sent"] += 1
+            self._schedule_chain([report, self._acsp_after(message, message_type, accepted)], delay_s=delay_s)
+            return
+        self._schedule(report, delay_s=delay_s)
+
+    def _schedule_chain(self, reports: list[bytes], *, delay_s: float) -> None:
+        async def chain() -> None:
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            for report in reports:  # one after the other: the second leaves once the first was taken
+                await self._callback(report, 0)
+
+        task = asyncio.create_task(chain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _answer_status_request(self, request: pacs028.StatusRequest) -> web.Response:
+        """The switch's pacs.028: per transaction the stored decision's pacs.002 again (a callback,
+        lost ones included: this is how they are recovered), nothing for a payment it received but
+        stayed silent on, a pacs.002 RJCT AG09 for one it never received."""
+        self.stats["enquiries_received"] += 1
+        self.samples.setdefault("pacs028", pacs028.build(request))
+        again: dict[str, bytes] = {}
+        not_found: list[pacs028.StatusRequestTx] = []
+        for tx in request.transactions:
+            entry = self.received_log.uetrs.get(tx.original_uetr or "")
+            if entry is None:
+                not_found.append(tx)
+                continue
+            decided = next((d for m in entry.message_ids if (d := self._seen.get(m)) is not None), None)
+            if decided is None:
+                self.stats["enquiries_silent"] += 1
+                continue
+            again.setdefault(hashlib.sha256(decided.report).hexdigest(), decided.report)
+        for report in again.values():
+            self.stats["enquiries_answered"] += 1
+            self._schedule(report, delay_s=self._callback_delay_s())
+        if not_found:
+            self.stats["enquiries_not_found"] += len(not_found)
+            reason = self.reason(self.profile.exceptions.not_found_reason, "payment not received")
+            report = pacs002.PaymentStatusReport(
+                message_id=f"S{uuid.uuid4().hex}"[:35], created_at=datetime.now(timezone.utc),
+                transactions=tuple(
+                    pacs002.TransactionReport(
+                        status=pacs002.TransactionStatus.RJCT, original_group=tx.original_group,
+                        original_instruction_id=tx.original_instruction_id, original_end_to_end_id=tx.original_end_to_end_id,
+                        original_tx_id=tx.original_tx_id, original_uetr=tx.original_uetr, reasons=(reason,),
+                    )
+                    for tx in not_found
+                ),
+            )
+            self._schedule(pacs002.build_validated(report, self.schemas), delay_s=self._callback_delay_s())
+        return web.json_response({"message_id": request.message_id, "answered": len(again), "not_found": len(not_found)}, status=202)
+
+    async def _send_enquiry(self, request: web.Request) -> web.Response:
+        """POST /sim/enquire {"uetrs": [...]}: one pacs.028 to the switch about these inbound
+        payments (the network's own, or any UETR), signed like every message; the switch's answers
+        come back as pacs.002 callbacks (GET /sim/enquiries)."""
+        data = await request.json()
+        uetrs = [str(u) for u in data.get("uetrs", [])]
+        now = datetime.now(timezone.utc)
+        msg_id = f"Q{uuid.uuid4().hex}"[:35]
+        status_request = pacs028.StatusRequest(
+            message_id=msg_id, created_at=now,
+            transactions=tuple(
+                pacs028.StatusRequestTx(
+                    status_request_id=f"{msg_id[:31]}{n:04d}",
+                    original_group=pacs002.OriginalGroup(self.inbound.sent.get(u, "UNKNOWN"), self.profile.pacs008_version),
+                    original_end_to_end_id=f"E{u.replace('-', '')}"[:35], original_uetr=u,
+                )
+                for n, u in enumerate(uetrs)
+            ),
+        )
+        body = pacs028.build_validated(status_request, self.schemas)
+        for u in uetrs:
+            self.enquiries.setdefault(u, {"asked": 0, "answers": []})["asked"] += 1
+        assert self._session is not None
+        async with self._session.post(
+            self.callback_url, data=self.sealed(body), headers={"Content-Type": "application/xml; charset=utf-8"},
+            timeout=aiohttp.ClientTimeout(total=callback_timeout_s),
+        ) as resp:
+            text = await resp.text()
+            status = resp.status
+        self.stats["enquiries_sent"] += 1
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = {"body": text[:500]}
+        return web.json_response({"message_id": msg_id, "http_status": status, "switch": answer})
+
+    async def _enquiries_summary(self, _request: web.Request) -> web.Response:
+        return web.json_response({"enquiries": self.enquiries})
+
+    def _enquiry_answers(self, report: pacs002.PaymentStatusReport) -> pacs002.PaymentStatusReport:
+        """Record the switch's answers about payments the network asked after (its pacs.028); a
+        PDNG or a not-found RJCT answers only the enquiry and is kept from the inbound answers (it
+        decides nothing); the rest goes on as before."""
+        kept = []
+        not_found = self.profile.exceptions.not_found_reason
+        for tx in report.transactions:
+            asked = self.enquiries.get(tx.original_uetr or "")
+            reason = tx.reasons[0].code if tx.reasons else None
+            if asked is not None:
+                asked["answers"].append({"message_id": report.message_id, "status": tx.status.value, "reason_code": reason})
+            if tx.status is pacs002.TransactionStatus.PDNG or (asked is not None and reason == not_found):
+                continue
+            kept.append(tx)
+        return replace(report, transactions=tuple(kept))
 
 
 # Each partner's simulator. The shared one plays every profile (its rules, decimals, text rule and

@@ -101,6 +101,7 @@ class InboundOriginator:
         self.stats: Counter[str] = Counter()
         self.samples: dict[str, bytes] = {}
         self.received: list[ReceivedAnswer] = []
+        self.sent: dict[str, str] = {}  # uetr -> the pacs.008 MsgId that carried it (a pacs.028 names it)
 
     # ------------------------------------------------------------------ building
     def build(self, spec: InboundSpec, *, now: datetime) -> tuple[str, str, bytes]:
@@ -160,6 +161,7 @@ class InboundOriginator:
         """Post one pacs.008 per spec to the switch; the UETRs, in order."""
         now = datetime.now(timezone.utc)
         built = [self.build(s, now=now) for s in specs]
+        self.sent.update((uetr, message_id) for message_id, uetr, _ in built)
         await asyncio.gather(*(self._post(session, body, uetr) for _, uetr, body in built))
         return [uetr for _, uetr, _ in built]
 

@@ -396,7 +396,7 @@ class SwitchConfig(_Model):
         return self.http.public_url or f"{scheme}://{self.http.host}:{self.http.port}"
 
 
-PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s")
+PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s", "enquire_after_s", "enquiry_interval_s_max")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

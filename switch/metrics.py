@@ -168,6 +168,15 @@ class Metrics:
             registry=r,
         )
         self._returns_block = ReturnsMetrics(r)  # returns (issue 9 item 2): see returns_metrics()
+        # status enquiries (issue 9): pacs.028 -> pacs.002, both directions. direction "outbound":
+        # the switch asks about its payments, outcome sent (a pacs.028 went out), answered (the
+        # payment became final while enquired), not_found_resent (the partner answered AG09: the
+        # pacs.008 went again), closed (final without an enquiry sent); "inbound": a partner asks
+        # about its payments, outcome answered_final, answered_pending, answered_not_found
+        self.enquiries = Counter(
+            "switch_enquiries_total", "Status enquiries (pacs.028) by partner, direction and outcome",
+            ["partner", "direction", "outcome"], registry=r,
+        )
 
     def watch_gc(self) -> None:
         """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""

@@ -466,3 +466,51 @@ def qr_decode(payload: str, as_json: bool) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# ----------------------------------------------------------------------------- payments (issue 9)
+@main.group()
+def payments() -> None:
+    """Act on one payment through the operations API (operators)."""
+
+
+@payments.command("enquire")
+@click.argument("uetr")
+@click.option("--url", envvar="MEKONG_OPS_URL",
+              help="The operations port (default: https://<ops_host>:<ops_port> of switch.toml; http with --insecure-dev).")
+@click.option("--token", envvar="MEKONG_API_TOKEN", help="An operator's bearer token (default: a client certificate).")
+@click.option("--cert", "client", default="operator", show_default=True,
+              help="Without --token: the development client certificate to present (pki/ops/clients/<CERT>.crt).")
+@click.option("--pki-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_PKI_DIR",
+              help="Where the operations CA and client certificates are (default: switch.toml's [security] pki_dir).")
+@click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV", help="Development only: plain HTTP.")
+def payments_enquire(uetr: str, url: str | None, token: str | None, client: str, pki_dir: Path | None, insecure_dev: bool) -> None:
+    """Ask the partner now what became of outbound payment UETR (a pacs.028; the switch's status
+    enquiry for it is opened, or repeated), and print the enquiry case. POST
+    /v1/payments/UETR/enquiry; operators only."""
+    import urllib.error
+    import urllib.request
+
+    from switch import config as config_mod
+    from switch.tls import ops_client_context
+
+    cfg = config_mod.load()
+    insecure = insecure_dev or cfg.security.insecure_dev
+    base = url or f"{'http' if insecure else 'https'}://{cfg.http.ops_host}:{cfg.http.ops_port}"
+    context = None
+    if base.startswith("https"):
+        pki = Path(pki_dir) if pki_dir else Path(cfg.security.pki_dir)
+        if not pki.is_absolute() and pki_dir is None:
+            pki = PROJECT_ROOT / pki
+        context = ops_client_context(pki, None if token else client)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{base.rstrip('/')}/v1/payments/{uetr}/enquiry", data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise click.ClickException(f"{exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach the operations port at {base}: {exc.reason}") from None
+    click.echo(json.dumps(json.loads(body), indent=2))

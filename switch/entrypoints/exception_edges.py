@@ -50,3 +50,7 @@ EXCEPTION_EDGES.update({"camt.056": recalls_edge.camt056_edge, "camt.029": recal
 from switch.entrypoints.returns_edge import pacs004_edge  # noqa: E402 - the flows register last
 
 EXCEPTION_EDGES["pacs.004"] = pacs004_edge
+# the flows' edges (each module registers its message family)
+from switch.entrypoints.enquiry_edge import status_request  # noqa: E402
+
+EXCEPTION_EDGES["pacs.028"] = status_request

@@ -19,6 +19,8 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
 The operations port (build_ops_app; TLS with optional client certificates, loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
+  POST /v1/payments/{uetr}/enquiry   an operator's status enquiry (pacs.028) about one outbound
+                             payment: 202 with the case, 404, 409 when final or inbound (issue 9)
                              /v1/*: a bearer token or a client certificate, and a role
                              (api_auth.py): 401, 403, and 404 for another participant's payment
   GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
@@ -51,6 +53,7 @@ from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.entrypoints.exception_edges import EXCEPTION_EDGES
 from switch.service.bus import MessageBus
+from switch.service.enquiries import EnquirePayment, enquiry_ref
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
 from switch.service.signed import NoteSignedMessage
@@ -317,6 +320,22 @@ async def get_instruction(request: web.Request) -> web.Response:
     )
 
 
+async def enquire_payment(request: web.Request) -> web.Response:
+    """POST /v1/payments/{uetr}/enquiry (operators only: api_auth lets no other role POST): open
+    the payment's status enquiry, or ask the partner again now (a pacs.028), audited. 202 with the
+    case; 404 MS03 unknown payment; 409 AG01 a payment that is final or inbound (issue 9)."""
+    bus = request.app[BUS]
+    uetr = request.match_info["uetr"]
+    principal = request[api_auth.PRINCIPAL]
+    outcome = await bus.handle(EnquirePayment(uetr[:64], principal.name))
+    if outcome.refusals:
+        code, detail = outcome.refusals[0]
+        return _reject(404 if code == "MS03" else 409, code, detail)
+    async with bus.reader() as uow:
+        case = (await uow.cases_by_ref([enquiry_ref(uetr)]))[enquiry_ref(uetr)]
+    return web.json_response(case_json(case), status=202)
+
+
 async def metrics(request: web.Request) -> web.Response:
     bus = request.app[BUS]
     await request.app[GAUGES]()
@@ -396,6 +415,7 @@ def build_ops_app(
     api_auth.install(app, api_tokens or api_auth.ApiTokens(()), bus.deps.metrics.api_refusals, api_certificates)
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
+    app.router.add_post("/v1/payments/{uetr}/enquiry", enquire_payment)  # issue 9: status enquiries
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -48,6 +48,7 @@ from switch.contracts import RecallReplyV1, RecallRequestV1
 from switch.service.signed import NoteSignedMessage, note_signed_messages
 from switch.service.returns import ApplyPartnerReturns, ReturnInboundPayments, apply_partner_returns, return_inbound_payments
 from switch.contracts import ReturnRequestV1
+from switch.service.enquiries import AnswerStatusRequests, EnquirePayment, answer_status_requests, enquire_payment
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -70,6 +71,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     ApplyRecallAnswers: apply_recall_answers,  # the partner's camt.029
     ApplyPartnerRecalls: apply_partner_recalls,  # a partner's camt.056 about an inbound payment
     AnswerRecalls: answer_recalls,  # the beneficiary participant's answer to it
+    # status enquiries (issue 9): a partner's pacs.028, an operator's enquiry
+    AnswerStatusRequests: answer_status_requests,
+    EnquirePayment: enquire_payment,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

@@ -45,3 +45,9 @@ async def follow_up_cases(cmd: FollowUpCases, uow: UnitOfWork, deps: Deps) -> Ou
     idle.extend((c.version, touched(c, now=now, due_at=None)) for c in claimed if c.state in CASE_TERMINAL)
     await uow.cases_update(idle)
     return out
+
+
+# status enquiries (issue 9): a due enquiry asks again (pacs.028) or closes once its payment is final
+from switch.service.enquiries import follow_up_enquiries  # noqa: E402
+
+CASE_FOLLOW_UPS[CaseKind.ENQUIRY] = follow_up_enquiries

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
 from switch.service import events
+from switch.service.enquiries import open_enquiries
 from switch.service.handlers import Deps, Outcome, _count_outcome
 from switch.service.inbound import finish_inbound
 from switch.service.ports import OutboxMessage, UnitOfWork
@@ -74,6 +75,12 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             continue
         profile = mapping.profile
         next_at = next_follow_up(p, profile.resend_after_s, now=now)
+        # issue 9: a look before resend_after_s (the profile enquires earlier) opens the enquiry
+        # below and resends nothing; the first resend stays at resend_after_s
+        first_resend_at = p.created_at + timedelta(seconds=profile.resend_after_s)
+        early = now < first_resend_at
+        if early:
+            next_at = min(next_at, first_resend_at)
         sla_at = p.created_at + timedelta(seconds=profile.sla_s)
         if now >= sla_at and p.state in (S.QUOTED, S.SUBMITTED, S.ACCEPTED):
             stored_version, detail = p.version, f"no final status from {p.partner} within {profile.sla_s:g} s; still enquiring"
@@ -89,7 +96,7 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             out.count("timed_out")
         else:
             follow_ups.append((p.uetr, next_at))
-        if p.message_id:
+        if p.message_id and not early:
             resend.setdefault(p.partner, []).append(p.message_id)
     await uow.payments_update(moved)
     await uow.payments_set_follow_up(follow_ups)
@@ -104,4 +111,9 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
         deps.metrics.resends.labels(partner).inc(len(again))
     out.partner_outbox.extend(await uow.outbox_add(partner_msgs))
     out.status_outbox = await uow.outbox_add(statuses)
+    # issue 9: an outbound payment still without a final status gets its enquiry case (pacs.028
+    # from enquire_after_s on, sent by the case timer); the resend above stays as it is
+    opened = await open_enquiries(uow, deps, claimed, now=now)
+    if opened:
+        out.counts["enquiries_opened"] = opened
     return out

@@ -221,7 +221,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         messages, invalid = _pacs008_messages(mapping, [p for _, _, p, _ in group], deps, now)
         partner_msgs.extend(messages)
         carried_by = {u: m.message_id for m in messages for u in m.uetrs}
-        follow_up_at = now + timedelta(seconds=mapping.profile.resend_after_s)
+        # the first look: the resend, or the status enquiry when the profile asks earlier (issue 9)
+        follow_up_at = now + timedelta(seconds=min(mapping.profile.resend_after_s, mapping.profile.exceptions.enquire_after_s))
         for item, rec, payment, entry in group:
             if payment.uetr in invalid:
                 reject(item, "FF01", invalid[payment.uetr])
@@ -522,6 +523,7 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
     changed: dict[str, Payment] = {}
     history: list[HistoryEntry] = []
     statuses: list[tuple[int, OutboxMessage]] = []
+    not_found: list[tuple[int, Payment, str]] = []  # issue 9: RJCT "payment not received" (AG09)
     for i in fresh:
         cmd, out = cmds[i], outcomes[i]
         for status in cmd.statuses:
@@ -530,6 +532,10 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             # by its participant's reply or the confirm deadline, never by the partner
             if p is None or p.partner != cmd.partner or p.direction is not Direction.OUTBOUND:
                 out.count("unknown")
+                continue
+            if _not_received(status, p, deps):  # the Nexus investigation rule: resend, never reject
+                not_found.append((i, p, status.reason_code or ""))
+                out.count("not_found")
                 continue
             disposition = classify_partner_status(p.state, status.target)
             if disposition is not StatusDisposition.APPLY:
@@ -552,4 +558,34 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
     rows = await uow.outbox_add([m for _, m in statuses])
     for (i, _), row in zip(statuses, rows, strict=True):
         outcomes[i].status_outbox.append(row)
+    await _after_statuses(uow, deps, now, outcomes, [p for p in changed.values() if p.state in FINAL_STATES], not_found)
     return outcomes
+
+
+# ---------------------------------------------------------------- status enquiries (issue 9)
+
+
+def _not_received(status: PartnerStatus, p: Payment, deps: Deps) -> bool:
+    """A RJCT with the partner's not-found reason (AG09, "payment not received") about an
+    outbound payment not yet final: it never rejects the payment (switch/service/enquiries.py)."""
+    mapping = deps.mappings.get(p.partner)
+    return (
+        mapping is not None and status.target is S.REJECTED and p.state not in FINAL_STATES
+        and status.reason_code == mapping.profile.exceptions.not_found_reason
+    )
+
+
+async def _after_statuses(
+    uow: UnitOfWork, deps: Deps, now: datetime, outcomes: list[Outcome], final: list[Payment],
+    not_found: list[tuple[int, Payment, str]],
+) -> None:
+    """Enquiries closed by final statuses, pacs.008 resent for "not received" answers."""
+    if not final and not not_found:
+        return
+    from switch.service import enquiries  # builds on this module (Deps, Outcome): imported when needed
+
+    resent = await enquiries.after_statuses(uow, deps, now=now, final=final, not_found=[(p, r) for _, p, r in not_found])
+    by_message = {p.message_id: i for i, p, _ in not_found}
+    for row in resent:
+        outcomes[by_message.get(row.message_id, 0)].partner_outbox.append(row)
+        outcomes[by_message.get(row.message_id, 0)].count("resent")

@@ -55,6 +55,12 @@ def dev() -> None:
 @click.option("--return-delay-ms", default=0.0, show_default=True, help="Delay of a return after the pacs.002.")
 @click.option("--return-reasons", default="AC04,CUST,FRAD", show_default=True, help="Return reason codes drawn from.")
 @click.option("--partial-return-rate", default=0.0, show_default=True, help="Share of returns that return half.")
+@click.option("--lose-rate", default=0.0, show_default=True,
+              help="Share of decided payments whose pacs.002 is never called back (only a status enquiry recovers them).")
+@click.option("--late-rate", default=0.0, show_default=True, help="Share of pacs.002 callbacks sent after --late-delay-ms.")
+@click.option("--late-delay-ms", default=0.0, show_default=True, help="Delay of the late callbacks (e.g. past the SLA).")
+@click.option("--out-of-order-rate", default=0.0, show_default=True,
+              help="Share of accepted payments that also get an ACSP after their ACSC (answers out of order).")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
@@ -64,7 +70,8 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,
         duplicate_rate: float, return_rate: float, return_delay_ms: float, return_reasons: str, partial_return_rate: float,
         state_path: Path | None, config_dir: Path, schema_dir: Path | None,
-        recall_accept_rate: float = 1.0, recall_silent_rate: float = 0.0) -> None:
+        recall_accept_rate: float = 1.0, recall_silent_rate: float = 0.0,
+        lose_rate: float = 0.0, late_rate: float = 0.0, late_delay_ms: float = 0.0, out_of_order_rate: float = 0.0) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
     the switch back with its own; and with signed business messages (AppHdr + XML signature) as the
@@ -106,6 +113,10 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         return_delay_ms=return_delay_ms,
         return_reasons=tuple(c.strip() for c in return_reasons.split(",") if c.strip()),
         partial_return_rate=partial_return_rate,
+        lose_rate=lose_rate,
+        late_rate=late_rate,
+        late_delay_ms=late_delay_ms,
+        out_of_order_rate=out_of_order_rate,
     )
 
     profile = load_profile(profile_path(config_dir, partner))

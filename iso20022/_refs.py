@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Final
 
+from lxml import etree
+
 from iso20022._xml import (
     AGENT_SPEC,
     CHOICE_SPEC,
@@ -20,10 +22,13 @@ from iso20022._xml import (
     Writer,
     agent_in,
     datetime_in,
+    flatten,
+    message_body,
     required_in,
     write_agent,
 )
 from iso20022.errors import XmlRejected
+from iso20022.parsing import message_id_of
 from iso20022.model import Agent
 from iso20022.pacs002 import OriginalGroup
 
@@ -151,3 +156,28 @@ def agent_required(f: dict, path: str) -> Agent:  # type: ignore[type-arg]
             raise XmlRejected("FF01", f"{path}/Pty: the switch takes an agent here ({path}/Agt)", path=f"{path}/Pty")
         raise XmlRejected("FF01", f"{path}/Agt is missing", path=f"{path}/Agt")
     return agent
+
+
+def case_assignment_in(root: etree._Element, versions: tuple[str, ...], rules_by_version: dict, message: str, case_tag: str) -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
+    """The flattened body of a case message (camt.056 / camt.029) in one of `versions`, with its
+    assignment and case read: (fields, transaction rules, header values for the model:
+    assignment_id, created_at, assigner, assignee, case_id, case_creator). XmlRejected (FF01)
+    for another version, a missing Assgnmt, or a party where the switch takes an agent."""
+    version = message_id_of(root)
+    rules = rules_by_version.get(version)
+    if rules is None:
+        raise XmlRejected("FF01", f"expected one of {versions}, got {version}")
+    q, body_rules, tx_rules = rules
+    f = flatten(message_body(root, version, q, message), body_rules, {})
+    if "Assgnmt" not in f:
+        raise XmlRejected("FF01", "Assgnmt is missing", path="Assgnmt")
+    has_case = case_tag in f
+    header = {
+        "assignment_id": required_in(f, "Assgnmt/Id"),
+        "created_at": required_datetime(f, "Assgnmt/CreDtTm"),
+        "assigner": agent_required(f, "Assgnmt/Assgnr"),
+        "assignee": agent_required(f, "Assgnmt/Assgne"),
+        "case_id": required_in(f, f"{case_tag}/Id") if has_case else None,
+        "case_creator": agent_required(f, f"{case_tag}/Cretr") if has_case else None,
+    }
+    return f, tx_rules, header

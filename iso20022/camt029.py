@@ -19,11 +19,10 @@ from iso20022._refs import (
     CASE_SPEC,
     REASON_SPEC,
     REFERENCES_SPEC,
-    agent_required,
+    case_assignment_in,
     check_case,
     check_reason,
     original_group_in,
-    required_datetime,
     write_case,
     write_case_assignment,
     write_reason,
@@ -37,14 +36,12 @@ from iso20022._xml import (
     Writer,
     compile_rules,
     flatten,
-    message_body,
     required_in,
     to_element,
 )
-from iso20022.errors import XmlRejected
 from iso20022.model import Agent
 from iso20022.pacs002 import OriginalGroup
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "camt.029.001.09"
@@ -148,24 +145,11 @@ def parse(root: etree._Element) -> Resolution:
     TxInfAndSts of every CxlDtls are read in document order. An assigner, assignee or case creator
     that is a party rather than an agent is FF01, and so is a Sts without Conf.
     """
-    version = message_id_of(root)
-    rules = _RULES.get(version)
-    if rules is None:
-        raise XmlRejected("FF01", f"expected one of {VERSIONS}, got {version}")
-    q, body_rules, tx_rules = rules
-    f = flatten(message_body(root, version, q, "RsltnOfInvstgtn"), body_rules, {})
-    if "Assgnmt" not in f:
-        raise XmlRejected("FF01", "Assgnmt is missing", path="Assgnmt")
-    has_case = "RslvdCase" in f
+    f, tx_rules, header = case_assignment_in(root, VERSIONS, _RULES, "RsltnOfInvstgtn", "RslvdCase")
     return Resolution(
-        assignment_id=required_in(f, "Assgnmt/Id"),
-        created_at=required_datetime(f, "Assgnmt/CreDtTm"),
-        assigner=agent_required(f, "Assgnmt/Assgnr"),
-        assignee=agent_required(f, "Assgnmt/Assgne"),
         status=required_in(f, "Sts/Conf"),
         transactions=tuple(_status(flatten(tx, tx_rules, {})) for tx in f.get("CxlDtls/TxInfAndSts", ())),
-        case_id=required_in(f, "RslvdCase/Id") if has_case else None,
-        case_creator=agent_required(f, "RslvdCase/Cretr") if has_case else None,
+        **header,
     )
 
 

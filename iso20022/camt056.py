@@ -18,12 +18,11 @@ from iso20022._refs import (
     CASE_SPEC,
     REASON_SPEC,
     REFERENCES_SPEC,
-    agent_required,
+    case_assignment_in,
     check_case,
     check_reason,
     date_in,
     original_group_in,
-    required_datetime,
     write_case,
     write_case_assignment,
     write_reason,
@@ -39,14 +38,13 @@ from iso20022._xml import (
     amount_in,
     compile_rules,
     flatten,
-    message_body,
     required_in,
     to_element,
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent, Amount
 from iso20022.pacs002 import OriginalGroup
-from iso20022.parsing import ISO_NAMESPACE_PREFIX, message_id_of
+from iso20022.parsing import ISO_NAMESPACE_PREFIX
 from iso20022.schemas import SchemaSet
 
 VERSION: Final = "camt.056.001.08"
@@ -147,25 +145,12 @@ def parse(root: etree._Element) -> CancellationRequest:
     TxInf of every Undrlyg are read in document order; the switch needs CxlId on each (optional in
     the XSD). An assigner, assignee or case creator that is a party rather than an agent is FF01.
     """
-    version = message_id_of(root)
-    rules = _RULES.get(version)
-    if rules is None:
-        raise XmlRejected("FF01", f"expected one of {VERSIONS}, got {version}")
-    q, body_rules, tx_rules = rules
-    f = flatten(message_body(root, version, q, "FIToFIPmtCxlReq"), body_rules, {})
-    if "Assgnmt" not in f:
-        raise XmlRejected("FF01", "Assgnmt is missing", path="Assgnmt")
+    f, tx_rules, header = case_assignment_in(root, VERSIONS, _RULES, "FIToFIPmtCxlReq", "Case")
     if "Undrlyg" not in f:
         raise XmlRejected("FF01", "Undrlyg is missing", path="Undrlyg")
-    has_case = "Case" in f
     return CancellationRequest(
-        assignment_id=required_in(f, "Assgnmt/Id"),
-        created_at=required_datetime(f, "Assgnmt/CreDtTm"),
-        assigner=agent_required(f, "Assgnmt/Assgnr"),
-        assignee=agent_required(f, "Assgnmt/Assgne"),
         transactions=tuple(_transaction(flatten(tx, tx_rules, {})) for tx in f.get("Undrlyg/TxInf", ())),
-        case_id=required_in(f, "Case/Id") if has_case else None,
-        case_creator=agent_required(f, "Case/Cretr") if has_case else None,
+        **header,
     )
 
 

@@ -171,8 +171,9 @@ class RecallDesk:
         returns = []
         for tx in txs:
             paid = self.paid[tx.original_uetr or ""]
+            left = self.sim.returns.left(tx.original_uetr or "")  # what its own returns left, if it returned part before
             returns.append(pacs004.ReturnTx(
-                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=paid.amount,
+                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=left if left is not None else paid.amount,
                 original_group=OriginalGroup(paid.message_id, paid.message_type), original_end_to_end_id=paid.end_to_end_id,
                 original_tx_id=paid.tx_id, original_uetr=tx.original_uetr, original_settlement_amount=paid.amount,
                 settlement_date=now.date(), charge_bearer="SLEV", reason_code=recall_return_reason,

@@ -391,8 +391,9 @@ def outcomes(database: Path, run: ExceptionsRun, inbound: InboundResult) -> dict
             continue
         p = payments[case["uetr"]]
         got = (case["state"], p["state"])
-        want = {"accepted": {("DONE", "RETURNED"), ("DONE", "CANCELLED")}, "refused": {("REFUSED", "COMPLETED")},
-                "silent": {("UNANSWERED", "COMPLETED")}}.get(decided.get(case["uetr"], ""), set())
+        kept = "PARTIALLY_RETURNED" if returned.get(case["uetr"]) else "COMPLETED"  # a part the network returned on its own
+        want = {"accepted": {("DONE", "RETURNED"), ("DONE", "CANCELLED")}, "refused": {("REFUSED", kept)},
+                "silent": {("UNANSWERED", kept)}}.get(decided.get(case["uetr"], ""), set())
         if rid in run.instant and got == ("DONE", "CANCELLED"):
             continue  # cancelled before the pacs.008 left (or the network accepted)
         if got not in want:

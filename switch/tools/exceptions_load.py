@@ -88,7 +88,7 @@ async def drive_exceptions(
     inbound_topic: str = "mekong.inbound",
 ) -> ExceptionsRun:
     run = ExceptionsRun()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=20)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=20)
     await producer.start()
     await consumer.start()
@@ -180,10 +180,14 @@ async def drive_exceptions(
             instant, _ = plan_instructions(instant_recalls, seed=99, bad_share=0, run_id=f"X{run_id}", corridors=ALL_CORRIDORS)
             for k, p in enumerate(i for i in instant if i.value is not None and i.kind == "good"):
                 headers = signers.headers(p.participant, p.value) if signers is not None else None
-                await producer.send_and_wait(instructions_topic, p.value, key=p.key.encode(), headers=headers)
                 request_id = f"RX-{run_id}-{k:03d}"
-                await publish(requests_topic, {"version": 1, "type": "recall", "request_id": request_id, "participant": p.participant,
-                                               "instruction_id": p.key, "reason_code": "DUPL", "reason": "sent twice"}, request_id)
+                recall = json.dumps({"version": 1, "type": "recall", "request_id": request_id, "participant": p.participant,
+                                     "instruction_id": p.key, "reason_code": "DUPL", "reason": "sent twice"}).encode()
+                # one produce request for both (linger): the switch reads them in one batch, the admission first
+                sent = [await producer.send(instructions_topic, p.value, key=p.key.encode(), headers=headers),
+                        await producer.send(requests_topic, recall, key=request_id.encode(),
+                                            headers=signers.headers(p.participant, recall) if signers is not None else None)]
+                await asyncio.gather(*sent)
                 run.instant[request_id] = {"instruction_id": p.key, "participant": p.participant, "corridor": p.corridor}
 
             # 3. the participants return inbound payments they accepted; 4. the networks recall others;

@@ -11,7 +11,7 @@ Then the exceptions (issue 9, switch/tools/exceptions_load.py): LAPNet has lost 
 callbacks (only the switch's status enquiries resolve those payments), the networks have
 returned 1% of what they completed (some in part); the participants recall completed payments
 (the networks accept 70%, refuse the rest, UnionPay never answers a quarter) and a few right
-behind their instruction (cancelled before the pacs.008 leaves), and return inbound payments;
+behind their instruction, and return inbound payments;
 the networks recall inbound payments (the participant accepts, refuses, or stays silent), ask
 about some (pacs.028) and return one payment twice (refused ARDT, admi.002). The demo fails
 unless each ended as planned. The recall and enquiry timings are shortened for the demo
@@ -233,7 +233,7 @@ def _print_exceptions(exceptions: dict[str, Any], run: ExceptionsRun) -> None:
     req = exceptions["demo_requests"]
     print(f"  LAPNet lost the callbacks of {req['lost_callbacks']} more KH-LA payments on purpose; "
           f"the demo's participants sent {req['recalls']} recalls of completed payments, {req['instant_recalls']} recalls "
-          f"right behind their instruction, {req['returns']} returns; the networks recalled {req['partner_recalls']} inbound "
+          f"right behind their instruction (the pacs.008 had left: camt.056), {req['returns']} returns; the networks recalled {req['partner_recalls']} inbound "
           f"payments ({exceptions['recall_events_read']} recall events read on mekong.inbound); each network returned "
           f"an already returned payment once more: {', '.join(str(b['reason_code']) for b in run.bad_returns) or '-'}")
     unmet = exceptions["expectations_unmet"]

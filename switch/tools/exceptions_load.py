@@ -8,12 +8,15 @@ ended as planned.
 - Returns: the simulators return a share of the payments they completed (`--return-rate`, some
   partial) during the drive; here the participants return a few inbound payments they had
   accepted (ReturnRequestV1 on mekong.requests, signed), all or half of each; and each network
-  returns once more a payment it had already returned in full, which the switch refuses (ARDT,
-  with an admi.002 to the network).
+  returns once more a payment it had already returned in full (one it returns now if its
+  --return-rate drew none), which the switch refuses (ARDT, with an admi.002 to the network).
 - Recalls: the participants recall a few completed outbound payments (RecallRequestV1), which the
   networks accept (camt.029 then pacs.004), refuse, or never answer, as their flags say; a few are
-  recalled right behind their instruction, before the pacs.008 can leave (cancelled locally when
-  they win the race). Each network recalls a few inbound payments (`POST /sim/recall`), and the
+  recalled right behind their instruction, read in the same batch as the admission. Those are
+  not cancelled locally: admission hands the pacs.008 row to the relay (leased), so the recall
+  waits for the delivery and, the partner being up, goes out as a camt.056 (local cancellation
+  needs a failed delivery, which the demo does not stage; tests/unit/test_handlers_recalls.py and
+  tests/integration/test_recalls.py cover it). Each network recalls a few inbound payments (`POST /sim/recall`), and the
   participant, reading the recall events (`type: "recall"`) on mekong.inbound, answers ACCEPT or
   REFUSE (RecallReplyV1), or stays silent.
 
@@ -41,7 +44,7 @@ from switch.tools.loadgen import ALL_CORRIDORS, DriveResult, _partitions, plan_i
 from switch.tools.signer import ParticipantSigners
 
 recalls_per_corridor = 6  # outbound payments the participants recall, per corridor
-instant_recalls = 4  # instructions recalled right behind their publication (cancelled locally if in time)
+instant_recalls = 4  # instructions recalled right behind their publication (one produce request for both)
 returns_per_partner = 2  # inbound payments the participants return: one whole, one half
 inbound_recalls = ("ACCEPT", "REFUSE", "silent")  # per network: how the participant answers its recalls
 enquiries_per_partner = 2  # inbound payments each network asks about (pacs.028)
@@ -50,6 +53,7 @@ lossy_partner, lossy_corridor = "lapnet", "KH-LA"
 RECALL_REASONS = ("DUPL", "FRAD", "CUST", "TECH", "AM09")
 TERMINAL_CASES = ("DONE", "REFUSED", "UNANSWERED", "REJECTED")
 OPEN_CASES = ("OPEN", "SENT", "AWAITING_RETURN")
+CORRIDOR_PARTNERS = {"KH-TH": "promptpay", "KH-LA": "lapnet", "KH-VN": "napas", "KH-CN": "unionpay"}
 EXPECTED_BAD_RETURN = "ARDT"  # a network returns again a payment it already returned in full
 
 
@@ -237,8 +241,15 @@ async def drive_exceptions(
                 async with http.get(f"{url}/sim/returns") as resp:
                     sent = (await resp.json())["sent"]
                 full = next((s for s in sent if not s["partial"] and s["http_status"] == 200), None)
-                if full is None:
-                    continue
+                if full is None:  # its --return-rate drew no whole return: the network returns one now
+                    taken = {s["uetr"] for s in sent} | {r["uetr"] for r in run.recalls_out.values()}
+                    corridor = next(c for c, q in CORRIDOR_PARTNERS.items() if q == partner)
+                    uetr = next((f.event["uetr"] for f in finals if f.state == "COMPLETED" and f.event.get("corridor") == corridor
+                                 and f.event["uetr"] not in taken), None)
+                    if uetr is None:
+                        continue
+                    async with http.post(f"{url}/sim/return", json={"uetr": uetr, "reason": "CUST"}) as resp:
+                        full = await resp.json()
                 async with http.post(f"{url}/sim/return", json={"uetr": full["uetr"], "amount": full["amount"],
                                                                "currency": full["currency"], "reason": full["reason_code"]}) as resp:
                     answer = await resp.json()

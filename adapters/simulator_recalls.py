@@ -2,7 +2,7 @@
 
 - A camt.056 from the switch about a payment the network received: after `recall_delay_ms` the
   network accepts (`recall_accept_rate`: a camt.029 CNCL / ACCR, then a pacs.004 returning the
-  whole amount), refuses (a camt.029 RJCR with `recall_refuse_reason`, default CUST) or, at
+  whole amount, reason FOCR), refuses (a camt.029 RJCR with `recall_refuse_reason`, default CUST) or, at
   `recall_silent_rate`, never answers. The same camt.056 again (a chase) gets the same answer
   again; a silenced one stays silent.
 - `POST /sim/recall` {"uetrs": [...], "reason": "FRAD"}: the network recalls inbound payments it
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 RECALL_MESSAGES: Final = ("camt.056", "camt.029", "pacs.004")
 return_after_answer_s: Final = 0.3  # the pacs.004 follows the camt.029 accepting a recall
+# its return reason: ExternalReturnReason1Code FOCR "following cancellation request" [V: ISO code set]
+# (the recall's own reason, e.g. AM09, is a cancellation reason, not necessarily a return reason
+# the switch takes: the profile's return_reasons list FOCR, not AM09)
+recall_return_reason: Final = "FOCR"
 payments_kept_max: Final = 200_000
 post_attempts_max: Final = 5
 
@@ -167,11 +171,12 @@ class RecallDesk:
         returns = []
         for tx in txs:
             paid = self.paid[tx.original_uetr or ""]
+            left = self.sim.returns.left(tx.original_uetr or "")  # what its own returns left, if it returned part before
             returns.append(pacs004.ReturnTx(
-                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=paid.amount,
+                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=left if left is not None else paid.amount,
                 original_group=OriginalGroup(paid.message_id, paid.message_type), original_end_to_end_id=paid.end_to_end_id,
                 original_tx_id=paid.tx_id, original_uetr=tx.original_uetr, original_settlement_amount=paid.amount,
-                settlement_date=now.date(), charge_bearer="SLEV", reason_code=tx.reason_code or "CUST",
+                settlement_date=now.date(), charge_bearer="SLEV", reason_code=recall_return_reason,
                 additional_info=(f"recall {req.case_id or req.assignment_id} accepted"[:105],),
             ))
         message = pacs004.PaymentReturn(

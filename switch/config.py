@@ -397,6 +397,8 @@ class SwitchConfig(_Model):
 
 
 PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s", "enquire_after_s", "enquiry_interval_s_max")
+# the recall timings too (MEKONG_PARTNER_RECALL_SLA_S_<PARTNER>, ...): the demo shortens them
+PARTNER_TIMING_FIELDS += ("recall_sla_s", "recall_chase_after_s", "recall_reply_s")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -133,7 +133,11 @@ def _book(
     target = S.RETURNED if back_in_full else S.PARTIALLY_RETURNED
     moved_p, entry = transition(p, target, now=now, reason_code=case.reason_code, detail=detail)
     recall = open_recall(cases)
-    closed = moved(recall, CaseState.DONE, now=now, detail=f"returned by {case.ref}") if recall is not None else None
+    # the return answers the recall when all the money is back, or when the partner had accepted it
+    # (AWAITING_RETURN: this pacs.004 is its answer); a part returned on its own leaves a recall
+    # not yet sent or not yet answered open (the rest is still recalled)
+    answers = recall is not None and (back_in_full or recall.state is CaseState.AWAITING_RETURN)
+    closed = moved(recall, CaseState.DONE, now=now, detail=f"returned by {case.ref}") if answers and recall is not None else None
     return moved_p, entry, closed
 
 

@@ -5,14 +5,27 @@ switch (SQLite in the working directory). Outbound, it publishes instructions ov
 KH-VN and KH-CN (JSON, scanned QR payloads and pain.001 messages; about 2% bad); inbound, each
 network pays Bakong customers while the demo plays the participants (confirm, refuse, or stay
 silent). It shows progress, waits until every instruction has a final status (or sits in the
-dead-letter topic) and every network has its answer, prints a summary per corridor and
-direction, writes sample messages, checks every ISO message sent and received against the
-official XSD, and stops everything it started.
+dead-letter topic) and every network has its answer.
+
+Then the exceptions (issue 9, switch/tools/exceptions_load.py): LAPNet has lost 2% of its
+callbacks (only the switch's status enquiries resolve those payments), the networks have
+returned 1% of what they completed (some in part); the participants recall completed payments
+(the networks accept 70%, refuse the rest, UnionPay never answers a quarter) and a few right
+behind their instruction, and return inbound payments;
+the networks recall inbound payments (the participant accepts, refuses, or stays silent), ask
+about some (pacs.028) and return one payment twice (refused ARDT, admi.002). The demo fails
+unless each ended as planned. The recall and enquiry timings are shortened for the demo
+(`demo_timings`, through MEKONG_PARTNER_* environment variables).
+
+It prints a summary per corridor and direction (payments, then exceptions), writes sample
+messages, checks every ISO message sent and received against the official XSD (each exception
+message both ways, admi.002 sent), and stops everything it started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import sys
@@ -20,11 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
 from tqdm import tqdm
 
 from iso20022 import apphdr
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet, SchemaViolation, default_schema_dir
+from switch.tools.exceptions_load import EXPECTED_BAD_RETURN, ExceptionsRun, drive_exceptions, outcomes
 from switch.tools.inbound_load import InboundPlanned, InboundResult, drive_inbound, plan_inbound
 from switch.tools.loadgen import ALL_CORRIDORS, drive, plan_instructions, summarise
 from switch.tools.stack import Stack
@@ -37,35 +52,56 @@ demo_qr_share = 0.10
 demo_pain_share = 0.05
 demo_inbound_per_partner = 100
 demo_inbound_rate_per_s = 100.0
+# exceptions (issue 9): what the networks do wrong or take back, and how fast the switch follows up
+demo_lossy_partner, demo_lose_rate = "lapnet", 0.02  # callbacks it never sends: only a status enquiry resolves them
+demo_return_rate, demo_partial_return_rate, demo_return_delay_ms = 0.01, 0.3, 1500.0
+demo_recall_accept_rate = 0.7  # the networks refuse the other recalls
+demo_silent_partner, demo_recall_silent_rate = "unionpay", 0.25  # recalls it never answers
+demo_timings = {  # seconds, instead of the profiles' 20 / 600 / 120 / 300, so that the demo sees every ending
+    "ENQUIRE_AFTER_S": 8.0, "RECALL_SLA_S": 14.0, "RECALL_CHASE_AFTER_S": 5.0, "RECALL_REPLY_S": 10.0,
+}
+
+
+EXCEPTION_MESSAGES = ("pacs.028", "pacs.004", "camt.056", "camt.029", "admi.002")  # issue 9; admi.002 goes one way only
 
 
 def check_messages(database: Path, schemas: SchemaSet) -> dict[str, Any]:
     """Validate every ISO message the switch sent (the outbox: pacs.008, pacs.002 answers,
-    pain.002) and every one it received (pacs.002 statuses, inbound pacs.008) against the XSD,
-    and the AppHdr of every signed business message a partner sent against head.001.001.02."""
+    pain.002, pacs.028, pacs.004, camt.056, camt.029, admi.002) and every one it received
+    (pacs.002 statuses and inbound pacs.008 as stored; pacs.028, pacs.004, camt.056 and camt.029
+    from the signed business messages as they arrived) against the XSD, and the AppHdr of every
+    signed business message a partner sent against head.001.001.02. `sent` and `received` count
+    the valid ones by message family (pacs.004, ...)."""
     counts: dict[str, int] = {}
+    ways: dict[str, dict[str, int]] = {"sent": {}, "received": {}}
     invalid: list[str] = []
     with sqlite3.connect(database) as db:
-        rows = list(db.execute("SELECT message_id, body FROM outbox WHERE kind = 'partner' OR hex(substr(body, 1, 1)) = '3C'"))
-        rows += list(db.execute("SELECT message_id, body FROM inbound_messages"))
-    for message_id, body in rows:
+        rows = [("sent", m, b) for m, b in db.execute("SELECT message_id, body FROM outbox WHERE kind = 'partner' OR hex(substr(body, 1, 1)) = '3C'")]
+        rows += [("received", m, b) for m, b in db.execute("SELECT message_id, body FROM inbound_messages")]
+        envelopes = list(db.execute("SELECT biz_msg_id, document_sha256, envelope FROM signed_messages"))
+    stored = {hashlib.sha256(bytes(body)).hexdigest() for way, _m, body in rows if way == "received"}
+    for message_id, document_sha256, envelope in envelopes:
+        if document_sha256 not in stored:  # not kept in inbound_messages (a partner's pacs.004): its Document as it came
+            document = next(child for child in parse_untrusted(bytes(envelope)) if etree.QName(child).localname == "Document")
+            rows.append(("received", message_id, etree.tostring(document)))
+    for way, message_id, body in rows:
         root = parse_untrusted(bytes(body))
         message_type = message_id_of(root)
         try:
             schemas.validate(root, message_type)
             counts[message_type] = counts.get(message_type, 0) + 1
+            family = message_type[:8]
+            ways[way][family] = ways[way].get(family, 0) + 1
         except SchemaViolation as exc:
             invalid.append(f"{message_id}: {exc}")
-    with sqlite3.connect(database) as db:
-        envelopes = list(db.execute("SELECT biz_msg_id, envelope FROM signed_messages"))
-    for message_id, envelope in envelopes:
+    for message_id, _type, envelope in envelopes:
         header = parse_untrusted(bytes(envelope))[0]  # kept as it came: already checked on arrival
         try:
             schemas.validate(header, apphdr.HEAD_VERSION)
             counts[apphdr.HEAD_VERSION] = counts.get(apphdr.HEAD_VERSION, 0) + 1
         except SchemaViolation as exc:
             invalid.append(f"{message_id} AppHdr: {exc}")
-    return {"valid": counts, "invalid": invalid}
+    return {"valid": counts, "invalid": invalid, **ways}
 
 
 def write_samples(database: Path, out_dir: Path, planned: list[Any]) -> list[Path]:
@@ -90,6 +126,19 @@ def write_samples(database: Path, out_dir: Path, planned: list[Any]) -> list[Pat
         "pain.002-final.xml": f"SELECT body FROM outbox WHERE kind = 'status' AND {like} '<?xml%' AND {like} '%<TxSts>ACSC%' LIMIT 1",
         "inbound-event.json": "SELECT body FROM outbox WHERE kind = 'status' AND message_id LIKE 'I%' LIMIT 1",
         "status-event.json": f"SELECT body FROM outbox WHERE kind = 'status' AND {like} '{{%' ORDER BY id DESC LIMIT 1",
+        # exceptions (issue 9), each kind both ways where it goes both ways
+        "pacs.028-sent.xml": f"SELECT body FROM outbox WHERE kind = 'partner' AND {like} '%FIToFIPmtStsReq%' LIMIT 1",
+        "pacs.004-sent.xml": f"SELECT body FROM outbox WHERE kind = 'partner' AND {like} '%<PmtRtr>%' LIMIT 1",
+        "camt.056-sent.xml": f"SELECT body FROM outbox WHERE kind = 'partner' AND {like} '%FIToFIPmtCxlReq%' LIMIT 1",
+        "camt.029-sent.xml": f"SELECT body FROM outbox WHERE kind = 'partner' AND {like} '%RsltnOfInvstgtn%' LIMIT 1",
+        "admi.002-sent.xml": f"SELECT body FROM outbox WHERE kind = 'partner' AND {like} '%admi.002%' LIMIT 1",
+        "bizmsg-pacs.028-received-signed.xml": "SELECT envelope FROM signed_messages WHERE message_type LIKE 'pacs.028%' LIMIT 1",
+        "bizmsg-pacs.004-received-signed.xml": "SELECT envelope FROM signed_messages WHERE message_type LIKE 'pacs.004%' LIMIT 1",
+        "bizmsg-camt.056-received-signed.xml": "SELECT envelope FROM signed_messages WHERE message_type LIKE 'camt.056%' LIMIT 1",
+        "bizmsg-camt.029-received-signed.xml": "SELECT envelope FROM signed_messages WHERE message_type LIKE 'camt.029%' LIMIT 1",
+        "status-event-returned.json": f"SELECT body FROM outbox WHERE kind = 'status' AND {like} '%\"kind\":\"return\"%' LIMIT 1",
+        "status-event-recall.json": f"SELECT body FROM outbox WHERE kind = 'status' AND {like} '%\"kind\":\"recall\"%' LIMIT 1",
+        "inbound-recall-event.json": f"SELECT body FROM outbox WHERE kind = 'status' AND {like} '%\"type\":\"recall\"%' LIMIT 1",
     }
     with sqlite3.connect(database) as db:
         for name, query in queries.items():
@@ -139,12 +188,15 @@ def _print_summary(count: int, elapsed_s: float, summary: dict[str, Any], inboun
         print(f"  {k:<16}{v:>22}")
     print("\nsimulators (what each network saw):")
     for partner, stats in sims.items():
-        keys = ("accepted", "proxy_lookups", "resends", "duplicates_sent")
+        keys = ("accepted", "proxy_lookups", "resends", "duplicates_sent", "callbacks_lost", "returns_sent", "recalls_received",
+                "recalls_accepted", "recalls_refused", "recalls_silenced", "recalls_sent", "enquiries_sent")
         shown = ", ".join(f"{k} {stats[k]}" for k in keys if stats.get(k))
         rejects = ", ".join(f"{k.removeprefix('rejected_')} {v}" for k, v in sorted(stats.items()) if k.startswith("rejected_"))
         print(f"  {partner:<10} {shown}; rejected {rejects or '-'}")
     valid = ", ".join(f"{n:,} {t}" for t, n in sorted(checks["valid"].items()))
     print(f"\nmessages checked against the official XSDs: {valid}; invalid: {len(checks['invalid'])}")
+    print("  exception messages, sent / received: " + ", ".join(
+        f"{m} {checks['sent'].get(m, 0)}/{checks['received'].get(m, 0)}" for m in EXCEPTION_MESSAGES))
     unmet = summary["bad_input_expectations_unmet"] + inbound["expectations_unmet"]
     if unmet:
         print("payments that did NOT end as planned:")
@@ -156,6 +208,42 @@ def _print_summary(count: int, elapsed_s: float, summary: dict[str, Any], inboun
     print("\nsample messages:")
     for path in samples:
         print(f"  {path}")
+    print(line)
+
+
+def _print_exceptions(exceptions: dict[str, Any], run: ExceptionsRun) -> None:
+    """Per corridor and direction: enquiries, returns and recalls, as the switch's database has them."""
+    line = "-" * 100
+    print(f"exceptions (issue 9), as the switch's database has them ({exceptions['waited_s']} s for the last ones to end)")
+    print(f"{'corridor / direction':<24}{'enquiries':>10}  {'returns (partial)':>17}{'refused':>8}  {'return reasons':<34}"
+          "recalls: cancelled locally / accepted, returned / refused / unanswered")
+    for row, c in exceptions["by_corridor"].items():
+        enq = f"{c.get('enquiries sent', 0)}/{c.get('resolved by enquiry', c.get('answered by enquiry', 0))}"
+        reasons = ", ".join(f"{k} {v}" for k, v in exceptions["return_reasons"].get(row, {}).items()) or "-"
+        refused = c.get(f"returns refused {EXPECTED_BAD_RETURN}", 0)
+        refused_text = f"{refused} {EXPECTED_BAD_RETURN}" if refused else "-"
+        ret = f"{c.get('returns booked', 0)} ({c.get('returns partial', 0)})"
+        side = "recalls made" if row.endswith("out") else "recalls"
+        rec = " / ".join(str(c.get(f"{side}: {k}", 0) + (c.get(f"{side}: cancelled", 0) if k == "accepted, returned" else 0))
+                         for k in ("cancelled locally", "accepted, returned", "refused", "unanswered"))
+        who = "(by participants)" if row.endswith("out") else "(by the network)"
+        print(f"  {row:<22}{enq:>10}  {ret:>17}{refused_text:>8}  {reasons:<34}{rec} {who}")
+    print("  enquiries: pacs.028 sent / payments resolved by one (out: the switch asks the network, LAPNet losing "
+          "2% of its callbacks; in: the network asks the switch)")
+    req = exceptions["demo_requests"]
+    print(f"  LAPNet lost the callbacks of {req['lost_callbacks']} more KH-LA payments on purpose; "
+          f"the demo's participants sent {req['recalls']} recalls of completed payments, {req['instant_recalls']} recalls "
+          f"right behind their instruction (the pacs.008 had left: camt.056), {req['returns']} returns; the networks recalled {req['partner_recalls']} inbound "
+          f"payments ({exceptions['recall_events_read']} recall events read on mekong.inbound); each network returned "
+          f"an already returned payment once more: {', '.join(str(b['reason_code']) for b in run.bad_returns) or '-'}")
+    unmet = exceptions["expectations_unmet"]
+    if unmet:
+        print("exceptions that did NOT end as planned:")
+        for item in unmet[:10]:
+            print(f"  {item}")
+    else:
+        print("every exception ended as planned: every recall in a final case state, every return booked or refused "
+              f"{EXPECTED_BAD_RETURN} as planned, every payment with one outcome its participant last heard")
     print(line)
 
 
@@ -180,13 +268,15 @@ async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[In
 
 def _read_the_operations_port(stack: Stack, result: Any) -> dict[str, Any]:
     """What an operator sees on the operations port (TLS, its development CA trusted, the
-    operator token): one completed payment through /v1, and /metrics."""
+    operator token): one payment through /v1 (in the state the database has), and /metrics."""
     uetr = next((f.event["uetr"] for f in result.finals.values() if f.event.get("state") == "COMPLETED"), None)
     out: dict[str, Any] = {"url": stack.ops_url, "tls": stack.ops_url.startswith("https://"), "payment_read": False,
                            "metrics_read": False}
     try:
-        if uetr is not None:
-            out["payment_read"] = json.loads(stack.ops_get(f"{stack.ops_url}/v1/payments/{uetr}"))["state"] == "COMPLETED"
+        if uetr is not None:  # as the switch has it now (the demo's exceptions may have returned or recalled it since)
+            with sqlite3.connect(f"file:{stack.database_path}?mode=ro", uri=True, timeout=10) as db:
+                (state,) = db.execute("SELECT state FROM payments WHERE uetr = ?", (uetr,)).fetchone()
+            out["payment_read"] = json.loads(stack.ops_get(f"{stack.ops_url}/v1/payments/{uetr}"))["state"] == state
         out["metrics_read"] = b"switch_payments_total" in stack.ops_get(f"{stack.ops_url}/metrics")
     except OSError as exc:  # refused, or TLS failed: reported, and the demo fails
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -202,16 +292,25 @@ def run_demo(
     """The demo; returns its exit code. `secrets_out`, when given, receives the run's secrets
     (name -> value), for the test that checks none of them shows in any output."""
     schemas = SchemaSet(Path(default_schema_dir()))
+    run_id = time.strftime("%H%M%S")
     planned, unknown = plan_instructions(
-        count, run_id=time.strftime("%H%M%S"), corridors=ALL_CORRIDORS, qr_share=demo_qr_share, pain_share=demo_pain_share
+        count, run_id=run_id, corridors=ALL_CORRIDORS, qr_share=demo_qr_share, pain_share=demo_pain_share
     )
     inbound_planned = plan_inbound(inbound_per_partner)
     sim_args = ["--delay-ms", str(demo_partner_delay_ms), "--reject-rate", str(demo_partner_reject_rate),
-                "--duplicate-rate", str(demo_partner_duplicate_rate)]
-    promptpay_args = [arg for proxy in sorted(unknown) for arg in ("--unknown-proxy", proxy)]
+                "--duplicate-rate", str(demo_partner_duplicate_rate), "--return-rate", str(demo_return_rate),
+                "--partial-return-rate", str(demo_partial_return_rate), "--return-delay-ms", str(demo_return_delay_ms),
+                "--recall-accept-rate", str(demo_recall_accept_rate)]
+    partner_args: dict[str, list[str]] = {
+        "promptpay": [arg for proxy in sorted(unknown) for arg in ("--unknown-proxy", proxy)],
+        demo_lossy_partner: ["--lose-rate", str(demo_lose_rate)],
+        demo_silent_partner: ["--recall-silent-rate", str(demo_recall_silent_rate)],
+    }
+    switch_env = {f"MEKONG_PARTNER_{name}_{partner.upper()}": f"{value:g}" for name, value in demo_timings.items()
+                  for partner in ("promptpay", "lapnet", "napas", "unionpay")}
     print(f"starting the stack in {workdir} (Tansu broker, PromptPay, LAPNet, NAPAS and UnionPay simulators, switch) ...",
           flush=True)
-    stack = Stack(workdir, sim_args=sim_args, partner_sim_args={"promptpay": promptpay_args}, switch_log_level=switch_log_level)
+    stack = Stack(workdir, sim_args=sim_args, partner_sim_args=partner_args, switch_env=switch_env, switch_log_level=switch_log_level)
     with stack:
         if secrets_out is not None:
             secrets_out.update(stack.secrets)
@@ -222,19 +321,25 @@ def run_demo(
             flush=True,
         )
         result, inbound_result = asyncio.run(_drive_both(stack, planned, inbound_planned))
+        print("exceptions: the participants recall and return payments, the networks recall, return and ask ...", flush=True)
+        exceptions_run = asyncio.run(drive_exceptions(
+            stack.bootstrap_servers, {p: stack.sim_url(p) for p in stack.partners}, stack.database_path, result, inbound_result,
+            run_id=run_id, signers=stack.signers))
         sims = {p: stack.get_json(f"{stack.sim_url(p)}/sim/stats") for p in stack.partners}
         ops_port = _read_the_operations_port(stack, result)
         codes = stack.stop()
     summary = summarise(planned, result)
     inbound = inbound_result.summary()
+    exceptions = outcomes(stack.database_path, exceptions_run, inbound_result)
     checks = check_messages(stack.database_path, schemas)
     samples = write_samples(stack.database_path, workdir / "samples", planned)
     (workdir / "summary.json").write_text(
-        json.dumps({"summary": summary, "inbound": inbound, "xsd": checks, "simulators": sims,
+        json.dumps({"summary": summary, "inbound": inbound, "exceptions": exceptions, "xsd": checks, "simulators": sims,
                     "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev,
                     "kafka_signatures": not stack.insecure_dev, "ops_port": ops_port}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
+    _print_exceptions(exceptions, exceptions_run)
     tracked = sum(1 for p in planned if p.kind != "pain001")
     pain_payments = sum(1 for p in planned if p.origin == "pain.001" and p.kind != "pain001" and p.key in result.finals
                         and result.finals[p.key].event.get("uetr"))
@@ -251,6 +356,12 @@ def run_demo(
         problems.append(f"{len(checks['invalid'])} messages failed XSD validation")
     if summary["bad_input_expectations_unmet"] or inbound["expectations_unmet"]:
         problems.append(f"{len(summary['bad_input_expectations_unmet']) + len(inbound['expectations_unmet'])} payments ended unexpectedly")
+    if exceptions["expectations_unmet"]:
+        problems.append(f"{len(exceptions['expectations_unmet'])} exceptions did not end as planned")
+    missing = [f"{m} {way}" for m in EXCEPTION_MESSAGES for way in ("sent", "received")
+               if not checks[way].get(m) and (m, way) != ("admi.002", "received")]
+    if missing:
+        problems.append(f"no exception message checked against its XSD: {', '.join(missing)}")
     if not (ops_port["payment_read"] and ops_port["metrics_read"]):
         problems.append(f"the operations port did not answer as it should: {ops_port}")
     if codes.get("switch") != 0:

@@ -5,6 +5,10 @@ pacs.002 answers each simulator received) is what is summarised.
 
 The planned outcome of each payment rides in its remittance text (`demo:accept`, `demo:reject`,
 `demo:silent`), so the participant here knows what to do without sharing state with the planner.
+
+`mekong.inbound` also carries partners' recalls of inbound payments (issue 9: InboundRecallV1,
+`type: "recall"`); the participant here answers payments only: it counts a recall event and
+leaves it to whoever plays the recall side (switch/tools/exceptions_load.py in the demo).
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ class InboundResult:
     uetrs: dict[str, InboundPlanned] = field(default_factory=dict)
     replies_sent: Counter[str] = field(default_factory=Counter)
     events_seen: int = 0
+    recall_events_seen: int = 0  # InboundRecallV1 (type "recall") on the same topic: not payments
+    participants: dict[str, str] = field(default_factory=dict)  # uetr -> the beneficiary's participant
+    amounts: dict[str, dict[str, str]] = field(default_factory=dict)  # uetr -> what was credited
     repeated_answers: int = 0
     changed_answers: int = 0
 
@@ -105,9 +112,31 @@ class InboundResult:
             "expectations_unmet": unmet,
             "replies_sent": dict(self.replies_sent),
             "events_seen": self.events_seen,
+            "recall_events_seen": self.recall_events_seen,
             "answers_repeated": self.repeated_answers,
             "answers_changed": self.changed_answers,
         }
+
+
+def participant_reply(event: dict[str, Any], result: InboundResult) -> dict[str, Any] | None:
+    """What the demo's participant answers to one `mekong.inbound` event (noted in `result`): an
+    InboundReplyV1 for a payment, per its `demo:` remittance; None for one planned silent, and for
+    a partner's recall (InboundRecallV1, `type: "recall"`), which is not a payment to answer here."""
+    if event.get("type", "payment") != "payment":
+        result.recall_events_seen += 1
+        return None
+    result.events_seen += 1
+    result.participants[event["uetr"]] = event["participant"]
+    result.amounts[event["uetr"]] = event["amount"]
+    action = (event.get("remittance") or "").removeprefix("demo:")
+    if action == "silent":
+        result.replies_sent["silent"] += 1
+        return None
+    reply: dict[str, Any] = {"version": 1, "uetr": event["uetr"], "participant": event["participant"],
+                             "decision": "REJECT" if action == "reject" else "ACCEPT"}
+    if action == "reject":
+        reply["reason_code"], reply["reason"] = "AC04", "account closed"
+    return reply
 
 
 async def drive_inbound(
@@ -144,15 +173,9 @@ async def drive_inbound(
                 for records in batches.values():
                     for rec in records:
                         event = json.loads(rec.value)
-                        result.events_seen += 1
-                        action = (event.get("remittance") or "").removeprefix("demo:")
-                        if action == "silent":
-                            result.replies_sent["silent"] += 1
+                        reply = participant_reply(event, result)
+                        if reply is None:
                             continue
-                        reply: dict[str, Any] = {"version": 1, "uetr": event["uetr"], "participant": event["participant"],
-                                                 "decision": "REJECT" if action == "reject" else "ACCEPT"}
-                        if action == "reject":
-                            reply["reason_code"], reply["reason"] = "AC04", "account closed"
                         value = json.dumps(reply).encode()
                         headers = signers.headers(event["participant"], value) if signers is not None else None
                         await producer.send(replies_topic, value, key=event["uetr"].encode(), headers=headers)

@@ -228,6 +228,7 @@ class DriveResult:
     last_final_at: float = 0.0
     non_final_events: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    exception_events: Counter[str] = field(default_factory=Counter)  # later news of a final payment (issue 9), by state
     pain002_reports: int = 0  # pain.002 records (XML) read on the status topic
 
     def accounted(self) -> int:
@@ -311,7 +312,10 @@ async def drive(
                             result.non_final_events[event["state"]] += 1
                             continue
                         if instruction_id in result.finals:
-                            result.duplicates += 1
+                            if event.get("exception") is not None or event.get("type") == "exception":
+                                result.exception_events[event["state"]] += 1  # returned, recalled ...: news, not a second outcome
+                            else:
+                                result.duplicates += 1
                             continue
                         result.finals[instruction_id] = Final(
                             event["state"], event.get("reason_code"), now - sent_at.get(instruction_id, now), event, rec.timestamp
@@ -435,4 +439,5 @@ def summarise(planned: list[Planned], result: DriveResult) -> dict[str, Any]:
         "volume": {k: f"{v:,.2f}" for k, v in sorted(volume.items())},
         "latency_ms": percentiles(result.latencies_ms()),
         "duplicates_seen": result.duplicates,
+        "exception_events": dict(result.exception_events),
     }

@@ -208,6 +208,25 @@ async def test_a_return_completes_an_accepted_recall(deps: Deps) -> None:
     assert (closed.state, closed.due_at, closed.version) == (CaseState.DONE, None, 2)
 
 
+async def test_a_partial_return_leaves_a_recall_not_yet_sent_open(deps: Deps) -> None:
+    """A recall still OPEN (its camt.056 not sent yet) is not answered by a part the partner
+    returns on its own: the recall goes on for the rest (the demo met this race)."""
+    uow = await _with_payment()
+    recall = Case(
+        id="C" + "b" * 32, uetr=SAMPLE_UETR, kind=CaseKind.RECALL, initiator=Initiator.PARTICIPANT, counterpart="promptpay",
+        state=CaseState.OPEN, reason_code="DUPL", detail=None, ref="participant/ACLBKHPPXXX/rc-2",
+        message_id=None, amount=None, back_amount=None, rate=None, rate_rule=None, attempts=0,
+        due_at=T0, reply_by=None, created_at=T0, updated_at=T0,
+    )
+    await uow.cases_add([recall])
+    out = await _partner_return(uow, deps, "RT1", _tx("R1", "600.00"))
+    assert out.counts == {"partial": 1} and uow.payments[SAMPLE_UETR].state is S.PARTIALLY_RETURNED
+    assert uow.state.cases[recall.id].state is CaseState.OPEN
+    out = await _partner_return(uow, deps, "RT2", _tx("R2", "1057.64"))  # the rest: nothing left to recall
+    assert out.counts == {"booked": 1} and uow.payments[SAMPLE_UETR].state is S.RETURNED
+    assert uow.state.cases[recall.id].state is CaseState.DONE
+
+
 async def test_two_returns_of_one_payment_in_one_message_are_both_booked(deps: Deps) -> None:
     uow = await _with_payment()
     out = await _partner_return(uow, deps, "RT1", _tx("R1", "600.00"), _tx("R2", "1057.64"))

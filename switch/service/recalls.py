@@ -67,6 +67,7 @@ from switch.service.return_messages import pacs004_to_partner
 
 S = PaymentState
 C = CaseState
+RECALL_RETURN_REASON = "FOCR"  # the pacs.004 that answers an accepted recall
 
 # how soon a recall whose pacs.008 a relay holds right now is looked at again
 in_flight_recheck_s: Final = 2.0
@@ -566,8 +567,10 @@ async def answer_recalls(cmd: AnswerRecalls, uow: UnitOfWork, deps: Deps) -> Out
         said = f"request {r.request_id}: {r.reason or r.decision.lower()}"[:500]
         if r.decision == "ACCEPT":
             amount = _remaining(p, cases)
-            w.partner_rows.append(pacs004_to_partner(p, amount, deps, return_id=case.id, reason_code=case.reason_code or "NARR",
-                                                     detail=f"recall {case.id} accepted", now=now))
+            # FOCR (ExternalReturnReason1Code "following cancellation request"): the return answers
+            # the partner's own camt.056, whatever its reason (which need not be a return reason)
+            w.partner_rows.append(pacs004_to_partner(p, amount, deps, return_id=case.id, reason_code=RECALL_RETURN_REASON,
+                                                     detail=f"recall {case.id} accepted ({case.reason_code or 'no reason'})", now=now))
             answer = _answer_for(case, p, deps, now=now, accepted=True, code=None, detail=None)
             w.partner_rows.append(answer)
             p = await w.move(p, S.RETURNED, reason_code=case.reason_code or "NARR", detail=f"recall {case.id} accepted: returned to {p.partner}")

@@ -188,7 +188,7 @@ async def test_a_partner_recall_of_inbound_payments_is_accepted_or_refused_by_th
         log = run.sim.recalls.log
         assert (log.answers[give]["status"], log.answers[give]["tx_status"]) == ("CNCL", "ACCR")
         assert (log.answers[keep]["status"], log.answers[keep]["reason_code"]) == ("RJCR", "CUST")
-        assert (log.returns[give]["amount"], log.returns[give]["currency"], log.returns[give]["reason_code"]) == ("40000", "KHR", "FRAD")
+        assert (log.returns[give]["amount"], log.returns[give]["currency"], log.returns[give]["reason_code"]) == ("40000", "KHR", "FOCR")
         assert keep not in log.returns
         p_give, p_keep = await payment(run, give), await payment(run, keep)
         assert (p_give["state"], case_state(p_give)) == ("RETURNED", "DONE")

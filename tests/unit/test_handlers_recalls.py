@@ -284,7 +284,7 @@ async def test_the_participant_accepts_a_partner_recall_with_a_pacs004_and_a_cam
     assert out.counts == {"accepted": 1}
     (ret,) = [pacs004.parse(parse_untrusted(r.body)) for r in uow.state.outbox.values() if r.message_id.startswith("T")]
     (tx,) = ret.transactions
-    assert (tx.original_uetr, tx.returned_amount.value, tx.returned_amount.currency, tx.reason_code) == (INBOUND_UETR, "40000", "KHR", "FRAD")
+    assert (tx.original_uetr, tx.returned_amount.value, tx.returned_amount.currency, tx.reason_code) == (INBOUND_UETR, "40000", "KHR", "FOCR")  # following the cancellation request
     (answer,) = camt029_of(uow)
     assert answer.status == "CNCL" and answer.transactions[0].status == "ACCR"
     assert answer.transactions[0].cancellation_status_id == "X1"

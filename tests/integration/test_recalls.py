@@ -7,7 +7,6 @@ beneficiaries' participants accept (pacs.004 + camt.029) or refuse (camt.029 RJC
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from typing import Any
 
@@ -88,13 +87,12 @@ async def test_a_recalled_payment_is_accepted_by_the_partner_or_refused_with_its
         (received,) = [r for r in run.sim.recalls.log.received if r["uetr"] == accepted]
         assert received["reason_code"] == "FRAD" and received["case_id"] == p["exceptions"][-1]["case_id"]
         assert run.sim.recalls.log.decided[accepted] == "accepted"
-        if importlib.util.find_spec("switch.service.returns") is not None:  # the returns flow books the pacs.004
-            async def returned() -> bool:
-                return (await payment(run, accepted))["state"] == "RETURNED"
+        async def returned() -> dict[str, Any] | None:  # the network's pacs.004 is booked: the recall is done
+            q = await payment(run, accepted)
+            return q if q["state"] == "RETURNED" else None
 
-            await until(returned, "the pacs.004 to be booked")
-        else:  # without the returns flow the pacs.004 is refused; the recall waits for it
-            assert p["state"] == "RECALL_PENDING"
+        done = await until(returned, "the pacs.004 to be booked")
+        assert [c["state"] for c in done["exceptions"] if c["kind"] == "recall"] == ["DONE"]
 
         # the network refuses the next one: the payment stays COMPLETED and the participant hears why
         run.sim.behaviour = SimBehaviour.from_json({"recall_accept_rate": 0.0, "recall_refuse_reason": "CUST"}, run.sim.behaviour)

@@ -438,6 +438,7 @@ async def apply_recall_answers(cmd: ApplyRecallAnswers, uow: UnitOfWork, deps: D
             w.tell(p, case, reason=f"recall accepted by {p.partner}: the payment is cancelled", moved_payment=True)
         elif p.state in (S.RETURNED,):  # the pacs.004 came first
             case = await w.case(case, moved(case, C.DONE, now=now))
+            w.tell(p, case, reason=f"recall accepted by {p.partner}: the payment was already returned", moved_payment=False)
         else:
             if p.state in _COMPLETED:  # a late answer to a recall reported unanswered
                 p = await w.move(p, S.RECALL_PENDING, reason_code=case.reason_code, detail=f"recall {case.id} accepted late")

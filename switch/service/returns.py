@@ -237,6 +237,9 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
             events.case_outbox(moved_p, case, deps.config, now=now, reason=tx.additional_info[0] if tx.additional_info else None,
                                moved=True)
         )
+        if recall is not None:  # the participant hears its recall close too (the return event names the return case)
+            status_rows.append(events.case_outbox(moved_p, recall, deps.config, now=now,
+                                                  reason=f"recall done: the money came back with pacs.004 {cmd.message_id}"))
 
     await uow.cases_add(new_cases)
     await uow.cases_update(list(closed.values()))

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from iso20022 import camt029, camt056, pacs004
-from iso20022.model import Agent
+from iso20022.model import Agent, Amount
 from iso20022.parsing import parse_untrusted
 from switch.contracts import InboundRecallV1, RecallReplyV1, RecallRequestV1
 from switch.domain.case import CaseState, Initiator
@@ -334,3 +334,28 @@ async def test_a_partner_recall_of_an_unknown_or_uncredited_payment_is_refused_w
     assert (await apply_partner_recalls(partner_recall(), uow, deps)).counts == {"duplicate": 1}
     assert len(camt029_of(uow)) == 2
     assert json.loads(json.dumps(deps.metrics.recalls.labels("promptpay", "inbound", "rejected")._value.get())) == 2
+
+
+async def test_a_late_accept_of_a_recall_whose_payment_was_returned_meanwhile_closes_it_and_says_so(
+    deps: Deps, clock: FakeClock
+) -> None:
+    from switch.service.returns import ApplyPartnerReturns, apply_partner_returns
+
+    uow = FakeUnitOfWork()
+    uetr = await completed(uow, deps)
+    await recall_payments(RecallPayments([recall()]), uow, deps)
+    case = the_case(uow, uetr)
+    clock.advance(deps.mappings["promptpay"].profile.exceptions.recall_sla_s + 1)
+    await follow_up_cases(FollowUpCases(), uow, deps)
+    assert (uow.state.cases[case.id].state, uow.payments[uetr].state) == (C.UNANSWERED, S.COMPLETED)
+    p = uow.payments[uetr]
+    tx = pacs004.ReturnTx(return_id="R1", returned_amount=Amount(p.target.to_text(), p.target.currency.code),
+                          original_uetr=uetr, reason_code="AC04")
+    await apply_partner_returns(ApplyPartnerReturns("promptpay", "RT1", "pacs.004.001.10", (tx,)), uow, deps)
+    assert uow.payments[uetr].state is S.RETURNED
+    out = await apply_recall_answers(resolution(case.id, uetr, "CNCL"), uow, deps)
+    assert out.counts == {"accepted": 1}
+    assert uow.state.cases[case.id].state is C.DONE
+    event = status_events(uow.state, deps)[-1]
+    assert (event["type"], event["state"], event["exception"]["case_id"], event["exception"]["state"]) == (
+        "exception", "RETURNED", case.id, "DONE")

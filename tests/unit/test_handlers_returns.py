@@ -206,6 +206,10 @@ async def test_a_return_completes_an_accepted_recall(deps: Deps) -> None:
     assert uow.payments[SAMPLE_UETR].state is S.RETURNED
     closed = uow.state.cases[recall.id]
     assert (closed.state, closed.due_at, closed.version) == (CaseState.DONE, None, 2)
+    # the participant hears both: the return (moving the payment) and its recall closing
+    cases_told = [(e["type"], e["state"], e["exception"]["kind"], e["exception"]["state"]) for e in status_events(uow.state, deps)]
+    assert cases_told == [("status", "RETURNED", "return", "DONE"), ("exception", "RETURNED", "recall", "DONE")]
+    assert status_events(uow.state, deps)[1]["exception"]["case_id"] == recall.id
 
 
 async def test_two_returns_of_one_payment_in_one_message_are_both_booked(deps: Deps) -> None:

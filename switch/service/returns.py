@@ -193,7 +193,11 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
                 raise _Refused(UNKNOWN_ORIGINAL, f"no payment of {cmd.partner} with UETR {uetr or '(none given)'}")
             cases = cases_of.get(p.uetr, [])
             left = _returnable(p, PARTNER_RETURNABLE, cases)
-            if tx.reason_code is None or tx.reason_code not in exceptions.return_reasons:
+            # the agreed reasons, or the reason of the open recall this return answers (the code the
+            # switch itself put in the camt.056: AM09 is a recall reason and no agreed return reason)
+            recall = open_recall(cases)
+            answers_recall = recall is not None and tx.reason_code == recall.reason_code
+            if tx.reason_code is None or (tx.reason_code not in exceptions.return_reasons and not answers_recall):
                 raise _Refused(UNKNOWN_REASON, f"return reason {tx.reason_code or tx.reason_proprietary!r} is not one agreed")
             returned = _returned_amount(tx.returned_amount.value, tx.returned_amount.currency, p, left)
             try:

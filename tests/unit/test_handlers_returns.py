@@ -212,6 +212,23 @@ async def test_a_return_completes_an_accepted_recall(deps: Deps) -> None:
     assert status_events(uow.state, deps)[1]["exception"]["case_id"] == recall.id
 
 
+async def test_a_return_answering_a_recall_may_carry_the_recalls_reason_even_one_not_agreed_for_returns(deps: Deps) -> None:
+    assert "AM09" not in deps.mappings["promptpay"].profile.exceptions.return_reasons
+    uow = await _with_payment()
+    out = await _partner_return(uow, deps, "RT0", _tx("R0", "1657.64", reason="AM09"))  # no recall open: refused
+    assert out.counts == {"refused": 1} and out.refusals[0][0] == "FF01" and uow.payments[SAMPLE_UETR].state is S.COMPLETED
+    uow = await _with_payment(S.RECALL_PENDING, reason_code="AM09")
+    await uow.cases_add([Case(
+        id="C" + "b" * 32, uetr=SAMPLE_UETR, kind=CaseKind.RECALL, initiator=Initiator.PARTICIPANT, counterpart="promptpay",
+        state=CaseState.AWAITING_RETURN, reason_code="AM09", detail=None, ref="participant/ACLBKHPPXXX/rc-2",
+        message_id="X2", amount=None, back_amount=None, rate=None, rate_rule=None, attempts=1,
+        due_at=T0 + timedelta(minutes=10), reply_by=T0 + timedelta(minutes=10), created_at=T0, updated_at=T0,
+    )])
+    out = await _partner_return(uow, deps, "RT1", _tx("R1", "1657.64", reason="AM09"))
+    assert out.counts == {"booked": 1}
+    assert uow.payments[SAMPLE_UETR].state is S.RETURNED
+
+
 async def test_two_returns_of_one_payment_in_one_message_are_both_booked(deps: Deps) -> None:
     uow = await _with_payment()
     out = await _partner_return(uow, deps, "RT1", _tx("R1", "600.00"), _tx("R2", "1057.64"))

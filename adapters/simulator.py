@@ -146,6 +146,7 @@ class ReceivedLog:
         self.state_path = state_path
         self.uetrs: OrderedDict[str, _Received] = OrderedDict()
         self.answers: dict[str, bytes | None] = {}  # reloaded: message id -> pacs.002 (None: silenced)
+        self.return_facts: list[dict[str, Any]] = []  # reloaded: the returns it sent (ReturnDesk.restore)
         self.dropped: Counter[str] = Counter()
         self._file: IO[str] | None = None
 
@@ -179,7 +180,13 @@ class ReceivedLog:
                 self.answers[fact["message_id"]] = None if report is None else base64.b64decode(report)
                 for uetr, status in fact["statuses"].items():
                     self._note_status(uetr, status)
+            elif fact["kind"].startswith("return_"):
+                self.return_facts.append(fact)
         log.info("state file %s: %d UETRs received, %d answers reloaded", path, len(self.uetrs), len(self.answers))
+
+    def append(self, fact: dict[str, Any]) -> None:
+        """Another fact worth surviving a crash (the returns the network sent)."""
+        self._append(fact)
 
     def _append(self, fact: dict[str, Any]) -> None:
         if self._file is not None:
@@ -264,7 +271,7 @@ class PartnerSimulator:
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
         self.recalls = RecallDesk(self)  # recalls both ways (issue 9)
         # the network's side of returns (pacs.004 both ways)
-        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed)
+        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed, record=self.received_log.append)
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -294,6 +301,8 @@ class PartnerSimulator:
         for message_id, report in self.received_log.answers.items():
             self._remember(message_id, None if report is None else _Decision(report))
         self.received_log.answers.clear()  # kept from here on by _seen, bounded
+        self.returns.restore(self.received_log.return_facts)
+        self.received_log.return_facts.clear()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=callbacks_inflight_max, ssl=self.tls.client if self.tls else True)
         )

@@ -591,6 +591,12 @@ async def answer_recalls(cmd: AnswerRecalls, uow: UnitOfWork, deps: Deps) -> Out
 # ---------------------------------------------------------------- the case timer
 
 
+def _request_of(case: Case) -> str | None:
+    """The participant's request id of an outbound recall (ref `participant/<code>/<request_id>`)."""
+    parts = case.ref.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "participant" else None
+
+
 async def follow_up_recalls(cases: list[Case], uow: UnitOfWork, deps: Deps, out: Outcome) -> None:
     """Due recall cases (CASE_FOLLOW_UPS[CaseKind.RECALL]): an outbound recall waiting for its
     payment to leave QUOTED, chased or given up; a partner's recall the participant left
@@ -618,8 +624,8 @@ async def follow_up_recalls(cases: list[Case], uow: UnitOfWork, deps: Deps, out:
             _count(deps, p.partner, "inbound", "unanswered")
             out.count("unanswered")
             continue
-        if case.state is C.OPEN:
-            await _advance_outbound(w, case, p, of_payment, request_id=None)
+        if case.state is C.OPEN:  # its first event: it names the participant's request (kept in the ref)
+            await _advance_outbound(w, case, p, of_payment, request_id=_request_of(case))
             continue
         profile = deps.mappings[p.partner].profile
         if case.reply_by is not None and now >= case.reply_by:

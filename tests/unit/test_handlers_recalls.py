@@ -113,6 +113,24 @@ async def test_a_recall_of_a_row_a_relay_holds_waits_then_cancels_once_the_row_i
     clock.advance(3)
     await follow_up_cases(FollowUpCases(), uow, deps)
     assert (uow.payments[uetr].state, the_case(uow, uetr).state) == (S.CANCELLED, C.DONE)
+    # the case's first event (none was published while it waited) names the participant's request
+    (event,) = [e for e in status_events(uow.state, deps) if e.get("exception")]
+    assert (event["exception"]["state"], event["exception"]["request_id"]) == ("DONE", "R1")
+
+
+async def test_a_recall_that_waited_for_the_relay_names_its_request_when_its_camt056_leaves(deps: Deps, clock: FakeClock) -> None:
+    uow = FakeUnitOfWork()
+    uetr = await quoted(uow, deps)
+    (row,) = [r for r in uow.state.outbox.values() if r.kind == "partner"]
+    uow.state.outbox[row.id] = replace(row, lease_owner="replica-a", lease_until=clock.now + timedelta(seconds=45))
+    await recall_payments(RecallPayments([recall("RQ-77")]), uow, deps)
+    # the relay delivered it meanwhile: the payment left QUOTED, the case timer sends the camt.056
+    await record_send_results([RecordSendResults([row.id or 0], submitted_uetrs=row.uetrs)], uow, deps)
+    clock.advance(3)
+    await follow_up_cases(FollowUpCases(), uow, deps)
+    assert (uow.payments[uetr].state, the_case(uow, uetr).state) == (S.SUBMITTED, C.SENT)
+    (event,) = [e for e in status_events(uow.state, deps) if e.get("exception")]
+    assert (event["exception"]["state"], event["exception"]["request_id"]) == ("SENT", "RQ-77")
 
 
 async def test_a_recall_of_a_completed_payment_sends_a_camt056_and_one_recall_at_a_time(deps: Deps, clock: FakeClock) -> None:

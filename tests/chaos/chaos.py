@@ -228,6 +228,7 @@ class StatusFollower:
         self.requests: set[str] = set()  # recall request ids sent (the Recaller adds them)
         self.request_of_case: dict[str, str] = {}  # recall case id -> request id
         self.requests_decided: set[str] = set()  # requests with a final case outcome seen
+        self._final_cases: set[str] = set()
         self.events = 0
         self.redelivered = 0  # records the consumer handed over twice (same partition and offset)
         self._offsets: set[tuple[str, int, int]] = set()
@@ -272,14 +273,21 @@ class StatusFollower:
 
 
     def _note_case(self, ev: dict[str, Any]) -> None:
+        """Recall outcomes as they arrive, in any order (a case's final event may come before the
+        one naming its request: status events of one payment are not all published in order)."""
         exc = ev.get("exception") or {}
         if exc.get("kind") != "recall" and not (exc.get("case_id") == "-" and exc.get("request_id") in self.requests):
             return
-        request_id = exc.get("request_id") or self.request_of_case.get(exc.get("case_id", ""))
-        if exc.get("request_id") and exc.get("case_id") not in (None, "-"):
-            self.request_of_case[exc["case_id"]] = exc["request_id"]
-        if request_id in self.requests and exc.get("state") in CASE_FINAL:
-            self.requests_decided.add(request_id)
+        case_id = exc.get("case_id", "-")
+        if exc.get("request_id") and case_id != "-":
+            self.request_of_case[case_id] = exc["request_id"]
+        if exc.get("state") in CASE_FINAL:
+            if case_id == "-":
+                self.requests_decided.add(exc.get("request_id", ""))
+            else:
+                self._final_cases.add(case_id)
+        for cid in self._final_cases & set(self.request_of_case):
+            self.requests_decided.add(self.request_of_case[cid])
 
     def unresolved_requests(self) -> int:
         return len(self.requests - self.requests_decided)
@@ -606,8 +614,20 @@ def count_exceptions(
     request_of_case: dict[str, str] = {}
     case_finals: dict[str, list[str]] = defaultdict(list)  # request id -> final case states, in order
     done_kind: dict[str, str] = {}  # request id -> what the DONE case did to the payment (CANCELLED, RETURNED)
-    for iid in tracked:
+    case_out_of_order = 0  # recall cases whose final event came before the event naming their request
+    for iid in tracked:  # first pass: which request opened which case (its first event names the request)
         for _raw, ev in read.events.get(iid, []):
+            exc = ev.get("exception") or {}
+            if exc.get("kind") == "recall" and exc.get("request_id"):
+                request_of_case[exc["case_id"]] = exc["request_id"]
+    for iid in tracked:
+        named: set[str] = set()
+        for _raw, ev in read.events.get(iid, []):
+            exc = ev.get("exception") or {}
+            if exc.get("kind") == "recall" and exc.get("request_id"):
+                named.add(exc["case_id"])
+            elif exc.get("kind") == "recall" and exc.get("state") in CASE_FINAL and exc["case_id"] not in named:
+                case_out_of_order += 1
             if ev.get("uetr") and ev.get("target_amount"):
                 target[ev["uetr"]] = _minor(ev["target_amount"])
             exc = ev.get("exception") or {}
@@ -616,8 +636,6 @@ def count_exceptions(
                     partial_cases += 1
                 booked[ev["uetr"]][exc["case_id"]] = _minor(exc.get("returned_amount"))
             if exc.get("kind") == "recall":
-                if exc.get("request_id"):
-                    request_of_case[exc["case_id"]] = exc["request_id"]
                 rid = request_of_case.get(exc["case_id"])
                 if rid is not None and exc.get("state") in CASE_FINAL and (not case_finals[rid] or case_finals[rid][-1] != exc["state"]):
                     case_finals[rid].append(exc["state"])
@@ -675,6 +693,7 @@ def count_exceptions(
         "recall_outcomes": dict(outcome.most_common()),  # cancelled (locally or accepted before completion), returned, refused, unanswered, rejected
         "recalls_unresolved": len(unresolved),
         "recall_conflicts": len(conflicts),
+        "recall_events_out_of_order": case_out_of_order,  # reported, not a criterion
         "returns_booked_cases": sum(len(c) for c in booked.values()),
         "returns_partial_cases": partial_cases,
         "returns_uetrs": len(booked),

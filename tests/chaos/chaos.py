@@ -567,6 +567,12 @@ def count(
             "switch_partner_disagree": {iid: {"switch": final_of[iid], "uetr": uetr_of.get(iid)} for iid in disagree[:examples_max]},
         },
     }
+    # reported, not a criterion: a payment whose first final event is a post-completion state (its
+    # COMPLETED event was published after a later one: the relay does not keep one payment's events
+    # in order when its queue overflows and the poller picks older rows up later)
+    post_first = [iid for iid, (state, _r) in final_of.items() if state in POST_COMPLETION]
+    result["first_final_post_completion"] = len(post_first)
+    result["examples"]["first_final_post_completion"] = post_first[:examples_max]
     result.update(count_exceptions(tracked, read, recalls or {}, sim_returns or {}, cancelled_acsc=[
         iid for iid, (state, _r) in final_of.items() if state == "CANCELLED" and partner_status.get(uetr_of.get(iid, "")) == "ACSC"
     ]))
@@ -1030,6 +1036,10 @@ def table(results: list[dict[str, Any]]) -> str:
             details.append(f"lost ones as the switch holds them {r['non_final_states']}")
         if r["silent"]:
             details.append(f"{r['silent']} without any status event")
+        if r.get("first_final_post_completion"):
+            details.append(f"{r['first_final_post_completion']} whose first final event is a post-completion state (events out of order)")
+        if r.get("recall_events_out_of_order"):
+            details.append(f"{r['recall_events_out_of_order']} recall outcomes published before the event naming the request")
         if r["byte_identical_repeats"]:
             details.append(f"{r['byte_identical_repeats']} events repeated byte for byte")
         details.append(f"recalls {r['recalls_sent']} ({r['recalls_in_flight']} right after the instruction): "

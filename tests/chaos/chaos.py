@@ -77,7 +77,10 @@ differ, 0 partner conflicts, and each count above 0. The exit code is 1 when a c
 `sw!=partner` (a final outcome the partner's own answer contradicts) is reported but is not a
 criterion of the issue; nor is a recall the partner accepted while the payment was still in flight
 and whose pacs.002 ACSC it had already decided (the switch keeps CANCELLED, refuses the partner's
-pacs.004 AG01: reported as `cancelled, partner ACSC`).
+pacs.004 AG01: reported as `cancelled, partner ACSC`). Also reported, not criteria: payments whose
+first final event is a post-completion state (RECALL_PENDING before COMPLETED: the relay published
+a payment's events out of order, which it does when its Kafka lane's queue is full and the poller
+picks the older row up later), and recall outcomes published before the event naming the request.
 
     .venv/bin/python tests/chaos/chaos.py --scenario all --count 5000   # table on stdout, JSON in bench-out/chaos/
 """

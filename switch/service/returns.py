@@ -133,6 +133,8 @@ def _book(
     target = S.RETURNED if back_in_full else S.PARTIALLY_RETURNED
     moved_p, entry = transition(p, target, now=now, reason_code=case.reason_code, detail=detail)
     recall = open_recall(cases)
+    if recall is not None and recall.state is CaseState.OPEN:  # never sent: no return answers it (the case timer sends it)
+        recall = None
     closed = moved(recall, CaseState.DONE, now=now, detail=f"returned by {case.ref}") if recall is not None else None
     return moved_p, entry, closed
 
@@ -196,7 +198,7 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
             # the agreed reasons, or the reason of the open recall this return answers (the code the
             # switch itself put in the camt.056: AM09 is a recall reason and no agreed return reason)
             recall = open_recall(cases)
-            answers_recall = recall is not None and tx.reason_code == recall.reason_code
+            answers_recall = recall is not None and recall.state is not CaseState.OPEN and tx.reason_code == recall.reason_code
             if tx.reason_code is None or (tx.reason_code not in exceptions.return_reasons and not answers_recall):
                 raise _Refused(UNKNOWN_REASON, f"return reason {tx.reason_code or tx.reason_proprietary!r} is not one agreed")
             returned = _returned_amount(tx.returned_amount.value, tx.returned_amount.currency, p, left)

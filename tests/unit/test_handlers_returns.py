@@ -229,6 +229,22 @@ async def test_a_return_answering_a_recall_may_carry_the_recalls_reason_even_one
     assert uow.payments[SAMPLE_UETR].state is S.RETURNED
 
 
+async def test_a_return_does_not_close_a_recall_that_was_never_sent(deps: Deps) -> None:
+    uow = await _with_payment()
+    waiting = Case(  # the recall waits for a relay to free the pacs.008 row: no camt.056 yet
+        id="C" + "c" * 32, uetr=SAMPLE_UETR, kind=CaseKind.RECALL, initiator=Initiator.PARTICIPANT, counterpart="promptpay",
+        state=CaseState.OPEN, reason_code="FRAD", detail=None, ref="participant/ACLBKHPPXXX/rc-3",
+        message_id=None, amount=None, back_amount=None, rate=None, rate_rule=None, attempts=0,
+        due_at=T0 + timedelta(seconds=2), reply_by=T0 + timedelta(minutes=10), created_at=T0, updated_at=T0,
+    )
+    await uow.cases_add([waiting])
+    out = await _partner_return(uow, deps, "RT1", _tx("R1", "800.00", reason="CUST"))
+    assert out.counts == {"partial": 1}
+    assert uow.payments[SAMPLE_UETR].state is S.PARTIALLY_RETURNED
+    assert uow.state.cases[waiting.id] == waiting  # still OPEN, untouched: the case timer sends its camt.056
+    assert [e["exception"]["kind"] for e in status_events(uow.state, deps)] == ["return"]
+
+
 async def test_two_returns_of_one_payment_in_one_message_are_both_booked(deps: Deps) -> None:
     uow = await _with_payment()
     out = await _partner_return(uow, deps, "RT1", _tx("R1", "600.00"), _tx("R2", "1057.64"))

@@ -140,11 +140,14 @@ class RecallDesk:
             return web.json_response({"assignment_id": req.assignment_id}, status=202)
         accept = self._random.random() < b.recall_accept_rate
         known = [tx for tx in req.transactions if tx.original_uetr in self.paid]
-        accept = accept and len(known) == len(req.transactions)
+        # a payment the network rejected was never credited: nothing to cancel or return (ARJR)
+        rejected = {tx.original_uetr for tx in known if self._status(tx.original_uetr) == "RJCT"}
+        accept = accept and len(known) == len(req.transactions) and not rejected
         statuses = tuple(
             camt029.CancellationStatus(
                 cancellation_status_id=tx.cancellation_id, original_end_to_end_id=tx.original_end_to_end_id, original_uetr=tx.original_uetr,
-                status="ACCR" if accept else "RJCR", reason_code=None if accept else (b.recall_refuse_reason if tx.original_uetr in self.paid else "NOOR"),
+                status="ACCR" if accept else "RJCR",
+                reason_code=None if accept else ("ARJR" if tx.original_uetr in rejected else b.recall_refuse_reason if tx.original_uetr in self.paid else "NOOR"),
             )
             for tx in req.transactions
         )
@@ -181,6 +184,11 @@ class RecallDesk:
         assert self.sim._session is not None
         await self.sim.returns.post(self.sim._session, body, entries)
         self.sim.stats["recall_returns_sent"] += 1
+
+    def _status(self, uetr: str | None) -> str | None:
+        """The status the network answered for a payment it received (ACSC, RJCT), if any."""
+        entry = self.sim.received_log.uetrs.get(uetr or "")
+        return entry.status if entry is not None else None
 
     def _return(self, txs: list[camt056.CancellationTx], req: camt056.CancellationRequest) -> bytes:
         """The network's pacs.004 returning the whole amount of each recalled payment."""

@@ -160,6 +160,7 @@ class ReceivedLog:
         self.state_path = state_path
         self.uetrs: OrderedDict[str, _Received] = OrderedDict()
         self.answers: dict[str, bytes | None] = {}  # reloaded: message id -> pacs.002 (None: silenced)
+        self.return_facts: list[dict[str, Any]] = []  # reloaded: the returns it sent (ReturnDesk.restore)
         self.dropped: Counter[str] = Counter()
         self._file: IO[str] | None = None
 
@@ -193,7 +194,13 @@ class ReceivedLog:
                 self.answers[fact["message_id"]] = None if report is None else base64.b64decode(report)
                 for uetr, status in fact["statuses"].items():
                     self._note_status(uetr, status)
+            elif fact["kind"].startswith("return_"):
+                self.return_facts.append(fact)
         log.info("state file %s: %d UETRs received, %d answers reloaded", path, len(self.uetrs), len(self.answers))
+
+    def append(self, fact: dict[str, Any]) -> None:
+        """Another fact worth surviving a crash (the returns the network sent)."""
+        self._append(fact)
 
     def _append(self, fact: dict[str, Any]) -> None:
         if self._file is not None:
@@ -278,7 +285,7 @@ class PartnerSimulator:
         self.inbound = InboundOriginator(profile, schemas, switch_url=callback_url, signing=signing)
         self.recalls = RecallDesk(self)  # recalls both ways (issue 9)
         # the network's side of returns (pacs.004 both ways)
-        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed)
+        self.returns = ReturnDesk(profile, schemas, switch_url=callback_url, sealed=self.sealed, record=self.received_log.append)
         self._lost: set[str] = set()  # pacs.008 message ids whose decision is never called back (lose_rate)
         # uetr -> the switch's answers to the network's pacs.028 about it (POST /sim/enquire)
         self.enquiries: dict[str, dict[str, Any]] = {}
@@ -313,6 +320,8 @@ class PartnerSimulator:
         for message_id, report in self.received_log.answers.items():
             self._remember(message_id, None if report is None else _Decision(report))
         self.received_log.answers.clear()  # kept from here on by _seen, bounded
+        self.returns.restore(self.received_log.return_facts)
+        self.received_log.return_facts.clear()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=callbacks_inflight_max, ssl=self.tls.client if self.tls else True)
         )

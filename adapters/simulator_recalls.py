@@ -21,6 +21,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from iso20022 import camt029, camt056, pacs004, pacs008
 from iso20022.model import Agent, Amount, ClearingSystemMember
+from iso20022.parsing import parse_untrusted
 from iso20022.pacs002 import OriginalGroup
 
 from adapters.simulator_inbound import SAMPLE_DEBTOR_AGENTS
@@ -142,11 +144,14 @@ class RecallDesk:
             return web.json_response({"assignment_id": req.assignment_id}, status=202)
         accept = self._random.random() < b.recall_accept_rate
         known = [tx for tx in req.transactions if tx.original_uetr in self.paid]
-        accept = accept and len(known) == len(req.transactions)
+        # a payment the network rejected was never credited: nothing to cancel or return (ARJR)
+        rejected = {tx.original_uetr for tx in known if self._status(tx.original_uetr) == "RJCT"}
+        accept = accept and len(known) == len(req.transactions) and not rejected
         statuses = tuple(
             camt029.CancellationStatus(
                 cancellation_status_id=tx.cancellation_id, original_end_to_end_id=tx.original_end_to_end_id, original_uetr=tx.original_uetr,
-                status="ACCR" if accept else "RJCR", reason_code=None if accept else (b.recall_refuse_reason if tx.original_uetr in self.paid else "NOOR"),
+                status="ACCR" if accept else "RJCR",
+                reason_code=None if accept else ("ARJR" if tx.original_uetr in rejected else b.recall_refuse_reason if tx.original_uetr in self.paid else "NOOR"),
             )
             for tx in req.transactions
         )
@@ -162,8 +167,32 @@ class RecallDesk:
             self.log.decided[tx.original_uetr or "-"] = "accepted" if accept else "refused"
         self.sim.stats["recalls_accepted" if accept else "recalls_refused"] += 1
         if accept:
-            self.sim._schedule(self._return(known, req), delay_s=delay_s + return_after_answer_s)
+            task = asyncio.create_task(self._return_later(known, req, delay_s + return_after_answer_s))
+            self.sim._tasks.add(task)
+            task.add_done_callback(self.sim._tasks.discard)
         return web.json_response({"assignment_id": req.assignment_id}, status=202)
+
+    async def _return_later(self, txs: list[camt056.CancellationTx], req: camt056.CancellationRequest, delay_s: float) -> None:
+        """The pacs.004 of an accepted recall, sent and recorded by the return desk (GET /sim/returns,
+        `via` "recall"; kept in the state file like the network's own returns)."""
+        from adapters.simulator_returns import SentReturn
+
+        await asyncio.sleep(delay_s)
+        body = self._return(txs, req)
+        message = pacs004.parse(parse_untrusted(body))
+        entries = [
+            SentReturn(tx.original_uetr or "", message.message_id, tx.return_id, tx.returned_amount.value, tx.returned_amount.currency,
+                       tx.reason_code or "", partial=False, via="recall")
+            for tx in message.transactions
+        ]
+        assert self.sim._session is not None
+        await self.sim.returns.post(self.sim._session, body, entries)
+        self.sim.stats["recall_returns_sent"] += 1
+
+    def _status(self, uetr: str | None) -> str | None:
+        """The status the network answered for a payment it received (ACSC, RJCT), if any."""
+        entry = self.sim.received_log.uetrs.get(uetr or "")
+        return entry.status if entry is not None else None
 
     def _return(self, txs: list[camt056.CancellationTx], req: camt056.CancellationRequest) -> bytes:
         """The network's pacs.004 returning the whole amount of each recalled payment."""
@@ -171,9 +200,9 @@ class RecallDesk:
         returns = []
         for tx in txs:
             paid = self.paid[tx.original_uetr or ""]
-            left = self.sim.returns.left(tx.original_uetr or "")  # what its own returns left, if it returned part before
+            left = self.sim.returns.left(tx.original_uetr or "")  # what the network has not returned already
             returns.append(pacs004.ReturnTx(
-                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=left if left is not None else paid.amount,
+                return_id=f"B{uuid.uuid4().hex}"[:35], returned_amount=left if left is not None and Decimal(left.value) > 0 else paid.amount,
                 original_group=OriginalGroup(paid.message_id, paid.message_type), original_end_to_end_id=paid.end_to_end_id,
                 original_tx_id=paid.tx_id, original_uetr=tx.original_uetr, original_settlement_amount=paid.amount,
                 settlement_date=now.date(), charge_bearer="SLEV", reason_code=recall_return_reason,

@@ -13,10 +13,20 @@ network takes the pacs.004 on its endpoint, validates it and records it. The adm
 sends when it refuses one of the network's messages is recorded too.
 
   GET /sim/returns   {"sent": [...], "received": [...], "rejects": [...]}
+
+A pacs.004 the network sends (its own returns and those answering an accepted recall, `via`
+"return" / "recall") is POSTed until the switch answers (a 4xx or 2xx; connection errors, timeouts
+and 5xx are tried again with the same message id, up to `post_attempts_max`): the switch books a
+message id once, so a retry after an answer that got lost is answered 200 `duplicate`. With a state
+file, each return is written to it before it leaves (`return_sending`) and again with the switch's
+answer (`return_answered`), and both are reloaded at start: `sent` survives a kill of the
+simulator, and a return whose answer never came because the simulator was killed in between is
+listed with `in_flight_at_crash` (the network does not know whether the switch booked it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,6 +45,7 @@ from iso20022.schemas import SchemaSet
 
 completed_kept_max: Final = 100_000  # payments the network remembers it could return
 log_entries_max: Final = 10_000
+post_attempts_max: Final = 8  # about 7 s of backoff: a switch restarting after a crash is back by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +70,17 @@ class SentReturn:
     partial: bool
     http_status: int | None = None
     answer: Any = None
+    via: str = "return"  # "recall": the pacs.004 answering a recall the network accepted
+    attempts: int = 0
+    in_flight_at_crash: bool = False  # reloaded from the state file: sent, no answer recorded before the kill
 
 
 class ReturnDesk:
-    def __init__(self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, sealed: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self, profile: PartnerProfile, schemas: SchemaSet, *, switch_url: str, sealed: Callable[[bytes], bytes],
+        record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.record = record  # appends a fact to the state file (None: nothing kept)
         self.profile = profile
         self.schemas = schemas
         self.switch_url = switch_url
@@ -130,23 +148,63 @@ class ReturnDesk:
             while len(self.bodies) > log_entries_max:
                 self.bodies.popitem(last=False)
         sent = SentReturn(uetr, message_id, return_id, amount.value, amount.currency, reason_code, partial)
-        if len(self.sent) < log_entries_max:
-            self.sent.append(sent)
-        try:
-            async with session.post(
-                self.switch_url, data=self.sealed(body), headers={"Content-Type": "application/xml; charset=utf-8"},
-                timeout=aiohttp.ClientTimeout(total=post_timeout_s),
-            ) as resp:
-                sent.http_status = resp.status
-                try:
-                    sent.answer = await resp.json(content_type=None)
-                except ValueError:
-                    sent.answer = (await resp.text())[:500]
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            sent.answer = f"{type(exc).__name__}: {exc}"[:500]
+        await self.post(session, body, [sent], resent=resent)
         if sent.http_status == 200 and not resent:
             self.returned_minor[uetr] = self.returned_minor.get(uetr, Decimal(0)) + Decimal(amount.value)
         return sent
+
+    async def post(self, session: aiohttp.ClientSession, body: bytes, entries: list[SentReturn], *, resent: bool = False) -> None:
+        """POST a built pacs.004 (`entries`: one per transaction, all of one message) until the switch
+        answers, recording it (and, with a state file, writing it before it leaves and with the answer)."""
+        for sent in entries:
+            if len(self.sent) < log_entries_max:
+                self.sent.append(sent)
+            if self.record is not None and not resent:
+                self.record({"kind": "return_sending", **asdict(sent)})
+        status: int | None = None
+        answer: Any = None
+        for attempt in range(post_attempts_max):
+            for sent in entries:
+                sent.attempts = attempt + 1
+            try:
+                async with session.post(
+                    self.switch_url, data=self.sealed(body), headers={"Content-Type": "application/xml; charset=utf-8"},
+                    timeout=aiohttp.ClientTimeout(total=post_timeout_s),
+                ) as resp:
+                    status = resp.status
+                    try:
+                        answer = await resp.json(content_type=None)
+                    except ValueError:
+                        answer = (await resp.text())[:500]
+                if status < 500:
+                    break
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, answer = None, f"{type(exc).__name__}: {exc}"[:500]
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        for sent in entries:
+            sent.http_status, sent.answer = status, answer
+        if self.record is not None:
+            self.record({"kind": "return_answered", "message_id": entries[0].message_id, "http_status": status,
+                         "answer": answer if isinstance(answer, (dict, str)) else None})
+
+    def restore(self, facts: list[dict[str, Any]]) -> None:
+        """The returns sent in earlier lives, from the state file (`ReceivedLog.return_facts`)."""
+        answers = {f["message_id"]: f for f in facts if f["kind"] == "return_answered"}
+        fields = set(SentReturn.__dataclass_fields__)
+        for fact in facts:
+            if fact["kind"] != "return_sending":
+                continue
+            sent = SentReturn(**{k: v for k, v in fact.items() if k in fields})
+            answered = answers.get(sent.message_id)
+            if answered is None:
+                sent.in_flight_at_crash = True
+                sent.answer = "unknown: the simulator was killed before the switch answered"
+            else:
+                sent.http_status, sent.answer = answered["http_status"], answered["answer"]
+                if sent.http_status == 200:
+                    self.returned_minor[sent.uetr] = self.returned_minor.get(sent.uetr, Decimal(0)) + Decimal(sent.amount)
+            if len(self.sent) < log_entries_max:
+                self.sent.append(sent)
 
     # ---------------------------------------------------------------- the switch returns, or refuses
     def receive_return(self, root: Any, message_type: str) -> dict[str, Any]:

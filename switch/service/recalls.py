@@ -439,6 +439,7 @@ async def apply_recall_answers(cmd: ApplyRecallAnswers, uow: UnitOfWork, deps: D
             w.tell(p, case, reason=f"recall accepted by {p.partner}: the payment is cancelled", moved_payment=True)
         elif p.state in (S.RETURNED,):  # the pacs.004 came first
             case = await w.case(case, moved(case, C.DONE, now=now))
+            w.tell(p, case, reason=f"recall accepted by {p.partner}: the payment was already returned", moved_payment=False)
         else:
             if p.state in _COMPLETED:  # a late answer to a recall reported unanswered
                 p = await w.move(p, S.RECALL_PENDING, reason_code=case.reason_code, detail=f"recall {case.id} accepted late")
@@ -593,6 +594,12 @@ async def answer_recalls(cmd: AnswerRecalls, uow: UnitOfWork, deps: Deps) -> Out
 # ---------------------------------------------------------------- the case timer
 
 
+def _request_of(case: Case) -> str | None:
+    """The participant's request id of an outbound recall (ref `participant/<code>/<request_id>`)."""
+    parts = case.ref.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "participant" else None
+
+
 async def follow_up_recalls(cases: list[Case], uow: UnitOfWork, deps: Deps, out: Outcome) -> None:
     """Due recall cases (CASE_FOLLOW_UPS[CaseKind.RECALL]): an outbound recall waiting for its
     payment to leave QUOTED, chased or given up; a partner's recall the participant left
@@ -620,8 +627,8 @@ async def follow_up_recalls(cases: list[Case], uow: UnitOfWork, deps: Deps, out:
             _count(deps, p.partner, "inbound", "unanswered")
             out.count("unanswered")
             continue
-        if case.state is C.OPEN:
-            await _advance_outbound(w, case, p, of_payment, request_id=None)
+        if case.state is C.OPEN:  # its first event: it names the participant's request (kept in the ref)
+            await _advance_outbound(w, case, p, of_payment, request_id=_request_of(case))
             continue
         profile = deps.mappings[p.partner].profile
         if case.reply_by is not None and now >= case.reply_by:

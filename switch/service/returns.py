@@ -135,8 +135,9 @@ def _book(
     recall = open_recall(cases)
     # the return answers the recall when all the money is back, or when the partner had accepted it
     # (AWAITING_RETURN: this pacs.004 is its answer); a part returned on its own leaves a recall
-    # not yet sent or not yet answered open (the rest is still recalled)
-    answers = recall is not None and (back_in_full or recall.state is CaseState.AWAITING_RETURN)
+    # not yet answered open (the rest is still recalled), and a recall never sent (OPEN: the case
+    # timer sends it, or finds the payment returned) is never closed here
+    answers = recall is not None and recall.state is not CaseState.OPEN and (back_in_full or recall.state is CaseState.AWAITING_RETURN)
     closed = moved(recall, CaseState.DONE, now=now, detail=f"returned by {case.ref}") if answers and recall is not None else None
     return moved_p, entry, closed
 
@@ -197,7 +198,11 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
                 raise _Refused(UNKNOWN_ORIGINAL, f"no payment of {cmd.partner} with UETR {uetr or '(none given)'}")
             cases = cases_of.get(p.uetr, [])
             left = _returnable(p, PARTNER_RETURNABLE, cases)
-            if tx.reason_code is None or tx.reason_code not in exceptions.return_reasons:
+            # the agreed reasons, or the reason of the open recall this return answers (the code the
+            # switch itself put in the camt.056: AM09 is a recall reason and no agreed return reason)
+            recall = open_recall(cases)
+            answers_recall = recall is not None and recall.state is not CaseState.OPEN and tx.reason_code == recall.reason_code
+            if tx.reason_code is None or (tx.reason_code not in exceptions.return_reasons and not answers_recall):
                 raise _Refused(UNKNOWN_REASON, f"return reason {tx.reason_code or tx.reason_proprietary!r} is not one agreed")
             returned = _returned_amount(tx.returned_amount.value, tx.returned_amount.currency, p, left)
             try:
@@ -241,6 +246,9 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
             events.case_outbox(moved_p, case, deps.config, now=now, reason=tx.additional_info[0] if tx.additional_info else None,
                                moved=True)
         )
+        if recall is not None:  # the participant hears its recall close too (the return event names the return case)
+            status_rows.append(events.case_outbox(moved_p, recall, deps.config, now=now,
+                                                  reason=f"recall done: the money came back with pacs.004 {cmd.message_id}"))
 
     await uow.cases_add(new_cases)
     await uow.cases_update(list(closed.values()))

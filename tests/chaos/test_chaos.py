@@ -1,7 +1,11 @@
 """The crash test, small: each fault of tests/chaos/chaos.py with 300 instructions and short
 outages (3 s), asserting the pass criteria exactly as the on-request runner does: nothing lost, no
-instruction with two different final outcomes, an `event_id` on every status event and identical
-content under one id, no partner that received two different messages for one payment."""
+instruction with two different final outcomes (the first final event is the outcome; later ones
+must follow the state table), an `event_id` on every status event and identical content under one
+id, no partner that received two different messages for one payment; and, with the partners'
+returns and the participants' recalls playing through the fault, no payment both CANCELLED and
+COMPLETED, no return booked twice or beyond the payment's amount or differing from what the partner
+says it returned, every recall request with exactly one final case outcome."""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ def test_every_instruction_reaches_exactly_one_final_outcome_through_the_fault(s
             pytest.fail(f"{message}: CI requires it")
         pytest.skip(message)
     r = run_scenario(scenario, opts, tmp_path, progress=False)
-    details = {k: r[k] for k in ("events", "outcomes", "non_final_states", "silent", "faults", "examples", "workdir")}
+    details = {k: r[k] for k in ("events", "outcomes", "non_final_states", "silent", "faults", "examples", "exception_examples",
+                                 "recall_outcomes", "returns_partner", "workdir")}
     # every criterion at once, so that one failure shows them all
     assert {c: r[c] for c in CRITERIA} == dict.fromkeys(CRITERIA, 0), details
     assert r["failed"] == [], details

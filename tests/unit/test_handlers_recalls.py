@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from iso20022 import camt029, camt056, pacs004
-from iso20022.model import Agent
+from iso20022.model import Agent, Amount
 from iso20022.parsing import parse_untrusted
 from switch.contracts import InboundRecallV1, RecallReplyV1, RecallRequestV1
 from switch.domain.case import CaseState, Initiator
@@ -113,6 +113,24 @@ async def test_a_recall_of_a_row_a_relay_holds_waits_then_cancels_once_the_row_i
     clock.advance(3)
     await follow_up_cases(FollowUpCases(), uow, deps)
     assert (uow.payments[uetr].state, the_case(uow, uetr).state) == (S.CANCELLED, C.DONE)
+    # the case's first event (none was published while it waited) names the participant's request
+    (event,) = [e for e in status_events(uow.state, deps) if e.get("exception")]
+    assert (event["exception"]["state"], event["exception"]["request_id"]) == ("DONE", "R1")
+
+
+async def test_a_recall_that_waited_for_the_relay_names_its_request_when_its_camt056_leaves(deps: Deps, clock: FakeClock) -> None:
+    uow = FakeUnitOfWork()
+    uetr = await quoted(uow, deps)
+    (row,) = [r for r in uow.state.outbox.values() if r.kind == "partner"]
+    uow.state.outbox[row.id] = replace(row, lease_owner="replica-a", lease_until=clock.now + timedelta(seconds=45))
+    await recall_payments(RecallPayments([recall("RQ-77")]), uow, deps)
+    # the relay delivered it meanwhile: the payment left QUOTED, the case timer sends the camt.056
+    await record_send_results([RecordSendResults([row.id or 0], submitted_uetrs=row.uetrs)], uow, deps)
+    clock.advance(3)
+    await follow_up_cases(FollowUpCases(), uow, deps)
+    assert (uow.payments[uetr].state, the_case(uow, uetr).state) == (S.SUBMITTED, C.SENT)
+    (event,) = [e for e in status_events(uow.state, deps) if e.get("exception")]
+    assert (event["exception"]["state"], event["exception"]["request_id"]) == ("SENT", "RQ-77")
 
 
 async def test_a_recall_of_a_completed_payment_sends_a_camt056_and_one_recall_at_a_time(deps: Deps, clock: FakeClock) -> None:
@@ -334,3 +352,28 @@ async def test_a_partner_recall_of_an_unknown_or_uncredited_payment_is_refused_w
     assert (await apply_partner_recalls(partner_recall(), uow, deps)).counts == {"duplicate": 1}
     assert len(camt029_of(uow)) == 2
     assert json.loads(json.dumps(deps.metrics.recalls.labels("promptpay", "inbound", "rejected")._value.get())) == 2
+
+
+async def test_a_late_accept_of_a_recall_whose_payment_was_returned_meanwhile_closes_it_and_says_so(
+    deps: Deps, clock: FakeClock
+) -> None:
+    from switch.service.returns import ApplyPartnerReturns, apply_partner_returns
+
+    uow = FakeUnitOfWork()
+    uetr = await completed(uow, deps)
+    await recall_payments(RecallPayments([recall()]), uow, deps)
+    case = the_case(uow, uetr)
+    clock.advance(deps.mappings["promptpay"].profile.exceptions.recall_sla_s + 1)
+    await follow_up_cases(FollowUpCases(), uow, deps)
+    assert (uow.state.cases[case.id].state, uow.payments[uetr].state) == (C.UNANSWERED, S.COMPLETED)
+    p = uow.payments[uetr]
+    tx = pacs004.ReturnTx(return_id="R1", returned_amount=Amount(p.target.to_text(), p.target.currency.code),
+                          original_uetr=uetr, reason_code="AC04")
+    await apply_partner_returns(ApplyPartnerReturns("promptpay", "RT1", "pacs.004.001.10", (tx,)), uow, deps)
+    assert uow.payments[uetr].state is S.RETURNED
+    out = await apply_recall_answers(resolution(case.id, uetr, "CNCL"), uow, deps)
+    assert out.counts == {"accepted": 1}
+    assert uow.state.cases[case.id].state is C.DONE
+    event = status_events(uow.state, deps)[-1]
+    assert (event["type"], event["state"], event["exception"]["case_id"], event["exception"]["state"]) == (
+        "exception", "RETURNED", case.id, "DONE")

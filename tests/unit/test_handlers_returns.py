@@ -206,6 +206,43 @@ async def test_a_return_completes_an_accepted_recall(deps: Deps) -> None:
     assert uow.payments[SAMPLE_UETR].state is S.RETURNED
     closed = uow.state.cases[recall.id]
     assert (closed.state, closed.due_at, closed.version) == (CaseState.DONE, None, 2)
+    # the participant hears both: the return (moving the payment) and its recall closing
+    cases_told = [(e["type"], e["state"], e["exception"]["kind"], e["exception"]["state"]) for e in status_events(uow.state, deps)]
+    assert cases_told == [("status", "RETURNED", "return", "DONE"), ("exception", "RETURNED", "recall", "DONE")]
+    assert status_events(uow.state, deps)[1]["exception"]["case_id"] == recall.id
+
+
+async def test_a_return_answering_a_recall_may_carry_the_recalls_reason_even_one_not_agreed_for_returns(deps: Deps) -> None:
+    assert "AM09" not in deps.mappings["promptpay"].profile.exceptions.return_reasons
+    uow = await _with_payment()
+    out = await _partner_return(uow, deps, "RT0", _tx("R0", "1657.64", reason="AM09"))  # no recall open: refused
+    assert out.counts == {"refused": 1} and out.refusals[0][0] == "FF01" and uow.payments[SAMPLE_UETR].state is S.COMPLETED
+    uow = await _with_payment(S.RECALL_PENDING, reason_code="AM09")
+    await uow.cases_add([Case(
+        id="C" + "b" * 32, uetr=SAMPLE_UETR, kind=CaseKind.RECALL, initiator=Initiator.PARTICIPANT, counterpart="promptpay",
+        state=CaseState.AWAITING_RETURN, reason_code="AM09", detail=None, ref="participant/ACLBKHPPXXX/rc-2",
+        message_id="X2", amount=None, back_amount=None, rate=None, rate_rule=None, attempts=1,
+        due_at=T0 + timedelta(minutes=10), reply_by=T0 + timedelta(minutes=10), created_at=T0, updated_at=T0,
+    )])
+    out = await _partner_return(uow, deps, "RT1", _tx("R1", "1657.64", reason="AM09"))
+    assert out.counts == {"booked": 1}
+    assert uow.payments[SAMPLE_UETR].state is S.RETURNED
+
+
+async def test_a_return_does_not_close_a_recall_that_was_never_sent(deps: Deps) -> None:
+    uow = await _with_payment()
+    waiting = Case(  # the recall waits for a relay to free the pacs.008 row: no camt.056 yet
+        id="C" + "c" * 32, uetr=SAMPLE_UETR, kind=CaseKind.RECALL, initiator=Initiator.PARTICIPANT, counterpart="promptpay",
+        state=CaseState.OPEN, reason_code="FRAD", detail=None, ref="participant/ACLBKHPPXXX/rc-3",
+        message_id=None, amount=None, back_amount=None, rate=None, rate_rule=None, attempts=0,
+        due_at=T0 + timedelta(seconds=2), reply_by=T0 + timedelta(minutes=10), created_at=T0, updated_at=T0,
+    )
+    await uow.cases_add([waiting])
+    out = await _partner_return(uow, deps, "RT1", _tx("R1", "800.00", reason="CUST"))
+    assert out.counts == {"partial": 1}
+    assert uow.payments[SAMPLE_UETR].state is S.PARTIALLY_RETURNED
+    assert uow.state.cases[waiting.id] == waiting  # still OPEN, untouched: the case timer sends its camt.056
+    assert [e["exception"]["kind"] for e in status_events(uow.state, deps)] == ["return"]
 
 
 async def test_a_partial_return_leaves_a_recall_not_yet_sent_open(deps: Deps) -> None:

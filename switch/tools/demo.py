@@ -233,7 +233,7 @@ def _print_exceptions(exceptions: dict[str, Any], run: ExceptionsRun) -> None:
     req = exceptions["demo_requests"]
     print(f"  LAPNet lost the callbacks of {req['lost_callbacks']} more KH-LA payments on purpose; "
           f"the demo's participants sent {req['recalls']} recalls of completed payments, {req['instant_recalls']} recalls "
-          f"right behind their instruction (the pacs.008 had left: camt.056), {req['returns']} returns; the networks recalled {req['partner_recalls']} inbound "
+          f"right behind their instruction (the pacs.008 had left: camt.056; {run.overtaken} read before their instruction: NOOR), {req['returns']} returns; the networks recalled {req['partner_recalls']} inbound "
           f"payments ({exceptions['recall_events_read']} recall events read on mekong.inbound); each network returned "
           f"an already returned payment once more: {', '.join(str(b['reason_code']) for b in run.bad_returns) or '-'}")
     unmet = exceptions["expectations_unmet"]

@@ -436,25 +436,15 @@ class Recaller:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def exceptions_config(workdir: Path, opts: ChaosOptions) -> Path:
-    """A copy of config/ whose partner profiles chase an unanswered recall after
+def exceptions_env(opts: argparse.Namespace) -> dict[str, str]:
+    """The switch's environment that makes every partner chase an unanswered recall after
     `recall_chase_after_s` and give it up at `recall_sla_s` (the shipped 120 s / 600 s are longer
-    than a run): every recall ends while the run waits."""
-    import shutil
-
-    from switch.config import DEFAULT_CONFIG_DIR
-
-    target = workdir / "config"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(DEFAULT_CONFIG_DIR, target)
-    for profile in (target / "partners").glob("*.toml"):
-        text = profile.read_text()
-        if "[exceptions]" in text:
-            raise RuntimeError(f"{profile.name} has an [exceptions] table already: merge the chaos overrides into it")
-        profile.write_text(text.rstrip("\n") + "\n\n[exceptions]  # chaos run overrides (tests/chaos/chaos.py)\n"
-                           f"recall_chase_after_s = {opts.recall_chase_after_s}\nrecall_sla_s = {opts.recall_sla_s}\n")
-    return target
+    than a run), so every recall ends while the run waits (MEKONG_PARTNER_* timings, switch/config.py)."""
+    return {
+        f"MEKONG_PARTNER_{name}_{partner.upper()}": f"{value:g}"
+        for partner in PARTNERS
+        for name, value in (("RECALL_CHASE_AFTER_S", opts.recall_chase_after_s), ("RECALL_SLA_S", opts.recall_sla_s))
+    }
 
 
 # ----------------------------------------------------------------------------- the verdict
@@ -847,17 +837,15 @@ def run_scenario(scenario: str, opts: ChaosOptions, workdir: Path, *, progress: 
     replicas = 2 if scenario == "replica-kill" else 1
     balancer_port = free_port() if replicas > 1 else None
     with (postgres_database(opts.pg_url) if replicas > 1 else _no_database()) as pg_url:
-        config_dir = exceptions_config(workdir, opts)
         stack = Stack(
             workdir,
             sim_args=[
                 "--delay-ms", str(opts.sim_delay_ms), "--reject-rate", str(opts.reject_rate),
                 "--return-rate", str(opts.return_rate), "--return-delay-ms", str(opts.return_delay_ms),
                 "--partial-return-rate", str(opts.partial_return_rate), "--recall-accept-rate", str(opts.recall_accept_rate),
-                "--config-dir", str(config_dir),
             ],
             partner_sim_args={p: ["--state", str(workdir / f"sim-{p}.state")] for p in PARTNERS},
-            switch_env={"MEKONG_CONFIG_DIR": str(config_dir), **({"MEKONG_DATABASE_URL": pg_url} if pg_url else {})},
+            switch_env={**exceptions_env(opts), **({"MEKONG_DATABASE_URL": pg_url} if pg_url else {})},
             replicas=replicas,
             callback_base_url=f"https://127.0.0.1:{balancer_port}" if balancer_port else None,
         )

@@ -139,6 +139,11 @@ class StatusEventV1(BaseModel):
     replayed: bool = False  # true when this repeats the outcome of an earlier identical instruction
     direction: Literal["outbound", "inbound"] = "outbound"  # inbound: instruction_id is the partner's EndToEndId
     exception: ExceptionV1 | None = None
+    # the payment's version when the event was written (it grows with every move of the payment).
+    # Events of one payment are published in order, but after a crash or a replica's takeover an
+    # older event can reach the topic after a newer one: a participant keeps, per payment, the
+    # event with the highest payment_version (issue 9: a payment has several events after its outcome)
+    payment_version: int | None = None
     occurred_at: datetime
 
 

@@ -58,6 +58,7 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
         fx_rate=payment.fx_rate,
         replayed=replayed,
         direction=payment.direction.value,
+        payment_version=payment.version,
         occurred_at=now,
     )
 

@@ -470,8 +470,14 @@ def count(
     final_of: dict[str, tuple[str, str | None]] = {}
     uetr_of: dict[str, str] = {}
     cancelled_and_completed: list[str] = []
+    reordered = 0
     for iid in tracked:
-        evs = read.events.get(iid, [])
+        # a payment's events in the order of its versions (the contract: a participant keeps the
+        # highest payment_version; after a crash an older event may reach the topic after a newer)
+        in_topic_order = read.events.get(iid, [])
+        evs = sorted(in_topic_order, key=lambda e: e[1].get("payment_version") or 0)
+        if evs != in_topic_order:
+            reordered += 1
         finals = []
         for raw, ev in evs:
             events += 1
@@ -564,6 +570,7 @@ def count(
     # COMPLETED event was published after a later one: the relay does not keep one payment's events
     # in order when its queue overflows and the poller picks older rows up later)
     post_first = [iid for iid, (state, _r) in final_of.items() if state in POST_COMPLETION]
+    result["events_reordered_by_version"] = reordered  # payments whose events reached the topic out of version order
     result["first_final_post_completion"] = len(post_first)
     result["examples"]["first_final_post_completion"] = post_first[:examples_max]
     result.update(count_exceptions(tracked, read, recalls or {}, sim_returns or {}, cancelled_acsc=[
@@ -1027,6 +1034,8 @@ def table(results: list[dict[str, Any]]) -> str:
             details.append(f"lost ones as the switch holds them {r['non_final_states']}")
         if r["silent"]:
             details.append(f"{r['silent']} without any status event")
+        if r.get("events_reordered_by_version"):
+            details.append(f"{r['events_reordered_by_version']} payments whose events reached the topic out of version order (read by payment_version)")
         if r.get("first_final_post_completion"):
             details.append(f"{r['first_final_post_completion']} whose first final event is a post-completion state (events out of order)")
         if r.get("recall_events_out_of_order"):

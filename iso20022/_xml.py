@@ -166,6 +166,23 @@ def write_agent(w: Writer, tag: str, agent: Agent) -> None:
     w.close(tag)
 
 
+def write_agents(w: Writer, instructing: Agent | None, instructed: Agent | None) -> None:
+    """InstgAgt and InstdAgt, each when given (a group header's or a transaction's)."""
+    if instructing is not None:
+        write_agent(w, "InstgAgt", instructing)
+    if instructed is not None:
+        write_agent(w, "InstdAgt", instructed)
+
+
+def write_group_header(w: Writer, message_id: str, created_at: datetime, instructing: Agent | None, instructed: Agent | None) -> None:
+    """GrpHdr of a status report or request (pacs.002, pacs.028): MsgId, CreDtTm and the agents."""
+    w.open("GrpHdr")
+    w.leaf("MsgId", message_id)
+    w.leaf("CreDtTm", created_at.isoformat())
+    write_agents(w, instructing, instructed)
+    w.close("GrpHdr")
+
+
 def write_party(w: Writer, tag: str, party: Party) -> None:
     """PartyIdentification: Nm, PstlAdr/Ctry, Id/(PrvtId|OrgId)/Othr/(Id, SchmeNm, Issr)."""
     w.open(tag)

@@ -22,7 +22,7 @@ from iso20022._xml import (
     compile_rules,
     flatten,
     to_element,
-    write_agent,
+    write_group_header,
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent
@@ -101,14 +101,7 @@ def build(report: PaymentStatusReport) -> bytes:
     """UTF-8 bytes with an XML declaration; not validated."""
     w = Writer(_Q.namespace)
     w.open("FIToFIPmtStsRpt")
-    w.open("GrpHdr")
-    w.leaf("MsgId", report.message_id)
-    w.leaf("CreDtTm", report.created_at.isoformat())
-    if report.instructing_agent is not None:
-        write_agent(w, "InstgAgt", report.instructing_agent)
-    if report.instructed_agent is not None:
-        write_agent(w, "InstdAgt", report.instructed_agent)
-    w.close("GrpHdr")
+    write_group_header(w, report.message_id, report.created_at, report.instructing_agent, report.instructed_agent)
     if report.group_status is not None:
         w.open("OrgnlGrpInfAndSts")
         _write_original(w, report.group_status.original)

@@ -40,7 +40,7 @@ from iso20022._xml import (
     message_body,
     required_in,
     to_element,
-    write_agent,
+    write_agents,
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent, Amount
@@ -108,10 +108,7 @@ def build(message: PaymentReturn) -> bytes:
     w.leaf("SttlmMtd", message.settlement_method)
     w.choice("ClrSys", message.clearing_system_code, message.clearing_system_proprietary)
     w.close("SttlmInf")
-    if message.instructing_agent is not None:
-        write_agent(w, "InstgAgt", message.instructing_agent)
-    if message.instructed_agent is not None:
-        write_agent(w, "InstdAgt", message.instructed_agent)
+    write_agents(w, message.instructing_agent, message.instructed_agent)
     w.close("GrpHdr")
     for tx in message.transactions:
         _write_transaction(w, tx)
@@ -142,10 +139,7 @@ def _write_transaction(w: Writer, tx: ReturnTx) -> None:
         w.leaf("XchgRate", tx.exchange_rate)
     if tx.charge_bearer is not None:
         w.leaf("ChrgBr", tx.charge_bearer)
-    if tx.instructing_agent is not None:
-        write_agent(w, "InstgAgt", tx.instructing_agent)
-    if tx.instructed_agent is not None:
-        write_agent(w, "InstdAgt", tx.instructed_agent)
+    write_agents(w, tx.instructing_agent, tx.instructed_agent)
     write_reason(w, "RtrRsnInf", tx.reason_code, tx.reason_proprietary, tx.additional_info)
     w.close("TxInf")
 

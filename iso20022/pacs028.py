@@ -26,7 +26,7 @@ from iso20022._xml import (
     message_body,
     required_in,
     to_element,
-    write_agent,
+    write_group_header,
 )
 from iso20022.errors import XmlRejected
 from iso20022.model import Agent
@@ -65,14 +65,7 @@ def build(request: StatusRequest) -> bytes:
     """UTF-8 bytes with an XML declaration; not validated."""
     w = Writer(_Q.namespace)
     w.open("FIToFIPmtStsReq")
-    w.open("GrpHdr")
-    w.leaf("MsgId", request.message_id)
-    w.leaf("CreDtTm", request.created_at.isoformat())
-    if request.instructing_agent is not None:
-        write_agent(w, "InstgAgt", request.instructing_agent)
-    if request.instructed_agent is not None:
-        write_agent(w, "InstdAgt", request.instructed_agent)
-    w.close("GrpHdr")
+    write_group_header(w, request.message_id, request.created_at, request.instructing_agent, request.instructed_agent)
     for tx in request.transactions:
         w.open("TxInf")
         w.leaf("StsReqId", tx.status_request_id)

@@ -8,6 +8,7 @@ started on a free loopback port and stopped by whoever started it. Production po
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -24,6 +25,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low(default: int = 32768) -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def restartable_port(host: str = "127.0.0.1", low: int = 20000) -> int:
+    """A free port below the kernel's ephemeral range, for a server that is stopped and started
+    again on the same port (a simulator playing an outage). free_port() gives one inside that
+    range, which any outgoing connection (to Kafka, to PostgreSQL) may take while the server is
+    down, and the restart then fails with "address already in use"."""
+    high = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(low, max(low + 1, high))
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(host)
 
 
 def _port_open(host: str, port: int) -> bool:

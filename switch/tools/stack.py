@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from switch.broker import TansuBroker, free_port
+from switch.broker import TansuBroker, free_port, restartable_port
 from switch.config import DEFAULT_CONFIG_DIR, TokensFile
 from switch.pki import MANIFEST, init_pki
 from switch.signing import HUB_SIGNING_CERT
@@ -141,10 +141,10 @@ class Stack:
             stale.unlink()
         self.broker = TansuBroker(log_path=self.workdir / "logs" / "tansu.log")
         self.broker.start()
-        self.replica_ports = {name: free_port() for name in self.switch_names}
-        self.ops_ports = {name: free_port() for name in self.switch_names}
+        self.replica_ports = {name: restartable_port() for name in self.switch_names}  # a killed switch comes back on them
+        self.ops_ports = {name: restartable_port() for name in self.switch_names}
         self.switch_port = self.replica_ports["switch"]
-        self.sim_ports = {partner: free_port() for partner in self.partners}
+        self.sim_ports = {partner: restartable_port() for partner in self.partners}  # a killed simulator comes back on it
         self.sim_control_ports = {partner: free_port() for partner in self.partners}
         security_env = {"MEKONG_PKI_DIR": str(self.pki_path), "MEKONG_INSECURE_DEV": "1" if self.insecure_dev else "0"}
         # made once and kept; one from before signing keys or the operations port's TLS existed

@@ -27,7 +27,7 @@ from adapters.base import load_profile
 from adapters.simulator import SIMULATORS, PartnerSimulator, SimBehaviour
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
-from switch.broker import free_port
+from switch.broker import restartable_port, free_port
 from switch.config import ApiToken, SwitchConfig
 from switch.entrypoints.api_auth import new_token, token_hash
 from switch.entrypoints.main import Switch
@@ -168,7 +168,7 @@ async def running_switch(
     network's certificates (an impostor at the partner's address); `insecure_dev` runs both
     without TLS (`mekong run --insecure-dev`)."""
     tag = uuid.uuid4().hex[:8]
-    sim_port, http_port = free_port(), free_port()
+    sim_port, http_port = restartable_port(), free_port()  # the simulator may be stopped and started again
     scheme = "http" if insecure_dev else "https"
     base = config_mod.load(
         config_dir,

@@ -208,3 +208,4 @@ def test_the_operations_port_asks_for_client_certificates_only_with_its_client_c
     (tmp_path / "ops" / "ops.key").unlink()
     with pytest.raises(TlsSetupError, match="operations port's key"):
         load_ops_tls(tmp_path)
+

@@ -142,6 +142,56 @@ def _book(
     return moved_p, entry, closed
 
 
+class _Bookings:
+    """What one batch of returns books, for both directions: the payments as they move, their
+    cases, the recalls the returns close, history rows and status events; written by `store`."""
+
+    def __init__(self, uow: UnitOfWork, deps: Deps, out: Outcome, stored: dict[str, Payment],
+                 cases_of: dict[str, list[Case]], known: dict[str, Case]) -> None:
+        self.uow, self.deps, self.out = uow, deps, out
+        self.metrics = returns_metrics(deps.metrics)
+        self.stored = stored
+        self.current: dict[str, Payment] = dict(stored)
+        self.cases_of = cases_of
+        self.done_refs: set[str] = set(known)
+        self.new_cases: list[Case] = []
+        self.closed: dict[str, tuple[int, Case]] = {}
+        self.history: list[HistoryEntry] = []
+        self.status_rows: list[OutboxMessage] = []
+
+    def book(self, p: Payment, case: Case, cases: list[Case], *, partner: str, direction: str, detail: str,
+             reason: str | None, request_id: str | None = None, closed_reason: str = "") -> None:
+        """Return `case` of payment `p` booked: the payment moved, the recall it answers closed,
+        counted, and the participant told (of the recall too)."""
+        now = case.created_at
+        moved_p, entry, recall = _book(p, case, cases, now=now, detail=detail)
+        if recall is not None:
+            self.closed[recall.id] = (recall.version - 1, recall)  # open until now: moved once, here
+            cases = [recall if c.id == recall.id else c for c in cases]
+        self.cases_of[p.uetr] = [*cases, case]
+        self.current[p.uetr] = moved_p
+        self.new_cases.append(case)
+        self.history.append(entry)
+        self.done_refs.add(case.ref)
+        outcome = "booked" if moved_p.state is S.RETURNED else "partial"
+        self.out.count(outcome)
+        assert case.amount is not None
+        self.metrics.returns.labels(partner, direction, outcome).inc()
+        self.metrics.amount.labels(partner, direction, case.amount.currency.code).inc(case.amount.amount_minor)
+        config = self.deps.config
+        self.status_rows.append(events.case_outbox(moved_p, case, config, now=now, reason=reason, request_id=request_id, moved=True))
+        if recall is not None:  # the participant hears its recall close too (the return event names the return case)
+            self.status_rows.append(events.case_outbox(moved_p, recall, config, now=now, reason=f"recall done: {closed_reason}"))
+
+    async def store(self) -> None:
+        uow = self.uow
+        await uow.cases_add(self.new_cases)
+        await uow.cases_update(list(self.closed.values()))
+        await uow.payments_update([(self.stored[u].version, p) for u, p in self.current.items() if p is not self.stored[u]])
+        await uow.history_add(self.history)
+        self.out.status_outbox = await uow.outbox_add(self.status_rows)
+
+
 # ---------------------------------------------------------------- a partner returns an outbound payment
 
 
@@ -171,32 +221,25 @@ def back_conversion(p: Payment, returned: Money, cases: list[Case], deps: Deps, 
 async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps: Deps) -> Outcome:
     now = deps.clock()
     out = Outcome()
-    metrics = returns_metrics(deps.metrics)
     exceptions = deps.mappings[cmd.partner].profile.exceptions
     refs = [f"partner/{cmd.partner}/{cmd.message_id}/{tx.return_id}" for tx in cmd.returns]
     known = await uow.cases_by_ref(refs)
     uetrs = sorted({u for tx in cmd.returns if (u := original_uetr(tx))})
-    stored = await uow.payments_get(uetrs)
-    current: dict[str, Payment] = dict(stored)
-    cases_of = await uow.cases_of(uetrs)
-    new_cases: list[Case] = []
-    closed: dict[str, tuple[int, Case]] = {}
-    history: list[HistoryEntry] = []
-    status_rows: list[OutboxMessage] = []
+    b = _Bookings(uow, deps, out, await uow.payments_get(uetrs), await uow.cases_of(uetrs), known)
+    metrics = b.metrics
     rejects: dict[str, OutboxMessage] = {}
-    done_refs: set[str] = set(known)
 
     for tx, ref in zip(cmd.returns, refs, strict=True):
-        if ref in done_refs:  # the same return again (a resent message): booked once
+        if ref in b.done_refs:  # the same return again (a resent message): booked once
             out.count("duplicate")
             metrics.returns.labels(cmd.partner, "outbound", "duplicate").inc()
             continue
         uetr = original_uetr(tx)
-        p = current.get(uetr) if uetr else None
+        p = b.current.get(uetr) if uetr else None
         try:
             if p is None or p.partner != cmd.partner or p.direction is not Direction.OUTBOUND:
                 raise _Refused(UNKNOWN_ORIGINAL, f"no payment of {cmd.partner} with UETR {uetr or '(none given)'}")
-            cases = cases_of.get(p.uetr, [])
+            cases = b.cases_of.get(p.uetr, [])
             left = _returnable(p, PARTNER_RETURNABLE, cases)
             # the agreed reasons, or the reason of the open recall this return answers (the code the
             # switch itself put in the camt.056: AM09 is a recall reason and no agreed return reason)
@@ -229,32 +272,11 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
             f"pacs.004 {cmd.message_id} RtrId {tx.return_id}: {shown(returned)} returned, {shown(back.back)} back to the debtor"
             f" at {back.rate or 'no FX'} ({back.rule})"
         )
-        moved_p, entry, recall = _book(p, case, cases, now=now, detail=detail)
-        if recall is not None:
-            closed[recall.id] = (recall.version - 1, recall)  # open until now: moved once, here
-            cases = [recall if c.id == recall.id else c for c in cases]
-        cases_of[p.uetr] = [*cases, case]
-        current[p.uetr] = moved_p
-        new_cases.append(case)
-        history.append(entry)
-        done_refs.add(ref)
-        outcome = "booked" if moved_p.state is S.RETURNED else "partial"
-        out.count(outcome)
-        metrics.returns.labels(cmd.partner, "outbound", outcome).inc()
-        metrics.amount.labels(cmd.partner, "outbound", returned.currency.code).inc(returned.amount_minor)
-        status_rows.append(
-            events.case_outbox(moved_p, case, deps.config, now=now, reason=tx.additional_info[0] if tx.additional_info else None,
-                               moved=True)
-        )
-        if recall is not None:  # the participant hears its recall close too (the return event names the return case)
-            status_rows.append(events.case_outbox(moved_p, recall, deps.config, now=now,
-                                                  reason=f"recall done: the money came back with pacs.004 {cmd.message_id}"))
+        b.book(p, case, cases, partner=cmd.partner, direction="outbound", detail=detail,
+               reason=tx.additional_info[0] if tx.additional_info else None,
+               closed_reason=f"the money came back with pacs.004 {cmd.message_id}")
 
-    await uow.cases_add(new_cases)
-    await uow.cases_update(list(closed.values()))
-    await uow.payments_update([(stored[u].version, p) for u, p in current.items() if p is not stored[u]])
-    await uow.history_add(history)
-    out.status_outbox = await uow.outbox_add(status_rows)
+    await b.store()
     if rejects:  # the same message refused again: its admi.002 is already on its way
         sent = await uow.outbox_existing("partner", list(rejects))
         out.partner_outbox = await uow.outbox_add([r for i, r in rejects.items() if i not in sent])
@@ -267,32 +289,25 @@ async def apply_partner_returns(cmd: ApplyPartnerReturns, uow: UnitOfWork, deps:
 async def return_inbound_payments(cmd: ReturnInboundPayments, uow: UnitOfWork, deps: Deps) -> Outcome:
     now = deps.clock()
     out = Outcome()
-    metrics = returns_metrics(deps.metrics)
     refs = [f"participant/{r.participant}/{r.request_id}" for r in cmd.requests]
     known = await uow.cases_by_ref(refs)
     uetrs = sorted({r.uetr for r in cmd.requests})
-    stored = await uow.payments_get(uetrs)
-    current: dict[str, Payment] = dict(stored)
-    cases_of = await uow.cases_of(uetrs)
-    new_cases: list[Case] = []
-    closed: dict[str, tuple[int, Case]] = {}
-    history: list[HistoryEntry] = []
-    status_rows: list[OutboxMessage] = []
+    b = _Bookings(uow, deps, out, await uow.payments_get(uetrs), await uow.cases_of(uetrs), known)
+    metrics = b.metrics
     partner_rows: list[OutboxMessage] = []
     refused_rows: list[OutboxMessage] = []
-    done_refs: set[str] = set(known)
 
     for request, ref in zip(cmd.requests, refs, strict=True):
-        if ref in done_refs:  # a redelivered request: booked once
+        if ref in b.done_refs:  # a redelivered request: booked once
             out.count("duplicate")
             partner = known[ref].counterpart if ref in known else "-"
             metrics.returns.labels(partner, "inbound", "duplicate").inc()
             continue
-        p = current.get(request.uetr)
+        p = b.current.get(request.uetr)
         try:
             if p is None or p.participant != request.participant or p.direction is not Direction.INBOUND:
                 raise _Refused(UNKNOWN_ORIGINAL, f"no inbound payment to {request.participant} with UETR {request.uetr}")
-            cases = cases_of.get(p.uetr, [])
+            cases = b.cases_of.get(p.uetr, [])
             left = _returnable(p, PARTICIPANT_RETURNABLE, cases)
             if request.reason_code not in deps.mappings[p.partner].profile.exceptions.return_reasons:
                 raise _Refused(UNKNOWN_REASON, f"return reason {request.reason_code} is not one {p.partner} takes")
@@ -323,31 +338,14 @@ async def return_inbound_payments(cmd: ReturnInboundPayments, uow: UnitOfWork, d
             created_at=now, updated_at=now,
         )
         detail = f"returned {shown(returned)} to {p.partner} (pacs.004 {row.message_id}) at {request.participant}'s request {request.request_id}"
-        moved_p, entry, recall = _book(p, case, cases, now=now, detail=detail)
-        if recall is not None:  # cannot happen from RECALL-free states; kept for symmetry
-            closed[recall.id] = (recall.version - 1, recall)
-        cases_of[p.uetr] = [*cases, case]
-        current[p.uetr] = moved_p
-        new_cases.append(case)
-        history.append(entry)
         partner_rows.append(row)
-        done_refs.add(ref)
-        outcome = "booked" if moved_p.state is S.RETURNED else "partial"
-        out.count(outcome)
-        metrics.returns.labels(p.partner, "inbound", outcome).inc()
-        metrics.amount.labels(p.partner, "inbound", returned.currency.code).inc(returned.amount_minor)
-        status_rows.append(
-            events.case_outbox(moved_p, case, deps.config, now=now, reason=request.reason, request_id=request.request_id, moved=True)
-        )
+        b.book(p, case, cases, partner=p.partner, direction="inbound", detail=detail, reason=request.reason,
+               request_id=request.request_id)
 
     if refused_rows:  # a redelivered refused request: the same event, already stored
         existing = await uow.outbox_existing("status", [r.message_id for r in refused_rows])
         unique = {r.message_id: r for r in refused_rows if r.message_id not in existing}
-        status_rows.extend(unique.values())
-    await uow.cases_add(new_cases)
-    await uow.cases_update(list(closed.values()))
-    await uow.payments_update([(stored[u].version, p) for u, p in current.items() if p is not stored[u]])
-    await uow.history_add(history)
+        b.status_rows.extend(unique.values())
+    await b.store()
     out.partner_outbox = await uow.outbox_add(partner_rows)
-    out.status_outbox = await uow.outbox_add(status_rows)
     return out

@@ -80,47 +80,6 @@ class Cycle:
     settlement_date: date  # the business date of the cut-off in the network's time zone
 
 
-def cycle_id(partner: str, cut_off: datetime) -> str:
-    return f"{partner}-{_utc(cut_off):{_ID_FORMAT}}"
-
-
-def cycle_at(calendar: Calendar, instant: datetime) -> Cycle:
-    """The cycle open at `instant` (UTC-aware): the first cut-off strictly after it."""
-    cut_off = _next_cut_off(calendar, _utc(instant))
-    return _cycle(calendar, cut_off)
-
-
-def cycles_between(calendar: Calendar, start: datetime, end: datetime) -> list[Cycle]:
-    """Every cycle whose cut-off lies in (start, end], in order."""
-    start, end = _utc(start), _utc(end)
-    out: list[Cycle] = []
-    if end <= start:
-        return out
-    opens_at = _previous_cut_off(calendar, _next_cut_off(calendar, start))
-    cut_off = _next_cut_off(calendar, start)
-    while cut_off <= end:
-        if len(out) == cycles_between_max:
-            raise ValueError(f"calendar {calendar.partner}: more than {cycles_between_max} cycles between {start} and {end}")
-        out.append(Cycle(cycle_id(calendar.partner, cut_off), calendar.partner, opens_at, cut_off, _local_date(calendar, cut_off)))
-        opens_at, cut_off = cut_off, _next_cut_off(calendar, cut_off)
-    return out
-
-
-def cycle_by_id(calendar: Calendar, cycle_id_text: str) -> Cycle:
-    """The cycle an id names (ValueError when the id is not one of this calendar's cut-offs)."""
-    partner, _, stamp = cycle_id_text.partition("-")
-    if partner != calendar.partner:
-        raise ValueError(f"cycle id {cycle_id_text!r} is not one of {calendar.partner}'s")
-    try:
-        cut_off = datetime.strptime(stamp, _ID_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise ValueError(f"cycle id {cycle_id_text!r}: {stamp!r} is not a UTC time like 20261128T093000Z") from None
-    cycle = cycle_at(calendar, cut_off - _ONE_US)
-    if cycle.cut_off != cut_off:
-        raise ValueError(f"cycle id {cycle_id_text!r}: {cut_off.isoformat()} is not a cut-off of {calendar.partner}'s calendar")
-    return cycle
-
-
 def _cycle(calendar: Calendar, cut_off: datetime) -> Cycle:
     return Cycle(
         id=cycle_id(calendar.partner, cut_off),
@@ -188,3 +147,44 @@ def _previous_cut_off(calendar: Calendar, instant: datetime) -> datetime:
                 return cut_off
         day -= timedelta(days=1)
     raise ValueError(f"calendar {calendar.partner}: no business day within {calendar_days_scan_max} days before {instant.isoformat()}")
+
+
+def cycle_id(partner: str, cut_off: datetime) -> str:
+    return f"{partner}-{_utc(cut_off):{_ID_FORMAT}}"
+
+
+def cycle_at(calendar: Calendar, instant: datetime) -> Cycle:
+    """The cycle open at `instant` (UTC-aware): the first cut-off strictly after it."""
+    cut_off = _next_cut_off(calendar, _utc(instant))
+    return _cycle(calendar, cut_off)
+
+
+def cycles_between(calendar: Calendar, start: datetime, end: datetime) -> list[Cycle]:
+    """Every cycle whose cut-off lies in (start, end], in order."""
+    start, end = _utc(start), _utc(end)
+    out: list[Cycle] = []
+    if end <= start:
+        return out
+    opens_at = _previous_cut_off(calendar, _next_cut_off(calendar, start))
+    cut_off = _next_cut_off(calendar, start)
+    while cut_off <= end:
+        if len(out) == cycles_between_max:
+            raise ValueError(f"calendar {calendar.partner}: more than {cycles_between_max} cycles between {start} and {end}")
+        out.append(Cycle(cycle_id(calendar.partner, cut_off), calendar.partner, opens_at, cut_off, _local_date(calendar, cut_off)))
+        opens_at, cut_off = cut_off, _next_cut_off(calendar, cut_off)
+    return out
+
+
+def cycle_by_id(calendar: Calendar, cycle_id_text: str) -> Cycle:
+    """The cycle an id names (ValueError when the id is not one of this calendar's cut-offs)."""
+    partner, _, stamp = cycle_id_text.partition("-")
+    if partner != calendar.partner:
+        raise ValueError(f"cycle id {cycle_id_text!r} is not one of {calendar.partner}'s")
+    try:
+        cut_off = datetime.strptime(stamp, _ID_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"cycle id {cycle_id_text!r}: {stamp!r} is not a UTC time like 20261128T093000Z") from None
+    cycle = cycle_at(calendar, cut_off - _ONE_US)
+    if cycle.cut_off != cut_off:
+        raise ValueError(f"cycle id {cycle_id_text!r}: {cut_off.isoformat()} is not a cut-off of {calendar.partner}'s calendar")
+    return cycle

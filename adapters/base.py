@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lxml import etree
 from stdnum import luhn
@@ -18,11 +20,13 @@ from adapters.text import TextOverflow, TextRule
 from iso20022 import apphdr
 from iso20022.pacs008 import CustomerCreditTransfer
 from iso20022.reason_codes import REASON_CODES
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from iso20022.reports import REPORT_VERSIONS
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from switch import limits
 from switch.domain.payment import Party, Payment, PaymentState
 from switch.domain.rate_limit import Rate
+from switch.domain.settlement import Calendar
 
 
 class ProxyRule(BaseModel):
@@ -136,6 +140,108 @@ class PartnerExceptions(BaseModel):
         return self
 
 
+class Holiday(BaseModel):
+    """A day without a cut-off. `mark`: V stated by an official source, O observed in public
+    data, U unverified (the shipped calendars are U unless they say otherwise)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    date: date
+    name: str = Field(min_length=1)
+    mark: Literal["V", "O", "U"] = "U"
+
+
+class CalendarFile(BaseModel):
+    """config/calendars/<country>.toml: a country's business calendar for settlement."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    weekends: tuple[int, ...] = (6, 7)  # ISO weekdays: 6 Saturday, 7 Sunday
+    holidays: tuple[Holiday, ...] = ()
+    notes: tuple[str, ...] = ()  # what the file assumes, [U] / [O]
+
+    @model_validator(mode="after")
+    def _days(self) -> "CalendarFile":
+        if not set(self.weekends) <= set(range(1, 8)) or len(set(self.weekends)) == 7:
+            raise ValueError(f"weekends {list(self.weekends)}: ISO weekdays 1..7, not all of them")
+        days = [h.date for h in self.holidays]
+        if len(set(days)) != len(days):
+            raise ValueError("a holiday is listed twice")
+        return self
+
+
+def load_calendar_file(path: Path) -> CalendarFile:
+    with path.open("rb") as fh:
+        return CalendarFile.model_validate(tomllib.load(fh))
+
+
+class PartnerSettlement(BaseModel):
+    """When and how the partner network settles with the hub (issue 10): the cycles (cut-off
+    times in the network's time zone on its business days, or every `every_s` seconds for the
+    demo and tests), the settlement currency and account, and the report it sends per cycle.
+    The real networks' settlement windows are not public: each profile marks its values [U]."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")  # the network's settlement currency
+    timezone: str  # IANA name, e.g. "Asia/Bangkok"
+    cut_offs: tuple[str, ...] = ()  # local "HH:MM" times, ascending
+    # the business calendar: a file relative to the config directory (config/calendars/th.toml) ...
+    calendar: str | None = None
+    # ... or inline (when `calendar` is not given)
+    weekends: tuple[int, ...] | None = None  # ISO weekdays without a cut-off (default 6, 7)
+    holidays: tuple[date, ...] = ()
+    report: str  # the report the network sends each cycle: camt.053.001.08 or camt.054.001.08
+    report_due_s: float = Field(gt=0)  # the report is late when it has not come this long after the cut-off
+    account_id: str = Field(min_length=1, max_length=34)  # the hub's settlement account at the network (Acct/Id/Othr/Id)
+    every_s: float | None = Field(default=None, ge=1)  # demo/tests: a cycle every N seconds instead of cut_offs
+    # entries per report page the network sends (simulators use it); a page travels as one HTTP
+    # body, so entries x their size (about 0.7 kB each in camt.053) must fit the partner port's body limit
+    page_entries_max: int = Field(default=1000, ge=1, le=10_000)
+
+    @field_validator("cut_offs")
+    @classmethod
+    def _times(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text) is None:
+                raise ValueError(f"cut-off {text!r} is not a local time HH:MM")
+        if list(value) != sorted(set(value)):
+            raise ValueError(f"cut-offs {list(value)} must be ascending and distinct")
+        return value
+
+    @field_validator("report")
+    @classmethod
+    def _report(cls, value: str) -> str:
+        if value not in REPORT_VERSIONS:
+            raise ValueError(f"report {value!r}: one of {', '.join(REPORT_VERSIONS)}")
+        return value
+
+    @field_validator("every_s")
+    @classmethod
+    def _whole_seconds(cls, value: float | None) -> float | None:
+        if value is not None and not float(value).is_integer():
+            raise ValueError(f"every_s {value!r}: a whole number of seconds (cycle ids name the cut-off to the second)")
+        return value
+
+    @model_validator(mode="after")
+    def _cycles(self) -> "PartnerSettlement":
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from None
+        if not self.cut_offs and self.every_s is None:
+            raise ValueError("[settlement] needs cut_offs (or every_s)")
+        if self.calendar is not None and (self.weekends is not None or self.holidays):
+            raise ValueError("[settlement] takes a calendar file or inline weekends / holidays, not both")
+        return self
+
+    def cut_off_times(self) -> tuple[time, ...]:
+        return tuple(time.fromisoformat(text) for text in self.cut_offs)
+
+
+# MEKONG_PARTNER_SETTLEMENT_EVERY_S_<PARTNER>: the demo's short cycles (switch/config.py reads it
+# for the switch as a partner timing; simulators pass their environment to settlement_calendar)
+SETTLEMENT_EVERY_S_ENV = "MEKONG_PARTNER_SETTLEMENT_EVERY_S_"
+
+
 class PartnerProfile(BaseModel):
     """A partner network's rules as data. What the public facts do not say is listed, tagged [U]
     or [O], under `assumptions` in the TOML."""
@@ -185,6 +291,7 @@ class PartnerProfile(BaseModel):
     signing: PartnerSigning | None = None
     limits: PartnerLimits = PartnerLimits()  # [limits]: messages per second on the partner port
     exceptions: PartnerExceptions = PartnerExceptions()  # [exceptions]: enquiries, returns, recalls (issue 9)
+    settlement: PartnerSettlement | None = None  # [settlement]: cycles and the report (issue 10); every shipped profile has one
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":
@@ -215,6 +322,32 @@ class PartnerProfile(BaseModel):
     def partner_code_for(self, iso_code: str) -> str | None:
         """The partner's own code for an ISO reason (the first in the table), for simulators."""
         return next((code for code, iso in self.reason_codes.items() if iso == iso_code), None)
+
+    def settlement_calendar(self, config_dir: Path, *, env: AbcMapping[str, str] | None = None) -> Calendar:
+        """The partner's settlement calendar: [settlement] with its calendar file (relative to
+        `config_dir`) read. With `env`, MEKONG_PARTNER_SETTLEMENT_EVERY_S_<PARTNER> there
+        replaces every_s (the switch gets it through switch/config.py; a simulator passes
+        os.environ). ValueError when the profile has no [settlement] or a value is wrong."""
+        s = self.settlement
+        if s is None:
+            raise ValueError(f"partner {self.partner}: the profile has no [settlement] section")
+        every_s = s.every_s
+        override = (env or {}).get(SETTLEMENT_EVERY_S_ENV + self.partner.upper())
+        if override:
+            every_s = PartnerSettlement.model_validate({**s.model_dump(), "every_s": float(override)}).every_s
+        weekends: tuple[int, ...] = s.weekends if s.weekends is not None else (6, 7)
+        holidays: tuple[date, ...] = s.holidays
+        if s.calendar is not None:
+            calendar_file = load_calendar_file(config_dir / s.calendar)
+            weekends, holidays = calendar_file.weekends, tuple(h.date for h in calendar_file.holidays)
+        return Calendar(
+            partner=self.partner,
+            timezone=s.timezone,
+            cut_offs=s.cut_off_times(),
+            weekends=frozenset(weekends),
+            holidays=frozenset(holidays),
+            every_s=every_s,
+        )
 
 
 def luhn_ok(digits: str) -> bool:

@@ -34,7 +34,8 @@ def load_partners(
     timing: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, IsoMapping]:
     """The mapping for each partner that an enabled corridor names; `timing` overrides a
-    profile's sla_s / resend_after_s / timeout_s (validated like the file)."""
+    profile's sla_s / resend_after_s / timeout_s, its [exceptions] timings and its [settlement]
+    every_s (as settlement_every_s), validated like the file."""
     out: dict[str, IsoMapping] = {}
     for partner in sorted(partners):
         if partner not in MAPPINGS:
@@ -48,6 +49,12 @@ def load_partners(
             # [exceptions] timings (issue 9: enquire_after_s, enquiry_interval_s_max, ...) go in their table
             exceptions = {k: overrides.pop(k) for k in list(overrides) if k in PartnerExceptions.model_fields}
             data["exceptions"] = {**data["exceptions"], **exceptions}
+            # MEKONG_PARTNER_SETTLEMENT_EVERY_S_<PARTNER> (issue 10): [settlement] every_s
+            if "settlement_every_s" in overrides:
+                every_s = overrides.pop("settlement_every_s")
+                if data.get("settlement") is None:
+                    raise ValueError(f"partner {partner!r}: settlement_every_s given, but its profile has no [settlement]")
+                data["settlement"] = {**data["settlement"], "every_s": every_s}
             profile = PartnerProfile.model_validate({**data, **overrides})
         out[partner] = MAPPINGS[partner](profile, switch_bic=switch_bic)
     return out

@@ -399,6 +399,9 @@ class SwitchConfig(_Model):
 PARTNER_TIMING_FIELDS = ("sla_s", "resend_after_s", "timeout_s", "enquire_after_s", "enquiry_interval_s_max")
 # the recall timings too (MEKONG_PARTNER_RECALL_SLA_S_<PARTNER>, ...): the demo shortens them
 PARTNER_TIMING_FIELDS += ("recall_sla_s", "recall_chase_after_s", "recall_reply_s")
+# and the settlement cycle (MEKONG_PARTNER_SETTLEMENT_EVERY_S_<PARTNER>): the demo's short cycles,
+# [settlement] every_s in the profile (issue 10)
+PARTNER_TIMING_FIELDS += ("settlement_every_s",)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

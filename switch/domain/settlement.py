@@ -17,7 +17,21 @@ Pure: no I/O; `now` is always an argument.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# A calendar must have a business day at least this often: the search for the next (or previous)
+# cut-off gives up after this many calendar days, so a calendar whose weekends and holidays cover
+# everything is a configuration error, never an endless loop. Chinese New Year, Songkran and Tet
+# close a network for at most about nine days in a row.
+calendar_days_scan_max: Final = 400
+# cycles_between returns at most this many cycles (a year of cut-offs every 5 minutes fits)
+cycles_between_max: Final = 200_000
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_US: Final = timedelta(microseconds=1)
+_ID_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,30 +45,146 @@ class Calendar:
     holidays: frozenset[date] = frozenset()
     every_s: float | None = None  # demo/tests: a cut-off every N seconds, every day
 
+    def __post_init__(self) -> None:
+        # eager checks (a bad calendar fails where it is made, not at the first cut-off)
+        if not self.partner or "-" in self.partner:
+            raise ValueError(f"calendar partner {self.partner!r}: a non-empty id without '-' (it starts cycle ids)")
+        _zone(self.timezone)
+        if not self.weekends <= frozenset(range(1, 8)):
+            raise ValueError(f"calendar {self.partner}: weekends {sorted(self.weekends)} are not ISO weekdays 1..7")
+        if self.every_s is not None:
+            if not (self.every_s >= 1 and float(self.every_s).is_integer()):
+                # cycle ids name the cut-off to the second: a fraction would give two cycles one id
+                raise ValueError(f"calendar {self.partner}: every_s {self.every_s!r} must be a whole number of seconds >= 1")
+            return
+        if not self.cut_offs:
+            raise ValueError(f"calendar {self.partner}: no cut-off times (and no every_s)")
+        if list(self.cut_offs) != sorted(set(self.cut_offs)):
+            raise ValueError(f"calendar {self.partner}: cut-off times must be ascending and distinct")
+        if any(t.tzinfo is not None for t in self.cut_offs):
+            raise ValueError(f"calendar {self.partner}: cut-off times are local wall-clock times, without a zone")
+        if len(self.weekends) == 7:
+            raise ValueError(f"calendar {self.partner}: every weekday is a weekend")
+
+    def is_business_day(self, day: date) -> bool:
+        """A day with cut-offs (in cut-off mode): not a weekend, not a holiday."""
+        return day.isoweekday() not in self.weekends and day not in self.holidays
+
 
 @dataclass(frozen=True, slots=True)
 class Cycle:
     id: str  # f"{partner}-{cut_off:%Y%m%dT%H%M%SZ}" (cut_off in UTC)
     partner: str
-    opens_at: datetime  # UTC: the previous cut-off (exclusive start)
+    opens_at: datetime  # UTC: the previous cut-off; the cycle holds the instants in [opens_at, cut_off)
     cut_off: datetime  # UTC: the cycle closes here
     settlement_date: date  # the business date of the cut-off in the network's time zone
 
 
 def cycle_id(partner: str, cut_off: datetime) -> str:
-    raise NotImplementedError
+    return f"{partner}-{_utc(cut_off):{_ID_FORMAT}}"
 
 
 def cycle_at(calendar: Calendar, instant: datetime) -> Cycle:
     """The cycle open at `instant` (UTC-aware): the first cut-off strictly after it."""
-    raise NotImplementedError
+    cut_off = _next_cut_off(calendar, _utc(instant))
+    return _cycle(calendar, cut_off)
 
 
 def cycles_between(calendar: Calendar, start: datetime, end: datetime) -> list[Cycle]:
     """Every cycle whose cut-off lies in (start, end], in order."""
-    raise NotImplementedError
+    start, end = _utc(start), _utc(end)
+    out: list[Cycle] = []
+    if end <= start:
+        return out
+    opens_at = _previous_cut_off(calendar, _next_cut_off(calendar, start))
+    cut_off = _next_cut_off(calendar, start)
+    while cut_off <= end:
+        if len(out) == cycles_between_max:
+            raise ValueError(f"calendar {calendar.partner}: more than {cycles_between_max} cycles between {start} and {end}")
+        out.append(Cycle(cycle_id(calendar.partner, cut_off), calendar.partner, opens_at, cut_off, _local_date(calendar, cut_off)))
+        opens_at, cut_off = cut_off, _next_cut_off(calendar, cut_off)
+    return out
 
 
 def cycle_by_id(calendar: Calendar, cycle_id_text: str) -> Cycle:
     """The cycle an id names (ValueError when the id is not one of this calendar's cut-offs)."""
-    raise NotImplementedError
+    partner, _, stamp = cycle_id_text.partition("-")
+    if partner != calendar.partner:
+        raise ValueError(f"cycle id {cycle_id_text!r} is not one of {calendar.partner}'s")
+    try:
+        cut_off = datetime.strptime(stamp, _ID_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"cycle id {cycle_id_text!r}: {stamp!r} is not a UTC time like 20261128T093000Z") from None
+    cycle = cycle_at(calendar, cut_off - _ONE_US)
+    if cycle.cut_off != cut_off:
+        raise ValueError(f"cycle id {cycle_id_text!r}: {cut_off.isoformat()} is not a cut-off of {calendar.partner}'s calendar")
+    return cycle
+
+
+def _cycle(calendar: Calendar, cut_off: datetime) -> Cycle:
+    return Cycle(
+        id=cycle_id(calendar.partner, cut_off),
+        partner=calendar.partner,
+        opens_at=_previous_cut_off(calendar, cut_off),
+        cut_off=cut_off,
+        settlement_date=_local_date(calendar, cut_off),
+    )
+
+
+def _utc(instant: datetime) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{instant!r} has no time zone: settlement times are aware (UTC)")
+    return instant.astimezone(timezone.utc)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Bangkok)") from None
+
+
+def _local_date(calendar: Calendar, cut_off: datetime) -> date:
+    return cut_off.astimezone(_zone(calendar.timezone)).date()
+
+
+def _cut_offs_on(calendar: Calendar, zone: ZoneInfo, day: date) -> list[datetime]:
+    """The cut-offs of one local day, in UTC, ascending (none on a weekend or holiday). A local
+    time a DST change skips happens as many minutes later (zoneinfo's fold=0 reading: 02:30 on
+    the spring-forward night is 03:30 summer time); one it repeats happens the first time."""
+    if not calendar.is_business_day(day):
+        return []
+    return sorted({datetime.combine(day, t, tzinfo=zone).astimezone(timezone.utc) for t in calendar.cut_offs})
+
+
+def _next_cut_off(calendar: Calendar, instant: datetime) -> datetime:
+    """The first cut-off strictly after `instant` (UTC)."""
+    if calendar.every_s is not None:
+        step_us = int(calendar.every_s) * 1_000_000
+        since_us = (instant - _EPOCH) // _ONE_US
+        return _EPOCH + timedelta(microseconds=(since_us // step_us + 1) * step_us)
+    zone = _zone(calendar.timezone)
+    # start a day early: a UTC instant's local date may already hold a cut-off before it
+    day = instant.astimezone(zone).date() - timedelta(days=1)
+    for _ in range(calendar_days_scan_max):
+        for cut_off in _cut_offs_on(calendar, zone, day):
+            if cut_off > instant:
+                return cut_off
+        day += timedelta(days=1)
+    raise ValueError(f"calendar {calendar.partner}: no business day within {calendar_days_scan_max} days after {instant.isoformat()}")
+
+
+def _previous_cut_off(calendar: Calendar, instant: datetime) -> datetime:
+    """The last cut-off strictly before `instant` (UTC)."""
+    if calendar.every_s is not None:
+        step_us = int(calendar.every_s) * 1_000_000
+        since_us = (instant - _EPOCH) // _ONE_US
+        return _EPOCH + timedelta(microseconds=((since_us - 1) // step_us) * step_us)
+    zone = _zone(calendar.timezone)
+    day = instant.astimezone(zone).date() + timedelta(days=1)
+    for _ in range(calendar_days_scan_max):
+        for cut_off in reversed(_cut_offs_on(calendar, zone, day)):
+            if cut_off < instant:
+                return cut_off
+        day -= timedelta(days=1)
+    raise ValueError(f"calendar {calendar.partner}: no business day within {calendar_days_scan_max} days before {instant.isoformat()}")

@@ -268,7 +268,8 @@ class SettlementDesk:
         """Take the cycle's movements and inject its breaks (synchronous: no other task sees the
         ledger half taken); the pages are built next, off the event loop."""
         b = self.sim.behaviour
-        built = CycleReport(cycle, f"S{cycle.id.split('-', 1)[-1]}{uuid.uuid4().hex[:8]}"[:35], self.report_version, self.clock())
+        # the report id names the cycle: the same on every page and on a re-post (the switch keeps a page once)
+        built = CycleReport(cycle, f"R-{cycle.id}"[:35], self.report_version, self.clock())
         self.cycles[cycle.id] = built
         while len(self.cycles) > cycles_kept_max:
             self.cycles.popitem(last=False)

@@ -45,6 +45,14 @@ inbound pacs.008) it signs at the moment it sends, the stored Document unchanged
   GET  /sim/returns       the returns it sent (and the switch's answers), received, and admi.002 rejects
   POST /sim/enquire       make the network ask the switch about inbound payments it sent
                           (a pacs.028, JSON {"uetrs": [...]}); GET /sim/enquiries: the answers
+  GET  /sim/settlement    the network's settlement reports per cycle (adapters/simulator_settlement.py)
+  POST /sim/settlement/report?cycle=ID   (re)post a closed cycle's report now
+
+Settlement (issue 10): given the network's settlement calendar (`calendar`), the simulator keeps a
+ledger of what it settled and, after each cut-off, posts the cycle's camt.053 / camt.054 report to
+the switch, with breaks injected on request (`break_rate`, `break_kinds`), late
+(`report_delay_ms`), paginated (`page_entries`) or twice (`report_twice_rate`). Without a
+calendar it keeps no ledger and posts no report.
 
 Status enquiries (issue 9): a pacs.028 from the switch is answered, per transaction, with the
 network's stored decision (its pacs.002 sent again as a callback), or with a pacs.002 RJCT AG09
@@ -81,11 +89,13 @@ from adapters.iso_mapping import ISO_REASON_SHAPE
 from adapters.simulator_inbound import InboundOriginator, InboundSpec, retry_after_s
 from adapters.simulator_recalls import RECALL_MESSAGES, RecallDesk
 from adapters.simulator_returns import Completed, ReturnDesk
+from adapters.simulator_settlement import BREAK_KINDS, SettlementDesk
 from iso20022 import acmt023, acmt024, apphdr, pacs002, pacs008, pacs028
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.model import Amount
 from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
+from switch.domain.settlement import Calendar
 from switch.signing import HUB, Sealer
 from switch.tls import SimulatorTls
 
@@ -124,6 +134,21 @@ class SimBehaviour:
     late_rate: float = 0.0  # share of callbacks sent after late_delay_ms instead of delay_ms
     late_delay_ms: float = 0.0
     out_of_order_rate: float = 0.0  # share of accepted payments that also get an ACSP after their ACSC
+    # settlement reports (issue 10; adapters/simulator_settlement.py)
+    break_rate: float = 0.0  # share of a cycle's movements given a break in the report
+    break_kinds: tuple[str, ...] = BREAK_KINDS  # drawn from for each break
+    report_delay_ms: float = 0.0  # after the cut-off, before the report is built and posted
+    report_twice_rate: float = 0.0  # share of reports posted twice
+    page_entries: int = 0  # entries a report page (0: the profile's page_entries_max)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.break_kinds) - set(BREAK_KINDS)
+        if unknown:
+            raise ValueError(f"break kinds {sorted(unknown)} unknown; known: {', '.join(BREAK_KINDS)}")
+        if not 0 <= self.break_rate <= 1 or not 0 <= self.report_twice_rate <= 1:
+            raise ValueError("break_rate and report_twice_rate are shares between 0 and 1")
+        if self.page_entries < 0 or self.report_delay_ms < 0:
+            raise ValueError("page_entries and report_delay_ms cannot be negative")
 
     @classmethod
     def from_json(cls, data: dict[str, Any], base: SimBehaviour | None = None) -> SimBehaviour:
@@ -132,6 +157,7 @@ class SimBehaviour:
         current["reject_codes"] = tuple(current["reject_codes"])
         current["unknown_proxies"] = frozenset(current["unknown_proxies"])
         current["return_reasons"] = tuple(current["return_reasons"])
+        current["break_kinds"] = tuple(current["break_kinds"])
         return cls(**current)
 
 
@@ -262,6 +288,7 @@ class PartnerSimulator:
         state_path: Path | None = None,
         tls: SimulatorTls | None = None,
         signing: Sealer | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
         self.profile = profile
         self.tls = tls  # None: plain HTTP both ways (--insecure-dev)
@@ -289,6 +316,17 @@ class PartnerSimulator:
         self._lost: set[str] = set()  # pacs.008 message ids whose decision is never called back (lose_rate)
         # uetr -> the switch's answers to the network's pacs.028 about it (POST /sim/enquire)
         self.enquiries: dict[str, dict[str, Any]] = {}
+        # settlement (issue 10): the ledger and the cycle reports; None without a calendar
+        self.settlement: SettlementDesk | None = None
+        if calendar is not None:
+            settings = profile.settlement
+            if settings is None:
+                raise ValueError(f"the {profile.partner} profile has no [settlement] section for the calendar to go with")
+            self.settlement = SettlementDesk(
+                self, calendar, report_version=settings.report, account_id=settings.account_id, currency=settings.currency,
+                page_entries_max=settings.page_entries_max,
+            )
+            self.inbound.ledger = self.returns.ledger = self.settlement.ledger
 
     # ------------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -311,6 +349,8 @@ class PartnerSimulator:
         app.router.add_get("/sim/returns", self._returns_summary)
         app.router.add_post("/sim/enquire", self._send_enquiry)  # issue 9
         app.router.add_get("/sim/enquiries", self._enquiries_summary)
+        if self.settlement is not None:
+            self.settlement.routes(app)  # issue 10
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
@@ -335,6 +375,10 @@ class PartnerSimulator:
         control = web.TCPSite(self._control_runner, "127.0.0.1", control_port)
         await control.start()
         self.control_port = control._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.settlement is not None:
+            task = asyncio.create_task(self.settlement.run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return self.port
 
     async def stop(self) -> None:
@@ -396,7 +440,10 @@ class PartnerSimulator:
         return web.json_response(self.inbound.summary())
 
     async def _set_behaviour(self, request: web.Request) -> web.Response:
-        self.behaviour = SimBehaviour.from_json(await request.json(), self.behaviour)
+        try:
+            self.behaviour = SimBehaviour.from_json(await request.json(), self.behaviour)
+        except (TypeError, ValueError) as exc:  # an unknown field, a kind or a share out of range
+            return web.json_response({"error": str(exc)[:500]}, status=400)
         return await self._stats(request)
 
     async def _receive(self, request: web.Request) -> web.Response:
@@ -452,6 +499,11 @@ class PartnerSimulator:
                 self._schedule(decision.report, delay_s=0)
             return web.json_response({"message_id": message.message_id, "duplicate": True}, status=202)
         decision, statuses = self._decide(message, message_type)
+        if decision is not None and self.settlement is not None:  # the network settled what it accepted
+            ledger = self.settlement.ledger
+            for tx in message.transactions:
+                if tx.uetr is not None and statuses.get(tx.uetr) == "ACSC":
+                    ledger.paid_out(message.message_id, tx.uetr, tx.end_to_end_id, tx.tx_id, tx.settlement_amount)
         self._remember(message.message_id, decision)
         self.received_log.answered(message.message_id, None if decision is None else decision.report, statuses)
         if decision is not None and self._random.random() < self.behaviour.lose_rate:

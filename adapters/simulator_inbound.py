@@ -11,6 +11,9 @@ attempt: a fresh AppHdr CreDt, the same Document). Each answer the network recei
 same UETR is counted (the switch must answer a resend with the same decision), except a RJCT DUPL,
 which refuses a duplicate message rather than deciding the payment again. Every answer is also
 kept in order in `received`.
+
+Settlement (issue 10): with a ledger (adapters/simulator_settlement.py), the switch's first ACSC
+for a payment the network sent records it as settled (CRDT, its IntrBkSttlmAmt).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +35,9 @@ from switch.signing import HUB, Sealer
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount, ClearingSystemMember
 from iso20022.schemas import SchemaSet
+
+if TYPE_CHECKING:
+    from adapters.simulator_settlement import SettlementLedger
 
 # A sending bank in each network, for the simulated debtors (PARTNERS.md examples) [O].
 SAMPLE_DEBTOR_AGENTS: Final = {"promptpay": "014", "napas": "970436", "lapnet": "27710418", "unionpay": "26760764"}
@@ -102,6 +108,9 @@ class InboundOriginator:
         self.samples: dict[str, bytes] = {}
         self.received: list[ReceivedAnswer] = []
         self.sent: dict[str, str] = {}  # uetr -> the pacs.008 MsgId that carried it (a pacs.028 names it)
+        self.ledger: SettlementLedger | None = None  # what the network settled (issue 10); None: nothing kept
+        # uetr -> (MsgId, EndToEndId, TxId, IntrBkSttlmAmt) until the switch's final answer
+        self._unsettled: dict[str, tuple[str, str, str | None, Amount]] = {}
 
     # ------------------------------------------------------------------ building
     def build(self, spec: InboundSpec, *, now: datetime) -> tuple[str, str, bytes]:
@@ -154,6 +163,8 @@ class InboundOriginator:
         )
         body = pacs008.build_validated(message, p.pacs008_version, self.schemas)
         self.samples.setdefault("inbound_pacs008", body)
+        if self.ledger is not None:
+            self._unsettled[uetr] = (message_id, tx.end_to_end_id, tx.tx_id, tx.settlement_amount)
         return message_id, uetr, body
 
     # ------------------------------------------------------------------ sending
@@ -194,6 +205,12 @@ class InboundOriginator:
                 continue
             reason = tx.reasons[0].code if tx.reasons else None
             self.received.append(ReceivedAnswer(uetr, tx.status.value, reason, report.message_id))
+            # final: settled (the first ACSC, once) or not; a RJCT DUPL refuses a resent message, not the payment
+            if tx.status.value == "ACSC" or (tx.status.value == "RJCT" and reason != "DUPL"):
+                paying = self._unsettled.pop(uetr, None)
+                if paying is not None and tx.status.value == "ACSC" and self.ledger is not None:
+                    message_id, end_to_end_id, tx_id, amount = paying
+                    self.ledger.paid_in(message_id, uetr, end_to_end_id, tx_id, amount)
             known = self.answers.get(uetr)
             if known is not None and reason == "DUPL":  # our duplicate refused, the decision stands
                 self.stats["answers_duplicate"] += 1

@@ -182,7 +182,8 @@ class RecallDesk:
         message = pacs004.parse(parse_untrusted(body))
         entries = [
             SentReturn(tx.original_uetr or "", message.message_id, tx.return_id, tx.returned_amount.value, tx.returned_amount.currency,
-                       tx.reason_code or "", partial=False, via="recall")
+                       tx.reason_code or "", partial=False, via="recall",
+                       end_to_end_id=tx.original_end_to_end_id, tx_id=tx.original_tx_id)  # for the settlement ledger
             for tx in message.transactions
         ]
         assert self.sim._session is not None

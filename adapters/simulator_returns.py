@@ -22,6 +22,10 @@ file, each return is written to it before it leaves (`return_sending`) and again
 answer (`return_answered`), and both are reloaded at start: `sent` survives a kill of the
 simulator, and a return whose answer never came because the simulator was killed in between is
 listed with `in_flight_at_crash` (the network does not know whether the switch booked it).
+
+Settlement (issue 10): with a ledger (adapters/simulator_settlement.py), a pacs.004 the network
+sent is recorded as settled once the switch took it (2xx: CRDT to the hub), and each pacs.004
+received from the switch once per message id (DBIT).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
@@ -42,6 +46,9 @@ from adapters.simulator_inbound import post_timeout_s
 from iso20022 import admi002, pacs004
 from iso20022.model import Amount
 from iso20022.schemas import SchemaSet
+
+if TYPE_CHECKING:
+    from adapters.simulator_settlement import SettlementLedger
 
 completed_kept_max: Final = 100_000  # payments the network remembers it could return
 log_entries_max: Final = 10_000
@@ -73,6 +80,8 @@ class SentReturn:
     via: str = "return"  # "recall": the pacs.004 answering a recall the network accepted
     attempts: int = 0
     in_flight_at_crash: bool = False  # reloaded from the state file: sent, no answer recorded before the kill
+    end_to_end_id: str | None = None  # the returned payment's (for the settlement ledger)
+    tx_id: str | None = None
 
 
 class ReturnDesk:
@@ -91,6 +100,8 @@ class ReturnDesk:
         self.received: list[dict[str, Any]] = []  # pacs.004 from the switch
         self.rejects: list[dict[str, Any]] = []  # admi.002 from the switch
         self.bodies: OrderedDict[str, bytes] = OrderedDict()  # MsgId -> the pacs.004 sent: a resend is the same bytes
+        self.ledger: SettlementLedger | None = None  # what the network settled (issue 10); None: nothing kept
+        self._received_ids: OrderedDict[str, None] = OrderedDict()  # pacs.004 MsgIds from the switch already settled
 
     # ---------------------------------------------------------------- the network returns
     def note_completed(self, c: Completed) -> None:
@@ -147,7 +158,8 @@ class ReturnDesk:
             self.bodies[message_id], resent = body, False
             while len(self.bodies) > log_entries_max:
                 self.bodies.popitem(last=False)
-        sent = SentReturn(uetr, message_id, return_id, amount.value, amount.currency, reason_code, partial)
+        sent = SentReturn(uetr, message_id, return_id, amount.value, amount.currency, reason_code, partial,
+                          end_to_end_id=c.end_to_end_id, tx_id=c.tx_id)
         await self.post(session, body, [sent], resent=resent)
         if sent.http_status == 200 and not resent:
             self.returned_minor[uetr] = self.returned_minor.get(uetr, Decimal(0)) + Decimal(amount.value)
@@ -183,6 +195,9 @@ class ReturnDesk:
             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         for sent in entries:
             sent.http_status, sent.answer = status, answer
+            if self.ledger is not None and not resent and status is not None and 200 <= status < 300:  # the return moved the money
+                self.ledger.returned(sent.message_id, sent.uetr, sent.end_to_end_id, sent.tx_id, Amount(sent.amount, sent.currency),
+                                     sent.reason_code or None, by_network=True)
         if self.record is not None:
             self.record({"kind": "return_answered", "message_id": entries[0].message_id, "http_status": status,
                          "answer": answer if isinstance(answer, (dict, str)) else None})
@@ -220,6 +235,14 @@ class ReturnDesk:
         }
         if len(self.received) < log_entries_max:
             self.received.append(entry)
+        if self.ledger is not None and message.message_id not in self._received_ids:  # a resend moves nothing again
+            self._received_ids[message.message_id] = None
+            while len(self._received_ids) > log_entries_max:
+                self._received_ids.popitem(last=False)
+            for tx in message.transactions:
+                if tx.original_uetr:
+                    self.ledger.returned(message.message_id, tx.original_uetr, tx.original_end_to_end_id, tx.original_tx_id,
+                                         tx.returned_amount, tx.reason_code, by_network=False)
         return entry
 
     def receive_reject(self, root: Any) -> dict[str, Any]:

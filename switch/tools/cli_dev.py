@@ -8,15 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from switch.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
 from switch.entrypoints.cli import _logging, _run
+
+if TYPE_CHECKING:
+    from switch.domain.settlement import Calendar
 
 
 @click.group()
@@ -61,6 +66,19 @@ def dev() -> None:
 @click.option("--late-delay-ms", default=0.0, show_default=True, help="Delay of the late callbacks (e.g. past the SLA).")
 @click.option("--out-of-order-rate", default=0.0, show_default=True,
               help="Share of accepted payments that also get an ACSP after their ACSC (answers out of order).")
+@click.option("--reports/--no-reports", default=True, show_default=True,
+              help="Keep a ledger of what the network settled and post its settlement report (camt.053 / camt.054, "
+              "the profile's [settlement]) to the switch after each cut-off (cycles every "
+              "MEKONG_PARTNER_SETTLEMENT_EVERY_S_<PARTNER> seconds when set).")
+@click.option("--break-rate", default=0.0, show_default=True, help="Share of a cycle's movements given a break in its report.")
+@click.option("--break-kinds", default="missing,unknown,amount,currency,duplicate,wrong_cycle,status", show_default=True,
+              help="Breaks drawn from: missing (left out), unknown (plus an entry with a made-up UETR), amount (one minor "
+              "unit more), currency (another ISO currency), duplicate (the entry twice), wrong_cycle (in the next cycle's "
+              "report), status (PDNG instead of BOOK).")
+@click.option("--report-delay-ms", default=0.0, show_default=True, help="Delay of each report after its cut-off (a late report).")
+@click.option("--report-twice-rate", default=0.0, show_default=True, help="Share of reports posted twice (every page again).")
+@click.option("--page-entries", default=0, show_default=True,
+              help="Entries per report page (0: the profile's page_entries_max; fewer when a page would pass 1 MB).")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
@@ -71,14 +89,18 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         duplicate_rate: float, return_rate: float, return_delay_ms: float, return_reasons: str, partial_return_rate: float,
         state_path: Path | None, config_dir: Path, schema_dir: Path | None,
         recall_accept_rate: float = 1.0, recall_silent_rate: float = 0.0,
-        lose_rate: float = 0.0, late_rate: float = 0.0, late_delay_ms: float = 0.0, out_of_order_rate: float = 0.0) -> None:
+        lose_rate: float = 0.0, late_rate: float = 0.0, late_delay_ms: float = 0.0, out_of_order_rate: float = 0.0,
+        reports: bool = True, break_rate: float = 0.0, break_kinds: str = "", report_delay_ms: float = 0.0,
+        report_twice_rate: float = 0.0, page_entries: int = 0) -> None:
     """Run a partner network simulator over real HTTP (PARTNER: promptpay, lapnet, napas or
     unionpay), with mutual TLS: it serves the network's certificate, requires the hub's, and calls
     the switch back with its own; and with signed business messages (AppHdr + XML signature) as the
     profile's [signing] says: it signs what it sends with the network's signing key and refuses
     what the hub's key did not sign (--insecure-dev: plain HTTP, bare Documents). It checks each pacs.008 against the official XSD and the partner's profile and
     answers with a pacs.002 (NAPAS rejects carry its numeric codes). GET /sim/received lists,
-    per UETR, the distinct pacs.008 message ids and bodies it received."""
+    per UETR, the distinct pacs.008 message ids and bodies it received. It keeps a ledger of what it
+    settled and posts each cycle's settlement report after the cut-off, with breaks on request
+    (GET /sim/settlement lists the reports, the injected breaks and the switch's answers)."""
     from urllib.parse import urlsplit
 
     from adapters.base import load_profile
@@ -100,26 +122,40 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
             tls = load_simulator_tls(pki_dir, partner)
         except TlsSetupError as exc:
             raise click.ClickException(str(exc)) from None
-    behaviour = SimBehaviour(
-        delay_ms=delay_ms,
-        reject_rate=reject_rate,
-        reject_codes=tuple(c.strip() for c in reject_codes.split(",") if c.strip()),
-        unknown_proxies=frozenset(unknown_proxy),
-        timeout_rate=timeout_rate,
-        duplicate_rate=duplicate_rate,
-        recall_accept_rate=recall_accept_rate,
-        recall_silent_rate=recall_silent_rate,
-        return_rate=return_rate,
-        return_delay_ms=return_delay_ms,
-        return_reasons=tuple(c.strip() for c in return_reasons.split(",") if c.strip()),
-        partial_return_rate=partial_return_rate,
-        lose_rate=lose_rate,
-        late_rate=late_rate,
-        late_delay_ms=late_delay_ms,
-        out_of_order_rate=out_of_order_rate,
-    )
+    try:
+        behaviour = SimBehaviour(
+            delay_ms=delay_ms,
+            reject_rate=reject_rate,
+            reject_codes=tuple(c.strip() for c in reject_codes.split(",") if c.strip()),
+            unknown_proxies=frozenset(unknown_proxy),
+            timeout_rate=timeout_rate,
+            duplicate_rate=duplicate_rate,
+            recall_accept_rate=recall_accept_rate,
+            recall_silent_rate=recall_silent_rate,
+            return_rate=return_rate,
+            return_delay_ms=return_delay_ms,
+            return_reasons=tuple(c.strip() for c in return_reasons.split(",") if c.strip()),
+            partial_return_rate=partial_return_rate,
+            lose_rate=lose_rate,
+            late_rate=late_rate,
+            late_delay_ms=late_delay_ms,
+            out_of_order_rate=out_of_order_rate,
+            break_rate=break_rate,
+            break_kinds=tuple(k.strip() for k in break_kinds.split(",") if k.strip()),
+            report_delay_ms=report_delay_ms,
+            report_twice_rate=report_twice_rate,
+            page_entries=page_entries,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
     profile = load_profile(profile_path(config_dir, partner))
+    calendar = None
+    if reports and profile.settlement is not None:
+        try:
+            calendar = profile.settlement_calendar(config_dir, env=os.environ)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{partner} settlement calendar: {exc}") from None
     signing = None
     if insecure_dev:
         logging.getLogger("mekong").warning("INSECURE DEV MODE: the %s simulator neither signs nor checks signatures", partner)
@@ -141,11 +177,13 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
             state_path=state_path,
             tls=tls,
             signing=signing,
+            calendar=calendar,
         )
         bound = await simulator.start(host, listen_port, control_port=control_port)
         scheme = "http" if tls is None else "https"
         print(f"{partner} simulator ready: {scheme}://{host}:{bound}/iso20022 -> {callback_url} "
-              f"(control http://127.0.0.1:{simulator.control_port}/sim, signatures {'on' if signing else 'OFF'})", flush=True)
+              f"(control http://127.0.0.1:{simulator.control_port}/sim, signatures {'on' if signing else 'OFF'}, "
+              f"settlement reports {_reports_line(calendar)})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -154,6 +192,15 @@ def sim(partner: str, port: int | None, host: str, control_port: int, callback_u
         await simulator.stop()
 
     _run(serve())
+
+
+def _reports_line(calendar: Calendar | None) -> str:
+    """How the simulator's ready line says when it reports."""
+    if calendar is None:
+        return "off"
+    if calendar.every_s:
+        return f"every {calendar.every_s:g} s"
+    return "at " + ",".join(t.strftime("%H:%M") for t in calendar.cut_offs) + f" {calendar.timezone}"
 
 
 # ----------------------------------------------------------------------------- demo / bench

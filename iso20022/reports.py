@@ -53,7 +53,7 @@ builds and deletes it, so memory stays flat whatever the page size. An error is 
 chunk that holds it, before any entry of that chunk is yielded. Entities are resolved only when
 declared internally, and no DTD is allowed, so in practice only the five predefined ones: this
 option matters, as lxml does not report a truncated document as an error when a schema is set
-and entity resolution is off (lxml 6.0 / libxml2 2.14). A syntax error carries its line (FF02).
+and entity resolution is off (lxml 6.1 / libxml2 2.14). A syntax error carries its line (FF02).
 libxml2 reports a validation error without a line and does not stop for it: after each chunk
 the reader looks at the parser's error log and names the line of the first unread element the
 message names (FF01). A BizMsg envelope (head.001 AppHdr + Document, iso20022.apphdr; from the
@@ -415,7 +415,8 @@ def read_report(source: BinaryIO | bytes, schemas: object, *, size_bytes_max: in
     is one) for streaming; XmlRejected FF01/FF02 on a policy, syntax or schema error.
 
     schemas is an iso20022.schemas.SchemaSet (its compiled lxml schema of the page's version is
-    used); size_bytes_max caps the bytes read (FF01 beyond it)."""
+    used); size_bytes_max caps the bytes read (FF01 beyond it). The header is read before this
+    returns; a file is read as the entries are, so it must stay open until they are."""
     file: BinaryIO = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     cap = size_bytes_max
     consumed, root_tag = _sniff_root(file, cap)

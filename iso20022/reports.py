@@ -20,7 +20,7 @@ and ReportEntry10; only the statement element differs: Stmt / Ntfctn):
       Bal (camt.053 only, see below), TxsSummry/TtlNtries/NbOfNtries (when entries_total is
       given), then one Ntry per entry: NtryRef?, Amt@Ccy, CdtDbtInd, Sts/Cd, BookgDt/Dt?,
       ValDt/Dt?, AcctSvcrRef?, BkTxCd, NtryDtls/TxDtls (Refs (MsgId, EndToEndId, UETR, TxId)?,
-      RtrInf/Rsn/Cd? for a return)
+      RtrInf/Rsn/Cd? for a return) when the entry has a reference or is a return
 
 - camt.053 requires at least one balance (AccountStatement9/Bal 1..n) BEFORE the entries, and a
   streamed page does not know its entries' sum when it must write it. The writer writes one
@@ -53,7 +53,7 @@ builds and deletes it, so memory stays flat whatever the page size. An error is 
 chunk that holds it, before any entry of that chunk is yielded. Entities are resolved only when
 declared internally, and no DTD is allowed, so in practice only the five predefined ones: this
 option matters, as lxml does not report a truncated document as an error when a schema is set
-and entity resolution is off (lxml 6.0 / libxml2 2.14). A syntax error carries its line (FF02).
+and entity resolution is off (lxml 6.1 / libxml2 2.14). A syntax error carries its line (FF02).
 libxml2 reports a validation error without a line and does not stop for it: after each chunk
 the reader looks at the parser's error log and names the line of the first unread element the
 message names (FF01). A BizMsg envelope (head.001 AppHdr + Document, iso20022.apphdr; from the
@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import io
 import re
+from copy import deepcopy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -84,6 +85,7 @@ REPORT_VERSIONS = ("camt.053.001.08", "camt.054.001.08")
 
 read_chunk_bytes: Final = 64 * 1024  # fed to the parser at a time
 envelope_size_bytes_max: Final = 16_000_000  # an enveloped page is read whole (partner endpoint: 1 MB)
+prolog_bytes_max: Final = 1_000_000  # what may precede the root element (declaration, comments)
 _ENVELOPE_TAG: Final = "{urn:mekong:xsd:bizmsg.001}BizMsg"  # iso20022.apphdr (not imported: signxml)
 
 
@@ -348,8 +350,11 @@ def _entry_element(entry: ReportEntry) -> etree._Element:
             _S(family, "SubFmlyCd").text = parts[3]
         else:
             _S(_S(code, "Prtry"), "Cd").text = entry.bank_tx_code
+    referenced = entry.message_id is not None or entry.end_to_end_id is not None or entry.uetr is not None or entry.tx_id is not None
+    if not referenced and not entry.is_return:
+        return ntry  # nothing to say about the transaction
     tx = _S(_S(ntry, "NtryDtls"), "TxDtls")
-    if entry.message_id is not None or entry.end_to_end_id is not None or entry.uetr is not None or entry.tx_id is not None:
+    if referenced:
         refs = _S(tx, "Refs")
         if entry.message_id is not None:
             _S(refs, "MsgId").text = entry.message_id
@@ -410,7 +415,8 @@ def read_report(source: BinaryIO | bytes, schemas: object, *, size_bytes_max: in
     is one) for streaming; XmlRejected FF01/FF02 on a policy, syntax or schema error.
 
     schemas is an iso20022.schemas.SchemaSet (its compiled lxml schema of the page's version is
-    used); size_bytes_max caps the bytes read (FF01 beyond it)."""
+    used); size_bytes_max caps the bytes read (FF01 beyond it). The header is read before this
+    returns; a file is read as the entries are, so it must stay open until they are."""
     file: BinaryIO = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     cap = size_bytes_max
     consumed, root_tag = _sniff_root(file, cap)
@@ -447,7 +453,8 @@ _PARSER_OPTIONS: Final = {
 
 def _sniff_root(file: BinaryIO, cap: int | None) -> tuple[list[bytes], str]:
     """Read until the root element's start tag; return the chunks read and its Clark tag.
-    FF02 when the prolog is not well-formed, FF01 for a DOCTYPE or an oversize body."""
+    FF02 when the prolog is not well-formed, FF01 for a DOCTYPE (libxml2 records it, whatever
+    the encoding), an oversize body or a prolog over prolog_bytes_max."""
     parser = etree.XMLPullParser(events=("start",), resolve_entities=False, **_PARSER_OPTIONS)
     consumed: list[bytes] = []
     size = 0
@@ -462,19 +469,28 @@ def _sniff_root(file: BinaryIO, cap: int | None) -> tuple[list[bytes], str]:
         size += len(chunk)
         if cap is not None and size > cap:
             raise XmlRejected("FF01", f"body is over the {cap}-byte limit")
+        if size > prolog_bytes_max + read_chunk_bytes:
+            raise XmlRejected("FF01", f"no root element in the first {prolog_bytes_max} bytes")
         consumed.append(chunk)
         try:
             parser.feed(chunk)
         except etree.XMLSyntaxError as exc:
-            if b"<!DOCTYPE" in b"".join(consumed):
+            if b"<!DOCTYPE" in b"".join(consumed):  # a broken DOCTYPE is refused as one (parse_untrusted)
                 raise XmlRejected("FF01", "DOCTYPE / entity declarations are not allowed") from None
             raise XmlRejected("FF02", _syntax_message(exc)) from None
         for _event, element in parser.read_events():
-            prefix = b"".join(consumed)
             docinfo = element.getroottree().docinfo
-            if b"<!DOCTYPE" in prefix or b"<!ENTITY" in prefix or docinfo.doctype or docinfo.internalDTD is not None:
+            if docinfo.doctype or docinfo.internalDTD is not None:
                 raise XmlRejected("FF01", "DOCTYPE / entity declarations are not allowed")
             return consumed, element.tag
+
+
+_NAMESPACE: Final = re.compile(r"\{[a-z][a-z0-9+.-]*:[^}]*\}")  # "{urn:iso:...}": not a pattern's "{3,3}"
+
+
+def _without_namespaces(message: str) -> str:
+    """libxml2's message with Clark names made local ("Element '{urn:...}Amt'" -> "Element 'Amt'")."""
+    return _NAMESPACE.sub("", message).strip()
 
 
 def _syntax_message(exc: etree.XMLSyntaxError) -> str:
@@ -567,6 +583,7 @@ class _Stream(_Statement):
         self._pending = consumed  # read while sniffing the root: fed first
         self._cap = cap
         self._size = sum(len(chunk) for chunk in consumed)
+        self._schema = schema
         self._parser: etree.XMLPullParser | None = etree.XMLPullParser(
             events=("start",), tag=names.document, schema=schema, resolve_entities="internal", **_PARSER_OPTIONS
         )
@@ -635,18 +652,40 @@ class _Stream(_Statement):
             raise XmlRejected("FF02", f"not well-formed XML, line {entry.line}: {entry.message}{self._where()}")
 
     def _schema_error(self, message: str) -> XmlRejected:
-        """FF01 for a validation error, with the line of the first unread element it names."""
+        """FF01 for a validation error, with its line: that of the first unread entry that does
+        not validate on its own, else that of the first unread element the message names."""
         found = re.match(r"Element '(?:\{[^}]*\})?([^']+)'", message)
         local = found[1] if found else None
-        value = re.search(r"(?:: '|The value ')(.*?)' is not", message)
-        line = self._line_of(local, value[1] if value else None) if local else None
-        text = re.sub(r"\{[^}]*\}", "", message).strip()
+        located = self._invalid_entry()
+        if located is not None:
+            line, message = located
+        else:
+            value = re.search(r"(?:: '|The value ')(.*?)' is not", message)
+            line = self._line_of(local, value[1] if value else None) if local else None
+        text = _without_namespaces(message)
         where = f"line {line}: " if line else ""
         return XmlRejected("FF01", f"does not validate against {self._names.message_type}: {where}{text}{self._where()}", path=local)
 
+    def _invalid_entry(self) -> tuple[int, str] | None:
+        """The line and message of the first unread Ntry that fails validation in a minimal valid
+        page of its own (a copy keeps its source lines); None when each validates. The error path
+        only: libxml2's streaming validator does not say where it was."""
+        stmt = self._stmt
+        if stmt is None:
+            return None
+        schema = self._schema
+        names = self._names
+        skeleton, statement = _skeleton(names)
+        for ntry in stmt.iterchildren(names.ntry):
+            statement.append(deepcopy(ntry))
+            if not schema.validate(skeleton):
+                first = schema.error_log[0]
+                return first.line, first.message
+            del statement[-1]
+        return None
+
     def _line_of(self, local: str, value: str | None) -> int | None:
-        """The line of the first element still in the tree named local (holding value, if given).
-        Read entries are gone, so this is, in practice, the offending one or one just before it."""
+        """The line of the first element still in the tree named local (holding value, if given)."""
         if self._root is None:
             return None
         fallback = None
@@ -723,6 +762,27 @@ class _Stream(_Statement):
             self._step()
         self._check_total()
         self.close()
+
+
+def _skeleton(names: _Names) -> tuple[etree._Element, etree._Element]:
+    """A minimal valid page without entries, and its statement element (to append one to)."""
+    q = names.q
+    document = etree.Element(names.document, nsmap={None: names.namespace})
+    body = etree.SubElement(document, names.body)
+    group = etree.SubElement(body, q("GrpHdr"))
+    etree.SubElement(group, q("MsgId")).text = "X"
+    etree.SubElement(group, q("CreDtTm")).text = "2000-01-01T00:00:00"
+    statement = etree.SubElement(body, names.stmt)
+    etree.SubElement(statement, q("Id")).text = "X"
+    account = etree.SubElement(statement, q("Acct"))
+    etree.SubElement(etree.SubElement(etree.SubElement(account, q("Id")), q("Othr")), q("Id")).text = "X"
+    if names.camt053:
+        balance = etree.SubElement(statement, q("Bal"))
+        etree.SubElement(etree.SubElement(etree.SubElement(balance, q("Tp")), q("CdOrPrtry")), q("Cd")).text = "OPBD"
+        etree.SubElement(balance, q("Amt"), Ccy="XXX").text = "0"
+        etree.SubElement(balance, q("CdtDbtInd")).text = "CRDT"
+        etree.SubElement(etree.SubElement(balance, q("Dt")), q("Dt")).text = "2000-01-01"
+    return document, statement
 
 
 def _children(element: etree._Element, stop: str | None = None) -> dict[str, etree._Element]:
@@ -897,7 +957,7 @@ def _read_envelope(consumed: list[bytes], file: BinaryIO, schemas: object, cap: 
         raise XmlRejected("FF01", f"the envelope carries {message_type or 'no ISO 20022 Document'}, not a settlement report ({', '.join(REPORT_VERSIONS)})")
     schema = schemas.xml_schema(message_type)  # type: ignore[attr-defined]
     if not schema.validate(document):
-        errors = [f"line {e.line}: {re.sub(r'{[^}]*}', '', e.message)}" for e in schema.error_log]
+        errors = [f"line {e.line}: {_without_namespaces(e.message)}" for e in schema.error_log]
         raise XmlRejected("FF01", f"does not validate against {message_type}: {'; '.join(errors[:3])}")
     body_element = document[0]
     statements = body_element.findall(names.stmt)

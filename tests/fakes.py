@@ -42,14 +42,18 @@ from switch import config as config_mod
 from switch.config import PROJECT_ROOT, SwitchConfig
 from switch.contracts import InstructionV1
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after
-from switch.domain.errors import ConcurrentUpdate
-from switch.domain.case import Case
-from switch.domain.payment import HistoryEntry, Payment, PaymentState
+from switch.domain.errors import ConcurrentUpdate, InvariantViolation
+from switch.domain.case import Case, CaseKind, CaseState
+from switch.domain.payment import Direction, HistoryEntry, Payment, PaymentState
+from switch.domain.recon import MATCHED, BookEntry, BookKind, Break, BreakState, StatementEntry
+from switch.domain.recon import Outcome as BookOutcome
+from switch.domain.settlement import CycleState, SettlementCycle
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
 from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
 from switch.service import relay
+from switch.store.sql_store import entry_page_seq_step, return_book_names
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 follow_up_lease_s_default = 30.0  # the SQL store's claim lease when it has no Lease
@@ -107,11 +111,20 @@ class FakeState:
     audit: list[AuditEntry] = field(default_factory=list)
     signed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (partner, BizMsgIdr) -> row
     cases: dict[str, Case] = field(default_factory=dict)  # case id -> case (issue 9)
+    # settlement reconciliation (issue 10); flat dicts of immutable values, so copy() snapshots them
+    cycles: dict[str, SettlementCycle] = field(default_factory=dict)
+    books: dict[str, BookEntry] = field(default_factory=dict)  # ref -> movement
+    book_results: dict[str, str | None] = field(default_factory=dict)  # ref -> 'matched' / break kind
+    report_pages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)  # (partner, report id, page)
+    entries: dict[tuple[str, int], StatementEntry] = field(default_factory=dict)  # (cycle id, seq) -> entry
+    breaks: dict[str, Break] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return FakeState(
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
             self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
+            dict(self.cycles), dict(self.books), dict(self.book_results), dict(self.report_pages), dict(self.entries),
+            dict(self.breaks),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -120,6 +133,9 @@ class FakeState:
 
     def outbox_messages(self, kind: str | None = None) -> list[OutboxMessage]:
         return [r.message() for r in self.outbox.values() if kind is None or r.kind == kind]
+
+
+_BREAK_OPEN: frozenset[BreakState] = frozenset({BreakState.OPEN, BreakState.FOLLOWING_UP})
 
 
 class FakeUnitOfWork:
@@ -440,6 +456,242 @@ class FakeUnitOfWork:
         entries = chain_after(last.id if last else 0, last.hash if last else GENESIS_HASH, new)
         self.state.audit.extend(entries)
         return entries
+
+    # -- settlement cycles (issue 10), as the SQL store --
+    async def cycles_add(self, cycles: Sequence[SettlementCycle]) -> None:
+        if not cycles:
+            return
+        self._write()
+        for c in cycles:
+            self.state.cycles.setdefault(c.id, c)  # an id stored already stays as it is
+
+    async def cycles_get(self, ids: Sequence[str]) -> dict[str, SettlementCycle]:
+        return {i: self.state.cycles[i] for i in ids if i in self.state.cycles}
+
+    async def cycles_update(self, moves: Sequence[tuple[int, SettlementCycle]]) -> None:
+        if not moves:
+            return
+        self._write()
+        for read_version, c in moves:
+            stored = self.state.cycles.get(c.id)
+            if stored is None or stored.version != read_version:
+                raise ConcurrentUpdate(f"concurrent update of settlement cycle {c.id}")
+        self.state.cycles.update((c.id, c) for _, c in moves)
+
+    async def cycles_due(self, now: datetime, limit: int) -> list[SettlementCycle]:
+        due = [
+            c for c in self.state.cycles.values()
+            if (c.state is CycleState.OPEN and c.cut_off <= now) or (c.state is CycleState.CLOSED and c.report_complete)
+        ]
+        return sorted(due, key=lambda c: (c.cut_off, c.id))[:limit]
+
+    async def cycles_list(self, partner: str | None, limit: int, before: datetime | None = None) -> list[SettlementCycle]:
+        found = [
+            c for c in self.state.cycles.values()
+            if (partner is None or c.partner == partner) and (before is None or c.cut_off < before)
+        ]
+        return sorted(found, key=lambda c: (c.cut_off, c.id), reverse=True)[:limit]
+
+    # -- the switch's books per cycle --
+    async def books_close(self, cycle: SettlementCycle) -> int:
+        """As the SQL store: the partner's payments with an outcome row (COMPLETED, REJECTED,
+        CANCELLED) in [cycle.books_from, cut-off) not booked yet (outbound ones only if they
+        reached the partner), then its DONE return cases of that window."""
+        outcome_states = {PaymentState.COMPLETED, PaymentState.REJECTED, PaymentState.CANCELLED}
+        completed: dict[str, bool] = {}
+        submitted: set[str] = set()
+        for h in self.state.history:
+            if h.to_state is PaymentState.SUBMITTED:
+                submitted.add(h.uetr)
+            if h.to_state in outcome_states and cycle.books_from <= h.at < cycle.cut_off:
+                completed[h.uetr] = completed.get(h.uetr, False) or h.to_state is PaymentState.COMPLETED
+        new: list[BookEntry] = []
+        for uetr, settles in sorted(completed.items()):
+            p = self.state.payments.get(uetr)
+            if p is None or p.partner != cycle.partner or uetr in self.state.books:
+                continue
+            outbound = p.direction is Direction.OUTBOUND
+            if outbound and not settles and uetr not in submitted:
+                continue
+            settlement, participant = (p.target, p.source) if outbound else (p.source, p.target)
+            new.append(BookEntry(
+                ref=uetr, cycle_id=cycle.id, kind=BookKind.PAYMENT, uetr=uetr, outbound=outbound,
+                amount_minor=settlement.amount_minor, currency=settlement.currency.code,
+                outcome=BookOutcome.SETTLES if settles else BookOutcome.NOT_SETTLED, participant=p.participant,
+                participant_amount_minor=participant.amount_minor, participant_currency=participant.currency.code,
+                fee_minor=p.fee.amount_minor, end_to_end_id=p.instruction_id,
+                tx_id=f"T{uetr.replace('-', '')}" if outbound else None, message_id=p.message_id,
+            ))
+        returns = sorted(
+            (
+                c for c in self.state.cases.values()
+                if c.kind is CaseKind.RETURN and c.state is CaseState.DONE and c.amount is not None
+                and cycle.books_from <= c.updated_at < cycle.cut_off
+                and (p := self.state.payments.get(c.uetr)) is not None and p.partner == cycle.partner
+            ),
+            key=lambda c: (c.created_at, c.id),
+        )
+        names = [return_book_names(c.id, c.ref, c.message_id) for c in returns]
+        per_message: dict[str, int] = {}
+        for message_id, _ in names:
+            per_message[message_id] = per_message.get(message_id, 0) + 1
+        for c, (message_id, return_id) in zip(returns, names, strict=True):
+            p = self.state.payments[c.uetr]
+            ref = (f"R:{message_id}" if per_message[message_id] == 1 else f"R:{message_id}/{return_id}")[:80]
+            if ref in self.state.books:
+                continue
+            assert c.amount is not None
+            back = c.back_amount or c.amount
+            new.append(BookEntry(
+                ref=ref, cycle_id=cycle.id, kind=BookKind.RETURN, uetr=c.uetr, outbound=p.direction is Direction.INBOUND,
+                amount_minor=c.amount.amount_minor, currency=c.amount.currency.code, outcome=BookOutcome.SETTLES,
+                participant=p.participant, participant_amount_minor=back.amount_minor,
+                participant_currency=back.currency.code, fee_minor=0, end_to_end_id=p.instruction_id,
+                tx_id=return_id if return_id != c.id else None, message_id=message_id[:35],
+            ))
+        await self.books_add(new)
+        return len(new)
+
+    async def books_iter(self, cycle_id: str, after_ref: str | None, limit: int) -> list[BookEntry]:
+        found = sorted(
+            (b for b in self.state.books.values() if b.cycle_id == cycle_id and (after_ref is None or b.ref > after_ref)),
+            key=lambda b: b.ref,
+        )
+        return found[:limit]
+
+    async def books_find(self, refs: Sequence[str]) -> dict[str, BookEntry]:
+        return {r: self.state.books[r] for r in refs if r in self.state.books}
+
+    async def books_add(self, entries: Sequence[BookEntry]) -> None:
+        if not entries:
+            return
+        self._write()
+        for e in entries:
+            if e.ref in self.state.books:
+                raise DuplicateKey(f"settlement_books {e.ref}")
+            self.state.books[e.ref] = e
+            self.state.book_results[e.ref] = None
+
+    async def books_mark(self, results: Sequence[tuple[str, str]]) -> None:
+        if not results:
+            return
+        self._write()
+        for ref, result in results:
+            if ref in self.state.books:
+                self.state.book_results[ref] = result
+
+    async def books_mark_matched(self, cycle_id: str) -> int:
+        refs = [r for r, b in self.state.books.items() if b.cycle_id == cycle_id and self.state.book_results[r] is None]
+        if refs:
+            self._write()
+            self.state.book_results.update((r, MATCHED) for r in refs)
+        return len(refs)
+
+    async def payments_settle(self, cycle_id: str, now: datetime) -> int:
+        uetrs = sorted(
+            b.uetr for r, b in self.state.books.items()
+            if b.cycle_id == cycle_id and b.kind is BookKind.PAYMENT and self.state.book_results[r] == MATCHED
+        )
+        moved = [u for u in uetrs if (p := self.state.payments.get(u)) is not None and p.state is PaymentState.COMPLETED]
+        if not moved:
+            return 0
+        self._write()
+        for u in moved:
+            p = self.state.payments[u]
+            self.state.payments[u] = replace(p, state=PaymentState.SETTLED, version=p.version + 1, updated_at=now)
+            self.state.history.append(
+                HistoryEntry(u, PaymentState.COMPLETED, PaymentState.SETTLED, None, f"settled in cycle {cycle_id}", now)
+            )
+        return len(moved)
+
+    # -- the partner's report pages and entries --
+    async def report_page_add(
+        self,
+        partner: str,
+        report_id: str,
+        page_no: int,
+        message_id: str,
+        cycle_id: str,
+        last_page: bool,
+        entries: Sequence[StatementEntry],
+        received_at: datetime,
+    ) -> bool:
+        key = (partner, report_id, page_no)
+        if key in self.state.report_pages:
+            return False
+        c = self.state.cycles.get(cycle_id)
+        if c is None:
+            raise InvariantViolation(f"report page for settlement cycle {cycle_id}, which is not stored")
+        self._write()
+        self.state.report_pages[key] = {
+            "partner": partner, "report_id": report_id, "page_no": page_no, "message_id": message_id, "cycle_id": cycle_id,
+            "last_page": last_page, "entries": len(entries), "received_at": received_at,
+        }
+        base = page_no * entry_page_seq_step
+        for i, e in enumerate(entries):
+            if (cycle_id, base + i) in self.state.entries:
+                raise DuplicateKey(f"settlement_entries {(cycle_id, base + i)}")
+            self.state.entries[(cycle_id, base + i)] = replace(e, seq=base + i)
+        self.state.cycles[cycle_id] = replace(
+            c, report_id=report_id, report_pages=c.report_pages + 1,
+            report_last_page=page_no if last_page else c.report_last_page, entries_count=c.entries_count + len(entries),
+            version=c.version + 1,
+        )
+        return True
+
+    async def report_entries_iter(self, cycle_id: str, after_seq: int | None, limit: int) -> list[StatementEntry]:
+        seqs = sorted(s for c, s in self.state.entries if c == cycle_id and (after_seq is None or s > after_seq))
+        return [self.state.entries[(cycle_id, s)] for s in seqs[:limit]]
+
+    async def report_pages(self, cycle_id: str) -> list[dict[str, Any]]:
+        pages = [dict(r) for r in self.state.report_pages.values() if r["cycle_id"] == cycle_id]
+        return sorted(pages, key=lambda r: (r["received_at"], r["report_id"], r["page_no"]))
+
+    # -- reconciliation breaks --
+    async def breaks_add(self, breaks: Sequence[Break]) -> None:
+        if not breaks:
+            return
+        self._write()
+        for b in breaks:
+            if b.id in self.state.breaks:
+                raise DuplicateKey(f"recon_breaks {b.id}")
+            self.state.breaks[b.id] = b
+
+    async def breaks_update(self, moves: Sequence[tuple[int, Break]]) -> None:
+        if not moves:
+            return
+        self._write()
+        for read_version, b in moves:
+            stored = self.state.breaks.get(b.id)
+            if stored is None or stored.version != read_version:
+                raise ConcurrentUpdate(f"concurrent update of break {b.id}")
+        self.state.breaks.update((b.id, b) for _, b in moves)
+
+    async def breaks_get(self, ids: Sequence[str]) -> dict[str, Break]:
+        return {i: self.state.breaks[i] for i in ids if i in self.state.breaks}
+
+    async def breaks_list(self, cycle_id: str | None, partner: str | None, open_only: bool, limit: int) -> list[Break]:
+        found = [
+            b for b in self.state.breaks.values()
+            if (cycle_id is None or b.cycle_id == cycle_id) and (partner is None or b.partner == partner)
+            and (not open_only or b.state in _BREAK_OPEN)
+        ]
+        return sorted(found, key=lambda b: (b.created_at, b.id))[:limit]
+
+    async def breaks_open_for(self, uetrs: Sequence[str]) -> dict[str, list[Break]]:
+        wanted = set(uetrs)
+        found: dict[str, list[Break]] = {}
+        for b in sorted(self.state.breaks.values(), key=lambda b: (b.created_at, b.id)):
+            if b.uetr in wanted and b.state in _BREAK_OPEN:
+                found.setdefault(b.uetr, []).append(b)
+        return found
+
+    async def break_counts(self) -> dict[tuple[str, str, str], int]:
+        counts: dict[tuple[str, str, str], int] = {}
+        for b in self.state.breaks.values():
+            key = (b.partner, b.kind.value, b.state.value)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     # -- reads for the HTTP API (not handler methods) --
     async def history_of(self, uetr: str) -> list[HistoryEntry]:

@@ -188,3 +188,66 @@ def cycle_by_id(calendar: Calendar, cycle_id_text: str) -> Cycle:
     if cycle.cut_off != cut_off:
         raise ValueError(f"cycle id {cycle_id_text!r}: {cut_off.isoformat()} is not a cut-off of {calendar.partner}'s calendar")
     return cycle
+
+
+# ---------------------------------------------------------------- the stored cycle (table settlement_cycles)
+# Kept apart from the calendar above: what the switch records about each cycle as it closes it,
+# receives the partner's report and reconciles it.
+
+from datetime import timedelta  # noqa: E402 - with the class it serves
+from enum import StrEnum  # noqa: E402
+
+# How far before a cycle opens the close still looks for movements not booked yet (a commit that
+# raced the previous close, cycles missed while the switch was down). Bounds the close's scan of
+# the payment history to recent rows however long the switch has run; a movement whose outcome
+# is older than this and never booked (the payments of before issue 10) is left out.
+books_lookback_s_max: int = 7 * 86_400
+
+
+class CycleState(StrEnum):
+    OPEN = "open"  # before its cut-off, or past it and not closed yet
+    CLOSED = "closed"  # books fixed at the cut-off; waiting for the partner's report (or matching it)
+    RECONCILED = "reconciled"  # the report matched against the books; findings and positions in `summary`
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementCycle:
+    """One partner's settlement cycle as the switch keeps it. Moves open -> closed ->
+    reconciled; every write checks `version` (replicas race to close and to reconcile it)."""
+
+    id: str  # Cycle.id
+    partner: str
+    currency: str  # the network's settlement currency (a cycle may also book movements in others)
+    opens_at: datetime  # UTC: the previous cut-off (the cycle holds [opens_at, cut_off))
+    cut_off: datetime  # UTC
+    settlement_date: date
+    state: CycleState = CycleState.OPEN
+    closed_at: datetime | None = None
+    reconciled_at: datetime | None = None
+    books_count: int = 0  # movements booked into it at close (and later by resolutions)
+    report_id: str | None = None  # Stmt/Id | Ntfctn/Id of the partner's report
+    report_pages: int = 0  # pages received
+    report_last_page: int | None = None  # the page number of the last page, once it arrived
+    entries_count: int = 0  # report entries received over all pages
+    summary: str | None = None  # JSON text: counts and amounts per finding kind, positions, resolved by the switch
+    version: int = 1
+
+    @property
+    def report_complete(self) -> bool:
+        """The last page arrived and so did every page before it. Pages are counted as they
+        arrive, each (report, page) once, so more than the last page number means a second
+        report for the cycle, which is complete too (its duplicates become findings)."""
+        return self.report_last_page is not None and self.report_pages >= self.report_last_page
+
+    @property
+    def books_from(self) -> datetime:
+        """The earliest outcome time the close books (see books_lookback_s_max)."""
+        return self.opens_at - timedelta(seconds=books_lookback_s_max)
+
+    @classmethod
+    def opened(cls, cycle: Cycle, currency: str) -> SettlementCycle:
+        """The stored record of a calendar cycle, open."""
+        return cls(
+            id=cycle.id, partner=cycle.partner, currency=currency, opens_at=cycle.opens_at, cut_off=cycle.cut_off,
+            settlement_date=cycle.settlement_date,
+        )

@@ -21,6 +21,8 @@ from switch.domain.audit import AuditEntry, NewAuditEntry
 from switch.domain.case import Case
 from switch.domain.idempotency import StoredKey
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
+from switch.domain.recon import BookEntry, Break, StatementEntry
+from switch.domain.settlement import SettlementCycle
 
 __all__ = ["DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "UnitOfWork", "stored_key"]
 
@@ -209,6 +211,112 @@ class UnitOfWork(Protocol):
 
     async def outbox_existing(self, kind: str, message_ids: Sequence[str]) -> set[str]:
         """The ids of `message_ids` already in the outbox (an answer written before is not written again)."""
+        ...
+
+    # -- settlement cycles (issue 10: switch/domain/settlement.py SettlementCycle) --
+    async def cycles_add(self, cycles: Sequence[SettlementCycle]) -> None:
+        """Insert cycles; one whose id is stored already is left as it is (replicas race to add
+        the same calendar cycle)."""
+        ...
+
+    async def cycles_get(self, ids: Sequence[str]) -> dict[str, SettlementCycle]:
+        """cycle id -> cycle, for those stored."""
+        ...
+
+    async def cycles_update(self, moves: Sequence[tuple[int, SettlementCycle]]) -> None:
+        """Write (the version read in this transaction, the cycle now): every column but the
+        id. Raises ConcurrentUpdate when a stored version is no longer the one read (nothing is
+        written); a report page arriving counts as a write (report_page_add)."""
+        ...
+
+    async def cycles_due(self, now: datetime, limit: int) -> list[SettlementCycle]:
+        """Cycles with work to do, oldest cut-off first: open ones whose cut-off has come (to
+        close), closed ones whose report is complete (to reconcile)."""
+        ...
+
+    async def cycles_list(self, partner: str | None, limit: int, before: datetime | None = None) -> list[SettlementCycle]:
+        """Cycles newest cut-off first (of one partner, or all), those cut off before `before`."""
+        ...
+
+    # -- the switch's books per cycle (switch/domain/recon.py BookEntry) --
+    async def books_close(self, cycle: SettlementCycle) -> int:
+        """Book into `cycle`, set-based, every movement of its partner not booked yet whose
+        outcome was known before its cut-off (recon-design "Books"); return how many."""
+        ...
+
+    async def books_iter(self, cycle_id: str, after_ref: str | None, limit: int) -> list[BookEntry]:
+        """A page of the cycle's books in ref order, after `after_ref` (None: from the start)."""
+        ...
+
+    async def books_find(self, refs: Sequence[str]) -> dict[str, BookEntry]:
+        """ref -> book entry, in whichever cycle it was booked."""
+        ...
+
+    async def books_add(self, entries: Sequence[BookEntry]) -> None:
+        """Book movements one by one (a payment the report resolved); a ref is booked once."""
+        ...
+
+    async def books_mark(self, results: Sequence[tuple[str, str]]) -> None:
+        """(ref, result): 'matched' or the break kind found for that movement."""
+        ...
+
+    async def books_mark_matched(self, cycle_id: str) -> int:
+        """Every entry of the cycle still without a result is 'matched'; return how many."""
+        ...
+
+    async def payments_settle(self, cycle_id: str, now: datetime) -> int:
+        """Set-based: each payment booked in the cycle (kind payment, result 'matched') and still
+        COMPLETED moves to SETTLED (version + 1, updated_at now), with its history row; return
+        how many moved."""
+        ...
+
+    # -- the partner's report pages and entries (switch/domain/recon.py StatementEntry) --
+    async def report_page_add(
+        self,
+        partner: str,
+        report_id: str,
+        page_no: int,
+        message_id: str,
+        cycle_id: str,
+        last_page: bool,
+        entries: Sequence[StatementEntry],
+        received_at: datetime,
+    ) -> bool:
+        """Store a report page and its entries (seq = page_no * 10**7 + position on the page) and
+        count it on its cycle (which must be stored). False, and nothing written, when that
+        page (partner, report id, page number) is stored already."""
+        ...
+
+    async def report_entries_iter(self, cycle_id: str, after_seq: int | None, limit: int) -> list[StatementEntry]:
+        """A page of the cycle's report entries in seq order, after `after_seq` (None: from the start)."""
+        ...
+
+    async def report_pages(self, cycle_id: str) -> list[dict[str, Any]]:
+        """The cycle's report pages as stored (partner, report_id, page_no, message_id, cycle_id,
+        last_page, entries, received_at), in arrival order."""
+        ...
+
+    # -- reconciliation breaks (switch/domain/recon.py Break) --
+    async def breaks_add(self, breaks: Sequence[Break]) -> None: ...
+
+    async def breaks_update(self, moves: Sequence[tuple[int, Break]]) -> None:
+        """Write (the version read in this transaction, the break now). Raises ConcurrentUpdate
+        when a stored version is no longer the one read (nothing is written)."""
+        ...
+
+    async def breaks_get(self, ids: Sequence[str]) -> dict[str, Break]: ...
+
+    async def breaks_list(self, cycle_id: str | None, partner: str | None, open_only: bool, limit: int) -> list[Break]:
+        """Breaks oldest first, of a cycle and/or partner (None: any), only open and following
+        up ones if `open_only`."""
+        ...
+
+    async def breaks_open_for(self, uetrs: Sequence[str]) -> dict[str, list[Break]]:
+        """uetr -> its breaks still open or following up, oldest first."""
+        ...
+
+    async def break_counts(self) -> dict[tuple[str, str, str], int]:
+        """(partner, kind, state) -> breaks, for the gauges."""
         ...
 
     # -- audit log (switch/service/audit.py) --

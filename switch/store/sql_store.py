@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Table, and_, bindparam, event, func, insert, select, update
+from sqlalchemy import String, Table, and_, bindparam, case, event, exists, func, insert, literal, null, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -36,10 +36,24 @@ from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.pan import PanTokens, is_token
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
+from switch.domain.recon import (
+    MATCHED,
+    BookEntry,
+    BookKind,
+    Break,
+    BreakAction,
+    BreakEvent,
+    BreakKind,
+    BreakState,
+    Outcome,
+    StatementEntry,
+)
+from switch.domain.settlement import CycleState, SettlementCycle
 from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.store.tables import (
+    OUTCOME_STATES_SQL,
     UtcDateTime,
     audit_log,
     inbound_messages,
@@ -48,6 +62,11 @@ from switch.store.tables import (
     payment_cases,
     payment_history,
     payments,
+    recon_breaks,
+    settlement_books,
+    settlement_cycles,
+    settlement_entries,
+    settlement_reports,
     signed_messages,
 )
 
@@ -761,6 +780,393 @@ class UnitOfWork:
         rows = [_audit_from_row(r) for r in await self._conn.execute(query)]
         return rows[::-1] if newest else rows
 
+    # -- settlement cycles (issue 10) --
+    async def cycles_add(self, cycles: Sequence[SettlementCycle]) -> None:
+        """Insert cycles; an id stored already is left as it is (replicas add the same calendar
+        cycle: ON CONFLICT DO NOTHING, the first to commit wins)."""
+        if not cycles:
+            return
+        dialect_insert = sqlite.insert if isinstance(self._conn, _InLoopConnection) else postgresql.insert
+        await self._conn.execute(
+            dialect_insert(settlement_cycles).on_conflict_do_nothing(index_elements=["id"]),
+            [_cycle_row(c) for c in cycles],
+        )
+
+    async def cycles_get(self, ids: Sequence[str]) -> dict[str, SettlementCycle]:
+        found: dict[str, SettlementCycle] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            query = select(settlement_cycles).where(settlement_cycles.c.id.in_(chunk))
+            if self._lock_rows:
+                query = query.order_by(settlement_cycles.c.id).with_for_update()
+            found.update((r.id, _cycle_from_row(r)) for r in await self._conn.execute(query))
+        return found
+
+    async def cycles_update(self, moves: Sequence[tuple[int, SettlementCycle]]) -> None:
+        """Write changed cycles: (the version read in this transaction, the cycle now). A cycle
+        whose stored version changed meanwhile (another replica closed or reconciled it, a
+        report page arrived) is a concurrent writer: ConcurrentUpdate."""
+        for read_version, c in sorted(moves, key=lambda m: m[1].id):
+            row = _cycle_row(c)
+            del row["id"]
+            result = await self._conn.execute(
+                update(settlement_cycles)
+                .where(settlement_cycles.c.id == c.id, settlement_cycles.c.version == read_version)
+                .values(**row)
+            )
+            if result.rowcount == 0:
+                raise ConcurrentUpdate(f"concurrent update of settlement cycle {c.id}")
+
+    async def cycles_due(self, now: datetime, limit: int) -> list[SettlementCycle]:
+        """Open cycles past their cut-off (to close) and closed ones whose report is complete
+        (to reconcile), oldest cut-off first. Not claimed: the version check on the cycle's
+        update decides which replica does the work."""
+        sc = settlement_cycles
+        query = (
+            select(sc)
+            .where(
+                or_(
+                    and_(sc.c.state == CycleState.OPEN.value, sc.c.cut_off <= now),
+                    and_(
+                        sc.c.state == CycleState.CLOSED.value,
+                        sc.c.report_last_page.is_not(None),
+                        sc.c.report_pages >= sc.c.report_last_page,
+                    ),
+                )
+            )
+            .order_by(sc.c.cut_off, sc.c.id)
+            .limit(limit)
+        )
+        return [_cycle_from_row(r) for r in await self._conn.execute(query)]
+
+    async def cycles_list(self, partner: str | None, limit: int, before: datetime | None = None) -> list[SettlementCycle]:
+        sc = settlement_cycles
+        query = select(sc).order_by(sc.c.cut_off.desc(), sc.c.id.desc()).limit(limit)
+        if partner is not None:
+            query = query.where(sc.c.partner == partner)
+        if before is not None:
+            query = query.where(sc.c.cut_off < before)
+        return [_cycle_from_row(r) for r in await self._conn.execute(query)]
+
+    # -- the switch's books per cycle (issue 10) --
+    async def books_close(self, cycle: SettlementCycle) -> int:
+        """Book into `cycle` every movement of its partner not booked yet whose outcome was known
+        before the cut-off (recon-design "Books"), set-based: the payments in one INSERT ...
+        SELECT (none of them passes through Python), then the returns (few) row by row.
+
+        A payment's outcome is its first history row to COMPLETED, REJECTED or CANCELLED (the
+        partial index ix_payment_history_outcome_at finds the rows of the window); it settles if
+        it completed. Not booked: payments without an outcome (TIMED_OUT, SUBMITTED, ACCEPTED:
+        a report entry resolves them), and outbound ones that never reached the partner (never
+        SUBMITTED: cancelled or refused before the send)."""
+        booked = await self._book_payments(cycle)
+        return booked + await self._book_returns(cycle)
+
+    async def _book_payments(self, cycle: SettlementCycle) -> int:
+        p, h, b = payments, payment_history, settlement_books
+        submitted = payment_history.alias("submitted")
+        outcomes = (
+            select(h.c.uetr, func.max(case((h.c.to_state == PaymentState.COMPLETED.value, 1), else_=0)).label("completed"))
+            .where(text(f"payment_history.{OUTCOME_STATES_SQL}"), h.c.at >= cycle.books_from, h.c.at < cycle.cut_off)
+            .group_by(h.c.uetr)
+            .subquery("outcomes")
+        )
+        outbound = p.c.direction == Direction.OUTBOUND.value
+        settles = outcomes.c.completed == 1
+        rows = (
+            select(
+                p.c.uetr,
+                literal(cycle.id, String),
+                literal(BookKind.PAYMENT.value, String),
+                p.c.uetr,
+                outbound,
+                case((outbound, p.c.target_minor), else_=p.c.source_minor),
+                case((outbound, p.c.target_ccy), else_=p.c.source_ccy),
+                case((settles, literal(Outcome.SETTLES.value, String)), else_=literal(Outcome.NOT_SETTLED.value, String)),
+                p.c.participant,
+                case((outbound, p.c.source_minor), else_=p.c.target_minor),
+                case((outbound, p.c.source_ccy), else_=p.c.target_ccy),
+                p.c.fee_minor,
+                p.c.instruction_id,  # the EndToEndId both ways (adapters/iso_mapping.py, service/inbound.py)
+                case((outbound, literal("T", String) + func.replace(p.c.uetr, "-", "")), else_=null()),  # iso_mapping.tx_id
+                p.c.message_id,
+            )
+            .select_from(outcomes.join(p, p.c.uetr == outcomes.c.uetr))
+            .where(
+                p.c.partner == cycle.partner,
+                ~exists().where(b.c.ref == p.c.uetr),
+                or_(
+                    p.c.direction == Direction.INBOUND.value,
+                    settles,
+                    exists().where(submitted.c.uetr == p.c.uetr, submitted.c.to_state == PaymentState.SUBMITTED.value),
+                ),
+            )
+        )
+        columns = [
+            "ref", "cycle_id", "kind", "uetr", "outbound", "amount_minor", "currency", "outcome", "participant",
+            "participant_amount_minor", "participant_currency", "fee_minor", "end_to_end_id", "tx_id", "message_id",
+        ]
+        result = await self._conn.execute(insert(b).from_select(columns, rows))
+        return max(int(result.rowcount), 0)
+
+    async def _book_returns(self, cycle: SettlementCycle) -> int:
+        """The cycle's returns (pacs.004 both ways): every return case DONE before the cut-off
+        and not booked yet. A return's ref is "R:" + its pacs.004 MsgId; a pacs.004 that
+        carried several returns books each as "R:" + MsgId + "/" + its return id (or case id)."""
+        pc, p = payment_cases, payments
+        found = await self._conn.execute(
+            select(
+                pc.c.id, pc.c.ref, pc.c.message_id, pc.c.amount_minor, pc.c.amount_ccy, pc.c.back_minor, pc.c.back_ccy,
+                pc.c.uetr, p.c.direction, p.c.participant, p.c.instruction_id,
+            )
+            .select_from(pc.join(p, p.c.uetr == pc.c.uetr))
+            .where(
+                pc.c.kind == CaseKind.RETURN.value,
+                pc.c.state == CaseState.DONE.value,
+                pc.c.amount_minor.is_not(None),
+                pc.c.updated_at >= cycle.books_from,
+                pc.c.updated_at < cycle.cut_off,
+                p.c.partner == cycle.partner,
+            )
+            .order_by(pc.c.created_at, pc.c.id)
+        )
+        cases = list(found)
+        if not cases:
+            return 0
+        names = [return_book_names(r.id, r.ref, r.message_id) for r in cases]
+        per_message: dict[str, int] = {}
+        for message_id, _ in names:
+            per_message[message_id] = per_message.get(message_id, 0) + 1
+        entries = []
+        for r, (message_id, return_id) in zip(cases, names, strict=True):
+            ref = f"R:{message_id}" if per_message[message_id] == 1 else f"R:{message_id}/{return_id}"
+            entries.append(
+                BookEntry(
+                    ref=ref[:80], cycle_id=cycle.id, kind=BookKind.RETURN, uetr=r.uetr,
+                    outbound=r.direction == Direction.INBOUND.value,  # the hub returns an inbound payment: a debit
+                    amount_minor=r.amount_minor, currency=r.amount_ccy, outcome=Outcome.SETTLES, participant=r.participant,
+                    participant_amount_minor=r.back_minor if r.back_ccy else r.amount_minor,
+                    participant_currency=r.back_ccy or r.amount_ccy, fee_minor=0, end_to_end_id=r.instruction_id,
+                    tx_id=return_id if return_id != r.id else None, message_id=message_id[:35],
+                )
+            )
+        booked = await self.books_find([e.ref for e in entries])
+        new = [e for e in entries if e.ref not in booked]
+        await self.books_add(new)
+        return len(new)
+
+    async def books_iter(self, cycle_id: str, after_ref: str | None, limit: int) -> list[BookEntry]:
+        b = settlement_books
+        query = select(b).where(b.c.cycle_id == cycle_id).order_by(b.c.ref).limit(limit)
+        if after_ref is not None:
+            query = query.where(b.c.ref > after_ref)
+        return [_book_from_row(r) for r in await self._conn.execute(query)]
+
+    async def books_find(self, refs: Sequence[str]) -> dict[str, BookEntry]:
+        found: dict[str, BookEntry] = {}
+        for chunk in _chunks(sorted(set(refs))):
+            rows = await self._conn.execute(select(settlement_books).where(settlement_books.c.ref.in_(chunk)))
+            found.update((r.ref, _book_from_row(r)) for r in rows)
+        return found
+
+    async def books_add(self, entries: Sequence[BookEntry]) -> None:
+        if entries:
+            await self._insert(settlement_books, [_book_row(e) for e in entries])
+
+    async def books_mark(self, results: Sequence[tuple[str, str]]) -> None:
+        if not results:
+            return
+        ordered = sorted(results)
+        if isinstance(self._conn, _InLoopConnection):
+            self._conn.update_many("UPDATE settlement_books SET result = ? WHERE ref = ?", [(res, ref) for ref, res in ordered])
+            return
+        b = settlement_books
+        await self._conn.execute(
+            update(b).where(b.c.ref == bindparam("b_ref")).values(result=bindparam("result")),
+            [{"b_ref": ref, "result": res} for ref, res in ordered],
+        )
+
+    async def books_mark_matched(self, cycle_id: str) -> int:
+        b = settlement_books
+        result = await self._conn.execute(
+            update(b).where(b.c.cycle_id == cycle_id, b.c.result.is_(None)).values(result=MATCHED)
+        )
+        return max(int(result.rowcount), 0)
+
+    async def payments_settle(self, cycle_id: str, now: datetime) -> int:
+        """Set-based: every payment booked in the cycle as a payment with result 'matched' and
+        still COMPLETED moves to SETTLED (version + 1, updated_at now; follow_up_at stays NULL),
+        each with its history row. States past COMPLETED (a return, a recall) stay as they are.
+        PostgreSQL writes the history from the UPDATE's RETURNING (one statement, so a row
+        another transaction moved meanwhile gets no history); SQLite has one writer, so the
+        history INSERT ... SELECT and the UPDATE see the same rows."""
+        detail = f"settled in cycle {cycle_id}"
+        params = {
+            "cycle_id": cycle_id, "kind": BookKind.PAYMENT.value, "matched": MATCHED, "completed": PaymentState.COMPLETED.value,
+            "settled": PaymentState.SETTLED.value, "detail": detail,
+        }
+        matched = (
+            "SELECT uetr FROM settlement_books WHERE cycle_id = :cycle_id AND kind = :kind AND result = :matched"
+        )
+        if isinstance(self._conn, _InLoopConnection):
+            params["now"] = _sqlite_time(now)
+            await self._conn.execute(
+                text(
+                    "INSERT INTO payment_history (uetr, from_state, to_state, reason_code, detail, at) "
+                    f"SELECT uetr, :completed, :settled, NULL, :detail, :now FROM payments WHERE state = :completed "
+                    f"AND uetr IN ({matched})"
+                ),
+                params,
+            )
+            result = await self._conn.execute(
+                text(
+                    "UPDATE payments SET state = :settled, version = version + 1, updated_at = :now "
+                    f"WHERE state = :completed AND uetr IN ({matched})"
+                ),
+                params,
+            )
+            return max(int(result.rowcount), 0)
+        result = await self._conn.execute(
+            text(
+                "WITH moved AS (UPDATE payments SET state = :settled, version = version + 1, updated_at = :now "
+                f"WHERE state = :completed AND uetr IN ({matched}) RETURNING uetr) "
+                "INSERT INTO payment_history (uetr, from_state, to_state, reason_code, detail, at) "
+                "SELECT uetr, :completed, :settled, NULL, :detail, :now FROM moved"
+            ).bindparams(bindparam("now", type_=UtcDateTime())),
+            {**params, "now": now},
+        )
+        return max(int(result.rowcount), 0)
+
+    # -- the partner's report pages and entries (issue 10) --
+    async def report_page_add(
+        self,
+        partner: str,
+        report_id: str,
+        page_no: int,
+        message_id: str,
+        cycle_id: str,
+        last_page: bool,
+        entries: Sequence[StatementEntry],
+        received_at: datetime,
+    ) -> bool:
+        """Store a page, its entries and count it on its cycle, in this transaction. A page
+        stored already (partner, report id, page number) is a report sent twice: False, and
+        nothing is written (ON CONFLICT DO NOTHING: of two replicas taking the same page at
+        once, the second waits for the first and then finds it). The cycle must be stored.
+
+        Entries go in bulk: plain DB-API executemany on SQLite, binary COPY on PostgreSQL."""
+        page = {
+            "partner": partner, "report_id": report_id, "page_no": page_no, "message_id": message_id, "cycle_id": cycle_id,
+            "last_page": last_page, "entries": len(entries), "received_at": received_at,
+        }
+        if isinstance(self._conn, _InLoopConnection):
+            stored = await self._conn.execute(sqlite.insert(settlement_reports).on_conflict_do_nothing(), [page])
+        else:
+            stored = await self._conn.execute(postgresql.insert(settlement_reports).on_conflict_do_nothing(), [page])
+        if stored.rowcount == 0:
+            return False
+        base = page_no * entry_page_seq_step
+        in_loop = isinstance(self._conn, _InLoopConnection)
+        records = [
+            (
+                cycle_id, base + i, report_id, page_no, e.entry_ref, e.uetr, e.end_to_end_id, e.tx_id, e.message_id,
+                e.is_return, e.outbound, e.amount_minor, e.currency, e.booked,
+                # SQLite keeps a DATE as ISO text (as SQLAlchemy writes it)
+                e.booking_date.isoformat() if in_loop and e.booking_date is not None else e.booking_date,
+            )
+            for i, e in enumerate(entries)
+        ]
+        if records:
+            if isinstance(self._conn, _InLoopConnection):
+                self._conn.insert_tuples("settlement_entries", ENTRY_COLUMNS, records)
+            else:
+                raw = await self._conn.get_raw_connection()
+                await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                    "settlement_entries", records=records, columns=ENTRY_COLUMNS
+                )
+        sc = settlement_cycles
+        counted = await self._conn.execute(
+            update(sc)
+            .where(sc.c.id == cycle_id)
+            .values(
+                report_id=report_id,
+                report_pages=sc.c.report_pages + 1,
+                report_last_page=page_no if last_page else sc.c.report_last_page,
+                entries_count=sc.c.entries_count + len(entries),
+                version=sc.c.version + 1,
+            )
+        )
+        if counted.rowcount == 0:
+            raise InvariantViolation(f"report page for settlement cycle {cycle_id}, which is not stored")
+        return True
+
+    async def report_entries_iter(self, cycle_id: str, after_seq: int | None, limit: int) -> list[StatementEntry]:
+        e = settlement_entries
+        query = (
+            select(*(e.c[name] for name in ENTRY_READ_COLUMNS)).where(e.c.cycle_id == cycle_id).order_by(e.c.seq).limit(limit)
+        )
+        if after_seq is not None:
+            query = query.where(e.c.seq > after_seq)
+        return [StatementEntry(*r) for r in await self._conn.execute(query)]
+
+    async def report_pages(self, cycle_id: str) -> list[dict[str, Any]]:
+        r = settlement_reports
+        rows = await self._conn.execute(
+            select(r).where(r.c.cycle_id == cycle_id).order_by(r.c.received_at, r.c.report_id, r.c.page_no)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    # -- reconciliation breaks (issue 10) --
+    async def breaks_add(self, breaks: Sequence[Break]) -> None:
+        if breaks:
+            await self._insert(recon_breaks, [_break_row(b) for b in breaks])
+
+    async def breaks_update(self, moves: Sequence[tuple[int, Break]]) -> None:
+        for read_version, b in sorted(moves, key=lambda m: m[1].id):
+            row = _break_row(b)
+            del row["id"]
+            result = await self._conn.execute(
+                update(recon_breaks).where(recon_breaks.c.id == b.id, recon_breaks.c.version == read_version).values(**row)
+            )
+            if result.rowcount == 0:
+                raise ConcurrentUpdate(f"concurrent update of break {b.id}")
+
+    async def breaks_get(self, ids: Sequence[str]) -> dict[str, Break]:
+        found: dict[str, Break] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            query = select(recon_breaks).where(recon_breaks.c.id.in_(chunk))
+            if self._lock_rows:
+                query = query.order_by(recon_breaks.c.id).with_for_update()
+            found.update((r.id, _break_from_row(r)) for r in await self._conn.execute(query))
+        return found
+
+    async def breaks_list(self, cycle_id: str | None, partner: str | None, open_only: bool, limit: int) -> list[Break]:
+        rb = recon_breaks
+        query = select(rb).order_by(rb.c.created_at, rb.c.id).limit(limit)
+        if cycle_id is not None:
+            query = query.where(rb.c.cycle_id == cycle_id)
+        if partner is not None:
+            query = query.where(rb.c.partner == partner)
+        if open_only:
+            query = query.where(rb.c.state.in_(BREAK_OPEN_STATES))
+        return [_break_from_row(r) for r in await self._conn.execute(query)]
+
+    async def breaks_open_for(self, uetrs: Sequence[str]) -> dict[str, list[Break]]:
+        rb = recon_breaks
+        found: dict[str, list[Break]] = {}
+        for chunk in _chunks(sorted(set(uetrs))):
+            rows = await self._conn.execute(
+                select(rb).where(rb.c.uetr.in_(chunk), rb.c.state.in_(BREAK_OPEN_STATES)).order_by(rb.c.created_at, rb.c.id)
+            )
+            for r in rows:
+                found.setdefault(r.uetr, []).append(_break_from_row(r))
+        return found
+
+    async def break_counts(self) -> dict[tuple[str, str, str], int]:
+        rb = recon_breaks
+        rows = await self._conn.execute(
+            select(rb.c.partner, rb.c.kind, rb.c.state, func.count()).group_by(rb.c.partner, rb.c.kind, rb.c.state)
+        )
+        return {(partner, kind, state): count for partner, kind, state, count in rows}
 
 AUDIT_LOCK_KEY: Final = 0x6D656B6F6E67  # pg_advisory_xact_lock key of the audit chain ("mekong")
 
@@ -772,6 +1178,104 @@ def _audit_from_row(r: Any) -> AuditEntry:
         detail = r.detail  # not JSON any more: the walk reports the entry's hash as not matching
     return AuditEntry(r.id, r.at, r.actor, r.action, r.subject, detail, r.prev_hash, r.hash)
 
+
+# ---------------------------------------------------------------- settlement rows (issue 10)
+
+entry_page_seq_step: Final = 10**7  # seq = page_no * this + the entry's position on its page
+ENTRY_COLUMNS: Final = (
+    "cycle_id", "seq", "report_id", "page_no", "entry_ref", "uetr", "end_to_end_id", "tx_id", "message_id", "is_return",
+    "outbound", "amount_minor", "currency", "booked", "booking_date",
+)
+# StatementEntry's fields, in its order
+ENTRY_READ_COLUMNS: Final = (
+    "seq", "entry_ref", "uetr", "end_to_end_id", "tx_id", "message_id", "is_return", "outbound", "amount_minor", "currency",
+    "booked", "booking_date",
+)
+BREAK_OPEN_STATES: Final = (BreakState.OPEN.value, BreakState.FOLLOWING_UP.value)
+
+
+def _cycle_row(c: SettlementCycle) -> dict[str, Any]:
+    return {
+        "id": c.id, "partner": c.partner, "currency": c.currency, "opens_at": c.opens_at, "cut_off": c.cut_off,
+        "settlement_date": c.settlement_date, "state": c.state.value, "closed_at": c.closed_at, "reconciled_at": c.reconciled_at,
+        "books_count": c.books_count, "report_id": c.report_id, "report_pages": c.report_pages,
+        "report_last_page": c.report_last_page, "entries_count": c.entries_count, "summary": c.summary, "version": c.version,
+    }
+
+
+def _cycle_from_row(r: Any) -> SettlementCycle:
+    return SettlementCycle(
+        id=r.id, partner=r.partner, currency=r.currency, opens_at=r.opens_at, cut_off=r.cut_off,
+        settlement_date=r.settlement_date, state=CycleState(r.state), closed_at=r.closed_at, reconciled_at=r.reconciled_at,
+        books_count=r.books_count, report_id=r.report_id, report_pages=r.report_pages, report_last_page=r.report_last_page,
+        entries_count=r.entries_count, summary=r.summary, version=r.version,
+    )
+
+
+def _book_row(b: BookEntry) -> dict[str, Any]:
+    return {
+        "ref": b.ref, "cycle_id": b.cycle_id, "kind": b.kind.value, "uetr": b.uetr, "outbound": b.outbound,
+        "amount_minor": b.amount_minor, "currency": b.currency, "outcome": b.outcome.value, "participant": b.participant,
+        "participant_amount_minor": b.participant_amount_minor, "participant_currency": b.participant_currency,
+        "fee_minor": b.fee_minor, "end_to_end_id": b.end_to_end_id, "tx_id": b.tx_id, "message_id": b.message_id,
+        "result": None,
+    }
+
+
+def _book_from_row(r: Any) -> BookEntry:
+    return BookEntry(
+        ref=r.ref, cycle_id=r.cycle_id, kind=BookKind(r.kind), uetr=r.uetr, outbound=bool(r.outbound),
+        amount_minor=r.amount_minor, currency=r.currency, outcome=Outcome(r.outcome), participant=r.participant,
+        participant_amount_minor=r.participant_amount_minor, participant_currency=r.participant_currency,
+        fee_minor=r.fee_minor, end_to_end_id=r.end_to_end_id, tx_id=r.tx_id, message_id=r.message_id,
+    )
+
+
+def return_book_names(case_id: str, ref: str, message_id: str | None) -> tuple[str, str]:
+    """(the pacs.004 MsgId, the return's own id) of a return case: the switch's own pacs.004
+    has the case's message id; a partner's is named in the case ref
+    ("partner/<partner>/<MsgId>/<RtrId>", switch/service/returns.py)."""
+    if message_id:
+        return message_id, case_id
+    parts = ref.split("/")
+    if len(parts) == 4 and parts[0] == "partner":
+        return parts[2], parts[3]
+    return case_id, case_id
+
+
+def _break_row(b: Break) -> dict[str, Any]:
+    return {
+        "id": b.id, "cycle_id": b.cycle_id, "partner": b.partner, "kind": b.kind.value, "state": b.state.value,
+        "action": b.action.value, "uetr": b.uetr, "book_ref": b.book_ref, "entry_seq": b.entry_seq, "entry_ref": b.entry_ref,
+        "currency": b.currency, "book_amount_minor": b.book_amount_minor, "entry_amount_minor": b.entry_amount_minor,
+        "detail": b.detail, "note": b.note, "history": break_history_text(b.history), "created_at": b.created_at,
+        "updated_at": b.updated_at, "version": b.version,
+    }
+
+
+def break_history_text(history: Sequence[BreakEvent]) -> str:
+    """A break's history as stored: a JSON list of {at, state, actor, text}, oldest first."""
+    return json.dumps(
+        [{"at": e.at.isoformat(), "state": e.state.value, "actor": e.actor, "text": e.text} for e in history],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+
+
+def break_history_from_text(value: str) -> tuple[BreakEvent, ...]:
+    return tuple(
+        BreakEvent(at=datetime.fromisoformat(e["at"]), state=BreakState(e["state"]), actor=e["actor"], text=e["text"])
+        for e in json.loads(value)
+    )
+
+
+def _break_from_row(r: Any) -> Break:
+    return Break(
+        id=r.id, cycle_id=r.cycle_id, partner=r.partner, kind=BreakKind(r.kind), state=BreakState(r.state),
+        action=BreakAction(r.action), uetr=r.uetr, book_ref=r.book_ref, entry_seq=r.entry_seq, entry_ref=r.entry_ref,
+        currency=r.currency, book_amount_minor=r.book_amount_minor, entry_amount_minor=r.entry_amount_minor,
+        detail=r.detail, note=r.note, history=break_history_from_text(r.history), created_at=r.created_at,
+        updated_at=r.updated_at, version=r.version,
+    )
 
 _RETRIABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
@@ -864,6 +1368,11 @@ class _InLoopConnection:
             f"WHERE state = ? AND uetr IN ({', '.join('?' * len(uetrs))}) RETURNING uetr"
         )
         return [row[0] for row in self._cursor().execute(sql, [to_state, _sqlite_time(at), from_state, *uetrs])]
+
+    def insert_tuples(self, table_name: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]) -> None:
+        """Rows already in the form SQLite stores (times and dates as text), straight to executemany."""
+        sql = f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        self._cursor().executemany(sql, records)
 
     def update_many(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
         cur = self._cursor()

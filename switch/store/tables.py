@@ -12,7 +12,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
+    PrimaryKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -203,6 +205,17 @@ payment_cases = Table(
     ),
 )
 
+# Outcome rows of the payment history (issue 10, migration 0008): a cycle's close finds the
+# payments whose outcome became known in its window through this small index (one row per
+# payment, not five), instead of reading the whole history every cycle.
+OUTCOME_STATES_SQL = "to_state IN ('COMPLETED', 'REJECTED', 'CANCELLED')"
+Index(
+    "ix_payment_history_outcome_at",
+    payment_history.c.at,
+    sqlite_where=text(OUTCOME_STATES_SQL),
+    postgresql_where=text(OUTCOME_STATES_SQL),
+)
+
 # Every ISO message a partner sent us, by its message id: the audit trail, and how a resend of
 # the same pacs.002 is recognised and answered without being applied twice.
 inbound_messages = Table(
@@ -246,4 +259,123 @@ audit_log = Table(
     Column("detail", Text, nullable=False),  # canonical JSON (sorted keys, compact)
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# Settlement reconciliation (issue 10, migration 0008; switch/domain/settlement.py, recon.py).
+# One row per partner cycle: open -> closed (books fixed) -> reconciled. Report pages are counted
+# on it as they arrive; `summary` is JSON text (findings per kind, positions).
+settlement_cycles = Table(
+    "settlement_cycles",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("partner", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("opens_at", UtcDateTime(), nullable=False),
+    Column("cut_off", UtcDateTime(), nullable=False),
+    Column("settlement_date", Date, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("closed_at", UtcDateTime(), nullable=True),
+    Column("reconciled_at", UtcDateTime(), nullable=True),
+    Column("books_count", Integer, nullable=False),
+    Column("report_id", String(35), nullable=True),
+    Column("report_pages", Integer, nullable=False),
+    Column("report_last_page", Integer, nullable=True),
+    Column("entries_count", Integer, nullable=False),
+    Column("summary", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_settlement_cycles_state_cut_off", "state", "cut_off"),
+    Index("ix_settlement_cycles_partner_cut_off", "partner", "cut_off"),
+)
+
+# The switch's books: one row per movement (a payment by UETR, a return by "R:" + its pacs.004
+# MsgId), booked into exactly one cycle (`ref` is the key: nothing moves between cycles).
+# `result` stays NULL until matching: 'matched' or the break kind.
+settlement_books = Table(
+    "settlement_books",
+    metadata,
+    Column("ref", String(80), primary_key=True),
+    Column("cycle_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("uetr", String(36), nullable=False, index=True),
+    Column("outbound", Boolean, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("participant", String(11), nullable=False),
+    Column("participant_amount_minor", BigInteger, nullable=False),
+    Column("participant_currency", String(3), nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("end_to_end_id", String(35), nullable=True),
+    Column("tx_id", String(35), nullable=True),
+    Column("message_id", String(35), nullable=True),
+    Column("result", String(20), nullable=True),
+    # a cycle's books are read in ref order (keyset pages), and marked per cycle
+    Index("ix_settlement_books_cycle_ref", "cycle_id", "ref"),
+)
+
+# The partner's side: each report page as received (a page already stored is acknowledged and
+# ignored: a report sent twice) and its entries, written in the same transaction.
+settlement_reports = Table(
+    "settlement_reports",
+    metadata,
+    Column("partner", String(16), primary_key=True),
+    Column("report_id", String(35), primary_key=True),
+    Column("page_no", Integer, primary_key=True),
+    Column("message_id", String(35), nullable=False),
+    Column("cycle_id", String(64), nullable=False, index=True),
+    Column("last_page", Boolean, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+# seq = page_no * 10**7 + the entry's position on its page: report order, and the entry's name
+# in a break.
+settlement_entries = Table(
+    "settlement_entries",
+    metadata,
+    Column("cycle_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("report_id", String(35), nullable=False),
+    Column("page_no", Integer, nullable=False),
+    Column("entry_ref", String(35), nullable=True),
+    Column("uetr", String(36), nullable=True, index=True),
+    Column("end_to_end_id", String(35), nullable=True),
+    Column("tx_id", String(35), nullable=True),
+    Column("message_id", String(35), nullable=True),
+    Column("is_return", Boolean, nullable=False),
+    Column("outbound", Boolean, nullable=False),
+    Column("amount_minor", BigInteger, nullable=True),  # NULL: not a whole number of minor units
+    Column("currency", String(3), nullable=False),
+    Column("booked", Boolean, nullable=False),
+    Column("booking_date", Date, nullable=True),
+    PrimaryKeyConstraint("cycle_id", "seq", name="pk_settlement_entries"),
+)
+
+# Reconciliation breaks, each a case (switch/domain/recon.py Break): `history` is JSON text, a
+# list of {at, state, actor, text}; every update checks `version`.
+recon_breaks = Table(
+    "recon_breaks",
+    metadata,
+    Column("id", String(33), primary_key=True),
+    Column("cycle_id", String(64), nullable=False, index=True),
+    Column("partner", String(16), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("uetr", String(36), nullable=True, index=True),
+    Column("book_ref", String(80), nullable=True),
+    Column("entry_seq", BigInteger, nullable=True),
+    Column("entry_ref", String(35), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("book_amount_minor", BigInteger, nullable=True),
+    Column("entry_amount_minor", BigInteger, nullable=True),
+    Column("detail", Text, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("history", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    # the open ones are listed and counted far more often than the closed ones
+    Index("ix_recon_breaks_state", "state", "created_at"),
 )

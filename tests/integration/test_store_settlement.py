@@ -114,6 +114,25 @@ async def stored(store: Store, payments: list[Payment], history: list[HistoryEnt
         await uow.cases_add(list(cases))
 
 
+# ---------------------------------------------------------------- storage choices made for a million rows
+
+
+async def test_the_books_and_entries_are_stored_as_the_bulk_steps_need(store: SqlStore) -> None:
+    """PostgreSQL leaves half of each books page free (the matching update stays on its page,
+    touching no index); SQLite keeps report entries in their primary key's tree (report order)."""
+    async with store.reader() as uow:
+        if store.is_sqlite:
+            ddl = await uow.run_sync(
+                lambda c: c.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'settlement_entries'").scalar_one()
+            )
+            assert ddl.rstrip().upper().endswith("WITHOUT ROWID")
+        else:
+            options = await uow.run_sync(
+                lambda c: c.exec_driver_sql("SELECT reloptions FROM pg_class WHERE oid = 'settlement_books'::regclass").scalar_one()
+            )
+            assert options == ["fillfactor=50"]
+
+
 # ---------------------------------------------------------------- cycles
 
 

@@ -32,10 +32,10 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from switch.domain.payment import PaymentState
-from switch.domain.recon import MATCHED, BreakKind, StatementEntry
+from switch.domain.recon import BreakKind, StatementEntry
 from switch.domain.settlement import SettlementCycle
 from switch.store.sql_store import Store, _sqlite_time
-from switch.store.tables import payment_history, payments
+from switch.store.tables import payments
 
 PG_URL = os.environ.get("MEKONG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CUT = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)

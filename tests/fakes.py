@@ -4,7 +4,9 @@
   semantics handlers observe in the SQL one (switch/store/sql_store.py): version checks that
   raise ConcurrentUpdate, primary and unique keys, outbox rows with ids, leases, sent_at,
   next_attempt_at, attempts, ambiguous and deadline, requeues, claims of due rows and of due
-  follow-ups. tests/unit/test_ports.py checks that its methods have the SQL signatures.
+  follow-ups; settlement cycles, books (closed from the history and the return cases as the SQL
+  close does), report pages stored once, the settle, and breaks (issue 10).
+  tests/unit/test_ports.py checks that its methods have the SQL signatures.
 - `FakeStore`: hands out units of work over one shared `FakeState`; what a unit of work wrote is
   visible to others only once its block ends without an exception (commit), never otherwise
   (rollback). Writers are serialised, as on SQLite. Faults can be injected: a transaction that

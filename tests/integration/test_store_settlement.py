@@ -6,7 +6,7 @@ their entries, the set-based settle, and breaks as versioned cases."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
@@ -15,7 +15,7 @@ import pytest
 from switch.domain.case import Case, CaseKind, CaseState, Initiator, new_case_id
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.money import CURRENCIES, Money
-from switch.domain.payment import Direction, HistoryEntry, Party, Payment, PaymentState
+from switch.domain.payment import Direction, HistoryEntry, Payment, PaymentState
 from switch.domain.recon import (
     MATCHED,
     BookEntry,
@@ -107,11 +107,30 @@ def completed(p: Payment, at: datetime) -> list[HistoryEntry]:
     return lived(p, (S.QUOTED, at - timedelta(seconds=3)), (S.SUBMITTED, at - timedelta(seconds=2)), (S.COMPLETED, at))
 
 
-async def stored(store: Store, payments: list[Payment], history: list[HistoryEntry], cases: list[Case] = ()) -> None:  # type: ignore[assignment]
+async def stored(store: Store, payments: list[Payment], history: list[HistoryEntry], cases: Sequence[Case] = ()) -> None:
     async with store.unit_of_work() as uow:
         await uow.payments_add(payments)
         await uow.history_add(history)
-        await uow.cases_add(list(cases))
+        await uow.cases_add(cases)
+
+
+# ---------------------------------------------------------------- storage choices made for a million rows
+
+
+async def test_the_books_and_entries_are_stored_as_the_bulk_steps_need(store: SqlStore) -> None:
+    """PostgreSQL leaves half of each books page free (the matching update stays on its page,
+    touching no index); SQLite keeps report entries in their primary key's tree (report order)."""
+    async with store.reader() as uow:
+        if store.is_sqlite:
+            ddl = await uow.run_sync(
+                lambda c: c.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'settlement_entries'").scalar_one()
+            )
+            assert ddl.rstrip().upper().endswith("WITHOUT ROWID")
+        else:
+            options = await uow.run_sync(
+                lambda c: c.exec_driver_sql("SELECT reloptions FROM pg_class WHERE oid = 'settlement_books'::regclass").scalar_one()
+            )
+            assert options == ["fillfactor=50"]
 
 
 # ---------------------------------------------------------------- cycles

@@ -57,6 +57,7 @@ class KafkaConfig(_Model):
     inbound_replies_topic: str = "mekong.inbound.replies"
     dlq_topic: str = "mekong.dlq"
     requests_topic: str = "mekong.requests"  # participants' returns, recalls and recall answers (issue 9)
+    statements_topic: str = "mekong.statements"  # each cycle's settlement statement per participant (issue 10)
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
     # How the switch's own clients authenticate to the broker (README "Broker authentication and
     # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the

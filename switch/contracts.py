@@ -7,8 +7,8 @@ there. Amounts travel as decimal text, never as JSON numbers.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 from typing import Annotated
 
@@ -282,3 +282,35 @@ class InboundRecallV1(BaseModel):
     reason: str | None = None
     reply_by: datetime
     occurred_at: datetime
+
+
+class SettlementStatementV1(BaseModel):
+    """A participant's settlement statement for one partner's cycle (issue 10): topic
+    `mekong.statements`, JSON, key = participant, one record per participant and currency each
+    time a cycle is reconciled (`page`/`last_page` when it lists more movements than fit in one
+    record). Amounts are integer minor units of `currency` (the participant's side); `net_minor`
+    > 0: the participant owes the hub for the cycle, < 0: the hub owes it. `entries` are the
+    movements both the switch and the partner's report agree settled in the cycle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    type: Literal["settlement_statement"] = "settlement_statement"
+    statement_id: str  # cycle id / participant / currency / page
+    cycle_id: str
+    partner: str
+    participant: str
+    currency: str
+    settlement_date: date
+    cut_off: datetime
+    page: int
+    last_page: bool
+    debits_minor: int  # outbound payments debited (fees apart)
+    credits_minor: int  # inbound payments credited
+    returns_in_minor: int  # returns credited back to the participant
+    returns_out_minor: int  # returns the participant sent back
+    fees_minor: int
+    net_minor: int
+    count: int
+    entries: list[dict[str, Any]]  # uetr, kind, direction, amount_minor, fee_minor, settlement_amount_minor, settlement_currency
+    issued_at: datetime

@@ -175,3 +175,7 @@ apphdr_certificates_per_partner_max: Final = 4  # a current key and the next one
 
 if apphdr_credt_window_s_default > apphdr_credt_window_s_max:
     raise RuntimeError("the default CreDt window must fit the largest one a profile may set")
+
+# settlement reconciliation (issue 10)
+recon_breaks_listed_max: Final = 1_000  # breaks one /v1/recon call lists
+settlement_cycles_due_max: Final = 20  # cycles one settlement round closes or reconciles

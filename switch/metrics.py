@@ -108,6 +108,32 @@ class Metrics:
         self.cases_open = Gauge(
             "switch_cases_open", "Exception cases (enquiries, returns, recalls) not yet closed", ["kind", "state"], registry=r
         )
+        # settlement reconciliation (issue 10), partner = a settling partner profile, kind = a
+        # switch/domain/recon.py BreakKind value, result in closed / clean / breaks: fixed sets
+        self.recon_breaks = Counter(
+            "switch_reconciliation_breaks_total", "Reconciliation breaks found, by partner and kind", ["partner", "kind"], registry=r
+        )
+        self.recon_breaks_open = Gauge(
+            "switch_reconciliation_breaks_open", "Reconciliation breaks not yet resolved or written off", ["partner", "kind"], registry=r
+        )
+        self.settlement_cycles = Counter(
+            "switch_settlement_cycles_total", "Settlement cycles closed (books fixed) and reconciled (clean or with breaks)",
+            ["partner", "result"], registry=r,
+        )
+        self.net_position = Gauge(
+            "switch_settlement_net_position_minor",
+            "Net position of the last reconciled cycle, minor units; > 0: the hub owes the partner", ["partner", "currency"], registry=r,
+        )
+        self.last_clean_cycle = Gauge(
+            "switch_reconciliation_last_clean_cycle_timestamp_seconds",
+            "Cut-off of the partner's last cycle reconciled without an open break (Unix time)", ["partner"], registry=r,
+        )
+        self.report_pages = Counter(
+            "switch_settlement_report_pages_total", "Settlement report pages received, stored or duplicate", ["partner", "result"], registry=r,
+        )
+        self.reports_late = Gauge(
+            "switch_settlement_reports_late", "Closed cycles whose report is past its due time", ["partner"], registry=r
+        )
         # edge partner_port: reason partner_mismatch, unknown_identity, no_certificate (TLS) or a label
         # of iso20022/apphdr.py REFUSALS (signed messages); edge proxy_lookup: the same signed-message
         # labels; edge kafka: one of SECURITY_REASONS. A fixed set.

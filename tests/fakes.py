@@ -559,10 +559,10 @@ class FakeUnitOfWork:
             (b for b in self.state.books.values() if b.cycle_id == cycle_id and (after_ref is None or b.ref > after_ref)),
             key=lambda b: b.ref,
         )
-        return found[:limit]
+        return [replace(b, result=self.state.book_results[b.ref]) for b in found[:limit]]
 
     async def books_find(self, refs: Sequence[str]) -> dict[str, BookEntry]:
-        return {r: self.state.books[r] for r in refs if r in self.state.books}
+        return {r: replace(self.state.books[r], result=self.state.book_results[r]) for r in refs if r in self.state.books}
 
     async def books_add(self, entries: Sequence[BookEntry]) -> None:
         if not entries:
@@ -571,8 +571,8 @@ class FakeUnitOfWork:
         for e in entries:
             if e.ref in self.state.books:
                 raise DuplicateKey(f"settlement_books {e.ref}")
-            self.state.books[e.ref] = e
-            self.state.book_results[e.ref] = None
+            self.state.books[e.ref] = replace(e, result=None)
+            self.state.book_results[e.ref] = e.result
 
     async def books_mark(self, results: Sequence[tuple[str, str]]) -> None:
         if not results:

@@ -14,6 +14,7 @@ Pure: no I/O; `now` is always an argument.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -117,3 +118,10 @@ def new_case_id() -> str:
     import os
 
     return "C" + os.urandom(16).hex()
+
+
+def return_message_id(uetr: str, return_id: str) -> str:
+    """The MsgId of the switch's own pacs.004 returning (part of) payment `uetr` as return
+    `return_id`: fixed by the two (a redelivered request builds the same message again, and the
+    settlement books name the same message; Max35Text)."""
+    return "T" + hashlib.sha256(f"{uetr}\x00{return_id}".encode()).hexdigest()[:34]

@@ -44,7 +44,7 @@ class PaymentState(StrEnum):
 S = PaymentState
 # Exceptions (issue 9): a payment not yet sent can be recalled locally (QUOTED -> CANCELLED); one
 # with the partner but not credited can be cancelled by the partner's camt.029 (-> CANCELLED); a
-# completed one can be recalled (-> RECALL_PENDING, back to COMPLETED when the recall is refused
+# completed one can be recalled (-> RECALL_PENDING, back to COMPLETED, or SETTLED once its cycle matched it (issue 10), when the recall is refused
 # or unanswered) and returned in whole or in part (pacs.004). A partial return may be followed by
 # more, until the whole amount is back (PARTIALLY_RETURNED -> PARTIALLY_RETURNED is a move: each
 # return is its own history row).
@@ -57,7 +57,7 @@ TRANSITIONS: Final[Mapping[PaymentState, frozenset[PaymentState]]] = {
     S.TIMED_OUT: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.CANCELLED}),
     S.COMPLETED: frozenset({S.SETTLED, S.RECALL_PENDING}) | _RETURNS,
     S.SETTLED: frozenset({S.RECALL_PENDING}) | _RETURNS,
-    S.RECALL_PENDING: frozenset({S.COMPLETED}) | _RETURNS,
+    S.RECALL_PENDING: frozenset({S.COMPLETED, S.SETTLED}) | _RETURNS,  # back where it was when the recall ends with nothing
     S.PARTIALLY_RETURNED: frozenset({S.RECALL_PENDING}) | _RETURNS,
     S.REJECTED: frozenset(),
     S.RETURNED: frozenset(),

@@ -55,6 +55,7 @@ class BookEntry:
     end_to_end_id: str | None = None
     tx_id: str | None = None
     message_id: str | None = None  # the pacs.008 / pacs.004 MsgId
+    result: str | None = None  # once the cycle is reconciled: MATCHED or the break kind (settlement_books.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +389,9 @@ BREAK_TRANSITIONS: Final[Mapping[BreakState, frozenset[BreakState]]] = {
     BreakState.RESOLVED: frozenset(),
     BreakState.WRITTEN_OFF: frozenset(),
 }
+
+
+BREAK_NOT_CLOSED: Final = frozenset({BreakState.OPEN.value, BreakState.FOLLOWING_UP.value})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import click
 
@@ -474,20 +474,25 @@ def payments() -> None:
     """Act on one payment through the operations API (operators)."""
 
 
-@payments.command("enquire")
-@click.argument("uetr")
-@click.option("--url", envvar="MEKONG_OPS_URL",
-              help="The operations port (default: https://<ops_host>:<ops_port> of switch.toml; http with --insecure-dev).")
-@click.option("--token", envvar="MEKONG_API_TOKEN", help="An operator's bearer token (default: a client certificate).")
-@click.option("--cert", "client", default="operator", show_default=True,
-              help="Without --token: the development client certificate to present (pki/ops/clients/<CERT>.crt).")
-@click.option("--pki-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_PKI_DIR",
-              help="Where the operations CA and client certificates are (default: switch.toml's [security] pki_dir).")
-@click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV", help="Development only: plain HTTP.")
-def payments_enquire(uetr: str, url: str | None, token: str | None, client: str, pki_dir: Path | None, insecure_dev: bool) -> None:
-    """Ask the partner now what became of outbound payment UETR (a pacs.028; the switch's status
-    enquiry for it is opened, or repeated), and print the enquiry case. POST
-    /v1/payments/UETR/enquiry; operators only."""
+def _ops_options(f: Any) -> Any:
+    """The options of a command that calls the operations API."""
+    for option in reversed([
+        click.option("--url", envvar="MEKONG_OPS_URL",
+                     help="The operations port (default: https://<ops_host>:<ops_port> of switch.toml; http with --insecure-dev)."),
+        click.option("--token", envvar="MEKONG_API_TOKEN", help="A bearer token (default: a client certificate)."),
+        click.option("--cert", "client", default="operator", show_default=True,
+                     help="Without --token: the development client certificate to present (pki/ops/clients/<CERT>.crt)."),
+        click.option("--pki-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_PKI_DIR",
+                     help="Where the operations CA and client certificates are (default: switch.toml's [security] pki_dir)."),
+        click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV", help="Development only: plain HTTP."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _ops_call(method: str, path: str, *, url: str | None, token: str | None, client: str, pki_dir: Path | None,
+              insecure_dev: bool, data: bytes | Any = b"", content_type: str | None = None, timeout_s: float = 10.0) -> Any:
+    """One call to the operations API; its JSON answer, or a ClickException with the refusal."""
     import urllib.error
     import urllib.request
 
@@ -504,13 +509,108 @@ def payments_enquire(uetr: str, url: str | None, token: str | None, client: str,
             pki = PROJECT_ROOT / pki
         context = ops_client_context(pki, None if token else client)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(f"{base.rstrip('/')}/v1/payments/{uetr}/enquiry", data=b"", method="POST", headers=headers)
+    if content_type:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=data if method != "GET" else None, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as resp:
             body = resp.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")
         raise click.ClickException(f"{exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach the operations port at {base}: {exc.reason}") from None
-    click.echo(json.dumps(json.loads(body), indent=2))
+    return json.loads(body)
+
+
+@payments.command("enquire")
+@click.argument("uetr")
+@_ops_options
+def payments_enquire(uetr: str, url: str | None, token: str | None, client: str, pki_dir: Path | None, insecure_dev: bool) -> None:
+    """Ask the partner now what became of outbound payment UETR (a pacs.028; the switch's status
+    enquiry for it is opened, or repeated), and print the enquiry case. POST
+    /v1/payments/UETR/enquiry; operators only."""
+    answer = _ops_call("POST", f"/v1/payments/{uetr}/enquiry", url=url, token=token, client=client, pki_dir=pki_dir,
+                       insecure_dev=insecure_dev)
+    click.echo(json.dumps(answer, indent=2))
+
+
+# ----------------------------------------------------------------------------- recon (issue 10)
+@main.group()
+def recon() -> None:
+    """Settlement reconciliation through the operations API: cycles, reports, breaks."""
+
+
+@recon.command("cycles")
+@click.option("--partner", help="Only this partner's cycles.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@_ops_options
+def recon_cycles(partner: str | None, limit: int, **ops: Any) -> None:
+    """List the newest settlement cycles: state, books, report, matched, breaks."""
+    from switch.entrypoints.recon_report import cycles_table
+
+    query = f"?limit={limit}" + (f"&partner={partner}" if partner else "")
+    click.echo(cycles_table(_ops_call("GET", f"/v1/recon/cycles{query}", **ops)["cycles"]))
+
+
+@recon.command("report")
+@click.option("--partner", help="Only this partner.")
+@click.option("--cycle", "cycle_id", help="One cycle (default: the newest reconciled cycle of each partner).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_ops_options
+def recon_report(partner: str | None, cycle_id: str | None, fmt: str, **ops: Any) -> None:
+    """The reconciliation report: per cycle, entries and matched, breaks by kind (counts and
+    amounts), what the switch resolved itself, net positions per partner and per participant,
+    and the breaks still open. As a terminal table, CSV or JSON."""
+    from switch.entrypoints.recon_report import render
+
+    if cycle_id:
+        cycles = [_ops_call("GET", f"/v1/recon/cycles/{cycle_id}", **ops)]
+    else:
+        query = "?limit=200" + (f"&partner={partner}" if partner else "")
+        listed = _ops_call("GET", f"/v1/recon/cycles{query}", **ops)["cycles"]
+        newest: dict[str, str] = {}
+        for c in listed:
+            if c["state"] == "reconciled" and c["partner"] not in newest:
+                newest[c["partner"]] = c["id"]
+        cycles = [_ops_call("GET", f"/v1/recon/cycles/{cid}", **ops) for cid in newest.values()]
+    click.echo(render(cycles, fmt))
+
+
+@recon.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--partner", required=True, help="The network whose report the files are.")
+@_ops_options
+def recon_import(files: tuple[Path, ...], partner: str, **ops: Any) -> None:
+    """Import report pages (camt.053 / camt.054 files, one page each, any size) the partner
+    delivered out of band; POST /v1/recon/reports; operators only, audited."""
+    for path in files:
+        with path.open("rb") as f:
+            answer = _ops_call("POST", f"/v1/recon/reports?partner={partner}", data=f, content_type="application/xml",
+                               timeout_s=600.0, **ops)
+        click.echo(f"{path}: {json.dumps(answer)}")
+
+
+@recon.command("resolve")
+@click.argument("break_id")
+@click.option("--note", required=True, help="Why the break is closed (kept in the break's history and the audit log).")
+@click.option("--write-off", is_flag=True, help="Accept the difference instead of explaining it.")
+@_ops_options
+def recon_resolve(break_id: str, note: str, write_off: bool, **ops: Any) -> None:
+    """Close a reconciliation break with a note (resolved, or written off); operators only, audited."""
+    body = json.dumps({"note": note, "write_off": write_off}).encode()
+    answer = _ops_call("POST", f"/v1/recon/breaks/{break_id}/resolve", data=body, content_type="application/json", **ops)
+    click.echo(json.dumps(answer, indent=2))
+
+
+@recon.command("breaks")
+@click.option("--partner")
+@click.option("--cycle", "cycle_id")
+@click.option("--open", "open_only", is_flag=True, help="Only breaks not yet resolved or written off.")
+@_ops_options
+def recon_breaks(partner: str | None, cycle_id: str | None, open_only: bool, **ops: Any) -> None:
+    """List reconciliation breaks (newest first) with their state and the action taken."""
+    from switch.entrypoints.recon_report import breaks_table
+
+    query = "?limit=1000" + (f"&partner={partner}" if partner else "") + (f"&cycle={cycle_id}" if cycle_id else "") + ("&open=1" if open_only else "")
+    click.echo(breaks_table(_ops_call("GET", f"/v1/recon/breaks{query}", **ops)["breaks"]))

@@ -54,3 +54,5 @@ EXCEPTION_EDGES["pacs.004"] = pacs004_edge
 from switch.entrypoints.enquiry_edge import status_request  # noqa: E402
 
 EXCEPTION_EDGES["pacs.028"] = status_request
+# settlement reports (issue 10): camt.053 / camt.054 pages
+from switch.entrypoints import settlement_edge  # noqa: E402,F401 - registers camt.053 and camt.054

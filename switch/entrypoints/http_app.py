@@ -52,6 +52,7 @@ from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.entrypoints.exception_edges import EXCEPTION_EDGES
+from switch.entrypoints import settlement_edge
 from switch.service.bus import MessageBus
 from switch.service.enquiries import EnquirePayment, enquiry_ref
 from switch.service.handlers import ApplyPartnerStatuses
@@ -416,6 +417,7 @@ def build_ops_app(
     app.router.add_get("/v1/payments/{uetr}", get_payment)
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_post("/v1/payments/{uetr}/enquiry", enquire_payment)  # issue 9: status enquiries
+    settlement_edge.add_routes(app)  # issue 10: /v1/recon/*
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

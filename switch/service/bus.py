@@ -49,6 +49,18 @@ from switch.service.signed import NoteSignedMessage, note_signed_messages
 from switch.service.returns import ApplyPartnerReturns, ReturnInboundPayments, apply_partner_returns, return_inbound_payments
 from switch.contracts import ReturnRequestV1
 from switch.service.enquiries import AnswerStatusRequests, EnquirePayment, answer_status_requests, enquire_payment
+from switch.service.settlement import (
+    CloseCycle,
+    OpenCycles,
+    ReconcileCycle,
+    ResolveBreak,
+    StoreReportPage,
+    close_cycle,
+    open_cycles,
+    reconcile_cycle,
+    resolve_break,
+    store_report_page,
+)
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -74,6 +86,12 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     # status enquiries (issue 9): a partner's pacs.028, an operator's enquiry
     AnswerStatusRequests: answer_status_requests,
     EnquirePayment: enquire_payment,
+    # settlement reconciliation (issue 10): the cycle timer, partners' reports, operators
+    OpenCycles: open_cycles,
+    CloseCycle: close_cycle,
+    StoreReportPage: store_report_page,
+    ReconcileCycle: reconcile_cycle,
+    ResolveBreak: resolve_break,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

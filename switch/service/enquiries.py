@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -133,6 +133,22 @@ def _enquiry(case: Case, p: Payment, deps: Deps, *, now: datetime) -> tuple[Case
                  reply_by=p.created_at + timedelta(seconds=profile.sla_s))
     deps.metrics.enquiries.labels(p.partner, OUTBOUND, "sent").inc()
     return sent, row
+
+
+async def ask_partner(p: Payment, uow: UnitOfWork, deps: Deps, *, ref: str, now: datetime) -> OutboxMessage:
+    """One pacs.028 now about an outbound payment whatever its state, in its own enquiry case
+    (`ref`: the same ref again asks in the same case). The reconciliation's follow-up of a break
+    (issue 10): the partner's answer (its stored status, or AG09 "not received") is handled like
+    any pacs.002. Returns the pacs.028's outbox row (for the relay, after the commit)."""
+    existing = (await uow.cases_by_ref([ref])).get(ref)
+    case = existing or replace(_new_case(p, initiator=Initiator.SWITCH, due_at=now, now=now), ref=ref)
+    sent, row = _enquiry(case, p, deps, now=now)
+    if existing is None:
+        await uow.cases_add([sent])
+    else:
+        await uow.cases_update([(existing.version, sent)])
+    (added,) = await uow.outbox_add([row])
+    return added
 
 
 def _closed(case: Case, p: Payment | None, deps: Deps, *, now: datetime) -> Case:

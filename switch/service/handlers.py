@@ -24,6 +24,7 @@ from switch.domain.idempotency import Admission, admit
 from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
 from switch.domain.pan import PanTokens
+from switch.domain.settlement import Calendar
 from switch.domain.payment import (
     FINAL_STATES,
     Direction,
@@ -108,6 +109,8 @@ class Deps:
     # the deployment's key. The default is a random key per process: tokens then differ between
     # processes, but a forgotten key never stores a PAN in full
     pans: PanTokens = field(default_factory=lambda: PanTokens(os.urandom(32)))
+    # partner -> its settlement calendar (issue 10), for the profiles with a [settlement] section
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
 
 @dataclass

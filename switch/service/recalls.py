@@ -57,6 +57,7 @@ from switch.domain.case import (
     touched,
 )
 from switch.domain.money import Money
+from switch.domain.recon import MATCHED
 from switch.domain.payment import Direction, Payment, PaymentState, transition
 from switch.service import events
 from switch.service.case_timer import CASE_FOLLOW_UPS
@@ -250,13 +251,16 @@ class _Work:
         return new
 
     async def back_from_recall(self, p: Payment, cases: list[Case], *, detail: str, reason_code: str | None) -> Payment:
-        """A recall that brought nothing back: RECALL_PENDING -> COMPLETED (or PARTIALLY_RETURNED
-        when part of it had come back before the recall)."""
+        """A recall that brought nothing back: RECALL_PENDING -> COMPLETED, or SETTLED when a
+        settlement cycle matched it meanwhile or before (issue 10), or PARTIALLY_RETURNED when
+        part of it had come back before the recall."""
         if p.state is not S.RECALL_PENDING:
             return p
         if returned_so_far(cases) > 0:
             return await self.move(p, S.PARTIALLY_RETURNED, reason_code=reason_code or "NARR", detail=detail)
-        return await self.move(p, S.COMPLETED, reason_code=None, detail=detail)
+        book = (await self.uow.books_find([p.uetr])).get(p.uetr)
+        settled = book is not None and book.result == MATCHED
+        return await self.move(p, S.SETTLED if settled else S.COMPLETED, reason_code=None, detail=detail)
 
     async def case(self, old: Case | None, new: Case) -> Case:
         if old is None:

@@ -4,7 +4,6 @@ by the returns and recall flows; pure apart from the XSD check."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from iso20022 import pacs004
@@ -12,13 +11,8 @@ from iso20022.model import Agent, Amount
 from switch.domain.money import Money
 from switch.domain.payment import Payment
 from switch.service.handlers import Deps
+from switch.domain.case import return_message_id
 from switch.service.ports import OutboxMessage
-
-
-def return_message_id(uetr: str, return_id: str) -> str:
-    """The pacs.004 MsgId: fixed by the payment and the return (so a redelivered request builds
-    the same message again; Max35Text)."""
-    return "T" + hashlib.sha256(f"{uetr}\x00{return_id}".encode()).hexdigest()[:34]
 
 
 def _amount(m: Money) -> Amount:

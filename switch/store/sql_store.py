@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from switch.domain.case import Case, CaseKind, CaseState, Initiator
+from switch.domain.case import Case, CaseKind, CaseState, Initiator, return_message_id
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after, detail_text
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
@@ -931,11 +931,14 @@ class UnitOfWork:
         found = await self._conn.execute(
             select(
                 pc.c.id, pc.c.ref, pc.c.message_id, pc.c.amount_minor, pc.c.amount_ccy, pc.c.back_minor, pc.c.back_ccy,
-                pc.c.uetr, p.c.direction, p.c.participant, p.c.instruction_id,
+                pc.c.uetr, p.c.direction, p.c.participant, p.c.instruction_id, pc.c.kind,
             )
             .select_from(pc.join(p, p.c.uetr == pc.c.uetr))
             .where(
-                pc.c.kind == CaseKind.RETURN.value,
+                # a partner's recall of an inbound payment, accepted, is returned by the switch's
+                # pacs.004 without a return case of its own: the recall case books it
+                or_(pc.c.kind == CaseKind.RETURN.value,
+                    and_(pc.c.kind == CaseKind.RECALL.value, p.c.direction == Direction.INBOUND.value)),
                 pc.c.state == CaseState.DONE.value,
                 pc.c.amount_minor.is_not(None),
                 pc.c.updated_at >= cycle.books_from,
@@ -947,7 +950,10 @@ class UnitOfWork:
         cases = list(found)
         if not cases:
             return 0
-        names = [return_book_names(r.id, r.ref, r.message_id) for r in cases]
+        names = [
+            (return_message_id(r.uetr, r.id), r.id) if r.kind == CaseKind.RECALL.value else return_book_names(r.id, r.ref, r.message_id)
+            for r in cases
+        ]
         per_message: dict[str, int] = {}
         for message_id, _ in names:
             per_message[message_id] = per_message.get(message_id, 0) + 1
@@ -1278,7 +1284,7 @@ def _book_row(b: BookEntry) -> dict[str, Any]:
         "amount_minor": b.amount_minor, "currency": b.currency, "outcome": b.outcome.value, "participant": b.participant,
         "participant_amount_minor": b.participant_amount_minor, "participant_currency": b.participant_currency,
         "fee_minor": b.fee_minor, "end_to_end_id": b.end_to_end_id, "tx_id": b.tx_id, "message_id": b.message_id,
-        "result": None,
+        "result": b.result,
     }
 
 
@@ -1287,7 +1293,7 @@ def _book_from_row(r: Any) -> BookEntry:
         ref=r.ref, cycle_id=r.cycle_id, kind=BookKind(r.kind), uetr=r.uetr, outbound=bool(r.outbound),
         amount_minor=r.amount_minor, currency=r.currency, outcome=Outcome(r.outcome), participant=r.participant,
         participant_amount_minor=r.participant_amount_minor, participant_currency=r.participant_currency,
-        fee_minor=r.fee_minor, end_to_end_id=r.end_to_end_id, tx_id=r.tx_id, message_id=r.message_id,
+        fee_minor=r.fee_minor, end_to_end_id=r.end_to_end_id, tx_id=r.tx_id, message_id=r.message_id, result=r.result,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -43,6 +44,7 @@ from switch.tools.exceptions_load import EXPECTED_BAD_RETURN, ExceptionsRun, dri
 from switch.tools.inbound_load import InboundPlanned, InboundResult, drive_inbound, plan_inbound
 from switch.tools.loadgen import ALL_CORRIDORS, drive, plan_instructions, summarise
 from switch.tools.stack import Stack
+from switch.tools import settlement_load
 
 demo_partner_reject_rate = 0.01  # each simulator's beneficiary-bank rejects (NAPAS answers in its own codes)
 demo_partner_duplicate_rate = 0.005  # pacs.002 answered twice: recorded, never applied twice
@@ -57,6 +59,16 @@ demo_lossy_partner, demo_lose_rate = "lapnet", 0.02  # callbacks it never sends:
 demo_return_rate, demo_partial_return_rate, demo_return_delay_ms = 0.01, 0.3, 1500.0
 demo_recall_accept_rate = 0.7  # the networks refuse the other recalls
 demo_silent_partner, demo_recall_silent_rate = "unionpay", 0.25  # recalls it never answers
+# settlement (issue 10): short cycles; the networks' reports carry injected breaks, one network's
+# reports come late, one's are cut in small pages, some come twice
+demo_cycle_s = 15.0
+demo_break_rate = 0.01
+demo_report_args: dict[str, list[str]] = {
+    "promptpay": ["--report-twice-rate", "0.5"],
+    "lapnet": ["--page-entries", "40"],
+    "napas": ["--report-delay-ms", "4000"],
+    "unionpay": ["--report-twice-rate", "0.25", "--page-entries", "100"],
+}
 demo_timings = {  # seconds, instead of the profiles' 20 / 600 / 120 / 300, so that the demo sees every ending
     "ENQUIRE_AFTER_S": 8.0, "RECALL_SLA_S": 14.0, "RECALL_CHASE_AFTER_S": 5.0, "RECALL_REPLY_S": 10.0,
 }
@@ -77,7 +89,9 @@ def check_messages(database: Path, schemas: SchemaSet) -> dict[str, Any]:
     invalid: list[str] = []
     with sqlite3.connect(database) as db:
         rows = [("sent", m, b) for m, b in db.execute("SELECT message_id, body FROM outbox WHERE kind = 'partner' OR hex(substr(body, 1, 1)) = '3C'")]
-        rows += [("received", m, b) for m, b in db.execute("SELECT message_id, body FROM inbound_messages")]
+        # a payment a settlement report completed (issue 10) is recorded with the report's reference
+        # as JSON, not as an ISO message: not checked here (the report itself is, from its envelope)
+        rows += [("received", m, b) for m, b in db.execute("SELECT message_id, body FROM inbound_messages WHERE hex(substr(body, 1, 1)) = '3C'")]
         envelopes = list(db.execute("SELECT biz_msg_id, document_sha256, envelope FROM signed_messages"))
     stored = {hashlib.sha256(bytes(body)).hexdigest() for way, _m, body in rows if way == "received"}
     for message_id, document_sha256, envelope in envelopes:
@@ -196,7 +210,8 @@ def _print_summary(count: int, elapsed_s: float, summary: dict[str, Any], inboun
     valid = ", ".join(f"{n:,} {t}" for t, n in sorted(checks["valid"].items()))
     print(f"\nmessages checked against the official XSDs: {valid}; invalid: {len(checks['invalid'])}")
     print("  exception messages, sent / received: " + ", ".join(
-        f"{m} {checks['sent'].get(m, 0)}/{checks['received'].get(m, 0)}" for m in EXCEPTION_MESSAGES))
+        f"{m} {checks['sent'].get(m, 0)}/{checks['received'].get(m, 0)}" for m in EXCEPTION_MESSAGES)
+        + "; settlement reports received: " + ", ".join(f"{m} {checks['received'].get(m, 0)}" for m in ("camt.053", "camt.054")))
     unmet = summary["bad_input_expectations_unmet"] + inbound["expectations_unmet"]
     if unmet:
         print("payments that did NOT end as planned:")
@@ -285,6 +300,25 @@ def _read_the_operations_port(stack: Stack, result: Any) -> dict[str, Any]:
     return out
 
 
+def _open_breaks(database: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT partner, kind, uetr FROM recon_breaks WHERE state IN ('open', 'following_up')").fetchall()
+    return [{"partner": p, "kind": k, "uetr": u} for p, k, u in rows]
+
+
+def _recon_report(stack: Stack) -> str:
+    """The reconciliation report of each network's newest reconciled cycle, as `mekong recon report` prints it."""
+    from switch.entrypoints.recon_report import render
+
+    listed = json.loads(stack.ops_get(f"{stack.ops_url}/v1/recon/cycles?limit=200"))["cycles"]
+    newest: dict[str, str] = {}
+    for c in listed:
+        if c["state"] == "reconciled":
+            newest.setdefault(c["partner"], c["id"])
+    cycles = [json.loads(stack.ops_get(f"{stack.ops_url}/v1/recon/cycles/{cid}")) for cid in newest.values()]
+    return render(cycles[:1], "table")
+
+
 def run_demo(
     *, count: int, workdir: Path, inbound_per_partner: int = demo_inbound_per_partner, switch_log_level: str = "WARNING",
     secrets_out: dict[str, str] | None = None,
@@ -300,12 +334,17 @@ def run_demo(
     sim_args = ["--delay-ms", str(demo_partner_delay_ms), "--reject-rate", str(demo_partner_reject_rate),
                 "--duplicate-rate", str(demo_partner_duplicate_rate), "--return-rate", str(demo_return_rate),
                 "--partial-return-rate", str(demo_partial_return_rate), "--return-delay-ms", str(demo_return_delay_ms),
-                "--recall-accept-rate", str(demo_recall_accept_rate)]
+                "--recall-accept-rate", str(demo_recall_accept_rate), "--break-rate", str(demo_break_rate),
+                "--report-delay-ms", "500"]
     partner_args: dict[str, list[str]] = {
         "promptpay": [arg for proxy in sorted(unknown) for arg in ("--unknown-proxy", proxy)],
         demo_lossy_partner: ["--lose-rate", str(demo_lose_rate)],
         demo_silent_partner: ["--recall-silent-rate", str(demo_recall_silent_rate)],
     }
+    for partner, args in demo_report_args.items():
+        partner_args[partner] = partner_args.get(partner, []) + args
+    for partner in ("promptpay", "lapnet", "napas", "unionpay"):  # the switch and the simulators share the cycles
+        os.environ[f"MEKONG_PARTNER_SETTLEMENT_EVERY_S_{partner.upper()}"] = f"{demo_cycle_s:g}"
     switch_env = {f"MEKONG_PARTNER_{name}_{partner.upper()}": f"{value:g}" for name, value in demo_timings.items()
                   for partner in ("promptpay", "lapnet", "napas", "unionpay")}
     print(f"starting the stack in {workdir} (Tansu broker, PromptPay, LAPNet, NAPAS and UnionPay simulators, switch) ...",
@@ -325,21 +364,30 @@ def run_demo(
         exceptions_run = asyncio.run(drive_exceptions(
             stack.bootstrap_servers, {p: stack.sim_url(p) for p in stack.partners}, stack.database_path, result, inbound_result,
             run_id=run_id, signers=stack.signers))
+        print("settlement: waiting for the networks' reports of the cycles past the traffic ...", flush=True)
+        settlement_run = settlement_load.settle(stack.get_json, {p: stack.sim_url(p) for p in stack.partners}, stack.database_path,
+                                                cycle_s=demo_cycle_s)
+        open_before = _open_breaks(stack.database_path)
+        settlement_load.work_breaks(settlement_run, stack.ops_get, stack.ops_post, stack.ops_url)
+        print(f"operator: mekong recon report --cycle <id> shows any cycle; the newest of each network:\n"
+              f"{_recon_report(stack)}", flush=True)
         sims = {p: stack.get_json(f"{stack.sim_url(p)}/sim/stats") for p in stack.partners}
         ops_port = _read_the_operations_port(stack, result)
         codes = stack.stop()
     summary = summarise(planned, result)
     inbound = inbound_result.summary()
     exceptions = outcomes(stack.database_path, exceptions_run, inbound_result)
+    settlement = settlement_load.outcomes(stack.database_path, settlement_run, open_before)
     checks = check_messages(stack.database_path, schemas)
     samples = write_samples(stack.database_path, workdir / "samples", planned)
     (workdir / "summary.json").write_text(
-        json.dumps({"summary": summary, "inbound": inbound, "exceptions": exceptions, "xsd": checks, "simulators": sims,
+        json.dumps({"summary": summary, "inbound": inbound, "exceptions": exceptions, "settlement": settlement, "xsd": checks, "simulators": sims,
                     "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev,
                     "kafka_signatures": not stack.insecure_dev, "ops_port": ops_port}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
     _print_exceptions(exceptions, exceptions_run)
+    settlement_load.print_settlement(settlement)
     tracked = sum(1 for p in planned if p.kind != "pain001")
     pain_payments = sum(1 for p in planned if p.origin == "pain.001" and p.kind != "pain001" and p.key in result.finals
                         and result.finals[p.key].event.get("uetr"))
@@ -358,10 +406,15 @@ def run_demo(
         problems.append(f"{len(summary['bad_input_expectations_unmet']) + len(inbound['expectations_unmet'])} payments ended unexpectedly")
     if exceptions["expectations_unmet"]:
         problems.append(f"{len(exceptions['expectations_unmet'])} exceptions did not end as planned")
+    if settlement["expectations_unmet"]:
+        problems.append(f"settlement did not end as planned ({len(settlement['expectations_unmet'])} findings)")
     missing = [f"{m} {way}" for m in EXCEPTION_MESSAGES for way in ("sent", "received")
                if not checks[way].get(m) and (m, way) != ("admi.002", "received")]
     if missing:
         problems.append(f"no exception message checked against its XSD: {', '.join(missing)}")
+    reports = [m for m in ("camt.053", "camt.054") if not checks["received"].get(m)]
+    if reports:  # issue 10: the networks' settlement reports, as they came (signed envelopes)
+        problems.append(f"no settlement report checked against its XSD: {', '.join(reports)}")
     if not (ops_port["payment_read"] and ops_port["metrics_read"]):
         problems.append(f"the operations port did not answer as it should: {ops_port}")
     if codes.get("switch") != 0:

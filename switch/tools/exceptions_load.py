@@ -289,7 +289,7 @@ def _all_ended(database: Path, run: ExceptionsRun) -> bool:
     with _db(database) as db:
         for instruction_id, participant in run.lost.items():
             row = db.execute("SELECT state FROM payments WHERE participant = ? AND instruction_id = ?", (participant, instruction_id)).fetchone()
-            if row is None or row[0] not in ("COMPLETED", "REJECTED"):
+            if row is None or row[0] not in ("COMPLETED", "SETTLED", "REJECTED"):
                 return False
         refs = [f"participant/{r['participant']}/{rid}" for rid, r in {**run.recalls_out, **run.instant}.items()]
         states = dict(db.execute(f"SELECT ref, state FROM payment_cases WHERE ref IN ({','.join('?' * len(refs))})", refs)) if refs else {}
@@ -416,10 +416,12 @@ def outcomes(database: Path, run: ExceptionsRun, inbound: InboundResult) -> dict
         p = payments[case["uetr"]]
         got = (case["state"], p["state"])
         kept = "PARTIALLY_RETURNED" if returned.get(case["uetr"]) else "COMPLETED"  # a part the network returned on its own
-        want = {"accepted": {("DONE", "RETURNED"), ("DONE", "CANCELLED")}, "refused": {("REFUSED", kept)},
-                "silent": {("UNANSWERED", kept)}}.get(decided.get(case["uetr"], ""), set())
-        if rid in run.instant and got == ("DONE", "CANCELLED"):
-            continue  # cancelled before the pacs.008 left (or the network accepted)
+        # a payment its settlement cycle matched meanwhile goes back to SETTLED (issue 10)
+        back = {kept, "SETTLED"} if kept == "COMPLETED" else {kept}
+        want = {"accepted": {("DONE", "RETURNED"), ("DONE", "CANCELLED")}, "refused": {("REFUSED", k) for k in back},
+                "silent": {("UNANSWERED", k) for k in back}}.get(decided.get(case["uetr"], ""), set())
+        if rid in run.instant and got in (("DONE", "CANCELLED"), ("REJECTED", "REJECTED")):
+            continue  # cancelled before the pacs.008 left (or the network accepted); or the network rejected the payment first
         if got not in want:
             unmet.append(f"recall {rid} of {case['uetr']}: the network {decided.get(case['uetr'], 'never saw it')}, case {got[0]}, payment {got[1]}")
     # the networks' recalls: each ended as the participant answered
@@ -428,7 +430,8 @@ def outcomes(database: Path, run: ExceptionsRun, inbound: InboundResult) -> dict
         want = {"ACCEPT": ("DONE", "RETURNED", "CNCL"), "REFUSE": ("REFUSED", "COMPLETED", "RJCR"),
                 "silent": ("UNANSWERED", "COMPLETED", "RJCR")}[r["decision"]]
         answer = run.sims[r["partner"]]["recalls"]["answers"].get(uetr, {})
-        got = (case["state"] if case else None, payments[uetr]["state"], answer.get("status"))
+        state = payments[uetr]["state"]
+        got = (case["state"] if case else None, "COMPLETED" if state == "SETTLED" else state, answer.get("status"))
         if got != want:
             unmet.append(f"{r['partner']}'s recall of {uetr}: participant {r['decision']}, got case/payment/camt.029 {got}")
     # the participants' returns: booked, and the pacs.004 reached the network
@@ -439,18 +442,27 @@ def outcomes(database: Path, run: ExceptionsRun, inbound: InboundResult) -> dict
         if case is None or case["state"] != "DONE" or payments[r["uetr"]]["state"] != want_state or not received:
             unmet.append(f"return {rid} of {r['uetr']}: case {case['state'] if case else None}, payment "
                          f"{payments[r['uetr']]['state']} (want {want_state}), pacs.004 at the network: {len(received)}")
-    # the callbacks lost on purpose: each payment resolved after a pacs.028
+    # the callbacks lost on purpose: each payment resolved after a pacs.028, or by the network's
+    # settlement report when that came first
+    with _db(database) as db:
+        by_report = {u for (u,) in db.execute("SELECT uetr FROM payment_history WHERE to_state = 'COMPLETED' AND detail LIKE 'settled in %'")}
     for instruction_id, participant in run.lost.items():
         p = next((q for q in payments.values() if (q["participant"], q["instruction_id"]) == (participant, instruction_id)), None)
         enquiry = next((c for c in cases if p is not None and c["uetr"] == p["uetr"] and c["kind"] == "enquiry"), None)
-        if p is None or p["state"] not in ("COMPLETED", "REJECTED") or enquiry is None or enquiry["state"] != "DONE" or not enquiry["attempts"]:
+        if p is not None and p["uetr"] in by_report:
+            continue  # the network's settlement report settled it before the first pacs.028 went (issue 10)
+        if p is None or p["state"] not in ("COMPLETED", "SETTLED", "REJECTED") or enquiry is None or enquiry["state"] != "DONE" or not enquiry["attempts"]:
             unmet.append(f"lost callback of {instruction_id}: payment {p['state'] if p else None}, "
                          f"enquiry {(enquiry['state'], enquiry['attempts']) if enquiry else None}")
     # every payment: one outcome, the participant's last word is the switch's, nothing left open
     for uetr, p in payments.items():
         if p["state"] == "RECALL_PENDING":
             unmet.append(f"{uetr} still RECALL_PENDING")
-        if uetr in last_final and last_final[uetr] != p["state"]:
+        # SETTLED (issue 10) is told by the cycle's statement on mekong.statements, not by a status
+        # event: the participant's last word for a settled payment is COMPLETED (or SETTLED when a
+        # refused recall's event put it back there)
+        told = {"COMPLETED", "SETTLED"} if p["state"] == "SETTLED" else {p["state"]}
+        if uetr in last_final and last_final[uetr] not in told:
             unmet.append(f"{uetr}: the participant last heard {last_final[uetr]}, the switch has {p['state']}")
         back = returned.get(uetr, 0)
         if back > p["target_minor"] or (p["state"] == "PARTIALLY_RETURNED" and not 0 < back < p["target_minor"]):

@@ -286,6 +286,13 @@ class Stack:
         with urllib.request.urlopen(request, timeout=5, context=self.ops_context) as resp:
             return resp.read()
 
+    def ops_post(self, url: str, doc: dict) -> bytes:  # type: ignore[type-arg]
+        """POST JSON on an operations port (TLS, the operator token)."""
+        request = urllib.request.Request(url, data=json.dumps(doc).encode(), method="POST",
+                                         headers={**self.api_headers, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10, context=self.ops_context) as resp:
+            return resp.read()
+
     def stop(self) -> dict[str, int | None]:
         """SIGTERM the switch replicas first (they drain), then the simulators, then the broker."""
         codes: dict[str, int | None] = {}

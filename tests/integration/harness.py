@@ -156,6 +156,8 @@ async def running_switch(
     config_dir: Path | None = None,
     sim_certificate_of: str | None = None,
     insecure_dev: bool = False,
+    settlement_every_s: float | None = None,
+    sim_reports: bool = True,
 ) -> AsyncIterator[Running]:
     """Simulator + switch in this process, on their own topics and consumer group. With
     `partner_up=False` the simulator is built but not started: the partner is unreachable.
@@ -190,11 +192,14 @@ async def running_switch(
             "inbound_topic": f"inbound-{tag}",
             "inbound_replies_topic": f"replies-{tag}",
             "requests_topic": f"requests-{tag}",
+            "statements_topic": f"statements-{tag}",
             "dlq_topic": f"dlq-{tag}",
             "partitions": 2,
         }
     )
     tokens, token_entries, pan_key = make_secrets()
+    if settlement_every_s is not None:
+        timing = {**(timing or {}), "settlement_every_s": settlement_every_s}
     cfg = base.model_copy(update={"kafka": kafka, "partner_timing": {partner: timing} if timing else {}})
     cfg = cfg.model_copy(update={"api_tokens": token_entries, "pan_key": SecretStr(pan_key)})
     if confirm_timeout_s is None and timing and "sla_s" in timing:  # the answer must beat a short SLA
@@ -204,13 +209,20 @@ async def running_switch(
         routes = tuple(r.model_copy(update={"confirm_timeout_s": confirm_timeout_s}) for r in cfg.inbound_routes)
         cfg = cfg.model_copy(update={"inbound_routes": routes})
     schemas = SchemaSet(Path(default_schema_dir()))
+    profile = load_profile(Path(cfg.config_dir) / "partners" / f"{partner}.toml")
+    calendar = None
+    if settlement_every_s is not None and sim_reports:
+        calendar = profile.settlement_calendar(
+            Path(cfg.config_dir), env={f"MEKONG_PARTNER_SETTLEMENT_EVERY_S_{partner.upper()}": f"{settlement_every_s:g}"}
+        )
     sim = SIMULATORS[partner](
-        load_profile(Path(cfg.config_dir) / "partners" / f"{partner}.toml"),
+        profile,
         schemas,
         callback_url=f"{scheme}://127.0.0.1:{http_port}/iso20022/{partner}",
         behaviour=behaviour,
         tls=None if insecure_dev else load_simulator_tls(pki_dir(), sim_certificate_of or partner),
         signing=None if insecure_dev else partner_signing(partner, config_dir),
+        calendar=calendar,
     )
     if partner_up:
         await sim.start(port=sim_port)

@@ -77,6 +77,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         self.model_moves = 0
         self.model_ignored: dict[D, int] = {D.LATE: 0, D.DUPLICATE: 0}
         self.first_terminal: S | None = None
+        self.model_settled = False  # the model: SETTLED reached once (a refused recall goes back there)
 
     # ---- system under test: the domain functions, used as the handlers use them --------------
     def _now(self) -> datetime:
@@ -93,6 +94,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
     def _model_move(self, path: tuple[S, ...], reason: str | None = None) -> None:
         for state in path:
             self.model_state = state
+            self.model_settled = self.model_settled or state is S.SETTLED
             self.model_moves += 1
         if self.model_state in {S.REJECTED, S.TIMED_OUT, S.RETURNED, S.CANCELLED, S.RECALL_PENDING, S.PARTIALLY_RETURNED}:
             self.model_reason = reason
@@ -178,10 +180,13 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
     @rule()
     def recall_refused_or_unanswered(self) -> None:
-        if self.payment.state is S.RECALL_PENDING:  # the recall's answer (or its deadline) finds it open
-            self._move(S.COMPLETED)
+        # the recall's answer (or its deadline) finds it open: back to COMPLETED, or to SETTLED when
+        # it had been settled (issue 10: its cycle matched it)
+        settled = S.SETTLED in {h.to_state for h in self.history}
+        if self.payment.state is S.RECALL_PENDING:
+            self._move(S.SETTLED if settled else S.COMPLETED)
         if self.model_state in RECALL_REFUSED_FROM:
-            self._model_move((S.COMPLETED,))
+            self._model_move((S.SETTLED if self.model_settled else S.COMPLETED,))
 
     @rule(reason=st.sampled_from(["DUPL", "CUST"]))
     def cancelled(self, reason: str) -> None:

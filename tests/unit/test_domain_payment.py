@@ -52,7 +52,7 @@ def test_lifecycle_table_matches_the_design() -> None:
         S.TIMED_OUT: {S.ACCEPTED, S.COMPLETED, S.REJECTED, S.CANCELLED},
         S.COMPLETED: {S.SETTLED, S.RECALL_PENDING} | returns,
         S.SETTLED: {S.RECALL_PENDING} | returns,
-        S.RECALL_PENDING: {S.COMPLETED} | returns,  # refused or unanswered: back to COMPLETED
+        S.RECALL_PENDING: {S.COMPLETED, S.SETTLED} | returns,  # refused or unanswered: back to COMPLETED, or SETTLED once settled
         S.PARTIALLY_RETURNED: {S.RECALL_PENDING} | returns,  # another partial return is a move too
         S.REJECTED: set(),
         S.RETURNED: set(),

@@ -164,7 +164,12 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
     @rule()
     def settlement_matched(self) -> None:
-        self._after_completion(S.SETTLED, SETTLE_FROM, None)
+        # the reconciliation settles a COMPLETED payment only (store payments_settle); RECALL_PENDING ->
+        # SETTLED is the recall's way back, not a settlement's
+        if self.payment.state is S.COMPLETED:
+            self._move(S.SETTLED)
+        if self.model_state in SETTLE_FROM:
+            self._model_move((S.SETTLED,))
 
     @rule(reason=st.sampled_from(["AC04", "MD06"]))
     def returned(self, reason: str) -> None:

@@ -31,6 +31,7 @@ bench: schemas
 	$(BIN)/python tests/bench/bench_qr.py --json bench-out/bench-qr.json
 	$(BIN)/python tests/bench/bench_handlers.py --batch 5 --json bench-out/bench-handlers-5.json
 	$(BIN)/python tests/bench/bench_broker_hop.py --rate 500 --json bench-out/bench-broker-hop.json
+	$(BIN)/python tests/bench/bench_recon.py --json bench-out/bench-recon.json
 
 clean:
 	rm -rf $(VENV) .schemas .cache demo-out bench-out .pytest_cache .hypothesis

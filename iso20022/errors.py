@@ -25,6 +25,14 @@ class XmlRejected(Exception):
         self.message = message
         self.path = path
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # raised in a worker process too (an imported report file, read beside the event loop)
+        return _xml_rejected, (self.reason_code, self.message, self.path)
+
+
+def _xml_rejected(reason_code: str, message: str, path: str | None) -> XmlRejected:
+    return XmlRejected(reason_code, message, path=path)
+
 
 class SchemaViolation(Exception):
     """A document does not validate against its official XSD (reason FF01)."""

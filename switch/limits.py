@@ -179,3 +179,4 @@ if apphdr_credt_window_s_default > apphdr_credt_window_s_max:
 # settlement reconciliation (issue 10)
 recon_breaks_listed_max: Final = 1_000  # breaks one /v1/recon call lists
 settlement_cycles_due_max: Final = 20  # cycles one settlement round closes or reconciles
+report_reader_processes: Final = 2  # worker processes reading imported report files (CPU-bound XML + XSD)

@@ -163,6 +163,14 @@ class Matcher:
     def __len__(self) -> int:
         return len(self._refs)
 
+    def extend(self, books: Iterable[BookEntry]) -> None:
+        """More of the cycle's books (read in pages, so that they never all sit in memory as
+        objects), before the first entry is fed."""
+        before = len(self._refs)
+        for book in books:
+            self._add(book)
+        self._seen.extend(bytes(len(self._refs) - before))
+
     def _intern(self, name: str) -> int:
         number = self._name_no.get(name)
         if number is None:

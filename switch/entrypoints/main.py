@@ -41,6 +41,7 @@ from switch.domain.case import CASE_OPEN, CaseKind, CaseState
 from switch.service.case_timer import FollowUpCases
 from switch.service.follow_up import FollowUpPayments
 from switch.domain.recon import BREAK_NOT_CLOSED, BreakKind
+from switch.domain.settlement import cycle_at
 from switch.service.settlement import CYCLE_CLOSED, CYCLE_OPEN, CloseCycle, OpenCycles, ReconcileCycle, settlement_calendars
 from switch.service.settlement import due_at as settlement_due_at
 from switch.service.handlers import Deps, Outcome
@@ -370,9 +371,13 @@ class Switch:
         each in its own transaction, decided by the cycle row's version (replicas never both)."""
         while True:
             try:
-                await self.bus.handle(OpenCycles())
+                now = self.clock()
+                current = [cycle_at(calendar, now).id for calendar in self.deps.calendars.values()]
                 async with self.store.reader() as uow:
-                    due = await uow.cycles_due(self.clock(), limits.settlement_cycles_due_max)
+                    known = await uow.cycles_get(current)
+                    due = await uow.cycles_due(now, limits.settlement_cycles_due_max)
+                if len(known) < len(current):  # a new cycle has begun: one write, by whichever replica comes first
+                    await self.bus.handle(OpenCycles())
                 for cycle in due:
                     cmd = CloseCycle(cycle.id) if cycle.state == CYCLE_OPEN else ReconcileCycle(cycle.id)
                     outcome = await self.bus.handle(cmd)

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 
 from iso20022.errors import XmlRejected
 from iso20022.reports import ReportHeader, read_report
+from iso20022.schemas import SchemaSet
 from switch import limits
-from switch.domain.recon import Break
+from switch.domain.recon import Break, StatementEntry
 from switch.domain.settlement import SettlementCycle
 from switch.entrypoints import api_auth
 from switch.entrypoints.exception_edges import EXCEPTION_EDGES, answer, check_version
@@ -41,8 +45,8 @@ import_chunk_bytes: Final = 1 << 20
 cycles_listed_max: Final = 500
 
 
-def _read_page(source: Any, bus: MessageBus) -> tuple[ReportHeader, list[Any]]:
-    reader = read_report(source, bus.deps.schemas)
+def _read_page(source: Any, schemas: SchemaSet) -> tuple[ReportHeader, list[StatementEntry]]:
+    reader = read_report(source, schemas)
     try:
         header = reader.header
         base = header.page_no * 10**7
@@ -50,6 +54,32 @@ def _read_page(source: Any, bus: MessageBus) -> tuple[ReportHeader, list[Any]]:
     finally:
         reader.close()
     return header, entries
+
+
+_worker_schemas: dict[str, SchemaSet] = {}
+
+
+def read_page_file(path: str, schema_dir: str) -> tuple[ReportHeader, list[StatementEntry]]:
+    """A report page file read and validated (in a worker process: parsing and validating a large
+    page is CPU work that holds the GIL, so imports run beside the event loop, on another core).
+    XmlRejected for what cannot be read."""
+    schemas = _worker_schemas.get(schema_dir)
+    if schemas is None:
+        schemas = _worker_schemas[schema_dir] = SchemaSet(Path(schema_dir))
+    with open(path, "rb") as f:
+        return _read_page(f, schemas)
+
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def report_readers() -> ProcessPoolExecutor:
+    """The worker processes that read imported report files (started on first use; "spawn":
+    nothing of this process's threads or sockets is inherited)."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=limits.report_reader_processes, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
 
 
 def _expected_report(bus: MessageBus, partner: str) -> str | None:
@@ -63,7 +93,7 @@ async def report_edge(bus: MessageBus, partner: str, root: Any, message_type: st
     if expected is None:
         raise XmlRejected("FF01", f"{partner} has no settlement profile here: no report is taken")
     check_version(bus, partner, message_type, expected)
-    header, entries = _read_page(body, bus)
+    header, entries = _read_page(body, bus.deps.schemas)
     outcome = await bus.handle(StoreReportPage(partner, header, entries, "partner"))
     return answer(header.message_id, outcome)
 
@@ -175,16 +205,18 @@ async def import_report(request: web.Request) -> web.Response:
     expected = _expected_report(bus, partner)
     if expected is None:
         return web.json_response({"reason_code": "FF01", "error": f"{partner} has no settlement profile"}, status=400)
-    with tempfile.TemporaryFile() as spool:
+    with tempfile.NamedTemporaryFile(prefix="mekong-report-") as spool:
         size = 0
         async for chunk in request.content.iter_chunked(import_chunk_bytes):
             size += len(chunk)
             if size > report_file_bytes_max:
                 return web.json_response({"reason_code": "FF01", "error": "report file too large"}, status=413)
             spool.write(chunk)
-        spool.seek(0)
+        spool.flush()
         try:
-            header, entries = await asyncio.to_thread(_read_page, spool, bus)
+            header, entries = await asyncio.get_running_loop().run_in_executor(
+                report_readers(), read_page_file, spool.name, str(bus.deps.schemas.schema_dir)
+            )
         except XmlRejected as exc:
             return web.json_response({"reason_code": exc.reason_code, "error": exc.message}, status=400)
     if header.message_type != expected:

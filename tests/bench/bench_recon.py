@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -39,20 +41,21 @@ from adapters.registry import load_partners
 from fx.config import load_fx_config
 from fx.quote import Quoter
 from iso20022.model import Amount
-from iso20022.reports import ReportEntry, ReportHeader, read_report, write_report
+from iso20022.reports import ReportEntry, ReportHeader, write_report
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import config as config_mod
+from switch import limits
 from switch.config import PROJECT_ROOT
 from switch.domain.settlement import Calendar
 from switch.metrics import Metrics
 from switch.service.handlers import Deps
+from switch.entrypoints.settlement_edge import read_page_file, report_readers
 from switch.service.settlement import (
     CloseCycle,
     ReconcileCycle,
     StoreReportPage,
     close_cycle,
     reconcile_cycle,
-    statement_entry,
     store_report_page,
 )
 from switch.store.sql_store import Store
@@ -137,7 +140,8 @@ def write_pages(movements: list[tuple[str, int, str, bool]], out_dir: Path, page
 
 async def timed(store: Store, pages: list[Path], deps: Deps) -> dict[str, float]:
     out: dict[str, float] = {}
-    bar = tqdm(total=len(pages) + 2, unit="step", desc="close, pages, reconcile", file=sys.stdout, mininterval=0.5)
+    await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(report_readers(), abs, 0) for _ in range(limits.report_reader_processes)))
+    bar = tqdm(total=len(pages) + 2, unit="step", desc="close, pages, reconcile", file=sys.stderr, mininterval=0.5)  # the parent reads stdout
     t0 = time.perf_counter()
     async with store.unit_of_work() as uow:
         closed = await close_cycle(CloseCycle(CYCLE.id), uow, deps)
@@ -145,15 +149,21 @@ async def timed(store: Store, pages: list[Path], deps: Deps) -> dict[str, float]
     out["books"] = closed.counts.get("books", 0)
     bar.update(1)
     t = time.perf_counter()
-    for path in pages:
-        with path.open("rb") as f:
-            reader = read_report(f, deps.schemas)
-            base = reader.header.page_no * 10**7
-            entries = [statement_entry(e, base + i) for i, e in enumerate(reader)]
-            header = reader.header
+    # as the operations API's import does (settlement_edge.import_report): each page file read and
+    # validated in the report reader processes, stored by the handler as it comes
+    loop = asyncio.get_running_loop()
+    pool = report_readers()  # started before the clock (a running switch has them from its first import)
+    schema_dir = str(deps.schemas.schema_dir)
+    window = limits.report_reader_processes + 1
+    reading = [loop.run_in_executor(pool, read_page_file, str(p), schema_dir) for p in pages[:window]]
+    for n in range(len(pages)):
+        header, entries = await reading[n]
+        if n + window < len(pages):
+            reading.append(loop.run_in_executor(pool, read_page_file, str(pages[n + window]), schema_dir))
         async with store.unit_of_work() as uow:
             stored = await store_report_page(StoreReportPage("promptpay", header, entries, "operator bench"), uow, deps)
         assert not stored.refusals, stored.refusals
+        reading[n] = None  # type: ignore[call-overload]
         bar.update(1)
     out["import"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -171,48 +181,87 @@ async def timed(store: Store, pages: list[Path], deps: Deps) -> dict[str, float]
     return out
 
 
-async def one(db: str, n: int, page_entries: int) -> dict[str, Any]:
-    deps = _deps(CUT + timedelta(minutes=5))
-    with tempfile.TemporaryDirectory() as tmp:
-        admin = schema = None
+def _dsn() -> str:
+    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _store(db: str, workdir: Path, schema: str | None) -> Store:
+    return Store(f"sqlite+aiosqlite:///{workdir}/bench.db") if db == "sqlite" else Store(PG_URL, pg_schema=schema)
+
+
+async def generate(db: str, n: int, page_entries: int, workdir: Path) -> dict[str, Any]:
+    """The switch's books and the partner's report pages (a process of its own: not timed, and
+    its memory is not the reconciliation's)."""
+    t = time.perf_counter()
+    schema = None
+    if db == "postgres":
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(_dsn())
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        await admin.close()
+    store = _store(db, workdir, schema)
+    await store.start()
+    try:
         if db == "sqlite":
-            path = f"{tmp}/bench.db"
-            store = Store(f"sqlite+aiosqlite:///{path}")
-            await store.start()
-            t = time.perf_counter()
-            await load_sqlite(path, n)
+            await load_sqlite(str(workdir / "bench.db"), n)
         else:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-            admin = await asyncpg.connect(dsn)
-            await admin.execute(f'CREATE SCHEMA "{schema}"')
-            store = Store(PG_URL, pg_schema=schema)
-            await store.start()
-            conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-            t = time.perf_counter()
+            conn = await asyncpg.connect(_dsn(), server_settings={"search_path": schema or ""})
             await load_postgres(conn, n)
             await conn.close()
-        try:
-            async with store.unit_of_work() as uow:
-                await uow.cycles_add([CYCLE])
-            movements = await _movements(store)
-            pages, injected = write_pages(movements, Path(tmp), page_entries)
-            del movements
-            size_mb = sum(p.stat().st_size for p in pages) / 1e6
-            print(f"{db}: {n:,} payments and {len(pages)} report pages ({size_mb:,.0f} MB) generated in "
-                  f"{time.perf_counter() - t:.1f} s (not timed)", flush=True)
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            result = await timed(store, pages, deps)
-        finally:
-            await store.close()
-            if admin is not None:
-                await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-                await admin.close()
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["rss_before_mb"] = rss_before
-    result["injected"] = injected  # type: ignore[assignment]
-    result["pages"] = len(pages)
+        async with store.unit_of_work() as uow:
+            await uow.cycles_add([CYCLE])
+        pages, injected = write_pages(await _movements(store), workdir, page_entries)
+    finally:
+        await store.close()
+    size_mb = sum(p.stat().st_size for p in pages) / 1e6
+    print(f"{db}: {n:,} payments and {len(pages)} report pages ({size_mb:,.0f} MB) generated in "
+          f"{time.perf_counter() - t:.1f} s (not timed)", file=sys.stderr, flush=True)
+    return {"schema": schema, "pages": [str(p) for p in pages], "injected": injected, "report_mb": round(size_mb)}
+
+
+async def run(db: str, workdir: Path, generated: dict[str, Any]) -> dict[str, Any]:
+    deps = _deps(CUT + timedelta(minutes=5))
+    store = _store(db, workdir, generated["schema"])
+    await store.start(migrate=False)
+    gc.collect()  # the garbage collector as `mekong run` sets it (switch/entrypoints/cli.py)
+    gc.freeze()
+    gc.set_threshold(*limits.gc_thresholds)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        result = await timed(store, [Path(p) for p in generated["pages"]], deps)
+    finally:
+        await store.close()
+    report_readers().shutdown()
+    result["rss_main_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_reader_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest reader process
+    result["rss_mb"] = result["rss_main_mb"] + limits.report_reader_processes * result["rss_reader_mb"]
+    result["rss_start_mb"] = rss_before
+    result["injected"] = generated["injected"]
+    result["pages"] = len(generated["pages"])
+    result["report_mb"] = generated["report_mb"]
     return result
+
+
+def _child(*args: str) -> Any:
+    """This script in a fresh process; its result is the JSON on its last line of stdout."""
+    proc = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def one(db: str, n: int, page_entries: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = _child("--phase", "generate", "--db", db, "--entries", str(n), "--page-entries", str(page_entries),
+                           "--workdir", tmp)
+        try:
+            return _child("--phase", "run", "--db", db, "--workdir", tmp, "--generated", json.dumps(generated))  # type: ignore[no-any-return]
+        finally:
+            if generated["schema"]:
+                async def drop() -> None:
+                    admin = await asyncpg.connect(_dsn())
+                    await admin.execute(f'DROP SCHEMA "{generated["schema"]}" CASCADE')
+                    await admin.close()
+                asyncio.run(drop())
 
 
 def main() -> None:
@@ -221,26 +270,28 @@ def main() -> None:
     parser.add_argument("--page-entries", type=int, default=10_000, help="entries per report page")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["generate", "run"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--generated", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:  # one database, in this process: the result as JSON on the last line
-        result = asyncio.run(one(args.db, args.entries, args.page_entries))
-        print(json.dumps(result))
+    if args.phase == "generate":
+        print(json.dumps(asyncio.run(generate(args.db, args.entries, args.page_entries, args.workdir))))
         return
-    results: dict[str, Any] = {}
-    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
-        proc = subprocess.run([sys.executable, __file__, "--child", "--db", db, "--entries", str(args.entries),
-                               "--page-entries", str(args.page_entries)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
-        lines = proc.stdout.strip().splitlines()
-        print("\n".join(lines[:-1]))
-        results[db] = json.loads(lines[-1])
+    if args.phase == "run":
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="  %(message)s")
+        logging.getLogger("switch.service.settlement").setLevel(logging.INFO)  # the reconciliation's phase timings
+        print(json.dumps(asyncio.run(run(args.db, args.workdir, json.loads(args.generated)))))
+        return
+    results = {db: one(db, args.entries, args.page_entries) for db in (["sqlite", "postgres"] if args.db == "both" else [args.db])}
     print(f"\none cycle of {args.entries:,} payments, report pages of {args.page_entries:,} entries")
     print(f"{'':24}" + "".join(f"{d:>14}" for d in results))
     for step in STEPS:
         print(f"{step:24}" + "".join(f"{r[step]:>13.1f}s" for r in results.values()))
     print(f"{'total (target <= 60 s)':24}" + "".join(f"{r['total']:>13.1f}s" for r in results.values()))
-    print(f"{'peak RSS (<= 1024 MB)':24}" + "".join(f"{r['rss_mb']:>11.0f} MB" for r in results.values()))
+    print(f"{'peak RSS, all processes':24}" + "".join(f"{r['rss_mb']:>11.0f} MB" for r in results.values())
+          + "   (<= 1024 MB: the switch's process plus its report readers)")
+    print(f"{'  the switch process':24}" + "".join(f"{r['rss_main_mb']:>11.0f} MB" for r in results.values()))
+    print(f"{'  each report reader':24}" + "".join(f"{r['rss_reader_mb']:>11.0f} MB" for r in results.values()))
     print(f"{'matched / settled':24}" + "".join(f"{r['matched']:>7,}/{r['settled']:,}".rjust(14) for r in results.values()))
     for db, r in results.items():
         found = r["breaks"]

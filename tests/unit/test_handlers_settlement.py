@@ -15,6 +15,7 @@ import pytest
 from iso20022.reports import ReportHeader
 from iso20022.schemas import SchemaSet
 from switch import limits
+from switch.contracts import SettlementStatementV1
 from switch.domain.payment import PaymentState
 from switch.domain.recon import BreakAction, BreakKind, BreakState, StatementEntry
 from switch.domain.settlement import Calendar, CycleState, cycle_at
@@ -125,6 +126,9 @@ async def test_a_cycle_is_opened_closed_matched_and_its_breaks_worked(deps: Deps
     amounts = uow.payments[settled].target.amount_minor + uow.payments[timed_out].target.amount_minor
     assert (position["currency"], position["outbound_minor"], position["net_minor"]) == ("THB", amounts, amounts)
     statements = [json.loads(r.body) for r in out.status_outbox if r.destination == deps.config.kafka.statements_topic]
+    for r in out.status_outbox:  # the contract, as a participant reads it
+        if r.destination == deps.config.kafka.statements_topic:
+            SettlementStatementV1.model_validate_json(r.body)
     assert {s["participant"] for s in statements} == {uow.payments[settled].participant}
     assert sorted(e["uetr"] for s in statements for e in s["entries"]) == sorted([settled, timed_out])
     assert deps.metrics.recon_breaks.labels("promptpay", "missing_at_partner")._value.get() == 1

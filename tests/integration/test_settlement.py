@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -50,15 +51,16 @@ async def _completed(run: Running, n: int) -> dict[str, str]:
 
 
 async def _reconciled_with(run: Running, uetrs: set[str]) -> list[dict[str, Any]]:
-    """Wait until the payments are all booked in reconciled cycles; those cycles."""
-    async def check() -> list[dict[str, Any]] | None:
-        status, doc = await _get(run, "/v1/recon/cycles?partner=promptpay&limit=100")
+    """Wait until the payments are all booked in reconciled cycles; those cycles, as the API shows them."""
+    await _wait_for(lambda: _all_booked(run, uetrs))
+    async with run.switch.store.reader() as uow:
+        ids = sorted({b.cycle_id for b in (await uow.books_find(sorted(uetrs))).values()})
+    cycles = []
+    for cycle_id in ids:
+        status, doc = await _get(run, f"/v1/recon/cycles/{cycle_id}")
         assert status == 200
-        states = [await _payment_state(run, u) for u in uetrs]
-        if not all(s in ("SETTLED",) for s in states) and not await _all_booked(run, uetrs):
-            return None
-        return [c for c in doc["cycles"] if c["state"] == "reconciled"]
-    return await _wait_for(check)  # type: ignore[no-any-return]
+        cycles.append(doc)
+    return cycles
 
 
 async def _payment_state(run: Running, uetr: str) -> str:
@@ -77,14 +79,12 @@ async def _all_booked(run: Running, uetrs: set[str]) -> bool:
 async def test_matched_payments_settle_and_statements_reach_the_participants(broker: TansuBroker, store: Store) -> None:
     async with running_switch(broker, store, settlement_every_s=CYCLE_S) as run:
         uetrs = set((await _completed(run, 4)).values())
-        cycles = await _reconciled_with(run, uetrs)
+        mine = await _reconciled_with(run, uetrs)
         assert {await _payment_state(run, u) for u in uetrs} == {"SETTLED"}
-        mine = []
-        for c in cycles:
-            status, doc = await _get(run, f"/v1/recon/cycles/{c['id']}")
-            assert status == 200 and doc["report_complete"] and doc["report_pages_detail"]
-            mine.append(doc)
+        assert all(d["state"] == "reconciled" and d["report_complete"] and d["report_pages_detail"] for d in mine)
         assert sum(d["summary"]["matched"] for d in mine) >= 4
+        listed = (await _get(run, "/v1/recon/cycles?partner=promptpay&limit=100"))[1]["cycles"]
+        assert {d["id"] for d in mine} <= {c["id"] for c in listed}
         assert all(d["summary"]["breaks"] == {} for d in mine)  # nothing injected: clean
         status, payment = await _get(run, f"/v1/payments/{next(iter(uetrs))}")
         assert [h["to"] for h in payment["history"]][-1] == "SETTLED"
@@ -106,7 +106,13 @@ async def test_injected_breaks_are_found_and_an_operator_resolves_one(broker: Ta
         assert {b["kind"] for b in found.values()} == {"amount_mismatch"} and set(found) == uetrs
         assert all(b["entry_amount_minor"] != b["book_amount_minor"] for b in found.values())
         assert {await _payment_state(run, u) for u in uetrs} == {"COMPLETED"}  # a break settles nothing
-        assert run.switch.metrics.recon_breaks.labels("promptpay", "amount_mismatch")._value.get() >= 3
+        # what the dashboard's "Reconciliation breaks" panel and the MekongReconciliationBreaks alert
+        # query (deploy/), read from /metrics as Prometheus scrapes it
+        async with run.ops_session() as http, http.get(f"{run.url}/metrics") as resp:
+            exported = await resp.text()
+        series = re.search(r'^switch_reconciliation_breaks_total\{kind="amount_mismatch",partner="promptpay"\} ([0-9.]+)$', exported, re.M)
+        assert series is not None and float(series.group(1)) >= 3
+        assert re.search(r'^switch_reconciliation_breaks_open\{kind="amount_mismatch",partner="promptpay"\} ', exported, re.M)
         target = next(iter(found.values()))
         body = {"note": "one satang of rounding at the network, accepted", "write_off": True}
         async with run.ops_session(client=None) as http:
@@ -146,7 +152,7 @@ async def test_an_operator_imports_the_report_the_network_did_not_post(broker: T
                 period_from=cycle.opens_at, period_to=cycle.cut_off,
             )
             entries = [
-                ReportEntry(amount=Amount(payments[u]["target"]["amount"], "THB"), credit=False, status="BOOK",
+                ReportEntry(amount=Amount(payments[u]["target_amount"]["value"], "THB"), credit=False, status="BOOK",
                             booking_date=cycle.settlement_date, value_date=cycle.settlement_date, entry_ref=f"N{i}",
                             account_servicer_ref=None, bank_tx_code="PMNT/ICDT/XBCT", uetr=u, end_to_end_id=None, tx_id=None,
                             message_id=None, is_return=False, return_reason=None)

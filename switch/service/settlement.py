@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -243,14 +243,15 @@ def book_of(p: Payment, cycle_id_text: str) -> BookEntry:
     )
 
 
-async def _book_pages(uow: UnitOfWork, cycle_id_text: str) -> AsyncIterator[list[BookEntry]]:
-    after: str | None = None
+async def _pages(fetch: Callable[[Any, int], Awaitable[list[Any]]], key: Callable[[Any], Any]) -> AsyncIterator[list[Any]]:
+    """A cycle's rows (books, report entries) a keyset page at a time: a cycle may hold a million."""
+    after = None
     while True:
-        chunk = await uow.books_iter(cycle_id_text, after, books_chunk)
+        chunk = await fetch(after, books_chunk)
         yield chunk
         if len(chunk) < books_chunk:
             return
-        after = chunk[-1].ref
+        after = key(chunk[-1])
 
 
 class _Phases:
@@ -267,16 +268,6 @@ class _Phases:
 
     def __str__(self) -> str:
         return ", ".join(f"{k} {v:.2f} s" for k, v in self.took.items())
-
-
-async def _entries(uow: UnitOfWork, cycle_id_text: str) -> Any:
-    after: int | None = None
-    while True:
-        chunk = await uow.report_entries_iter(cycle_id_text, after, books_chunk)
-        yield chunk
-        if len(chunk) < books_chunk:
-            return
-        after = chunk[-1].seq
 
 
 def _amounts(findings: Sequence[Finding]) -> dict[str, int]:
@@ -298,13 +289,13 @@ async def reconcile_cycle(cmd: ReconcileCycle, uow: UnitOfWork, deps: Deps) -> O
         return out
     phases = _Phases()
     matcher = Matcher(cycle.id, ())
-    async for chunk in _book_pages(uow, cycle.id):  # page by page: only the matcher's compact copy stays
+    async for chunk in _pages(lambda after, n: uow.books_iter(cycle.id, after, n), lambda b: b.ref):  # only the matcher's compact copy stays
         matcher.extend(chunk)
     phases.done("books")
     findings: list[Finding] = []
     unknown: list[Finding] = []
     matched = 0
-    async for chunk in _entries(uow, cycle.id):
+    async for chunk in _pages(lambda after, n: uow.report_entries_iter(cycle.id, after, n), lambda e: e.seq):
         for entry in chunk:
             f = matcher.feed(entry)
             if f.kind == MATCHED:

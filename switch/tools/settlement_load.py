@@ -135,6 +135,7 @@ def outcomes(database: Path, run: SettlementRun, open_before_operator: list[dict
                 p["participants"][f"{pos['participant']} {pos['currency']}"] += pos["net_minor"]
             last_cut[row["partner"]] = max(last_cut.get(row["partner"], _when(row["cut_off"])), _when(row["cut_off"]))
         breaks = [dict(r) for r in db.execute("SELECT id, cycle_id, partner, kind, state, uetr, book_ref FROM recon_breaks")]
+        booked = {r["ref"]: (r["cycle_id"], r["result"]) for r in db.execute("SELECT ref, cycle_id, result FROM settlement_books")}
         # every payment completed before its network's last reconciled cut-off: booked in a
         # reconciled cycle, its result known (matched, or the break that explains it)
         unaccounted = []
@@ -159,6 +160,8 @@ def outcomes(database: Path, run: SettlementRun, open_before_operator: list[dict
             reported = i.get("reported_in") or i.get("cycle")
             if partner in last_cut and reported and _cycle_cut(reported) > last_cut[partner]:
                 continue  # its report is after the last reconciled cycle
+            if i["kind"] == "wrong_cycle" and booked.get(i["uetr"]) == (reported, "matched"):
+                continue  # the switch had booked it in the later cycle itself (its outcome came after the cut-off): no break
             injected_n += 1
             if (partner, i["finding"], i["uetr"]) not in found:
                 unmet.append(f"{partner}: injected {i['kind']} for {i['uetr']} not found as {i['finding']}")

@@ -135,3 +135,17 @@ def test_the_demos_payments_table_holds_card_tokens_not_numbers(demo: DemoRun) -
     assert not cards & accounts
     assert not [a for a in accounts if re.fullmatch(r"[0-9]{16,19}", a)]  # nothing that looks like a PAN
     assert not [c for c in cards for body in status_bodies if c.encode() in body]  # what participants hear
+
+
+def test_the_demo_reconciles_every_networks_cycles(demo: DemoRun) -> None:
+    """Issue 10: each network's short cycles reconciled past the traffic, every injected break
+    found, its reports (camt.053, UnionPay's camt.054) valid against the XSD as they came."""
+    report = json.loads((demo.workdir / "summary.json").read_text())
+    settlement, xsd = report["settlement"], report["xsd"]
+    assert settlement["expectations_unmet"] == []
+    assert set(settlement["by_partner"]) == {"promptpay", "lapnet", "napas", "unionpay"}
+    for partner, p in settlement["by_partner"].items():
+        assert p["cycles"] >= 2 and p["entries"] > 0 and p["matched"] > 0, (partner, p)
+        assert p["matched"] <= p["entries"]
+    assert xsd["received"].get("camt.053", 0) > 0 and xsd["received"].get("camt.054", 0) > 0
+    assert "settlement (issue 10)" in demo.output

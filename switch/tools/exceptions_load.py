@@ -449,8 +449,9 @@ def outcomes(database: Path, run: ExceptionsRun, inbound: InboundResult) -> dict
     for instruction_id, participant in run.lost.items():
         p = next((q for q in payments.values() if (q["participant"], q["instruction_id"]) == (participant, instruction_id)), None)
         enquiry = next((c for c in cases if p is not None and c["uetr"] == p["uetr"] and c["kind"] == "enquiry"), None)
-        if p is not None and p["uetr"] in by_report:
-            continue  # the network's settlement report settled it before the first pacs.028 went (issue 10)
+        if p is not None and p["uetr"] in by_report:  # the network's settlement report settled it before a pacs.028 did (issue 10)
+            rows[_row(p["corridor"], p["direction"])]["resolved by settlement report"] += 1
+            continue
         if p is None or p["state"] not in ("COMPLETED", "SETTLED", "REJECTED") or enquiry is None or enquiry["state"] != "DONE" or not enquiry["attempts"]:
             unmet.append(f"lost callback of {instruction_id}: payment {p['state'] if p else None}, "
                          f"enquiry {(enquiry['state'], enquiry['attempts']) if enquiry else None}")

@@ -81,7 +81,10 @@ def test_the_demos_exceptions_end_as_planned_both_ways(demo: DemoRun) -> None:
     exceptions, xsd = report["exceptions"], report["xsd"]
     assert exceptions["expectations_unmet"] == []
     rows = exceptions["by_corridor"]
-    assert rows["KH-LA out"]["resolved by enquiry"] >= 3  # the callbacks LAPNet lost on purpose, at least
+    # the callbacks LAPNet lost on purpose, at least: each payment resolved by a status enquiry, or
+    # by the network's settlement report when that came first (issue 10: 15 s cycles in the demo)
+    la = rows["KH-LA out"]
+    assert la.get("resolved by enquiry", 0) + la.get("resolved by settlement report", 0) >= 3
     for route in ("TH-KH in", "LA-KH in", "VN-KH in", "CN-KH in"):
         r = rows[route]
         assert r["answered by enquiry"] == r["enquiries sent"] == 2

@@ -71,6 +71,12 @@ def source_for_target(target: Money, rate: Decimal, source: Currency, *, roundin
     return _to_money(target.amount_minor * rate_den, 10**target.currency.exponent * rate_num, source, rounding)
 
 
+def money_from_ratio(numerator: int, denominator: int, currency: Currency, *, rounding: str) -> Money:
+    """Money for the exact value numerator / denominator, in units of `currency`, rounded once
+    with `rounding` to the decimals it accepts (a percentage fee: amount × bps / 10 000)."""
+    return _to_money(numerator, denominator, currency, rounding)
+
+
 def check_rate(rate: Decimal) -> None:
     if not isinstance(rate, Decimal):
         raise TypeError(f"rate must be Decimal, got {type(rate).__name__}")

@@ -6,8 +6,15 @@ that exact rate is the pacs.008 `XchgRate`, and the amounts follow from it by on
 - target fixed (`quote_for_target`): source = target / rate, ROUND_UP, the smallest source with
   source × rate ≥ target. When the source grid is coarser than the target's (THB → KHR: 0.01 THB
   is about 1.2 KHR), source × rate may exceed target by less than one source step × rate.
-Every rounding lowers what the customer gets for what they pay, so the liquidity account never
-loses. The fee is its own leg, in the source currency, on top of the source amount.
+By default every rounding lowers what the customer gets for what they pay, so the liquidity
+account never loses. A corridor may name the other side (`rounding_favours = "customer"`): then
+the amounts round the other way (target ROUND_UP, source ROUND_DOWN, the bps fee ROUND_DOWN); the
+customer rate is truncated either way (it is the rate both sides agreed, sent as XchgRate).
+
+The fee is its own leg, in the source currency, on top of the source amount: the corridor's fixed
+fee plus `fee_bps` of the source amount (rounded to the source currency's accepted decimals,
+toward the side the corridor favours). The effective rate is what the customer really gets:
+target ÷ (source + fee), truncated to a BaseOneRate (Nexus requires it shown before the payment).
 
 Pure given a `RateBook`: no I/O, `now` and `quote_id` are passed in.
 """
@@ -18,16 +25,50 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal, Inexact, Rounded
 from enum import StrEnum
+from fractions import Fraction
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal
 
-from fx.convert import convert, source_for_target, to_base_one_rate
+from fx.convert import convert, money_from_ratio, source_for_target, to_base_one_rate
 from fx.errors import AmountTooSmall
 from fx.rates import Rate, RateBook
 from switch.domain.money import Currency, Money
 
 bps_per_unit: Final = 10_000
+fee_bps_max: Final = 1_000  # 10 %: a higher percentage fee is a typo
 _identity_rate: Final = Decimal(1)
+_effective_context: Final = Context(prec=40, rounding=ROUND_DOWN)
+
+RoundingFavours = Literal["switch", "customer"]
+# per favoured side: (target from source, source from target, the bps part of the fee)
+_ROUNDINGS: Final[dict[str, tuple[str, str, str]]] = {
+    "switch": (ROUND_DOWN, ROUND_UP, ROUND_UP),
+    "customer": (ROUND_UP, ROUND_DOWN, ROUND_DOWN),
+}
+
+
+def effective_rate(source: Money, fee: Money, target: Money) -> Decimal:
+    """What the customer really gets per unit paid: target ÷ (source + fee), in units of each
+    currency, truncated to a BaseOneRate (never shown better than it is)."""
+    paid = source.amount_minor + fee.amount_minor
+    if paid <= 0 or target.amount_minor <= 0:
+        raise ValueError(f"no effective rate for {source} + {fee} -> {target}")
+    exact = Fraction(target.amount_minor * 10**source.currency.exponent, paid * 10**target.currency.exponent)
+    return to_base_one_rate(_effective_context.divide(Decimal(exact.numerator), Decimal(exact.denominator)))
+
+
+def fee_for(source: Money, fixed: Money | None, fee_bps: int, rounding: str) -> Money:
+    """The fee leg: the fixed fee plus `fee_bps` of `source`, the bps part rounded once with
+    `rounding` to the decimals the source currency accepts."""
+    if type(fee_bps) is not int or not 0 <= fee_bps <= fee_bps_max:
+        raise ValueError(f"fee_bps must be an int in [0, {fee_bps_max}], got {fee_bps!r}")
+    base = 0 if fixed is None else fixed.amount_minor
+    if fee_bps == 0:
+        return Money(base, source.currency)
+    share = money_from_ratio(
+        source.amount_minor * fee_bps, bps_per_unit * 10**source.currency.exponent, source.currency, rounding=rounding
+    )
+    return Money(base + share.amount_minor, source.currency)
 
 
 class FixedSide(StrEnum):
@@ -49,6 +90,12 @@ class FxQuote:
     rate_as_of: datetime
     created_at: datetime
     expires_at: datetime
+    fee_bps: int = 0
+    rounding_favours: RoundingFavours = "switch"
+
+    @property
+    def effective_rate(self) -> Decimal:
+        return effective_rate(self.source, self.fee, self.target)
 
     def __post_init__(self) -> None:
         if self.fee.currency != self.source.currency:
@@ -84,17 +131,23 @@ class Quoter:
         spread_bps: int,
         validity_s: int,
         quote_id: str,
+        fee_bps: int = 0,
+        rounding_favours: RoundingFavours = "switch",
     ) -> FxQuote:
-        """The customer pays `source` (plus the fee); the beneficiary gets source × rate, ROUND_DOWN."""
+        """The customer pays `source` (plus the fee); the beneficiary gets source × rate, rounded
+        toward the favoured side (ROUND_DOWN by default)."""
         _check_terms(source.currency, corridor_fee, spread_bps, validity_s, quote_id, now)
+        to_target, _, fee_rounding = _ROUNDINGS[rounding_favours]
         if source.amount_minor == 0:
             raise AmountTooSmall(f"nothing to convert: {source}")
         pricing = self._price(source.currency, target_currency, spread_bps=spread_bps, now=now)
-        target = convert(source, pricing.customer_rate, target_currency, rounding=ROUND_DOWN)
+        target = convert(source, pricing.customer_rate, target_currency, rounding=to_target)
         if target.amount_minor == 0:
             raise AmountTooSmall(f"{source} converts to {target}")
+        fee = fee_for(source, corridor_fee, fee_bps, fee_rounding)
         return pricing.quote(
-            FixedSide.SOURCE, source, target, corridor_fee, now=now, validity_s=validity_s, quote_id=quote_id
+            FixedSide.SOURCE, source, target, fee, now=now, validity_s=validity_s, quote_id=quote_id,
+            fee_bps=fee_bps, rounding_favours=rounding_favours,
         )
 
     def quote_for_target(
@@ -107,15 +160,23 @@ class Quoter:
         spread_bps: int,
         validity_s: int,
         quote_id: str,
+        fee_bps: int = 0,
+        rounding_favours: RoundingFavours = "switch",
     ) -> FxQuote:
-        """The beneficiary gets exactly `target`; the customer pays target / rate, ROUND_UP (plus the fee)."""
+        """The beneficiary gets exactly `target`; the customer pays target / rate, rounded toward
+        the favoured side (ROUND_UP by default), plus the fee."""
         _check_terms(source_currency, corridor_fee, spread_bps, validity_s, quote_id, now)
+        _, to_source, fee_rounding = _ROUNDINGS[rounding_favours]
         if target.amount_minor == 0:
             raise AmountTooSmall(f"nothing to convert: {target}")
         pricing = self._price(source_currency, target.currency, spread_bps=spread_bps, now=now)
-        source = source_for_target(target, pricing.customer_rate, source_currency, rounding=ROUND_UP)
+        source = source_for_target(target, pricing.customer_rate, source_currency, rounding=to_source)
+        if source.amount_minor == 0:
+            raise AmountTooSmall(f"{target} costs {source}")
+        fee = fee_for(source, corridor_fee, fee_bps, fee_rounding)
         return pricing.quote(
-            FixedSide.TARGET, source, target, corridor_fee, now=now, validity_s=validity_s, quote_id=quote_id
+            FixedSide.TARGET, source, target, fee, now=now, validity_s=validity_s, quote_id=quote_id,
+            fee_bps=fee_bps, rounding_favours=rounding_favours,
         )
 
     def _price(self, source: Currency, target: Currency, *, spread_bps: int, now: datetime) -> _Pricing:
@@ -161,6 +222,8 @@ class _Pricing:
         now: datetime,
         validity_s: int,
         quote_id: str,
+        fee_bps: int = 0,
+        rounding_favours: RoundingFavours = "switch",
     ) -> FxQuote:
         return FxQuote(
             quote_id=quote_id,
@@ -175,6 +238,8 @@ class _Pricing:
             rate_as_of=self.rate_as_of,
             created_at=now,
             expires_at=now + timedelta(seconds=validity_s),
+            fee_bps=fee_bps,
+            rounding_favours=rounding_favours,
         )
 
 

@@ -8,8 +8,10 @@ takes the first fresh route, in this order:
 So a fresh inverse or cross is used when the direct rate is stale. If every existing route has a
 stale leg, `RateStale`; if no route exists, `RateUnavailable`.
 
-A rate is stale when `now - as_of > stale_after_s`; `stale_after_s=None` means never stale (the
-static provider's config rates, unless the config sets `stale_after_s`). `now` is always passed in.
+A rate is stale when `now - as_of > max age`: the rate's own `max_age_s` when its provider gives
+one (the static table, stamped when it is loaded: fx/config.py `static_max_age_s`), else the
+book's `stale_after_s` (the live providers: HTTP feed, Kafka rate topic); `None` for both means
+never stale. A route through several rates is as fresh as its stalest leg. `now` is always passed in.
 
 A derived mid (inverse, cross) is computed exactly from the given mids and rounded down once to
 `derived_mid_digits` significant digits: it never exceeds its exact value, and the error stays far
@@ -19,7 +21,7 @@ below the 11 digits of a BaseOneRate.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Context, Decimal
 from fractions import Fraction
@@ -41,9 +43,13 @@ class Rate:
     mid: Decimal
     as_of: datetime
     source: str
+    # how long this rate may quote (its provider's rule); None: the book's stale_after_s
+    max_age_s: int | None = None
 
     def __post_init__(self) -> None:
         check_rate(self.mid)
+        if self.max_age_s is not None and self.max_age_s <= 0:
+            raise ValueError(f"max_age_s must be positive, got {self.max_age_s}")
         if self.base == self.quote:
             raise ValueError(f"rate {self.base}/{self.quote} converts a currency to itself")
         if self.as_of.tzinfo is None:
@@ -95,18 +101,19 @@ class RateBook:
         routes = self._composed.get((base, quote))
         if routes is None:
             routes = self._composed[(base, quote)] = [
-                _compose(base, quote, hops, min(hop.rate.as_of for hop in hops)) for hops in self._routes(base, quote)
+                _compose(base, quote, hops, min(hop.rate.as_of for hop in hops), self._max_age_s(hops))
+                for hops in self._routes(base, quote)
             ]
-        stale_as_of: datetime | None = None
+        stale: Rate | None = None
         for composed in routes:
-            if self._is_fresh(composed.as_of, now):
+            if self._is_fresh(composed, now):
                 return composed
-            if stale_as_of is None:
-                stale_as_of = composed.as_of
-        if stale_as_of is not None:
+            if stale is None:
+                stale = composed
+        if stale is not None:
             raise RateStale(
-                f"rate {base}/{quote} is stale: as of {stale_as_of.isoformat()}, "
-                f"older than {self.stale_after_s} s at {now.isoformat()}"
+                f"rate {base}/{quote} is stale: as of {stale.as_of.isoformat()}, "
+                f"older than {stale.max_age_s} s at {now.isoformat()}"
             )
         raise RateUnavailable(f"no rate for {base}/{quote}, directly or via {self.pivot}")
 
@@ -124,10 +131,31 @@ class RateBook:
         if (reverse := self._rates.get((quote, base))) is not None:
             yield _Hop(reverse, inverted=True)
 
-    def _is_fresh(self, as_of: datetime, now: datetime) -> bool:
-        if self.stale_after_s is None:
+    def max_age_s_of(self, rate: Rate) -> int | None:
+        """How long `rate` may quote: its own max age, else the book's stale_after_s."""
+        return rate.max_age_s if rate.max_age_s is not None else self.stale_after_s
+
+    def _max_age_s(self, hops: tuple[_Hop, ...]) -> int | None:
+        """A route's max age, counted from its oldest leg: fresh while every leg is."""
+        oldest = min(hop.rate.as_of for hop in hops)
+        ends = [hop.rate.as_of + timedelta(seconds=age) for hop in hops if (age := self.max_age_s_of(hop.rate)) is not None]
+        if not ends:
+            return None
+        return max(1, int((min(ends) - oldest).total_seconds()))
+
+    def _is_fresh(self, rate: Rate, now: datetime) -> bool:
+        if rate.max_age_s is None:
             return True
-        return now - as_of <= timedelta(seconds=self.stale_after_s)
+        return now - rate.as_of <= timedelta(seconds=rate.max_age_s)
+
+    def in_force(self) -> list[Rate]:
+        """The newest rate of every pair the providers gave, as they gave it (for `mekong fx
+        rates` and the age gauges), sorted by pair."""
+        return [self._rates[k] for k in sorted(self._rates)]
+
+    def is_stale(self, rate: Rate, now: datetime) -> bool:
+        age = self.max_age_s_of(rate)
+        return age is not None and now - rate.as_of > timedelta(seconds=age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +171,11 @@ class _Hop:
         return f"1/({self.rate.source})" if self.inverted else self.rate.source
 
 
-def _compose(base: str, quote: str, hops: tuple[_Hop, ...], as_of: datetime) -> Rate:
-    """The route's rate; a derived mid is its exact value rounded down once."""
+def _compose(base: str, quote: str, hops: tuple[_Hop, ...], as_of: datetime, max_age_s: int | None) -> Rate:
+    """The route's rate, with the route's max age; a derived mid is its exact value rounded down once."""
     if len(hops) == 1 and not hops[0].inverted:
-        return hops[0].rate
+        direct = hops[0].rate
+        return direct if direct.max_age_s == max_age_s else replace(direct, max_age_s=max_age_s)
     ratio = prod((hop.ratio() for hop in hops), start=Fraction(1))
     mid = _derived_context.divide(Decimal(ratio.numerator), Decimal(ratio.denominator))
-    return Rate(base, quote, mid, as_of, source=" * ".join(hop.label() for hop in hops))
+    return Rate(base, quote, mid, as_of, source=" * ".join(hop.label() for hop in hops), max_age_s=max_age_s)

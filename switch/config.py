@@ -58,6 +58,7 @@ class KafkaConfig(_Model):
     dlq_topic: str = "mekong.dlq"
     requests_topic: str = "mekong.requests"  # participants' returns, recalls and recall answers (issue 9)
     statements_topic: str = "mekong.statements"  # each cycle's settlement statement per participant (issue 10)
+    quotes_topic: str = "mekong.quotes"  # answers to participants' quote requests (issue 11)
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
     # How the switch's own clients authenticate to the broker (README "Broker authentication and
     # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the
@@ -183,6 +184,11 @@ class Corridor(_Model):
     amount_max: Mapping[str, str]  # per source currency, decimal text, one payment
     fee: Mapping[str, str] = {}  # fixed fee per source currency, decimal text
     spread_bps: int = Field(default=0, ge=0, le=1000)
+    # issue 11 (FX quotes): a percentage fee on top of the fixed `fee` (bps of the source amount),
+    # and which side the amounts' rounding favours: "switch" (the liquidity provider: the
+    # customer never gets a fraction more than the rate gives) or "customer" (docs/operations/fx-quotes.md)
+    fee_bps: int = Field(default=0, ge=0, le=1000)
+    rounding_favours: Literal["switch", "customer"] = "switch"
     quote_validity_s: int = Field(default=600, ge=1, le=3600)
     # A partner's return (pacs.004) of a payment of this corridor is converted back to the
     # debtor's currency at the payment's original rate ("original": neither side gains from the FX

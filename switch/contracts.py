@@ -71,6 +71,9 @@ class InstructionV1(_Strict):
     qr: str | None = Field(default=None, min_length=12, max_length=limits.qr_payload_chars_max)
     amount: AmountV1 | None = None
     remittance: str | None = Field(default=None, max_length=140)
+    # a quote asked for first (issue 11: POST /v1/quotes or a quote request on mekong.requests):
+    # honoured exactly (rate, fee, amounts) until it expires, by one instruction only
+    quote_id: str | None = Field(default=None, pattern=r"^Q[0-9a-f]{24}$")
 
     @model_validator(mode="after")
     def _creditor_or_qr(self) -> "InstructionV1":
@@ -83,8 +86,10 @@ class InstructionV1(_Strict):
     def fingerprint(self) -> str:
         """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON
         (the model's field order, so the sender's key order does not matter; unknown fields
-        cannot exist)."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        cannot exist). Without a quote_id the field is left out, so an instruction's fingerprint
+        is the one it had before quotes existed (resends across the upgrade replay, not conflict)."""
+        dumped = self.model_dump_json(exclude={"quote_id"}) if self.quote_id is None else self.model_dump_json()
+        return hashlib.sha256(dumped.encode()).hexdigest()
 
 
 class ExceptionV1(BaseModel):
@@ -136,6 +141,10 @@ class StatusEventV1(BaseModel):
     target_amount: AmountV1 | None = None
     fee: AmountV1 | None = None
     fx_rate: str | None = None
+    # what the debtor really gets per unit paid: target ÷ (source + fee), truncated to a
+    # BaseOneRate (issue 11: Nexus requires it shown); None when no amounts are known
+    effective_rate: str | None = None
+    quote_id: str | None = None  # the quote the payment was priced with (asked first, or at admission)
     replayed: bool = False  # true when this repeats the outcome of an earlier identical instruction
     direction: Literal["outbound", "inbound"] = "outbound"  # inbound: instruction_id is the partner's EndToEndId
     exception: ExceptionV1 | None = None
@@ -258,8 +267,74 @@ class RecallReplyV1(_Strict):
         return self
 
 
-RequestV1 = Annotated[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1, Field(discriminator="type")]
-REQUEST_ADAPTER: TypeAdapter[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1] = TypeAdapter(RequestV1)
+class QuoteAskV1(_Strict):
+    """What a participant asks a quote for (issue 11), on the operations API (POST /v1/quotes):
+    a corridor and exactly one fixed amount. `source_amount` fixed: the debtor pays that (plus
+    the fee) and the creditor gets what it converts to. `target_amount` fixed: the creditor
+    gets exactly that; `source_currency` (the debtor account's) says what the debtor pays in."""
+
+    participant: str = Field(pattern=_PARTICIPANT)
+    corridor: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2,3}$")
+    source_amount: AmountV1 | None = None
+    target_amount: AmountV1 | None = None
+    source_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _one_fixed_amount(self) -> "QuoteAskV1":
+        if (self.source_amount is None) == (self.target_amount is None):
+            raise ValueError("give exactly one of source_amount or target_amount")
+        if self.target_amount is not None and self.source_currency is None:
+            raise ValueError("a target_amount quote needs source_currency (the debtor account's currency)")
+        if self.source_amount is not None and self.source_currency not in (None, self.source_amount.currency):
+            raise ValueError("source_currency differs from source_amount's currency")
+        return self
+
+
+class QuoteRequestV1(QuoteAskV1):
+    """A quote asked on Kafka: topic `mekong.requests`, `type: "quote"`, signed like every request;
+    answered by a QuoteV1 on `mekong.quotes` (key participant/request_id). The same request_id
+    again (a redelivery, a resend) is answered with the same quote."""
+
+    version: Literal[1]
+    type: Literal["quote"]
+    request_id: str = Field(pattern=_REQUEST_ID)
+
+
+class QuoteV1(BaseModel):
+    """The answer to a quote request (issue 11): on `mekong.quotes` for a Kafka request, and the
+    body of POST /v1/quotes. state QUOTED with the terms, or REFUSED with an ISO reason code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    type: Literal["quote"] = "quote"
+    event_id: str | None = None  # the same on every republication
+    request_id: str | None = None
+    participant: str
+    corridor: str
+    state: Literal["QUOTED", "REFUSED"]
+    reason_code: str | None = None
+    reason: str | None = None
+    quote_id: str | None = None
+    fixed: Literal["source", "target"] | None = None
+    source_amount: AmountV1 | None = None  # what is converted (the fee is on top)
+    target_amount: AmountV1 | None = None  # what the creditor gets
+    fee: AmountV1 | None = None  # fixed + fee_bps of the source amount, in the source currency
+    fee_bps: int | None = None
+    debit_amount: AmountV1 | None = None  # source + fee: what the debtor is debited
+    rate: str | None = None  # the customer rate (pacs.008 XchgRate): target units per source unit
+    mid: str | None = None
+    spread_bps: int | None = None
+    effective_rate: str | None = None  # target ÷ (source + fee)
+    rate_source: str | None = None
+    rate_as_of: datetime | None = None
+    rounding_favours: Literal["switch", "customer"] | None = None
+    expires_at: datetime | None = None
+    occurred_at: datetime
+
+
+RequestV1 = Annotated[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1 | QuoteRequestV1, Field(discriminator="type")]
+REQUEST_ADAPTER: TypeAdapter[ReturnRequestV1 | RecallRequestV1 | RecallReplyV1 | QuoteRequestV1] = TypeAdapter(RequestV1)
 
 
 class InboundRecallV1(BaseModel):

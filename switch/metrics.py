@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import time
 from enum import StrEnum
+from collections.abc import Iterable
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -204,6 +205,8 @@ class Metrics:
             ["partner", "direction", "outcome"], registry=r,
         )
 
+        self.fx = FxMetrics(r)  # FX quotes and rate providers (issue 11): see FxMetrics
+
     def watch_gc(self) -> None:
         """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""
         started: list[float] = [0.0]
@@ -220,6 +223,43 @@ class Metrics:
     def unwatch_gc(self) -> None:
         if getattr(self, "_gc_callback", None) in gc.callbacks:
             gc.callbacks.remove(self._gc_callback)
+
+
+# ---------------------------------------------------------------- FX quotes and rates (issue 11, quotes part)
+
+
+class FxMetrics:
+    """FX quotes and rate providers (docs/operations/fx-quotes.md). Labels are fixed sets: a
+    configured corridor ("other" for a request naming none), a quote outcome, a currency pair
+    of the book (BASE_QUOTE, both ISO 4217 codes the switch knows), a provider kind."""
+
+    QUOTE_OUTCOMES: Final = ("issued", "honoured", "expired", "used", "mismatched", "refused")
+    PROVIDERS: Final = ("static", "http", "kafka")
+    # applied: the book took it; older: a newer rate of the pair was there already; invalid: the
+    # record or the feed's entry was refused; failed: the feed could not be read (HTTP, JSON)
+    UPDATE_OUTCOMES: Final = ("applied", "older", "invalid", "failed")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.quotes = Counter(
+            "switch_fx_quotes_total", "FX quotes by corridor and outcome (issued, honoured, expired, used, mismatched, refused)",
+            ["corridor", "outcome"], registry=registry,
+        )
+        self.rate_age = Gauge(
+            "switch_fx_rate_age_seconds", "Age of the newest rate of each pair in the book", ["pair"], registry=registry
+        )
+        self.rate_updates = Counter(
+            "switch_fx_rate_updates_total", "Rates offered to the book, by provider and outcome", ["provider", "outcome"],
+            registry=registry,
+        )
+        for provider in self.PROVIDERS:
+            for outcome in self.UPDATE_OUTCOMES:
+                self.rate_updates.labels(provider, outcome)
+
+    def init_corridors(self, corridors: Iterable[str]) -> None:
+        """Every corridor's quote series at 0 from the start (so increase() sees the first)."""
+        for corridor in [*corridors, "other"]:
+            for outcome in self.QUOTE_OUTCOMES:
+                self.quotes.labels(corridor, outcome)
 
 
 # ---------------------------------------------------------------- returns (issue 9 item 2)

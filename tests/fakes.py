@@ -53,7 +53,7 @@ from switch.domain.settlement import CycleState, SettlementCycle
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
 from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote
 from switch.service import relay
 from switch.store.sql_store import entry_page_seq_step, return_book_names
 
@@ -120,13 +120,14 @@ class FakeState:
     report_pages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)  # (partner, report id, page)
     entries: dict[tuple[str, int], StatementEntry] = field(default_factory=dict)  # (cycle id, seq) -> entry
     breaks: dict[str, Break] = field(default_factory=dict)
+    quotes: dict[str, StoredQuote] = field(default_factory=dict)  # quote id -> quote (issue 11)
 
     def copy(self) -> FakeState:
         return FakeState(
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
             self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
             dict(self.cycles), dict(self.books), dict(self.book_results), dict(self.report_pages), dict(self.entries),
-            dict(self.breaks),
+            dict(self.breaks), dict(self.quotes),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -696,6 +697,44 @@ class FakeUnitOfWork:
         return counts
 
     # -- reads for the HTTP API (not handler methods) --
+    # -- FX quotes asked for first (issue 11) --
+    async def quotes_add(self, quotes: Sequence[StoredQuote]) -> None:
+        if not quotes:
+            return
+        self._write()
+        for q in quotes:
+            if q.quote.quote_id in self.state.quotes:
+                raise DuplicateKey(f"fx_quotes {q.quote.quote_id}")
+            if q.request_id is not None and any(
+                o.participant == q.participant and o.request_id == q.request_id for o in self.state.quotes.values()
+            ):
+                raise DuplicateKey(f"fx_quotes request {q.participant}/{q.request_id}")
+            self.state.quotes[q.quote.quote_id] = q
+
+    async def quotes_get(self, quote_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        return {i: self.state.quotes[i] for i in quote_ids if i in self.state.quotes}
+
+    async def quotes_by_request(self, participant: str, request_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        wanted = set(request_ids)
+        return {
+            q.request_id: q for q in self.state.quotes.values()
+            if q.participant == participant and q.request_id is not None and q.request_id in wanted
+        }
+
+    async def quotes_use(self, uses: Sequence[tuple[str, int, str, str, datetime]]) -> None:
+        if not uses:
+            return
+        self._write()
+        for quote_id, read_version, _, _, _ in uses:
+            stored = self.state.quotes.get(quote_id)
+            if stored is None or stored.version != read_version or stored.used_by_uetr is not None:
+                raise ConcurrentUpdate(f"quote {quote_id} was used or changed meanwhile")
+        for quote_id, read_version, uetr, instruction_id, at in uses:
+            self.state.quotes[quote_id] = replace(
+                self.state.quotes[quote_id], used_by_uetr=uetr, used_by_instruction=instruction_id, used_at=at,
+                version=read_version + 1,
+            )
+
     async def history_of(self, uetr: str) -> list[HistoryEntry]:
         return [h for h in self.state.history if h.uetr == uetr]
 

@@ -41,7 +41,9 @@ from pydantic import ValidationError
 
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import REQUEST_ADAPTER, InboundReplyV1, InstructionV1, RecallReplyV1, RecallRequestV1, ReturnRequestV1
+from switch.contracts import (
+    REQUEST_ADAPTER, InboundReplyV1, InstructionV1, QuoteRequestV1, RecallReplyV1, RecallRequestV1, ReturnRequestV1,
+)
 from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer, client_options
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
@@ -146,7 +148,7 @@ def parse_reply(record: ConsumerRecord[bytes, bytes]) -> InboundReplyV1 | DeadLe
     return _read_json(record, InboundReplyV1, "inbound reply v1")
 
 
-Request = ReturnRequestV1 | RecallRequestV1 | RecallReplyV1  # mekong.requests (issue 9)
+Request = ReturnRequestV1 | RecallRequestV1 | RecallReplyV1 | QuoteRequestV1  # mekong.requests (issues 9, 11)
 
 
 def parse_request(record: ConsumerRecord[bytes, bytes]) -> Request | DeadLetter:
@@ -303,7 +305,7 @@ def _named(read: ParsedInstruction | InboundReplyV1 | Request | Pain001Record | 
     pain.001 ("" when one names none), and the `participant` a refused JSON record still holds."""
     if isinstance(read, ParsedInstruction):
         return {read.instruction.participant}
-    if isinstance(read, (InboundReplyV1, ReturnRequestV1, RecallRequestV1, RecallReplyV1)):
+    if isinstance(read, (InboundReplyV1, ReturnRequestV1, RecallRequestV1, RecallReplyV1, QuoteRequestV1)):
         return {read.participant}
     if isinstance(read, Pain001Record):
         return {pmt.debtor_agent.bicfi or "" for pmt in read.message.payment_instructions}
@@ -433,7 +435,7 @@ class InstructionConsumer:
                 parsed.extend(read.items)
             elif isinstance(read, InboundReplyV1):
                 replies.append(read)
-            elif isinstance(read, (ReturnRequestV1, RecallRequestV1, RecallReplyV1)):
+            elif isinstance(read, (ReturnRequestV1, RecallRequestV1, RecallReplyV1, QuoteRequestV1)):
                 requests.append(read)
             elif isinstance(read, ParsedInstruction):
                 parsed.append(read)

@@ -47,7 +47,8 @@ from switch.service.recalls import (
 from switch.contracts import RecallReplyV1, RecallRequestV1
 from switch.service.signed import NoteSignedMessage, note_signed_messages
 from switch.service.returns import ApplyPartnerReturns, ReturnInboundPayments, apply_partner_returns, return_inbound_payments
-from switch.contracts import ReturnRequestV1
+from switch.contracts import QuoteRequestV1, ReturnRequestV1
+from switch.service.quotes import IssueQuotes, QuoteAsk, issue_quotes
 from switch.service.enquiries import AnswerStatusRequests, EnquirePayment, answer_status_requests, enquire_payment
 from switch.service.settlement import (
     CloseCycle,
@@ -92,6 +93,8 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     StoreReportPage: store_report_page,
     ReconcileCycle: reconcile_cycle,
     ResolveBreak: resolve_break,
+    # FX quotes asked for first (issue 11): POST /v1/quotes, quote requests on mekong.requests
+    IssueQuotes: issue_quotes,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind
@@ -99,6 +102,7 @@ REQUEST_COMMANDS: Final[dict[type, Callable[[list[Any]], Any]]] = {
     RecallRequestV1: RecallPayments,
     RecallReplyV1: AnswerRecalls,
     ReturnRequestV1: ReturnInboundPayments,
+    QuoteRequestV1: lambda requests: IssueQuotes([QuoteAsk(r, r.request_id) for r in requests]),
 }
 GROUPED: Final = (ApplyPartnerStatuses, RecordSendResults, AcceptInbound, NoteSignedMessage)
 group_commit_batch_max: Final = 256

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from adapters.base import PartnerMapping, PartnerStatus
 from adapters.proxy_resolution import Resolution
@@ -43,7 +44,8 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
-from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, UnitOfWork, stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, StoredQuote, UnitOfWork, stored_key
+from switch.service.quote_check import check_quote
 
 S = PaymentState
 
@@ -144,6 +146,11 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     keys = [(i.instruction.participant, i.instruction.instruction_id) for i in cmd.items]
     existing = await uow.instructions_get(keys)
     known_payments = await uow.payments_get([r.uetr for r in existing.values() if r.uetr])
+    # quotes asked for first (issue 11): read only when the batch references one (the hot path,
+    # instructions without a quote, makes no extra query)
+    quote_ids = [i.instruction.quote_id for i in cmd.items if i.instruction.quote_id is not None]
+    quotes: dict[str, StoredQuote] = await uow.quotes_get(quote_ids) if quote_ids else {}
+    quotes_taken: set[str] = set()  # taken by an instruction earlier in this batch
 
     new_records: list[InstructionRecord] = []
     new_payments: list[Payment] = []
@@ -204,10 +211,12 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             status_msgs.append(events.status_outbox(event, deps.config, now=now, uetr=record.uetr))
             continue
 
-        decided = admit_instruction(ins, deps, now=now, resolutions=cmd.resolutions)
+        decided = admit_instruction(ins, deps, now=now, resolutions=cmd.resolutions, quotes=quotes, quotes_taken=quotes_taken)
         if isinstance(decided, Reject):
             reject(item, decided.reason_code, decided.detail)
             continue
+        if ins.quote_id is not None:
+            quotes_taken.add(ins.quote_id)
         payment = decided.payment
         received[payment.uetr] = payment
         payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
@@ -218,6 +227,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         batch_payments[payment.uetr] = payment
         admitted.append((item, rec, payment, entry))
 
+    uses: list[tuple[str, int, str, str, datetime]] = []
     for partner in sorted({p.partner for _, _, p, _ in admitted}):
         group = [a for a in admitted if a[2].partner == partner]
         mapping = deps.mappings[partner]
@@ -231,6 +241,10 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
                 reject(item, "FF01", invalid[payment.uetr])
                 continue
             out.count("admitted")
+            if item.instruction.quote_id is not None:  # honoured: used up with the payment, in this transaction
+                used = quotes[item.instruction.quote_id]
+                uses.append((used.quote.quote_id, used.version, payment.uetr, rec.instruction_id, now))
+                deps.metrics.fx.quotes.labels(payment.corridor, "honoured").inc()
             out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
             new_records.append(rec)
             # the message that carries it, and when to look again if no final pacs.002 came; its
@@ -240,6 +254,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 
+    await uow.quotes_use(uses)  # ConcurrentUpdate when another replica used one first: the batch runs again
     await uow.instructions_add(new_records)
     await uow.payments_add(new_payments)
     await uow.history_add(history)
@@ -299,6 +314,7 @@ class Admitted:
 
 _NOT_LOOKED_UP = Resolution("", "", False)
 _NO_RESOLUTIONS: Mapping[tuple[str, str, str], Resolution | None] = {}
+_NO_QUOTES: Mapping[str, StoredQuote] = {}
 
 
 def admit_instruction(
@@ -307,14 +323,17 @@ def admit_instruction(
     *,
     now: datetime,
     resolutions: Mapping[tuple[str, str, str], Resolution | None] = _NO_RESOLUTIONS,
+    quotes: Mapping[str, StoredQuote] = _NO_QUOTES,
+    quotes_taken: set[str] | frozenset[str] = frozenset(),
 ) -> Admitted | Reject:
     """Whether the switch takes the instruction: the payment as received and its quote, or the
     reject (reason code, detail) the participant hears. Client errors are values here; the
     partner mapping and the quoter report theirs by raising an operating error (SwitchError,
     AmountError), turned into a Reject at this one place. No I/O: the proxy look-ups were made
-    before (`resolutions`)."""
+    before (`resolutions`), and so were the quotes the instructions reference (`quotes`;
+    `quotes_taken`: used by an instruction earlier in the batch)."""
     try:
-        return _decide(ins, deps, now=now, resolutions=resolutions)
+        return _decide(ins, deps, now=now, resolutions=resolutions, quotes=quotes, quotes_taken=quotes_taken)
     except (SwitchError, AmountError) as exc:
         return Reject(exc.reason_code, str(exc))
 
@@ -357,7 +376,8 @@ def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str
 
 
 def _decide(
-    ins: Instruction, deps: Deps, *, now: datetime, resolutions: Mapping[tuple[str, str, str], Resolution | None]
+    ins: Instruction, deps: Deps, *, now: datetime, resolutions: Mapping[tuple[str, str, str], Resolution | None],
+    quotes: Mapping[str, StoredQuote] = _NO_QUOTES, quotes_taken: set[str] | frozenset[str] = frozenset(),
 ) -> Admitted | Reject:
     cfg = deps.config
     if ins.limited is not None:  # over its participant's rate: nothing else is looked at
@@ -397,17 +417,21 @@ def _decide(
 
     source_ccy = currency(ins.debtor_currency)  # raises AmountError
     target_ccy = currency(corridor.target_currency)
-    quote_args = dict(
-        now=now,
-        corridor_fee=corridor.fee_money(source_ccy.code),
-        spread_bps=corridor.spread_bps,
-        validity_s=corridor.quote_validity_s,
-        quote_id=f"Q{os.urandom(12).hex()}",
-    )
-    if instructed.currency == source_ccy:  # the quoter raises SwitchError (no rate, too small)
-        quote = deps.quoter.quote_for_source(instructed, target_ccy, **quote_args)
+    if ins.quote_id is not None:  # asked for first: honoured exactly, or refused (quote_check.py)
+        stored = quotes.get(ins.quote_id)
+        refused = check_quote(
+            stored, quote_id=ins.quote_id, participant=ins.participant, corridor=corridor.id, instructed=instructed,
+            debtor_currency=ins.debtor_currency, now=now, used_in_batch=ins.quote_id in quotes_taken,
+        )
+        if refused is not None:
+            deps.metrics.fx.quotes.labels(corridor.id, refused.outcome).inc()
+            return refused.reject
+        assert stored is not None
+        quote = stored.quote
+    elif instructed.currency == source_ccy:  # the quoter raises SwitchError (no rate, too small)
+        quote = deps.quoter.quote_for_source(instructed, target_ccy, **_quote_terms(corridor, source_ccy.code, now))
     elif instructed.currency == target_ccy:
-        quote = deps.quoter.quote_for_target(instructed, source_ccy, **quote_args)
+        quote = deps.quoter.quote_for_target(instructed, source_ccy, **_quote_terms(corridor, source_ccy.code, now))
     else:
         return Reject(
             "CURR", f"amount currency {instructed.currency} is neither the debtor's ({source_ccy}) nor the corridor's ({target_ccy})"
@@ -439,6 +463,19 @@ def _decide(
         origin=ins.origin,
     )
     return Admitted(payment, quote)
+
+
+def _quote_terms(corridor: Any, source_code: str, now: datetime) -> dict[str, Any]:
+    """The corridor's pricing terms for a quote made at admission."""
+    return dict(
+        now=now,
+        corridor_fee=corridor.fee_money(source_code),
+        spread_bps=corridor.spread_bps,
+        validity_s=corridor.quote_validity_s,
+        quote_id=f"Q{os.urandom(12).hex()}",
+        fee_bps=corridor.fee_bps,
+        rounding_favours=corridor.rounding_favours,
+    )
 
 
 # ---------------------------------------------------------------- partner sender bookkeeping

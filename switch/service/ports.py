@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from dataclasses import dataclass
 
+from fx.quote import FxQuote
 from switch.domain.audit import AuditEntry, NewAuditEntry
 from switch.domain.case import Case
 from switch.domain.idempotency import StoredKey
@@ -24,7 +25,9 @@ from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentSt
 from switch.domain.recon import BookEntry, Break, StatementEntry
 from switch.domain.settlement import SettlementCycle
 
-__all__ = ["DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "UnitOfWork", "stored_key"]
+__all__ = [
+    "DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "StoredQuote", "UnitOfWork", "stored_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,21 @@ class InstructionRecord:
     corridor: str | None
     source_ref: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredQuote:
+    """An FX quote a participant asked for first (issue 11), as stored: its terms, who asked it
+    for which corridor (and by which Kafka request, if any), and the payment that used it."""
+
+    quote: FxQuote
+    participant: str
+    corridor: str
+    request_id: str | None = None
+    used_by_uetr: str | None = None
+    used_by_instruction: str | None = None
+    used_at: datetime | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +335,23 @@ class UnitOfWork(Protocol):
 
     async def break_counts(self) -> dict[tuple[str, str, str], int]:
         """(partner, kind, state) -> breaks, for the gauges."""
+        ...
+
+    # -- FX quotes asked for first (switch/service/quotes.py, issue 11) --
+    async def quotes_add(self, quotes: Sequence[StoredQuote]) -> None: ...
+
+    async def quotes_get(self, quote_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        """quote id -> the stored quote, for those stored."""
+        ...
+
+    async def quotes_by_request(self, participant: str, request_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        """request id -> the quote that participant's request made, for those stored."""
+        ...
+
+    async def quotes_use(self, uses: Sequence[tuple[str, int, str, str, datetime]]) -> None:
+        """Mark quotes used: (quote id, the version read in this transaction, uetr, instruction
+        id, at), only where the quote is still unused and at that version (version + 1). Raises
+        ConcurrentUpdate when one is not (another instruction used it first; nothing is written)."""
         ...
 
     # -- audit log (switch/service/audit.py) --

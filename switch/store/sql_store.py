@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,13 +50,15 @@ from switch.domain.recon import (
     StatementEntry,
 )
 from switch.domain.settlement import CycleState, SettlementCycle
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, stored_key
+from fx.quote import FixedSide, FxQuote
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, stored_key
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.store.tables import (
     OUTCOME_STATES_SQL,
     UtcDateTime,
     audit_log,
+    fx_quotes,
     inbound_messages,
     instructions,
     outbox,
@@ -675,6 +678,45 @@ class UnitOfWork:
         else:
             await self._conn.execute(postgresql.insert(signed_messages).on_conflict_do_nothing(), list(rows))
 
+    # -- FX quotes asked for first (issue 11) --
+    async def quotes_add(self, quotes: Sequence[StoredQuote]) -> None:
+        if quotes:
+            await self._conn.execute(insert(fx_quotes), [_quote_row(q) for q in quotes])
+
+    async def quotes_get(self, quote_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        found: dict[str, StoredQuote] = {}
+        for chunk in _chunks(sorted(set(quote_ids))):
+            query = select(fx_quotes).where(fx_quotes.c.quote_id.in_(chunk))
+            if self._lock_rows:
+                query = query.order_by(fx_quotes.c.quote_id).with_for_update()
+            found.update((r.quote_id, _quote_from_row(r)) for r in await self._conn.execute(query))
+        return found
+
+    async def quotes_by_request(self, participant: str, request_ids: Sequence[str]) -> dict[str, StoredQuote]:
+        found: dict[str, StoredQuote] = {}
+        for chunk in _chunks(sorted(set(request_ids))):
+            rows = await self._conn.execute(
+                select(fx_quotes).where(fx_quotes.c.participant == participant, fx_quotes.c.request_id.in_(chunk))
+            )
+            found.update((r.request_id, _quote_from_row(r)) for r in rows)
+        return found
+
+    async def quotes_use(self, uses: Sequence[tuple[str, int, str, str, datetime]]) -> None:
+        """The conditional update that makes a quote single-use across replicas: it matches
+        only an unused quote at the version read; a row that does not match is a race lost."""
+        for quote_id, read_version, uetr, instruction_id, at in sorted(uses):
+            result = await self._conn.execute(
+                update(fx_quotes)
+                .where(
+                    fx_quotes.c.quote_id == quote_id,
+                    fx_quotes.c.version == read_version,
+                    fx_quotes.c.used_by_uetr.is_(None),
+                )
+                .values(used_by_uetr=uetr, used_by_instruction=instruction_id, used_at=at, version=read_version + 1)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"quote {quote_id} was used or changed meanwhile")
+
     # -- reads for the HTTP API --
     async def history_of(self, uetr: str) -> list[HistoryEntry]:
         rows = await self._conn.execute(
@@ -1221,6 +1263,58 @@ class UnitOfWork:
         return {(partner, kind, state): count for partner, kind, state, count in rows}
 
 AUDIT_LOCK_KEY: Final = 0x6D656B6F6E67  # pg_advisory_xact_lock key of the audit chain ("mekong")
+
+
+def _quote_row(sq: StoredQuote) -> dict[str, Any]:
+    q = sq.quote
+    return {
+        "quote_id": q.quote_id,
+        "participant": sq.participant,
+        "request_id": sq.request_id,
+        "corridor": sq.corridor,
+        "fixed_side": q.fixed_side.value,
+        "source_minor": q.source.amount_minor,
+        "source_ccy": q.source.currency.code,
+        "target_minor": q.target.amount_minor,
+        "target_ccy": q.target.currency.code,
+        "fee_minor": q.fee.amount_minor,
+        "fee_bps": q.fee_bps,
+        "mid_rate": f"{q.mid_rate:f}",
+        "customer_rate": f"{q.customer_rate:f}",
+        "spread_bps": q.spread_bps,
+        "rounding_favours": q.rounding_favours,
+        "rate_source": q.rate_source[:160],
+        "rate_as_of": q.rate_as_of,
+        "created_at": q.created_at,
+        "expires_at": q.expires_at,
+        "used_by_uetr": sq.used_by_uetr,
+        "used_by_instruction": sq.used_by_instruction,
+        "used_at": sq.used_at,
+        "version": sq.version,
+    }
+
+
+def _quote_from_row(r: Any) -> StoredQuote:
+    source_ccy, target_ccy = CURRENCIES[r.source_ccy], CURRENCIES[r.target_ccy]
+    quote = FxQuote(
+        quote_id=r.quote_id,
+        fixed_side=FixedSide(r.fixed_side),
+        source=Money(r.source_minor, source_ccy),
+        target=Money(r.target_minor, target_ccy),
+        mid_rate=Decimal(r.mid_rate),
+        customer_rate=Decimal(r.customer_rate),
+        spread_bps=r.spread_bps,
+        fee=Money(r.fee_minor, source_ccy),
+        rate_source=r.rate_source,
+        rate_as_of=r.rate_as_of,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        fee_bps=r.fee_bps,
+        rounding_favours=r.rounding_favours,
+    )
+    return StoredQuote(
+        quote, r.participant, r.corridor, r.request_id, r.used_by_uetr, r.used_by_instruction, r.used_at, r.version
+    )
 
 
 def _audit_from_row(r: Any) -> AuditEntry:

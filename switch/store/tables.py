@@ -388,3 +388,38 @@ recon_breaks = Table(
     # the open ones are listed and counted far more often than the closed ones
     Index("ix_recon_breaks_state", "state", "created_at"),
 )
+
+# FX quotes a participant asked for before its instruction (issue 11, migration 0009): the terms
+# fixed together (amounts, rates, fee, source, expiry) and, once an instruction used it, which
+# payment did. `used_by_uetr` is set once, by a conditional update that also checks `version`, in
+# the transaction that admits the payment: a second instruction with the quote finds it used,
+# on any replica. (participant, request_id) is the Kafka request that asked for it: a redelivered
+# request answers the same quote.
+fx_quotes = Table(
+    "fx_quotes",
+    metadata,
+    Column("quote_id", String(40), primary_key=True),
+    Column("participant", String(11), nullable=False),
+    Column("request_id", String(35), nullable=True),
+    Column("corridor", String(8), nullable=False),
+    Column("fixed_side", String(6), nullable=False),
+    Column("source_minor", BigInteger, nullable=False),
+    Column("source_ccy", String(3), nullable=False),
+    Column("target_minor", BigInteger, nullable=False),
+    Column("target_ccy", String(3), nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("fee_bps", Integer, nullable=False),
+    Column("mid_rate", String(48), nullable=False),
+    Column("customer_rate", String(24), nullable=False),
+    Column("spread_bps", Integer, nullable=False),
+    Column("rounding_favours", String(8), nullable=False),
+    Column("rate_source", String(160), nullable=False),
+    Column("rate_as_of", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_by_uetr", String(36), nullable=True),
+    Column("used_by_instruction", String(35), nullable=True),
+    Column("used_at", UtcDateTime(), nullable=True),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("participant", "request_id", name="uq_fx_quotes_request"),
+)

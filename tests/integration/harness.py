@@ -193,6 +193,7 @@ async def running_switch(
             "inbound_replies_topic": f"replies-{tag}",
             "requests_topic": f"requests-{tag}",
             "statements_topic": f"statements-{tag}",
+            "quotes_topic": f"quotes-{tag}",
             "dlq_topic": f"dlq-{tag}",
             "partitions": 2,
         }

@@ -13,6 +13,7 @@ from fx.config import FxConfig, load_fx_config
 from fx.convert import to_base_one_rate
 from fx.errors import RateStale
 from fx.quote import customer_rate
+from fx.rates import Rate
 from switch.domain.money import CURRENCIES
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "fx.toml"
@@ -39,7 +40,23 @@ def load(tmp_path: Path, text: str) -> FxConfig:
 
 def test_shipped_config_loads_with_documented_defaults() -> None:
     config = load_fx_config(SHIPPED)
-    assert (config.pivot, config.stale_after_s, config.quote_validity_s) == ("USD", None, 600)
+    assert (config.pivot, config.stale_after_s, config.quote_validity_s) == ("USD", 300, 600)
+    assert config.static_max_age_s == 86400  # the staleness guard is on; the static table lasts a day
+
+
+def test_static_rates_are_stamped_at_load_and_stop_quoting_after_their_max_age(tmp_path: Path) -> None:
+    book = load(tmp_path, "stale_after_s = 60\nstatic_max_age_s = 3600\n" + HEAD + USD_KHR).rate_book(NOW)
+    assert book.rate("USD", "KHR", now=NOW + timedelta(seconds=3600)).as_of == NOW  # not the file's as_of
+    with pytest.raises(RateStale):
+        book.rate("USD", "KHR", now=NOW + timedelta(seconds=3601))
+
+
+def test_a_live_rate_replaces_the_static_one_and_goes_stale_under_stale_after_s(tmp_path: Path) -> None:
+    book = load(tmp_path, "stale_after_s = 60\nstatic_max_age_s = 3600\n" + HEAD + USD_KHR).rate_book(NOW)
+    book.update([Rate("USD", "KHR", Decimal("4070"), NOW + timedelta(seconds=10), "http:feed")])
+    assert book.rate("USD", "KHR", now=NOW + timedelta(seconds=70)).mid == Decimal("4070")
+    with pytest.raises(RateStale):
+        book.rate("USD", "KHR", now=NOW + timedelta(seconds=71))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from decimal import Decimal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -145,6 +146,14 @@ class FxConfig(BaseModel):
         return RateBook(pivot=self.pivot, stale_after_s=self.stale_after_s, rates=self.static_provider(loaded_at).table)
 
 
-def load_fx_config(path: Path) -> FxConfig:
+def load_fx_config(path: Path, env: Mapping[str, str] | None = None) -> FxConfig:
+    """The file, with MEKONG_FX_FEED_URL (the HTTP feed's URL) from `env` when given."""
     with path.open("rb") as f:
-        return FxConfig.model_validate(tomllib.load(f, parse_float=Decimal))
+        config = FxConfig.model_validate(tomllib.load(f, parse_float=Decimal))
+    url = (env or {}).get("MEKONG_FX_FEED_URL")
+    if url:
+        http = config.providers.http.model_copy(update={"url": url})
+        config = config.model_copy(update={"providers": config.providers.model_copy(update={"http": http})})
+    if config.providers.http.enabled and not config.providers.http.url:
+        raise ValueError(f"{path}: [providers.http] is enabled but has no url (or set MEKONG_FX_FEED_URL)")
+    return config

@@ -56,6 +56,13 @@ class Rate:
             raise ValueError("as_of must be timezone-aware")
 
 
+STATIC_SOURCE_PREFIX: Final = "static:"  # the static table's rates (fx/config.py static_provider)
+
+
+def is_static(rate: Rate) -> bool:
+    return rate.source.startswith(STATIC_SOURCE_PREFIX)
+
+
 class RateProvider(Protocol):
     async def rates(self) -> Sequence[Rate]: ...
 
@@ -94,6 +101,19 @@ class RateBook:
             old = self._rates.get(key)
             if old is None or new.as_of >= old.as_of:
                 self._rates[key] = new
+
+    def offer(self, new: Rate) -> bool:
+        """Take `new` if it is the pair's newest (a live provider's update); False when the book
+        has a newer one already (a late or replayed record). A live rate always replaces a
+        static one: the static table is stamped at load, so its as_of says nothing about the market."""
+        key = (new.base, new.quote)
+        old = self._rates.get(key)
+        replaces_static = old is not None and is_static(old) and not is_static(new)
+        if old is not None and new.as_of < old.as_of and not replaces_static:
+            return False
+        self._rates[key] = new
+        self._composed.clear()
+        return True
 
     def rate(self, base: str, quote: str, *, now: datetime) -> Rate:
         if base == quote:

@@ -58,6 +58,8 @@ TOKEN_PREFIX: Final = "mekong_"  # makes a leaked token easy to find by secret s
 token_bytes: Final = 32
 authorization_chars_max: Final = 512  # a longer Authorization header is not one of our tokens
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# what a participant may write: a quote for itself (issue 11; the route checks "for itself")
+PARTICIPANT_WRITES: Final = frozenset({("POST", "/v1/quotes")})
 
 
 class Role(StrEnum):
@@ -233,7 +235,8 @@ async def require_principal(request: web.Request, handler: Any) -> web.StreamRes
     if isinstance(found, web.Response):
         return found
     request[PRINCIPAL] = found
-    if not found.may(request.method) or not found.may_use(path):
+    participant_write = found.role is Role.PARTICIPANT and (request.method, path) in PARTICIPANT_WRITES
+    if not (found.may(request.method) or participant_write) or not found.may_use(path):
         return _refuse(request, 403, Refusal.ROLE_FORBIDDEN, "AG01", f"role {found.role} may not {request.method} {path[:64]}")
     return await handler(request)
 

@@ -19,6 +19,8 @@ The partner port (build_partner_app; mutual TLS, switch/tls.py) serves only:
 The operations port (build_ops_app; TLS with optional client certificates, loopback by default) serves:
   GET  /v1/payments/{uetr}   state and history of one payment (card numbers masked)
   GET  /v1/instructions/{participant}/{instruction_id}   the same, by the participant's id
+  POST /v1/quotes, GET /v1/fx/rates   FX quotes asked for first, the rates in force (issue 11,
+                             quotes_edge.py); a participant may POST a quote for itself
   POST /v1/payments/{uetr}/enquiry   an operator's status enquiry (pacs.028) about one outbound
                              payment: 202 with the case, 404, 409 when final or inbound (issue 9)
                              /v1/*: a bearer token or a client certificate, and a role
@@ -52,7 +54,8 @@ from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.entrypoints.exception_edges import EXCEPTION_EDGES
-from switch.entrypoints import settlement_edge
+from switch.entrypoints import quotes_edge, settlement_edge
+from switch.service import events
 from switch.service.bus import MessageBus
 from switch.service.enquiries import EnquirePayment, enquiry_ref
 from switch.service.handlers import ApplyPartnerStatuses
@@ -267,6 +270,7 @@ def payment_json(p: Payment, history: list[HistoryEntry], cases: list[Case] | No
         "target_amount": _money(p.target),
         "fee": _money(p.fee),
         "fx_rate": p.fx_rate,
+        "effective_rate": events.effective_rate_text(p),  # target ÷ (source + fee): issue 11
         "quote_id": p.quote_id,
         "created_at": p.created_at.isoformat(),
         "updated_at": p.updated_at.isoformat(),
@@ -418,6 +422,7 @@ def build_ops_app(
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_post("/v1/payments/{uetr}/enquiry", enquire_payment)  # issue 9: status enquiries
     settlement_edge.add_routes(app)  # issue 10: /v1/recon/*
+    quotes_edge.add_routes(app)  # issue 11: POST /v1/quotes, GET /v1/fx/rates
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

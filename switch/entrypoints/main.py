@@ -33,6 +33,7 @@ from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
+from switch.entrypoints.rate_providers import HttpRateFeed, KafkaRateConsumer
 from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
 from switch.service.audit import audit_config_loaded, audit_participant_keys
@@ -88,6 +89,7 @@ class Switch:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
+        self.metrics.fx.init_corridors(c.id for c in config.corridors)
         self._owns_store = store is None  # a store handed in is closed by whoever made it
         self.store = store or Store(config.switch.database_url)
         self.schema_dir = Path(schema_dir or config.switch.schema_dir or default_schema_dir())
@@ -146,11 +148,12 @@ class Switch:
                 )
         for version in ("pain.001.001.09", "pain.002.001.12", "acmt.023.001.04", "acmt.024.001.04"):
             schemas.xml_schema(version)
-        fx = load_fx_config(Path(cfg.config_dir) / "fx.toml")
+        fx = load_fx_config(Path(cfg.config_dir) / "fx.toml", env=os.environ)
+        self.fx_config = fx
         if cfg.pan_key is None:  # a key per process would give each replica other tokens for one card
             raise ValueError("no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
         self.deps = Deps(
-            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book()), schemas=schemas, metrics=self.metrics, clock=self.clock,
+            config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book(self.clock())), schemas=schemas, metrics=self.metrics, clock=self.clock,
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
             calendars=settlement_calendars([m.profile for m in mappings.values()], Path(cfg.config_dir)),
         )
@@ -158,7 +161,8 @@ class Switch:
         broker_auth = client_options(cfg)
         await ensure_topics(
             k.bootstrap_servers,
-            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.requests_topic, k.statements_topic, k.dlq_topic],
+            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.requests_topic, k.statements_topic,
+             k.quotes_topic, k.dlq_topic, *([fx.providers.kafka.topic] if fx.providers.kafka.enabled else [])],
             k.partitions,
             **broker_auth,
         )
@@ -201,6 +205,7 @@ class Switch:
             self._spawn(loop(), name)
 
         await self._serve_http(stack)
+        await self._start_rate_providers(stack, session)
 
         resolver = ProxyResolver(
             session, mappings, schemas, switch_bic=cfg.switch.agent_bic, clock=self.clock, metrics=self.metrics,
@@ -227,6 +232,37 @@ class Switch:
             k.bootstrap_servers, shown_url(self.store.url),
             "OFF" if self.signing is None else ", ".join(sorted(self.signing.counterparts)) or "no partner signs",
         )
+
+    async def _start_rate_providers(self, stack: contextlib.AsyncExitStack, session: aiohttp.ClientSession) -> None:
+        """The live FX rate providers config/fx.toml enables (issue 11): tasks that update this
+        replica's rate book. Each replica reads them itself; nothing about rates is shared."""
+        providers = self.fx_config.providers
+        book = self.deps.quoter.book
+        if providers.http.enabled:
+            assert providers.http.url is not None  # load_fx_config checks it
+            h = providers.http
+            self.rate_feed = HttpRateFeed(
+                session, h.url, book, self.metrics.fx, poll_s=h.poll_s, timeout_s=h.timeout_s,
+                backoff_s_min=h.backoff_s_min, backoff_s_max=h.backoff_s_max,
+            )
+            self._spawn(self.rate_feed.run(), "fx-rate-feed")
+            log.info("FX rates: polling %s every %g s", h.url, h.poll_s)
+        if providers.kafka.enabled:
+            k = self.config.kafka
+            self.rate_consumer = KafkaRateConsumer(
+                k.bootstrap_servers, providers.kafka.topic, book, self.metrics.fx, client_id=f"{k.client_id}-fx-rates",
+                **client_options(self.config),
+            )
+            await self.rate_consumer.start()
+            stack.push_async_callback(self.rate_consumer.stop)
+            task = self._spawn(self.rate_consumer.run(), "fx-rate-topic")
+
+            async def cancel_first() -> None:  # the loop ends before its consumer stops
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            stack.push_async_callback(cancel_first)
+            log.info("FX rates: reading topic %s", providers.kafka.topic)
 
     def _participant_keys(self) -> KeyRing | None:
         """The participants' Kafka signing keys (kafka_auth.py), or, with --insecure-dev, none
@@ -419,6 +455,8 @@ class Switch:
             for state in CASE_NOT_CLOSED:
                 self.metrics.cases_open.labels(kind.value, state.value).set(cases.get((kind.value, state.value), 0))
         now = self.clock()
+        for rate in self.deps.quoter.book.in_force():  # issue 11: how old each pair's newest rate is
+            self.metrics.fx.rate_age.labels(f"{rate.base}_{rate.quote}").set(max(0.0, (now - rate.as_of).total_seconds()))
         for partner in self.deps.calendars:  # issue 10: open breaks, reports past their due time
             for b_kind in BreakKind:
                 open_n = sum(n for (p, k, st), n in breaks.items() if p == partner and k == b_kind.value and st in BREAK_NOT_CLOSED)

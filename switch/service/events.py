@@ -15,6 +15,7 @@ import os
 import hashlib
 from datetime import datetime
 
+from fx.quote import effective_rate
 from iso20022.schemas import SchemaSet
 from switch.config import SwitchConfig
 from switch.contracts import AmountV1, ExceptionV1, StatusEventV1
@@ -38,6 +39,14 @@ def _amount(money: Money) -> AmountV1:
     return AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code)
 
 
+def effective_rate_text(payment: Payment) -> str | None:
+    """The payment's effective rate (issue 11): what the debtor gets per unit paid, target ÷
+    (source + fee), as decimal text; None when there is nothing to divide."""
+    if payment.target.amount_minor <= 0 or payment.source.amount_minor + payment.fee.amount_minor <= 0:
+        return None
+    return f"{effective_rate(payment.source, payment.fee, payment.target):f}"
+
+
 def status_event(payment: Payment, *, now: datetime, reason: str | None = None, replayed: bool = False) -> StatusEventV1:
     """The status event for a payment. Built without re-validation from domain values, which are
     valid by construction; a test checks that events validate against the contract."""
@@ -56,6 +65,8 @@ def status_event(payment: Payment, *, now: datetime, reason: str | None = None, 
         target_amount=_amount(payment.target),
         fee=_amount(payment.fee),
         fx_rate=payment.fx_rate,
+        effective_rate=effective_rate_text(payment),
+        quote_id=payment.quote_id,
         replayed=replayed,
         direction=payment.direction.value,
         payment_version=payment.version,

@@ -614,3 +614,61 @@ def recon_breaks(partner: str | None, cycle_id: str | None, open_only: bool, **o
 
     query = "?limit=1000" + (f"&partner={partner}" if partner else "") + (f"&cycle={cycle_id}" if cycle_id else "") + ("&open=1" if open_only else "")
     click.echo(breaks_table(_ops_call("GET", f"/v1/recon/breaks{query}", **ops)["breaks"]))
+
+
+# ----------------------------------------------------------------------------- fx (issue 11)
+@main.group()
+def fx() -> None:
+    """FX through the operations API: the rates in force, quotes asked for first."""
+
+
+def rates_table(answer: dict[str, Any]) -> str:
+    """GET /v1/fx/rates as a terminal table: one line per pair in force."""
+    rows = [("PAIR", "MID", "SOURCE", "AS OF", "AGE", "MAX AGE", "STALE")]
+    for r in answer["rates"]:
+        rows.append((
+            r["pair"], r["mid"], r["source"], r["as_of"], f"{r['age_s']:.0f} s",
+            "-" if r["max_age_s"] is None else f"{r['max_age_s']} s", "STALE" if r["stale"] else "no",
+        ))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    stale = sum(1 for r in answer["rates"] if r["stale"])
+    lines.append(f"{len(answer['rates'])} pairs, {stale} stale; pivot {answer['pivot']}, live rates go stale after "
+                 f"{answer['stale_after_s'] if answer['stale_after_s'] is not None else 'never'} s")
+    return "\n".join(lines)
+
+
+@fx.command("rates")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
+@_ops_options
+def fx_rates(as_json: bool, **ops: Any) -> None:
+    """Each pair in force: mid, where it came from (static table, HTTP feed, Kafka rate topic),
+    as of when, how old, and whether it is stale (a stale pair does not quote). GET /v1/fx/rates."""
+    answer = _ops_call("GET", "/v1/fx/rates", **ops)
+    click.echo(json.dumps(answer, indent=2) if as_json else rates_table(answer))
+
+
+@fx.command("quote")
+@click.option("--participant", required=True, help="The Bakong participant (BIC) the quote is for.")
+@click.option("--corridor", required=True, help="e.g. KH-TH")
+@click.option("--source", "source", help="Fix the debtor's amount: VALUE CCY, e.g. '400000 KHR'.")
+@click.option("--target", "target", help="Fix the creditor's amount: VALUE CCY, e.g. '3000.00 THB'.")
+@click.option("--source-currency", help="With --target: the debtor account's currency.")
+@_ops_options
+def fx_quote(participant: str, corridor: str, source: str | None, target: str | None, source_currency: str | None,
+             **ops: Any) -> None:
+    """Ask the switch for a quote (POST /v1/quotes) and print it; an instruction may then name
+    its quote_id until it expires."""
+    def amount(text: str) -> dict[str, str]:
+        value, _, ccy = text.partition(" ")
+        return {"value": value, "currency": ccy.strip()}
+
+    body: dict[str, Any] = {"participant": participant, "corridor": corridor}
+    if source:
+        body["source_amount"] = amount(source)
+    if target:
+        body["target_amount"] = amount(target)
+    if source_currency:
+        body["source_currency"] = source_currency
+    answer = _ops_call("POST", "/v1/quotes", data=json.dumps(body).encode(), content_type="application/json", **ops)
+    click.echo(json.dumps(answer, indent=2))

@@ -117,3 +117,97 @@ def test_quote_for_target_never_charges_less_than_mid_and_charges_the_least_sour
     assert value(quote.source) >= value(target) / Fraction(quote.mid_rate)
     assert value(quote.source) * rate >= value(target)  # the liquidity account never pays out more
     assert (value(quote.source) - step(source_currency)) * rate < value(target)  # source = ROUND_UP(target / XchgRate)
+
+
+# ---------------------------------------------------------------- issue 11: round trips and the rounding side
+
+fees_bps = st.integers(min_value=0, max_value=1000)
+sides = st.sampled_from(["switch", "customer"])
+distinct_pairs = st.tuples(currencies, currencies).filter(lambda p: p[0] != p[1])
+
+
+def _terms(fee_bps: int, favours: str = "switch") -> dict[str, object]:
+    return {"now": NOW, "corridor_fee": None, "spread_bps": 0, "validity_s": 600, "quote_id": "p", "fee_bps": fee_bps,
+            "rounding_favours": favours}
+
+
+@given(units, distinct_pairs, spreads_bps, fees_bps, fees_bps)
+def test_a_round_trip_source_to_target_and_back_never_gives_back_more_than_was_paid(
+    n: int, pair: tuple[Currency, Currency], spread_bps: int, fee_out_bps: int, fee_back_bps: int
+) -> None:
+    home, away = pair
+    paid = money(n, home)
+    try:
+        out = QUOTER.quote_for_source(paid, away, **{**_terms(fee_out_bps), "spread_bps": spread_bps})
+        back = QUOTER.quote_for_source(out.target, home, **{**_terms(fee_back_bps), "spread_bps": spread_bps})
+    except AmountTooSmall:
+        return  # nothing (left) to convert: nothing comes back
+    debited = value(out.source) + value(out.fee) + value(back.fee)  # fees included: paid on each leg
+    assert value(back.target) <= value(paid) <= debited
+
+
+@given(units, distinct_pairs, spreads_bps)
+def test_a_round_trip_on_fixed_targets_never_buys_back_more_than_it_sold(
+    n: int, pair: tuple[Currency, Currency], spread_bps: int
+) -> None:
+    home, away = pair
+    wanted = money(n, away)
+    try:
+        out = QUOTER.quote_for_target(wanted, home, **{**_terms(0), "spread_bps": spread_bps})
+        back = QUOTER.quote_for_target(out.source, away, **{**_terms(0), "spread_bps": spread_bps})
+    except AmountTooSmall:
+        return
+    # buying back the `home` amount just paid costs at least the `away` amount it bought
+    assert value(back.source) >= value(wanted)
+
+
+@given(units, distinct_pairs, spreads_bps, fees_bps, sides)
+def test_rounding_a_fixed_source_favours_the_side_the_corridor_names(
+    n: int, pair: tuple[Currency, Currency], spread_bps: int, fee_bps: int, favours: str
+) -> None:
+    source_currency, target_currency = pair
+    source = money(n, source_currency)
+    try:
+        quote = QUOTER.quote_for_source(source, target_currency, **{**_terms(fee_bps, favours), "spread_bps": spread_bps})
+    except AmountTooSmall:
+        return
+    exact_target = value(source) * Fraction(quote.customer_rate)
+    exact_fee = value(source) * Fraction(fee_bps, 10_000)
+    if favours == "switch":  # the customer never gets a fraction more, never pays a fraction less
+        assert value(quote.target) <= exact_target and value(quote.fee) >= exact_fee
+    else:
+        assert value(quote.target) >= exact_target and value(quote.fee) <= exact_fee
+    assert abs(value(quote.target) - exact_target) < step(target_currency)
+    assert abs(value(quote.fee) - exact_fee) < step(source_currency)
+
+
+@given(units, distinct_pairs, spreads_bps, sides)
+def test_rounding_a_fixed_target_favours_the_side_the_corridor_names(
+    n: int, pair: tuple[Currency, Currency], spread_bps: int, favours: str
+) -> None:
+    target_currency, source_currency = pair
+    target = money(n, target_currency)
+    try:
+        quote = QUOTER.quote_for_target(target, source_currency, **{**_terms(0, favours), "spread_bps": spread_bps})
+    except AmountTooSmall:
+        return
+    bought = value(quote.source) * Fraction(quote.customer_rate)
+    if favours == "switch":  # the liquidity provider never pays out more than the source buys
+        assert bought >= value(target)
+    else:
+        assert bought <= value(target)
+    assert abs(value(quote.source) - value(target) / Fraction(quote.customer_rate)) < step(source_currency)
+
+
+@given(units, distinct_pairs, spreads_bps, fees_bps)
+def test_the_effective_rate_never_shows_more_than_the_customer_gets(
+    n: int, pair: tuple[Currency, Currency], spread_bps: int, fee_bps: int
+) -> None:
+    source_currency, target_currency = pair
+    try:
+        quote = QUOTER.quote_for_source(money(n, source_currency), target_currency, **{**_terms(fee_bps), "spread_bps": spread_bps})
+    except AmountTooSmall:
+        return
+    exact = value(quote.target) / (value(quote.source) + value(quote.fee))
+    assert Fraction(quote.effective_rate) <= exact
+    assert quote.effective_rate <= quote.customer_rate

@@ -202,9 +202,10 @@ async def issue_quotes(cmd: IssueQuotes, uow: UnitOfWork, deps: Deps) -> QuoteAn
         if a.request_id is not None:
             outbox.append(quote_outbox(answer, deps, now=now))
     await uow.quotes_add(stored)
-    if outbox:  # a redelivered batch must not publish the same answer twice
-        done = await uow.outbox_existing("status", [m.message_id for m in outbox])
-        out.status_outbox = await uow.outbox_add([m for m in outbox if m.message_id not in done])
+    if outbox:  # a redelivered batch, or one request twice in a batch, must not publish the same answer twice
+        unique = list({m.message_id: m for m in outbox}.values())
+        done = await uow.outbox_existing("status", [m.message_id for m in unique])
+        out.status_outbox = await uow.outbox_add([m for m in unique if m.message_id not in done])
     if audited:
         await audit.audit_many(uow, audited)
     return out

@@ -152,6 +152,16 @@ async def test_a_kafka_quote_request_is_answered_on_the_quotes_topic_once_per_re
     assert again.counts == {"replayed": 1} and not again.status_outbox
 
 
+async def test_one_request_twice_in_a_batch_is_answered_once(deps: Deps) -> None:
+    uow = FakeUnitOfWork()
+    request = QuoteRequestV1.model_validate(
+        {"version": 1, "type": "quote", "request_id": "QR-2", **ask().model_dump(mode="json", exclude_none=True)}
+    )
+    out = await issue(uow, deps, QuoteAsk(request, "QR-2"), QuoteAsk(request, "QR-2"))
+    assert len(uow.state.quotes) == 1 and len(out.status_outbox) == 1
+    assert out.answers[0].quote_id == out.answers[1].quote_id
+
+
 async def test_an_operators_quote_is_audited(deps: Deps) -> None:
     uow = FakeUnitOfWork()
     await issue(uow, deps, QuoteAsk(ask(participant=ABAA), None, "alice"))

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import aiohttp
 import pydantic_core
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fx.rates import Rate, RateBook
@@ -166,17 +166,16 @@ class KafkaRateConsumer:
         self._topic = topic
         self._book = book
         self._metrics = metrics
+        # subscribed without a group: aiokafka then assigns every partition of the topic to this
+        # consumer (and new ones as they appear), positioned at the beginning (nothing committed)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            topic, bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=limits.kafka_fetch_wait_ms_max, **client,
         )
         self.records = 0
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = await self._consumer.partitions_for_topic(self._topic) or set()
-        self._consumer.assign([TopicPartition(self._topic, p) for p in sorted(partitions)])
-        await self._consumer.seek_to_beginning()
 
     async def stop(self) -> None:
         await self._consumer.stop()

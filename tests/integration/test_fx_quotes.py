@@ -107,9 +107,11 @@ async def test_a_quote_asked_on_kafka_is_answered_on_the_quotes_topic_and_rates_
         request = {"version": 1, "type": "quote", "request_id": f"R{uuid.uuid4().hex[:8]}", "participant": ACLB,
                    "corridor": "KH-TH", "target_amount": {"value": "1000.00", "currency": "THB"}, "source_currency": "KHR"}
         value = json.dumps(request).encode()
+        forged = json.dumps({**request, "request_id": "FORGED-1"}).encode()
         producer = AIOKafkaProducer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False)
         await producer.start()
-        try:
+        try:  # first one signed by another participant in ACLEDA's name: dead-lettered, never answered
+            await producer.send_and_wait(run.config.kafka.requests_topic, value=forged, key=ACLB.encode(), headers=signed(forged, ABAA))
             for _ in range(2):  # the participant sends it twice: one quote, one answer
                 await producer.send_and_wait(run.config.kafka.requests_topic, value=value, key=ACLB.encode(), headers=signed(value))
         finally:
@@ -122,6 +124,8 @@ async def test_a_quote_asked_on_kafka_is_answered_on_the_quotes_topic_and_rates_
         assert (answer.state, answer.request_id, answer.fixed) == ("QUOTED", request["request_id"], "target")
         assert answer.target_amount is not None and answer.target_amount.value == "1000.00"
         assert record.key == f"{ACLB}/{request['request_id']}".encode()
+        (dead,) = await collect(run, run.config.kafka.dlq_topic, until=lambda rs: len(rs) >= 1)
+        assert dict(dead.headers)["mekong.reason"].startswith(b"participant mismatch")
         async with run.ops_session() as http:
             async with http.get(f"{run.url}/v1/fx/rates", headers=run.auth_as(f"participant:{ACLB}")) as resp:
                 rates = await resp.json()

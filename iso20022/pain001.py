@@ -81,6 +81,9 @@ class CreditTransferTransaction:
     creditor_account: Account | None = None
     purpose_code: str | None = None  # Purp/Cd
     remittance_lines: tuple[str, ...] = ()  # RmtInf/Ustrd, each <= 140
+    # XchgRateInf/CtrctId: the FX contract the debtor agent agreed (Max35Text); the switch reads
+    # its own quote id there (issue 11)
+    exchange_contract_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,10 @@ def _write_transaction(w: Writer, tx: CreditTransferTransaction) -> None:
         w.leaf("CcyOfTrf", tx.transfer_currency)
         w.close("EqvtAmt")
     w.close("Amt")
+    if tx.exchange_contract_id is not None:
+        w.open("XchgRateInf")
+        w.leaf("CtrctId", tx.exchange_contract_id)
+        w.close("XchgRateInf")
     if tx.creditor_agent is not None:
         write_agent(w, "CdtrAgt", tx.creditor_agent)
     if tx.creditor is not None:
@@ -232,6 +239,7 @@ _INSTRUCTION_RULES: Final = compile_rules(_Q.namespace, {
 _TX_RULES: Final = compile_rules(_Q.namespace, {
     "PmtId": {"InstrId": TEXT, "EndToEndId": TEXT, "UETR": TEXT},
     "Amt": {"InstdAmt": ELEMENT, "EqvtAmt": {"Amt": ELEMENT, "CcyOfTrf": TEXT}},
+    "XchgRateInf": {"CtrctId": TEXT},
     "CdtrAgt": AGENT_SPEC,
     "Cdtr": PARTY_SPEC,
     "CdtrAcct": ACCOUNT_SPEC,
@@ -322,6 +330,7 @@ def _transaction(f: dict, where: str) -> CreditTransferTransaction:  # type: ign
         creditor_account=account_in(f, _CREDITOR_ACCOUNT, where),
         purpose_code=get("Purp/Cd"),
         remittance_lines=tuple(get("RmtInf/Ustrd", ())),
+        exchange_contract_id=get("XchgRateInf/CtrctId"),
     )
 
 

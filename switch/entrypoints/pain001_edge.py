@@ -281,4 +281,6 @@ def _instruction(pmt: pain001.PaymentInstruction, tx: pain001.CreditTransferTran
         "creditor": creditor,
         "amount": {"value": tx.amount.value, "currency": tx.amount.currency},
         "remittance": tx.remittance_lines[0] if tx.remittance_lines else None,
+        # a quote asked for first (issue 11), named as the transaction's FX contract
+        **({"quote_id": tx.exchange_contract_id} if tx.exchange_contract_id is not None else {}),
     }

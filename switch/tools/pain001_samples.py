@@ -35,6 +35,7 @@ def _transaction(ins: dict[str, Any]) -> pain001.CreditTransferTransaction:
         creditor=Party(name=creditor["name"]),
         creditor_account=account,
         remittance_lines=(ins["remittance"],) if ins.get("remittance") else (),
+        exchange_contract_id=ins.get("quote_id"),  # a quote asked for first (issue 11)
     )
 
 

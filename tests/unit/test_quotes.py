@@ -284,3 +284,27 @@ def test_the_fee_leg_is_in_the_source_currency() -> None:
 
     fee = fee_for(Money(400_00, CURRENCIES["USD"]), Money(3, CURRENCIES["USD"]), 25, "ROUND_UP")
     assert fee == Money(3 + 100, CURRENCIES["USD"])  # 0.03 + 25 bps of 400.00 (1.00)
+
+
+# ---------------------------------------------------------------- pain.001: the quote as the FX contract
+
+
+def test_a_pain001_names_its_quote_as_the_transactions_fx_contract(schemas: Any) -> None:
+    from datetime import datetime, timezone
+
+    from iso20022 import pain001
+    from iso20022.parsing import parse_untrusted
+    from switch import config as config_mod
+    from switch.entrypoints.pain001_edge import read_pain001
+    from switch.tools.pain001_samples import pain001_from_instructions
+    from tests.unit.edge_kit import consumer_record
+
+    body = pain001_from_instructions(
+        [sample_instruction(instruction_id="P1", quote_id="Q" + "b" * 24), sample_instruction(instruction_id="P2")],
+        message_id="MSG-Q", created_at=datetime(2026, 11, 28, tzinfo=timezone.utc), schemas=schemas,  # XSD-valid
+    )
+    assert b"<XchgRateInf><CtrctId>Q" + b"b" * 24 + b"</CtrctId></XchgRateInf>" in body
+    (first, second) = pain001.all_transactions(pain001.parse(parse_untrusted(body)))
+    assert (first.exchange_contract_id, second.exchange_contract_id) == ("Q" + "b" * 24, None)
+    read = read_pain001(consumer_record(body), schemas, config_mod.load(env={}), {})
+    assert [i.instruction.quote_id for i in read.items] == ["Q" + "b" * 24, None]

@@ -428,10 +428,15 @@ def _decide(
             return refused.reject
         assert stored is not None
         quote = stored.quote
-    elif instructed.currency == source_ccy:  # the quoter raises SwitchError (no rate, too small)
-        quote = deps.quoter.quote_for_source(instructed, target_ccy, **_quote_terms(corridor, source_ccy.code, now))
-    elif instructed.currency == target_ccy:
-        quote = deps.quoter.quote_for_target(instructed, source_ccy, **_quote_terms(corridor, source_ccy.code, now))
+    elif instructed.currency in (source_ccy, target_ccy):  # quoted on the spot
+        try:  # the quoter raises SwitchError (no rate, a stale one, too small): a quote refused, counted
+            if instructed.currency == source_ccy:
+                quote = deps.quoter.quote_for_source(instructed, target_ccy, **_quote_terms(corridor, source_ccy.code, now))
+            else:
+                quote = deps.quoter.quote_for_target(instructed, source_ccy, **_quote_terms(corridor, source_ccy.code, now))
+        except SwitchError:
+            deps.metrics.fx.quotes.labels(corridor.id, "refused").inc()
+            raise
     else:
         return Reject(
             "CURR", f"amount currency {instructed.currency} is neither the debtor's ({source_ccy}) nor the corridor's ({target_ccy})"

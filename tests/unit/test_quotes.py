@@ -308,3 +308,14 @@ def test_a_pain001_names_its_quote_as_the_transactions_fx_contract(schemas: Any)
     assert (first.exchange_contract_id, second.exchange_contract_id) == ("Q" + "b" * 24, None)
     read = read_pain001(consumer_record(body), schemas, config_mod.load(env={}), {})
     assert [i.instruction.quote_id for i in read.items] == ["Q" + "b" * 24, None]
+
+
+async def test_an_instruction_quoted_on_the_spot_with_a_stale_rate_is_refused_ms03_and_counted(deps: Deps) -> None:
+    from fx.quote import Quoter
+    from fx.rates import RateBook
+
+    old = [replace(r, as_of=deps.clock() - timedelta(seconds=301), max_age_s=None) for r in deps.quoter.book.in_force()]
+    deps.quoter = Quoter(RateBook(pivot="USD", stale_after_s=300, rates=old))
+    out = await admit(FakeUnitOfWork(), deps, sample_instruction())
+    assert list(out.admissions.values())[0][1] == "MS03"
+    assert quotes_counted(deps, "KH-TH", "refused") == 1

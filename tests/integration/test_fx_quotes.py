@@ -133,3 +133,25 @@ async def test_a_quote_asked_on_kafka_is_answered_on_the_quotes_topic_and_rates_
         assert (usd_thb["source"], usd_thb["stale"], usd_thb["max_age_s"]) == ("static:USD/THB", False, 86400)
         assert rates["stale_after_s"] == 300
         assert "USD/THB" in rates_table(rates) and "0 stale" in rates_table(rates)
+
+
+async def test_two_replicas_honour_a_quote_once_when_two_instructions_race_for_it(broker: TansuBroker, pg_store: Store) -> None:
+    tag = uuid.uuid4().hex[:6]
+    async with running_switch(broker, pg_store, replicas=2) as run:
+        async with asyncio.timeout(30):  # both replicas consume (the group split the partitions)
+            while not all(sw.partitions_assigned() for sw in [run.switch, *run.others]):
+                await asyncio.sleep(0.1)
+        quotes = [(await ask_quote(run, f"participant:{ACLB}"))[1]["quote_id"] for _ in range(6)]
+        records = [with_quote(tag, f"{n}-{side}", q) for n, q in enumerate(quotes) for side in ("a", "b")]
+        await publish(run, records)
+        wanted = {ins_id for ins_id, _ in records}
+        statuses = await collect(
+            run, run.config.kafka.status_topic,
+            until=lambda rs: wanted <= {e["instruction_id"] for e in map(json.loads, (r.value for r in rs)) if e["final"]},
+        )
+    finals = {e["instruction_id"]: e for e in map(json.loads, (r.value for r in statuses)) if e["final"]}
+    for n, quote_id in enumerate(quotes):
+        pair = [finals[f"Q{tag}-{n}-{side}"] for side in ("a", "b")]
+        assert sorted(e["reason_code"] == "DUPL" for e in pair) == [False, True], pair  # one paid, one refused
+        (paid,) = [e for e in pair if e["reason_code"] != "DUPL"]
+        assert (paid["state"], paid["quote_id"]) == ("COMPLETED", quote_id)

@@ -33,7 +33,7 @@ from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
-from switch.entrypoints.rate_providers import HttpRateFeed, KafkaRateConsumer
+from switch.entrypoints.rate_providers import HttpRateFeed, KafkaRateConsumer, shown_feed_url
 from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
 from switch.service.audit import audit_config_loaded, audit_participant_keys
@@ -238,6 +238,7 @@ class Switch:
         replica's rate book. Each replica reads them itself; nothing about rates is shared."""
         providers = self.fx_config.providers
         book = self.deps.quoter.book
+        self.metrics.fx.rate_updates.labels("static", "applied").inc(len(self.fx_config.rates))  # loaded at start
         if providers.http.enabled:
             assert providers.http.url is not None  # load_fx_config checks it
             h = providers.http
@@ -246,7 +247,7 @@ class Switch:
                 backoff_s_min=h.backoff_s_min, backoff_s_max=h.backoff_s_max,
             )
             self._spawn(self.rate_feed.run(), "fx-rate-feed")
-            log.info("FX rates: polling %s every %g s", h.url, h.poll_s)
+            log.info("FX rates: polling %s every %g s", shown_feed_url(h.url), h.poll_s)
         if providers.kafka.enabled:
             k = self.config.kafka
             self.rate_consumer = KafkaRateConsumer(

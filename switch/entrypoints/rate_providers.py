@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pydantic_core
@@ -100,6 +101,12 @@ def apply_rates(book: RateBook, rates: list[Rate], invalid: int, *, provider: st
     return applied
 
 
+def shown_feed_url(url: str) -> str:
+    """The feed's URL as logs show it: no user, password or query (a feed key may ride there)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "", parts.path, "", ""))
+
+
 class HttpRateFeed:
     """Polls a JSON rate feed over HTTP (see the module docstring)."""
 
@@ -148,11 +155,12 @@ class HttpRateFeed:
                 self._metrics.rate_updates.labels(self.provider, "failed").inc()
                 delay = self.backoff_s(self.failures_in_a_row)
                 if self.failures_in_a_row == 1:  # once per outage, not once per attempt
-                    log.warning("FX rate feed %s failed (%s: %s); retrying with backoff", self.url, type(exc).__name__, str(exc)[:200])
+                    log.warning("FX rate feed %s failed (%s); retrying with backoff", shown_feed_url(self.url), type(exc).__name__)
                 await self._sleep(delay)
                 continue
             if self.failures_in_a_row:
-                log.info("FX rate feed %s is back after %d failed polls (%d rates applied)", self.url, self.failures_in_a_row, applied)
+                log.info("FX rate feed %s is back after %d failed polls (%d rates applied)", shown_feed_url(self.url),
+                         self.failures_in_a_row, applied)
             self.failures_in_a_row = 0
             await self._sleep(self._poll_s)
 

@@ -206,3 +206,9 @@ async def test_a_running_switch_polls_its_configured_feed_and_lists_the_rate_in_
     assert rates["USD/THB"]["source"] == "static:USD/THB"
     assert 'switch_fx_rate_updates_total{outcome="applied",provider="http"} 1.0' in metrics
     assert 'switch_fx_rate_age_seconds{pair="USD_KHR"}' in metrics
+
+
+def test_the_feed_url_is_logged_without_credentials_or_query() -> None:
+    from switch.entrypoints.rate_providers import shown_feed_url
+
+    assert shown_feed_url("https://user:pw@rates.example.org:8443/v1/mekong?key=SECRET#x") == "https://rates.example.org:8443/v1/mekong"

@@ -17,7 +17,7 @@ certificates, and roles (issue 8).
   payment that does not exist, so that nobody learns which UETRs or instruction ids exist.
 
 Roles: operator (every payment, every method, /metrics), auditor (every payment and /metrics,
-read only), participant:<code> (its own payments, read only), monitor (/metrics only: what
+read only), participant:<code> (its own payments, read only; and a quote for itself, POST /v1/quotes), monitor (/metrics only: what
 Prometheus scrapes with). /healthz and /readyz stay open: liveness and readiness probes (a
 kubelet's included) present no credential, and neither says more than "up" and "ready".
 

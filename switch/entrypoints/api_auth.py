@@ -17,8 +17,8 @@ certificates, and roles (issue 8).
   payment that does not exist, so that nobody learns which UETRs or instruction ids exist.
 
 Roles: operator (every payment, every method, /metrics), auditor (every payment and /metrics,
-read only), participant:<code> (its own payments, read only; and a quote for itself, POST /v1/quotes), monitor (/metrics only: what
-Prometheus scrapes with). /healthz and /readyz stay open: liveness and readiness probes (a
+read only), participant:<code> (its own payments, read only; and a quote for itself: POST
+/v1/quotes, issue 11), monitor (/metrics only: what Prometheus scrapes with). /healthz and /readyz stay open: liveness and readiness probes (a
 kubelet's included) present no credential, and neither says more than "up" and "ready".
 
 Every refusal is the JSON of every other refusal, {"reason_code", "error"} (AG01, "transaction

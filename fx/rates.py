@@ -102,6 +102,19 @@ class RateBook:
             if old is None or new.as_of >= old.as_of:
                 self._rates[key] = new
 
+    def load_static(self, rates: Iterable[Rate]) -> int:
+        """A reloaded static table (fx/config.py, stamped at reload): it replaces the static rates
+        and adds new pairs, but never a live provider's rate of a pair. Returns how many it set."""
+        taken = 0
+        for new in rates:
+            key = (new.base, new.quote)
+            old = self._rates.get(key)
+            if old is None or is_static(old):
+                self._rates[key] = new
+                taken += 1
+        self._composed.clear()
+        return taken
+
     def offer(self, new: Rate) -> bool:
         """Take `new` if it is the pair's newest (a live provider's update); False when the book
         has a newer one already (a late or replayed record). A live rate always replaces a

@@ -132,3 +132,21 @@ def test_rate_rejects_float_mid_and_naive_time() -> None:
 async def test_static_provider_serves_its_table() -> None:
     table = (rate("USD", "KHR", "4000"), rate("USD", "THB", "32"))
     assert tuple(await StaticRateProvider(table).rates()) == table
+
+
+def test_a_reloaded_static_table_restamps_static_rates_but_never_replaces_a_live_one() -> None:
+    from fx.rates import Rate as R
+
+    rates = book(
+        R("USD", "KHR", Decimal("4000"), T0, "static:USD/KHR", max_age_s=60),
+        R("USD", "THB", Decimal("32"), T0, "static:USD/THB", max_age_s=60),
+    )
+    assert rates.offer(R("USD", "THB", Decimal("33"), T0 - timedelta(seconds=5), "http:USD/THB"))  # live beats static
+    later = T0 + timedelta(seconds=3600)
+    taken = rates.load_static([
+        R("USD", "KHR", Decimal("4010"), later, "static:USD/KHR", max_age_s=60),
+        R("USD", "THB", Decimal("31"), later, "static:USD/THB", max_age_s=60),
+    ])
+    assert taken == 1
+    assert rates.rate("USD", "KHR", now=later).mid == Decimal("4010")  # re-stamped: fresh again
+    assert rates.in_force()[1].source == "http:USD/THB"

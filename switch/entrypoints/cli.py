@@ -7,6 +7,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -86,12 +87,19 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
     from switch.kafka_auth import ParticipantKeyError
     from switch.tls import TlsSetupError
 
+    from switch.entrypoints.cli_config import echo_problems
+
     _logging(log_level)
+    # every problem at once, `file:line: message`, no traceback: what `mekong config check` says
+    checked, problems = config_mod.check(config_dir, os.environ, insecure_dev=True if insecure_dev else None)
+    if checked is None:
+        echo_problems(problems)
+        click.echo("mekong run: not starting (fix the configuration; `mekong config check` shows the same)", err=True)
+        sys.exit(2)
+
+    cfg = checked
 
     async def serve() -> None:
-        cfg = config_mod.load(config_dir)
-        if insecure_dev:
-            cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure_dev": True})})
         sw = Switch(cfg, schema_dir=schema_dir)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -614,3 +622,13 @@ def recon_breaks(partner: str | None, cycle_id: str | None, open_only: bool, **o
 
     query = "?limit=1000" + (f"&partner={partner}" if partner else "") + (f"&cycle={cycle_id}" if cycle_id else "") + ("&open=1" if open_only else "")
     click.echo(breaks_table(_ops_call("GET", f"/v1/recon/breaks{query}", **ops)["breaks"]))
+
+
+# ----------------------------------------------------------------------------- config (issue 11)
+def _config_commands() -> None:
+    from switch.entrypoints.cli_config import config_group
+
+    main.add_command(config_group)
+
+
+_config_commands()

@@ -632,3 +632,4 @@ def _config_commands() -> None:
 
 
 _config_commands()
+

@@ -54,3 +54,18 @@ def summary(cfg: config_mod.SwitchConfig) -> str:
         f"({', '.join(partners)}), {len(cfg.api_tokens)} API tokens, {len(cfg.api_certificates)} API certificates"
         + (" [insecure_dev]" if cfg.security.insecure_dev else "")
     )
+
+
+@config_group.command("diff")
+@click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def config_diff(old: Path, new: Path) -> None:
+    """What changing the configuration from OLD to NEW (two config directories) does, in words:
+    one line per changed item (corridors, inbound routes, participants, partners, fx rates,
+    operators, calendars, the switch's own settings)."""
+    from switch.config_diff import diff
+
+    lines = diff(old, new)
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{len(lines)} change{'s' if len(lines) != 1 else ''}" if lines else "no change")

@@ -281,7 +281,7 @@ def replay_record(
             if kind == (creditor.proxy_type or "") and value == creditor.proxy
         }
         if found:
-            extra = f',"resolutions":{json.dumps(found)}'
+            extra = f',"resolutions":{json.dumps(found, separators=(",", ":"))}'
     return f'{{"v":{REPLAY_VERSION},"instruction":{contract},"origin":{json.dumps(ins.origin)}{extra}}}'
 
 

@@ -107,3 +107,26 @@ async def test_a_dry_run_reports_exactly_what_the_new_config_would_change(broker
         f"ACLBKHPPXXX/{ids['khr']} KH-TH: rate {khr_rate} -> 0.0082231404 ({khr_target} -> 1233.47 THB)"
     ]
     assert khr_rate == "0.0082882132"  # 1/120.05 less the 50 bps spread: what the shipped config priced
+
+
+async def test_instructions_received_pages_a_period_in_order_even_within_one_instant(store: Store) -> None:
+    from switch.service.ports import InstructionRecord
+
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+    at = [t0, t0, t0, t0 + timedelta(seconds=1), t0 - timedelta(seconds=1), t0 + timedelta(days=1)]  # one batch shares a time
+    records = [
+        InstructionRecord("ACLBKHPPXXX", f"P-{i}", "f" * 64, None, "AG01", "x", "KH-TH", None, when, replay=f'{{"n":{i}}}')
+        for i, when in enumerate(at)
+    ]
+    async with store.unit_of_work() as uow:
+        await uow.instructions_add(records)
+    pages: list[list[str]] = []
+    after = None
+    async with store.reader() as uow:
+        while page := await uow.instructions_received(t0 - timedelta(seconds=1), t0 + timedelta(days=1), 2, after=after):
+            pages.append([r.instruction_id for r in page])
+            after = (page[-1].created_at, page[-1].participant, page[-1].instruction_id)
+        (kept,) = await uow.instructions_received(t0 + timedelta(seconds=1), t0 + timedelta(seconds=2), 10)
+    # [since, until): the one received a day later is outside; the first second's three in id order
+    assert pages == [["P-4", "P-0"], ["P-1", "P-2"], ["P-3"]]
+    assert kept.replay == '{"n":3}' and kept.created_at == t0 + timedelta(seconds=1)

@@ -164,8 +164,8 @@ def _replay_one(
         p = now.payment
         corridor = p.corridor
         if then is None:
-            changes.append(("now_admitted", f"{who} {corridor}: {record.reject_reason_code} then, now admitted via {p.partner} "
-                                            f"({p.source} -> {p.target}, fee {p.fee})"))
+            admitted = f"now admitted via {p.partner} ({p.source} -> {p.target}, fee {p.fee})"
+            changes.append(("now_admitted", f"{who} {corridor}: {record.reject_reason_code} then, {admitted}"))
         else:
             if then.fee != p.fee:
                 changes.append(("fee_changed", f"{who} {corridor}: fee {then.fee} -> {p.fee}"))

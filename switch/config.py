@@ -612,11 +612,15 @@ def check(
                            f"participant {participant.code}: unknown currency {code!r}")
     if cfg is not None:
         _check_references(out, directory, files, cfg, partner_names)
-        _check_partners(out, directory, files, cfg, env)
+        profiles = _check_partners(out, directory, files, cfg, env)
         _check_fx(out, files, cfg)
         if secrets and cfg.pan_key is None:  # Switch.start refuses it: a key per process would split tokens
             out.add(ENVIRONMENT, None, "no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
-    problems = sorted(out.items, key=lambda p: (p.file == ENVIRONMENT, p.file, p.line or 0))  # stable: a file's in line order
+        if secrets and not cfg.security.insecure_dev:
+            _check_pki(out, files, cfg, profiles)
+    # the directory's files first, then others (a tokens file, the PKI), the environment last; each in line order
+    inside = str(directory)
+    problems = sorted(out.items, key=lambda p: (p.file == ENVIRONMENT, not p.file.startswith(inside), p.file, p.line or 0))
     return (cfg if not problems else None), problems
 
 
@@ -795,7 +799,9 @@ def _check_references(out: _Problems, directory: Path, files: Mapping[str, Path]
                    f"inbound route {route.id}: unknown partner {route.partner!r} (known: {known})")
 
 
-def _check_partners(out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig, env: Mapping[str, str]) -> None:
+def _check_partners(
+    out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig, env: Mapping[str, str]
+) -> dict[str, Any]:
     """The profiles a start loads (the partners of enabled corridors and inbound routes), with
     the environment's URL and timing overrides, their settlement calendars, and what
     Switch.start refuses: a plain-HTTP partner URL with TLS on, an inbound confirm_timeout_s
@@ -840,6 +846,34 @@ def _check_partners(out: _Problems, directory: Path, files: Mapping[str, Path], 
             out.at(files["inbound"], ("routes", out.entry("routes", i), "confirm_timeout_s"),
                    f"inbound route {route.id}: confirm_timeout_s {route.confirm_timeout_s:g} must be below "
                    f"{route.partner}'s SLA of {profile.sla_s:g} s")
+    return profiles
+
+
+def _check_pki(out: _Problems, files: Mapping[str, Path], cfg: SwitchConfig, profiles: Mapping[str, Any]) -> None:
+    """The key material a start reads from the PKI directory ([security] pki_dir): each
+    participant's Kafka signing key (at its `keys` entry's line), the partner port's and the
+    operations port's TLS, the signed business messages' certificates and keys."""
+    from switch.kafka_auth import ParticipantKeyError, load_key_ring  # these read this module: imported when used
+    from switch.signing import SigningSetupError, load_switch_signing
+    from switch.tls import PartnerTlsSettings, TlsSetupError, load_ops_tls, load_switch_tls
+
+    pki = cfg.security.pki_path()
+    for i, participant in enumerate(cfg.participants):
+        for n, entry in enumerate(participant.keys):
+            try:
+                load_key_ring([participant.model_copy(update={"keys": (entry,)})], pki)
+            except ParticipantKeyError as exc:
+                out.at(files["participants"], ("participants", out.entry("participants", i), "keys", n), str(exc))
+    tls = {p: None if m.tls is None else PartnerTlsSettings(m.tls.subject_cn, m.tls.spki_sha256, m.tls.ca_bundle) for p, m in profiles.items()}
+    for what, load_part in (
+        ("partner port TLS", lambda: load_switch_tls(pki, tls)),
+        ("operations port TLS", lambda: load_ops_tls(pki)),
+        ("signed business messages", lambda: load_switch_signing(pki, cfg.switch.agent_bic, {p: m.signing for p, m in profiles.items()})),
+    ):
+        try:
+            load_part()
+        except (TlsSetupError, SigningSetupError, ValueError) as exc:
+            out.add(str(pki), None, f"{what}: {exc}")
 
 
 def _check_calendar(out: _Problems, directory: Path, profile_path: Path, profile: Any, env: Mapping[str, str]) -> None:

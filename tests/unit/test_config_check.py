@@ -37,9 +37,32 @@ def _problems(cfg_dir: Path, env: dict[str, str] | None = None) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
-def test_the_shipped_config_loads_without_problems() -> None:
-    cfg, problems = config_mod.check(DEFAULT_CONFIG_DIR, PAN_KEY)
+def test_the_shipped_config_passes_the_check_with_a_pki_and_a_pan_key(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["pki", "init", str(tmp_path / "pki")])
+    assert result.exit_code == 0, result.output
+    cfg, problems = config_mod.check(DEFAULT_CONFIG_DIR, {**PAN_KEY, "MEKONG_PKI_DIR": str(tmp_path / "pki")})
     assert problems == [] and cfg is not None
+
+
+def test_a_start_without_its_key_material_is_refused_at_the_keys_line_and_the_pki(tmp_path: Path) -> None:
+    empty = tmp_path / "no-pki"
+    empty.mkdir()
+    _, problems = config_mod.check(DEFAULT_CONFIG_DIR, {"MEKONG_PKI_DIR": str(empty)})
+    participants = DEFAULT_CONFIG_DIR / "participants.toml"
+    lines = [str(p) for p in problems]
+    keys_line = _line_of(participants, 'keys = [{ public_key_file = "participants/ACLBKHPPXXX.pub" }]')
+    assert lines[0] == (
+        f"{participants}:{keys_line}: "
+        f"participant ACLBKHPPXXX key 1: {empty}/participants/ACLBKHPPXXX.pub is missing (make a development PKI with "
+        f"`mekong pki init {empty}`, give the participant's public key there, or run with --insecure-dev)"
+    )
+    assert [line.split(": ")[0:2] for line in lines[3:]] == [
+        [str(empty), "partner port TLS"], [str(empty), "operations port TLS"], [str(empty), "signed business messages"],
+        ["environment", "no card-number token key"],
+    ]
+    # a review of the files alone (CI without the deployment's secrets), or a development start, needs none of it
+    assert config_mod.check(DEFAULT_CONFIG_DIR, {"MEKONG_PKI_DIR": str(empty)}, secrets=False)[1] == []
+    assert config_mod.check(DEFAULT_CONFIG_DIR, {**PAN_KEY, "MEKONG_PKI_DIR": str(empty), "MEKONG_INSECURE_DEV": "1"})[1] == []
 
 
 def test_a_duplicated_corridor_id_is_an_error_at_its_line(cfg_dir: Path) -> None:

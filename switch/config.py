@@ -461,6 +461,7 @@ class _Problems:
         self.items: list[ConfigProblem] = []
         self._lines: dict[Path, TomlLines] = {}
         self.index: dict[str, list[int]] = {}  # array key -> position in the file of each entry kept
+        self.incomplete: set[str] = set()  # arrays with an entry left out (reported): checks against them would mislead
 
     def entry(self, key: str, i: int) -> int:
         """The position in its file of the i-th entry kept of array `key`."""
@@ -582,6 +583,8 @@ def check(
                 continue
             kept = [i for i, item in enumerate(items) if out.validate(item_model, item, path, prefix=(key, i)) is not None]
             index[key] = kept
+            if len(kept) < len(items):
+                out.incomplete.add(key)
             data[key] = [items[i] for i in kept]
         return out.validate(model, data, path)
 
@@ -782,6 +785,8 @@ def _assemble(
     except ValidationError as exc:  # the checks across the tokens file, participants and secrets
         for error in exc.errors():
             message = _message(error)
+            if "participants" in out.incomplete and "is not a participant" in message:
+                continue  # its participant's entry is invalid, reported already
             out.add(tokens_path if "API" in message else ENVIRONMENT, None, message)
         return None
 

@@ -188,3 +188,12 @@ def test_mekong_run_with_a_bad_config_exits_non_zero_with_the_lines_and_no_trace
     line = _line_of(corridors, 'partner = "napass"')
     assert f"{corridors}:{line}: corridor KH-VN: unknown partner 'napass' (known: lapnet, napas, promptpay, unionpay)" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_invalid_participant_is_reported_once_not_again_by_the_certificates_naming_it(cfg_dir: Path) -> None:
+    participants = cfg_dir / "participants.toml"
+    participants.write_text(participants.read_text().replace('bakong_suffix = "wing"', 'bakong_suffix = "Wing Bank"'))
+    line = _line_of(participants, 'bakong_suffix = "Wing Bank"')
+    assert _problems(cfg_dir) == [
+        f"{participants}:{line}: participants[2].bakong_suffix: String should match pattern '^[a-z0-9_]+$'"
+    ]

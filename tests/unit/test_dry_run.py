@@ -89,3 +89,18 @@ async def test_instructions_without_a_replay_record_or_refused_for_their_rate_ar
     assert dict(report.not_replayed) == {
         "recorded before replay records (migration 0012)": 1, "over its participant's rate at the time (SL15)": 1,
     }
+
+
+async def test_a_proxy_is_replayed_with_the_look_up_made_at_the_time_not_a_new_one(deps: Deps) -> None:
+    from adapters.proxy_resolution import Resolution
+
+    uow = FakeUnitOfWork()
+    doc = sample_instruction(instruction_id="PX-1")  # to a PromptPay mobile proxy
+    proxy = doc["creditor"]["proxy"]["value"]
+    unknown = {("promptpay", "MOBILE", proxy): Resolution("MOBILE", proxy, False, reason_code="BE23")}
+    await accept_instructions(AcceptInstructions([parsed_instruction(doc, source_ref="t:0:1")], resolutions=unknown), uow, deps)
+    assert uow.instructions[("ACLBKHPPXXX", "PX-1")].reject_reason_code == "BE23"
+    now = deps.clock()
+    report = await dry_run(uow, deps, read_replayed, since=now - timedelta(hours=1), until=now + timedelta(hours=1))
+    # without the recorded answer the proxy would go unresolved and be admitted: it is refused again
+    assert report.as_dict()["per_corridor"] == {"KH-TH": {"replayed": 1, "unchanged": 1}}

@@ -138,6 +138,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
 @click.option("--topic", default="mekong.instructions", show_default=True)
 @click.option("--rate", default=0.0, show_default=True, help="Records per second (0: as fast as the broker takes them).")
 @click.option("--dry-run", is_flag=True, help="Check the file and the key, publish nothing.")
+@click.option("--wait-s", default=0.0, show_default=True,
+              help="Then wait up to this long for each instruction's final status on --status-topic and print it "
+                   "(exit 1 if one has none by then); 0: do not wait.")
+@click.option("--status-topic", default="mekong.status", show_default=True)
 @click.option("--security-protocol", type=click.Choice(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
               default="PLAINTEXT", show_default=True, help="How the participant authenticates to the broker.")
 @click.option("--sasl-mechanism", type=click.Choice(["SCRAM-SHA-256", "SCRAM-SHA-512"]), default="SCRAM-SHA-512", show_default=True)
@@ -148,13 +152,21 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Client certificate (mutual TLS).")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def load(file: Any, bootstrap: str, participant: str, key_file: Path, topic: str, rate: float, dry_run: bool,
-         security_protocol: str, sasl_mechanism: str, sasl_username: str | None, sasl_password_file: Path | None,
+         wait_s: float, status_topic: str, security_protocol: str, sasl_mechanism: str, sasl_username: str | None, sasl_password_file: Path | None,
          ssl_cafile: Path | None, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> None:
     """Publish instruction v1 JSON lines from FILE ("-": standard input) into a running stack,
     each line's exact bytes keyed by its instruction id and signed with the participant's key, as
     the participant's own systems would. Every line must name --participant; a file with a line
     the switch would refuse for who sent it publishes nothing. The outcomes come on mekong.status."""
-    from switch.entrypoints.load import BrokerUnreachable, LoadRefused, broker_options, publish, read_instructions
+    from switch.entrypoints.load import (
+        BrokerUnreachable,
+        LoadRefused,
+        Outcome,
+        broker_options,
+        load_and_follow,
+        publish,
+        read_instructions,
+    )
     from switch.kafka_auth import ParticipantKeyError, key_id_of, private_key_from_pem
 
     try:
@@ -173,17 +185,42 @@ def load(file: Any, bootstrap: str, participant: str, key_file: Path, topic: str
         click.echo(f"{len(records)} instructions in {file.name} for {participant} (key id {key_id}): not published (--dry-run)")
         return
     done: list[int] = []
+    outcomes: dict[str, Outcome] = {}
 
     async def go() -> None:
-        done.append(await publish(records, bootstrap_servers=bootstrap, topic=topic, private_key=private_key,
-                                  rate_per_s=rate, client=client))
+        if wait_s > 0:
+            sent, found = await load_and_follow(records, bootstrap_servers=bootstrap, topic=topic, status_topic=status_topic,
+                                                participant=participant, private_key=private_key, wait_s=wait_s,
+                                                rate_per_s=rate, client=client)
+            done.append(sent)
+            outcomes.update(found)
+        else:
+            done.append(await publish(records, bootstrap_servers=bootstrap, topic=topic, private_key=private_key,
+                                      rate_per_s=rate, client=client))
 
     try:
         _run(go())
     except BrokerUnreachable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"published {done[0]} instructions from {file.name} to {topic} at {bootstrap} "
-               f"as {participant} (key id {key_id}); their outcomes come on mekong.status")
+               f"as {participant} (key id {key_id}); their outcomes come on {status_topic}")
+    if wait_s <= 0:
+        return
+    ids = list(dict.fromkeys(r.key.decode() for r in records))
+    for instruction_id in ids:
+        o = outcomes.get(instruction_id)
+        if o is None:
+            click.echo(f"  {instruction_id}  no final status within {wait_s:g} s")
+        else:
+            click.echo(f"  {instruction_id}  {o.state}" + (f" {o.reason_code}" if o.reason_code else "") + (f" ({o.reason})" if o.reason else ""))
+    by_state: dict[str, int] = {}
+    for o in outcomes.values():
+        by_state[o.state] = by_state.get(o.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+    missing = len(ids) - len(outcomes)
+    click.echo(f"final: {summary or 'none'}" + (f"; {missing} without a final status" if missing else ""))
+    if missing:
+        sys.exit(1)
 
 
 # ----------------------------------------------------------------------------- pki

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -38,6 +38,16 @@ class LoadRefused(ValueError):
 
 class BrokerUnreachable(RuntimeError):
     """The broker did not answer (which address, and what the client said)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The final status event of one loaded instruction, as the participant reads it."""
+
+    instruction_id: str
+    state: str
+    reason_code: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,76 @@ def broker_options(
         options.update(sasl_mechanism=sasl_mechanism or "SCRAM-SHA-512", sasl_plain_username=sasl_username,
                        sasl_plain_password=sasl_password)
     return options
+
+
+async def load_and_follow(
+    records: list[LoadRecord],
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    status_topic: str,
+    participant: str,
+    private_key: Ed25519PrivateKey,
+    wait_s: float,
+    rate_per_s: float = 0.0,
+    client: dict[str, Any] | None = None,
+) -> tuple[int, dict[str, Outcome]]:
+    """Publish `records` (as `publish`), then read the status topic for their final status events
+    (keyed `participant/instruction_id`) for up to `wait_s`: how many were published and the
+    outcomes found. The status topic's end is taken before publishing, so only this load's
+    events count; no consumer group is joined (the participant's own groups stay untouched)."""
+    wait_s = min(wait_s, limits.load_wait_s_max)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="mekong-load", enable_auto_commit=False,
+                                **(client or {}))
+    try:
+        async with asyncio.timeout(limits.load_connect_s_max):
+            await consumer.start()
+            if status_topic not in await consumer.topics():
+                raise BrokerUnreachable(f"the broker at {bootstrap_servers} has no topic {status_topic}")
+            parts = [TopicPartition(status_topic, p) for p in sorted(consumer.partitions_for_topic(status_topic) or ())]
+            consumer.assign(parts)
+            await consumer.seek_to_end(*parts)
+            for tp in parts:  # resolve the end offsets now, before anything is published
+                await consumer.position(tp)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        await consumer.stop()
+        detail = f"no answer within {limits.load_connect_s_max:g} s" if isinstance(exc, TimeoutError) else str(exc)
+        raise BrokerUnreachable(f"the broker at {bootstrap_servers} did not answer: {detail}") from None
+    except BaseException:
+        await consumer.stop()
+        raise
+    try:
+        sent = await publish(records, bootstrap_servers=bootstrap_servers, topic=topic, private_key=private_key,
+                             rate_per_s=rate_per_s, client=client)
+        wanted = {r.key.decode() for r in records}
+        outcomes: dict[str, Outcome] = {}
+        prefix = f"{participant}/".encode()
+        try:
+            async with asyncio.timeout(wait_s):
+                while wanted - outcomes.keys():
+                    for batch in (await consumer.getmany(timeout_ms=500)).values():
+                        for record in batch:
+                            outcome = _final_outcome(record.key, record.value, prefix=prefix, wanted=wanted)
+                            if outcome is not None:
+                                outcomes.setdefault(outcome.instruction_id, outcome)
+        except TimeoutError:  # what has no final status by now is reported as such
+            pass
+        return sent, outcomes
+    finally:
+        await consumer.stop()
+
+
+def _final_outcome(key: bytes | None, value: bytes | None, *, prefix: bytes, wanted: set[str]) -> Outcome | None:
+    """The outcome a status record carries, when it is the final JSON status event of a loaded instruction."""
+    if not key or not key.startswith(prefix) or not value:
+        return None
+    try:
+        event = json.loads(value)
+    except (ValueError, RecursionError):  # a pain.002 for a pain.001 sender, or anything else
+        return None
+    if not isinstance(event, dict) or not event.get("final") or event.get("instruction_id") not in wanted:
+        return None
+    return Outcome(event["instruction_id"], str(event.get("state")), event.get("reason_code"), event.get("reason"))
 
 
 async def publish(

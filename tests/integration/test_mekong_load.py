@@ -25,11 +25,11 @@ PARTICIPANT = "ACLBKHPPXXX"
 command_s_max = 60.0  # a bound on a hung command, not a performance goal
 
 
-async def mekong_load(bootstrap: str, topic: str, file: Path, participant: str = PARTICIPANT) -> tuple[int, str, str]:
+async def mekong_load(bootstrap: str, topic: str, file: Path, *extra: str, participant: str = PARTICIPANT) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switch.entrypoints.cli", "load", str(file),
         "--bootstrap", bootstrap, "--participant", participant,
-        "--key-file", str(pki_dir() / "participants" / f"{participant}.key"), "--topic", topic,
+        "--key-file", str(pki_dir() / "participants" / f"{participant}.key"), "--topic", topic, *extra,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(command_s_max):
@@ -62,9 +62,14 @@ async def test_mekong_load_publishes_signed_instructions_that_a_running_switch_c
     file = tmp_path / "instructions.jsonl"
     file.write_text("# two payments and one the switch must refuse (CH20)\n" + lines(*good) + "\n" + lines(bad_decimals))
     async with running_switch(broker, store) as run:
-        code, out, err = await mekong_load(run.config.kafka.bootstrap_servers, run.config.kafka.instructions_topic, file)
+        code, out, err = await mekong_load(run.config.kafka.bootstrap_servers, run.config.kafka.instructions_topic, file,
+                                           "--wait-s", str(command_s_max - 10), "--status-topic", run.config.kafka.status_topic)
         assert code == 0, err
         assert f"published 3 instructions from {file} to {run.config.kafka.instructions_topic}" in out
+        # what the command read back from the status topic ...
+        assert f"  {ids[0]}  COMPLETED\n  {ids[1]}  COMPLETED\n  {ids[2]}  REJECTED CH20 (" in out
+        assert out.rstrip().endswith("final: 2 COMPLETED, 1 REJECTED")
+        # ... is what the switch published there
         statuses = await collect(run, run.config.kafka.status_topic, until=lambda rs: set(ids) <= set(finals_by_id(rs)))
         finals = finals_by_id(statuses)
         assert [finals[i][0]["state"] for i in ids[:2]] == ["COMPLETED", "COMPLETED"]
@@ -85,6 +90,19 @@ async def test_mekong_load_publishes_nothing_when_a_line_names_another_participa
         assert f"{file}:2: names participant 'ABAAKHPPXXX', but it would be signed with {PARTICIPANT}'s key" in err
         assert "Traceback" not in err
         assert await records_on(run, run.config.kafka.instructions_topic) == 0
+
+
+async def test_mekong_load_waiting_exits_1_naming_instructions_without_a_final_status(
+    broker: TansuBroker, store: Store, tmp_path: Path
+) -> None:
+    iid = f"LATE-{uuid.uuid4().hex[:8]}"
+    file = tmp_path / "late.jsonl"
+    file.write_text(lines(sample_instruction(instruction_id=iid, amount={"value": "150000", "currency": "KHR"})))
+    async with running_switch(broker, store, partner_up=False) as run:  # the partner never answers
+        code, out, err = await mekong_load(run.config.kafka.bootstrap_servers, run.config.kafka.instructions_topic, file,
+                                           "--wait-s", "3", "--status-topic", run.config.kafka.status_topic)
+        assert code == 1, err
+        assert f"  {iid}  no final status within 3 s" in out and "1 without a final status" in out
 
 
 async def test_mekong_load_says_which_broker_did_not_answer(tmp_path: Path) -> None:

@@ -450,6 +450,9 @@ TOOLS_ENV: Final = frozenset({
     "MEKONG_CONFIG_HOST_DIR", "MEKONG_DB_PASSWORD",  # deploy/ compose
     "MEKONG_OPS_URL", "MEKONG_API_TOKEN",  # the CLI's operations API client
     "MEKONG_TEST_PG_URL", "MEKONG_SHARED_XSD_DIR", "MEKONG_STATEFUL_EXAMPLES", "MEKONG_FUZZ_EXAMPLES",  # tests
+    "MEKONG_LOAD_SASL_PASSWORD_FILE",  # mekong load
+    # deploy/build-image.sh (the image's build stage)
+    "MEKONG_BUILD_VENV", "MEKONG_BUILD_SRC", "MEKONG_BUILD_SCHEMA_DIR", "MEKONG_BUILD_XSD_DIR", "MEKONG_BUILD_CONFIG_DIR",
 })
 PARTNER_URL_ENV: Final = "MEKONG_PARTNER_URL_"
 

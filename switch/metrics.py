@@ -265,6 +265,9 @@ def returns_metrics(metrics: Metrics) -> ReturnsMetrics:
 # ---------------------------------------------------------------- observability (issue 11 item 5)
 # The label values each labelled counter can take, where the code fixes them (the handlers that
 # count are named in the comment); initialise_known_labels() creates these series at 0.
+# switch_stage_duration_seconds{stage}: kafka_consumer.py (admit), relay.py (submit,
+# status_publish), handlers.apply_partner_statuses (end_to_end, partner_roundtrip), inbound.py
+STAGES: Final = ("admit", "submit", "partner_roundtrip", "status_publish", "end_to_end", "inbound_end_to_end")
 INSTRUCTION_RESULTS: Final = ("admitted", "rejected", "replayed", "conflict", "redelivered", "dead_lettered")  # handlers.py, kafka_consumer.py
 PAYMENT_OUTCOMES: Final = ("completed", "rejected", "timed_out")  # handlers._count_outcome
 PROXY_LOOKUP_RESULTS: Final = ("verified", "unknown", "unanswered", "failed", "cached", "failing_fast")  # resolver.py
@@ -310,11 +313,14 @@ def initialise_known_labels(
             metrics.payments.labels(corridor, outcome)
     for stage, code in ALERTED_REJECTS:
         metrics.rejects.labels(stage, code)
+    for stage in STAGES:  # histograms too: a quantile over a series born with its first observation stays empty
+        metrics.stage_duration.labels(stage)
     for kind, outcomes in DELIVERY_FAILURES.items():
         for outcome in outcomes:
             metrics.delivery_failures.labels(kind, outcome)
     returns = returns_metrics(metrics)
     for partner in partners:
+        metrics.partner_request.labels(partner, "ok")
         metrics.late_status.labels(partner)
         metrics.resends.labels(partner)
         for direction, outcomes in ENQUIRY_OUTCOMES.items():
@@ -326,6 +332,7 @@ def initialise_known_labels(
             for outcome in RETURN_OUTCOMES:
                 returns.returns.labels(partner, direction, outcome)
     for partner in sorted(set(proxy)):
+        metrics.partner_request.labels(partner, "proxy_lookup")
         for result in PROXY_LOOKUP_RESULTS:
             metrics.proxy_lookups.labels(partner, result)
     for partner in sorted(set(settling)):

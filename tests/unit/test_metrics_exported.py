@@ -16,6 +16,7 @@ from switch.metrics import (
     PROXY_LOOKUP_RESULTS,
     RECALL_OUTCOMES,
     RETURN_OUTCOMES,
+    STAGES,
     Metrics,
 )
 
@@ -115,3 +116,15 @@ def test_a_partner_up_gauge_is_not_invented_before_the_first_request() -> None:
     # 0 would say "down": the gauge stays absent until the relay has asked the partner once
     samples = _initialised()
     assert not any(name == "switch_partner_up" for name, _ in samples)
+
+
+def test_stage_and_partner_latency_histograms_start_at_zero() -> None:
+    # a histogram child is born with its first observation too: a quantile of rate() over it
+    # stays empty (NaN) until a second one, so the dashboard's latency panels need them at 0
+    samples = _initialised()
+    for stage in STAGES:
+        assert _at_zero(samples, "switch_stage_duration_seconds_count", stage=stage), stage
+        assert _at_zero(samples, "switch_stage_duration_seconds_bucket", stage=stage, le="+Inf"), stage
+    for partner in PARTNERS:
+        assert _at_zero(samples, "switch_partner_request_duration_seconds_count", partner=partner, outcome="ok")
+    assert _at_zero(samples, "switch_partner_request_duration_seconds_count", partner="promptpay", outcome="proxy_lookup")

@@ -83,7 +83,8 @@ def test_the_kubernetes_scrape_job_keeps_the_pods_the_deployment_annotates() -> 
     assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
     assert re.fullmatch(keep["regex"], annotations["prometheus.io/scrape"])
     address = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
-    assert re.sub(address["regex"], address["replacement"].replace("$", "\\"), f"10.0.0.1:9999;{annotations['prometheus.io/port']}") == "10.0.0.1:8090"
+    pod = f"10.0.0.1:9999;{annotations['prometheus.io/port']}"  # __address__;port annotation
+    assert re.sub(address["regex"], address["replacement"].replace("$", "\\"), pod) == "10.0.0.1:8090"
     assert job["scheme"] == annotations["prometheus.io/scheme"] == "https"
 
 

@@ -268,6 +268,7 @@ def returns_metrics(metrics: Metrics) -> ReturnsMetrics:
 # switch_stage_duration_seconds{stage}: kafka_consumer.py (admit), relay.py (submit,
 # status_publish), handlers.apply_partner_statuses (end_to_end, partner_roundtrip), inbound.py
 STAGES: Final = ("admit", "submit", "partner_roundtrip", "status_publish", "end_to_end", "inbound_end_to_end")
+GC_GENERATIONS: Final = ("0", "1", "2")  # switch_gc_pause_seconds{generation}: CPython's three
 INSTRUCTION_RESULTS: Final = ("admitted", "rejected", "replayed", "conflict", "redelivered", "dead_lettered")  # handlers.py, kafka_consumer.py
 PAYMENT_OUTCOMES: Final = ("completed", "rejected", "timed_out")  # handlers._count_outcome
 PROXY_LOOKUP_RESULTS: Final = ("verified", "unknown", "unanswered", "failed", "cached", "failing_fast")  # resolver.py
@@ -315,6 +316,8 @@ def initialise_known_labels(
         metrics.rejects.labels(stage, code)
     for stage in STAGES:  # histograms too: a quantile over a series born with its first observation stays empty
         metrics.stage_duration.labels(stage)
+    for generation in GC_GENERATIONS:
+        metrics.gc_pause.labels(generation)
     for kind, outcomes in DELIVERY_FAILURES.items():
         for outcome in outcomes:
             metrics.delivery_failures.labels(kind, outcome)

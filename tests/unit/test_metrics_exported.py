@@ -128,3 +128,5 @@ def test_stage_and_partner_latency_histograms_start_at_zero() -> None:
     for partner in PARTNERS:
         assert _at_zero(samples, "switch_partner_request_duration_seconds_count", partner=partner, outcome="ok")
     assert _at_zero(samples, "switch_partner_request_duration_seconds_count", partner="promptpay", outcome="proxy_lookup")
+    for generation in ("0", "1", "2"):
+        assert _at_zero(samples, "switch_gc_pause_seconds_count", generation=generation)

@@ -582,6 +582,10 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
                 out.count(disposition.value)
                 deps.metrics.late_status.labels(cmd.partner).inc()
                 continue
+            # the partner's part of the time: from its acknowledgement of our pacs.008 (the send
+            # recorded, the payment's last move) to its final status; not measurable when the
+            # status overtook the acknowledgement, nor after an ACSP or a time-out moved it since
+            submitted_at = p.updated_at if p.state is S.SUBMITTED else None
             if p.state is S.QUOTED:  # the pacs.002 overtook the send acknowledgement
                 p, entry = transition(p, S.SUBMITTED, now=now, detail="implied by the partner's status")
                 history.append(entry)
@@ -592,6 +596,8 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
+                if submitted_at is not None:
+                    deps.metrics.stage_duration.labels("partner_roundtrip").observe(max(0.0, (now - submitted_at).total_seconds()))
                 statuses.extend((i, m) for m in events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=status.detail))
     await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)

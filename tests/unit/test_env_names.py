@@ -10,7 +10,7 @@ from pathlib import Path
 from switch.config import PARTNER_URL_ENV, PROJECT_ROOT, SWITCH_ENV, TOOLS_ENV
 
 NAME = re.compile(r"MEKONG_[A-Z0-9_]*[A-Z0-9]")
-PER_PARTNER = "MEKONG_PARTNER_"  # MEKONG_PARTNER_URL_<PARTNER>, MEKONG_PARTNER_<TIMING>_<PARTNER>
+PER_PARTNER = "MEKONG_PARTNER"  # MEKONG_PARTNER_<FIELD>_<PARTNER> in prose; MEKONG_PARTNER_URL_<PARTNER>, MEKONG_PARTNER_<TIMING>_<PARTNER>
 SOURCES = ("switch", "adapters", "fx", "iso20022", "deploy", "tests", "Makefile", ".ci")
 TYPOS_ON_PURPOSE = {"MEKONG_PARTNER_URL_PROMTPAY", "MEKONG_DATABSE_URL"}  # the config check's tests
 

@@ -88,8 +88,12 @@ class InstructionV1(_Strict):
         (the model's field order, so the sender's key order does not matter; unknown fields
         cannot exist). Without a quote_id the field is left out, so an instruction's fingerprint
         is the one it had before quotes existed (resends across the upgrade replay, not conflict)."""
-        dumped = self.model_dump_json(exclude={"quote_id"}) if self.quote_id is None else self.model_dump_json()
-        return hashlib.sha256(dumped.encode()).hexdigest()
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def canonical_json(self) -> str:
+        """The instruction in canonical JSON, the text the fingerprint hashes (an absent quote_id
+        left out: see fingerprint)."""
+        return self.model_dump_json(exclude={"quote_id"}) if self.quote_id is None else self.model_dump_json()
 
 
 class ExceptionV1(BaseModel):

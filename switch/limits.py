@@ -180,3 +180,9 @@ if apphdr_credt_window_s_default > apphdr_credt_window_s_max:
 recon_breaks_listed_max: Final = 1_000  # breaks one /v1/recon call lists
 settlement_cycles_due_max: Final = 20  # cycles one settlement round closes or reconciles
 report_reader_processes: Final = 2  # worker processes reading imported report files (CPU-bound XML + XSD)
+
+# `mekong load` (issue 11, deployment): a participant's instructions published into a running stack
+load_connect_s_max: Final = 30.0  # the broker answers the producer's first metadata request within this
+load_ack_s_max: Final = 60.0  # one batch of records is acknowledged (acks=all) within this
+load_batch_records_max: Final = 1_000  # records handed to the producer before waiting for their acknowledgement
+load_wait_s_max: Final = 3_600.0  # `mekong load --wait-s`: the longest it waits for the final statuses

@@ -18,6 +18,8 @@ payment's corridor, partner, fee and customer rate. Compared per instruction:
   fee_changed     admitted both times, another fee
   rate_changed    admitted both times, another customer rate
   route_changed   admitted both times, another partner (or corridor)
+An instruction that named a quote asked first is replayed as priced at admission by the new
+configuration (a quote asked under it would have had its terms).
 Not replayed: instructions recorded before migration 0012 (no replay record), those refused for
 their participant's rate at the time (SL15: the rate depends on the traffic then, not on the
 configuration), those whose admitted payment is no longer stored, and a card number inside a QR.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -150,6 +152,8 @@ def _replay_one(
         report.not_replayed["admitted payment no longer stored"] += 1
         return
     ins = read(json.dumps(data["instruction"]), data.get("origin"))
+    if ins.quote_id is not None:  # a quote asked first (issue 11) would have been priced by the new
+        ins = replace(ins, quote_id=None)  # configuration's terms too: replayed as quoted at admission
     now = admit_instruction(ins, deps, now=record.created_at, resolutions=_resolutions(data.get("resolutions"), ins))
     report.replayed += 1
     who = f"{record.participant}/{record.instruction_id}"

@@ -104,3 +104,26 @@ async def test_a_proxy_is_replayed_with_the_look_up_made_at_the_time_not_a_new_o
     report = await dry_run(uow, deps, read_replayed, since=now - timedelta(hours=1), until=now + timedelta(hours=1))
     # without the recorded answer the proxy would go unresolved and be admitted: it is refused again
     assert report.as_dict()["per_corridor"] == {"KH-TH": {"replayed": 1, "unchanged": 1}}
+
+
+async def test_an_instruction_paid_with_a_quote_replays_as_priced_by_the_new_config(deps: Deps) -> None:
+    from switch.contracts import QuoteAskV1
+    from switch.service.quotes import IssueQuotes, QuoteAsk, issue_quotes
+
+    uow = FakeUnitOfWork()
+    ask = QuoteAskV1.model_validate({"participant": "ACLBKHPPXXX", "corridor": "KH-TH",
+                                     "source_amount": {"value": "200000", "currency": "KHR"}})
+    (quote,) = (await issue_quotes(IssueQuotes([QuoteAsk(ask)]), uow, deps)).answers
+    await _admit(uow, deps, sample_instruction(instruction_id="Q-1", quote_id=quote.quote_id))
+    now = deps.clock()
+    same = await dry_run(uow, deps, read_replayed, since=now - timedelta(hours=1), until=now + timedelta(hours=1))
+    assert same.as_dict()["per_corridor"] == {"KH-TH": {"replayed": 1, "unchanged": 1}}  # not refused as an unknown quote
+    kh_th = deps.config.corridor("KH-TH")
+    rebuilt = type(kh_th).model_validate({**kh_th.model_dump(), "fee": {"KHR": "500", "USD": "0.10"}})  # fees parsed anew
+    dearer = _with_corridor(deps, "KH-TH")
+    corridors = tuple(rebuilt if c.id == "KH-TH" else c for c in dearer.config.corridors)
+    cfg = dearer.config.model_copy(update={"corridors": corridors})
+    cfg.__dict__.pop("_corridors_by_id", None)
+    dearer = dataclasses.replace(dearer, config=cfg)
+    report = await dry_run(uow, dearer, read_replayed, since=now - timedelta(hours=1), until=now + timedelta(hours=1))
+    assert report.samples == {"fee_changed": ["ACLBKHPPXXX/Q-1 KH-TH: fee 0.00 KHR -> 500.00 KHR"]}

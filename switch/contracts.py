@@ -71,6 +71,9 @@ class InstructionV1(_Strict):
     qr: str | None = Field(default=None, min_length=12, max_length=limits.qr_payload_chars_max)
     amount: AmountV1 | None = None
     remittance: str | None = Field(default=None, max_length=140)
+    # issue 11: the debtor's limit tier (config/corridors.toml [tiers]: per-payment and per-day
+    # maximums); absent: the corridor's default tier
+    debtor_tier: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
 
     @model_validator(mode="after")
     def _creditor_or_qr(self) -> "InstructionV1":
@@ -84,7 +87,10 @@ class InstructionV1(_Strict):
         """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON
         (the model's field order, so the sender's key order does not matter; unknown fields
         cannot exist)."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # an instruction without debtor_tier hashes as before the field existed (issue 11), so
+        # the replay of an instruction stored earlier is still a replay, not a conflict
+        exclude = {"debtor_tier"} if self.debtor_tier is None else None
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 
 class ExceptionV1(BaseModel):

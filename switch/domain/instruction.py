@@ -52,6 +52,7 @@ class Instruction:
     origin: str | None = None  # pain.001 MsgId, PmtInfId, EndToEndId (tab-separated); None for JSON
     unreadable: Reject | None = None  # what the edge could not read (the QR, else the amount)
     limited: Reject | None = None  # over its participant's rate: refused before anything is looked at
+    debtor_tier: str | None = None  # the debtor's limit tier (corridors.toml [tiers]); None: the corridor's default
 
 
 def qr_creditor(route: QrRoute) -> Party:
@@ -76,6 +77,7 @@ def read_instruction(
     corridor: str | None,
     remittance: str | None,
     origin: str | None = None,
+    debtor_tier: str | None = None,
 ) -> Instruction:
     """The instruction, its QR payload (if any) decoded once and its amount (decimal text and
     currency, if any) read exactly. Never raises for what the sender wrote."""
@@ -96,5 +98,5 @@ def read_instruction(
             unreadable = Reject(exc.reason_code, str(exc))
     return Instruction(
         participant, instruction_id, debtor, debtor_currency, creditor, instructed, corridor, remittance, route, origin,
-        unreadable,
+        unreadable, debtor_tier=debtor_tier,
     )

@@ -226,6 +226,7 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
         corridor=ins.corridor,
         remittance=ins.remittance,
         origin=origin,
+        debtor_tier=ins.debtor_tier,
     )
     return ParsedInstruction(instruction, ins.fingerprint(), source_ref)
 

@@ -180,3 +180,8 @@ if apphdr_credt_window_s_default > apphdr_credt_window_s_max:
 recon_breaks_listed_max: Final = 1_000  # breaks one /v1/recon call lists
 settlement_cycles_due_max: Final = 20  # cycles one settlement round closes or reconciles
 report_reader_processes: Final = 2  # worker processes reading imported report files (CPU-bound XML + XSD)
+
+# corridor controls (issue 11): how often each replica reads the operators' corridor and partner
+# switches for its relay (held rows) and gauges; admission reads them in its own transaction
+controls_refresh_s: Final = 1.0
+control_reason_chars_max: Final = 500  # an operator's reason for a disable / pause

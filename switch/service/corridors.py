@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from switch import limits
 from switch.domain.corridor_rules import Control, ControlKind
 from switch.service.audit import audit
 from switch.service.handlers import Deps, Outcome
@@ -28,7 +29,6 @@ CORRIDOR_DISABLED = "corridor.disabled"
 CORRIDOR_ENABLED = "corridor.enabled"
 PARTNER_PAUSED = "partner.paused"
 PARTNER_RESUMED = "partner.resumed"
-reason_chars_max = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ async def _put(uow: UnitOfWork, deps: Deps, kind: ControlKind, subject: str, off
     now = deps.clock()
     out = Outcome()
     stored = {(c.kind, c.subject): c for c in await uow.controls_get()}.get((kind, subject))
-    control = Control(kind, subject, off, reason[:reason_chars_max], operator, now, 1 if stored is None else stored.version + 1)
+    control = Control(kind, subject, off, reason[: limits.control_reason_chars_max], operator, now, 1 if stored is None else stored.version + 1)
     await uow.controls_put(control, None if stored is None else stored.version)
     await audit(
         uow, at=now, actor=f"operator {operator}", action=action, subject=subject,

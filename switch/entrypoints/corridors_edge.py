@@ -48,8 +48,7 @@ def _refuse(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"reason_code": code, "error": message}, status=status)
 
 
-def _amount(text: str, code: str) -> str:
-    m = Money.parse(text, code)
+def _text(m: Money) -> str:
     return m.to_text(m.currency.decimals_accepted_max)
 
 
@@ -98,8 +97,8 @@ def corridor_json(cfg: SwitchConfig, c: Corridor, controls: Controls, *, now: An
         "holidays": c.holidays,
         "open_now": closed is None,
         "closed_because": closed.detail if closed is not None else None,
-        "amount_max": {code: _amount(c.amount_max[code], code) for code in c.source_currencies},
-        "fee": {code: _amount(c.fee.get(code, "0"), code) for code in c.source_currencies},
+        "amount_max": {code: _text(c.amount_max_money(code)) for code in c.source_currencies},
+        "fee": {code: _text(c.fee_money(code)) for code in c.source_currencies},
         "spread_bps": c.spread_bps,
         "default_tier": c.default_tier,
         "tiers": tiers,

@@ -111,6 +111,7 @@ class Switch:
         self.controls: Controls = NO_CONTROLS  # the operators' corridor / partner switches, as last read (issue 11)
         self._reloads: set[asyncio.Task[Any]] = set()  # reloads on SIGHUP in progress
         self._reload_lock = asyncio.Lock()
+        self._hup_installed = False
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -488,6 +489,7 @@ class Switch:
             task.add_done_callback(self._reloads.discard)
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+        self._hup_installed = True
 
     async def _checkpoint_forever(self) -> None:
         """Runs until cancelled: keeps the SQLite WAL short without blocking the loop."""
@@ -554,6 +556,9 @@ class Switch:
         whichever replica comes next (its lease runs out)."""
         if not self._started:
             return
+        if self._hup_installed:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._hup_installed = False
         if self._consumer is not None:
             self._consumer.stop_soon()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):

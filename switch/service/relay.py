@@ -16,8 +16,9 @@ the relay delivers them: pacs.008 and pacs.002 to partners over HTTP, events to 
   rejected AB07; one whose message may have reached the partner (a timeout, a disconnect after
   sending, a 5xx) is left to the follow-up timer, which resends and enquires, never rejects.
 - A paused partner (issue 11, switch/service/corridors.py): its rows are held, not delivered
-  and not failed: parked in memory with their lease (a claim by the poller parks them again)
-  until the partner is resumed, then handed to its lane at once; rows another replica held come
+  and not failed: parked in memory with their lease (a claim by the poller parks them again;
+  a row whose in-memory retries were under way is parked before its next attempt) until the
+  partner is resumed, then handed to its lane at once; rows another replica held come
   back through the poller when their lease runs out. A delivery already in flight finishes.
 - A resend is the stored row: the same bytes and message id, so partners and participants can
   recognise it (pacs.008 MsgId, status `event_id`). To a partner that signs, each attempt goes in
@@ -32,6 +33,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -243,6 +245,9 @@ class OutboxRelay:
         ambiguous = False
         result: SendResult | None = None
         for attempt in range(limits.relay_attempts_in_memory_max):
+            if row.destination in self._paused:  # paused meanwhile (issue 11): held, not failed
+                self._parked[row.id or 0] = replace(row, lease_until=self._held.get(row.id or 0, row.lease_until))
+                return
             # signed at send time (the transport): a fresh AppHdr per attempt, the stored Document
             result = await transport.submit(
                 row.body, message_id=row.message_id, possible_duplicate=attempt > 0 or row.attempts > 0 or row.ambiguous

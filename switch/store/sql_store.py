@@ -742,6 +742,12 @@ class UnitOfWork:
     # -- audit log: appended to and read, never updated or deleted (no method here does either) --
     # -- corridor and partner controls, debtors' daily usage (issue 11) --
     async def controls_get(self) -> list[Control]:
+        """Read once per admission batch: on SQLite straight through the cursor (a handful of rows)."""
+        if isinstance(self._conn, _InLoopConnection):
+            return [
+                Control(ControlKind(kind), subject, bool(off), reason, by, datetime.fromisoformat(at).replace(tzinfo=timezone.utc), version)
+                for kind, subject, off, reason, by, at, version in self._conn.fetch_all(_CONTROLS_GET_SQLITE, ())
+            ]
         rows = await self._conn.execute(select(corridor_controls).order_by(corridor_controls.c.kind, corridor_controls.c.subject))
         return [
             Control(ControlKind(r.kind), r.subject, bool(r.off), r.reason, r.changed_by, r.changed_at, r.version) for r in rows
@@ -781,6 +787,11 @@ class UnitOfWork:
                 .on_conflict_do_nothing()
             )
         found = {k: 0 for k in wanted}
+        if isinstance(self._conn, _InLoopConnection):  # the hot path on SQLite: one indexed look-up per key
+            for k in wanted:
+                row = self._conn.fetch_all(_USAGE_GET_SQLITE, (k.corridor, k.debtor, k.day.isoformat(), k.currency))
+                found[k] = row[0][0] if row else 0
+            return found
         for chunk in _chunks(wanted):
             query = select(u.c.corridor, u.c.debtor, u.c.day, u.c.currency, u.c.amount_minor).where(
                 u.c.debtor.in_({k.debtor for k in chunk}), u.c.day.in_({k.day for k in chunk})
@@ -800,16 +811,12 @@ class UnitOfWork:
             totals[key] = (before[0] + amount, before[1] + 1)
         if not totals:
             return
-        u = debtor_daily_usage
-        dialect_insert = sqlite.insert if isinstance(self._conn, _InLoopConnection) else postgresql.insert
-        stmt = dialect_insert(u)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["corridor", "debtor", "day", "currency"],
-            set_={"amount_minor": u.c.amount_minor + stmt.excluded.amount_minor, "payments": u.c.payments + stmt.excluded.payments},
-        )
-        await self._conn.execute(
-            stmt, [{**k._asdict(), "amount_minor": a, "payments": n} for k, (a, n) in sorted(totals.items())]
-        )
+        if isinstance(self._conn, _InLoopConnection):  # plain executemany of one prepared upsert
+            self._conn.update_many(
+                _USAGE_ADD_SQLITE, [(k.corridor, k.debtor, k.day.isoformat(), k.currency, a, n) for k, (a, n) in sorted(totals.items())]
+            )
+            return
+        await self._conn.execute(_USAGE_ADD_PG, [{**k._asdict(), "amount_minor": a, "payments": n} for k, (a, n) in sorted(totals.items())])
 
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         """Chain `new` after the last entry and insert it, in this transaction (with the refusal
@@ -1524,6 +1531,27 @@ class _InLoopConnection:
 
 
 _row_types: dict[str, Any] = {}
+
+# the controls and the debtors' daily usage (issue 11), built once: on the admission hot path
+_CONTROLS_GET_SQLITE: Final = (
+    "SELECT kind, subject, off, reason, changed_by, changed_at, version FROM corridor_controls ORDER BY kind, subject"
+)
+_USAGE_GET_SQLITE: Final = (
+    "SELECT amount_minor FROM debtor_daily_usage WHERE corridor = ? AND debtor = ? AND day = ? AND currency = ?"
+)
+_USAGE_ADD_SQLITE: Final = (
+    "INSERT INTO debtor_daily_usage (corridor, debtor, day, currency, amount_minor, payments) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (corridor, debtor, day, currency) DO UPDATE SET amount_minor = amount_minor + excluded.amount_minor, "
+    "payments = payments + excluded.payments"
+)
+_usage_pg_insert = postgresql.insert(debtor_daily_usage)
+_USAGE_ADD_PG: Final = _usage_pg_insert.on_conflict_do_update(
+    index_elements=["corridor", "debtor", "day", "currency"],
+    set_={
+        "amount_minor": debtor_daily_usage.c.amount_minor + _usage_pg_insert.excluded.amount_minor,
+        "payments": debtor_daily_usage.c.payments + _usage_pg_insert.excluded.payments,
+    },
+)
 
 
 def _insert_values(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:

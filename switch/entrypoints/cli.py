@@ -626,11 +626,15 @@ def corridors() -> None:
 
 def _corridor_line(c: dict[str, Any]) -> str:
     control = c.get("control") or {}
-    who = f"  by {control['changed_by']} {control['changed_at'][:19]}: {control['reason']}" if control.get("changed_by") else ""
+    who = ""
+    if control.get("changed_by"):
+        who = f"  {'disabled' if control['off'] else 'enabled'} by {control['changed_by']} {control['changed_at'][:19]}"
+        who += f": {control['reason']}" if control.get("reason") else ""
     hours = c["hours"] if isinstance(c["hours"], str) else f"hours {c['timezone']}"
     paused = "  PARTNER PAUSED" if c["partner_paused"] else ""
     closed = f"  closed: {c['closed_because']}" if c.get("closed_because") else ""
-    return f"{c['id']:<7} {c['partner']:<9} {c['state']:<19} {hours:<24} tier {c['default_tier'] or '-':<12}{paused}{closed}{who}"
+    line = f"{c['id']:<7} {c['partner']:<9} {c['state']:<19} {hours:<24} tier {c['default_tier'] or '-':<12}{paused}{closed}{who}"
+    return line.rstrip()
 
 
 @corridors.command("list")

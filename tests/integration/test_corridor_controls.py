@@ -157,3 +157,32 @@ async def test_two_replicas_keep_a_debtors_daily_maximum_exactly(broker: TansuBr
     outcomes = [(e["state"], e["reason_code"]) for e in finals.values()]
     assert outcomes.count(("COMPLETED", None)) == 20
     assert outcomes.count(("REJECTED", "AM14")) == 10
+
+
+async def test_the_cli_switches_corridors_and_partners_through_the_operations_api(broker: TansuBroker, store: Store) -> None:
+    from click.testing import CliRunner
+
+    from switch.entrypoints.cli import main as cli
+    from tests.integration.harness import pki_dir
+
+    async with running_switch(broker, store) as run:
+        ops = ["--url", run.url, "--token", run.tokens["operator"], "--pki-dir", str(pki_dir())]
+
+        async def mekong(*args: str) -> str:
+            result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, *ops])
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        disabled = await mekong("corridors", "disable", "KH-VN", "--reason", "NAPAS cut-over, ticket OPS-112")
+        assert disabled.startswith("KH-VN   napas     disabled") and "NAPAS cut-over, ticket OPS-112" in disabled
+        listing = await mekong("corridors", "list")
+        assert [line.split()[:3] for line in listing.splitlines()] == [
+            ["KH-TH", "promptpay", "enabled"], ["KH-LA", "lapnet", "enabled"], ["KH-VN", "napas", "disabled"],
+            ["KH-CN", "unionpay", "enabled"],
+        ]
+        assert "enabled" in (await mekong("corridors", "enable", "KH-VN", "--reason", "done")).split()[2]
+        assert "paused (corridors KH-TH)" in await mekong("partners", "pause", "promptpay", "--reason", "ITMX outage")
+        assert "PAUSED" in (await mekong("corridors", "list")).splitlines()[0]
+        assert "resumed" in await mekong("partners", "resume", "promptpay")
+        refused = await asyncio.to_thread(CliRunner().invoke, cli, ["corridors", "disable", "KH-XX", "--reason", "x", *ops])
+        assert refused.exit_code != 0 and "404" in refused.output and "no corridor KH-XX" in refused.output

@@ -87,10 +87,13 @@ class InstructionV1(_Strict):
         """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON
         (the model's field order, so the sender's key order does not matter; unknown fields
         cannot exist)."""
-        # an instruction without debtor_tier hashes as before the field existed (issue 11), so
-        # the replay of an instruction stored earlier is still a replay, not a conflict
-        exclude = {"debtor_tier"} if self.debtor_tier is None else None
-        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def canonical_json(self) -> str:
+        """The validated instruction as canonical JSON (what the fingerprint hashes). Without a
+        debtor_tier it is the text it was before the field existed (issue 11), so the replay of
+        an instruction stored earlier is still a replay, not a conflict."""
+        return self.model_dump_json(exclude={"debtor_tier"} if self.debtor_tier is None else None)
 
 
 class ExceptionV1(BaseModel):

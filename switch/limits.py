@@ -185,3 +185,9 @@ report_reader_processes: Final = 2  # worker processes reading imported report f
 # switches for its relay (held rows) and gauges; admission reads them in its own transaction
 controls_refresh_s: Final = 1.0
 control_reason_chars_max: Final = 500  # an operator's reason for a disable / pause
+
+# `mekong load` (issue 11, deployment): a participant's instructions published into a running stack
+load_connect_s_max: Final = 30.0  # the broker answers the producer's first metadata request within this
+load_ack_s_max: Final = 60.0  # one batch of records is acknowledged (acks=all) within this
+load_batch_records_max: Final = 1_000  # records handed to the producer before waiting for their acknowledgement
+load_wait_s_max: Final = 3_600.0  # `mekong load --wait-s`: the longest it waits for the final statuses

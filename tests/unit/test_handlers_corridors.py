@@ -227,3 +227,21 @@ def test_an_instruction_without_a_tier_keeps_its_fingerprint() -> None:
     plain = InstructionV1.model_validate(doc)
     assert plain.fingerprint() == __import__("hashlib").sha256(plain.model_dump_json(exclude={"debtor_tier"}).encode()).hexdigest()
     assert InstructionV1.model_validate({**doc, "debtor_tier": "basic"}).fingerprint() != plain.fingerprint()
+
+
+def test_a_dry_run_counts_each_debtors_day_from_zero_without_a_database(deps: Deps) -> None:
+    """switch/service/dry_run.py replays with Gates it keeps itself (nothing claimed)."""
+    from switch.service.handlers import Admitted, Gates, admit_instruction
+
+    gates = Gates()
+    first = admit_instruction(
+        parsed_instruction(_ins(1, debtor_tier="basic", amount={"value": "1500000", "currency": "KHR"}), source_ref="r:0:1").instruction,
+        deps, now=deps.clock(), gates=gates,
+    )
+    assert isinstance(first, Admitted) and first.usage_key is not None
+    gates.usage[first.usage_key] = first.payment.source.amount_minor
+    second = admit_instruction(
+        parsed_instruction(_ins(2, debtor_tier="basic", amount={"value": "600000", "currency": "KHR"}), source_ref="r:0:2").instruction,
+        deps, now=deps.clock(), gates=gates,
+    )
+    assert not isinstance(second, Admitted) and second.reason_code == "AM14"

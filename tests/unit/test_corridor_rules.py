@@ -190,3 +190,12 @@ def test_a_corridor_with_only_holidays_is_open_all_day_on_other_days(tmp_path: P
 def test_a_corridor_rule_that_cannot_work_fails_the_load(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config_mod.load(_config_dir(tmp_path, CORRIDOR.format(extra=extra)), env={})
+
+
+def test_a_holidays_file_that_is_not_there_is_a_file_and_line_problem(tmp_path: Path) -> None:
+    extra = 'timezone = "Asia/Ho_Chi_Minh"\nholidays = "calendars/xx.toml"'
+    directory = _config_dir(tmp_path, CORRIDOR.format(extra=extra))
+    with pytest.raises(config_mod.ConfigErrors) as caught:
+        config_mod.load(directory, env={})
+    (problem,) = caught.value.problems
+    assert str(problem) == f"{directory / 'corridors.toml'}:13: corridor KH-VN: holidays 'calendars/xx.toml' is not a calendar file of the config directory"

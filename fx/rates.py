@@ -104,7 +104,12 @@ class RateBook:
 
     def load_static(self, rates: Iterable[Rate]) -> int:
         """A reloaded static table (fx/config.py, stamped at reload): it replaces the static rates
-        and adds new pairs, but never a live provider's rate of a pair. Returns how many it set."""
+        (a pair no longer in the table stops quoting from it) and adds new pairs, but never
+        replaces a live provider's rate of a pair. Returns how many it set."""
+        rates = list(rates)
+        kept = {(r.base, r.quote) for r in rates}
+        for key in [k for k, old in self._rates.items() if is_static(old) and k not in kept]:
+            del self._rates[key]
         taken = 0
         for new in rates:
             key = (new.base, new.quote)

@@ -30,7 +30,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from switch import limits
 from switch.config_lines import TomlLines
+from switch.domain.corridor_rules import OperatingHours, TierLimits, hours_from_table, zone
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.rate_limit import Rate
 
@@ -201,6 +202,15 @@ class Corridor(_Model):
     # ("refund") with the returned share (issue 9)
     return_fx: Literal["original", "current"] = "original"
     return_fee: Literal["keep", "refund"] = "keep"
+    # Operating hours (issue 11): windows per weekday ("mon".."sun" -> ["08:00-17:00", ...]) in
+    # `timezone`; a weekday not listed is closed. No `hours`: open 24/7 (instant payments).
+    # `holidays`: a calendar file (relative to the config directory, config/calendars/*.toml)
+    # whose holidays close the corridor all day (local dates in `timezone`).
+    timezone: str | None = None
+    hours: Mapping[str, tuple[str, ...]] | None = None
+    holidays: str | None = None
+    # the debtor tier (corridors.toml [tiers.<name>]) of an instruction that names none
+    default_tier: str | None = None
 
     @field_validator("source_currencies", "target_currency")
     @classmethod
@@ -212,6 +222,12 @@ class Corridor(_Model):
 
     @model_validator(mode="after")
     def _limits_cover_currencies(self) -> "Corridor":
+        if (self.hours is not None or self.holidays is not None) and self.timezone is None:
+            raise ValueError(f"corridor {self.id}: hours and holidays need a timezone (e.g. Asia/Phnom_Penh)")
+        if self.timezone is not None:
+            zone(self.timezone)
+        if self.hours is not None:
+            hours_from_table(self.timezone or "UTC", self.hours, frozenset())  # the windows read
         for code in self.source_currencies:
             if code not in self.amount_max:
                 raise ValueError(f"corridor {self.id}: no amount_max for {code}")
@@ -235,8 +251,60 @@ class Corridor(_Model):
         return Money(0, CURRENCIES[code]) if Decimal(text) == 0 else Money.parse(text, code)
 
 
+class Tier(_Model):
+    """A debtor tier (issue 11): the most one payment (`tx_max`) and one debtor's payments of one
+    corridor in a day (`day_max`) may be, per source currency, decimal text. A currency not
+    listed has no such limit of the tier (the corridor's amount_max still holds)."""
+
+    tx_max: Mapping[str, str] = {}
+    day_max: Mapping[str, str] = {}
+
+    @model_validator(mode="after")
+    def _amounts(self) -> "Tier":
+        for table in (self.tx_max, self.day_max):
+            for code, text in table.items():
+                if code not in CURRENCIES:
+                    raise ValueError(f"unknown currency {code!r}")
+                Money.parse(text, code)
+        return self
+
+    def limits(self, name: str, code: str) -> TierLimits:
+        tx, day = self.tx_max.get(code), self.day_max.get(code)
+        return TierLimits(
+            name,
+            None if tx is None else Money.parse(tx, code).amount_minor,
+            None if day is None else Money.parse(day, code).amount_minor,
+        )
+
+
 class CorridorsFile(_Model):
+    # the day a debtor's daily usage counts in (issue 11): the debtors are Bakong customers
+    usage_timezone: str = "Asia/Phnom_Penh"
+    tiers: Mapping[str, Tier] = {}
     corridors: tuple[Corridor, ...]
+
+    @model_validator(mode="after")
+    def _tiers_known(self) -> "CorridorsFile":
+        zone(self.usage_timezone)
+        for name in self.tiers:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+                raise ValueError(f"tier name {name!r}: lower-case letters, digits and _, at most 32")
+        for c in self.corridors:
+            if c.default_tier is not None and c.default_tier not in self.tiers:
+                raise ValueError(f"corridor {c.id}: default_tier {c.default_tier!r} is not a tier of [tiers]")
+        return self
+
+
+class _CalendarDays(BaseModel):
+    """The holidays of a config/calendars/*.toml file (the rest of it is the settlement's)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    class _Day(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="ignore")
+        date: date
+
+    holidays: tuple[_Day, ...] = ()
 
 
 class InboundRoute(_Model):
@@ -331,6 +399,9 @@ class SwitchConfig(_Model):
     participant_limits: ParticipantLimits = ParticipantLimits()  # participants.toml [limits]
     security: SecurityConfig = SecurityConfig()
     corridors: tuple[Corridor, ...]
+    tiers: Mapping[str, Tier] = {}  # corridors.toml [tiers] (issue 11)
+    usage_timezone: str = "Asia/Phnom_Penh"
+    corridor_holidays: Mapping[str, frozenset[date]] = {}  # corridor id -> its calendar's holidays
     inbound_routes: tuple[InboundRoute, ...] = ()
     directory: tuple[DirectoryEntry, ...] = ()
     partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
@@ -363,6 +434,33 @@ class SwitchConfig(_Model):
 
     def corridor(self, corridor_id: str) -> Corridor | None:
         return self._corridors_by_id.get(corridor_id)
+
+    def corridor_hours(self, corridor_id: str) -> OperatingHours | None:
+        """The corridor's operating hours and holidays; None: open 24/7."""
+        return self._hours.get(corridor_id)
+
+    def tier_limits(self, corridor: Corridor, tier: str | None, code: str) -> TierLimits | None:
+        """The limits of `tier` (None: the corridor's default) in source currency `code`; None
+        when the corridor has no tier. Raises KeyError for a tier the file does not name."""
+        name = tier or corridor.default_tier
+        if name is None:
+            return None
+        return self._tier_limits[(name, code)] if (name, code) in self._tier_limits else self.tiers[name].limits(name, code)
+
+    @cached_property
+    def _tier_limits(self) -> dict[tuple[str, str], TierLimits]:
+        return {(n, code): t.limits(n, code) for n, t in self.tiers.items() for code in CURRENCIES}
+
+    @cached_property
+    def _hours(self) -> dict[str, OperatingHours]:
+        out: dict[str, OperatingHours] = {}
+        for c in self.corridors:
+            holidays = self.corridor_holidays.get(c.id, frozenset())
+            if c.timezone is None or (c.hours is None and not holidays):
+                continue
+            table = c.hours if c.hours is not None else {d: ("00:00-24:00",) for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+            out[c.id] = hours_from_table(c.timezone, table, holidays)
+        return out
 
     def participant(self, code: str) -> Participant | None:
         return self._participants_by_code.get(code)
@@ -773,6 +871,20 @@ def _assemble(
     except (OSError, UnicodeDecodeError) as exc:  # the message names the file, never its content
         out.add(ENVIRONMENT, None, f"cannot read a secret file: {exc}")
         return None
+    # issue 11: the holidays of each corridor's calendar file (config/calendars/*.toml)
+    corridor_holidays: dict[str, frozenset[date]] = {}
+    for i, c in enumerate(corridors.corridors):
+        if c.holidays is None:
+            continue
+        calendar = out.read(directory / c.holidays) if (directory / c.holidays).is_file() else None
+        if calendar is None:
+            out.at(directory / "corridors.toml", ("corridors", out.entry("corridors", i), "holidays"),
+                   f"corridor {c.id}: holidays {c.holidays!r} is not a calendar file of the config directory")
+            return None
+        days = out.validate(_CalendarDays, calendar, directory / c.holidays)
+        if days is None:
+            return None
+        corridor_holidays[c.id] = frozenset(h.date for h in days.holidays)
     try:
         return SwitchConfig(
             api_tokens=api_file.tokens,
@@ -788,6 +900,9 @@ def _assemble(
             participants=participants.participants,
             participant_limits=participants.limits,
             corridors=corridors.corridors,
+            tiers=corridors.tiers,
+            usage_timezone=corridors.usage_timezone,
+            corridor_holidays=corridor_holidays,
             inbound_routes=inbound.routes,
             directory=inbound.directory,
             partner_urls=partner_urls,

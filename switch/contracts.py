@@ -71,6 +71,9 @@ class InstructionV1(_Strict):
     qr: str | None = Field(default=None, min_length=12, max_length=limits.qr_payload_chars_max)
     amount: AmountV1 | None = None
     remittance: str | None = Field(default=None, max_length=140)
+    # issue 11: the debtor's limit tier (config/corridors.toml [tiers]: per-payment and per-day
+    # maximums); absent: the corridor's default tier
+    debtor_tier: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
     # a quote asked for first (issue 11: POST /v1/quotes or a quote request on mekong.requests):
     # honoured exactly (rate, fee, amounts) until it expires, by one instruction only
     quote_id: str | None = Field(default=None, pattern=r"^Q[0-9a-f]{24}$")
@@ -86,14 +89,16 @@ class InstructionV1(_Strict):
     def fingerprint(self) -> str:
         """The idempotency fingerprint: SHA-256 of the validated instruction in canonical JSON
         (the model's field order, so the sender's key order does not matter; unknown fields
-        cannot exist). Without a quote_id the field is left out, so an instruction's fingerprint
-        is the one it had before quotes existed (resends across the upgrade replay, not conflict)."""
+        cannot exist). Fields added later (debtor_tier, quote_id: issue 11) are left out when
+        absent, so an instruction's fingerprint is the one it had before they existed (resends
+        across the upgrade replay, not conflict)."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     def canonical_json(self) -> str:
-        """The instruction in canonical JSON, the text the fingerprint hashes (an absent quote_id
-        left out: see fingerprint)."""
-        return self.model_dump_json(exclude={"quote_id"}) if self.quote_id is None else self.model_dump_json()
+        """The validated instruction as canonical JSON (what the fingerprint hashes), the fields
+        added later left out when absent (see fingerprint)."""
+        absent = {name for name in ("debtor_tier", "quote_id") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=absent or None)
 
 
 class ExceptionV1(BaseModel):

@@ -181,6 +181,11 @@ recon_breaks_listed_max: Final = 1_000  # breaks one /v1/recon call lists
 settlement_cycles_due_max: Final = 20  # cycles one settlement round closes or reconciles
 report_reader_processes: Final = 2  # worker processes reading imported report files (CPU-bound XML + XSD)
 
+# corridor controls (issue 11): how often each replica reads the operators' corridor and partner
+# switches for its relay (held rows) and gauges; admission reads them in its own transaction
+controls_refresh_s: Final = 1.0
+control_reason_chars_max: Final = 500  # an operator's reason for a disable / pause
+
 # `mekong load` (issue 11, deployment): a participant's instructions published into a running stack
 load_connect_s_max: Final = 30.0  # the broker answers the producer's first metadata request within this
 load_ack_s_max: Final = 60.0  # one batch of records is acknowledged (acks=all) within this

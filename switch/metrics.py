@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Hi
 
 from iso20022.reason_codes import REASON_CODES
 from switch.domain.recon import BreakKind
+from switch.domain.corridor_rules import RefusalReason
 
 # The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py) and
 # SL15 (over a rate limit, switch/service/rate_limits.py)
@@ -209,6 +210,39 @@ class Metrics:
         )
 
         self.fx = FxMetrics(r)  # FX quotes and rate providers (issue 11, quotes part): see FxMetrics
+
+        # ---- corridor controls (issue 11, switch/service/corridors.py): corridor = a configured
+        # corridor id, partner = a configured partner, reason = corridor_rules.RefusalReason,
+        # outcome = applied | failed (a reload whose configuration did not validate): fixed sets
+        self.corridor_enabled = Gauge(
+            "switch_corridor_enabled", "1 when the corridor takes new instructions (configured on, not disabled by an operator)",
+            ["corridor"], registry=r,
+        )
+        self.partner_paused = Gauge(
+            "switch_partner_paused", "1 while an operator has paused the partner (new instructions refused, messages held)",
+            ["partner"], registry=r,
+        )
+        self.corridor_refusals = Counter(
+            "switch_corridor_refusals_total", "Instructions refused by a corridor rule: disabled, paused, closed, holiday, "
+            "tx_limit, daily_limit", ["corridor", "reason"], registry=r,
+        )
+        self.config_reloads = Counter(
+            "switch_config_reloads_total", "Configuration reloads (SIGHUP, POST /v1/config/reload) by outcome", ["outcome"], registry=r,
+        )
+        for outcome in ("applied", "failed"):
+            self.config_reloads.labels(outcome)
+
+    def init_corridors(self, corridors: Any, partners: Any) -> None:
+        """Every corridor's and partner's series at 0 from the start (so increase() sees the first
+        refusal); called at start and after each reload with the configured ids."""
+        corridors = list(corridors)
+        self.fx.init_corridors(corridors)  # the FX quote series too (quotes part)
+        for corridor in corridors:
+            self.corridor_enabled.labels(corridor)
+            for reason in RefusalReason:
+                self.corridor_refusals.labels(corridor, reason.value)
+        for partner in partners:
+            self.partner_paused.labels(partner)
 
     def initialise_known_labels(
         self, *, corridors: Iterable[str], partners: Iterable[str], settling: Iterable[str] = (), proxy: Iterable[str] = ()

@@ -46,6 +46,7 @@ from switch.contracts import InstructionV1
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.case import Case, CaseKind, CaseState
+from switch.domain.corridor_rules import Control, ControlKind
 from switch.domain.payment import Direction, HistoryEntry, Payment, PaymentState
 from switch.domain.recon import MATCHED, BookEntry, BookKind, Break, BreakState, StatementEntry
 from switch.domain.recon import Outcome as BookOutcome
@@ -53,7 +54,7 @@ from switch.domain.settlement import CycleState, SettlementCycle
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
 from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, UsageKey
 from switch.service import relay
 from switch.store.sql_store import entry_page_seq_step, return_book_names
 
@@ -120,6 +121,9 @@ class FakeState:
     report_pages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)  # (partner, report id, page)
     entries: dict[tuple[str, int], StatementEntry] = field(default_factory=dict)  # (cycle id, seq) -> entry
     breaks: dict[str, Break] = field(default_factory=dict)
+    # issue 11: operators' corridor and partner controls, debtors' daily usage (amount, payments)
+    controls: dict[tuple[ControlKind, str], Control] = field(default_factory=dict)
+    usage: dict[UsageKey, tuple[int, int]] = field(default_factory=dict)
     quotes: dict[str, StoredQuote] = field(default_factory=dict)  # quote id -> quote (issue 11)
 
     def copy(self) -> FakeState:
@@ -127,7 +131,7 @@ class FakeState:
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
             self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
             dict(self.cycles), dict(self.books), dict(self.book_results), dict(self.report_pages), dict(self.entries),
-            dict(self.breaks), dict(self.quotes),
+            dict(self.breaks), dict(self.controls), dict(self.usage), dict(self.quotes),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -459,6 +463,29 @@ class FakeUnitOfWork:
             self.state.signed.setdefault((r["partner"], r["biz_msg_id"]), dict(r))  # the first one stays
 
     # -- audit log --
+    # -- corridor and partner controls, daily usage (issue 11), as the SQL store --
+    async def controls_get(self) -> list[Control]:
+        return [self.state.controls[k] for k in sorted(self.state.controls)]
+
+    async def controls_put(self, control: Control, read_version: int | None) -> None:
+        key = (control.kind, control.subject)
+        stored = self.state.controls.get(key)
+        if (stored is None) != (read_version is None) or (stored is not None and stored.version != read_version):
+            raise ConcurrentUpdate(f"concurrent change of the {control.kind.value} control of {control.subject}")
+        self._write()
+        self.state.controls[key] = control
+
+    async def usage_claim(self, keys: Sequence[UsageKey]) -> dict[UsageKey, int]:
+        return {k: self.state.usage.get(k, (0, 0))[0] for k in keys}
+
+    async def usage_add(self, amounts: Sequence[tuple[UsageKey, int]]) -> None:
+        if not amounts:
+            return
+        self._write()
+        for key, amount in amounts:
+            before, payments = self.state.usage.get(key, (0, 0))
+            self.state.usage[key] = (before + amount, payments + 1)
+
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         if not new:
             return []
@@ -847,7 +874,10 @@ def _shipped(partners: tuple[str, ...]) -> tuple[SwitchConfig, Mapping[str, Part
     """The shipped configuration, read once per test session (all of it is immutable)."""
     cfg = config_mod.load(env={})
     mappings = load_partners(Path(cfg.config_dir), set(partners), switch_bic=cfg.switch.agent_bic)
-    quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
+    # the shipped table without its age limits: handler tests move a fake clock by days; the tests
+    # of staleness build their own books (tests/unit/test_fx_*.py, test_quotes.py)
+    fx = load_fx_config(PROJECT_ROOT / "config" / "fx.toml").model_copy(update={"stale_after_s": None, "static_max_age_s": None})
+    quoter = Quoter(fx.rate_book())
     return cfg, mappings, quoter
 
 

@@ -52,6 +52,7 @@ class Instruction:
     origin: str | None = None  # pain.001 MsgId, PmtInfId, EndToEndId (tab-separated); None for JSON
     unreadable: Reject | None = None  # what the edge could not read (the QR, else the amount)
     limited: Reject | None = None  # over its participant's rate: refused before anything is looked at
+    debtor_tier: str | None = None  # the debtor's limit tier (corridors.toml [tiers]); None: the corridor's default
     quote_id: str | None = None  # a quote asked for first (issue 11): admission honours it or refuses
 
 
@@ -77,6 +78,7 @@ def read_instruction(
     corridor: str | None,
     remittance: str | None,
     origin: str | None = None,
+    debtor_tier: str | None = None,
     quote_id: str | None = None,
 ) -> Instruction:
     """The instruction, its QR payload (if any) decoded once and its amount (decimal text and
@@ -98,5 +100,5 @@ def read_instruction(
             unreadable = Reject(exc.reason_code, str(exc))
     return Instruction(
         participant, instruction_id, debtor, debtor_currency, creditor, instructed, corridor, remittance, route, origin,
-        unreadable, quote_id=quote_id,
+        unreadable, debtor_tier=debtor_tier, quote_id=quote_id,
     )

@@ -110,6 +110,7 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
             await sw.start()
         except (TlsSetupError, ParticipantKeyError) as exc:  # what is missing, without a traceback
             raise click.ClickException(str(exc)) from None
+        sw.install_reload_signal()  # SIGHUP: reload corridors, tiers, hours, fees, FX table (issue 11)
         # Everything built at start-up lives as long as the process: collect the start-up garbage,
         # then keep the rest out of the cyclic GC's scans, and make full collections (the long
         # pauses, see switch_gc_pause_seconds) rare.
@@ -809,3 +810,87 @@ def _config_commands() -> None:
 
 
 _config_commands()
+
+
+# ----------------------------------------------------------------------------- corridors (issue 11)
+@main.group()
+def corridors() -> None:
+    """Corridors at run time through the operations API: list, disable, enable (operators act,
+    audited; docs/operations/corridors.md)."""
+
+
+def _corridor_line(c: dict[str, Any]) -> str:
+    control = c.get("control") or {}
+    who = ""
+    if control.get("changed_by"):
+        who = f"  {'disabled' if control['off'] else 'enabled'} by {control['changed_by']} {control['changed_at'][:19]}"
+        who += f": {control['reason']}" if control.get("reason") else ""
+    hours = c["hours"] if isinstance(c["hours"], str) else f"hours {c['timezone']}"
+    paused = "  PARTNER PAUSED" if c["partner_paused"] else ""
+    closed = f"  closed: {c['closed_because']}" if c.get("closed_because") else ""
+    line = f"{c['id']:<7} {c['partner']:<9} {c['state']:<19} {hours:<24} tier {c['default_tier'] or '-':<12}{paused}{closed}{who}"
+    return line.rstrip()
+
+
+@corridors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@_ops_options
+def corridors_list(as_json: bool, **ops: Any) -> None:
+    """Each corridor's state, hours, default tier and who changed it; GET /v1/corridors."""
+    answer = _ops_call("GET", "/v1/corridors", **ops)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    for c in answer["corridors"]:
+        click.echo(_corridor_line(c))
+    for p in answer["partners"]:
+        if p["paused"]:
+            control = p.get("control") or {}
+            click.echo(f"partner {p['partner']} PAUSED by {control.get('changed_by', '?')}: {control.get('reason', '')}")
+
+
+@corridors.command("disable")
+@click.argument("corridor")
+@click.option("--reason", required=True, help="Why (kept with the corridor and in the audit log).")
+@_ops_options
+def corridors_disable(corridor: str, reason: str, **ops: Any) -> None:
+    """Refuse new instructions of CORRIDOR (AG01); payments in flight go on. Operators only."""
+    body = json.dumps({"reason": reason}).encode()
+    click.echo(_corridor_line(_ops_call("POST", f"/v1/corridors/{corridor}/disable", data=body, content_type="application/json", **ops)))
+
+
+@corridors.command("enable")
+@click.argument("corridor")
+@click.option("--reason", default="", help="Why (kept with the corridor and in the audit log).")
+@_ops_options
+def corridors_enable(corridor: str, reason: str, **ops: Any) -> None:
+    """Take new instructions of CORRIDOR again. Operators only."""
+    body = json.dumps({"reason": reason}).encode()
+    click.echo(_corridor_line(_ops_call("POST", f"/v1/corridors/{corridor}/enable", data=body, content_type="application/json", **ops)))
+
+
+@main.group()
+def partners() -> None:
+    """Partner networks at run time through the operations API: pause, resume (operators, audited)."""
+
+
+@partners.command("pause")
+@click.argument("partner")
+@click.option("--reason", required=True, help="Why (kept with the partner and in the audit log).")
+@_ops_options
+def partners_pause(partner: str, reason: str, **ops: Any) -> None:
+    """Refuse new instructions of PARTNER's corridors (AB08) and hold its queued messages until resumed."""
+    body = json.dumps({"reason": reason}).encode()
+    answer = _ops_call("POST", f"/v1/partners/{partner}/pause", data=body, content_type="application/json", **ops)
+    click.echo(f"partner {answer['partner']} paused (corridors {', '.join(answer['corridors']) or 'none'}); its messages are held")
+
+
+@partners.command("resume")
+@click.argument("partner")
+@click.option("--reason", default="", help="Why (kept with the partner and in the audit log).")
+@_ops_options
+def partners_resume(partner: str, reason: str, **ops: Any) -> None:
+    """Take new instructions for PARTNER again and send the messages held for it."""
+    body = json.dumps({"reason": reason}).encode()
+    answer = _ops_call("POST", f"/v1/partners/{partner}/resume", data=body, content_type="application/json", **ops)
+    click.echo(f"partner {answer['partner']} resumed (corridors {', '.join(answer['corridors']) or 'none'}); held messages go now")

@@ -25,6 +25,8 @@ The operations port (build_ops_app; TLS with optional client certificates, loopb
                              payment: 202 with the case, 404, 409 when final or inbound (issue 9)
                              /v1/*: a bearer token or a client certificate, and a role
                              (api_auth.py): 401, 403, and 404 for another participant's payment
+  GET  /v1/corridors, POST /v1/corridors/{id}/disable|enable, /v1/partners/{p}/pause|resume,
+  POST /v1/config/reload     corridors and partners at run time (issue 11, corridors_edge.py)
   GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
   GET  /healthz              the process is alive (open: probes)
   GET  /readyz               the database answers and the Kafka edge is running (open: probes)
@@ -54,7 +56,7 @@ from switch.entrypoints.abuse_limits import install_partner_limits, refuse_over_
 from switch.entrypoints.audit_edge import audited_refusals
 from switch.entrypoints import api_auth
 from switch.entrypoints.exception_edges import EXCEPTION_EDGES
-from switch.entrypoints import quotes_edge, settlement_edge
+from switch.entrypoints import corridors_edge, quotes_edge, settlement_edge
 from switch.service import events
 from switch.service.bus import MessageBus
 from switch.service.enquiries import EnquirePayment, enquiry_ref
@@ -408,6 +410,8 @@ def build_ops_app(
     refresh_gauges: Callable[[], Awaitable[None]],
     api_tokens: api_auth.ApiTokens | None = None,
     api_certificates: api_auth.ApiCertificates | None = None,
+    reload_config: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+    controls_changed: Callable[[], Awaitable[None]] | None = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
     `readiness` says whether this replica is ready (the composition root knows its parts)."""
@@ -422,6 +426,11 @@ def build_ops_app(
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_post("/v1/payments/{uetr}/enquiry", enquire_payment)  # issue 9: status enquiries
     settlement_edge.add_routes(app)  # issue 10: /v1/recon/*
+    corridors_edge.add_routes(app)  # issue 11: /v1/corridors, /v1/partners/*/pause|resume, /v1/config/reload
+    if reload_config is not None:
+        app[corridors_edge.RELOAD] = reload_config
+    if controls_changed is not None:
+        app[corridors_edge.CONTROLS_CHANGED] = controls_changed
     quotes_edge.add_routes(app)  # issue 11: POST /v1/quotes, GET /v1/fx/rates
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

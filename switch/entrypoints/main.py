@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from datetime import datetime, timezone
@@ -27,7 +28,9 @@ from fx.quote import Quoter
 from iso20022 import apphdr
 from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
+from switch import config as config_mod
 from switch.config import SwitchConfig
+from switch.domain.corridor_rules import NO_CONTROLS, ControlKind, Controls
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
@@ -36,7 +39,8 @@ from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.entrypoints.rate_providers import HttpRateFeed, KafkaRateConsumer, shown_feed_url
 from switch.kafka_auth import KeyRing, client_options, load_key_ring
 from switch.metrics import Metrics
-from switch.service.audit import audit_config_loaded, audit_participant_keys
+from switch.service.audit import audit_alone, audit_config_loaded, audit_participant_keys
+from switch.service.audit import entry as audit_entry
 from switch.service.bus import MessageBus
 from switch.domain.case import CASE_OPEN, CaseKind, CaseState
 from switch.service.case_timer import FollowUpCases
@@ -106,6 +110,10 @@ class Switch:
         self.signing: Sealer | None = None  # signed business application headers; None: --insecure-dev
         self.key_ring: KeyRing | None = None  # the participants' Kafka signing keys; None: --insecure-dev
         self.ops_tls: OpsTls | None = None  # the operations port's (None: --insecure-dev, plain HTTP)
+        self.controls: Controls = NO_CONTROLS  # the operators' corridor / partner switches, as last read (issue 11)
+        self._reloads: set[asyncio.Task[Any]] = set()  # reloads on SIGHUP in progress
+        self._reload_lock = asyncio.Lock()
+        self._hup_installed = False
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -163,6 +171,7 @@ class Switch:
             settling=self.deps.calendars,
             proxy=[p for p, m in mappings.items() if m.profile.proxy_resolution],
         )
+        self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
         k = cfg.kafka
         broker_auth = client_options(cfg)
         await ensure_topics(
@@ -206,6 +215,7 @@ class Switch:
             clock=self.clock,
             single_process=self.store.is_sqlite,
         )
+        await self.refresh_controls()  # paused partners are held from the relay's first row on (issue 11)
         stack.push_async_callback(self._cancel_tasks)  # runs before the producer and session close
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
@@ -224,6 +234,7 @@ class Switch:
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._follow_up_forever(), "follow-up")
+        self._spawn(self._controls_forever(), "controls")
         if self.deps.calendars:
             self._spawn(self._settle_forever(), "settlement")
         if self.store.is_sqlite:
@@ -361,6 +372,7 @@ class Switch:
             build_ops_app(
                 self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens),
                 api_certificates=ApiCertificates(cfg.api_certificates),
+                reload_config=lambda actor: self.reload_config(actor=actor), controls_changed=self.refresh_controls,
             ),
             access_log=None,
         )
@@ -430,6 +442,104 @@ class Switch:
                 log.exception("settlement round failed")
             await asyncio.sleep(limits.follow_up_poll_s)
 
+    # ------------------------------------------------------------------ corridors at run time (issue 11)
+    async def _controls_forever(self) -> None:
+        """Runs until cancelled: reads the operators' corridor and partner switches every
+        limits.controls_refresh_s, so this replica's relay holds (or releases) a partner's rows
+        within about a second of a change made on any replica. Admission does not wait for this:
+        it reads the switches in its own transaction."""
+        while True:
+            await asyncio.sleep(limits.controls_refresh_s)
+            try:
+                await self.refresh_controls()
+            except Exception:  # noqa: BLE001 - the database may be away for a moment: the next tick retries
+                log.exception("reading the corridor controls failed")
+
+    async def refresh_controls(self) -> None:
+        """Read the switches now: the relay's paused partners and the gauges."""
+        async with self.store.reader() as uow:
+            controls = Controls.of(await uow.controls_get())
+        paused = frozenset(p for p in self.deps.mappings if controls.off(ControlKind.PARTNER, p) is not None)
+        for partner in sorted(paused - self.relay_paused()):
+            log.warning("partner %s is paused (%s): its messages are held", partner, controls.off(ControlKind.PARTNER, partner).reason)  # type: ignore[union-attr]
+        self.relay.set_paused(paused)
+        self.controls = controls
+        for c in self.config.corridors:
+            on = c.enabled and controls.off(ControlKind.CORRIDOR, c.id) is None
+            self.metrics.corridor_enabled.labels(c.id).set(1 if on else 0)
+        for partner in self.deps.mappings:
+            self.metrics.partner_paused.labels(partner).set(1 if partner in paused else 0)
+
+    def relay_paused(self) -> frozenset[str]:
+        return self.relay._paused
+
+    async def reload_config(self, *, actor: str) -> dict[str, Any]:
+        """Re-read the configuration directory (SIGHUP, POST /v1/config/reload) and apply what can
+        change without a restart: corridors (partner, currencies, amount_max, fees, spread, quote
+        validity, hours, holidays, default tier), tiers and the static FX table. Payments in
+        flight keep what they were admitted with (their quote and fee are stored). A directory
+        that does not validate changes nothing: the problems are logged, counted
+        (switch_config_reloads_total{outcome="failed"}) and audited. What needs a restart
+        (switch.toml, participants, inbound routes, partner profiles, tokens) is reported, not
+        applied."""
+        async with self._reload_lock:
+            cfg = self.config
+            directory = Path(cfg.config_dir)
+            now = self.clock()
+            try:
+                loaded = config_mod.load(directory)
+                fx = load_fx_config(directory / "fx.toml", env=os.environ)
+                fields = {name: getattr(cfg, name) for name in type(cfg).model_fields}
+                fields.update(corridors=loaded.corridors, tiers=loaded.tiers, usage_timezone=loaded.usage_timezone,
+                              corridor_holidays=loaded.corridor_holidays)
+                new_cfg = type(cfg).model_validate(fields)
+                static = fx.static_provider(now).table  # stamped now: the reloaded table quotes afresh
+            except Exception as exc:  # noqa: BLE001 - any problem of the files keeps the running configuration
+                problems = [str(p) for p in getattr(exc, "problems", None) or [exc]]
+                self.metrics.config_reloads.labels("failed").inc()
+                log.error("configuration reload (%s) refused, the running configuration stays: %s", actor, "; ".join(problems)[:2000])
+                await audit_alone(self.store, [audit_entry(at=now, actor=actor, action="config.reload_refused", subject=str(directory),
+                                                           detail={"problems": problems[:20], "replica": self.replica_id})])
+                return {"applied": False, "problems": problems}
+            restart = [name for name in ("participants", "inbound_routes", "directory") if getattr(loaded, name) != getattr(cfg, name)]
+            # FX (quotes part): the same book stays, the live providers feed it; its static rates
+            # are replaced (never a live rate) and the guard follows fx.toml; pivot and providers
+            # are wired at start
+            restart += [f"fx.{name}" for name in ("pivot", "providers") if getattr(fx, name) != getattr(self.fx_config, name)]
+            unserved = sorted({c.id for c in new_cfg.corridors if c.enabled and c.partner not in self.deps.mappings})
+            old_ids = {c.id: c for c in cfg.corridors}
+            changed = sorted(c.id for c in new_cfg.corridors if old_ids.get(c.id) != c)
+            removed = sorted(set(old_ids) - {c.id for c in new_cfg.corridors})
+            self.config = new_cfg
+            self.deps.config = new_cfg
+            self.deps.quoter.book.stale_after_s = fx.stale_after_s
+            self.deps.quoter.book.load_static(static)
+            self.metrics.fx.rate_updates.labels("static", "applied").inc(len(static))
+            self.metrics.init_corridors([c.id for c in new_cfg.corridors], sorted(self.deps.mappings))
+            self.metrics.config_reloads.labels("applied").inc()
+            await audit_config_loaded(self.store, directory, replica=self.replica_id, at=now)
+            result = {"applied": True, "corridors_changed": changed, "corridors_removed": removed,
+                      "needs_restart": restart, "corridors_without_partner": unserved}
+            await audit_alone(self.store, [audit_entry(at=now, actor=actor, action="config.reloaded", subject=str(directory),
+                                                       detail={**result, "replica": self.replica_id})])
+            log.info("configuration reloaded (%s): corridors changed %s, removed %s%s%s", actor, changed or "none", removed or "none",
+                     f"; needs a restart to apply: {', '.join(restart)}" if restart else "",
+                     f"; corridors whose partner this replica does not serve (restart): {', '.join(unserved)}" if unserved else "")
+            await self.refresh_controls()
+            return result
+
+    def install_reload_signal(self) -> None:
+        """SIGHUP reloads the configuration (`kill -HUP <pid>`, a Kubernetes ConfigMap change with
+        a reloader). Each reload runs as its own task; one at a time."""
+
+        def on_hup() -> None:
+            task = asyncio.create_task(self.reload_config(actor="signal SIGHUP"), name="config-reload")
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+        self._hup_installed = True
+
     async def _checkpoint_forever(self) -> None:
         """Runs until cancelled: keeps the SQLite WAL short without blocking the loop."""
         while True:
@@ -497,6 +607,9 @@ class Switch:
         whichever replica comes next (its lease runs out)."""
         if not self._started:
             return
+        if self._hup_installed:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._hup_installed = False
         if self._consumer is not None:
             self._consumer.stop_soon()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):

@@ -227,6 +227,7 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
         corridor=ins.corridor,
         remittance=ins.remittance,
         origin=origin,
+        debtor_tier=ins.debtor_tier,
         quote_id=ins.quote_id,
     )
     # the canonical v1 once: its hash is the fingerprint (InstructionV1.fingerprint), the text itself

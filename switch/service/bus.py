@@ -62,6 +62,7 @@ from switch.service.settlement import (
     resolve_break,
     store_report_page,
 )
+from switch.service.corridors import SwitchCorridor, SwitchPartner, switch_corridor, switch_partner
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -93,6 +94,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     StoreReportPage: store_report_page,
     ReconcileCycle: reconcile_cycle,
     ResolveBreak: resolve_break,
+    # corridors and partners switched at run time by an operator (issue 11)
+    SwitchCorridor: switch_corridor,
+    SwitchPartner: switch_partner,
     # FX quotes asked for first (issue 11): POST /v1/quotes, quote requests on mekong.requests
     IssueQuotes: issue_quotes,
 }

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from adapters.proxy_resolution import Resolution
 from switch.domain.instruction import Instruction, Reject
-from switch.service.handlers import Deps, admit_instruction
+from switch.service.handlers import Deps, Gates, admit_instruction
 from switch.service.ports import InstructionRecord, UnitOfWork
 
 KINDS: Final = ("now_rejected", "now_admitted", "reason_changed", "fee_changed", "rate_changed", "route_changed")
@@ -117,6 +117,10 @@ async def dry_run(
 ) -> DryRunReport:
     """Replay the instructions received in [since, until) against `deps` (the new configuration)."""
     report = DryRunReport(since, until)
+    # the debtors' daily usage under the new configuration's tiers, from 0 at `since`, in the
+    # order the instructions came (issue 11: corridors); operators' run-time switches are not
+    # configuration and are not replayed
+    gates = Gates()
     after: tuple[datetime, str, str] | None = None
     while True:
         batch = await uow.instructions_received(since, until, read_batch_max, after=after)
@@ -124,7 +128,7 @@ async def dry_run(
             return report
         payments = await uow.payments_get([r.uetr for r in batch if r.uetr])
         for record in batch:
-            _replay_one(record, payments, deps, read, report, samples_max)
+            _replay_one(record, payments, deps, read, report, samples_max, gates)
         last = batch[-1]
         after = (last.created_at, last.participant, last.instruction_id)  # keyset paging: the next page starts after it
 
@@ -136,6 +140,7 @@ def _replay_one(
     read: InstructionReader,
     report: DryRunReport,
     samples_max: int,
+    gates: Gates | None = None,
 ) -> None:
     if record.replay is None:
         report.not_replayed["recorded before replay records (migration 0012)"] += 1
@@ -154,7 +159,9 @@ def _replay_one(
     ins = read(json.dumps(data["instruction"]), data.get("origin"))
     if ins.quote_id is not None:  # a quote asked first (issue 11) would have been priced by the new
         ins = replace(ins, quote_id=None)  # configuration's terms too: replayed as quoted at admission
-    now = admit_instruction(ins, deps, now=record.created_at, resolutions=_resolutions(data.get("resolutions"), ins))
+    now = admit_instruction(ins, deps, now=record.created_at, resolutions=_resolutions(data.get("resolutions"), ins), gates=gates)
+    if gates is not None and not isinstance(now, Reject) and now.usage_key is not None:
+        gates.usage[now.usage_key] = gates.usage.get(now.usage_key, 0) + now.payment.source.amount_minor
     report.replayed += 1
     who = f"{record.participant}/{record.instruction_id}"
     changes: list[tuple[str, str]] = []

@@ -21,6 +21,15 @@ from fx.quote import FxQuote, Quoter
 from iso20022 import pacs008
 from iso20022.schemas import SchemaSet, SchemaViolation
 from switch.config import SwitchConfig
+from switch.domain.corridor_rules import (
+    NO_CONTROLS,
+    Controls,
+    CorridorRefusal,
+    RefusalReason,
+    day_refusal,
+    tx_refusal,
+    usage_day,
+)
 from switch.domain.errors import SwitchError
 from switch.domain.idempotency import Admission, admit
 from switch.domain.instruction import Instruction, Reject
@@ -45,7 +54,7 @@ from switch.domain.payment import (
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
-from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, StoredQuote, UnitOfWork, stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, StoredQuote, UnitOfWork, UsageKey, stored_key
 from switch.service.quote_check import check_quote
 
 S = PaymentState
@@ -134,6 +143,10 @@ class Outcome:
         self.counts[key] = self.counts.get(key, 0) + 1
 
 
+def _key(item: ParsedInstruction) -> tuple[str, str]:
+    return (item.instruction.participant, item.instruction.instruction_id)
+
+
 def message_id(uetr: str, attempt: int) -> str:
     """The pacs.008 MsgId for a payment and attempt: fixed before the first send (Max35Text)."""
     return f"M{uetr.replace('-', '')}{attempt:02d}"
@@ -162,6 +175,14 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     batch_payments: dict[str, Payment] = {}
     admitted: list[tuple[ParsedInstruction, InstructionRecord, Payment, HistoryEntry]] = []
     received: dict[str, Payment] = {}  # uetr -> the payment as admitted (RECEIVED), for its history row
+    # issue 11: the operators' corridor and partner switches, and the daily usage of the batch's
+    # debtors (locked until commit: replicas decide each debtor's day one after the other)
+    gates = Gates(
+        Controls.of(await uow.controls_get()),
+        await uow.usage_claim(_usage_keys([i.instruction for i in cmd.items if _key(i) not in existing], deps, now)),
+        claimed=True,
+    )
+    usage_keys: dict[str, UsageKey] = {}  # uetr -> the usage row its amount counts in
 
     def reject(item: ParsedInstruction, reason_code: str, detail: str) -> None:
         ins = item.instruction
@@ -214,13 +235,18 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             status_msgs.append(events.status_outbox(event, deps.config, now=now, uetr=record.uetr))
             continue
 
-        decided = admit_instruction(ins, deps, now=now, resolutions=cmd.resolutions, quotes=quotes, quotes_taken=quotes_taken)
+        decided = admit_instruction(
+            ins, deps, now=now, resolutions=cmd.resolutions, gates=gates, quotes=quotes, quotes_taken=quotes_taken
+        )
         if isinstance(decided, Reject):
             reject(item, decided.reason_code, decided.detail)
             continue
         if ins.quote_id is not None:
             quotes_taken.add(ins.quote_id)
         payment = decided.payment
+        if decided.usage_key is not None:  # later instructions of the batch see this one's amount
+            gates.usage[decided.usage_key] = gates.usage.get(decided.usage_key, 0) + payment.source.amount_minor
+            usage_keys[payment.uetr] = decided.usage_key
         received[payment.uetr] = payment
         payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
         rec = InstructionRecord(
@@ -260,6 +286,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
 
     await uow.quotes_use(uses)  # ConcurrentUpdate when another replica used one first: the batch runs again
     await uow.instructions_add(new_records)
+    await uow.usage_add([(usage_keys[p.uetr], p.source.amount_minor) for p in new_payments if p.uetr in usage_keys])
     await uow.payments_add(new_payments)
     await uow.history_add(history)
     out.partner_outbox = await uow.outbox_add(partner_msgs)
@@ -346,6 +373,49 @@ def _pacs008_messages(
 class Admitted:
     payment: Payment  # RECEIVED, with its UETR
     quote: FxQuote
+    usage_key: UsageKey | None = None  # the debtor's daily usage row its amount counts in (issue 11)
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """What admission reads from the database once per batch (issue 11): the operators' corridor
+    and partner controls, and the daily usage (minor units) of the batch's debtors so far,
+    which accept_instructions raises as it admits."""
+
+    controls: Controls = NO_CONTROLS
+    usage: dict[UsageKey, int] = field(default_factory=dict)
+    # admission proper: every usage row was claimed before (a row missing is a bug: refused, never
+    # guessed); a dry run (switch/service/dry_run.py) keeps its own running totals, from 0
+    claimed: bool = False
+
+
+def _usage_key(ins: Instruction, corridor_id: str | None, deps: Deps, now: datetime) -> UsageKey | None:
+    """The daily usage row an instruction's amount counts in: only for a tier with a daily maximum
+    in the debtor's currency."""
+    cfg = deps.config
+    corridor = cfg.corridor(corridor_id) if corridor_id else None
+    if corridor is None or ins.debtor.account is None:
+        return None
+    try:
+        tier = cfg.tier_limits(corridor, ins.debtor_tier, ins.debtor_currency)
+    except KeyError:  # an unknown tier: admission refuses it
+        return None
+    if tier is None or tier.day_max_minor is None:
+        return None
+    return UsageKey(corridor.id, ins.debtor.account, usage_day(now, cfg.usage_timezone), ins.debtor_currency)
+
+
+def _usage_keys(instructions: Sequence[Instruction], deps: Deps, now: datetime) -> list[UsageKey]:
+    """The usage rows a batch's new instructions may count in (the corridor they name, or their QR's)."""
+    keys = {
+        _usage_key(ins, ins.corridor or (ins.qr.corridor if ins.qr is not None else None), deps, now) for ins in instructions
+    }
+    return sorted(k for k in keys if k is not None)
+
+
+def _refused(refusal: CorridorRefusal, corridor_id: str, deps: Deps) -> Reject:
+    deps.metrics.corridor_refusals.labels(corridor_id, refusal.reason.value).inc()
+    return Reject(refusal.reason_code, refusal.detail)
 
 
 _NOT_LOOKED_UP = Resolution("", "", False)
@@ -359,6 +429,7 @@ def admit_instruction(
     *,
     now: datetime,
     resolutions: Mapping[tuple[str, str, str], Resolution | None] = _NO_RESOLUTIONS,
+    gates: Gates | None = None,
     quotes: Mapping[str, StoredQuote] = _NO_QUOTES,
     quotes_taken: set[str] | frozenset[str] = frozenset(),
 ) -> Admitted | Reject:
@@ -366,10 +437,12 @@ def admit_instruction(
     reject (reason code, detail) the participant hears. Client errors are values here; the
     partner mapping and the quoter report theirs by raising an operating error (SwitchError,
     AmountError), turned into a Reject at this one place. No I/O: the proxy look-ups were made
-    before (`resolutions`), and so were the quotes the instructions reference (`quotes`;
-    `quotes_taken`: used by an instruction earlier in the batch)."""
+    before (`resolutions`), the controls and daily usage read before (`gates`), and the quotes
+    the instructions reference (`quotes`; `quotes_taken`: used by an instruction earlier in the batch)."""
     try:
-        return _decide(ins, deps, now=now, resolutions=resolutions, quotes=quotes, quotes_taken=quotes_taken)
+        return _decide(
+            ins, deps, now=now, resolutions=resolutions, gates=gates or Gates(), quotes=quotes, quotes_taken=quotes_taken
+        )
     except (SwitchError, AmountError) as exc:
         return Reject(exc.reason_code, str(exc))
 
@@ -413,6 +486,7 @@ def _resolved(creditor: Party, partner: str, resolutions: Mapping[tuple[str, str
 
 def _decide(
     ins: Instruction, deps: Deps, *, now: datetime, resolutions: Mapping[tuple[str, str, str], Resolution | None],
+    gates: Gates,
     quotes: Mapping[str, StoredQuote] = _NO_QUOTES, quotes_taken: set[str] | frozenset[str] = frozenset(),
 ) -> Admitted | Reject:
     cfg = deps.config
@@ -438,8 +512,20 @@ def _decide(
     corridor = cfg.corridor(corridor_id)
     if corridor is None or not corridor.enabled or corridor.partner not in deps.mappings:
         return Reject("AG01", f"no open corridor {corridor_id}")
+    # issue 11: an operator's switch, then the corridor's hours (docs/operations/corridors.md)
+    switched_off = gates.controls.refusal(corridor.id, corridor.partner)
+    if switched_off is not None:
+        return _refused(switched_off, corridor.id, deps)
+    hours = cfg.corridor_hours(corridor.id)
+    closed = hours.refusal(now) if hours is not None else None
+    if closed is not None:
+        return _refused(closed, corridor.id, deps)
     if ins.debtor_currency not in corridor.source_currencies or ins.debtor_currency not in participant.currencies:
         return Reject("CURR", f"corridor {corridor.id} does not take {ins.debtor_currency} debtor accounts from {participant.code}")
+    try:
+        tier = cfg.tier_limits(corridor, ins.debtor_tier, ins.debtor_currency)
+    except KeyError:
+        return Reject("FF01", f"debtor_tier {ins.debtor_tier!r} is not a tier of this switch ({', '.join(sorted(cfg.tiers))})")
     mapping = deps.mappings[corridor.partner]
     mapping.check_creditor(creditor)  # raises InstructionRejected
     if creditor.proxy is not None and mapping.profile.proxy_resolution:
@@ -479,7 +565,17 @@ def _decide(
         )
     limit = corridor.amount_max_money(source_ccy.code)
     if quote.source.amount_minor > limit.amount_minor:
-        return Reject("AM02", f"{quote.source} is above the corridor maximum {limit}")
+        return _refused(CorridorRefusal(RefusalReason.TX_LIMIT, f"{quote.source} is above the corridor maximum {limit}"), corridor.id, deps)
+    usage_key: UsageKey | None = None
+    if tier is not None:
+        over = tx_refusal(tier, quote.source.amount_minor, str(quote.source))
+        if over is None and tier.day_max_minor is not None:
+            usage_key = UsageKey(corridor.id, ins.debtor.account, usage_day(now, cfg.usage_timezone), source_ccy.code)
+            if gates.claimed and usage_key not in gates.usage:  # not claimed before the batch (cannot happen): never guess
+                return Reject("NARR", "the debtor's daily usage was not read; send the instruction again")
+            over = day_refusal(tier, gates.usage.get(usage_key, 0), quote.source.amount_minor, str(quote.source))
+        if over is not None:
+            return _refused(over, corridor.id, deps)
 
     payment = Payment(
         uetr=deps.new_uetr(),
@@ -503,7 +599,7 @@ def _decide(
         updated_at=now,
         origin=ins.origin,
     )
-    return Admitted(payment, quote)
+    return Admitted(payment, quote, usage_key)
 
 
 def _quote_terms(corridor: Any, source_code: str, now: datetime) -> dict[str, Any]:

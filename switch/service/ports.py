@@ -16,18 +16,30 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from dataclasses import dataclass
+from datetime import date
+from typing import NamedTuple
 
 from fx.quote import FxQuote
 from switch.domain.audit import AuditEntry, NewAuditEntry
 from switch.domain.case import Case
+from switch.domain.corridor_rules import Control
 from switch.domain.idempotency import StoredKey
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
 from switch.domain.recon import BookEntry, Break, StatementEntry
 from switch.domain.settlement import SettlementCycle
 
 __all__ = [
-    "DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "StoredQuote", "UnitOfWork", "stored_key",
+    "DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
 ]
+
+
+class UsageKey(NamedTuple):
+    """One debtor's usage of one corridor on one day in one source currency (issue 11)."""
+
+    corridor: str
+    debtor: str  # the debtor's Bakong account
+    day: date
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +374,27 @@ class UnitOfWork(Protocol):
         """Mark quotes used: (quote id, the version read in this transaction, uetr, instruction
         id, at), only where the quote is still unused and at that version (version + 1). Raises
         ConcurrentUpdate when one is not (another instruction used it first; nothing is written)."""
+        ...
+
+    # -- corridor and partner controls, debtors' daily usage (issue 11, switch/service/corridors.py) --
+    async def controls_get(self) -> list[Control]:
+        """Every stored control (a handful of rows: read once per admission batch)."""
+        ...
+
+    async def controls_put(self, control: Control, read_version: int | None) -> None:
+        """Store `control` (its version the read one + 1): insert when `read_version` is None,
+        else update the row still at `read_version`. Raises ConcurrentUpdate when another writer
+        came first (the row exists already, or its version moved); nothing is written then."""
+        ...
+
+    async def usage_claim(self, keys: Sequence[UsageKey]) -> dict[UsageKey, int]:
+        """Each key's amount so far (minor units; 0 for a key never used), locked for this
+        transaction where the store can: a concurrent admission of the same debtor waits until
+        this one commits, then reads the amount it left."""
+        ...
+
+    async def usage_add(self, amounts: Sequence[tuple[UsageKey, int]]) -> None:
+        """Add the amounts (and one payment each) to the keys' rows, creating those missing."""
         ...
 
     # -- audit log (switch/service/audit.py) --

@@ -15,6 +15,11 @@ the relay delivers them: pacs.008 and pacs.002 to partners over HTTP, events to 
   decide: a payment whose partner never got the message (every attempt failed to connect) is
   rejected AB07; one whose message may have reached the partner (a timeout, a disconnect after
   sending, a 5xx) is left to the follow-up timer, which resends and enquires, never rejects.
+- A paused partner (issue 11, switch/service/corridors.py): its rows are held, not delivered
+  and not failed: parked in memory with their lease (a claim by the poller parks them again;
+  a row whose in-memory retries were under way is parked before its next attempt) until the
+  partner is resumed, then handed to its lane at once; rows another replica held come
+  back through the poller when their lease runs out. A delivery already in flight finishes.
 - A resend is the stored row: the same bytes and message id, so partners and participants can
   recognise it (pacs.008 MsgId, status `event_id`). To a partner that signs, each attempt goes in
   a business message signed at that moment (a fresh AppHdr CreDt and signature, PssblDplct on a
@@ -28,6 +33,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -121,6 +127,25 @@ class OutboxRelay:
         self._held: dict[int, datetime | None] = {}  # rows in memory (queued or in flight) -> lease end
         self._nudged = asyncio.Event()
         self.delivered = 0
+        self._paused: frozenset[str] = frozenset()  # partners whose rows are held (issue 11)
+        self._parked: dict[int, OutboxMessage] = {}  # held rows by outbox id
+
+    def set_paused(self, partners: frozenset[str]) -> None:
+        """The partners paused now (from the database, every replica within a second): rows of a
+        partner no longer paused go to its lane at once."""
+        resumed = self._paused - partners
+        self._paused = frozenset(partners)
+        if resumed:
+            rows = [r for r in self._parked.values() if r.destination in resumed]
+            for row in rows:
+                del self._parked[row.id or 0]
+            log.info("relay: %d held rows released for %s", len(rows), ", ".join(sorted(resumed)))
+            self.handoff(rows)
+            self.nudge()  # and whatever other replicas held, once their leases run out
+
+    def held(self, partner: str) -> int:
+        """How many rows for `partner` this replica holds while it is paused."""
+        return sum(1 for r in self._parked.values() if r.destination == partner)
 
     # ------------------------------------------------------------------ intake
     def handoff(self, rows: Sequence[OutboxMessage]) -> None:
@@ -131,6 +156,9 @@ class OutboxRelay:
                 continue
             if row.id in self._held:
                 self._held[row.id] = row.lease_until  # claimed again: the lease was renewed
+                continue
+            if row.kind == "partner" and row.destination in self._paused:
+                self._parked[row.id] = row  # held until the partner is resumed (a claim renews it)
                 continue
             lane = self._lanes.get(KAFKA if row.kind != "partner" else row.destination)
             if lane is None:
@@ -217,6 +245,9 @@ class OutboxRelay:
         ambiguous = False
         result: SendResult | None = None
         for attempt in range(limits.relay_attempts_in_memory_max):
+            if row.destination in self._paused:  # paused meanwhile (issue 11): held, not failed
+                self._parked[row.id or 0] = replace(row, lease_until=self._held.get(row.id or 0, row.lease_until))
+                return
             # signed at send time (the transport): a fresh AppHdr per attempt, the stored Document
             result = await transport.submit(
                 row.body, message_id=row.message_id, possible_duplicate=attempt > 0 or row.attempts > 0 or row.ambiguous

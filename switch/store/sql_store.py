@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from switch.domain.case import Case, CaseKind, CaseState, Initiator, return_message_id
+from switch.domain.corridor_rules import Control, ControlKind
 from switch.domain.audit import GENESIS_HASH, AuditEntry, NewAuditEntry, chain_after, detail_text
 from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
@@ -51,13 +52,15 @@ from switch.domain.recon import (
 )
 from switch.domain.settlement import CycleState, SettlementCycle
 from fx.quote import FixedSide, FxQuote
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, stored_key
+from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, UsageKey, stored_key
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.store.tables import (
     OUTCOME_STATES_SQL,
     UtcDateTime,
     audit_log,
+    corridor_controls,
+    debtor_daily_usage,
     fx_quotes,
     inbound_messages,
     instructions,
@@ -802,6 +805,84 @@ class UnitOfWork:
         return found
 
     # -- audit log: appended to and read, never updated or deleted (no method here does either) --
+    # -- corridor and partner controls, debtors' daily usage (issue 11) --
+    async def controls_get(self) -> list[Control]:
+        """Read once per admission batch: on SQLite straight through the cursor (a handful of rows)."""
+        if isinstance(self._conn, _InLoopConnection):
+            return [
+                Control(ControlKind(kind), subject, bool(off), reason, by, datetime.fromisoformat(at).replace(tzinfo=timezone.utc), version)
+                for kind, subject, off, reason, by, at, version in self._conn.fetch_all(_CONTROLS_GET_SQLITE, ())
+            ]
+        rows = await self._conn.execute(select(corridor_controls).order_by(corridor_controls.c.kind, corridor_controls.c.subject))
+        return [
+            Control(ControlKind(r.kind), r.subject, bool(r.off), r.reason, r.changed_by, r.changed_at, r.version) for r in rows
+        ]
+
+    async def controls_put(self, control: Control, read_version: int | None) -> None:
+        row = {
+            "kind": control.kind.value, "subject": control.subject, "off": control.off, "reason": control.reason,
+            "changed_by": control.changed_by, "changed_at": control.changed_at, "version": control.version,
+        }
+        cc = corridor_controls
+        if read_version is None:  # the first change of this subject: whoever inserts first wins
+            dialect_insert = sqlite.insert if isinstance(self._conn, _InLoopConnection) else postgresql.insert
+            result = await self._conn.execute(dialect_insert(cc).values(**row).on_conflict_do_nothing())
+        else:
+            result = await self._conn.execute(
+                update(cc)
+                .where(cc.c.kind == control.kind.value, cc.c.subject == control.subject, cc.c.version == read_version)
+                .values(**row)
+            )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"concurrent change of the {control.kind.value} control of {control.subject}")
+
+    async def usage_claim(self, keys: Sequence[UsageKey]) -> dict[UsageKey, int]:
+        """SQLite has one writer (this transaction): a plain read. PostgreSQL: the missing rows
+        are inserted at 0 (ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key
+        to commit), then every row is locked FOR UPDATE in key order (no deadlock between two
+        admissions), so the amount read is the last committed one and stays so until commit."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        u = debtor_daily_usage
+        if self._lock_rows:
+            await self._conn.execute(
+                postgresql.insert(u)
+                .values([{**k._asdict(), "amount_minor": 0, "payments": 0} for k in wanted])
+                .on_conflict_do_nothing()
+            )
+        found = {k: 0 for k in wanted}
+        if isinstance(self._conn, _InLoopConnection):  # the hot path on SQLite: one indexed look-up per key
+            for k in wanted:
+                row = self._conn.fetch_all(_USAGE_GET_SQLITE, (k.corridor, k.debtor, k.day.isoformat(), k.currency))
+                found[k] = row[0][0] if row else 0
+            return found
+        for chunk in _chunks(wanted):
+            query = select(u.c.corridor, u.c.debtor, u.c.day, u.c.currency, u.c.amount_minor).where(
+                u.c.debtor.in_({k.debtor for k in chunk}), u.c.day.in_({k.day for k in chunk})
+            )
+            if self._lock_rows:
+                query = query.order_by(u.c.corridor, u.c.debtor, u.c.day, u.c.currency).with_for_update()
+            for r in await self._conn.execute(query):
+                key = UsageKey(r.corridor, r.debtor, r.day, r.currency)
+                if key in found:
+                    found[key] = r.amount_minor
+        return found
+
+    async def usage_add(self, amounts: Sequence[tuple[UsageKey, int]]) -> None:
+        totals: dict[UsageKey, tuple[int, int]] = {}
+        for key, amount in amounts:
+            before = totals.get(key, (0, 0))
+            totals[key] = (before[0] + amount, before[1] + 1)
+        if not totals:
+            return
+        if isinstance(self._conn, _InLoopConnection):  # plain executemany of one prepared upsert
+            self._conn.update_many(
+                _USAGE_ADD_SQLITE, [(k.corridor, k.debtor, k.day.isoformat(), k.currency, a, n) for k, (a, n) in sorted(totals.items())]
+            )
+            return
+        await self._conn.execute(_USAGE_ADD_PG, [{**k._asdict(), "amount_minor": a, "payments": n} for k, (a, n) in sorted(totals.items())])
+
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         """Chain `new` after the last entry and insert it, in this transaction (with the refusal
         or action it records, where there is one). Appends are serialised so the log stays one
@@ -1567,6 +1648,27 @@ class _InLoopConnection:
 
 
 _row_types: dict[str, Any] = {}
+
+# the controls and the debtors' daily usage (issue 11), built once: on the admission hot path
+_CONTROLS_GET_SQLITE: Final = (
+    "SELECT kind, subject, off, reason, changed_by, changed_at, version FROM corridor_controls ORDER BY kind, subject"
+)
+_USAGE_GET_SQLITE: Final = (
+    "SELECT amount_minor FROM debtor_daily_usage WHERE corridor = ? AND debtor = ? AND day = ? AND currency = ?"
+)
+_USAGE_ADD_SQLITE: Final = (
+    "INSERT INTO debtor_daily_usage (corridor, debtor, day, currency, amount_minor, payments) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (corridor, debtor, day, currency) DO UPDATE SET amount_minor = amount_minor + excluded.amount_minor, "
+    "payments = payments + excluded.payments"
+)
+_usage_pg_insert = postgresql.insert(debtor_daily_usage)
+_USAGE_ADD_PG: Final = _usage_pg_insert.on_conflict_do_update(
+    index_elements=["corridor", "debtor", "day", "currency"],
+    set_={
+        "amount_minor": debtor_daily_usage.c.amount_minor + _usage_pg_insert.excluded.amount_minor,
+        "payments": debtor_daily_usage.c.payments + _usage_pg_insert.excluded.payments,
+    },
+)
 
 
 def _insert_values(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:

@@ -427,3 +427,32 @@ fx_quotes = Table(
     Column("version", Integer, nullable=False),
     UniqueConstraint("participant", "request_id", name="uq_fx_quotes_request"),
 )
+
+# corridor and partner controls changed at run time (issue 11): one row per corridor an operator
+# disabled or enabled, per partner paused or resumed; no row: as the configuration says
+corridor_controls = Table(
+    "corridor_controls",
+    metadata,
+    Column("kind", String(16), nullable=False),  # corridor | partner
+    Column("subject", String(32), nullable=False),  # corridor id | partner id
+    Column("off", Boolean, nullable=False),  # disabled | paused
+    Column("reason", Text, nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("kind", "subject", name="pk_corridor_controls"),
+)
+
+# what each debtor sent through each corridor each day (issue 11), per source currency: the
+# per-debtor daily limit is decided against this row, locked in the admission transaction
+debtor_daily_usage = Table(
+    "debtor_daily_usage",
+    metadata,
+    Column("corridor", String(8), nullable=False),
+    Column("debtor", String(32), nullable=False),  # the debtor's Bakong account (name@participant)
+    Column("day", Date, nullable=False),  # in corridors.toml usage_timezone
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("payments", Integer, nullable=False),
+    PrimaryKeyConstraint("corridor", "debtor", "day", "currency", name="pk_debtor_daily_usage"),
+)

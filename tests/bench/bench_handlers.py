@@ -6,6 +6,9 @@ parse and apply a pacs.002 per message, mark the status events sent. Run on requ
 
 `--batch` is the number of instructions per admission batch: compare a big one (load) with a
 small one (a few payments per cycle, as at moderate rates) to see the per-batch overhead.
+`--daily-limit` gives every corridor a default tier with a per-debtor daily maximum (issue 11),
+too high to refuse anything, so that every admission also locks and raises its debtor's daily
+usage row: the cost of the exact daily limit on the hot path.
 """
 
 from __future__ import annotations
@@ -51,8 +54,14 @@ def _clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def run(batch: int, rounds: int, warmup: int = 2) -> dict[str, float]:
+async def run(batch: int, rounds: int, warmup: int = 2, daily_limit: bool = False) -> dict[str, float]:
     cfg = config_mod.load()
+    if daily_limit:
+        fields = {name: getattr(cfg, name) for name in type(cfg).model_fields}
+        huge = {code: "100000000000" for code in ("KHR", "USD")}
+        fields["tiers"] = {**cfg.tiers, "bench": {"tx_max": {}, "day_max": huge}}
+        fields["corridors"] = tuple(c.model_copy(update={"default_tier": "bench"}) for c in cfg.corridors)
+        cfg = type(cfg).model_validate(fields)
     schemas = SchemaSet(Path(default_schema_dir()))
     mappings = load_partners(PROJECT_ROOT / "config", {"promptpay"}, switch_bic=cfg.switch.agent_bic)
     quoter = Quoter(load_fx_config(PROJECT_ROOT / "config" / "fx.toml").rate_book())
@@ -130,9 +139,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--daily-limit", action="store_true", help="count every debtor's daily usage (issue 11)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.batch, args.rounds))
-    print(f"switch handlers, CPU per payment, batches of {args.batch} ({args.rounds} rounds):")
+    result = asyncio.run(run(args.batch, args.rounds, daily_limit=args.daily_limit))
+    limit = ", daily limit counted" if args.daily_limit else ""
+    print(f"switch handlers, CPU per payment, batches of {args.batch} ({args.rounds} rounds{limit}):")
     for stage, value in result.items():
         print(f"  {stage:<26}{value:>9.1f} us")
     if args.json:

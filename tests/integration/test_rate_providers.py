@@ -200,10 +200,15 @@ async def test_a_running_switch_polls_its_configured_feed_and_lists_the_rate_in_
         async with run.ops_session() as http:
             async with http.get(f"{run.url}/v1/fx/rates", headers=run.auth) as resp:
                 rates = {r["pair"]: r for r in (await resp.json())["rates"]}
+            reloaded = await run.switch.reload_config(actor="test")  # the static table again, the feed's rate kept
+            async with http.get(f"{run.url}/v1/fx/rates", headers=run.auth) as resp:
+                after = {r["pair"]: r for r in (await resp.json())["rates"]}
             async with http.get(f"{run.url}/metrics", headers=run.auth) as resp:
                 metrics = await resp.text()
     assert (rates["USD/KHR"]["source"], rates["USD/KHR"]["mid"], rates["USD/KHR"]["max_age_s"]) == ("http:USD/KHR", "4070.5", 300)
     assert rates["USD/THB"]["source"] == "static:USD/THB"
+    assert reloaded["applied"] is True and after["USD/KHR"]["source"] == "http:USD/KHR"
+    assert after["USD/THB"]["as_of"] > rates["USD/THB"]["as_of"]  # re-stamped by the reload
     assert 'switch_fx_rate_updates_total{outcome="applied",provider="http"} 1.0' in metrics
     assert 'switch_fx_rate_age_seconds{pair="USD_KHR"}' in metrics
 

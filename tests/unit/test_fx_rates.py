@@ -150,3 +150,6 @@ def test_a_reloaded_static_table_restamps_static_rates_but_never_replaces_a_live
     assert taken == 1
     assert rates.rate("USD", "KHR", now=later).mid == Decimal("4010")  # re-stamped: fresh again
     assert rates.in_force()[1].source == "http:USD/THB"
+    rates.load_static([R("USD", "THB", Decimal("31"), later, "static:USD/THB", max_age_s=60)])  # USD/KHR dropped
+    with pytest.raises(RateUnavailable):
+        rates.rate("USD", "KHR", now=later)

@@ -62,9 +62,9 @@ def fee_for(source: Money, fixed: Money | None, fee_bps: int, rounding: str) -> 
     `rounding` to the decimals the source currency accepts."""
     if type(fee_bps) is not int or not 0 <= fee_bps <= fee_bps_max:
         raise ValueError(f"fee_bps must be an int in [0, {fee_bps_max}], got {fee_bps!r}")
+    if fee_bps == 0:  # the usual case: the fixed fee as configured (no new Money on the hot path)
+        return Money(0, source.currency) if fixed is None else fixed
     base = 0 if fixed is None else fixed.amount_minor
-    if fee_bps == 0:
-        return Money(base, source.currency)
     share = money_from_ratio(
         source.amount_minor * fee_bps, bps_per_unit * 10**source.currency.exponent, source.currency, rounding=rounding
     )

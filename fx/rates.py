@@ -89,8 +89,9 @@ class RateBook:
         self.pivot = pivot
         self.stale_after_s = stale_after_s
         self._rates: dict[tuple[str, str], Rate] = {}
-        # (base, quote) -> every route's composed rate, in preference order; cleared on update()
-        self._composed: dict[tuple[str, str], list[Rate]] = {}
+        # (base, quote) -> every route's composed rate and when it goes stale, in preference order;
+        # cleared on every change of the book
+        self._composed: dict[tuple[str, str], list[tuple[Rate, datetime | None]]] = {}
         self.update(rates)
 
     def update(self, rates: Iterable[Rate]) -> None:
@@ -137,14 +138,17 @@ class RateBook:
         if base == quote:
             raise ValueError(f"no rate needed from {base} to itself")
         routes = self._composed.get((base, quote))
-        if routes is None:
+        if routes is None:  # each route's rate and the instant it goes stale (None: never), once per update
             routes = self._composed[(base, quote)] = [
-                _compose(base, quote, hops, min(hop.rate.as_of for hop in hops), self._max_age_s(hops))
-                for hops in self._routes(base, quote)
+                (composed, _fresh_until(composed))
+                for composed in (
+                    _compose(base, quote, hops, min(hop.rate.as_of for hop in hops), self._max_age_s(hops))
+                    for hops in self._routes(base, quote)
+                )
             ]
         stale: Rate | None = None
-        for composed in routes:
-            if self._is_fresh(composed, now):
+        for composed, fresh_until in routes:
+            if fresh_until is None or now <= fresh_until:
                 return composed
             if stale is None:
                 stale = composed
@@ -181,10 +185,6 @@ class RateBook:
             return None
         return max(1, int((min(ends) - oldest).total_seconds()))
 
-    def _is_fresh(self, rate: Rate, now: datetime) -> bool:
-        if rate.max_age_s is None:
-            return True
-        return now - rate.as_of <= timedelta(seconds=rate.max_age_s)
 
     def in_force(self) -> list[Rate]:
         """The newest rate of every pair the providers gave, as they gave it (for `mekong fx
@@ -194,6 +194,11 @@ class RateBook:
     def is_stale(self, rate: Rate, now: datetime) -> bool:
         age = self.max_age_s_of(rate)
         return age is not None and now - rate.as_of > timedelta(seconds=age)
+
+
+def _fresh_until(rate: Rate) -> datetime | None:
+    """The last instant `rate` quotes (its route's max age after its as-of); None: never stale."""
+    return None if rate.max_age_s is None else rate.as_of + timedelta(seconds=rate.max_age_s)
 
 
 @dataclass(frozen=True, slots=True)

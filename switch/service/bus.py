@@ -61,6 +61,16 @@ from switch.service.settlement import (
     resolve_break,
     store_report_page,
 )
+from switch.service.operations import (
+    ClaimDlqReplays,
+    FinishDlqReplays,
+    MarkPayment,
+    ResendPayment,
+    claim_dlq_replays,
+    finish_dlq_replays,
+    mark_payment,
+    resend_payment,
+)
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -92,6 +102,11 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     StoreReportPage: store_report_page,
     ReconcileCycle: reconcile_cycle,
     ResolveBreak: resolve_break,
+    # the operator's toolbox (issue 11): resolve a stuck payment, replay dead letters once
+    ResendPayment: resend_payment,
+    MarkPayment: mark_payment,
+    ClaimDlqReplays: claim_dlq_replays,
+    FinishDlqReplays: finish_dlq_replays,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

@@ -23,6 +23,8 @@ The operations port (build_ops_app; TLS with optional client certificates, loopb
                              payment: 202 with the case, 404, 409 when final or inbound (issue 9)
                              /v1/*: a bearer token or a client certificate, and a role
                              (api_auth.py): 401, 403, and 404 for another participant's payment
+  /v1/payments (search), /v1/payments/{uetr}/messages, /v1/payments/{uetr}/resolve, /v1/dlq...,
+  /v1/openapi.json           the operator's toolbox (issue 11): ops_edge.py
   GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
   GET  /healthz              the process is alive (open: probes)
   GET  /readyz               the database answers and the Kafka edge is running (open: probes)
@@ -404,9 +406,13 @@ def build_ops_app(
     refresh_gauges: Callable[[], Awaitable[None]],
     api_tokens: api_auth.ApiTokens | None = None,
     api_certificates: api_auth.ApiCertificates | None = None,
+    dead_letters: Any = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
-    `readiness` says whether this replica is ready (the composition root knows its parts)."""
+    `readiness` says whether this replica is ready (the composition root knows its parts);
+    `dead_letters` reads and replays the dead-letter topic (ops_edge.py; None: not here)."""
+    from switch.entrypoints import ops_edge  # it builds on this module's helpers
+
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     app[READINESS] = readiness
@@ -418,6 +424,7 @@ def build_ops_app(
     app.router.add_get("/v1/instructions/{participant}/{instruction_id}", get_instruction)
     app.router.add_post("/v1/payments/{uetr}/enquiry", enquire_payment)  # issue 9: status enquiries
     settlement_edge.add_routes(app)  # issue 10: /v1/recon/*
+    ops_edge.add_routes(app, dead_letters)  # issue 11: search, messages, resolve, dead letters, OpenAPI
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

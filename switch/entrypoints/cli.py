@@ -471,7 +471,8 @@ if __name__ == "__main__":  # pragma: no cover
 # ----------------------------------------------------------------------------- payments (issue 9)
 @main.group()
 def payments() -> None:
-    """Act on one payment through the operations API (operators)."""
+    """Find, read and act on payments through the operations API (search and show: every role but
+    monitor, a participant its own; enquire and resolve: operators)."""
 
 
 def _ops_options(f: Any) -> Any:
@@ -614,3 +615,10 @@ def recon_breaks(partner: str | None, cycle_id: str | None, open_only: bool, **o
 
     query = "?limit=1000" + (f"&partner={partner}" if partner else "") + (f"&cycle={cycle_id}" if cycle_id else "") + ("&open=1" if open_only else "")
     click.echo(breaks_table(_ops_call("GET", f"/v1/recon/breaks{query}", **ops)["breaks"]))
+
+
+# ----------------------------------------------------------------------------- toolbox (issue 11)
+# `mekong payments list|show|resolve` and `mekong dlq ...`: in their own module, with the options above
+from switch.entrypoints.cli_ops import add_commands as _add_toolbox_commands  # noqa: E402
+
+_add_toolbox_commands(main, payments, _ops_options, _ops_call)

@@ -212,6 +212,33 @@ def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequenc
         yield items[start : start + size]
 
 
+def payment_search_statement(query: PaymentQuery) -> Any:
+    """The operator's payment search (issue 11), newest first on (created_at, uetr): with a
+    participant, ix_payments_participant_created gives the order; with a reason,
+    ix_payments_reason_created; with a state, ix_payments_state_created; else ix_payments_created, the other filters checked on the rows
+    it walks. A keyset page reads from the cursor on, never the rows before it (no OFFSET)."""
+    conditions = []
+    if query.state is not None:
+        conditions.append(payments.c.state == query.state.value)
+    if query.corridor is not None:
+        conditions.append(payments.c.corridor == query.corridor)
+    if query.participant is not None:
+        conditions.append(payments.c.participant == query.participant)
+    if query.partner is not None:
+        conditions.append(payments.c.partner == query.partner)
+    if query.reason_code is not None:
+        conditions.append(payments.c.reason_code == query.reason_code)
+    if query.since is not None:
+        conditions.append(payments.c.created_at >= query.since)
+    if query.until is not None:
+        conditions.append(payments.c.created_at < query.until)
+    if query.before is not None:
+        at, uetr = query.before
+        conditions.append(tuple_(payments.c.created_at, payments.c.uetr) < tuple_(literal(at, UtcDateTime()), literal(uetr)))
+    stmt = select(payments).order_by(payments.c.created_at.desc(), payments.c.uetr.desc()).limit(query.limit)
+    return stmt.where(*conditions) if conditions else stmt
+
+
 class UnitOfWork:
     """One database transaction and the batch operations the handlers need."""
 
@@ -704,32 +731,7 @@ class UnitOfWork:
 
     # -- the operator's toolbox (issue 11) --
     async def payments_search(self, query: PaymentQuery) -> list[Payment]:
-        """Newest first on (created_at, uetr): with a participant, ix_payments_participant_created
-        gives the order; with a reason, ix_payments_reason_created; else ix_payments_created,
-        the other filters checked on the rows it walks (a keyset page reads from the cursor on,
-        never the rows before it)."""
-        conditions = []
-        if query.state is not None:
-            conditions.append(payments.c.state == query.state.value)
-        if query.corridor is not None:
-            conditions.append(payments.c.corridor == query.corridor)
-        if query.participant is not None:
-            conditions.append(payments.c.participant == query.participant)
-        if query.partner is not None:
-            conditions.append(payments.c.partner == query.partner)
-        if query.reason_code is not None:
-            conditions.append(payments.c.reason_code == query.reason_code)
-        if query.since is not None:
-            conditions.append(payments.c.created_at >= query.since)
-        if query.until is not None:
-            conditions.append(payments.c.created_at < query.until)
-        if query.before is not None:
-            at, uetr = query.before
-            conditions.append(tuple_(payments.c.created_at, payments.c.uetr) < tuple_(literal(at, UtcDateTime()), literal(uetr)))
-        stmt = select(payments).order_by(payments.c.created_at.desc(), payments.c.uetr.desc()).limit(query.limit)
-        if conditions:
-            stmt = stmt.where(*conditions)
-        return [_payment_from_row(r) for r in await self._conn.execute(stmt)]
+        return [_payment_from_row(r) for r in await self._conn.execute(payment_search_statement(query))]
 
     def _contains(self, column: Any, needle: bytes) -> Any:
         """SQL: the bytes of `column` contain `needle` (instr on SQLite, position on PostgreSQL)."""

@@ -112,9 +112,10 @@ payments = Table(
     Column("message_id", String(35), nullable=True),  # the pacs.008 that carries it (outbound)
     Index("ix_payments_state_updated", "state", "updated_at"),
     # the operator's search (issue 11, migration 0011): newest first by (created_at, uetr), a
-    # keyset page; per participant; per rejection reason (only rows that have one)
+    # keyset page; per participant; per state; per rejection reason (only rows that have one)
     Index("ix_payments_created", "created_at", "uetr"),
     Index("ix_payments_participant_created", "participant", "created_at", "uetr"),
+    Index("ix_payments_state_created", "state", "created_at", "uetr"),
     Index(
         "ix_payments_reason_created",
         "reason_code",

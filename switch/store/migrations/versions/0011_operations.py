@@ -1,5 +1,5 @@
 """The operator's toolbox (issue 11): indexes that keep the payment search (newest first, by
-participant, by reason) and a payment's messages (outbox rows by key, partner messages by when
+participant, by state, by reason) and a payment's messages (outbox rows by key, partner messages by when
 they came) fast on a million rows, and the record of dead letters replayed, so each is replayed
 once.
 
@@ -24,6 +24,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_index("ix_payments_created", "payments", ["created_at", "uetr"])
     op.create_index("ix_payments_participant_created", "payments", ["participant", "created_at", "uetr"])
+    op.create_index("ix_payments_state_created", "payments", ["state", "created_at", "uetr"])
     op.create_index(
         "ix_payments_reason_created",
         "payments",
@@ -56,5 +57,6 @@ def downgrade() -> None:
     op.drop_index("ix_inbound_messages_received", "inbound_messages")
     op.drop_index("ix_outbox_key", "outbox")
     op.drop_index("ix_payments_reason_created", "payments")
+    op.drop_index("ix_payments_state_created", "payments")
     op.drop_index("ix_payments_participant_created", "payments")
     op.drop_index("ix_payments_created", "payments")

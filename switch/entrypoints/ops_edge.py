@@ -36,7 +36,7 @@ from switch import limits
 from switch.domain.payment import PaymentState
 from switch.entrypoints import api_auth
 from switch.entrypoints.dead_letters import DeadLetters, DeadLetterView, masked_text, parse_ref
-from switch.entrypoints.http_app import BUS, _reject, payment_json
+from switch.entrypoints.http_app import BUS, _reject, payment_json, read_body_bounded
 from switch.service.enquiries import EnquirePayment
 from switch.service.operations import (
     ClaimDlqReplays,
@@ -189,8 +189,8 @@ async def payment_messages(request: web.Request) -> web.Response:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(body_bytes_max + 1)
-    if len(raw) > body_bytes_max:
+    raw = await read_body_bounded(request, body_bytes_max)
+    if raw is None:
         raise BadRequest(f"request body is over {body_bytes_max} bytes")
     try:
         body = json.loads(raw or b"{}")

@@ -53,11 +53,16 @@ async def _completed(run: Running, n: int, participant: str = "ACLBKHPPXXX") -> 
 
 
 async def _timed_out(run: Running) -> tuple[str, str]:
+    """A payment the silent partner never answers: TIMED_OUT past its (short) SLA."""
     iid = f"S{uuid.uuid4().hex[:10]}"
     await publish(run, [(iid, json.dumps(instruction(iid, creditor=ACCOUNT)).encode())])
-    statuses = await collect(run, run.config.kafka.status_topic,
-                             until=lambda rs: any(json.loads(r.value).get("instruction_id") == iid and json.loads(r.value)["state"] == "TIMED_OUT" for r in rs))
-    (event,) = [json.loads(r.value) for r in statuses if json.loads(r.value).get("instruction_id") == iid and json.loads(r.value)["state"] == "TIMED_OUT"]
+
+    def timed_out(records: list[Any]) -> list[dict[str, Any]]:
+        events = (json.loads(r.value) for r in records)
+        return [e for e in events if e.get("instruction_id") == iid and e["state"] == "TIMED_OUT"]
+
+    statuses = await collect(run, run.config.kafka.status_topic, until=lambda rs: bool(timed_out(rs)))
+    (event,) = timed_out(statuses)
     return iid, event["uetr"]
 
 
@@ -222,7 +227,7 @@ async def test_a_dead_letter_is_replayed_once_and_a_hostile_one_is_dead_lettered
 async def _write_dead_letter(run: Running, value: bytes, key: bytes, *, cut: bool = False) -> None:
     """A dead letter as the consumer writes one (kafka_consumer.dead_letter_record), of a record
     the switch takes now: dead-lettered before for a cause since fixed."""
-    record = ConsumerRecord(run.config.kafka.instructions_topic, 0, 10_000, 0, 0, key, value, None, len(key), len(value), signed(value), )
+    record = ConsumerRecord(run.config.kafka.instructions_topic, 0, 10_000, 0, 0, key, value, None, len(key), len(value), signed(value))
     dl = dead_letter_record(DeadLetter(record, "a cause since fixed", "FF01", DlqReason.UNREADABLE), value_bytes_max=5 if cut else 10**6)
     producer = AIOKafkaProducer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()

@@ -80,7 +80,7 @@ async def payment_dossier(uow: UnitOfWork, uetr: str) -> Dossier | None:
         return None
     history = await uow.history_of(uetr)
     cases = (await uow.cases_of([uetr])).get(uetr, [])
-    moved_at = [h.at for h in history if h.from_state is not None]
+    moved_at = [h.at for h in history]  # admission included: an inbound payment's pacs.008 is stored then
     messages = await uow.payment_messages(p, moved_at, limits.payment_message_window_s, limits.payment_messages_max)
     return Dossier(p, history, cases, messages)
 

@@ -22,7 +22,9 @@ from switch.entrypoints.kafka_consumer import DeadLetter, dead_letter_record
 from switch.entrypoints.ops_edge import openapi_document
 from switch.metrics import DlqReason
 from switch.store.sql_store import Store
-from tests.integration.harness import Running, pki_dir, running_switch, signed
+from adapters.simulator_inbound import InboundSpec
+from tests.integration.harness import Running, partner_session, pki_dir, running_switch, signed
+from tests.integration.test_inbound import answers_for
 from tests.integration.test_pipeline import collect, finals_by_id, instruction, publish
 from tests.openapi_contract import check
 
@@ -112,6 +114,9 @@ async def test_a_participant_finds_only_its_own_payments_and_an_auditor_finds_al
         await _call(run, "GET", f"/v1/payments/{uetr}/messages", "/v1/payments/{uetr}/messages", role="participant:ABAAKHPPXXX", status=404)
         _, audited = await _call(run, "GET", "/v1/payments", "/v1/payments", role="auditor", status=200)
         assert uetrs <= {p["uetr"] for p in audited["payments"]}
+        async with run.ops_session(client="monitor") as http, http.get(f"{run.url}/v1/payments") as resp:  # its certificate
+            assert resp.status == 403
+            check("GET", "/v1/payments", 403, await resp.json())
 
 
 async def test_show_lists_the_messages_sent_and_received_for_a_payment(broker: TansuBroker, store: Store) -> None:
@@ -130,6 +135,17 @@ async def test_show_lists_the_messages_sent_and_received_for_a_payment(broker: T
         )
         assert result.exit_code == 0, result.output
         assert f"payment {uetr}  COMPLETED (final)" in result.output and "pacs.008.001.13" in result.output
+
+
+async def test_show_lists_an_inbound_payments_pacs008_received_and_pacs002_sent(broker: TansuBroker, store: Store) -> None:
+    spec = InboundSpec(amount="8000", currency="KHR", creditor_name="Keo Vanna", creditor_account="keo_vanna@wing")
+    async with running_switch(broker, store, confirm_timeout_s=1.0) as run, partner_session("promptpay") as http:
+        (uetr,) = await run.sim.inbound.send(http, [spec])
+        await answers_for(run, [uetr])  # nobody answers: rejected AB05 at the timeout, the partner told
+        _, answer = await _call(run, "GET", f"/v1/payments/{uetr}/messages", "/v1/payments/{uetr}/messages", status=200)
+        kinds = {(m["direction"], m["kind"], m["message_type"]) for m in answer["messages"]}
+        assert ("received", "signed", "pacs.008.001.13") in kinds or ("received", "partner", "pacs.008.001.13") in kinds
+        assert ("sent", "partner", "pacs.002.001.10") in kinds
 
 
 # ---------------------------------------------------------------- resolve

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test bench schemas install clean
+.PHONY: demo test bench schemas install clean image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: schemas
 	$(BIN)/python tests/bench/bench_handlers.py --batch 5 --json bench-out/bench-handlers-5.json
 	$(BIN)/python tests/bench/bench_broker_hop.py --rate 500 --json bench-out/bench-broker-hop.json
 	$(BIN)/python tests/bench/bench_recon.py --json bench-out/bench-recon.json
+
+# The switch image (needs a Docker engine; deploy/xsd must hold the official XSDs no wheel ships).
+image:
+	docker build -f deploy/Dockerfile -t mekong-switch:0.1.0 .
 
 clean:
 	rm -rf $(VENV) .schemas .cache demo-out bench-out .pytest_cache .hypothesis

@@ -24,18 +24,22 @@ that requires SASL/SCRAM).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
-from functools import cached_property
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Final, Literal, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from switch import limits
+from switch.config_lines import TomlLines
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.rate_limit import Rate
 
@@ -405,88 +409,522 @@ PARTNER_TIMING_FIELDS += ("recall_sla_s", "recall_chase_after_s", "recall_reply_
 PARTNER_TIMING_FIELDS += ("settlement_every_s",)
 
 
+# ------------------------------------------------------------------ problems, all of them at once
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with the configuration, where a person fixes it: the file (or
+    `environment` for a variable) and the line of the offending key or table, when known."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line is not None else f"{self.file}: {self.message}"
+
+
+class ConfigErrors(ValueError):
+    """The configuration cannot be used: every problem found, not only the first."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+ENVIRONMENT = "environment"  # the file name of a problem with an environment variable
+
+# Every MEKONG_* variable anything in the project reads. The switch reads the first group; the rest
+# belong to the tools around it (compose, the CLI's API client, the tests) and may share its
+# environment. A MEKONG_* variable not listed here (nor a MEKONG_PARTNER_<FIELD>_<PARTNER>) is a
+# typo until proven otherwise: `mekong config check` and `mekong run` name it. A part that reads a
+# new variable adds it here.
+SWITCH_ENV: Final = frozenset({
+    "MEKONG_CONFIG_DIR", "MEKONG_KAFKA_BOOTSTRAP", "MEKONG_DATABASE_URL", "MEKONG_HTTP_HOST", "MEKONG_HTTP_PORT",
+    "MEKONG_OPS_HOST", "MEKONG_OPS_PORT", "MEKONG_PUBLIC_URL", "MEKONG_SCHEMA_DIR", "MEKONG_PKI_DIR", "MEKONG_INSECURE_DEV",
+    "MEKONG_API_TOKENS_FILE", "MEKONG_PAN_KEY_FILE", "MEKONG_PAN_KEY", "MEKONG_KAFKA_SASL_PASSWORD_FILE",
+    "MEKONG_KAFKA_SASL_PASSWORD",
+})
+TOOLS_ENV: Final = frozenset({
+    "MEKONG_CONFIG_HOST_DIR", "MEKONG_DB_PASSWORD",  # deploy/ compose
+    "MEKONG_OPS_URL", "MEKONG_API_TOKEN",  # the CLI's operations API client
+    "MEKONG_TEST_PG_URL", "MEKONG_SHARED_XSD_DIR", "MEKONG_STATEFUL_EXAMPLES", "MEKONG_FUZZ_EXAMPLES",  # tests
+    "MEKONG_LOAD_SASL_PASSWORD_FILE",  # mekong load
+    # deploy/build-image.sh (the image's build stage)
+    "MEKONG_BUILD_VENV", "MEKONG_BUILD_SRC", "MEKONG_BUILD_SCHEMA_DIR", "MEKONG_BUILD_XSD_DIR", "MEKONG_BUILD_CONFIG_DIR",
+})
+PARTNER_URL_ENV: Final = "MEKONG_PARTNER_URL_"
+
+
+class _Problems:
+    """Collects problems; `located` turns a path in a file's data into that file's line."""
+
+    def __init__(self) -> None:
+        self.items: list[ConfigProblem] = []
+        self._lines: dict[Path, TomlLines] = {}
+        self.index: dict[str, list[int]] = {}  # array key -> position in the file of each entry kept
+        self.incomplete: set[str] = set()  # arrays with an entry left out (reported): checks against them would mislead
+
+    def entry(self, key: str, i: int) -> int:
+        """The position in its file of the i-th entry kept of array `key`."""
+        kept = self.index.get(key)
+        return kept[i] if kept is not None and i < len(kept) else i
+
+    def add(self, file: Path | str, line: int | None, message: str) -> None:
+        self.items.append(ConfigProblem(str(file), line, message))
+
+    def at(self, file: Path, path: Sequence[str | int], message: str) -> None:
+        self.add(file, self.line(file, path), message)
+
+    def line(self, file: Path, path: Sequence[str | int]) -> int | None:
+        lines = self._lines.get(file)
+        if lines is None:
+            try:
+                lines = self._lines[file] = TomlLines(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                return None
+        return lines.line(path)
+
+    def read(self, file: Path, *, decimals: bool = False) -> dict[str, Any] | None:
+        """The file's data, or None with the problem recorded (missing, or not TOML)."""
+        try:
+            with file.open("rb") as fh:
+                return tomllib.load(fh, parse_float=Decimal) if decimals else tomllib.load(fh)
+        except FileNotFoundError:
+            self.add(file, None, "file not found")
+        except OSError as exc:
+            self.add(file, None, f"cannot read: {exc.strerror}")
+        except tomllib.TOMLDecodeError as exc:
+            text = str(exc)
+            found = re.search(r"\(at line (\d+), column (\d+)\)$", text)
+            if found:
+                self.add(file, int(found.group(1)), f"invalid TOML: {text[:found.start()].strip()} (column {found.group(2)})")
+            else:
+                self.add(file, None, f"invalid TOML: {text}")
+        return None
+
+    def validate(self, model: type[ModelT], data: Any, file: Path, *, prefix: Sequence[str | int] = ()) -> ModelT | None:
+        """`data` as `model`, or None with one problem per pydantic error, each at its key's line."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = tuple(prefix) + tuple(error["loc"])
+                self.at(file, loc, f"{_shown_loc(loc)}{_message(error)}")
+            return None
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _shown_loc(loc: Sequence[str | int]) -> str:
+    """`corridors[1].fee.USD: ` for a pydantic loc; nothing for the file's root."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return f"{out}: " if out else ""
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown key (a typo?)"
+    if error["type"] == "missing":
+        return "required key missing"
+    return message
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as fh:
         return tomllib.load(fh)
 
 
-def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = None) -> SwitchConfig:
-    """Load and validate the config directory, then apply environment overrides."""
+def load(
+    config_dir: str | Path | None = None, env: Mapping[str, str] | None = None, *, insecure_dev: bool | None = None
+) -> SwitchConfig:
+    """Load and validate the config directory, then apply environment overrides. Everything a
+    start checks on configuration is checked here (references between files, duplicates, every
+    enabled corridor priced, partner profiles and calendars, environment variable names, TLS),
+    and every problem is reported at once: ConfigErrors, one `file:line: message` each.
+    `insecure_dev` overrides [security] insecure_dev (`mekong run --insecure-dev`)."""
+    cfg, problems = check(config_dir, env, insecure_dev=insecure_dev, secrets=False)
+    if problems:
+        raise ConfigErrors(problems)
+    assert cfg is not None
+    return cfg
+
+
+def check(
+    config_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    insecure_dev: bool | None = None,
+    secrets: bool = True,
+) -> tuple[SwitchConfig | None, list[ConfigProblem]]:
+    """The configuration and every problem with it (`mekong config check`). With `secrets`, the
+    secrets a start needs must be there too (the card-number token key); a review of the files
+    alone (CI without the deployment's secrets) passes secrets=False."""
     env = os.environ if env is None else env
     directory = Path(config_dir or env.get("MEKONG_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
-    base = SwitchFile.model_validate(_read_toml(directory / "switch.toml"))
-    participants = ParticipantsFile.model_validate(_read_toml(directory / "participants.toml"))
-    corridors = CorridorsFile.model_validate(_read_toml(directory / "corridors.toml"))
-    inbound_path = directory / "inbound.toml"
-    inbound = InboundFile.model_validate(_read_toml(inbound_path)) if inbound_path.exists() else InboundFile()
+    out = _Problems()
+    files = {name: directory / f"{name}.toml" for name in ("switch", "participants", "corridors", "inbound", "fx")}
+
+    # arrays of entries are validated entry by entry, so that one bad corridor does not hide the
+    # problems of the others nor stop the checks across files; `index` maps an entry kept back to
+    # its position in the file (for its line)
+    index: dict[str, list[int]] = {}
+
+    def parsed(name: str, model: type[ModelT], arrays: Mapping[str, type[BaseModel]] = {}, path: Path | None = None) -> ModelT | None:
+        path = path or files[name]
+        data = out.read(path)
+        if data is None:
+            return None
+        for key, item_model in arrays.items():
+            items = data.get(key)
+            if not isinstance(items, list):
+                continue
+            kept = [i for i, item in enumerate(items) if out.validate(item_model, item, path, prefix=(key, i)) is not None]
+            index[key] = kept
+            if len(kept) < len(items):
+                out.incomplete.add(key)
+            data[key] = [items[i] for i in kept]
+        return out.validate(model, data, path)
+
+    base = parsed("switch", SwitchFile)
+    participants = parsed("participants", ParticipantsFile, {"participants": Participant})
+    corridors = parsed("corridors", CorridorsFile, {"corridors": Corridor})
+    inbound = parsed("inbound", InboundFile, {"routes": InboundRoute, "directory": DirectoryEntry}) if files["inbound"].exists() else InboundFile()
+
+    tokens_file = env.get("MEKONG_API_TOKENS_FILE")
+    tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
+    api_file: TokensFile | None = TokensFile()
+    if tokens_file and not tokens_path.is_file():
+        out.add(ENVIRONMENT, None, f"MEKONG_API_TOKENS_FILE names no file: {tokens_path}")
+    elif tokens_path.exists():
+        api_file = parsed("operators", TokensFile, {"tokens": ApiToken, "certificates": ApiCertificate}, path=tokens_path)
+    out.index = index
+
+    _check_duplicates(out, files, participants, corridors, inbound, api_file, tokens_path)
+    partner_names = _known_partners(directory)
+    _check_env(out, env, partner_names)
+
+    cfg = _assemble(out, directory, env, base, participants, corridors, inbound, api_file, tokens_path, insecure_dev)
+    if participants is not None:
+        for i, participant in enumerate(participants.participants):
+            for code in participant.currencies:
+                if code not in CURRENCIES:
+                    out.at(files["participants"], ("participants", out.entry("participants", i), "currencies"),
+                           f"participant {participant.code}: unknown currency {code!r}")
+    if cfg is not None:
+        _check_references(out, directory, files, cfg, partner_names)
+        profiles = _check_partners(out, directory, files, cfg, env)
+        _check_fx(out, files, cfg)
+        if secrets and cfg.pan_key is None:  # Switch.start refuses it: a key per process would split tokens
+            out.add(ENVIRONMENT, None, "no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
+        if secrets and not cfg.security.insecure_dev:
+            _check_pki(out, files, cfg, profiles)
+    # the directory's files first, then others (a tokens file, the PKI), the environment last; each in line order
+    inside = str(directory)
+    problems = sorted(out.items, key=lambda p: (p.file == ENVIRONMENT, not p.file.startswith(inside), p.file, p.line or 0))
+    return (cfg if not problems else None), problems
+
+
+def _known_partners(directory: Path) -> list[str]:
+    """Partners the switch can talk to: an adapter and a profile in partners/."""
+    from adapters.registry import MAPPINGS  # adapters read this module: imported when used
+
+    return sorted(p for p in MAPPINGS if (directory / "partners" / f"{p}.toml").is_file())
+
+
+def _check_duplicates(
+    out: _Problems,
+    files: Mapping[str, Path],
+    participants: ParticipantsFile | None,
+    corridors: CorridorsFile | None,
+    inbound: InboundFile | None,
+    api_file: TokensFile | None,
+    tokens_path: Path,
+) -> None:
+    """Ids that must be unique. A repeated corridor id is not harmless: lookups by id keep the
+    last entry (a dict built from the list), so a second KH-TH naming lapnet silently sent every
+    KH-TH payment to LAPNet."""
+
+    def unique(file: Path, table: str, key: str, values: Sequence[str], what: str) -> None:
+        first: dict[str, int] = {}
+        for i, value in enumerate(values):
+            if value in first:
+                where = out.line(file, (table, out.entry(table, first[value]), key))
+                out.at(file, (table, out.entry(table, i), key), f"duplicated {what} {value}" + (f" (first at line {where})" if where else ""))
+            else:
+                first[value] = i
+
+    if corridors is not None:
+        unique(files["corridors"], "corridors", "id", [c.id for c in corridors.corridors], "corridor id")
+    if inbound is not None:
+        unique(files["inbound"], "routes", "id", [r.id for r in inbound.routes], "inbound route id")
+        unique(files["inbound"], "directory", "mobile", [d.mobile for d in inbound.directory], "directory mobile")
+    if participants is not None:
+        unique(files["participants"], "participants", "code", [p.code for p in participants.participants], "participant code")
+        unique(files["participants"], "participants", "bakong_suffix", [p.bakong_suffix for p in participants.participants],
+               "participant bakong_suffix")
+    if api_file is not None:
+        unique(tokens_path, "tokens", "name", [t.name for t in api_file.tokens], "operator name")
+        unique(tokens_path, "certificates", "name", [c.name for c in api_file.certificates], "operator name")
+
+
+def _check_env(out: _Problems, env: Mapping[str, str], partners: Sequence[str]) -> None:
+    """Every MEKONG_* variable is one something reads: a typo (MEKONG_PARTNER_URL_PROMTPAY) would
+    otherwise be ignored and the switch would call the profile's URL instead."""
+    url_vars = [f"{PARTNER_URL_ENV}{p.upper()}" for p in partners]
+    timing_prefixes = [f"MEKONG_PARTNER_{field.upper()}_" for field in PARTNER_TIMING_FIELDS]
+    for name in sorted(env):
+        if not name.startswith("MEKONG_") or name in SWITCH_ENV or name in TOOLS_ENV:
+            continue
+        if name.startswith(PARTNER_URL_ENV):
+            if name not in url_vars:
+                out.add(ENVIRONMENT, None, f"{name}: no partner {name.removeprefix(PARTNER_URL_ENV).lower()!r} "
+                        f"(known: {', '.join(url_vars)})")
+            continue
+        prefix = next((p for p in sorted(timing_prefixes, key=len, reverse=True) if name.startswith(p)), None)
+        if prefix is not None:
+            partner = name.removeprefix(prefix).lower()
+            if partner not in partners:
+                out.add(ENVIRONMENT, None, f"{name}: no partner {partner!r} (known: {', '.join(partners)})")
+                continue
+            try:
+                float(env[name])
+            except ValueError:
+                out.add(ENVIRONMENT, None, f"{name}: {env[name]!r} is not a number of seconds")
+            continue
+        out.add(ENVIRONMENT, None, f"{name}: not a variable the switch knows (known: {', '.join(sorted(SWITCH_ENV))}, "
+                f"{PARTNER_URL_ENV}<PARTNER>, MEKONG_PARTNER_<TIMING>_<PARTNER>)")
+
+
+def _assemble(
+    out: _Problems,
+    directory: Path,
+    env: Mapping[str, str],
+    base: SwitchFile | None,
+    participants: ParticipantsFile | None,
+    corridors: CorridorsFile | None,
+    inbound: InboundFile | None,
+    api_file: TokensFile | None,
+    tokens_path: Path,
+    insecure_dev: bool | None,
+) -> SwitchConfig | None:
+    """The files with the environment's overrides applied, or None (problems recorded)."""
+    if base is None or participants is None or corridors is None or inbound is None or api_file is None:
+        return None
     switch = base.switch.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "database_url": env.get("MEKONG_DATABASE_URL"),
-                "schema_dir": env.get("MEKONG_SCHEMA_DIR"),
-            }.items()
-            if v
-        }
+        update={k: v for k, v in {"database_url": env.get("MEKONG_DATABASE_URL"), "schema_dir": env.get("MEKONG_SCHEMA_DIR")}.items() if v}
     )
     kafka = base.kafka.model_copy(
         update={"bootstrap_servers": env["MEKONG_KAFKA_BOOTSTRAP"]} if env.get("MEKONG_KAFKA_BOOTSTRAP") else {}
     )
     http_updates: dict[str, Any] = {}
-    if env.get("MEKONG_HTTP_HOST"):
-        http_updates["host"] = env["MEKONG_HTTP_HOST"]
-    if env.get("MEKONG_HTTP_PORT"):
-        http_updates["port"] = int(env["MEKONG_HTTP_PORT"])
-    if env.get("MEKONG_OPS_HOST"):
-        http_updates["ops_host"] = env["MEKONG_OPS_HOST"]
-    if env.get("MEKONG_OPS_PORT"):
-        http_updates["ops_port"] = int(env["MEKONG_OPS_PORT"])
-    if env.get("MEKONG_PUBLIC_URL"):
-        http_updates["public_url"] = env["MEKONG_PUBLIC_URL"]
-    http = HttpConfig.model_validate({**base.http.model_dump(), **http_updates})
+    for var, key in (("MEKONG_HTTP_HOST", "host"), ("MEKONG_OPS_HOST", "ops_host"), ("MEKONG_PUBLIC_URL", "public_url")):
+        if env.get(var):
+            http_updates[key] = env[var]
+    for var, key in (("MEKONG_HTTP_PORT", "port"), ("MEKONG_OPS_PORT", "ops_port")):
+        if env.get(var):
+            try:
+                http_updates[key] = int(env[var])
+            except ValueError:
+                out.add(ENVIRONMENT, None, f"{var}: {env[var]!r} is not a port number")
+    try:
+        http = HttpConfig.model_validate({**base.http.model_dump(), **http_updates})
+    except ValidationError as exc:
+        for error in exc.errors():
+            out.add(ENVIRONMENT, None, f"http.{_shown_loc(error['loc'])}{_message(error)}")
+        return None
     security_updates: dict[str, Any] = {}
     if env.get("MEKONG_PKI_DIR"):
         security_updates["pki_dir"] = env["MEKONG_PKI_DIR"]
     if env.get("MEKONG_INSECURE_DEV"):
         security_updates["insecure_dev"] = env["MEKONG_INSECURE_DEV"].strip().lower() in ("1", "true", "yes")
+    if insecure_dev is not None:
+        security_updates["insecure_dev"] = insecure_dev
     security = SecurityConfig.model_validate({**base.security.model_dump(), **security_updates})
     partner_urls = {
-        key.removeprefix("MEKONG_PARTNER_URL_").lower(): value
-        for key, value in env.items()
-        if key.startswith("MEKONG_PARTNER_URL_") and value
+        key.removeprefix(PARTNER_URL_ENV).lower(): value for key, value in env.items() if key.startswith(PARTNER_URL_ENV) and value
     }
     partner_timing: dict[str, dict[str, float]] = {}
     for key, value in env.items():
         for field in PARTNER_TIMING_FIELDS:
             prefix = f"MEKONG_PARTNER_{field.upper()}_"
             if key.startswith(prefix) and value:
-                partner_timing.setdefault(key.removeprefix(prefix).lower(), {})[field] = float(value)
-    tokens_file = env.get("MEKONG_API_TOKENS_FILE")
-    tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
-    if tokens_file and not tokens_path.is_file():
-        raise ValueError(f"MEKONG_API_TOKENS_FILE names no file: {tokens_path}")
-    api_file = TokensFile.model_validate(_read_toml(tokens_path)) if tokens_path.exists() else TokensFile()
+                with contextlib.suppress(ValueError):  # reported by _check_env
+                    partner_timing.setdefault(key.removeprefix(prefix).lower(), {})[field] = float(value)
     pan_key = env.get("MEKONG_PAN_KEY")
-    if env.get("MEKONG_PAN_KEY_FILE"):
-        pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
     sasl_password = env.get("MEKONG_KAFKA_SASL_PASSWORD")
-    if env.get("MEKONG_KAFKA_SASL_PASSWORD_FILE"):
-        sasl_password = Path(env["MEKONG_KAFKA_SASL_PASSWORD_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
-    return SwitchConfig(
-        api_tokens=api_file.tokens,
-        api_certificates=api_file.certificates,
-        pan_key=SecretStr(pan_key) if pan_key else None,
-        kafka_sasl_password=SecretStr(sasl_password) if sasl_password else None,
-        config_dir=str(directory),
-        partner_timing=partner_timing,
-        switch=switch,
-        kafka=kafka,
-        http=http,
-        security=security,
-        participants=participants.participants,
-        participant_limits=participants.limits,
-        corridors=corridors.corridors,
-        inbound_routes=inbound.routes,
-        directory=inbound.directory,
-        partner_urls=partner_urls,
-    )
+    try:
+        if env.get("MEKONG_PAN_KEY_FILE"):
+            pan_key = Path(env["MEKONG_PAN_KEY_FILE"]).read_text(encoding="ascii").strip()
+        if env.get("MEKONG_KAFKA_SASL_PASSWORD_FILE"):
+            sasl_password = Path(env["MEKONG_KAFKA_SASL_PASSWORD_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:  # the message names the file, never its content
+        out.add(ENVIRONMENT, None, f"cannot read a secret file: {exc}")
+        return None
+    try:
+        return SwitchConfig(
+            api_tokens=api_file.tokens,
+            api_certificates=api_file.certificates,
+            pan_key=SecretStr(pan_key) if pan_key else None,
+            kafka_sasl_password=SecretStr(sasl_password) if sasl_password else None,
+            config_dir=str(directory),
+            partner_timing=partner_timing,
+            switch=switch,
+            kafka=kafka,
+            http=http,
+            security=security,
+            participants=participants.participants,
+            participant_limits=participants.limits,
+            corridors=corridors.corridors,
+            inbound_routes=inbound.routes,
+            directory=inbound.directory,
+            partner_urls=partner_urls,
+        )
+    except ValidationError as exc:  # the checks across the tokens file, participants and secrets
+        for error in exc.errors():
+            message = _message(error)
+            if "participants" in out.incomplete and "is not a participant" in message:
+                continue  # its participant's entry is invalid, reported already
+            out.add(tokens_path if "API" in message else ENVIRONMENT, None, message)
+        return None
+
+
+def _check_references(out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig, partners: Sequence[str]) -> None:
+    """Corridors and inbound routes name partners the switch has a profile and an adapter for."""
+    known = ", ".join(partners)
+    for i, corridor in enumerate(cfg.corridors):
+        if corridor.partner not in partners:
+            out.at(files["corridors"], ("corridors", out.entry("corridors", i), "partner"),
+                   f"corridor {corridor.id}: unknown partner {corridor.partner!r} (known: {known})")
+    for i, route in enumerate(cfg.inbound_routes):
+        if route.partner not in partners:
+            out.at(files["inbound"], ("routes", out.entry("routes", i), "partner"),
+                   f"inbound route {route.id}: unknown partner {route.partner!r} (known: {known})")
+
+
+def _check_partners(
+    out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The profiles a start loads (the partners of enabled corridors and inbound routes), with
+    the environment's URL and timing overrides, their settlement calendars, and what
+    Switch.start refuses: a plain-HTTP partner URL with TLS on, an inbound confirm_timeout_s
+    that does not leave room in the partner's SLA."""
+    from adapters.base import PartnerExceptions, PartnerProfile  # adapters read this module: imported when used
+
+    partners = {c.partner for c in cfg.corridors if c.enabled} | {r.partner for r in cfg.inbound_routes if r.enabled}
+    profiles: dict[str, PartnerProfile] = {}
+    for partner in sorted(partners):
+        path = directory / "partners" / f"{partner}.toml"
+        if not path.is_file():
+            continue  # an unknown partner: reported by _check_references
+        data = out.read(path)
+        if data is None:
+            continue
+        if cfg.partner_urls.get(partner):
+            data["base_url"] = cfg.partner_urls[partner]
+        profile = out.validate(PartnerProfile, data, path)
+        if profile is None:
+            continue
+        overrides = dict(cfg.partner_timing.get(partner, {}))
+        if overrides:
+            data = profile.model_dump()
+            data["exceptions"] = {**data["exceptions"], **{k: overrides.pop(k) for k in list(overrides) if k in PartnerExceptions.model_fields}}
+            overrides.pop("settlement_every_s", None)  # checked with the calendar below
+            try:
+                profile = PartnerProfile.model_validate({**data, **overrides})
+            except ValidationError as exc:
+                for error in exc.errors():
+                    out.add(ENVIRONMENT, None, f"MEKONG_PARTNER_*_{partner.upper()}: {_shown_loc(error['loc'])}{_message(error)}")
+                continue
+        profiles[partner] = profile
+        if not cfg.security.insecure_dev and not profile.base_url.startswith("https://"):
+            where = (ENVIRONMENT, None) if cfg.partner_urls.get(partner) else (path, out.line(path, ("base_url",)))
+            out.add(where[0], where[1], f"partner {partner}: base_url {profile.base_url} is not https:// "
+                    "(TLS is on; insecure_dev for plain HTTP)")
+        if profile.settlement is not None:
+            _check_calendar(out, directory, path, profile, env)
+    for i, route in enumerate(cfg.inbound_routes):  # the partner must hear the answer within its SLA
+        profile = profiles.get(route.partner)
+        if route.enabled and profile is not None and route.confirm_timeout_s >= profile.sla_s:
+            out.at(files["inbound"], ("routes", out.entry("routes", i), "confirm_timeout_s"),
+                   f"inbound route {route.id}: confirm_timeout_s {route.confirm_timeout_s:g} must be below "
+                   f"{route.partner}'s SLA of {profile.sla_s:g} s")
+    return profiles
+
+
+def _check_pki(out: _Problems, files: Mapping[str, Path], cfg: SwitchConfig, profiles: Mapping[str, Any]) -> None:
+    """The key material a start reads from the PKI directory ([security] pki_dir): each
+    participant's Kafka signing key (at its `keys` entry's line), the partner port's and the
+    operations port's TLS, the signed business messages' certificates and keys."""
+    from switch.kafka_auth import ParticipantKeyError, load_key_ring  # these read this module: imported when used
+    from switch.signing import SigningSetupError, load_switch_signing
+    from switch.tls import PartnerTlsSettings, TlsSetupError, load_ops_tls, load_switch_tls
+
+    pki = cfg.security.pki_path()
+    for i, participant in enumerate(cfg.participants):
+        for n, entry in enumerate(participant.keys):
+            try:
+                load_key_ring([participant.model_copy(update={"keys": (entry,)})], pki)
+            except ParticipantKeyError as exc:
+                out.at(files["participants"], ("participants", out.entry("participants", i), "keys", n), str(exc))
+    tls = {p: None if m.tls is None else PartnerTlsSettings(m.tls.subject_cn, m.tls.spki_sha256, m.tls.ca_bundle) for p, m in profiles.items()}
+    for what, load_part in (
+        ("partner port TLS", lambda: load_switch_tls(pki, tls)),
+        ("operations port TLS", lambda: load_ops_tls(pki)),
+        ("signed business messages", lambda: load_switch_signing(pki, cfg.switch.agent_bic, {p: m.signing for p, m in profiles.items()})),
+    ):
+        try:
+            load_part()
+        except (TlsSetupError, SigningSetupError, ValueError) as exc:
+            out.add(str(pki), None, f"{what}: {exc}")
+
+
+def _check_calendar(out: _Problems, directory: Path, profile_path: Path, profile: Any, env: Mapping[str, str]) -> None:
+    from adapters.base import CalendarFile  # adapters read this module: imported when used
+
+    calendar = profile.settlement.calendar
+    if calendar is not None:
+        path = directory / calendar
+        if not path.is_file():
+            out.at(profile_path, ("settlement", "calendar"), f"partner {profile.partner}: calendar {calendar} not found")
+            return
+        data = out.read(path)
+        if data is None or out.validate(CalendarFile, data, path) is None:
+            return
+    try:
+        profile.settlement_calendar(directory, env=env)
+    except (ValueError, ValidationError) as exc:
+        out.at(profile_path, ("settlement",), f"partner {profile.partner}: settlement: {exc}")
+
+
+def _check_fx(out: _Problems, files: Mapping[str, Path], cfg: SwitchConfig) -> None:
+    """fx.toml valid, and every enabled corridor priced: a rate route (direct, inverse or via the
+    pivot) from each source currency to its target currency. Without one every payment of the
+    corridor would be refused at run time; staleness is the providers' matter, not the files'."""
+    from fx.config import FxConfig  # fx reads switch.domain only, but keep config import-light
+    from fx.rates import RateBook, RateUnavailable
+
+    path = files["fx"]
+    data = out.read(path, decimals=True)
+    fx = None if data is None else out.validate(FxConfig, data, path)
+    if fx is None:
+        return
+    book = RateBook(pivot=fx.pivot, stale_after_s=None, rates=fx.static_provider().table)
+    latest = max(e.as_of for e in fx.rates)
+    for i, corridor in enumerate(cfg.corridors):
+        if not corridor.enabled:
+            continue
+        for code in corridor.source_currencies:
+            if code == corridor.target_currency:
+                continue
+            try:
+                book.rate(code, corridor.target_currency, now=latest)
+            except RateUnavailable:
+                out.at(files["corridors"], ("corridors", out.entry("corridors", i), "source_currencies"),
+                       f"corridor {corridor.id}: no FX rate for {code} -> {corridor.target_currency} in {path.name} "
+                       f"(directly or via {fx.pivot})")

@@ -200,6 +200,19 @@ def public_key_from_pem(data: bytes, *, source: str) -> Ed25519PublicKey:
     return key
 
 
+def private_key_from_pem(data: bytes, *, source: str) -> Ed25519PrivateKey:
+    """A participant's Ed25519 private key (PKCS#8 PEM, unencrypted, as `mekong pki init` and
+    `openssl genpkey -algorithm ed25519` write it), for the participant's side: `mekong load` and
+    the dev tools sign with it. The switch itself never holds one."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ParticipantKeyError(f"{source}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ParticipantKeyError(f"{source}: not an Ed25519 private key ({type(key).__name__})")
+    return key
+
+
 def public_key_from_base64(text: str, *, source: str) -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(text, validate=True)

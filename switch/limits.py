@@ -203,3 +203,9 @@ if payments_page_default > payments_page_max:
     raise RuntimeError("the default page must fit the largest one")
 if dlq_replay_claim_s_max < dlq_read_timeout_s:
     raise RuntimeError("a replay's claim must outlive the broker's answer to it")
+
+# `mekong load` (issue 11, deployment): a participant's instructions published into a running stack
+load_connect_s_max: Final = 30.0  # the broker answers the producer's first metadata request within this
+load_ack_s_max: Final = 60.0  # one batch of records is acknowledged (acks=all) within this
+load_batch_records_max: Final = 1_000  # records handed to the producer before waiting for their acknowledgement
+load_wait_s_max: Final = 3_600.0  # `mekong load --wait-s`: the longest it waits for the final statuses

@@ -9,9 +9,12 @@ import time
 from enum import StrEnum
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector, ProcessCollector
 
 from iso20022.reason_codes import REASON_CODES
+from switch.domain.recon import BreakKind
 
 # The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py) and
 # SL15 (over a rate limit, switch/service/rate_limits.py)
@@ -83,6 +86,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        add_runtime_collectors(r)
         self.instructions = Counter(
             "switch_instructions_total", "Instructions taken from Kafka, by admission result", ["result"], registry=r
         )
@@ -227,6 +231,17 @@ class Metrics:
         for outcome in DLQ_REPLAY_OUTCOMES:
             self.dlq_replayed.labels(outcome)
 
+    def initialise_known_labels(
+        self, *, corridors: Iterable[str], partners: Iterable[str], settling: Iterable[str] = (), proxy: Iterable[str] = ()
+    ) -> None:
+        """Create every labelled counter series whose label values are known at start, at 0.
+        A series that first appears with value 1 is invisible to increase() and rate() (they need
+        two samples), so the first reject, first resend or first outage would not show on the
+        dashboard nor fire an alert. `corridors`: outbound corridor and inbound route ids;
+        `partners`: the partner networks this switch talks to; `settling`: those with a settlement
+        calendar; `proxy`: those that resolve proxies (acmt.023)."""
+        initialise_known_labels(self, corridors=corridors, partners=partners, settling=settling, proxy=proxy)
+
     def watch_gc(self) -> None:
         """Observe every cyclic-GC pause into switch_gc_pause_seconds (until unwatch_gc)."""
         started: list[float] = [0.0]
@@ -268,3 +283,88 @@ class ReturnsMetrics:
 def returns_metrics(metrics: Metrics) -> ReturnsMetrics:
     """The returns block of `metrics` (registered with the others, so its series exist from the start)."""
     return metrics._returns_block
+
+
+# ---------------------------------------------------------------- observability (issue 11 item 5)
+# The label values each labelled counter can take, where the code fixes them (the handlers that
+# count are named in the comment); initialise_known_labels() creates these series at 0.
+# switch_stage_duration_seconds{stage}: kafka_consumer.py (admit), relay.py (submit,
+# status_publish), handlers.apply_partner_statuses (end_to_end, partner_roundtrip), inbound.py
+STAGES: Final = ("admit", "submit", "partner_roundtrip", "status_publish", "end_to_end", "inbound_end_to_end")
+GC_GENERATIONS: Final = ("0", "1", "2")  # switch_gc_pause_seconds{generation}: CPython's three
+INSTRUCTION_RESULTS: Final = ("admitted", "rejected", "replayed", "conflict", "redelivered", "dead_lettered")  # handlers.py, kafka_consumer.py
+PAYMENT_OUTCOMES: Final = ("completed", "rejected", "timed_out")  # handlers._count_outcome
+PROXY_LOOKUP_RESULTS: Final = ("verified", "unknown", "unanswered", "failed", "cached", "failing_fast")  # resolver.py
+ENQUIRY_OUTCOMES: Final = {  # enquiries.py
+    "outbound": ("sent", "answered", "not_found_resent", "closed"),
+    "inbound": ("answered_final", "answered_pending", "answered_not_found"),
+}
+RECALL_OUTCOMES: Final = ("cancelled_locally", "sent", "accepted", "refused", "unanswered", "chased", "rejected")  # recalls.py
+RETURN_OUTCOMES: Final = ("booked", "partial", "duplicate")  # returns.py (refused_<code>: per ISO code, made when it happens)
+DIRECTIONS: Final = ("outbound", "inbound")
+SETTLEMENT_CYCLE_RESULTS: Final = ("closed", "clean", "breaks")  # settlement.py
+REPORT_PAGE_RESULTS: Final = ("stored", "duplicate")  # settlement.py
+# relay.py: a partner row fails with a transport outcome (adapters/transport.py SendOutcome other
+# than ok) or queue_full; a status row with broker_error or queue_full
+DELIVERY_FAILURES: Final = {
+    "partner": ("connection_error", "timeout", "disconnected", "unavailable", "server_error", "http_error", "queue_full"),
+    "status": ("broker_error", "queue_full"),
+}
+# (stage, reason code) pairs an alert rule counts with increase(): deploy/prometheus/alerts.yml
+ALERTED_REJECTS: Final = (("inbound", "AB05"),)
+
+
+def add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """Process (CPU, memory, open files: process_*) and Python (version, GC: python_*) metrics in
+    the switch's own registry. The registry is per switch instance, so the default registry's
+    collectors, which prometheus_client adds to its global REGISTRY only, are not exported
+    without this."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def initialise_known_labels(
+    metrics: Metrics, *, corridors: Iterable[str], partners: Iterable[str], settling: Iterable[str] = (), proxy: Iterable[str] = ()
+) -> None:
+    """See Metrics.initialise_known_labels. Gauges are left alone: a gauge at 0 says something
+    (switch_partner_up 0 is "down"), and those read from the database are set on every scrape."""
+    partners = sorted(set(partners))
+    for result in INSTRUCTION_RESULTS:
+        metrics.instructions.labels(result)
+    for corridor in sorted(set(corridors)):
+        for outcome in PAYMENT_OUTCOMES:
+            metrics.payments.labels(corridor, outcome)
+    for stage, code in ALERTED_REJECTS:
+        metrics.rejects.labels(stage, code)
+    for stage in STAGES:  # histograms too: a quantile over a series born with its first observation stays empty
+        metrics.stage_duration.labels(stage)
+    for generation in GC_GENERATIONS:
+        metrics.gc_pause.labels(generation)
+    for kind, outcomes in DELIVERY_FAILURES.items():
+        for outcome in outcomes:
+            metrics.delivery_failures.labels(kind, outcome)
+    returns = returns_metrics(metrics)
+    for partner in partners:
+        metrics.partner_request.labels(partner, "ok")
+        metrics.late_status.labels(partner)
+        metrics.resends.labels(partner)
+        for direction, outcomes in ENQUIRY_OUTCOMES.items():
+            for outcome in outcomes:
+                metrics.enquiries.labels(partner, direction, outcome)
+        for direction in DIRECTIONS:
+            for outcome in RECALL_OUTCOMES:
+                metrics.recalls.labels(partner, direction, outcome)
+            for outcome in RETURN_OUTCOMES:
+                returns.returns.labels(partner, direction, outcome)
+    for partner in sorted(set(proxy)):
+        metrics.partner_request.labels(partner, "proxy_lookup")
+        for result in PROXY_LOOKUP_RESULTS:
+            metrics.proxy_lookups.labels(partner, result)
+    for partner in sorted(set(settling)):
+        for result in SETTLEMENT_CYCLE_RESULTS:
+            metrics.settlement_cycles.labels(partner, result)
+        for result in REPORT_PAGE_RESULTS:
+            metrics.report_pages.labels(partner, result)
+        for kind in BreakKind:
+            metrics.recon_breaks.labels(partner, kind.value)

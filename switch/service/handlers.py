@@ -8,10 +8,12 @@ acknowledgement, late and duplicate statuses. Anything off the state table is a 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from adapters.base import PartnerMapping, PartnerStatus
 from adapters.proxy_resolution import Resolution
@@ -58,6 +60,7 @@ class ParsedInstruction:
     instruction: Instruction
     fingerprint: str  # SHA-256 of the instruction v1 it was read as (idempotency)
     source_ref: str  # topic:partition:offset, to tell a redelivery from a participant's resend
+    contract: str | None = None  # that instruction v1, canonical JSON: kept for a config dry-run (replay_record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         out.admissions[(ins.participant, ins.instruction_id)] = (None, reason_code, detail)
         deps.metrics.rejects.labels("admission", reason_code).inc()
         rec = InstructionRecord(
-            ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, detail, ins.corridor, item.source_ref, now
+            ins.participant, ins.instruction_id, item.fingerprint, None, reason_code, detail, ins.corridor, item.source_ref, now,
+            replay_record(item, cmd.resolutions, deps),
         )
         new_records.append(rec)
         existing[(ins.participant, ins.instruction_id)] = rec
@@ -212,7 +216,8 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
         received[payment.uetr] = payment
         payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
         rec = InstructionRecord(
-            ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, payment.corridor, item.source_ref, now
+            ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, payment.corridor, item.source_ref, now,
+            replay_record(item, cmd.resolutions, deps),
         )
         existing[key] = rec
         batch_payments[payment.uetr] = payment
@@ -246,6 +251,38 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     out.partner_outbox = await uow.outbox_add(partner_msgs)
     out.status_outbox = await uow.outbox_add(status_msgs)
     return out
+
+
+REPLAY_VERSION: Final = 1
+
+
+def replay_record(
+    item: ParsedInstruction, resolutions: Mapping[tuple[str, str, str], Resolution | None], deps: Deps
+) -> str | None:
+    """What `mekong config dry-run` replays of this instruction (issue 11; switch/service/dry_run.py):
+    the instruction v1 as read, its pain.001 origin, and the proxy look-up admission used (so the
+    replay makes no network call). Stored with its idempotency key, in the same insert. A card
+    number is stored as its token, as everywhere at rest (switch/domain/pan.py); one inside a QR
+    payload cannot be, so such an instruction keeps no replay. Built by string assembly around
+    the JSON the edge already made: no second serialisation on the hot path."""
+    if item.contract is None:
+        return None
+    ins, contract = item.instruction, item.contract
+    creditor = ins.creditor
+    if creditor is not None and creditor.account is not None and any(m.profile.is_card(creditor.account) for m in deps.mappings.values()):
+        if ins.qr is not None:
+            return f'{{"v":{REPLAY_VERSION},"unreplayable":"a card number inside a QR payload"}}'
+        contract = contract.replace(json.dumps(creditor.account), json.dumps(deps.pans.token(creditor.account)))
+    extra = ""
+    if creditor is not None and creditor.proxy is not None:
+        found = {
+            partner: None if r is None else [r.verified, r.account, r.agent, r.name, r.reason_code]
+            for (partner, kind, value), r in resolutions.items()
+            if kind == (creditor.proxy_type or "") and value == creditor.proxy
+        }
+        if found:
+            extra = f',"resolutions":{json.dumps(found, separators=(",", ":"))}'
+    return f'{{"v":{REPLAY_VERSION},"instruction":{contract},"origin":{json.dumps(ins.origin)}{extra}}}'
 
 
 def _pacs008_messages(
@@ -545,6 +582,10 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
                 out.count(disposition.value)
                 deps.metrics.late_status.labels(cmd.partner).inc()
                 continue
+            # the partner's part of the time: from its acknowledgement of our pacs.008 (the send
+            # recorded, the payment's last move) to its final status; not measurable when the
+            # status overtook the acknowledgement, nor after an ACSP or a time-out moved it since
+            submitted_at = p.updated_at if p.state is S.SUBMITTED else None
             if p.state is S.QUOTED:  # the pacs.002 overtook the send acknowledgement
                 p, entry = transition(p, S.SUBMITTED, now=now, detail="implied by the partner's status")
                 history.append(entry)
@@ -555,6 +596,8 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())
+                if submitted_at is not None:
+                    deps.metrics.stage_duration.labels("partner_roundtrip").observe(max(0.0, (now - submitted_at).total_seconds()))
                 statuses.extend((i, m) for m in events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=status.detail))
     await uow.payments_update([(stored[u].version, p) for u, p in changed.items()])
     await uow.history_add(history)

@@ -41,6 +41,8 @@ class InstructionRecord:
     corridor: str | None
     source_ref: str | None
     created_at: datetime
+    # what `mekong config dry-run` replays (issue 11): JSON, see switch/service/dry_run.py
+    replay: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,14 @@ class UnitOfWork(Protocol):
         ...
 
     async def instructions_add(self, records: Sequence[InstructionRecord]) -> None: ...
+
+    async def instructions_received(
+        self, since: datetime, until: datetime, limit: int, *, after: tuple[datetime, str, str] | None = None
+    ) -> list[InstructionRecord]:
+        """Instructions received in [since, until), in (received at, participant, instruction id)
+        order, at most `limit`, those after `after` in that order only (the next page of a config
+        dry-run's period, issue 11)."""
+        ...
 
     # -- payments --
     async def payments_add(self, items: Sequence[Payment]) -> None: ...

@@ -286,6 +286,29 @@ class UnitOfWork:
         if records:
             await self._insert(instructions, [_asdict(r) for r in records])
 
+    async def instructions_received(
+        self, since: datetime, until: datetime, limit: int, *, after: tuple[datetime, str, str] | None = None
+    ) -> list[InstructionRecord]:
+        ins = instructions
+        query = (
+            select(ins)
+            .where(ins.c.created_at >= since, ins.c.created_at < until)
+            .order_by(ins.c.created_at, ins.c.participant, ins.c.instruction_id)
+            .limit(limit)
+        )
+        if after is not None:  # (at, participant, id) > after, spelt out so each bind takes its column's type
+            at, participant, instruction_id = after
+            query = query.where(
+                or_(
+                    ins.c.created_at > at,
+                    and_(
+                        ins.c.created_at == at,
+                        or_(ins.c.participant > participant, and_(ins.c.participant == participant, ins.c.instruction_id > instruction_id)),
+                    ),
+                )
+            )
+        return [InstructionRecord(**r._mapping) for r in await self._conn.execute(query)]
+
     # -- payments --
     async def payments_add(self, items: Sequence[Payment]) -> None:
         if items:

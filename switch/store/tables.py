@@ -69,6 +69,10 @@ instructions = Table(
     Column("corridor", String(8), nullable=True),
     Column("source_ref", String(160), nullable=True),  # topic:partition:offset it was read from
     Column("created_at", UtcDateTime(), nullable=False),
+    # the replay record (issue 11, `mekong config dry-run`): the instruction v1 as read, card
+    # numbers tokenised, its origin and proxy resolution (switch/service/dry_run.py); NULL before 0012
+    Column("replay", Text, nullable=True),
+    Index("ix_instructions_created_at", "created_at"),
 )
 
 payments = Table(

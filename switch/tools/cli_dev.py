@@ -82,7 +82,9 @@ def dev() -> None:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append-only file of what the network received and answered, reloaded at start: after a restart "
               "a resend still gets its stored pacs.002 (default: remember nothing across restarts).")
-@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_CONFIG_DIR)
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="MEKONG_CONFIG_DIR",
+              default=DEFAULT_CONFIG_DIR, show_default=True,
+              help="The configuration whose partner profile the simulator plays (as the switch reads it).")
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR")
 def sim(partner: str, port: int | None, host: str, control_port: int, callback_url: str, pki_dir: Path, insecure_dev: bool,
         delay_ms: float, reject_rate: float, reject_codes: str, unknown_proxy: tuple[str, ...], timeout_rate: float,

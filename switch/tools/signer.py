@@ -12,10 +12,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from switch.kafka_auth import key_id_of, signature_headers
+from switch.kafka_auth import key_id_of, private_key_from_pem, signature_headers
 
 Headers = list[tuple[str, bytes]]
 
@@ -35,10 +34,7 @@ class ParticipantSigners:
         """Every participant key in `pki_dir`/participants (PKCS#8 PEM, as `mekong pki init` writes)."""
         keys: dict[str, Ed25519PrivateKey] = {}
         for path in sorted((Path(pki_dir) / "participants").glob("*.key")):
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise ValueError(f"{path} is not an Ed25519 private key")
-            keys[path.stem] = key
+            keys[path.stem] = private_key_from_pem(path.read_bytes(), source=str(path))
         if not keys:
             raise ValueError(f"no participant keys in {pki_dir / 'participants'} (mekong pki init {pki_dir})")
         return cls(keys)

@@ -10,8 +10,9 @@ from pathlib import Path
 from switch.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-# named by the deploy files ahead of the code (none now: reconciliation landed with issue 10)
-NOT_YET: frozenset[str] = frozenset()
+# named by the deploy files ahead of the code: the FX quotes panels (issue 11 item 1, the quotes
+# part defines these in switch/metrics.py); remove once merged. Shared with the real-Prometheus test.
+NOT_YET: frozenset[str] = frozenset({"switch_fx_quotes", "switch_fx_rate_age_seconds", "switch_fx_rate_updates"})
 
 
 def _exported() -> set[str]:

@@ -159,3 +159,27 @@ async def test_a_partner_status_naming_an_inbound_payment_does_not_decide_it(dep
     booked = uow.payments[INBOUND_TRANSFER.uetr]
     await _status(uow, deps, "S1", INBOUND_TRANSFER.uetr, S.COMPLETED)
     assert uow.payments[INBOUND_TRANSFER.uetr] == booked
+
+
+def _stage_observations(deps: Deps, stage: str) -> tuple[float, float]:
+    """(count, sum) of switch_stage_duration_seconds{stage}."""
+    samples = {s.name: s.value for m in deps.metrics.registry.collect() if m.name == "switch_stage_duration_seconds"
+               for s in m.samples if s.labels.get("stage") == stage}
+    return samples.get("switch_stage_duration_seconds_count", 0.0), samples.get("switch_stage_duration_seconds_sum", 0.0)
+
+
+async def test_a_final_status_observes_the_partners_round_trip_from_the_send(deps: Deps, clock: FakeClock) -> None:
+    uow = FakeUnitOfWork()
+    uetr = await _submitted(uow, deps)
+    clock.advance(2.5)  # the partner takes 2.5 s to decide
+    await _status(uow, deps, "S1", uetr, S.COMPLETED)
+    assert _stage_observations(deps, "partner_roundtrip") == (1.0, 2.5)
+
+
+async def test_a_status_that_overtook_the_send_acknowledgement_observes_no_round_trip(deps: Deps, clock: FakeClock) -> None:
+    uow = FakeUnitOfWork()
+    uetr = await _quoted(uow, deps)  # the send was never recorded: no start to measure from
+    clock.advance(1.0)
+    await _status(uow, deps, "S1", uetr, S.COMPLETED)
+    assert uow.payments[uetr].state is S.COMPLETED
+    assert _stage_observations(deps, "partner_roundtrip")[0] == 0.0

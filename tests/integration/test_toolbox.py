@@ -283,6 +283,8 @@ async def test_the_openapi_document_is_served_to_any_authenticated_role(broker: 
         for role in ("operator", "auditor", "participant:ACLBKHPPXXX"):
             async with run.ops_session() as http, http.get(f"{run.url}/v1/openapi.json", headers=run.auth_as(role)) as resp:
                 assert resp.status == 200 and await resp.read() == openapi_document()
+        async with run.ops_session(client="monitor") as http, http.get(f"{run.url}/v1/openapi.json") as resp:  # its certificate
+            assert resp.status == 200 and await resp.read() == openapi_document()
         async with run.ops_session(client=None) as http, http.get(f"{run.url}/v1/openapi.json") as resp:
             assert resp.status == 401
             check("get", "/v1/openapi.json", 401, await resp.json())

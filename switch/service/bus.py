@@ -62,6 +62,16 @@ from switch.service.settlement import (
     store_report_page,
 )
 from switch.service.corridors import SwitchCorridor, SwitchPartner, switch_corridor, switch_partner
+from switch.service.operations import (
+    ClaimDlqReplays,
+    FinishDlqReplays,
+    MarkPayment,
+    ResendPayment,
+    claim_dlq_replays,
+    finish_dlq_replays,
+    mark_payment,
+    resend_payment,
+)
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -96,6 +106,11 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     # corridors and partners switched at run time by an operator (issue 11)
     SwitchCorridor: switch_corridor,
     SwitchPartner: switch_partner,
+    # the operator's toolbox (issue 11): resolve a stuck payment, replay dead letters once
+    ResendPayment: resend_payment,
+    MarkPayment: mark_payment,
+    ClaimDlqReplays: claim_dlq_replays,
+    FinishDlqReplays: finish_dlq_replays,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

@@ -1,6 +1,7 @@
 """The OpenAPI document of the HTTP API (switch/entrypoints/openapi.json, served at
 /v1/openapi.json): valid OpenAPI 3.1, and in step with the routes the two aiohttp apps register,
-both ways. Real answers are checked against it in tests/integration/test_toolbox.py."""
+both ways. Real answers are checked against it in tests/integration/test_toolbox.py and
+tests/integration/test_corridor_controls.py."""
 
 from __future__ import annotations
 

@@ -143,6 +143,7 @@ def diff(old_dir: Path, new_dir: Path) -> list[str]:
     lines += _fields("switch", old, new)
 
     old, new, _, _ = both("corridors.toml")
+    lines += _fields("corridors", old, new, skip=("corridors",))  # the file's own keys: tiers, usage_timezone
     lines += _entries("corridor", old.get("corridors"), new.get("corridors"), lambda c: str(c.get("id")), _corridor_summary)
 
     old, new, _, _ = both("inbound.toml")

@@ -116,6 +116,9 @@ dlq_prefix_bytes_max: Final = 65_536
 dlq_key_bytes_max: Final = 1_024  # a longer key is cut (participants key by instruction id)
 dlq_reason_bytes_max: Final = 1_000  # the `mekong.reason` header
 dlq_framing_bytes_max: Final = 4_096  # the other headers (topic name <= 249, numbers, a sha256) and the record framing
+# the original record's headers (its signature: issue 11 replays it as it was), kept in its dead
+# letter as mekong.original.<name> when they fit in this; else the dead letter says they were cut
+dlq_original_headers_bytes_max: Final = 4_096
 # A dead letter the broker cannot take right now (it is briefly away) is sent again with jittered
 # backoff; after this long the consumer stops (the broker is down, not briefly away) and a restart
 # reads the batch again. Below max_poll_interval_ms, so waiting costs no rebalance.
@@ -124,7 +127,7 @@ dlq_publish_attempts_max: Final = 12
 dlq_backoff_s_min: Final = 0.1
 dlq_backoff_s_max: Final = 5.0
 
-if dlq_value_bytes_max + dlq_key_bytes_max + dlq_reason_bytes_max + dlq_framing_bytes_max > kafka_request_bytes_max:
+if dlq_value_bytes_max + dlq_key_bytes_max + dlq_reason_bytes_max + dlq_framing_bytes_max + dlq_original_headers_bytes_max > kafka_request_bytes_max:
     raise RuntimeError("a dead letter could exceed the producer's max_request_size and never be published")
 if dlq_prefix_bytes_max > dlq_value_bytes_max:
     raise RuntimeError("the prefix of a record too large for the dead-letter topic must be smaller than a whole one")
@@ -185,6 +188,25 @@ report_reader_processes: Final = 2  # worker processes reading imported report f
 # switches for its relay (held rows) and gauges; admission reads them in its own transaction
 controls_refresh_s: Final = 1.0
 control_reason_chars_max: Final = 500  # an operator's reason for a disable / pause
+# the operator's toolbox (issue 11)
+payments_page_default: Final = 50  # payments one /v1/payments page lists unless asked
+payments_page_max: Final = 500  # the largest page asked for: a keyset page, newest first
+payment_messages_max: Final = 200  # messages `mekong payments show` lists for one payment
+# a partner message is stored in the transaction that applies it (the same clock reading as the
+# history row); a signed envelope is noted just before: looked for this far before each move
+payment_message_window_s: Final = 5.0
+dlq_listed_max: Final = 500  # dead letters one list reads (from the end of each partition)
+dlq_replay_batch_max: Final = 100  # offsets one replay call takes
+dlq_read_timeout_s: Final = 10.0  # reading dead letters: the broker answers within this or the call fails
+# a replay being published holds its claim this long at most: an older claim was left by a crash
+# before the broker answered and may be taken again (the record may then reach its topic twice,
+# which admission's idempotency absorbs)
+dlq_replay_claim_s_max: Final = 60.0
+
+if payments_page_default > payments_page_max:
+    raise RuntimeError("the default page must fit the largest one")
+if dlq_replay_claim_s_max < dlq_read_timeout_s:
+    raise RuntimeError("a replay's claim must outlive the broker's answer to it")
 
 # `mekong load` (issue 11, deployment): a participant's instructions published into a running stack
 load_connect_s_max: Final = 30.0  # the broker answers the producer's first metadata request within this

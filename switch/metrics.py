@@ -64,6 +64,15 @@ def reason_code_label(code: str | None) -> str:
     return code if code in REASON_CODE_LABELS else reason_code_other
 
 
+# switch_operator_actions_total{action} (issue 11): enquire, resend and mark resolve a payment;
+# dlq_replay republishes dead letters
+OPERATOR_ACTIONS: Final = ("enquire", "resend", "mark", "dlq_replay")
+# switch_dlq_replayed_total{outcome}: replayed (the broker took it again), already_replayed (a
+# second replay of the same dead letter, refused), truncated (only a prefix was kept: refused),
+# not_found (no dead letter at that offset), failed (the broker did not take it: may be tried again)
+DLQ_REPLAY_OUTCOMES: Final = ("replayed", "already_replayed", "truncated", "not_found", "failed")
+
+
 class _RejectsCounter:
     """switch_rejects_total whose reason_code label is always reason_code_label(code)."""
 
@@ -231,6 +240,20 @@ class Metrics:
         )
         for outcome in ("applied", "failed"):
             self.config_reloads.labels(outcome)
+
+        # the operator's toolbox (issue 11): each operator action taken (action: a fixed set,
+        # OPERATOR_ACTIONS) and each dead-letter replay asked for, by outcome (DLQ_REPLAY_OUTCOMES);
+        # every label value starts at zero so that increase() sees the first one
+        self.operator_actions = Counter(
+            "switch_operator_actions_total", "Operator actions taken through the operations API", ["action"], registry=r,
+        )
+        for action in OPERATOR_ACTIONS:
+            self.operator_actions.labels(action)
+        self.dlq_replayed = Counter(
+            "switch_dlq_replayed_total", "Dead-letter replays asked for, by outcome", ["outcome"], registry=r,
+        )
+        for outcome in DLQ_REPLAY_OUTCOMES:
+            self.dlq_replayed.labels(outcome)
 
     def init_corridors(self, corridors: Any, partners: Any) -> None:
         """Every corridor's and partner's series at 0 from the start (so increase() sees the first

@@ -54,7 +54,9 @@ from switch.domain.settlement import CycleState, SettlementCycle
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
 from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, UsageKey
+from switch.service.ports import (
+    DeliveryFailure, DlqReplay, InstructionRecord, Lease, MessageRecord, OutboxMessage, PaymentQuery, StoredQuote, UsageKey,
+)
 from switch.service import relay
 from switch.store.sql_store import entry_page_seq_step, return_book_names
 
@@ -124,6 +126,7 @@ class FakeState:
     # issue 11: operators' corridor and partner controls, debtors' daily usage (amount, payments)
     controls: dict[tuple[ControlKind, str], Control] = field(default_factory=dict)
     usage: dict[UsageKey, tuple[int, int]] = field(default_factory=dict)
+    dlq_replays: dict[tuple[str, int, int], DlqReplay] = field(default_factory=dict)  # issue 11
     quotes: dict[str, StoredQuote] = field(default_factory=dict)  # quote id -> quote (issue 11)
 
     def copy(self) -> FakeState:
@@ -131,7 +134,7 @@ class FakeState:
             dict(self.instructions), dict(self.payments), dict(self.follow_ups), list(self.history), dict(self.outbox),
             self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
             dict(self.cycles), dict(self.books), dict(self.book_results), dict(self.report_pages), dict(self.entries),
-            dict(self.breaks), dict(self.controls), dict(self.usage), dict(self.quotes),
+            dict(self.breaks), dict(self.controls), dict(self.usage), dict(self.dlq_replays), dict(self.quotes),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -730,6 +733,60 @@ class FakeUnitOfWork:
             key = (b.partner, b.kind.value, b.state.value)
             counts[key] = counts.get(key, 0) + 1
         return counts
+
+    # -- the operator's toolbox (issue 11) --
+    async def payments_search(self, query: PaymentQuery) -> list[Payment]:
+        def keep(p: Payment) -> bool:
+            return (
+                (query.state is None or p.state is query.state)
+                and (query.corridor is None or p.corridor == query.corridor)
+                and (query.participant is None or p.participant == query.participant)
+                and (query.partner is None or p.partner == query.partner)
+                and (query.reason_code is None or p.reason_code == query.reason_code)
+                and (query.since is None or p.created_at >= query.since)
+                and (query.until is None or p.created_at < query.until)
+                and (query.before is None or (p.created_at, p.uetr) < query.before)
+            )
+
+        found = sorted((p for p in self.state.payments.values() if keep(p)), key=lambda p: (p.created_at, p.uetr), reverse=True)
+        return found[: query.limit]
+
+    async def payment_messages(self, payment: Payment, moved_at: Sequence[datetime], window_s: float, limit: int) -> list[MessageRecord]:
+        keys = {payment.uetr, f"{payment.participant}/{payment.instruction_id}"}
+        found = [
+            MessageRecord("sent", r.kind, r.destination, r.message_id, r.created_at, r.sent_at, r.attempts, r.body)
+            for r in sorted(self.state.outbox.values(), key=lambda r: r.id)
+            if r.key in keys or (r.kind == "partner" and payment.message_id is not None and r.message_id == payment.message_id)
+        ][:limit]
+        needle = payment.uetr.encode()
+        windows = [(at - timedelta(seconds=window_s), at) for at in moved_at]
+
+        def near(at: datetime) -> bool:
+            return any(since <= at <= until for since, until in windows)
+
+        for r in self.state.inbound.values():
+            if near(r["received_at"]) and needle in r["body"]:
+                found.append(MessageRecord("received", "partner", r["partner"], r["message_id"], r["received_at"], None, 1, r["body"]))
+        for r in self.state.signed.values():
+            if near(r["received_at"]) and needle in r["envelope"]:
+                found.append(MessageRecord("received", "signed", r["partner"], r["biz_msg_id"], r["received_at"], None, 1, r["envelope"]))
+        return sorted(found, key=lambda m: (m.at, m.direction != "received"))[:limit]
+
+    async def dlq_replays_get(self, keys: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], DlqReplay]:
+        return {k: self.state.dlq_replays[k] for k in keys if k in self.state.dlq_replays}
+
+    async def dlq_replays_put(self, moves: Sequence[tuple[int | None, DlqReplay]]) -> None:
+        self._write()
+        for read_version, d in moves:
+            stored = self.state.dlq_replays.get(d.key)
+            if (stored is None) != (read_version is None) or (stored is not None and stored.version != read_version):
+                raise ConcurrentUpdate(f"concurrent replay of dead letter {d.key}")
+            self.state.dlq_replays[d.key] = d
+
+    async def dlq_replays_remove(self, keys: Sequence[tuple[str, int, int]]) -> None:
+        self._write()
+        for k in keys:
+            self.state.dlq_replays.pop(k, None)
 
     # -- reads for the HTTP API (not handler methods) --
     # -- FX quotes asked for first (issue 11) --

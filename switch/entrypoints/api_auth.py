@@ -18,8 +18,10 @@ certificates, and roles (issue 8).
 
 Roles: operator (every payment, every method, /metrics), auditor (every payment and /metrics,
 read only), participant:<code> (its own payments, read only; and a quote for itself: POST
-/v1/quotes, issue 11), monitor (/metrics only: what Prometheus scrapes with). /healthz and /readyz stay open: liveness and readiness probes (a
-kubelet's included) present no credential, and neither says more than "up" and "ready".
+/v1/quotes, issue 11), monitor (/metrics only: what Prometheus scrapes with). Every role may
+read the OpenAPI document, /v1/openapi.json (issue 11). /healthz and /readyz stay open: liveness
+and readiness probes (a kubelet's included) present no credential, and neither says more than
+"up" and "ready".
 
 Every refusal is the JSON of every other refusal, {"reason_code", "error"} (AG01, "transaction
 forbidden", for 401 and 403; MS03 for the 404, as for an unknown payment), and is counted in
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/v1/"
 METRICS_PATH: Final = "/metrics"
+OPENAPI_PATH: Final = "/v1/openapi.json"  # the HTTP API's OpenAPI document (issue 11)
 TOKEN_PREFIX: Final = "mekong_"  # makes a leaked token easy to find by secret scanners
 token_bytes: Final = 32
 authorization_chars_max: Final = 512  # a longer Authorization header is not one of our tokens
@@ -99,7 +102,10 @@ class Principal:
 
     def may_use(self, path: str) -> bool:
         """/metrics: operators, auditors and monitors (the volumes of every party and partner are
-        no participant's business); /v1: every role but monitor."""
+        no participant's business); /v1: every role but monitor; the OpenAPI document (what the
+        API is, nobody's data): every role."""
+        if path == OPENAPI_PATH:
+            return True
         if path == METRICS_PATH:
             return self.role in (Role.OPERATOR, Role.AUDITOR, Role.MONITOR)
         return self.role is not Role.MONITOR

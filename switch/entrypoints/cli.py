@@ -599,7 +599,8 @@ if __name__ == "__main__":  # pragma: no cover
 # ----------------------------------------------------------------------------- payments (issue 9)
 @main.group()
 def payments() -> None:
-    """Act on one payment through the operations API (operators)."""
+    """Find, read and act on payments through the operations API (search and show: every role but
+    monitor, a participant its own; enquire and resolve: operators)."""
 
 
 def _ops_options(f: Any) -> Any:
@@ -894,3 +895,8 @@ def partners_resume(partner: str, reason: str, **ops: Any) -> None:
     body = json.dumps({"reason": reason}).encode()
     answer = _ops_call("POST", f"/v1/partners/{partner}/resume", data=body, content_type="application/json", **ops)
     click.echo(f"partner {answer['partner']} resumed (corridors {', '.join(answer['corridors']) or 'none'}); held messages go now")
+# ----------------------------------------------------------------------------- toolbox (issue 11)
+# `mekong payments list|show|resolve` and `mekong dlq ...`: in their own module, with the options above
+from switch.entrypoints.cli_ops import add_commands as _add_toolbox_commands  # noqa: E402
+
+_add_toolbox_commands(main, payments, _ops_options, _ops_call)

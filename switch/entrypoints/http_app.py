@@ -27,6 +27,8 @@ The operations port (build_ops_app; TLS with optional client certificates, loopb
                              (api_auth.py): 401, 403, and 404 for another participant's payment
   GET  /v1/corridors, POST /v1/corridors/{id}/disable|enable, /v1/partners/{p}/pause|resume,
   POST /v1/config/reload     corridors and partners at run time (issue 11, corridors_edge.py)
+  /v1/payments (search), /v1/payments/{uetr}/messages, /v1/payments/{uetr}/resolve, /v1/dlq...,
+  /v1/openapi.json           the operator's toolbox (issue 11): ops_edge.py
   GET  /metrics              Prometheus (operator, auditor or monitor: 401 / 403 otherwise)
   GET  /healthz              the process is alive (open: probes)
   GET  /readyz               the database answers and the Kafka edge is running (open: probes)
@@ -412,9 +414,13 @@ def build_ops_app(
     api_certificates: api_auth.ApiCertificates | None = None,
     reload_config: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     controls_changed: Callable[[], Awaitable[None]] | None = None,
+    dead_letters: Any = None,
 ) -> web.Application:
     """The operations port: payment look-ups (read through the bus), metrics and health;
-    `readiness` says whether this replica is ready (the composition root knows its parts)."""
+    `readiness` says whether this replica is ready (the composition root knows its parts);
+    `dead_letters` reads and replays the dead-letter topic (ops_edge.py; None: not here)."""
+    from switch.entrypoints import ops_edge  # it builds on this module's helpers
+
     app = web.Application(client_max_size=limits.http_body_bytes_max, middlewares=[json_refusals])
     app[BUS] = bus
     app[READINESS] = readiness
@@ -432,6 +438,7 @@ def build_ops_app(
     if controls_changed is not None:
         app[corridors_edge.CONTROLS_CHANGED] = controls_changed
     quotes_edge.add_routes(app)  # issue 11: POST /v1/quotes, GET /v1/fx/rates
+    ops_edge.add_routes(app, dead_letters)  # issue 11: search, messages, resolve, dead letters, OpenAPI
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

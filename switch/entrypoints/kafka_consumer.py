@@ -179,6 +179,9 @@ class DeadLetterRecord:
     headers: list[tuple[str, bytes]]
 
 
+ORIGINAL_HEADER_PREFIX: Final = "mekong.original."  # a dead letter's copy of each header of the record
+
+
 def _utf8_prefix(text: str, size_bytes_max: int) -> bytes:
     return text.encode("utf-8", "backslashreplace")[:size_bytes_max].decode("utf-8", "ignore").encode()
 
@@ -208,6 +211,13 @@ def dead_letter_record(dl: DeadLetter, *, value_bytes_max: int = limits.dlq_valu
         headers.append(("mekong.source.key_bytes", str(len(key)).encode()))
         key = key[: limits.dlq_key_bytes_max]
         truncated.append("key")
+    # the original headers (the participant's signature among them) so that a replay (issue 11)
+    # republishes the record as it was and its signature still verifies
+    original = [(ORIGINAL_HEADER_PREFIX + name, raw_value or b"") for name, raw_value in dl.record.headers or ()]
+    if sum(len(n) + len(v) for n, v in original) <= limits.dlq_original_headers_bytes_max:
+        headers.extend(original)
+    else:
+        truncated.append("headers")
     if truncated:
         headers.append(("mekong.truncated", ",".join(truncated).encode()))
     return DeadLetterRecord(key, value, headers)

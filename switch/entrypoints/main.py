@@ -34,6 +34,7 @@ from switch.domain.corridor_rules import NO_CONTROLS, ControlKind, Controls
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
 from switch.entrypoints.api_auth import ApiCertificates, ApiTokens
+from switch.entrypoints.dead_letters import DeadLetters
 from switch.entrypoints.http_app import build_ops_app, build_partner_app
 from switch.entrypoints.kafka_consumer import InstructionConsumer
 from switch.entrypoints.rate_providers import HttpRateFeed, KafkaRateConsumer, shown_feed_url
@@ -192,6 +193,7 @@ class Switch:
         )
         await producer.start()
         stack.push_async_callback(producer.stop)
+        self._dead_letters = DeadLetters(k, producer, broker_auth)  # the toolbox's dead-letter reader (issue 11)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=sum(m.profile.inflight_max for m in mappings.values()) + 8)
         )
@@ -371,7 +373,7 @@ class Switch:
         ops_runner = web.AppRunner(
             build_ops_app(
                 self.bus, readiness=self.readiness, refresh_gauges=self.refresh_gauges, api_tokens=ApiTokens(cfg.api_tokens),
-                api_certificates=ApiCertificates(cfg.api_certificates),
+                api_certificates=ApiCertificates(cfg.api_certificates), dead_letters=self._dead_letters,
                 reload_config=lambda actor: self.reload_config(actor=actor), controls_changed=self.refresh_controls,
             ),
             access_log=None,

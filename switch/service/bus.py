@@ -63,6 +63,16 @@ from switch.service.settlement import (
     store_report_page,
 )
 from switch.service.corridors import SwitchCorridor, SwitchPartner, switch_corridor, switch_partner
+from switch.service.operations import (
+    ClaimDlqReplays,
+    FinishDlqReplays,
+    MarkPayment,
+    ResendPayment,
+    claim_dlq_replays,
+    finish_dlq_replays,
+    mark_payment,
+    resend_payment,
+)
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -99,6 +109,11 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     SwitchPartner: switch_partner,
     # FX quotes asked for first (issue 11): POST /v1/quotes, quote requests on mekong.requests
     IssueQuotes: issue_quotes,
+    # the operator's toolbox (issue 11): resolve a stuck payment, replay dead letters once
+    ResendPayment: resend_payment,
+    MarkPayment: mark_payment,
+    ClaimDlqReplays: claim_dlq_replays,
+    FinishDlqReplays: finish_dlq_replays,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

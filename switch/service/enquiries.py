@@ -235,6 +235,7 @@ class EnquirePayment:
 
     uetr: str
     operator: str  # who (the token's or certificate's name), for the audit log
+    note: str | None = None  # why, when the operator gave a reason (`mekong payments resolve --enquire`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +274,9 @@ async def enquire_payment(cmd: EnquirePayment, uow: UnitOfWork, deps: Deps) -> O
         await uow.cases_update([(existing.version, sent)])
     out.partner_outbox = await uow.outbox_add([row])
     await audit(uow, at=now, actor=f"operator {cmd.operator}", action=ENQUIRE_ACTION, subject=p.uetr,
-                detail={"case_id": sent.id, "message_id": row.message_id, "attempts": sent.attempts, "partner": p.partner})
+                detail={"case_id": sent.id, "message_id": row.message_id, "attempts": sent.attempts, "partner": p.partner,
+                        **({"note": cmd.note} if cmd.note else {})})
+    deps.metrics.operator_actions.labels("enquire").inc()
     out.count("enquiries_sent")
     return out
 

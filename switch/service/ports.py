@@ -29,7 +29,8 @@ from switch.domain.recon import BookEntry, Break, StatementEntry
 from switch.domain.settlement import SettlementCycle
 
 __all__ = [
-    "DeliveryFailure", "InstructionRecord", "Lease", "OutboxMessage", "Store", "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
+    "DeliveryFailure", "DlqReplay", "InstructionRecord", "Lease", "MessageRecord", "OutboxMessage", "PaymentQuery", "Store",
+    "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
 ]
 
 
@@ -111,6 +112,59 @@ class DeliveryFailure:
     retry_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentQuery:
+    """An operator's payment search (issue 11): every filter given must hold; newest first by
+    (created_at, uetr); `before` is the keyset cursor, the last row of the previous page."""
+
+    limit: int
+    state: PaymentState | None = None
+    corridor: str | None = None
+    participant: str | None = None
+    partner: str | None = None
+    reason_code: str | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    before: tuple[datetime, str] | None = None  # (created_at, uetr) of the last row already listed
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """An ISO message (or status event) sent or received about a payment, as stored: an outbox
+    row (sent), a partner's message (received) or its signed envelope (received, signed)."""
+
+    direction: str  # sent | received
+    kind: str  # partner | status | inbound (outbox rows); partner | signed (received)
+    counterpart: str  # the partner, or the Kafka topic
+    message_id: str
+    at: datetime  # written (sent) or received
+    delivered_at: datetime | None  # sent: when the relay delivered it (or gave up); None: pending
+    attempts: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DlqReplay:
+    """A dead letter an operator replayed (issue 11): claimed while its replay is being
+    published, replayed once the broker took it (then where it went)."""
+
+    topic: str  # the dead-letter topic
+    partition: int
+    offset: int
+    state: str  # claimed | replayed
+    operator: str
+    target_topic: str
+    claimed_at: datetime
+    target_partition: int | None = None
+    target_offset: int | None = None
+    replayed_at: datetime | None = None
+    version: int = 1
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
 def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
     final = record.uetr is None or (payment is not None and payment.state in FINAL_STATES)
     return StoredKey(fingerprint=record.fingerprint, final=final)
@@ -167,6 +221,10 @@ class UnitOfWork(Protocol):
 
     # -- history --
     async def history_add(self, entries: Sequence[HistoryEntry]) -> None: ...
+
+    async def history_of(self, uetr: str) -> list[HistoryEntry]:
+        """The payment's history, oldest first."""
+        ...
 
     # -- outbox --
     async def outbox_add(self, messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
@@ -395,6 +453,31 @@ class UnitOfWork(Protocol):
 
     async def usage_add(self, amounts: Sequence[tuple[UsageKey, int]]) -> None:
         """Add the amounts (and one payment each) to the keys' rows, creating those missing."""
+    # -- the operator's toolbox (switch/service/operations.py, issue 11) --
+    async def payments_search(self, query: PaymentQuery) -> list[Payment]:
+        """At most `query.limit` payments matching every filter, newest first (created_at, then
+        uetr, both descending), strictly after the cursor `query.before`."""
+        ...
+
+    async def payment_messages(self, payment: Payment, moved_at: Sequence[datetime], window_s: float, limit: int) -> list[MessageRecord]:
+        """The messages about `payment`, oldest first, at most `limit`: outbox rows keyed by its
+        UETR or its participant/instruction id, or carrying its pacs.008 MsgId; partner messages
+        and signed envelopes received within `window_s` before one of `moved_at` (its history)
+        whose bytes name its UETR."""
+        ...
+
+    async def dlq_replays_get(self, keys: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], DlqReplay]:
+        """(dead-letter topic, partition, offset) -> its replay record, for those stored."""
+        ...
+
+    async def dlq_replays_put(self, moves: Sequence[tuple[int | None, DlqReplay]]) -> None:
+        """Write (the version read in this transaction, or None for a new record; the record now).
+        Raises ConcurrentUpdate when another writer came first (a version changed, or a record
+        for that dead letter was added meanwhile); nothing is written then."""
+        ...
+
+    async def dlq_replays_remove(self, keys: Sequence[tuple[str, int, int]]) -> None:
+        """Forget claims whose publication failed, so the dead letter can be replayed again."""
         ...
 
     # -- audit log (switch/service/audit.py) --

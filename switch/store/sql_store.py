@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import String, Table, and_, bindparam, case, event, exists, func, insert, literal, null, or_, select, text, update
+from sqlalchemy import LargeBinary, String, Table, and_, bindparam, case, event, exists, func, insert, literal, null, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -52,7 +52,18 @@ from switch.domain.recon import (
 )
 from switch.domain.settlement import CycleState, SettlementCycle
 from fx.quote import FixedSide, FxQuote
-from switch.service.ports import DeliveryFailure, InstructionRecord, Lease, OutboxMessage, StoredQuote, UsageKey, stored_key
+from switch.service.ports import (
+    UsageKey,
+    DeliveryFailure,
+    DlqReplay,
+    InstructionRecord,
+    Lease,
+    MessageRecord,
+    OutboxMessage,
+    PaymentQuery,
+    StoredQuote,
+    stored_key,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.store.tables import (
@@ -62,6 +73,7 @@ from switch.store.tables import (
     corridor_controls,
     debtor_daily_usage,
     fx_quotes,
+    dlq_replays,
     inbound_messages,
     instructions,
     outbox,
@@ -206,6 +218,33 @@ def _history_row(h: HistoryEntry) -> dict[str, Any]:
 def _chunks(items: Sequence[Any], size: int = in_clause_max) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def payment_search_statement(query: PaymentQuery) -> Any:
+    """The operator's payment search (issue 11), newest first on (created_at, uetr): with a
+    participant, ix_payments_participant_created gives the order; with a reason,
+    ix_payments_reason_created; with a state, ix_payments_state_created; else ix_payments_created, the other filters checked on the rows
+    it walks. A keyset page reads from the cursor on, never the rows before it (no OFFSET)."""
+    conditions = []
+    if query.state is not None:
+        conditions.append(payments.c.state == query.state.value)
+    if query.corridor is not None:
+        conditions.append(payments.c.corridor == query.corridor)
+    if query.participant is not None:
+        conditions.append(payments.c.participant == query.participant)
+    if query.partner is not None:
+        conditions.append(payments.c.partner == query.partner)
+    if query.reason_code is not None:
+        conditions.append(payments.c.reason_code == query.reason_code)
+    if query.since is not None:
+        conditions.append(payments.c.created_at >= query.since)
+    if query.until is not None:
+        conditions.append(payments.c.created_at < query.until)
+    if query.before is not None:
+        at, uetr = query.before
+        conditions.append(tuple_(payments.c.created_at, payments.c.uetr) < tuple_(literal(at, UtcDateTime()), literal(uetr)))
+    stmt = select(payments).order_by(payments.c.created_at.desc(), payments.c.uetr.desc()).limit(query.limit)
+    return stmt.where(*conditions) if conditions else stmt
 
 
 class UnitOfWork:
@@ -759,6 +798,89 @@ class UnitOfWork:
             )
             for r in rows
         ]
+
+    # -- the operator's toolbox (issue 11) --
+    async def payments_search(self, query: PaymentQuery) -> list[Payment]:
+        return [_payment_from_row(r) for r in await self._conn.execute(payment_search_statement(query))]
+
+    def _contains(self, column: Any, needle: bytes) -> Any:
+        """SQL: the bytes of `column` contain `needle` (instr on SQLite, position on PostgreSQL)."""
+        found = bindparam(None, needle, type_=LargeBinary())
+        if isinstance(self._conn, _InLoopConnection) or self._conn.dialect.name == "sqlite":
+            return func.instr(column, found) > 0
+        return text(f"position(:needle IN {column.table.name}.{column.name}) > 0").bindparams(
+            bindparam("needle", needle, type_=LargeBinary())
+        )
+
+    async def payment_messages(self, payment: Payment, moved_at: Sequence[datetime], window_s: float, limit: int) -> list[MessageRecord]:
+        keys = [payment.uetr, f"{payment.participant}/{payment.instruction_id}"]
+        sent_where = or_(outbox.c.key.in_(keys), and_(outbox.c.kind == "partner", outbox.c.message_id == payment.message_id)) \
+            if payment.message_id else outbox.c.key.in_(keys)
+        found: list[MessageRecord] = [
+            MessageRecord("sent", r.kind, r.destination, r.message_id, r.created_at, r.sent_at, r.attempts, r.body)
+            for r in await self._conn.execute(select(outbox).where(sent_where).order_by(outbox.c.id).limit(limit))
+        ]
+        needle = payment.uetr.encode()
+        for at in sorted(set(moved_at)):
+            since = at - timedelta(seconds=window_s)
+            for r in await self._conn.execute(
+                select(inbound_messages)
+                .where(inbound_messages.c.received_at.between(since, at), self._contains(inbound_messages.c.body, needle))
+                .limit(limit)
+            ):
+                found.append(MessageRecord("received", "partner", r.partner, r.message_id, r.received_at, None, 1, r.body))
+            for r in await self._conn.execute(
+                select(signed_messages)
+                .where(signed_messages.c.received_at.between(since, at), self._contains(signed_messages.c.envelope, needle))
+                .limit(limit)
+            ):
+                found.append(MessageRecord("received", "signed", r.partner, r.biz_msg_id, r.received_at, None, 1, r.envelope))
+        unique = {(m.direction, m.kind, m.counterpart, m.message_id): m for m in found}
+        return sorted(unique.values(), key=lambda m: (m.at, m.direction != "received"))[:limit]
+
+    async def dlq_replays_get(self, keys: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], DlqReplay]:
+        found: dict[tuple[str, int, int], DlqReplay] = {}
+        for topic, partition, offset in sorted(set(keys)):
+            rows = await self._conn.execute(
+                select(dlq_replays).where(
+                    dlq_replays.c.topic == topic, dlq_replays.c.dlq_partition == partition, dlq_replays.c.dlq_offset == offset
+                )
+            )
+            for r in rows:
+                found[(topic, partition, offset)] = DlqReplay(
+                    topic=r.topic, partition=r.dlq_partition, offset=r.dlq_offset, state=r.state, operator=r.operator,
+                    target_topic=r.target_topic, claimed_at=r.claimed_at, target_partition=r.target_partition,
+                    target_offset=r.target_offset, replayed_at=r.replayed_at, version=r.version,
+                )
+        return found
+
+    async def dlq_replays_put(self, moves: Sequence[tuple[int | None, DlqReplay]]) -> None:
+        for read_version, d in sorted(moves, key=lambda m: m[1].key):
+            row = {
+                "topic": d.topic, "dlq_partition": d.partition, "dlq_offset": d.offset, "state": d.state,
+                "operator": d.operator, "target_topic": d.target_topic, "target_partition": d.target_partition,
+                "target_offset": d.target_offset, "claimed_at": d.claimed_at, "replayed_at": d.replayed_at, "version": d.version,
+            }
+            if read_version is None:
+                dialect = sqlite if isinstance(self._conn, _InLoopConnection) or self._conn.dialect.name == "sqlite" else postgresql
+                result = await self._conn.execute(dialect.insert(dlq_replays).values(**row).on_conflict_do_nothing())
+            else:
+                result = await self._conn.execute(
+                    update(dlq_replays)
+                    .where(dlq_replays.c.topic == d.topic, dlq_replays.c.dlq_partition == d.partition,
+                           dlq_replays.c.dlq_offset == d.offset, dlq_replays.c.version == read_version)
+                    .values(**row)
+                )
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"concurrent replay of dead letter {d.topic}/{d.partition}/{d.offset}")
+
+    async def dlq_replays_remove(self, keys: Sequence[tuple[str, int, int]]) -> None:
+        for topic, partition, offset in sorted(set(keys)):
+            await self._conn.execute(
+                dlq_replays.delete().where(
+                    dlq_replays.c.topic == topic, dlq_replays.c.dlq_partition == partition, dlq_replays.c.dlq_offset == offset
+                )
+            )
 
     async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
         record = (await self.instructions_get([(participant, instruction_id)])).get((participant, instruction_id))

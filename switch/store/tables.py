@@ -115,6 +115,19 @@ payments = Table(
     Column("follow_ups", Integer, nullable=False, server_default="0"),
     Column("message_id", String(35), nullable=True),  # the pacs.008 that carries it (outbound)
     Index("ix_payments_state_updated", "state", "updated_at"),
+    # the operator's search (issue 11, migration 0011): newest first by (created_at, uetr), a
+    # keyset page; per participant; per state; per rejection reason (only rows that have one)
+    Index("ix_payments_created", "created_at", "uetr"),
+    Index("ix_payments_participant_created", "participant", "created_at", "uetr"),
+    Index("ix_payments_state_created", "state", "created_at", "uetr"),
+    Index(
+        "ix_payments_reason_created",
+        "reason_code",
+        "created_at",
+        "uetr",
+        sqlite_where=text("reason_code IS NOT NULL"),
+        postgresql_where=text("reason_code IS NOT NULL"),
+    ),
     Index(
         "ix_payments_follow_up",
         "follow_up_at",
@@ -162,6 +175,9 @@ outbox = Table(
     Column("ambiguous", Boolean, nullable=False, server_default=false()),
     Column("deadline_at", UtcDateTime(), nullable=True),
     UniqueConstraint("kind", "message_id", name="uq_outbox_message"),
+    # a payment's messages (issue 11, `mekong payments show`): partner rows are keyed by UETR,
+    # status events by participant/instruction id
+    Index("ix_outbox_key", "key"),
     # only unsent rows are ever looked up by kind: a partial index stays small
     Index(
         "ix_outbox_pending",
@@ -230,6 +246,7 @@ inbound_messages = Table(
     Column("message_type", String(16), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("body", LargeBinary, nullable=False),
+    Index("ix_inbound_messages_received", "received_at"),  # a payment's messages, by when they came (issue 11)
 )
 
 # Signed business messages a partner sent (iso20022/apphdr.py; migration 0006): by (partner,
@@ -245,6 +262,7 @@ signed_messages = Table(
     Column("document_sha256", String(64), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("envelope", LargeBinary, nullable=False),
+    Index("ix_signed_messages_received", "received_at"),  # a payment's messages, by when they came (issue 11)
 )
 
 # The audit trail (switch/service/audit.py): security refusals, operator actions, configuration
@@ -455,4 +473,24 @@ debtor_daily_usage = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("payments", Integer, nullable=False),
     PrimaryKeyConstraint("corridor", "debtor", "day", "currency", name="pk_debtor_daily_usage"),
+)
+
+# Dead letters an operator replayed (issue 11, migration 0011): one row per dead-letter record
+# (its topic, partition and offset), so a record is replayed once. `state` is 'claimed' while the
+# replay is being published (a claim older than limits.dlq_replay_claim_s_max was left by a crash
+# and may be taken again) and 'replayed' once the broker took it, with where it went.
+dlq_replays = Table(
+    "dlq_replays",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("dlq_partition", Integer, primary_key=True),
+    Column("dlq_offset", BigInteger, primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("target_topic", String(255), nullable=False),
+    Column("target_partition", Integer, nullable=True),
+    Column("target_offset", BigInteger, nullable=True),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+    Column("replayed_at", UtcDateTime(), nullable=True),
+    Column("version", Integer, nullable=False),
 )

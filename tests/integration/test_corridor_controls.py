@@ -2,7 +2,8 @@
 partner simulator over mutual TLS, both databases: an operator disables a corridor (new
 instructions refused AG01, the payment in flight completes) and enables it again; pauses a
 partner (its queued pacs.008 held, not failed) and resumes it (sent); a SIGHUP reload changes a
-fee without losing a payment; two replicas keep a debtor's daily maximum exactly."""
+fee without losing a payment; two replicas keep a debtor's daily maximum exactly. The answers of
+the corridor routes are checked against the OpenAPI document (tests/openapi_contract.py)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,22 @@ from switch.config import PROJECT_ROOT
 from switch.store.sql_store import Store
 from tests.integration.harness import Running, running_switch
 from tests.integration.test_pipeline import collect, finals_by_id, instruction, publish
+from tests.openapi_contract import check
 
 PARTICIPANT = "ACLBKHPPXXX"
 wait_s_max = 30.0
 
 
-async def _api(run: Running, method: str, path: str, body: dict[str, Any] | None = None, *, role: str = "operator") -> tuple[int, Any]:
+async def _api(run: Running, method: str, path: str, body: dict[str, Any] | None = None, *, role: str = "operator",
+               template: str | None = None) -> tuple[int, Any]:
+    """One call of the operations API as `role`; with `template` (the route's path in the OpenAPI
+    document), the answer is checked against what the document says that status answers."""
     async with run.ops_session(client="operator") as http:
         async with http.request(method, f"{run.url}{path}", json=body, headers=run.auth_as(role)) as resp:
-            return resp.status, await resp.json()
+            answer = await resp.json()
+            if template is not None:
+                check(method, template, resp.status, answer)
+            return resp.status, answer
 
 
 async def _admitted(run: Running, instruction_id: str) -> dict[str, Any]:
@@ -59,7 +67,11 @@ async def test_a_disabled_corridor_refuses_new_instructions_lets_the_one_in_flig
     async with running_switch(broker, store, SimBehaviour(delay_ms=3000)) as run:
         await publish(run, [_record(in_flight)])
         await _admitted(run, in_flight)
-        status, corridor = await _api(run, "POST", "/v1/corridors/KH-TH/disable", {"reason": "ITMX maintenance window"})
+        status, refused = await _api(run, "POST", "/v1/corridors/KH-TH/disable", {"reason": "  "}, template="/v1/corridors/{corridor}/{action}")
+        assert (status, refused["reason_code"]) == (400, "FF01")  # no reason to disable
+        status, refused = await _api(run, "POST", "/v1/corridors/KH-XX/disable", {"reason": "x"}, template="/v1/corridors/{corridor}/{action}")
+        assert (status, refused["reason_code"]) == (404, "RC01")
+        status, corridor = await _api(run, "POST", "/v1/corridors/KH-TH/disable", {"reason": "ITMX maintenance window"}, template="/v1/corridors/{corridor}/{action}")
         assert status == 200 and corridor["state"] == "disabled" and corridor["control"]["changed_by"].startswith("test-")
         _, payment = await _api(run, "GET", f"/v1/instructions/{PARTICIPANT}/{in_flight}")
         assert payment["final"] is False  # disabled while the payment was in flight
@@ -68,16 +80,19 @@ async def test_a_disabled_corridor_refuses_new_instructions_lets_the_one_in_flig
         assert (finals[in_flight]["state"], finals[while_off]["state"], finals[while_off]["reason_code"]) == ("COMPLETED", "REJECTED", "AG01")
         assert "ITMX maintenance window" in finals[while_off]["reason"]
 
-        status, _ = await _api(run, "POST", "/v1/corridors/KH-TH/enable", {"reason": "window over"}, role="auditor")
+        status, _ = await _api(run, "POST", "/v1/corridors/KH-TH/enable", {"reason": "window over"}, role="auditor", template="/v1/corridors/{corridor}/{action}")
         assert status == 403  # auditors read, operators act
-        status, corridor = await _api(run, "POST", "/v1/corridors/KH-TH/enable", {"reason": "window over"})
+        status, corridor = await _api(run, "POST", "/v1/corridors/KH-TH/enable", {"reason": "window over"}, template="/v1/corridors/{corridor}/{action}")
         assert status == 200 and corridor["state"] == "enabled"
         await publish(run, [_record(after)])
         assert (await _finals(run, {after}))[after]["state"] == "COMPLETED"
 
-        status, listing = await _api(run, "GET", "/v1/corridors", role="auditor")
+        status, listing = await _api(run, "GET", "/v1/corridors", role="auditor", template="/v1/corridors")
         (th,) = [c for c in listing["corridors"] if c["id"] == "KH-TH"]
         assert status == 200 and (th["state"], th["control"]["reason"], th["control"]["version"]) == ("enabled", "window over", 2)
+        status, listing = await _api(run, "GET", "/v1/corridors", role=f"participant:{PARTICIPANT}", template="/v1/corridors")
+        (th,) = [c for c in listing["corridors"] if c["id"] == "KH-TH"]
+        assert status == 200 and th["control"]["version"] == 2 and "changed_by" not in th["control"]  # not who, nor why
         metrics = run.switch.metrics.registry
         assert metrics.get_sample_value("switch_corridor_refusals_total", {"corridor": "KH-TH", "reason": "disabled"}) == 1
         assert metrics.get_sample_value("switch_corridor_enabled", {"corridor": "KH-TH"}) == 1
@@ -93,7 +108,9 @@ async def test_a_paused_partner_holds_its_queued_messages_and_sends_them_on_resu
     async with running_switch(broker, store, partner_up=False, timing={"sla_s": 90.0, "resend_after_s": 60.0}) as run:
         await publish(run, [_record(queued)])
         await _admitted(run, queued)
-        status, answer = await _api(run, "POST", "/v1/partners/promptpay/pause", {"reason": "ITMX outage"})
+        status, unknown = await _api(run, "POST", "/v1/partners/nosuch/pause", {"reason": "ITMX outage"}, template="/v1/partners/{partner}/{action}")
+        assert (status, unknown["reason_code"]) == (404, "RC01")
+        status, answer = await _api(run, "POST", "/v1/partners/promptpay/pause", {"reason": "ITMX outage"}, template="/v1/partners/{partner}/{action}")
         assert status == 200 and answer["corridors"] == ["KH-TH"]
         await run.sim.start(port=run.sim_port)  # the partner is back, but paused: nothing may reach it
         async with asyncio.timeout(wait_s_max):
@@ -107,8 +124,8 @@ async def test_a_paused_partner_holds_its_queued_messages_and_sends_them_on_resu
         assert (payment["state"], payment["final"]) == ("QUOTED", False)  # held, not failed
         assert run.switch.metrics.registry.get_sample_value("switch_partner_paused", {"partner": "promptpay"}) == 1
 
-        status, _ = await _api(run, "POST", "/v1/partners/promptpay/resume", {})
-        assert status == 200
+        status, answer = await _api(run, "POST", "/v1/partners/promptpay/resume", {}, template="/v1/partners/{partner}/{action}")
+        assert (status, answer["paused"], answer["control"]["off"], answer["control"]["version"]) == (200, False, False, 2)
         assert (await _finals(run, {queued}))[queued]["state"] == "COMPLETED"
         assert run.sim.stats["received"] >= 1
         assert run.switch.metrics.registry.get_sample_value("switch_partner_paused", {"partner": "promptpay"}) == 0
@@ -139,10 +156,16 @@ async def test_sighup_reloads_a_fee_without_losing_the_payment_in_flight(broker:
 
         # a file that does not validate changes nothing: refused, counted, the fee stays
         corridors.write_text(text.replace('spread_bps = 50', 'spread_bps = -5', 1), encoding="utf-8")
-        status, answer = await _api(run, "POST", "/v1/config/reload")
+        status, answer = await _api(run, "POST", "/v1/config/reload", template="/v1/config/reload")
         assert status == 422 and answer["applied"] is False and any("spread_bps" in p for p in answer["problems"])
         assert registry.get_sample_value("switch_config_reloads_total", {"outcome": "failed"}) == 1
         assert run.switch.config.corridor("KH-TH").fee["KHR"] == "500"  # type: ignore[union-attr]
+
+        # the fee back to 0 through the API this time
+        corridors.write_text(text, encoding="utf-8")
+        status, answer = await _api(run, "POST", "/v1/config/reload", template="/v1/config/reload")
+        assert (status, answer["applied"], answer["corridors_changed"], answer["corridors_removed"]) == (200, True, ["KH-TH"], [])
+        assert run.switch.config.corridor("KH-TH").fee["KHR"] == "0"  # type: ignore[union-attr]
 
 
 async def test_two_replicas_keep_a_debtors_daily_maximum_exactly(broker: TansuBroker, pg_store: Store) -> None:

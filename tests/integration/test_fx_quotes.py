@@ -22,6 +22,7 @@ from switch.store.sql_store import Store
 from tests.factories import PARTNER_SAMPLES, sample_instruction
 from tests.integration.harness import Running, running_switch, signed
 from tests.integration.test_pipeline import collect, publish
+from tests.openapi_contract import check
 
 ACLB, ABAA = "ACLBKHPPXXX", "ABAAKHPPXXX"
 
@@ -30,7 +31,9 @@ async def ask_quote(run: Running, role: str, **body: Any) -> tuple[int, dict[str
     doc = {"participant": ACLB, "corridor": "KH-TH", "source_amount": {"value": "300000", "currency": "KHR"}, **body}
     async with run.ops_session() as http:
         async with http.post(f"{run.url}/v1/quotes", json=doc, headers=run.auth_as(role)) as resp:
-            return resp.status, await resp.json()
+            answer = await resp.json()
+    check("post", "/v1/quotes", resp.status, answer)  # as the OpenAPI document says
+    return resp.status, answer
 
 
 def with_quote(tag: str, name: str, quote_id: str, **changes: Any) -> tuple[str, bytes]:
@@ -60,6 +63,8 @@ async def test_a_quote_is_honoured_once_and_refused_when_reused_mismatched_or_ex
         _, q2 = await ask_quote(run, "operator")  # an operator may ask for any participant
         _, q3 = await ask_quote(run, f"participant:{ACLB}", corridor="KH-CN")  # valid 1 s
         assert (await ask_quote(run, f"participant:{ABAA}"))[0] == 403  # not for another participant
+        status, refused = await ask_quote(run, "operator", source_amount={"value": "9000000", "currency": "KHR"})
+        assert (status, refused["state"], refused["reason_code"]) == (422, "REFUSED", "AM02")
         assert (await ask_quote(run, "auditor"))[0] == 403  # auditors read only
         await asyncio.sleep(1.2)  # q3 expires
         union_creditor = PARTNER_SAMPLES["unionpay"]["instruction_creditor"]
@@ -129,6 +134,7 @@ async def test_a_quote_asked_on_kafka_is_answered_on_the_quotes_topic_and_rates_
         async with run.ops_session() as http:
             async with http.get(f"{run.url}/v1/fx/rates", headers=run.auth_as(f"participant:{ACLB}")) as resp:
                 rates = await resp.json()
+            check("get", "/v1/fx/rates", resp.status, rates)
         usd_thb = next(r for r in rates["rates"] if r["pair"] == "USD/THB")
         assert (usd_thb["source"], usd_thb["stale"], usd_thb["max_age_s"]) == ("static:USD/THB", False, 86400)
         assert rates["stale_after_s"] == 300

@@ -23,6 +23,7 @@ from switch.domain.payment import (
     initial_history,
     transition,
 )
+from switch.service.operations import MARKABLE
 from tests.factories import sample_payment
 
 S = PaymentState
@@ -57,6 +58,7 @@ RECALL_FROM = {S.COMPLETED, S.SETTLED, S.PARTIALLY_RETURNED}  # a recall opens (
 RECALL_REFUSED_FROM = {S.RECALL_PENDING}  # refused or unanswered: back to COMPLETED
 CANCEL_FROM = {S.QUOTED, S.SUBMITTED, S.ACCEPTED, S.TIMED_OUT}  # recalled before it left, or cancelled by the partner
 MODEL_TERMINAL = {S.REJECTED, S.RETURNED, S.CANCELLED}
+MARK_FROM = {S.TIMED_OUT}  # an operator records the outcome of a stuck payment (issue 11), nothing else
 
 
 def _new_payment() -> Payment:
@@ -196,6 +198,15 @@ class PaymentLifecycle(RuleBasedStateMachine):
     @rule(reason=st.sampled_from(["DUPL", "CUST"]))
     def cancelled(self, reason: str) -> None:
         self._after_completion(S.CANCELLED, CANCEL_FROM, reason)
+
+    @rule(outcome=st.sampled_from([S.REJECTED, S.COMPLETED, S.CANCELLED, S.SETTLED]), reason=st.sampled_from(["AB05", "AC04"]))
+    def operator_marked(self, outcome: S, reason: str) -> None:
+        # what mark_payment allows (operations.MARKABLE); the model says TIMED_OUT -> REJECTED or COMPLETED
+        reason_code = reason if outcome is S.REJECTED else None
+        if outcome in MARKABLE.get(self.payment.state, frozenset()):
+            self._move(outcome, reason_code=reason_code, detail="marked by operator alice: desk says so")
+        if self.model_state in MARK_FROM and outcome in {S.REJECTED, S.COMPLETED}:
+            self._model_move((outcome,), reason_code)
 
     # ---- invariants ------------------------------------------------------------------------
     @invariant()

@@ -66,3 +66,16 @@ def test_config_diff_command_prints_the_changes_and_their_count(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["switch: kafka bootstrap_servers 127.0.0.1:9092 -> kafka-0:9092", "1 change"]
     assert not re.search("Traceback", result.output)
+
+
+def test_tier_limits_and_corridor_hours_are_said_in_words(tmp_path: Path) -> None:
+    new = _copy(tmp_path)
+    _edit(new / "corridors.toml", 'tx_max = { KHR = "2000000", USD = "500.00" }', 'tx_max = { KHR = "1000000", USD = "500.00" }')
+    _edit(new / "corridors.toml", 'default_tier = "participant"\n',
+          'default_tier = "basic"\ntimezone = "Asia/Ho_Chi_Minh"\nhours = { mon = ["08:00-17:00"] }\n', after='id = "KH-VN"')
+    assert diff(DEFAULT_CONFIG_DIR, new) == [
+        "corridors: tiers basic tx_max KHR 2000000 -> 1000000",
+        "corridor KH-VN: default_tier participant -> basic",
+        "corridor KH-VN: timezone (unset) -> Asia/Ho_Chi_Minh",
+        "corridor KH-VN: hours mon (unset) -> [08:00-17:00]",
+    ]

@@ -140,7 +140,14 @@ class HttpRateFeed:
             async with self._session.get(self.url, headers={"Accept": "application/json"}) as resp:
                 if resp.status != 200:
                     raise ValueError(f"HTTP {resp.status}")
-                raw = await resp.content.read(rate_document_bytes_max + 1)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):  # the whole body, bounded
+                    size += len(chunk)
+                    if size > rate_document_bytes_max:
+                        raise ValueError(f"rate document over {rate_document_bytes_max} bytes")
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
         rates, invalid = read_rates(raw, self.provider)
         return apply_rates(self._book, rates, invalid, provider=self.provider, metrics=self._metrics)
 

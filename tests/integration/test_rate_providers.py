@@ -217,3 +217,12 @@ def test_the_feed_url_is_logged_without_credentials_or_query() -> None:
     from switch.entrypoints.rate_providers import shown_feed_url
 
     assert shown_feed_url("https://user:pw@rates.example.org:8443/v1/mekong?key=SECRET#x") == "https://rates.example.org:8443/v1/mekong"
+
+
+async def test_a_feed_body_over_its_bound_is_a_failed_poll_without_reading_it_all(feed: Feed) -> None:
+    feed.document = {"rates": [], "padding": "x" * 300_000}  # over rate_document_bytes_max (256 KiB)
+    rates, metrics, sleeps = book(), Metrics(), []
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="over"):
+            await http_feed(session, feed.url, rates, metrics, sleeps).poll_once()
+    assert rates.rate("USD", "KHR", now=NOW).source == "static:USD/KHR"  # nothing applied

@@ -59,6 +59,9 @@ class KafkaConfig(_Model):
     requests_topic: str = "mekong.requests"  # participants' returns, recalls and recall answers (issue 9)
     statements_topic: str = "mekong.statements"  # each cycle's settlement statement per participant (issue 10)
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
+    # at start: how long the broker may take to answer before `mekong run` names it and exits 1
+    # (MEKONG_KAFKA_CONNECT_TIMEOUT_S; issue 11)
+    connect_timeout_s: float = Field(default=limits.kafka_connect_timeout_s_default, gt=0, le=300)
     # How the switch's own clients authenticate to the broker (README "Broker authentication and
     # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the
     # password from MEKONG_KAFKA_SASL_PASSWORD_FILE (or MEKONG_KAFKA_SASL_PASSWORD). SSL/SASL_SSL:
@@ -115,6 +118,10 @@ class SwitchSection(_Model):
     country: str = Field(pattern=r"^[A-Z]{2}$")
     database_url: str = "sqlite+aiosqlite:///mekong.db"
     schema_dir: str | None = None
+    # SIGTERM: the whole shutdown (stop consuming, drain, close) ends within this; what is not
+    # delivered by then stays in the outbox (MEKONG_SHUTDOWN_GRACE_S; issue 11)
+    shutdown_grace_s: float = Field(default=limits.shutdown_grace_s_default, gt=limits.shutdown_close_s_min,
+                                    le=limits.shutdown_grace_s_max)
 
 
 class SwitchFile(_Model):
@@ -419,19 +426,26 @@ def load(config_dir: str | Path | None = None, env: Mapping[str, str] | None = N
     corridors = CorridorsFile.model_validate(_read_toml(directory / "corridors.toml"))
     inbound_path = directory / "inbound.toml"
     inbound = InboundFile.model_validate(_read_toml(inbound_path)) if inbound_path.exists() else InboundFile()
-    switch = base.switch.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "database_url": env.get("MEKONG_DATABASE_URL"),
-                "schema_dir": env.get("MEKONG_SCHEMA_DIR"),
-            }.items()
-            if v
+    switch = SwitchSection.model_validate(  # validated again: an override is checked like the file
+        {
+            **base.switch.model_dump(),
+            **{
+                k: v
+                for k, v in {
+                    "database_url": env.get("MEKONG_DATABASE_URL"),
+                    "schema_dir": env.get("MEKONG_SCHEMA_DIR"),
+                    "shutdown_grace_s": env.get("MEKONG_SHUTDOWN_GRACE_S"),
+                }.items()
+                if v
+            },
         }
     )
-    kafka = base.kafka.model_copy(
-        update={"bootstrap_servers": env["MEKONG_KAFKA_BOOTSTRAP"]} if env.get("MEKONG_KAFKA_BOOTSTRAP") else {}
-    )
+    kafka_updates: dict[str, Any] = {}
+    if env.get("MEKONG_KAFKA_BOOTSTRAP"):
+        kafka_updates["bootstrap_servers"] = env["MEKONG_KAFKA_BOOTSTRAP"]
+    if env.get("MEKONG_KAFKA_CONNECT_TIMEOUT_S"):
+        kafka_updates["connect_timeout_s"] = env["MEKONG_KAFKA_CONNECT_TIMEOUT_S"]
+    kafka = KafkaConfig.model_validate({**base.kafka.model_dump(), **kafka_updates})
     http_updates: dict[str, Any] = {}
     if env.get("MEKONG_HTTP_HOST"):
         http_updates["host"] = env["MEKONG_HTTP_HOST"]

@@ -43,6 +43,7 @@ from adapters.inbound import read_pacs008
 from iso20022 import apphdr
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
+from switch.log_context import payment_context, uetrs_field
 from switch import limits
 from switch.domain.case import Case
 from switch.domain.money import Money
@@ -174,9 +175,11 @@ async def partner_message(request: web.Request) -> web.Response:
     except SchemaViolation as exc:
         bus.deps.metrics.rejects.labels("partner_message", "FF01").inc()
         return _reject(400, "FF01", "message does not validate against the official XSD", errors=bus.deps.schemas.explain(body, exc.message_id)[:10])
-    outcome = await bus.handle(
-        ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
-    )
+    # a partner callback: what is logged while it is applied names the partner and its payments
+    with payment_context(partner=partner, uetr=uetrs_field([s.uetr for s in report.statuses])):
+        outcome = await bus.handle(
+            ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
+        )
     return web.json_response({"message_id": report.message_id, **outcome.counts})
 
 

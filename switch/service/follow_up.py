@@ -12,7 +12,8 @@ from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
 from switch.service import events
 from switch.service.enquiries import open_enquiries
-from switch.service.handlers import Deps, Outcome, _count_outcome
+from switch.service.handlers import Deps, Outcome, _count_outcome, payment_log_context
+from switch.service.partner_log import Problem
 from switch.service.inbound import finish_inbound
 from switch.service.ports import OutboxMessage, UnitOfWork
 
@@ -94,6 +95,8 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             _count_outcome(p, deps, stage="partner")
             statuses.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
             out.count("timed_out")
+            with payment_log_context(p):  # rate-limited per partner: a wave of timeouts is a few lines
+                deps.partner_problems.problem(p.partner, Problem.SLA_PASSED, f"payment {p.uetr}: {detail} (AB06)")
         else:
             follow_ups.append((p.uetr, next_at))
         if p.message_id and not early:

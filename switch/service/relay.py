@@ -34,13 +34,24 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.transport import HttpPartnerTransport, SendOutcome, SendResult
 from switch import limits
+from switch.log_context import payment_context, uetrs_field
 from switch.metrics import Metrics
 from switch.service.handlers import Outcome, RecordSendResults
+from switch.service.partner_log import PartnerProblems, Problem
 from switch.service.ports import DeliveryFailure, OutboxMessage
 from switch.store.sql_store import Store  # the relay claims rows: a store method beyond the handlers' port
 
 log = logging.getLogger(__name__)
 KAFKA = "kafka"  # the lane of rows that go to Kafka topics (status, inbound)
+# what a failed attempt says of the partner, for the log (switch/service/partner_log.py)
+PROBLEM_OF: dict[SendOutcome, Problem] = {
+    SendOutcome.FAILED: Problem.UNREACHABLE,
+    SendOutcome.TIMEOUT: Problem.TIMEOUT,
+    SendOutcome.DISCONNECTED: Problem.DISCONNECTED,
+    SendOutcome.UNAVAILABLE: Problem.SERVER_ERROR,
+    SendOutcome.SERVER_ERROR: Problem.SERVER_ERROR,
+    SendOutcome.REFUSED: Problem.REJECTED,
+}
 
 
 def backoff_s(attempt: int) -> float:
@@ -83,6 +94,12 @@ def failed_round(row: OutboxMessage, result: SendResult, *, ambiguous: bool, now
     return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, retry_at)])
 
 
+def _described(result: SendResult) -> str:
+    """A failed attempt in a few words: the outcome, the HTTP status, the start of the detail."""
+    status = f" HTTP {result.http_status}" if result.http_status is not None else ""
+    return f"{result.outcome.value}{status}: {result.detail[:200]}"
+
+
 class _Lane:
     """One destination: its queue and its bound on deliveries in flight."""
 
@@ -108,7 +125,11 @@ class OutboxRelay:
         metrics: Metrics,
         clock: Callable[[], datetime],
         single_process: bool,
+        problems: PartnerProblems | None = None,
     ) -> None:
+        """`problems`: where partner trouble is logged, rate-limited (shared with the handlers
+        that log partner rejects, so one partner's lines are limited together)."""
+        self._problems = problems or PartnerProblems()
         self._store = store
         self._transports = transports
         self._producer = producer
@@ -213,6 +234,11 @@ class OutboxRelay:
     # ------------------------------------------------------------------ partners (HTTP)
     async def _deliver(self, rows: list[OutboxMessage]) -> None:
         (row,) = rows
+        # the lines logged while this message is in hand name its payments and partner
+        with payment_context(uetr=uetrs_field(row.uetrs), partner=row.destination):
+            await self._deliver_row(row)
+
+    async def _deliver_row(self, row: OutboxMessage) -> None:
         transport = self._transports[row.destination]
         ambiguous = False
         result: SendResult | None = None
@@ -224,18 +250,32 @@ class OutboxRelay:
             self._metrics.partner_request.labels(row.destination, result.outcome.value).observe(result.duration_s)
             self._metrics.partner_up.labels(row.destination).set(0 if result.outcome is SendOutcome.FAILED else 1)
             if result.outcome is SendOutcome.OK:
+                self._problems.ok(row.destination)
                 self._metrics.stage_duration.labels("submit").observe(max(0.0, (self._clock() - row.created_at).total_seconds()))
                 await self._record(RecordSendResults(sent_outbox_ids=[row.id or 0], submitted_uetrs=row.uetrs))
                 self.delivered += 1
                 return
             self._metrics.delivery_failures.labels(row.kind, result.outcome.value).inc()
+            self._problems.problem(
+                row.destination, PROBLEM_OF[result.outcome],
+                f"message {row.message_id}: {_described(result)}", uetrs=row.uetrs,
+            )
             ambiguous = ambiguous or result.ambiguous
             if result.outcome is SendOutcome.REFUSED:
                 break
             if attempt + 1 < limits.relay_attempts_in_memory_max:
                 await asyncio.sleep(backoff_s(attempt))
         assert result is not None
-        await self._record(failed_round(row, result, ambiguous=ambiguous, now=self._clock()))
+        decided = failed_round(row, result, ambiguous=ambiguous, now=self._clock())
+        if result.outcome is not SendOutcome.REFUSED and decided.failures[0].retry_at is None:  # the deadline ran out
+            outcome = ("payments rejected AB07 (it never reached the partner)" if decided.rejects
+                       else "left to the follow-up timer (it may have reached the partner): resends and enquiries go on")
+            self._problems.problem(
+                row.destination, Problem.GAVE_UP,
+                f"message {row.message_id} after {row.attempts + limits.relay_attempts_in_memory_max} attempts, "
+                f"its deadline passed: {outcome}", uetrs=row.uetrs,
+            )
+        await self._record(decided)
 
     # ------------------------------------------------------------------ Kafka (events)
     async def _publish(self, rows: list[OutboxMessage]) -> None:

@@ -25,6 +25,7 @@ shutdown_grace_s_default: Final = 20.0
 shutdown_grace_s_max: Final = 600.0
 # of the grace, what is kept for closing the clients (Kafka, HTTP, database) after the drain
 shutdown_close_s_min: Final = 3.0
+shutdown_broker_gone_close_s: Final = 1.0  # closing a Kafka client when the broker does not answer: it cannot flush
 # Start-up: how long the broker and the database may take to answer before `mekong run` says which
 # did not and exits ([kafka] connect_timeout_s, MEKONG_KAFKA_CONNECT_TIMEOUT_S)
 kafka_connect_timeout_s_default: Final = 10.0

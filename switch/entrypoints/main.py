@@ -213,7 +213,8 @@ class Switch:
             max_request_size=limits.kafka_request_bytes_max,
             **broker_auth,
         )
-        stack.push_async_callback(self._bounded(producer.stop, "the Kafka producer"))  # also when start() fails half-way
+        # also when start() fails half-way; with the broker gone it cannot flush: a moment only
+        stack.push_async_callback(self._bounded(producer.stop, "the Kafka producer", broker=True))
         async with self._broker_answers("starting the producer"):
             await producer.start()
         self._producer = producer
@@ -308,19 +309,26 @@ class Switch:
                 detail = _first_line(exc)
             raise StartupError(f"Kafka at {k.bootstrap_servers} did not answer ({doing}): {detail}") from None
 
-    def _bounded(self, close: Callable[[], Coroutine[Any, Any, Any]], what: str) -> Callable[[], Coroutine[Any, Any, None]]:
+    def _bounded(
+        self, close: Callable[[], Coroutine[Any, Any, Any]], what: str, *, broker: bool = False
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         """`close`, bounded: by the shutdown grace once stop() has begun, else by
-        limits.shutdown_close_s_min (a start that failed half-way). A client that does not close
-        in time (a producer flushing to a broker that is gone) is left, said in one line."""
+        limits.shutdown_close_s_min (a start that failed half-way); `broker`: it talks to the
+        broker, so with the broker gone (the last probe) it gets a moment only. A client that
+        does not close in time (a producer flushing to a broker that is gone) is left, said in
+        one line."""
 
         async def bounded() -> None:
             loop = asyncio.get_running_loop()
             budget = limits.shutdown_close_s_min if self._close_by is None else self._close_by - loop.time()
+            if broker and not self.broker_reachable:
+                budget = min(budget, limits.shutdown_broker_gone_close_s)
             try:
                 async with asyncio.timeout(max(0.05, budget)):
                     await close()
             except TimeoutError:
-                log.warning("closing %s did not finish within the shutdown grace: left behind", what)
+                log.warning("closing %s did not finish within %.1f s%s: left behind", what, max(0.05, budget),
+                            " (the broker does not answer)" if broker and not self.broker_reachable else "")
             except Exception as exc:  # noqa: BLE001 - closing the rest matters more than this one
                 log.warning("closing %s failed: %s", what, _first_line(exc))
 
@@ -601,9 +609,11 @@ class Switch:
                 await asyncio.wait_for(asyncio.shield(self._consumer_task),
                                        timeout=max(0.0, min(limits.shutdown_drain_s_max, drain_by - loop.time())))
         deadline = min(loop.time() + drain_s, drain_by)
-        while self.backlog() and loop.time() < deadline:
+        # with the broker gone (the last probe), events cannot be published: they stay in the
+        # outbox, and only the partners' deliveries are waited for
+        while self.relay.backlog(kafka=self.broker_reachable) + self.bus.pending() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        await self.relay.drain(max(0.0, deadline - loop.time()))
+        await self.relay.drain(max(0.0, deadline - loop.time()), kafka=self.broker_reachable)
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

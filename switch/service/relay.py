@@ -167,8 +167,10 @@ class OutboxRelay:
         """Claim due rows now rather than at the next poll (a follow-up requeued some)."""
         self._nudged.set()
 
-    def backlog(self) -> int:
-        return sum(lane.backlog() for lane in self._lanes.values())
+    def backlog(self, *, kafka: bool = True) -> int:
+        """Rows in memory, queued or in flight; `kafka=False`: the partner lanes' only (with the
+        broker gone, waiting for the Kafka lane to empty is waiting for nothing)."""
+        return sum(lane.backlog() for name, lane in self._lanes.items() if kafka or name != KAFKA)
 
     # ------------------------------------------------------------------ long-running tasks
     def tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
@@ -316,14 +318,16 @@ class OutboxRelay:
         await self._record(RecordSendResults(sent_outbox_ids=[m.id for m in rows if m.id]))
 
     # ------------------------------------------------------------------ stop
-    async def drain(self, timeout_s: float) -> None:
+    async def drain(self, timeout_s: float, *, kafka: bool = True) -> None:
         """Let deliveries in flight finish for up to `timeout_s`, then cancel the rest: their rows
         stay in the outbox, and this replica's lease on them runs out (or, on SQLite, the next
-        start takes them at once)."""
-        pending = [t for lane in self._lanes.values() for t in lane.tasks]
+        start takes them at once). `kafka=False`: the broker is gone, its lane's publishes are
+        cancelled at once."""
+        pending = [t for name, lane in self._lanes.items() if kafka or name != KAFKA for t in lane.tasks]
         if pending and timeout_s > 0:
             _, still = await asyncio.wait(pending, timeout=timeout_s)
             pending = list(still)
+        pending += [t for t in self._lanes[KAFKA].tasks if not kafka]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

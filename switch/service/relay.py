@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -94,10 +95,14 @@ def failed_round(row: OutboxMessage, result: SendResult, *, ambiguous: bool, now
     return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, retry_at)])
 
 
+_SSL_OBJECT = re.compile(r" ssl:<[^>]*>")
+
+
 def _described(result: SendResult) -> str:
     """A failed attempt in a few words: the outcome, the HTTP status, the start of the detail."""
     status = f" HTTP {result.http_status}" if result.http_status is not None else ""
-    return f"{result.outcome.value}{status}: {result.detail[:200]}"
+    detail = _SSL_OBJECT.sub("", result.detail)  # aiohttp names the SSLContext object: noise
+    return f"{result.outcome.value}{status}: {detail[:200]}"
 
 
 class _Lane:

@@ -150,3 +150,35 @@ def test_the_broker_client_repeating_itself_is_one_line_per_window() -> None:
     assert limiter.filter(again)
     assert getattr(again, "suppressed") == 49
     assert "49 more like it" in again.getMessage()
+
+
+async def test_the_bus_names_the_payment_of_a_command_about_one(captured: tuple[io.StringIO, logging.Logger]) -> None:
+    """An operator's enquiry (EnquirePayment) runs with its UETR in the context: what its handler
+    or the store logs meanwhile names the payment."""
+    from dataclasses import dataclass
+
+    from switch.service import bus as bus_module
+    from switch.service.bus import MessageBus
+
+    buffer, log = captured
+
+    @dataclass(frozen=True)
+    class AboutOne:
+        uetr: str
+
+    async def handler(cmd: AboutOne, uow: object, deps: object) -> object:
+        log.warning("looked at it")
+        return bus_module.Outcome()
+
+    from switch.metrics import Metrics
+    from tests.fakes import FakeStore
+
+    bus_module.HANDLERS[AboutOne] = handler
+    try:
+        bus = MessageBus(FakeStore(), None, on_commit=lambda outcome: None, metrics=Metrics())  # type: ignore[arg-type]
+        await bus.handle(AboutOne(UETR))
+    finally:
+        del bus_module.HANDLERS[AboutOne]
+    (line,) = [d for d in _lines(buffer) if d["logger"] == "switch.test"]
+    assert line["uetr"] == UETR
+    assert dict(current()) == {}  # and only while it ran

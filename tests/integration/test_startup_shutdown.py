@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -28,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from switch.broker import TansuBroker, free_port
+from switch.config import DEFAULT_CONFIG_DIR
 from switch.tools.stack import Stack
 from tests.factories import sample_partner_instruction
 
@@ -105,6 +107,19 @@ def test_the_partner_port_already_in_use_is_named(tmp_path: Path, broker: TansuB
         code, stderr, _ = _mekong_run(tmp_path, MEKONG_KAFKA_BOOTSTRAP=broker.bootstrap_servers, MEKONG_HTTP_PORT=str(port))
     assert code == 1
     assert _the_error(stderr) == f"cannot start: the partner port 127.0.0.1:{port} cannot be opened: already in use"
+    assert not [n for n in NOISE if n in stderr]
+
+
+def test_a_config_mistake_is_printed_without_a_traceback(tmp_path: Path) -> None:
+    """The config check's messages are its own (ConfigErrors: a `file:line: message` line each);
+    `mekong run` prints them as they are and exits 1, whatever the mistake."""
+    config_dir = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config_dir)
+    switch_toml = config_dir / "switch.toml"
+    switch_toml.write_text(switch_toml.read_text().replace("shutdown_grace_s = 20", "shutdown_grace_s = 0"))
+    code, stderr, _ = _mekong_run(tmp_path, MEKONG_CONFIG_DIR=str(config_dir), MEKONG_KAFKA_BOOTSTRAP="127.0.0.1:9")
+    assert code == 1
+    assert "shutdown_grace_s" in stderr
     assert not [n for n in NOISE if n in stderr]
 
 

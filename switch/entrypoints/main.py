@@ -20,6 +20,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -342,7 +343,7 @@ class Switch:
         while True:
             try:
                 async with asyncio.timeout(limits.kafka_probe_timeout_s):
-                    await self._producer.client.fetch_all_metadata()
+                    await self._ask_broker()
                 reachable, why = True, ""
             except (KafkaError, OSError, TimeoutError) as exc:
                 reachable, why = False, "no answer" if isinstance(exc, TimeoutError) else _first_line(exc)
@@ -353,6 +354,21 @@ class Switch:
                     log.warning("Kafka at %s does not answer (%s): not ready until it does", k.bootstrap_servers, why)
             self.broker_reachable = reachable
             await asyncio.sleep(limits.kafka_probe_interval_s)
+
+    async def _ask_broker(self) -> None:
+        """The probe itself: a metadata request for the instructions topic alone (a few hundred
+        bytes, not the whole cluster's topics) to the known brokers in turn, until one answers."""
+        assert self._producer is not None
+        client = self._producer.client
+        request = MetadataRequest([self.config.kafka.instructions_topic], allow_auto_topic_creation=False)
+        last: KafkaError = KafkaConnectionError("no broker known")
+        for node in [b.nodeId for b in client.cluster.brokers()]:
+            try:
+                await client.send(node, request)
+                return
+            except KafkaError as exc:
+                last = exc
+        raise last
 
     def _participant_keys(self) -> KeyRing | None:
         """The participants' Kafka signing keys (kafka_auth.py), or, with --insecure-dev, none

@@ -1,7 +1,8 @@
 """Partner trouble in the log, on the real relay, broker and databases (issue 11 item 4): a partner
 that is down is logged as unreachable with the payment's UETR and the partner, at most once per
 window however many attempts fail; when it comes back, that is logged once; the payment then
-completes as before."""
+completes as before. A TLS failure (another network's certificate at the partner's address) and
+a 503 are logged as what they are."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import re
 import uuid
 
 import pytest
+from aiohttp import web
 
 from switch.broker import TansuBroker
 from switch.log_context import PaymentContextFilter
 from switch.store.sql_store import Store
-from tests.integration.harness import running_switch
+from switch.tls import load_simulator_tls
+from tests.integration.harness import pki_dir, running_switch
 from tests.integration.test_pipeline import collect, finals_by_id, instruction, publish
 
 SHORT = {"sla_s": 30.0, "resend_after_s": 1.0, "timeout_s": 1.0}
@@ -56,3 +59,55 @@ async def test_a_partner_outage_is_logged_rate_limited_with_the_payment_and_its_
     assert all((getattr(r, "partner", None), r.levelname) == ("promptpay", "WARNING") for r in down)
     assert uetr in getattr(down[0], "uetr", "")
     assert "SSLContext object" not in down[0].getMessage()  # the address, not the client's internals
+
+
+async def _until_logged(caplog: pytest.LogCaptureFixture, problem: str) -> logging.LogRecord:
+    async with asyncio.timeout(wait_s_max):
+        while True:
+            found = [r for r in caplog.records if getattr(r, "problem", None) == problem]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+
+
+async def test_a_tls_failure_at_the_partner_is_logged_as_unreachable_naming_the_certificate(
+    broker: TansuBroker, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="switch.service.partner_log")
+    caplog.handler.addFilter(PaymentContextFilter())
+    async with running_switch(broker, store, sim_certificate_of="lapnet") as run:  # LAPNet's certificate at PromptPay's address
+        iid = f"T{uuid.uuid4().hex[:10]}"
+        account = {"name": "Somchai Jaidee", "account": "1234567890", "agent": "014"}
+        await publish(run, [(iid, json.dumps(instruction(iid, creditor=account)).encode())])
+        line = await _until_logged(caplog, "unreachable")
+    assert getattr(line, "partner", None) == "promptpay" and getattr(line, "uetr", "")
+    assert "certificate" in line.getMessage().lower()
+
+
+async def test_a_partner_answering_503_is_logged_as_a_server_error(
+    broker: TansuBroker, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server with PromptPay's certificate that answers every message 503 (up, not taking them)."""
+    caplog.set_level(logging.WARNING, logger="switch.service.partner_log")
+    caplog.handler.addFilter(PaymentContextFilter())
+
+    async def unavailable(_request: web.Request) -> web.Response:
+        return web.Response(status=503, text="maintenance window")
+
+    app = web.Application()
+    app.router.add_post("/iso20022", unavailable)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=load_simulator_tls(pki_dir(), "promptpay").server)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with running_switch(broker, store, partner_up=False, partner_urls={"promptpay": f"https://127.0.0.1:{port}"}) as run:
+            iid = f"S{uuid.uuid4().hex[:10]}"
+            account = {"name": "Somchai Jaidee", "account": "1234567890", "agent": "014"}
+            await publish(run, [(iid, json.dumps(instruction(iid, creditor=account)).encode())])
+            line = await _until_logged(caplog, "server_error")
+    finally:
+        await runner.cleanup()
+    assert getattr(line, "partner", None) == "promptpay" and getattr(line, "uetr", "")
+    assert "HTTP 503" in line.getMessage() and "maintenance window" in line.getMessage()

@@ -258,8 +258,9 @@ class Switch:
             cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver,
             rate_limits=self._limits("kafka", cfg.participant_rates()),
         )
-        async with self._broker_answers("joining the consumer group"):
-            await self._consumer.start()
+        # not bounded like the steps above: the broker has answered them, and joining the group
+        # may wait out a rebalance (a replica that left without saying so) for longer
+        await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
         self._spawn(self._probe_broker_forever(), "broker-probe")
         self._spawn(self._follow_up_forever(), "follow-up")

@@ -5,6 +5,7 @@ moves a lease ahead, so two replicas never act on one payment) and this handler 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from switch.service.inbound import finish_inbound
 from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,10 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             follow_ups.append((p.uetr, next_at))
         if p.message_id and not early:
             resend.setdefault(p.partner, []).append(p.message_id)
+            if log.isEnabledFor(logging.DEBUG):  # payment-level detail: DEBUG only, and only built when shown
+                with payment_log_context(p):
+                    log.debug("follow-up: pacs.008 %s due again (state %s, age %.0f s)", p.message_id, p.state.value,
+                              (now - p.created_at).total_seconds())
     await uow.payments_update(moved)
     await uow.payments_set_follow_up(follow_ups)
     await uow.history_add(history)

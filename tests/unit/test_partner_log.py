@@ -150,3 +150,17 @@ async def test_a_partner_reject_is_logged_with_its_reason_and_the_payment(deps: 
     (line,) = _lines(logged)
     assert (line["uetr"], line["partner"], line["problem"]) == (uetr, "promptpay", "rejected")
     assert "AC01" in str(line["message"]) and line["corridor"] == uow.payments[uetr].corridor
+
+
+async def test_the_follow_up_timer_names_the_payment_it_resends_at_debug(deps: Deps, clock: FakeClock, logged: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    uow = FakeUnitOfWork(lease=LEASE)
+    uetr = await _submitted(uow, deps)
+    clock.advance(deps.mappings["promptpay"].profile.resend_after_s)
+    out = await follow_up_payments(FollowUpPayments(), uow, deps)
+    assert out.counts["resent"] == 1
+    (line,) = _lines(logged, "switch.service.follow_up")
+    p = uow.payments[uetr]
+    assert line["level"] == "DEBUG" and {k: line[k] for k in FIELDS} == {
+        "uetr": uetr, "instruction_id": p.instruction_id, "participant": p.participant, "partner": "promptpay", "corridor": p.corridor
+    }

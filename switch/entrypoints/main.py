@@ -338,7 +338,8 @@ class Switch:
 
     async def _probe_broker_forever(self) -> None:
         """Runs until cancelled: a cheap broker probe (a metadata request through the producer's
-        client, bounded), its result kept for /readyz; a lost or regained broker is logged once."""
+        client, bounded), its result kept for /readyz; a lost or regained broker is logged once.
+        Never ends on its own: a probe that fails in any way means "not ready", not a crash."""
         assert self._producer is not None
         k = self.config.kafka
         while True:
@@ -346,8 +347,8 @@ class Switch:
                 async with asyncio.timeout(limits.kafka_probe_timeout_s):
                     await self._ask_broker()
                 reachable, why = True, ""
-            except (KafkaError, OSError, TimeoutError) as exc:
-                reachable, why = False, "no answer" if isinstance(exc, TimeoutError) else _first_line(exc)
+            except Exception as exc:  # noqa: BLE001 - whatever the probe meets, the broker is not usable: not ready
+                reachable, why = False, "no answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {_first_line(exc)}"
             if reachable != self.broker_reachable:
                 if reachable:
                     log.warning("Kafka at %s answers again: ready", k.bootstrap_servers)

@@ -111,7 +111,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, log_format: s
             cfg = config_mod.load(config_dir)
         except (ValueError, OSError) as exc:  # ConfigErrors: one `file:line: message` per problem
             found = getattr(exc, "problems", None)
-            problems.extend(str(p) for p in found) if found else problems.append(f"configuration in {config_dir}: {exc}")
+            if found:
+                problems.extend(str(p) for p in found)
+            else:
+                problems.append(f"configuration in {config_dir}: {exc}")
             return
         if insecure_dev:
             cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure_dev": True})})
@@ -123,6 +126,10 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, log_format: s
         try:
             await sw.start()
         except (TlsSetupError, ParticipantKeyError, StartupError, ValueError) as exc:  # what is missing, without a traceback
+            found = getattr(exc, "problems", None)
+            if found:  # the config check's ConfigErrors, should start() raise them: its lines as they are
+                problems.extend(str(p) for p in found)
+                return
             log.error("cannot start: %s", exc)  # one line, in the log format asked for
             problems.append("")  # exit 1, nothing more to print
             return

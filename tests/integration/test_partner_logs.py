@@ -18,8 +18,10 @@ from aiohttp import web
 from switch.broker import TansuBroker
 from switch.log_context import PaymentContextFilter
 from switch.store.sql_store import Store
+from adapters.simulator import SimBehaviour
 from switch.tls import load_simulator_tls
-from tests.integration.harness import pki_dir, running_switch
+from tests.integration.harness import partner_session, pki_dir, running_switch, signed_as
+from tests.integration.test_partner_tls import silent_payment
 from tests.integration.test_pipeline import collect, finals_by_id, instruction, publish
 
 SHORT = {"sla_s": 30.0, "resend_after_s": 1.0, "timeout_s": 1.0}
@@ -111,3 +113,25 @@ async def test_a_partner_answering_503_is_logged_as_a_server_error(
         await runner.cleanup()
     assert getattr(line, "partner", None) == "promptpay" and getattr(line, "uetr", "")
     assert "HTTP 503" in line.getMessage() and "maintenance window" in line.getMessage()
+
+
+async def test_a_refused_partner_callback_is_logged_naming_the_partner_and_the_payment(
+    broker: TansuBroker, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback is handled with the partner in the log context, and a pacs.002 with its
+    payments: the refusal of a bare pacs.002 (PromptPay signs) names PromptPay, and a reject
+    applied from a signed one names the payment too."""
+    caplog.set_level(logging.WARNING)
+    caplog.handler.addFilter(PaymentContextFilter())
+    async with running_switch(broker, store) as run:
+        uetr, report = await silent_payment(run, answer=SimBehaviour(reject_rate=1.0, reject_codes=("AC04",)))
+        async with partner_session("promptpay") as http:
+            async with http.post(f"{run.partner_url}/iso20022/promptpay", data=report) as resp:  # bare
+                assert resp.status == 400
+            async with http.post(f"{run.partner_url}/iso20022/promptpay", data=signed_as("promptpay", report)) as resp:
+                assert resp.status == 200
+    (refusal,) = [r for r in caplog.records if "refused a message from promptpay" in r.getMessage()]
+    assert getattr(refusal, "partner", None) == "promptpay"
+    (rejected,) = [r for r in caplog.records if getattr(r, "problem", None) == "rejected"]
+    assert (getattr(rejected, "partner", None), getattr(rejected, "uetr", None)) == ("promptpay", uetr)
+    assert getattr(rejected, "corridor", None) == "KH-TH" and "AC04" in rejected.getMessage()

@@ -112,14 +112,17 @@ def test_the_partner_port_already_in_use_is_named(tmp_path: Path, broker: TansuB
 
 def test_a_config_mistake_is_printed_without_a_traceback(tmp_path: Path) -> None:
     """The config check's messages are its own (ConfigErrors: a `file:line: message` line each);
-    `mekong run` prints them as they are and exits 1, whatever the mistake."""
+    `mekong run` prints them as they are and exits 2 (a configuration to fix, not a part that did
+    not answer: those exit 1), whatever the mistake."""
     config_dir = tmp_path / "config"
     shutil.copytree(DEFAULT_CONFIG_DIR, config_dir)
     switch_toml = config_dir / "switch.toml"
     switch_toml.write_text(switch_toml.read_text().replace("shutdown_grace_s = 20", "shutdown_grace_s = 0"))
     code, stderr, _ = _mekong_run(tmp_path, MEKONG_CONFIG_DIR=str(config_dir), MEKONG_KAFKA_BOOTSTRAP="127.0.0.1:9")
-    assert code == 1
-    assert "shutdown_grace_s" in stderr
+    assert code == 2
+    line = next(ln for ln in stderr.splitlines() if "shutdown_grace_s" in ln)
+    assert line.startswith(f"{switch_toml}:"), line  # file:line: message
+    assert line.split(":")[1].isdigit(), line
     assert not [n for n in NOISE if n in stderr]
 
 

@@ -65,6 +65,9 @@ class KafkaConfig(_Model):
     statements_topic: str = "mekong.statements"  # each cycle's settlement statement per participant (issue 10)
     quotes_topic: str = "mekong.quotes"  # answers to participants' quote requests (issue 11)
     partitions: int = Field(default=4, ge=1)  # used when the switch creates missing topics
+    # at start: how long the broker may take to answer before `mekong run` names it and exits 1
+    # (MEKONG_KAFKA_CONNECT_TIMEOUT_S; issue 11)
+    connect_timeout_s: float = Field(default=limits.kafka_connect_timeout_s_default, gt=0, le=300)
     # How the switch's own clients authenticate to the broker (README "Broker authentication and
     # ACLs"). PLAINTEXT: none (Tansu in development). SASL_*: SCRAM with `sasl_username` and the
     # password from MEKONG_KAFKA_SASL_PASSWORD_FILE (or MEKONG_KAFKA_SASL_PASSWORD). SSL/SASL_SSL:
@@ -121,6 +124,10 @@ class SwitchSection(_Model):
     country: str = Field(pattern=r"^[A-Z]{2}$")
     database_url: str = "sqlite+aiosqlite:///mekong.db"
     schema_dir: str | None = None
+    # SIGTERM: the whole shutdown (stop consuming, drain, close) ends within this; what is not
+    # delivered by then stays in the outbox (MEKONG_SHUTDOWN_GRACE_S; issue 11)
+    shutdown_grace_s: float = Field(default=limits.shutdown_grace_s_default, gt=limits.shutdown_close_s_min,
+                                    le=limits.shutdown_grace_s_max)
 
 
 class SwitchFile(_Model):
@@ -548,7 +555,7 @@ SWITCH_ENV: Final = frozenset({
     "MEKONG_CONFIG_DIR", "MEKONG_KAFKA_BOOTSTRAP", "MEKONG_DATABASE_URL", "MEKONG_HTTP_HOST", "MEKONG_HTTP_PORT",
     "MEKONG_OPS_HOST", "MEKONG_OPS_PORT", "MEKONG_PUBLIC_URL", "MEKONG_SCHEMA_DIR", "MEKONG_PKI_DIR", "MEKONG_INSECURE_DEV",
     "MEKONG_API_TOKENS_FILE", "MEKONG_PAN_KEY_FILE", "MEKONG_PAN_KEY", "MEKONG_KAFKA_SASL_PASSWORD_FILE",
-    "MEKONG_KAFKA_SASL_PASSWORD",
+    "MEKONG_KAFKA_SASL_PASSWORD", "MEKONG_SHUTDOWN_GRACE_S", "MEKONG_KAFKA_CONNECT_TIMEOUT_S", "MEKONG_LOG_FORMAT",
     "MEKONG_FX_FEED_URL",  # the FX rate feed's URL (config/fx.toml [providers.http], issue 11 quotes)
 })
 TOOLS_ENV: Final = frozenset({
@@ -821,12 +828,23 @@ def _assemble(
     """The files with the environment's overrides applied, or None (problems recorded)."""
     if base is None or participants is None or corridors is None or inbound is None or api_file is None:
         return None
-    switch = base.switch.model_copy(
-        update={k: v for k, v in {"database_url": env.get("MEKONG_DATABASE_URL"), "schema_dir": env.get("MEKONG_SCHEMA_DIR")}.items() if v}
-    )
-    kafka = base.kafka.model_copy(
-        update={"bootstrap_servers": env["MEKONG_KAFKA_BOOTSTRAP"]} if env.get("MEKONG_KAFKA_BOOTSTRAP") else {}
-    )
+    overrides = {
+        "database_url": env.get("MEKONG_DATABASE_URL"),
+        "schema_dir": env.get("MEKONG_SCHEMA_DIR"),
+        "shutdown_grace_s": env.get("MEKONG_SHUTDOWN_GRACE_S"),
+    }
+    kafka_updates: dict[str, Any] = {}
+    if env.get("MEKONG_KAFKA_BOOTSTRAP"):
+        kafka_updates["bootstrap_servers"] = env["MEKONG_KAFKA_BOOTSTRAP"]
+    if env.get("MEKONG_KAFKA_CONNECT_TIMEOUT_S"):
+        kafka_updates["connect_timeout_s"] = env["MEKONG_KAFKA_CONNECT_TIMEOUT_S"]
+    try:  # validated again: an override is checked like the file
+        switch = SwitchSection.model_validate({**base.switch.model_dump(), **{k: v for k, v in overrides.items() if v}})
+        kafka = KafkaConfig.model_validate({**base.kafka.model_dump(), **kafka_updates})
+    except ValidationError as exc:
+        for error in exc.errors():
+            out.add(ENVIRONMENT, None, f"{_shown_loc(error['loc'])}{_message(error)}")
+        return None
     http_updates: dict[str, Any] = {}
     for var, key in (("MEKONG_HTTP_HOST", "host"), ("MEKONG_OPS_HOST", "ops_host"), ("MEKONG_PUBLIC_URL", "public_url")):
         if env.get(var):

@@ -18,6 +18,31 @@ kafka_fetch_wait_ms_max: Final = 20
 kafka_message_bytes_max: Final = 1_000_000  # an instruction larger than this is dead-lettered
 producer_linger_ms: Final = 2
 shutdown_drain_s_max: Final = 10.0  # SIGTERM: time to finish in-flight work before leaving
+# SIGTERM: the whole shutdown (stop consuming, drain, close) ends within the grace
+# ([switch] shutdown_grace_s, MEKONG_SHUTDOWN_GRACE_S); Kubernetes' default terminationGracePeriodSeconds
+# is 30 s, so the default leaves room before the SIGKILL
+shutdown_grace_s_default: Final = 20.0
+shutdown_grace_s_max: Final = 600.0
+# of the grace, what is kept for closing the clients (Kafka, HTTP, database) after the drain
+shutdown_close_s_min: Final = 3.0
+shutdown_broker_gone_close_s: Final = 1.0  # closing a Kafka client when the broker does not answer: it cannot flush
+# Start-up: how long the broker and the database may take to answer before `mekong run` says which
+# did not and exits ([kafka] connect_timeout_s, MEKONG_KAFKA_CONNECT_TIMEOUT_S)
+kafka_connect_timeout_s_default: Final = 10.0
+database_connect_timeout_s: Final = 10.0
+# Readiness (/readyz): a cheap broker probe (a metadata request) runs this often, bounded; /readyz
+# reads its cached result, never a broker round trip per call
+kafka_probe_interval_s: Final = 2.0
+kafka_probe_timeout_s: Final = 3.0
+database_probe_timeout_s: Final = 3.0
+# Logs: a partner problem (outage, timeout, reject, give-up) is logged at most once per partner and
+# kind in this window; the lines held back are counted and reported with the next one
+partner_problem_log_window_s: Final = 10.0
+
+if shutdown_close_s_min >= shutdown_grace_s_default:
+    raise RuntimeError("the default grace must leave time to drain before closing")
+if kafka_probe_timeout_s > kafka_probe_interval_s * 2:
+    raise RuntimeError("a hung probe would leave /readyz stale for longer than two probe intervals")
 
 if batch_records_max * record_budget_s_max * 1000 >= kafka_poll_interval_ms_max:
     raise RuntimeError("a full batch could outlive max_poll_interval_ms and trigger a rebalance")

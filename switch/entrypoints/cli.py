@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,11 +30,19 @@ def _run(coro) -> None:  # type: ignore[no-untyped-def]
         asyncio.run(coro)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+def _logging(level: str, log_format: str = "text") -> None:
+    """Logs on stderr: JSON lines (`mekong run`'s default) or text (the dev tools'); switch/log_format.py."""
+    from switch.log_format import configure
+
+    configure(level, log_format)  # type: ignore[arg-type]
+
+
+def _fail(lines: list[str]) -> None:
+    """Leave with exit code 1 after printing `lines` on stderr: a start-up problem an operator
+    fixes outside the switch, said in a line each, never a traceback."""
+    for line in filter(None, lines):
+        click.echo(line, err=True)
+    sys.exit(1)
 
 
 # The dev commands (demo, bench, sim) need the dev tools and the partner simulators, which
@@ -68,10 +77,13 @@ def main() -> None:
 @click.option("--schema-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEKONG_SCHEMA_DIR",
               help="Verified ISO 20022 XSD directory (default: .schemas in the project).")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True, envvar="MEKONG_LOG_FORMAT",
+              help="Logs on stderr: one JSON object per line (time, level, logger, message, and uetr, instruction_id, "
+                   "participant, partner, corridor on payment lines), or text for a terminal.")
 @click.option("--insecure-dev", is_flag=True, envvar="MEKONG_INSECURE_DEV",
               help="Development only: plain HTTP with the partners and on the operations port, no client "
                    "certificates, Kafka record signatures not checked (logged, and shown by /readyz).")
-def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev: bool) -> None:
+def run(config_dir: Path, schema_dir: Path | None, log_level: str, log_format: str, insecure_dev: bool) -> None:
     """Run the switch as a long-lived service until SIGTERM or Ctrl-C.
 
     Consumes mekong.instructions (JSON, pain.001, QR) and mekong.inbound.replies, talks ISO 20022
@@ -80,25 +92,28 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
     inbound pacs.008, mutual TLS, on the partner port) and, on the operations port, /v1/payments,
     /metrics, /healthz, /readyz. Environment overrides: MEKONG_KAFKA_BOOTSTRAP, MEKONG_DATABASE_URL,
     MEKONG_HTTP_HOST, MEKONG_HTTP_PORT, MEKONG_OPS_PORT, MEKONG_PUBLIC_URL, MEKONG_PKI_DIR,
-    MEKONG_INSECURE_DEV, MEKONG_PARTNER_URL_<PARTNER>. On SIGTERM it stops consuming, finishes or
-    hands back in-flight work and commits what it processed.
+    MEKONG_INSECURE_DEV, MEKONG_PARTNER_URL_<PARTNER>, MEKONG_LOG_FORMAT, MEKONG_SHUTDOWN_GRACE_S,
+    MEKONG_KAFKA_CONNECT_TIMEOUT_S. On SIGTERM it stops consuming, finishes or hands back in-flight
+    work and commits what it processed, within the shutdown grace ([switch] shutdown_grace_s).
+    If the broker, the database or a port is not to be had at start, it says which (host:port) in
+    one line and exits 1.
     """
     from switch import config as config_mod
-    from switch.entrypoints.main import Switch
+    from switch.entrypoints.cli_config import echo_problems
+    from switch.entrypoints.main import StartupError, Switch
     from switch.kafka_auth import ParticipantKeyError
     from switch.tls import TlsSetupError
 
-    from switch.entrypoints.cli_config import echo_problems
-
-    _logging(log_level)
+    _logging(log_level, log_format)
+    log = logging.getLogger("mekong")
     # every problem at once, `file:line: message`, no traceback: what `mekong config check` says
-    checked, problems = config_mod.check(config_dir, os.environ, insecure_dev=True if insecure_dev else None)
+    checked, found = config_mod.check(config_dir, os.environ, insecure_dev=True if insecure_dev else None)
     if checked is None:
-        echo_problems(problems)
+        echo_problems(found)
         click.echo("mekong run: not starting (fix the configuration; `mekong config check` shows the same)", err=True)
         sys.exit(2)
-
     cfg = checked
+    problems: list[str] = []
 
     async def serve() -> None:
         sw = Switch(cfg, schema_dir=schema_dir)
@@ -108,8 +123,14 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
             loop.add_signal_handler(sig, stop.set)
         try:
             await sw.start()
-        except (TlsSetupError, ParticipantKeyError) as exc:  # what is missing, without a traceback
-            raise click.ClickException(str(exc)) from None
+        except (TlsSetupError, ParticipantKeyError, StartupError, ValueError) as exc:  # what is missing, without a traceback
+            found = getattr(exc, "problems", None)
+            if found:  # the config check's ConfigErrors, should start() raise them: its lines as they are
+                problems.extend(str(p) for p in found)
+                return
+            log.error("cannot start: %s", exc)  # one line, in the log format asked for
+            problems.append("")  # exit 1, nothing more to print
+            return
         sw.install_reload_signal()  # SIGHUP: reload corridors, tiers, hours, fees, FX table (issue 11)
         # Everything built at start-up lives as long as the process: collect the start-up garbage,
         # then keep the rest out of the cyclic GC's scans, and make full collections (the long
@@ -129,12 +150,25 @@ def run(config_dir: Path, schema_dir: Path | None, log_level: str, insecure_dev:
         await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
         if not failed.done():  # a clean stop: the tasks ending now are not failures
             failed.cancel()
-        logging.getLogger("mekong").info("stopping: draining in-flight work")
-        await sw.stop()
+        grace_s = cfg.switch.shutdown_grace_s
+        log.info("stopping: draining in-flight work (grace %g s)", grace_s)
+        # the last resort, should a close ignore its bound: the process leaves when the grace is up
+        watchdog = threading.Timer(grace_s, _leave_now, args=(grace_s,))
+        watchdog.daemon = True
+        watchdog.start()
+        await sw.stop(grace_s=grace_s)
         if not failed.cancelled() and failed.exception() is not None:
             raise failed.exception()  # type: ignore[misc]
 
     _run(serve())
+    if problems:
+        _fail(problems)
+
+
+def _leave_now(grace_s: float) -> None:
+    logging.getLogger("mekong").error("shutdown grace of %g s exceeded: leaving now (undelivered messages stay in the outbox)", grace_s)
+    logging.shutdown()
+    os._exit(1)
 
 
 # ----------------------------------------------------------------------------- load

@@ -50,6 +50,7 @@ from iso20022 import apphdr
 from iso20022.errors import SchemaViolation, XmlRejected
 from iso20022.parsing import message_id_of, parse_untrusted
 from switch import limits
+from switch.log_context import payment_context, uetrs_field
 from switch.domain.case import Case
 from switch.domain.money import Money
 from switch.domain.pan import shown
@@ -149,6 +150,13 @@ async def partner_message(request: web.Request) -> web.Response:
     mapping = bus.deps.mappings.get(partner)
     if mapping is None:  # nothing of the body is read; the name is not a metric label
         return _reject(404, "RC01", f"unknown partner {partner[:35]!r}")
+    with payment_context(partner=partner):  # a known partner's message: what is logged meanwhile names it
+        return await _partner_document(request, bus, partner, mapping)
+
+
+async def _partner_document(request: web.Request, bus: MessageBus, partner: str, mapping: Any) -> web.Response:
+    """The body of a partner's message (its caller checked who sent it and that it is a partner
+    of this switch): read, opened, validated and dispatched by message type."""
     body = await read_body_bounded(request, limits.xml_body_bytes_max)
     if body is None:
         bus.deps.metrics.rejects.labels("partner_message", "FF01").inc()
@@ -181,9 +189,11 @@ async def partner_message(request: web.Request) -> web.Response:
     except SchemaViolation as exc:
         bus.deps.metrics.rejects.labels("partner_message", "FF01").inc()
         return _reject(400, "FF01", "message does not validate against the official XSD", errors=bus.deps.schemas.explain(body, exc.message_id)[:10])
-    outcome = await bus.handle(
-        ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
-    )
+    # a partner callback: what is logged while it is applied names the partner and its payments
+    with payment_context(partner=partner, uetr=uetrs_field([s.uetr for s in report.statuses])):
+        outcome = await bus.handle(
+            ApplyPartnerStatuses(partner, report.message_id, message_type, body, report.statuses)
+        )
     return web.json_response({"message_id": report.message_id, **outcome.counts})
 
 

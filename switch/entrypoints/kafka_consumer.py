@@ -29,6 +29,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -44,6 +45,7 @@ from switch.config import SwitchConfig
 from switch.contracts import (
     REQUEST_ADAPTER, InboundReplyV1, InstructionV1, QuoteRequestV1, RecallReplyV1, RecallRequestV1, ReturnRequestV1,
 )
+from switch.log_context import payment_context
 from switch.kafka_auth import SECURITY_REASON_CODES, KeyRing, SignatureRefused, Signer, client_options
 from adapters.proxy_resolution import Resolution
 from switch.metrics import DlqReason, Metrics
@@ -604,13 +606,17 @@ class InstructionConsumer:
             self._metrics.dlq.labels(dl.category.value).inc()
             if dl.category.security:
                 self._metrics.security_refusals.labels("kafka", dl.category.value).inc()
-            # the reason may quote what the record held (names, accounts): only at DEBUG
-            log.warning(
-                "dead-lettered %s[%d]@%d: %s %s%s", dl.record.topic, dl.record.partition, dl.record.offset,
-                dl.category.value, dl.reason_code,
-                f" (key {dl.key_id or '-'}, signer {dl.sender or '-'})" if dl.category.security else "",
-            )
-            log.debug("dead-letter reason %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200])
+            # the reason may quote what the record held (names, accounts): only at DEBUG; the line
+            # names the participant and instruction id when the record still does
+            named = _identifiable(dl)
+            context = payment_context(participant=named[0], instruction_id=named[1]) if named else nullcontext()
+            with context:
+                log.warning(
+                    "dead-lettered %s[%d]@%d: %s %s%s", dl.record.topic, dl.record.partition, dl.record.offset,
+                    dl.category.value, dl.reason_code,
+                    f" (key {dl.key_id or '-'}, signer {dl.sender or '-'})" if dl.category.security else "",
+                )
+                log.debug("dead-letter reason %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason[:200])
 
     def _pain002_reports(self, pains: list[Pain001Record], outcome: Outcome) -> list[OutboxMessage]:
         """One acceptance pain.002 per pain.001 record: ACCP or RJCT per transaction."""

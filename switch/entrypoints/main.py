@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -19,7 +20,10 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from adapters.registry import load_partners
 from adapters.transport import HttpPartnerTransport
@@ -52,6 +56,7 @@ from switch.service.settlement import CYCLE_CLOSED, CYCLE_OPEN, CloseCycle, Open
 from switch.service.settlement import due_at as settlement_due_at
 from switch.service.handlers import Deps, Outcome
 from switch.service.rate_limits import RateLimits
+from switch.service.partner_log import PartnerProblems
 from switch.service.relay import OutboxRelay
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
@@ -67,12 +72,26 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class StartupError(RuntimeError):
+    """The switch cannot start, for a reason an operator fixes outside it: the broker or the
+    database does not answer, a port is taken. `mekong run` prints the message (which says
+    which host and port) and exits 1, without a traceback."""
+
+
+def _first_line(exc: BaseException, *, hide: str | None = None) -> str:
+    """An exception in a few words for a start-up message (never a password)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if hide:
+        text = text.replace(hide, "***")
+    return text[:200]
+
+
 async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, **client: Any) -> None:
     """Create the switch's topics if the cluster lacks them (operators may pre-create them).
     `client`: how to authenticate to the broker (kafka_auth.client_options)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=admin_timeout_ms, **client)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
@@ -80,6 +99,22 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
                 await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
     finally:
         await admin.close()
+
+
+async def _listen(site: web.TCPSite, what: str, host: str, port: int) -> None:
+    """Start listening, or say which host:port could not be had (taken, or not this machine's)."""
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or _first_line(exc))
+        raise StartupError(f"the {what} {host}:{port} cannot be opened: {reason}") from None
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - no password to hide in an unreadable URL
+        return None
 
 
 class Switch:
@@ -115,6 +150,12 @@ class Switch:
         self._reloads: set[asyncio.Task[Any]] = set()  # reloads on SIGHUP in progress
         self._reload_lock = asyncio.Lock()
         self._hup_installed = False
+        self.partner_problems = PartnerProblems()  # partner trouble, logged rate-limited (relay, handlers)
+        # the last broker probe (a metadata request, every limits.kafka_probe_interval_s): /readyz
+        # reads it, never asks the broker itself
+        self.broker_reachable = False
+        self._producer: AIOKafkaProducer | None = None
+        self._close_by: float | None = None  # loop time by which stop() must have closed everything
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -127,9 +168,9 @@ class Switch:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         cfg = self.config
-        await self.store.start(migrate=True)
         if self._owns_store:
-            stack.push_async_callback(self.store.close)
+            stack.push_async_callback(self._bounded(self.store.close, "the database connections"))
+        await self._database_answers()
         self.store.lease = Lease(self.replica_id, limits.outbox_lease_s)
         await audit_config_loaded(self.store, Path(cfg.config_dir), replica=self.replica_id, at=self.clock())
         self.key_ring = self._participant_keys()
@@ -165,6 +206,7 @@ class Switch:
             config=cfg, mappings=mappings, quoter=Quoter(fx.rate_book(self.clock())), schemas=schemas, metrics=self.metrics, clock=self.clock,
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
             calendars=settlement_calendars([m.profile for m in mappings.values()], Path(cfg.config_dir)),
+            partner_problems=self.partner_problems,
         )
         self.metrics.initialise_known_labels(  # so increase() sees the first event of each (issue 11 item 5)
             corridors=[c.id for c in cfg.corridors if c.enabled] + [r.id for r in cfg.inbound_routes if r.enabled],
@@ -175,13 +217,14 @@ class Switch:
         self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
         k = cfg.kafka
         broker_auth = client_options(cfg)
-        await ensure_topics(
-            k.bootstrap_servers,
-            [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.requests_topic, k.statements_topic,
-             k.quotes_topic, k.dlq_topic, *([fx.providers.kafka.topic] if fx.providers.kafka.enabled else [])],
-            k.partitions,
-            **broker_auth,
-        )
+        async with self._broker_answers("creating topics"):
+            await ensure_topics(
+                k.bootstrap_servers,
+                [k.instructions_topic, k.status_topic, k.inbound_topic, k.inbound_replies_topic, k.requests_topic, k.statements_topic,
+                 k.quotes_topic, k.dlq_topic, *([fx.providers.kafka.topic] if fx.providers.kafka.enabled else [])],
+                k.partitions,
+                **broker_auth,
+            )
         producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
             client_id=k.client_id,
@@ -191,13 +234,17 @@ class Switch:
             max_request_size=limits.kafka_request_bytes_max,
             **broker_auth,
         )
-        await producer.start()
-        stack.push_async_callback(producer.stop)
+        # also when start() fails half-way; with the broker gone it cannot flush: a moment only
+        stack.push_async_callback(self._bounded(producer.stop, "the Kafka producer", broker=True))
+        async with self._broker_answers("starting the producer"):
+            await producer.start()
+        self._producer = producer
+        self.broker_reachable = True
         self._dead_letters = DeadLetters(k, producer, broker_auth)  # the toolbox's dead-letter reader (issue 11)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=sum(m.profile.inflight_max for m in mappings.values()) + 8)
         )
-        stack.push_async_callback(session.close)
+        stack.push_async_callback(self._bounded(session.close, "the partner HTTP client"))
 
         self.bus = MessageBus(self.store, self.deps, on_commit=self._dispatch, metrics=self.metrics)
         self.relay = OutboxRelay(
@@ -216,9 +263,10 @@ class Switch:
             metrics=self.metrics,
             clock=self.clock,
             single_process=self.store.is_sqlite,
+            problems=self.partner_problems,
         )
         await self.refresh_controls()  # paused partners are held from the relay's first row on (issue 11)
-        stack.push_async_callback(self._cancel_tasks)  # runs before the producer and session close
+        stack.push_async_callback(self._bounded(self._cancel_tasks, "the switch's tasks"))  # before the producer and session close
         for name, loop in {**self.bus.tasks(), **self.relay.tasks()}.items():
             self._spawn(loop(), name)
 
@@ -233,8 +281,11 @@ class Switch:
             cfg, self.bus, producer, metrics=self.metrics, key_ring=self.key_ring, resolver=resolver,
             rate_limits=self._limits("kafka", cfg.participant_rates()),
         )
+        # not bounded like the steps above: the broker has answered them, and joining the group
+        # may wait out a rebalance (a replica that left without saying so) for longer
         await self._consumer.start()
         self._consumer_task = self._spawn(self._consumer.run(), "consumer")
+        self._spawn(self._probe_broker_forever(), "broker-probe")
         self._spawn(self._follow_up_forever(), "follow-up")
         self._spawn(self._controls_forever(), "controls")
         if self.deps.calendars:
@@ -273,8 +324,9 @@ class Switch:
                 k.bootstrap_servers, providers.kafka.topic, book, self.metrics.fx, client_id=f"{k.client_id}-fx-rates",
                 **client_options(self.config),
             )
-            await self.rate_consumer.start()
-            stack.push_async_callback(self.rate_consumer.stop)
+            async with self._broker_answers("reading the FX rate topic"):
+                await self.rate_consumer.start()
+            stack.push_async_callback(self._bounded(self.rate_consumer.stop, "the FX rate consumer", broker=True))
             task = self._spawn(self.rate_consumer.run(), "fx-rate-topic")
 
             async def cancel_first() -> None:  # the loop ends before its consumer stops
@@ -283,6 +335,98 @@ class Switch:
 
             stack.push_async_callback(cancel_first)
             log.info("FX rates: reading topic %s", providers.kafka.topic)
+    async def _database_answers(self) -> None:
+        """Start the store (migrations included) within limits.database_connect_timeout_s, or say
+        which database did not answer (its URL with the password hidden)."""
+        url = self.store.url
+        try:
+            async with asyncio.timeout(limits.database_connect_timeout_s):
+                await self.store.start(migrate=True)
+        except (OSError, TimeoutError) as exc:
+            detail = f"no answer within {limits.database_connect_timeout_s:g} s" if isinstance(exc, TimeoutError) else _first_line(exc)
+            raise StartupError(f"the database {shown_url(url)} did not answer: {detail}") from None
+        except DBAPIError as exc:  # it answered, and said no (unknown database, authentication failed, ...)
+            raise StartupError(
+                f"the database {shown_url(url)} cannot be used: {_first_line(exc.orig or exc, hide=_password(url))}"
+            ) from None
+
+    @contextlib.asynccontextmanager
+    async def _broker_answers(self, doing: str) -> Any:
+        """A step that needs the broker, within [kafka] connect_timeout_s; if the broker does not
+        answer, a StartupError that names the bootstrap servers (host:port)."""
+        k = self.config.kafka
+        try:
+            async with asyncio.timeout(k.connect_timeout_s):
+                yield
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                detail = f"no answer within {k.connect_timeout_s:g} s"
+            elif isinstance(exc, KafkaConnectionError):
+                detail = "no connection (refused, closed or unreachable)"
+            else:
+                detail = _first_line(exc)
+            raise StartupError(f"Kafka at {k.bootstrap_servers} did not answer ({doing}): {detail}") from None
+
+    def _bounded(
+        self, close: Callable[[], Coroutine[Any, Any, Any]], what: str, *, broker: bool = False
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        """`close`, bounded: by the shutdown grace once stop() has begun, else by
+        limits.shutdown_close_s_min (a start that failed half-way); `broker`: it talks to the
+        broker, so with the broker gone (the last probe) it gets a moment only. A client that
+        does not close in time (a producer flushing to a broker that is gone) is left, said in
+        one line."""
+
+        async def bounded() -> None:
+            loop = asyncio.get_running_loop()
+            budget = limits.shutdown_close_s_min if self._close_by is None else self._close_by - loop.time()
+            if broker and not self.broker_reachable:
+                budget = min(budget, limits.shutdown_broker_gone_close_s)
+            try:
+                async with asyncio.timeout(max(0.05, budget)):
+                    await close()
+            except TimeoutError:
+                log.warning("closing %s did not finish within %.1f s%s: left behind", what, max(0.05, budget),
+                            " (the broker does not answer)" if broker and not self.broker_reachable else "")
+            except Exception as exc:  # noqa: BLE001 - closing the rest matters more than this one
+                log.warning("closing %s failed: %s", what, _first_line(exc))
+
+        return bounded
+
+    async def _probe_broker_forever(self) -> None:
+        """Runs until cancelled: a cheap broker probe (a metadata request through the producer's
+        client, bounded), its result kept for /readyz; a lost or regained broker is logged once.
+        Never ends on its own: a probe that fails in any way means "not ready", not a crash."""
+        assert self._producer is not None
+        k = self.config.kafka
+        while True:
+            try:
+                async with asyncio.timeout(limits.kafka_probe_timeout_s):
+                    await self._ask_broker()
+                reachable, why = True, ""
+            except Exception as exc:  # noqa: BLE001 - whatever the probe meets, the broker is not usable: not ready
+                reachable, why = False, "no answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {_first_line(exc)}"
+            if reachable != self.broker_reachable:
+                if reachable:
+                    log.warning("Kafka at %s answers again: ready", k.bootstrap_servers)
+                else:
+                    log.warning("Kafka at %s does not answer (%s): not ready until it does", k.bootstrap_servers, why)
+            self.broker_reachable = reachable
+            await asyncio.sleep(limits.kafka_probe_interval_s)
+
+    async def _ask_broker(self) -> None:
+        """The probe itself: a metadata request for the instructions topic alone (a few hundred
+        bytes, not the whole cluster's topics) to the known brokers in turn, until one answers."""
+        assert self._producer is not None
+        client = self._producer.client
+        request = MetadataRequest([self.config.kafka.instructions_topic], allow_auto_topic_creation=False)
+        last: KafkaError = KafkaConnectionError("no broker known")
+        for node in [b.nodeId for b in client.cluster.brokers()]:
+            try:
+                await client.send(node, request)
+                return
+            except KafkaError as exc:
+                last = exc
+        raise last
 
     def _participant_keys(self) -> KeyRing | None:
         """The participants' Kafka signing keys (kafka_auth.py), or, with --insecure-dev, none
@@ -366,9 +510,9 @@ class Switch:
             access_log=None,
         )
         await partner_runner.setup()
-        stack.push_async_callback(partner_runner.cleanup)
+        stack.push_async_callback(self._bounded(partner_runner.cleanup, "the partner port"))
         site = web.TCPSite(partner_runner, cfg.http.host, cfg.http.port, ssl_context=self.tls.server if self.tls else None)
-        await site.start()
+        await _listen(site, "partner port", cfg.http.host, cfg.http.port)
         self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ops_runner = web.AppRunner(
             build_ops_app(
@@ -379,9 +523,9 @@ class Switch:
             access_log=None,
         )
         await ops_runner.setup()
-        stack.push_async_callback(ops_runner.cleanup)
+        stack.push_async_callback(self._bounded(ops_runner.cleanup, "the operations port"))
         ops_site = web.TCPSite(ops_runner, cfg.http.ops_host, cfg.http.ops_port, ssl_context=self.ops_tls.server if self.ops_tls else None)
-        await ops_site.start()
+        await _listen(ops_site, "operations port", cfg.http.ops_host, cfg.http.ops_port)
         self.ops_port = ops_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     def _limits(self, edge: str, rates: dict[str, Any]) -> RateLimits:
@@ -396,9 +540,18 @@ class Switch:
         return task
 
     async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Cancel the long-running tasks and wait for them; a task whose clean-up waits on the
+        broker (the consumer leaving its group) is cancelled again until it ends (the caller
+        bounds the whole)."""
+        pending = [t for t in self._tasks if not t.done()]
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, still = await asyncio.wait(pending, timeout=0.5)
+            pending = list(still)
+        for task in self._tasks:  # retrieve the outcomes: no "exception was never retrieved"
+            if not task.cancelled():
+                task.exception()
         self._tasks.clear()
 
     def _dispatch(self, outcome: Outcome) -> None:
@@ -553,7 +706,15 @@ class Switch:
         return self._consumer is not None and self._consumer.assigned.is_set()
 
     def kafka_ready(self) -> bool:
-        return self._started and self._consumer_task is not None and not self._consumer_task.done()
+        """The Kafka edge runs and the broker answered the last probe (cached: no round trip)."""
+        return self._started and self._consumer_task is not None and not self._consumer_task.done() and self.broker_reachable
+
+    async def _database_ready(self) -> bool:
+        try:
+            async with asyncio.timeout(limits.database_probe_timeout_s):
+                return await self.store.ping()
+        except TimeoutError:
+            return False
 
     async def refresh_gauges(self) -> None:
         """The gauges that are read from the database: unsent outbox rows, open and stuck payments."""
@@ -585,10 +746,11 @@ class Switch:
             self.metrics.reports_late.labels(partner).set(len(late))
 
     async def readiness(self) -> tuple[dict[str, bool], dict[str, Any]]:
-        """What /readyz reports: the database answers and the Kafka edge runs. partitions_assigned:
+        """What /readyz reports: the database answers (bounded) and the Kafka edge runs with the
+        broker answering its probe. partitions_assigned:
         this replica consumes instructions now (one without partitions still serves partner
         callbacks and its relay and timers, so that does not make it unready)."""
-        checks = {"database": await self.store.ping(), "kafka": self.kafka_ready()}
+        checks = {"database": await self._database_ready(), "kafka": self.kafka_ready()}
         return checks, {
             "partitions_assigned": self.partitions_assigned(),
             "replica": self.replica_id,
@@ -603,28 +765,39 @@ class Switch:
         return self.relay.backlog() + self.bus.pending()
 
     # ------------------------------------------------------------------ lifecycle
-    async def stop(self, *, drain_s: float = limits.shutdown_drain_s_max) -> None:
+    async def stop(self, *, drain_s: float = limits.shutdown_drain_s_max, grace_s: float | None = None) -> None:
         """Stop taking work, finish what is in flight (for at most `drain_s`), then close
-        everything. Whatever is not delivered by then stays in the outbox, due for the relay of
-        whichever replica comes next (its lease runs out)."""
+        everything, all within `grace_s` (default [switch] shutdown_grace_s), even with the broker
+        or a partner gone: each step gets what is left of the grace, and the clients are closed in
+        the last limits.shutdown_close_s_min of it. Whatever is not delivered by then stays in the
+        outbox, due for the relay of whichever replica comes next (its lease runs out)."""
         if not self._started:
             return
         if self._hup_installed:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._hup_installed = False
-        if self._consumer is not None:
-            self._consumer.stop_soon()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._consumer_task), timeout=limits.shutdown_drain_s_max)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain_s
-        while self.backlog() and loop.time() < deadline:
+        grace = self.config.switch.shutdown_grace_s if grace_s is None else grace_s
+        began = loop.time()
+        self._close_by = began + grace - 0.5  # a margin for what runs after the last client closed
+        drain_by = began + max(0.0, grace - limits.shutdown_close_s_min)
+        if self._consumer is not None:
+            self._consumer.stop_soon()  # it commits what it processed and leaves its group
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._consumer_task),
+                                       timeout=max(0.0, min(limits.shutdown_drain_s_max, drain_by - loop.time())))
+        deadline = min(loop.time() + drain_s, drain_by)
+        # with the broker gone (the last probe), events cannot be published: they stay in the
+        # outbox, and only the partners' deliveries are waited for
+        while self.relay.backlog(kafka=self.broker_reachable) + self.bus.pending() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        await self.relay.drain(max(0.0, deadline - loop.time()))
+        await self.relay.drain(max(0.0, deadline - loop.time()), kafka=self.broker_reachable)
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
         self._started = False
+        self._close_by = None
+        log.info("stopped in %.1f s (grace %g s)", loop.time() - began, grace)
 
     async def wait_failed(self) -> None:
         """Return when any long-running task ends on its own (which is a failure)."""

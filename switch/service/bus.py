@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from switch import limits
+from switch.log_context import payment_context
 from switch.metrics import Metrics
 from switch.service.case_timer import FollowUpCases, follow_up_cases
 from switch.service.follow_up import FollowUpPayments, follow_up_payments
@@ -145,6 +146,10 @@ class MessageBus:
         group = self._groups.get(type(cmd))
         if group is not None:
             return await group.submit(cmd)
+        uetr = getattr(cmd, "uetr", None)
+        if isinstance(uetr, str):  # a command about one payment (an operator's enquiry): its lines name it
+            with payment_context(uetr=uetr):
+                return await self.in_transaction(lambda uow: self.dispatch(cmd, uow), name=type(cmd).__name__)
         return await self.in_transaction(lambda uow: self.dispatch(cmd, uow), name=type(cmd).__name__)
 
     async def dispatch(self, cmd: Any, uow: UnitOfWork) -> Outcome:

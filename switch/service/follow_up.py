@@ -5,6 +5,7 @@ moves a lease ahead, so two replicas never act on one payment) and this handler 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,11 +13,13 @@ from switch import limits
 from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
 from switch.service import events
 from switch.service.enquiries import open_enquiries
-from switch.service.handlers import Deps, Outcome, _count_outcome
+from switch.service.handlers import Deps, Outcome, _count_outcome, payment_log_context
+from switch.service.partner_log import Problem
 from switch.service.inbound import finish_inbound
 from switch.service.ports import OutboxMessage, UnitOfWork
 
 S = PaymentState
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +97,16 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
             _count_outcome(p, deps, stage="partner")
             statuses.extend(events.participant_outbox(p, deps.config, deps.schemas, now=now, reason=detail))
             out.count("timed_out")
+            with payment_log_context(p):  # rate-limited per partner: a wave of timeouts is a few lines
+                deps.partner_problems.problem(p.partner, Problem.SLA_PASSED, f"payment {p.uetr}: {detail} (AB06)")
         else:
             follow_ups.append((p.uetr, next_at))
         if p.message_id and not early:
             resend.setdefault(p.partner, []).append(p.message_id)
+            if log.isEnabledFor(logging.DEBUG):  # payment-level detail: DEBUG only, and only built when shown
+                with payment_log_context(p):
+                    log.debug("follow-up: pacs.008 %s due again (state %s, age %.0f s)", p.message_id, p.state.value,
+                              (now - p.created_at).total_seconds())
     await uow.payments_update(moved)
     await uow.payments_set_follow_up(follow_ups)
     await uow.history_add(history)

@@ -51,9 +51,11 @@ from switch.domain.payment import (
     scheduled,
     transition,
 )
+from switch.log_context import payment_context
 from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
+from switch.service.partner_log import PartnerProblems, Problem
 from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, StoredQuote, UnitOfWork, UsageKey, stored_key
 from switch.service.quote_check import check_quote
 
@@ -124,6 +126,15 @@ class Deps:
     pans: PanTokens = field(default_factory=lambda: PanTokens(os.urandom(32)))
     # partner -> its settlement calendar (issue 10), for the profiles with a [settlement] section
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    # where partner trouble (rejects, SLA timeouts) is logged, rate-limited; the composition root
+    # shares it with the relay (outages, give-ups)
+    partner_problems: PartnerProblems = field(default_factory=PartnerProblems)
+
+
+def payment_log_context(p: Payment):  # type: ignore[no-untyped-def]
+    """The log context of a payment in hand (switch/log_context.py): its five fields."""
+    return payment_context(uetr=p.uetr, instruction_id=p.instruction_id, participant=p.participant,
+                           partner=p.partner, corridor=p.corridor)
 
 
 @dataclass
@@ -730,6 +741,11 @@ async def apply_partner_statuses(cmds: Sequence[ApplyPartnerStatuses], uow: Unit
             history.append(entry)
             current[p.uetr] = changed[p.uetr] = p
             out.count("applied")
+            if p.state is S.REJECTED:  # a problem, so logged (rate-limited per partner): not the hot path
+                with payment_log_context(p):
+                    deps.partner_problems.problem(
+                        p.partner, Problem.REJECTED, f"payment {p.uetr}: {p.reason_code} {(status.detail or '')[:200]}".rstrip()
+                    )
             if p.state in FINAL_STATES:
                 _count_outcome(p, deps, stage="partner")
                 deps.metrics.stage_duration.labels("end_to_end").observe((now - p.created_at).total_seconds())

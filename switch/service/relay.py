@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -40,13 +41,24 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.transport import HttpPartnerTransport, SendOutcome, SendResult
 from switch import limits
+from switch.log_context import payment_context, uetrs_field
 from switch.metrics import Metrics
 from switch.service.handlers import Outcome, RecordSendResults
+from switch.service.partner_log import PartnerProblems, Problem
 from switch.service.ports import DeliveryFailure, OutboxMessage
 from switch.store.sql_store import Store  # the relay claims rows: a store method beyond the handlers' port
 
 log = logging.getLogger(__name__)
 KAFKA = "kafka"  # the lane of rows that go to Kafka topics (status, inbound)
+# what a failed attempt says of the partner, for the log (switch/service/partner_log.py)
+PROBLEM_OF: dict[SendOutcome, Problem] = {
+    SendOutcome.FAILED: Problem.UNREACHABLE,
+    SendOutcome.TIMEOUT: Problem.TIMEOUT,
+    SendOutcome.DISCONNECTED: Problem.DISCONNECTED,
+    SendOutcome.UNAVAILABLE: Problem.SERVER_ERROR,
+    SendOutcome.SERVER_ERROR: Problem.SERVER_ERROR,
+    SendOutcome.REFUSED: Problem.REJECTED,
+}
 
 
 def backoff_s(attempt: int) -> float:
@@ -89,6 +101,16 @@ def failed_round(row: OutboxMessage, result: SendResult, *, ambiguous: bool, now
     return RecordSendResults([], failures=[DeliveryFailure(row.id or 0, detail, ambiguous, retry_at)])
 
 
+_SSL_OBJECT = re.compile(r" ssl:<[^>]*>")
+
+
+def _described(result: SendResult) -> str:
+    """A failed attempt in a few words: the outcome, the HTTP status, the start of the detail."""
+    status = f" HTTP {result.http_status}" if result.http_status is not None else ""
+    detail = _SSL_OBJECT.sub("", result.detail)  # aiohttp names the SSLContext object: noise
+    return f"{result.outcome.value}{status}: {detail[:200]}"
+
+
 class _Lane:
     """One destination: its queue and its bound on deliveries in flight."""
 
@@ -114,7 +136,11 @@ class OutboxRelay:
         metrics: Metrics,
         clock: Callable[[], datetime],
         single_process: bool,
+        problems: PartnerProblems | None = None,
     ) -> None:
+        """`problems`: where partner trouble is logged, rate-limited (shared with the handlers
+        that log partner rejects, so one partner's lines are limited together)."""
+        self._problems = problems or PartnerProblems()
         self._store = store
         self._transports = transports
         self._producer = producer
@@ -174,8 +200,10 @@ class OutboxRelay:
         """Claim due rows now rather than at the next poll (a follow-up requeued some)."""
         self._nudged.set()
 
-    def backlog(self) -> int:
-        return sum(lane.backlog() for lane in self._lanes.values())
+    def backlog(self, *, kafka: bool = True) -> int:
+        """Rows in memory, queued or in flight; `kafka=False`: the partner lanes' only (with the
+        broker gone, waiting for the Kafka lane to empty is waiting for nothing)."""
+        return sum(lane.backlog() for name, lane in self._lanes.items() if kafka or name != KAFKA)
 
     # ------------------------------------------------------------------ long-running tasks
     def tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
@@ -241,6 +269,11 @@ class OutboxRelay:
     # ------------------------------------------------------------------ partners (HTTP)
     async def _deliver(self, rows: list[OutboxMessage]) -> None:
         (row,) = rows
+        # the lines logged while this message is in hand name its payments and partner
+        with payment_context(uetr=uetrs_field(row.uetrs), partner=row.destination):
+            await self._deliver_row(row)
+
+    async def _deliver_row(self, row: OutboxMessage) -> None:
         transport = self._transports[row.destination]
         ambiguous = False
         result: SendResult | None = None
@@ -255,18 +288,32 @@ class OutboxRelay:
             self._metrics.partner_request.labels(row.destination, result.outcome.value).observe(result.duration_s)
             self._metrics.partner_up.labels(row.destination).set(0 if result.outcome is SendOutcome.FAILED else 1)
             if result.outcome is SendOutcome.OK:
+                self._problems.ok(row.destination)
                 self._metrics.stage_duration.labels("submit").observe(max(0.0, (self._clock() - row.created_at).total_seconds()))
                 await self._record(RecordSendResults(sent_outbox_ids=[row.id or 0], submitted_uetrs=row.uetrs))
                 self.delivered += 1
                 return
             self._metrics.delivery_failures.labels(row.kind, result.outcome.value).inc()
+            self._problems.problem(
+                row.destination, PROBLEM_OF[result.outcome],
+                f"message {row.message_id}: {_described(result)}", uetrs=row.uetrs,
+            )
             ambiguous = ambiguous or result.ambiguous
             if result.outcome is SendOutcome.REFUSED:
                 break
             if attempt + 1 < limits.relay_attempts_in_memory_max:
                 await asyncio.sleep(backoff_s(attempt))
         assert result is not None
-        await self._record(failed_round(row, result, ambiguous=ambiguous, now=self._clock()))
+        decided = failed_round(row, result, ambiguous=ambiguous, now=self._clock())
+        if result.outcome is not SendOutcome.REFUSED and decided.failures[0].retry_at is None:  # the deadline ran out
+            outcome = ("payments rejected AB07 (it never reached the partner)" if decided.rejects
+                       else "left to the follow-up timer (it may have reached the partner): resends and enquiries go on")
+            self._problems.problem(
+                row.destination, Problem.GAVE_UP,
+                f"message {row.message_id} after {row.attempts + limits.relay_attempts_in_memory_max} attempts, "
+                f"its deadline passed: {outcome}", uetrs=row.uetrs,
+            )
+        await self._record(decided)
 
     # ------------------------------------------------------------------ Kafka (events)
     async def _publish(self, rows: list[OutboxMessage]) -> None:
@@ -307,14 +354,16 @@ class OutboxRelay:
         await self._record(RecordSendResults(sent_outbox_ids=[m.id for m in rows if m.id]))
 
     # ------------------------------------------------------------------ stop
-    async def drain(self, timeout_s: float) -> None:
+    async def drain(self, timeout_s: float, *, kafka: bool = True) -> None:
         """Let deliveries in flight finish for up to `timeout_s`, then cancel the rest: their rows
         stay in the outbox, and this replica's lease on them runs out (or, on SQLite, the next
-        start takes them at once)."""
-        pending = [t for lane in self._lanes.values() for t in lane.tasks]
+        start takes them at once). `kafka=False`: the broker is gone, its lane's publishes are
+        cancelled at once."""
+        pending = [t for name, lane in self._lanes.items() if kafka or name != KAFKA for t in lane.tasks]
         if pending and timeout_s > 0:
             _, still = await asyncio.wait(pending, timeout=timeout_s)
             pending = list(still)
+        pending += [t for t in self._lanes[KAFKA].tasks if not kafka]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -1,11 +1,13 @@
 """No secret is logged or printed (issue 8): the real processes (`mekong db upgrade`, and the stack
 `mekong run` is part of, at INFO) on a PostgreSQL URL that carries a password, a PAN key and API
 tokens; every line they write is searched for each secret. The demo's own run is checked the
-same way in tests/e2e/test_demo.py (SQLite, card numbers)."""
+same way in tests/e2e/test_demo.py (SQLite, card numbers). The switch's log is JSON lines (issue 11):
+each line is read as JSON and its values searched as well."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -66,6 +68,11 @@ def test_no_database_password_key_or_token_shows_in_any_output(tmp_path: Path) -
         assert answers == (404, 401, 401)
         logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log")}
         assert "switch up" in logs["switch.log"] and "***@" in logs["switch.log"]
+        # issue 11: `mekong run` logs JSON lines (its one stdout line, "mekong switch ready", aside);
+        # each value is searched too, as a log shipper would store it (JSON escapes undone)
+        lines = [json.loads(line) for line in logs["switch.log"].splitlines() if line and not line.startswith("mekong switch ready")]
+        assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+        logs["switch.log values"] = "\n".join(str(v) for line in lines for v in line.values())
         outputs = {**logs, "db upgrade stdout": upgrade.stdout, "db upgrade stderr": upgrade.stderr}
         found = {"database password": password, **stack.secrets}
         for where, text in outputs.items():

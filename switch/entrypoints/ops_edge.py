@@ -245,8 +245,15 @@ async def resolve_payment(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- dead letters
 
 
-def _dead_letters(request: web.Request) -> DeadLetters | None:
-    return request.app.get(DEAD_LETTERS)
+def _dead_letters(request: web.Request) -> DeadLetters | web.Response:
+    """The dead-letter reader, or the refusal: operators and auditors only (`_no_participants`),
+    and a process without one (503)."""
+    if (refused := _no_participants(request)) is not None:
+        return refused
+    dead_letters = request.app.get(DEAD_LETTERS)
+    if dead_letters is None:
+        return _reject(503, "FF01", "the dead-letter topic is not reachable from this process")
+    return dead_letters
 
 
 def _no_participants(request: web.Request) -> web.Response | None:
@@ -258,11 +265,9 @@ def _no_participants(request: web.Request) -> web.Response | None:
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
-    if (refused := _no_participants(request)) is not None:
-        return refused
     dead_letters = _dead_letters(request)
-    if dead_letters is None:
-        return _reject(503, "FF01", "the dead-letter topic is not reachable from this process")
+    if isinstance(dead_letters, web.Response):
+        return dead_letters
     try:
         limit = _int(request.query.get("limit"), "limit", 50, 1, limits.dlq_listed_max)
     except BadRequest as exc:
@@ -272,11 +277,9 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def show_dead_letter(request: web.Request) -> web.Response:
-    if (refused := _no_participants(request)) is not None:
-        return refused
     dead_letters = _dead_letters(request)
-    if dead_letters is None:
-        return _reject(503, "FF01", "the dead-letter topic is not reachable from this process")
+    if isinstance(dead_letters, web.Response):
+        return dead_letters
     try:
         partition, offset = parse_ref(f"{request.match_info['partition']}:{request.match_info['offset']}")
     except ValueError:
@@ -302,8 +305,8 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     (outcome replayed, already_replayed, truncated, not_found, failed)."""
     bus = request.app[BUS]
     dead_letters = _dead_letters(request)
-    if dead_letters is None:
-        return _reject(503, "FF01", "the dead-letter topic is not reachable from this process")
+    if isinstance(dead_letters, web.Response):
+        return dead_letters
     operator = request[api_auth.PRINCIPAL].name
     try:
         body = await _json_body(request)

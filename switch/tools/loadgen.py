@@ -268,6 +268,7 @@ async def drive(
     result = DriveResult()
     sent_at: dict[str, float] = {}
     tracked = [p for p in planned if p.kind != "pain001"]  # a pain.001 record is followed per transaction
+    pain002_wait_s_max = 10.0  # after the last final status: the pain.002 records still on their way
     keys = {p.key for p in tracked}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=5)
     consumer = AIOKafkaConsumer(
@@ -285,8 +286,16 @@ async def drive(
         await consumer.seek_to_beginning(*partitions)
         done = asyncio.Event()
 
+        pain001_records = sum(1 for p in planned if p.kind == "pain001")
+        pain_keys = {p.key for p in tracked if p.origin == "pain.001"}
+
+        def pain002_expected() -> int:
+            """One pain.002 per pain.001 message, and one per payment of it the switch admitted."""
+            return pain001_records + sum(1 for key in pain_keys if key in result.finals and result.finals[key].event.get("uetr"))
+
         async def collect() -> None:
             accounted = 0
+            all_finals_at: float | None = None
             while not done.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=2000)
                 now = time.perf_counter()
@@ -326,7 +335,12 @@ async def drive(
                 if on_progress:
                     on_progress(accounted, len(tracked))
                 if accounted >= len(tracked):
-                    done.set()
+                    # a pain.001 sender's pain.002 is a record of its own, published beside the JSON
+                    # event: wait (briefly) for the last ones too, so the count is not a race
+                    if all_finals_at is None:
+                        all_finals_at = now
+                    if result.pain002_reports >= pain002_expected() or now - all_finals_at > pain002_wait_s_max:
+                        done.set()
 
         collector = asyncio.create_task(collect())
         result.first_sent_at = time.perf_counter()

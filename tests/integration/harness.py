@@ -10,6 +10,7 @@ come from with that PKI's participant keys (`signed`), as the switch requires.""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import ssl
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
@@ -248,3 +250,15 @@ async def running_switch(
             await extra.close()
         await sw.stop()
         await sim.stop()
+
+
+async def topic_partitions(consumer: Any, topic: str) -> set[int]:
+    """The topic's partitions, from fresh cluster metadata: a consumer just started may not have
+    fetched the topic yet, and guessing (say partitions 0 and 1) misses records on the others."""
+    for _ in range(50):
+        await consumer.topics()  # a metadata request for every topic
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the broker does not know topic {topic}")

@@ -35,7 +35,7 @@ from switch.contracts import InboundReplyV1, InstructionV1
 from switch.service.pain_reports import admission_message_id
 from switch.store.sql_store import Store
 from switch.tools.pain001_samples import pain001_from_instructions
-from tests.integration.harness import Running, running_switch, signed, signers
+from tests.integration.harness import Running, running_switch, signed, signers, topic_partitions
 from tests.integration.test_kafka_edge import still_answers
 from tests.integration.test_pipeline import instruction, settle_s_max
 
@@ -172,7 +172,7 @@ async def read_topics(run: Running, topics: list[str], *, until: Any, timeout_s:
     await consumer.start()
     records: list[Any] = []
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or {0, 1})]
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(await topic_partitions(consumer, t))]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         loop = asyncio.get_running_loop()

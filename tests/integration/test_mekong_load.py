@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from switch.broker import TansuBroker
 from switch.store.sql_store import Store
 from tests.factories import sample_instruction
-from tests.integration.harness import Running, pki_dir, running_switch
+from tests.integration.harness import Running, pki_dir, running_switch, topic_partitions
 from tests.integration.test_pipeline import collect, finals_by_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ async def records_on(run: Running, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=run.config.kafka.bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0, 1})]
+        parts = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         return sum((await consumer.end_offsets(parts)).values())
     finally:
         await consumer.stop()

@@ -17,7 +17,7 @@ from switch.contracts import StatusEventV1
 from tests.factories import sample_instruction
 from switch.store.sql_store import Store
 
-from tests.integration.harness import Running, partner_session, running_switch, signed, signed_as
+from tests.integration.harness import Running, partner_session, running_switch, signed, signed_as, topic_partitions
 
 settle_s_max = 60.0
 UNKNOWN_PROXY = "0066899999999"
@@ -44,7 +44,7 @@ async def collect(run: Running, topic: str, *, until: Any, timeout_s: float = se
     await consumer.start()
     records: list[Any] = []
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0, 1})]
+        parts = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         async with asyncio.timeout(timeout_s):

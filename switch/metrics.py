@@ -218,7 +218,7 @@ class Metrics:
             ["partner", "direction", "outcome"], registry=r,
         )
 
-        self.fx = FxMetrics(r)  # FX quotes and rate providers (issue 11, quotes part): see FxMetrics
+        self.fx = FxMetrics(r)  # FX quotes and rate providers (issue 11): see FxMetrics
 
         # ---- corridor controls (issue 11, switch/service/corridors.py): corridor = a configured
         # corridor id, partner = a configured partner, reason = corridor_rules.RefusalReason,
@@ -259,7 +259,7 @@ class Metrics:
         """Every corridor's and partner's series at 0 from the start (so increase() sees the first
         refusal); called at start and after each reload with the configured ids."""
         corridors = list(corridors)
-        self.fx.init_corridors(corridors)  # the FX quote series too (quotes part)
+        self.fx.init_corridors(corridors)  # the FX quote series too
         for corridor in corridors:
             self.corridor_enabled.labels(corridor)
             for reason in RefusalReason:
@@ -296,7 +296,7 @@ class Metrics:
             gc.callbacks.remove(self._gc_callback)
 
 
-# ---------------------------------------------------------------- FX quotes and rates (issue 11, quotes part)
+# ---------------------------------------------------------------- FX quotes and rates (issue 11)
 
 
 class FxMetrics:

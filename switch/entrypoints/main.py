@@ -657,7 +657,7 @@ class Switch:
                                                            detail={"problems": problems[:20], "replica": self.replica_id})])
                 return {"applied": False, "problems": problems}
             restart = [name for name in ("participants", "inbound_routes", "directory") if getattr(loaded, name) != getattr(cfg, name)]
-            # FX (quotes part): the same book stays, the live providers feed it; its static rates
+            # FX: the same book stays, the live providers feed it; its static rates
             # are replaced (never a live rate) and the guard follows fx.toml; pivot and providers
             # are wired at start
             restart += [f"fx.{name}" for name in ("pivot", "providers") if getattr(fx, name) != getattr(self.fx_config, name)]

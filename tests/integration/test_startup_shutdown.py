@@ -149,6 +149,10 @@ async def _publish(stack: Stack, instructions: list[dict[str, Any]]) -> None:
 def _switch_log(stack: Stack) -> list[dict[str, Any]]:
     """The switch's log as JSON objects (its one stdout line, "mekong switch ready", left out)."""
     text = (stack.workdir / "logs" / "switch.log").read_text()
+    if not text.endswith("\n"):
+        # the switch is still running and its buffered stream can be flushed mid-line: the last,
+        # unfinished line is read again on the next poll; every finished line must be JSON
+        text = text[: text.rfind("\n") + 1]
     return _json_lines("\n".join(line for line in text.splitlines() if not line.startswith("mekong switch ready")))
 
 

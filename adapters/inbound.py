@@ -19,6 +19,7 @@ from lxml import etree
 
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount
+from switch.domain.payment import Identification, PostalAddress
 
 # Proxy type codes a partner may use for "pay this Bakong mobile number" (ISO
 # ExternalProxyAccountType1Code MOBL / TELE, Nexus MBNO) [U: partners' own codes are not public].
@@ -47,6 +48,10 @@ class InboundTransfer:
     creditor_proxy_type: str | None
     creditor_proxy: str | None
     remittance: str | None
+    # issue 12: the parties' postal addresses and the debtor's identification, as the pacs.008 gives them
+    debtor_address: PostalAddress | None = None
+    debtor_identification: Identification | None = None
+    creditor_address: PostalAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)

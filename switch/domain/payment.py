@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Final, Mapping
 
@@ -39,6 +39,9 @@ class PaymentState(StrEnum):
     # after completion (switch/domain/case.py holds each exception's own record):
     RECALL_PENDING = "RECALL_PENDING"  # a recall (camt.056) is open: asked, not answered yet
     PARTIALLY_RETURNED = "PARTIALLY_RETURNED"  # part of the amount came back (pacs.004); more may
+    # issue 12: a possible sanctions-list match; nothing has left the switch, an operator releases
+    # it (on its way: QUOTED) or rejects it (RR04), before the hold's deadline
+    HELD = "HELD"
 
 
 S = PaymentState
@@ -50,7 +53,8 @@ S = PaymentState
 # return is its own history row).
 _RETURNS: Final = frozenset({S.RETURNED, S.PARTIALLY_RETURNED})
 TRANSITIONS: Final[Mapping[PaymentState, frozenset[PaymentState]]] = {
-    S.RECEIVED: frozenset({S.QUOTED, S.REJECTED}),
+    S.RECEIVED: frozenset({S.QUOTED, S.REJECTED, S.HELD}),
+    S.HELD: frozenset({S.QUOTED, S.REJECTED}),
     S.QUOTED: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED}),
     S.ACCEPTED: frozenset({S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED}),
@@ -79,12 +83,45 @@ PARTNER_STATUS_STATES: Final = frozenset({S.SUBMITTED, S.ACCEPTED, S.TIMED_OUT})
 
 
 @dataclass(frozen=True, slots=True)
+class PostalAddress:
+    """A party's postal address (issue 12, FATF R16 and CBPR+): structured, or hybrid (town and
+    country structured, plus at most two free address lines). ISO 20022 PostalAddress24/27."""
+
+    country: str  # ISO 3166-1 alpha-2 (Ctry)
+    town: str | None = None  # TwnNm: required by the shipped profiles for every party
+    street: str | None = None  # StrtNm
+    building: str | None = None  # BldgNb
+    post_code: str | None = None  # PstCd
+    subdivision: str | None = None  # CtrySubDvsn (province, state)
+    lines: tuple[str, ...] = ()  # AdrLine, at most two (hybrid)
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """How a party is identified (issue 12): a person by national id (with its issuer) and/or
+    date and place of birth; an organisation by its LEI. Any may be absent."""
+
+    national_id: str | None = None
+    national_id_issuer: str | None = None  # the issuing country (alpha-2) or authority
+    birth_date: date | None = None
+    birth_city: str | None = None
+    birth_country: str | None = None  # alpha-2
+    lei: str | None = None  # ISO 17442, organisations
+
+    @property
+    def organisation(self) -> bool:
+        return self.lei is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
     name: str
     account: str | None = None  # Bakong `name@bank`, or a partner account number
     proxy_type: str | None = None  # MOBILE | NATID | EWALLET (partner proxies)
     proxy: str | None = None
     agent: str | None = None  # BIC or the partner's bank code / BIN / IIN
+    address: PostalAddress | None = None  # issue 12: where known
+    identification: Identification | None = None  # issue 12: the debtor's, where given
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from switch.domain.idempotency import Admission, admit
 from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
 from switch.domain.pan import PanTokens
+from switch.domain.screening import Verdict
 from switch.domain.settlement import Calendar
 from switch.domain.payment import (
     FINAL_STATES,
@@ -81,6 +82,9 @@ class AcceptInstructions:
     # proxy look-ups made before the transaction: (partner, type, value) -> the network's answer,
     # None when the look-up failed; a proxy not in here was not looked up
     resolutions: Mapping[tuple[str, str, str], Resolution | None] = field(default_factory=dict)
+    # screening verdicts made before the transaction (issue 12): (participant, instruction id) ->
+    # the verdict; an instruction not in here was not screened (screening off)
+    screenings: Mapping[tuple[str, str], Verdict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,7 +598,8 @@ def _decide(
         participant=ins.participant,
         corridor=corridor.id,
         partner=corridor.partner,
-        debtor=Party(name=ins.debtor.name, account=ins.debtor.account, agent=participant.code),
+        debtor=Party(name=ins.debtor.name, account=ins.debtor.account, agent=participant.code,
+                     address=ins.debtor.address, identification=ins.debtor.identification),
         creditor=creditor,
         instructed=instructed,
         source=quote.source,

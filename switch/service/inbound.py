@@ -18,8 +18,8 @@ Handlers as in handlers.py: one transaction each, no I/O beyond the unit of work
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.inbound import (
@@ -35,6 +35,7 @@ from switch.config import InboundRoute
 from switch.contracts import AmountV1, InboundPartyV1, InboundPaymentV1, InboundReplyV1
 from switch.domain.errors import InstructionRejected
 from switch.domain.money import AmountError, Money
+from switch.domain.screening import Verdict
 from switch.domain.payment import (
     Direction,
     HistoryEntry,
@@ -59,6 +60,9 @@ class AcceptInbound:
     message_type: str
     body: bytes
     transfers: Sequence[InboundTransfer]
+    # screening verdicts made before the transaction (issue 12): (partner, UETR) -> the verdict;
+    # a transfer not in here was not screened (screening off)
+    screenings: Mapping[tuple[str, str], Verdict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +205,15 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         participant=participant_code or "-",
         corridor=route.id,
         partner=partner,
-        debtor=Party(name=t.debtor_name[:140], account=t.debtor_account or "-", agent=(t.debtor_agent or "-")[:11]),
+        debtor=Party(name=t.debtor_name[:140], account=t.debtor_account or "-", agent=(t.debtor_agent or "-")[:11],
+                     address=t.debtor_address, identification=t.debtor_identification),
         creditor=Party(
             name=t.creditor_name[:140],
             account=account if account and len(account) <= 34 else None,
             proxy_type="MOBILE" if proxy else None,
             proxy=proxy[:64] if proxy else None,
             agent=participant_code or None,
+            address=t.creditor_address,
         ),
         instructed=instructed,
         source=amount,

@@ -26,11 +26,12 @@ from switch.domain.corridor_rules import Control
 from switch.domain.idempotency import StoredKey
 from switch.domain.payment import FINAL_STATES, HistoryEntry, Payment, PaymentState
 from switch.domain.recon import BookEntry, Break, StatementEntry
+from switch.domain.screening import Subject, Verdict
 from switch.domain.settlement import SettlementCycle
 
 __all__ = [
-    "DeliveryFailure", "DlqReplay", "InstructionRecord", "Lease", "MessageRecord", "OutboxMessage", "PaymentQuery", "Store",
-    "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
+    "DeliveryFailure", "DlqReplay", "InstructionRecord", "Lease", "MessageRecord", "OutboxMessage", "PaymentQuery", "Screener",
+    "Store", "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
 ]
 
 
@@ -494,3 +495,21 @@ class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
     def reader(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+class Screener(Protocol):
+    """The sanctions-screening port (issue 12). Called before the admission and booking
+    transactions, like the proxy look-ups: screening changes nothing, and the handlers stay free
+    of I/O (they are handed the verdicts). Implementations: the embedded list matcher and the
+    yente-compatible API client (switch/screening/)."""
+
+    async def screen(self, subjects: Sequence[Subject]) -> dict[tuple[str, str], Verdict]:
+        """One verdict per subject key (a payment's parties share its key): CLEAR, a HIT with the
+        best-scoring entry, or UNAVAILABLE when the screening could not answer (never raises
+        for that: the payment is held, fail closed)."""
+        ...
+
+    def reload(self) -> str:
+        """Load the list again (no restart); return what is in force now, in words. Raises
+        ValueError, leaving the list in force as it was, when the new one does not load."""
+        ...

@@ -45,7 +45,8 @@ def test_the_table_covers_every_state() -> None:
 def test_lifecycle_table_matches_the_design() -> None:
     returns = {S.RETURNED, S.PARTIALLY_RETURNED}
     assert TRANSITIONS == {
-        S.RECEIVED: {S.QUOTED, S.REJECTED},
+        S.RECEIVED: {S.QUOTED, S.REJECTED, S.HELD},  # held: a possible sanctions-list match (issue 12)
+        S.HELD: {S.QUOTED, S.REJECTED},  # released by an operator (on its way), or rejected RR04
         S.QUOTED: {S.SUBMITTED, S.REJECTED, S.CANCELLED},  # recalled before it left
         S.SUBMITTED: {S.ACCEPTED, S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED},  # the partner cancelled it
         S.ACCEPTED: {S.COMPLETED, S.REJECTED, S.TIMED_OUT, S.CANCELLED},

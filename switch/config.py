@@ -118,6 +118,26 @@ class SecurityConfig(_Model):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class ScreeningConfig(_Model):
+    """The sanctions-screening step (issue 12), switch.toml [screening]. Every payment's parties
+    are screened at admission (outbound) and booking (inbound); a possible match holds the
+    payment until an operator releases or rejects it (RR04), at the latest `hold_deadline_s`
+    after it was held (then rejected RR04: fail closed)."""
+
+    enabled: bool = True
+    provider: Literal["embedded", "yente"] = "embedded"
+    # embedded: a FollowTheMoney entity list (JSON lines, as OpenSanctions exports it); relative:
+    # to the config directory. Reloaded with the configuration (SIGHUP, POST /v1/config/reload).
+    list_path: str = "screening/demo-list.ftm.json"
+    threshold: float = Field(default=0.7, gt=0, le=1)  # a score at or above it holds the payment
+    # yente (or a compatible API): POST {url}/match/{dataset}?algorithm=...&threshold=...
+    url: str | None = None  # MEKONG_SCREENING_URL overrides
+    dataset: str = "default"
+    algorithm: str = "logic-v2"
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+    hold_deadline_s: float = Field(default=14400, gt=0, le=7 * 86400)  # an operator decides within it
+
+
 class SwitchSection(_Model):
     name: str = "Mekong Switch"
     agent_bic: str = Field(pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
@@ -135,6 +155,7 @@ class SwitchFile(_Model):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
     security: SecurityConfig = SecurityConfig()
+    screening: ScreeningConfig = ScreeningConfig()
 
 
 class ParticipantKey(_Model):
@@ -405,6 +426,7 @@ class SwitchConfig(_Model):
     participants: tuple[Participant, ...]
     participant_limits: ParticipantLimits = ParticipantLimits()  # participants.toml [limits]
     security: SecurityConfig = SecurityConfig()
+    screening: ScreeningConfig = ScreeningConfig()  # switch.toml [screening] (issue 12)
     corridors: tuple[Corridor, ...]
     tiers: Mapping[str, Tier] = {}  # corridors.toml [tiers] (issue 11)
     usage_timezone: str = "Asia/Phnom_Penh"
@@ -557,6 +579,7 @@ SWITCH_ENV: Final = frozenset({
     "MEKONG_API_TOKENS_FILE", "MEKONG_PAN_KEY_FILE", "MEKONG_PAN_KEY", "MEKONG_KAFKA_SASL_PASSWORD_FILE",
     "MEKONG_KAFKA_SASL_PASSWORD", "MEKONG_SHUTDOWN_GRACE_S", "MEKONG_KAFKA_CONNECT_TIMEOUT_S", "MEKONG_LOG_FORMAT",
     "MEKONG_FX_FEED_URL",  # the FX rate feed's URL (config/fx.toml [providers.http], issue 11 quotes)
+    "MEKONG_SCREENING_URL",  # the external screening API (switch.toml [screening] url, issue 12)
 })
 TOOLS_ENV: Final = frozenset({
     "MEKONG_CONFIG_HOST_DIR", "MEKONG_DB_PASSWORD",  # deploy/ compose
@@ -915,6 +938,8 @@ def _assemble(
             kafka=kafka,
             http=http,
             security=security,
+            screening=base.screening.model_copy(update={"url": env["MEKONG_SCREENING_URL"]})
+            if env.get("MEKONG_SCREENING_URL") else base.screening,
             participants=participants.participants,
             participant_limits=participants.limits,
             corridors=corridors.corridors,

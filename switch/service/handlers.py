@@ -549,6 +549,8 @@ def _decide(
             return resolved
         creditor = resolved
     mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)  # raises InstructionRejected
+    mapping.check_party_data(ins.debtor, "debtor")  # issue 12: address and id render for the partner, or InstructionRejected
+    mapping.check_party_data(creditor, "creditor")
     if ins.remittance:
         mapping.check_text(ins.remittance, "remittance information", mapping.profile.remittance_chars_max)
 

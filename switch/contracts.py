@@ -61,11 +61,13 @@ def _birth_date(value: str) -> str:
             raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"birth date {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise ValueError("birth date is not an ISO date (YYYY-MM-DD)") from None
+    # the date itself stays out of the message: it becomes a refusal reason, and birth dates are
+    # personal data that are not logged
     if day < date(1900, 1, 1):
-        raise ValueError(f"birth date {value} is before 1900")
+        raise ValueError("birth date is before 1900")
     if day > date.today():
-        raise ValueError(f"birth date {value} is in the future")
+        raise ValueError("birth date is in the future")
     return value
 
 

@@ -136,7 +136,7 @@ def _payment_row(p: Payment) -> dict[str, Any]:
 def _address_data(a: PostalAddress | None) -> dict[str, Any] | None:
     if a is None:
         return None
-    data = {k: v for k, v in (("country", a.country), ("town", a.town), ("street", a.street), ("building", a.building),
+    data: dict[str, Any] = {k: v for k, v in (("country", a.country), ("town", a.town), ("street", a.street), ("building", a.building),
                               ("post_code", a.post_code), ("subdivision", a.subdivision)) if v is not None}
     if a.lines:
         data["lines"] = list(a.lines)

@@ -345,3 +345,10 @@ def test_a_pain001_debtor_address_without_a_town_is_refused_with_the_contracts_r
     assert read.items == []
     (slot,) = read.slots
     assert slot[5] is not None and slot[5][0] == "FF01" and "debtor.address.town" in slot[5][1], slot
+
+
+def test_a_refused_birth_date_is_not_repeated_in_the_reason() -> None:
+    """Birth dates are personal data: the refusal (dead-letter reason, status text) names the field only."""
+    for bad in ("1985-02-30", "1899-01-01", "2999-01-01"):
+        reason = _refusal(_debtor(identification={"birth": {"date": bad, "city": "Phnom Penh", "country": "KH"}}))
+        assert "debtor.identification.birth.date" in reason and bad not in reason

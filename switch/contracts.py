@@ -84,7 +84,7 @@ class AddressV1(_Strict):
     street: str | None = Field(default=None, min_length=1, max_length=70)
     building: str | None = Field(default=None, min_length=1, max_length=16)
     post_code: str | None = Field(default=None, min_length=1, max_length=16)
-    town: str = Field(min_length=1, max_length=35)
+    town: str = Field(min_length=1, max_length=35, pattern=r"\S")  # not blank
     subdivision: str | None = Field(default=None, min_length=1, max_length=35)
     country: Country
     lines: list[Annotated[str, Field(min_length=1, max_length=70)]] | None = Field(default=None, max_length=2)

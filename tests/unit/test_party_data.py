@@ -94,6 +94,7 @@ def test_the_json_edge_validates_from_python_values_too() -> None:
          "at most 70 characters"),
         ({"address": {"street": "Preah Norodom Boulevard", "country": "KH"}}, "debtor.address.town", "Field required"),
         ({"address": {"town": "Phnom Penh"}}, "debtor.address.country", "Field required"),
+        ({"address": {"town": "   ", "country": "KH"}}, "debtor.address.town", "should match pattern"),
         ({"identification": {"birth": {"date": "1985-13-40", "city": "Phnom Penh", "country": "KH"}}},
          "debtor.identification.birth.date", "not an ISO date"),
         ({"identification": {"birth": {"date": "12/04/1985", "city": "Phnom Penh", "country": "KH"}}},

@@ -352,13 +352,10 @@ class ComplianceProfile(_Model):
         for code, text in value.items():
             if code not in CURRENCIES:
                 raise ValueError(f"unknown currency {code!r} (known: {', '.join(CURRENCIES)})")
-            try:
-                money = Money.parse(str(text), code)
+            try:  # above zero (Money.parse): data required at any amount is listed in debtor/creditor
+                Money.parse(str(text), code)
             except ValueError as exc:
                 raise ValueError(f"{code} {text!r} is not an amount: {exc}") from None
-            if money.amount_minor <= 0:
-                raise ValueError(f"{code} {text!r}: a threshold is above zero (to require data at any amount, list it in "
-                                 "debtor/creditor)")
         return value
 
     def requirements(self, name: str) -> Requirements:

@@ -131,7 +131,8 @@ def missing_data(req: Requirements | None, debtor: Party, creditor: Party, amoun
         debtor_needs = debtor_needs | req.debtor_above
         creditor_needs = creditor_needs | req.creditor_above
         threshold = req.threshold_minor.get(amount.currency.code)
-        where = (f" (at or above {Money(threshold, amount.currency)}, profile {req.name})" if threshold is not None
+        where = (f" (at or above {Money(threshold, amount.currency).to_text(amount.currency.decimals_accepted_max)} "
+                 f"{amount.currency.code}, profile {req.name})" if threshold is not None
                  else f" (no {amount.currency.code} threshold in profile {req.name}: required at any amount)")
     else:
         where = f" (profile {req.name})"

@@ -35,7 +35,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping, TypeVar
+from typing import Any, Final, Literal, Mapping, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -330,7 +330,7 @@ class CorridorsFile(_Model):
 
 DebtorNeed = Literal["name", "account", "address", "identification", "address_or_identification"]
 CreditorNeed = Literal["name", "account", "address"]
-assert set(DebtorNeed.__args__) == {n.value for n in Need} and set(CreditorNeed.__args__) == {n.value for n in CREDITOR_NEEDS}
+assert set(get_args(DebtorNeed)) == {n.value for n in Need} and set(get_args(CreditorNeed)) == {n.value for n in CREDITOR_NEEDS}
 
 
 class ComplianceProfile(_Model):

@@ -18,8 +18,9 @@ from switch.domain.recon import BreakKind
 from switch.domain.corridor_rules import RefusalReason
 
 # The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py) and
-# SL15 (over a rate limit, switch/service/rate_limits.py)
-REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10", "SL15"}
+# SL15 (over a rate limit, switch/service/rate_limits.py), RR01-RR03 (party data a corridor's
+# compliance profile requires, switch/domain/compliance.py, issue 12)
+REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10", "SL15", "RR01", "RR02", "RR03"}
 reason_code_other: Final = "other"  # the label for any other code
 
 

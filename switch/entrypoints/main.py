@@ -631,7 +631,8 @@ class Switch:
     async def reload_config(self, *, actor: str) -> dict[str, Any]:
         """Re-read the configuration directory (SIGHUP, POST /v1/config/reload) and apply what can
         change without a restart: corridors (partner, currencies, amount_max, fees, spread, quote
-        validity, hours, holidays, default tier), tiers and the static FX table. Payments in
+        validity, hours, holidays, default tier, compliance profile), tiers, the compliance
+        profiles (issue 12) and the static FX table. Payments in
         flight keep what they were admitted with (their quote and fee are stored). A directory
         that does not validate changes nothing: the problems are logged, counted
         (switch_config_reloads_total{outcome="failed"}) and audited. What needs a restart
@@ -646,7 +647,7 @@ class Switch:
                 fx = load_fx_config(directory / "fx.toml", env=os.environ)
                 fields = {name: getattr(cfg, name) for name in type(cfg).model_fields}
                 fields.update(corridors=loaded.corridors, tiers=loaded.tiers, usage_timezone=loaded.usage_timezone,
-                              corridor_holidays=loaded.corridor_holidays)
+                              corridor_holidays=loaded.corridor_holidays, compliance_profiles=loaded.compliance_profiles)
                 new_cfg = type(cfg).model_validate(fields)
                 static = fx.static_provider(now).table  # stamped now: the reloaded table quotes afresh
             except Exception as exc:  # noqa: BLE001 - any problem of the files keeps the running configuration
@@ -665,6 +666,8 @@ class Switch:
             old_ids = {c.id: c for c in cfg.corridors}
             changed = sorted(c.id for c in new_cfg.corridors if old_ids.get(c.id) != c)
             removed = sorted(set(old_ids) - {c.id for c in new_cfg.corridors})
+            profiles = sorted(n for n in {*cfg.compliance_profiles, *new_cfg.compliance_profiles}
+                              if cfg.compliance_profiles.get(n) != new_cfg.compliance_profiles.get(n))
             self.config = new_cfg
             self.deps.config = new_cfg
             self.deps.quoter.book.stale_after_s = fx.stale_after_s
@@ -674,6 +677,7 @@ class Switch:
             self.metrics.config_reloads.labels("applied").inc()
             await audit_config_loaded(self.store, directory, replica=self.replica_id, at=now)
             result = {"applied": True, "corridors_changed": changed, "corridors_removed": removed,
+                      "compliance_profiles_changed": profiles,
                       "needs_restart": restart, "corridors_without_partner": unserved}
             await audit_alone(self.store, [audit_entry(at=now, actor=actor, action="config.reloaded", subject=str(directory),
                                                        detail={**result, "replica": self.replica_id})])

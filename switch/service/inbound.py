@@ -42,6 +42,7 @@ from switch.contracts import (
     InboundPaymentV1,
     InboundReplyV1,
 )
+from switch.domain.compliance import missing_data
 from switch.domain.errors import InstructionRejected
 from switch.domain.money import AmountError, Money
 from switch.domain.screening import Verdict
@@ -240,6 +241,9 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         updated_at=now,
         direction=Direction.INBOUND,
     )
+    if problem is None:  # issue 12: the party data the route's compliance profile requires (RR01-RR03)
+        missing = missing_data(deps.config.compliance(route.compliance), payment.debtor, payment.creditor, amount)
+        problem = None if missing is None else (missing.reason_code, missing.detail)
     # a card debtor is kept (and handed to the participant) as its token; only the partner's own
     # message holds the number
     payment = deps.pans.protect(payment, deps.mappings[partner].profile.is_card)

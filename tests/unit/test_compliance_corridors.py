@@ -54,8 +54,8 @@ def test_the_shipped_corridors_name_their_profiles() -> None:
 def test_the_same_small_instruction_passes_r16_and_is_refused_rr02_where_the_address_is_always_required(deps: Deps) -> None:
     """200,000 KHR from a debtor without an address: below R16's threshold on KH-TH, but KH-CN's
     profile wants the originator's address at any amount."""
-    on_th = decide(deps, read(sample_partner_instruction("promptpay")))
-    on_cn = decide(deps, read(sample_partner_instruction("unionpay")))
+    on_th = decide(deps, read(sample_partner_instruction("promptpay"), address=None, identification=None))
+    on_cn = decide(deps, read(sample_partner_instruction("unionpay"), address=None, identification=None))
     assert isinstance(on_th, Admitted), on_th
     assert isinstance(on_cn, Reject) and on_cn.reason_code == "RR02"
     assert on_cn.detail == "the debtor's address is missing (town and country at least) (profile cbpr_plus_full)"
@@ -66,13 +66,13 @@ def test_the_profile_not_the_partner_decides(deps: Deps) -> None:
     doc = sample_partner_instruction("promptpay")
     strict = dataclasses.replace(deps, config=with_profile(deps.config, "KH-TH", "cbpr_plus_full"))
     none = dataclasses.replace(deps, config=with_profile(deps.config, "KH-CN", None))
-    assert isinstance(decide(strict, read(doc)), Reject)
+    assert isinstance(decide(strict, read(doc, address=None)), Reject)
     assert isinstance(decide(none, read(sample_partner_instruction("unionpay"))), Admitted)
 
 
 @pytest.mark.parametrize(("value", "admitted"), [("4064999", True), ("4065000", False)])
 def test_r16_applies_at_its_khr_threshold_on_the_debited_amount(deps: Deps, value: str, admitted: bool) -> None:
-    decided = decide(deps, read(sample_instruction(amount={"value": value, "currency": "KHR"})))
+    decided = decide(deps, read(sample_instruction(amount={"value": value, "currency": "KHR"}), address=None, identification=None))
     assert isinstance(decided, Admitted) is admitted, decided
     if not admitted:
         assert isinstance(decided, Reject) and decided.reason_code == "RR02"
@@ -93,7 +93,9 @@ def test_a_large_payment_with_the_debtors_address_or_identification_is_admitted(
 
 async def test_a_refusal_is_a_rejected_status_event_and_counted_by_its_code(deps: Deps) -> None:
     uow = FakeUnitOfWork()
-    cmd = AcceptInstructions([parsed_record(sample_instruction(amount={"value": "4900000", "currency": "KHR"}), source_ref="t:0:1")])
+    bare_debtor = {"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "KHR"}  # no address, no identification
+    cmd = AcceptInstructions([parsed_record(sample_instruction(amount={"value": "4900000", "currency": "KHR"}, debtor=bare_debtor),
+                                            source_ref="t:0:1")])
     out = await accept_instructions(cmd, uow, deps)
     assert out.admissions[("ACLBKHPPXXX", "INS-0001")][1:] == (
         "RR02", "the debtor's address (town and country at least) is missing, and no identification (national id with issuer, "

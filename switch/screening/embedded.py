@@ -34,6 +34,7 @@ from anyascii import anyascii
 from rigour.names import Name, NameTypeTag, align_person_name_order, analyze_names, compare_parts, pair_symbols
 from rigour.names import SymbolCategory
 from rigour.text.phonetics import metaphone
+from rigour.text.distance import levenshtein_similarity
 from rigour.text.translit import ascii_text
 
 from switch.domain.screening import CLEAR, Hit, Outcome, Subject, SubjectKind, Verdict
@@ -62,10 +63,18 @@ BIRTH_DAY_MISMATCH_PENALTY: Final = 0.15
 COUNTRY_MISMATCH_PENALTY: Final = 0.1
 # candidates scored per subject (the ones sharing the rarest keys); the rest are not scored
 CANDIDATES_MAX: Final = 12
+# a candidate whose joined name forms are all less alike than this (cheap edit distance) is not
+# scored with rigour: a shared rare syllable or phonetic key alone does not make a candidate.
+# rigour's similarity is 0 beyond a plausible edit distance, so a payment name missing much of
+# a listed name (two of four parts) is not scored: a trade-off for the clear path's cost [U]
+PREFILTER_SIMILARITY_MIN: Final = 0.5
 # a name form longer than this is cut (a payment field is at most 140 characters)
 NAME_CHARS_MAX: Final = 200
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+# a word: letters and digits with their combining marks (Python's \w leaves out the vowel signs
+# and diacritics of Thai, Lao and Khmer, which would cut "สุดารัตน์" into pieces)
+_TOKEN = re.compile(r"[\w\u0300-\u036f\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ecd"
+                    r"\u17b4-\u17d3\u17dd\u1dc0-\u1dff\u20d0-\u20ff]+")
 _LATIN_TOKEN = re.compile(r"[a-z]+")
 
 
@@ -83,6 +92,18 @@ def name_forms(name: str, latin: str | None = None) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
+def _joined(forms: Iterable[str]) -> tuple[str, ...]:
+    """Each form's tokens joined without spaces, as written and sorted (so that "Quillfeather
+    Dragomir" meets "Dragomir Quillfeather"), for the cheap pre-filter."""
+    out: dict[str, None] = {}
+    for form in forms:
+        tokens = _TOKEN.findall(form.casefold())
+        out["".join(tokens)] = None
+        out["".join(sorted(tokens))] = None
+    out.pop("", None)
+    return tuple(out)
+
+
 def blocking_keys(forms: Iterable[str]) -> set[str]:
     keys: set[str] = set()
     for form in forms:
@@ -92,8 +113,8 @@ def blocking_keys(forms: Iterable[str]) -> set[str]:
         if len(tokens) > 1:
             keys.add("j:" + "".join(tokens))
         for token in tokens:
-            if len(token) < 2 and token.isascii():
-                continue  # an initial blocks nothing
+            if len(token) < 2:
+                continue  # an initial, a lone letter: blocks nothing
             keys.add("t:" + token)
             if token.isascii() and _LATIN_TOKEN.fullmatch(token) and len(token) >= 3:
                 key = metaphone(token)
@@ -106,6 +127,7 @@ def blocking_keys(forms: Iterable[str]) -> set[str]:
 class _Indexed:
     entry: Entry
     forms: tuple[str, ...]
+    joined: tuple[str, ...]  # each form's tokens, lower case, joined without spaces
     analysed: dict[NameTypeTag, list[Name]] = field(default_factory=dict)  # filled on first use
 
     def names(self, tag: NameTypeTag) -> list[Name]:
@@ -124,14 +146,17 @@ class _Index:
 
     @classmethod
     def build(cls, loaded: LoadedList) -> _Index:
-        items = tuple(_Indexed(e, tuple(f for n in e.names for f in name_forms(n))) for e in loaded.entries)
+        items = []
+        for e in loaded.entries:
+            forms = tuple(f for n in e.names for f in name_forms(n))
+            items.append(_Indexed(e, forms, _joined(forms)))
         postings: dict[str, list[int]] = defaultdict(list)
         for i, item in enumerate(items):
             keys = blocking_keys(item.forms) | {"i:" + v for v in item.entry.ids}
             for key in keys:
                 postings[key].append(i)
         n = len(items)
-        return cls(loaded, items, {k: tuple(v) for k, v in postings.items()},
+        return cls(loaded, tuple(items), {k: tuple(v) for k, v in postings.items()},
                    {k: math.log(1 + n / len(v)) for k, v in postings.items()})
 
 
@@ -286,12 +311,16 @@ class EmbeddedScreener:
         if not rank:
             return None  # the clear path: nothing in common with any entry
         candidates = sorted(rank, key=rank.__getitem__, reverse=True)[:CANDIDATES_MAX]
+        joined = _joined(forms)
         analysed: dict[NameTypeTag, list[Name]] = {}
         best: Hit | None = None
         for i in candidates:
             item = index.items[i]
             entry = item.entry
             if not _compatible(subject.kind, entry):
+                continue
+            id_match = bool(ids & entry.ids)
+            if not id_match and max(levenshtein_similarity(q, r) for q in joined for r in item.joined) < PREFILTER_SIMILARITY_MIN:
                 continue
             tag = _tag(subject.kind, entry)
             if tag not in analysed:
@@ -303,7 +332,7 @@ class EmbeddedScreener:
                     if s > score:
                         score, matched = s, r.original
             why = [f"name {score:.2f} ({matched})"]
-            if ids & entry.ids:
+            if id_match:
                 score = max(score, ID_MATCH_SCORE)
                 why.append("identifier matches")
             adjust, said = _birth_date_adjustment(subject.birth_date, entry)

@@ -64,6 +64,7 @@ class LoadedList:
 def load_list(path: Path) -> LoadedList:
     """Read and validate the list; ValueError naming the file and line when it does not load."""
     from followthemoney import model  # imported when used: 0.8 s
+    from followthemoney.exc import FollowTheMoneyException
 
     try:
         if path.stat().st_size > LIST_BYTES_MAX:
@@ -86,7 +87,7 @@ def load_list(path: Path) -> LoadedList:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             proxy = model.get_proxy(data)
-        except (ValueError, TypeError, KeyError) as exc:  # InvalidData is a ValueError
+        except (ValueError, TypeError, KeyError, FollowTheMoneyException) as exc:
             raise ValueError(f"{path}:{number}: not a FollowTheMoney entity: {exc}") from exc
         if not proxy.id:
             raise ValueError(f"{path}:{number}: entity without an id")

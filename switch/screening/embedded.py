@@ -8,7 +8,8 @@ Two stages, so that a clear payment costs next to nothing:
 1. blocking: an index from keys to entries. Keys are the normalised tokens of every name form,
    the tokens of a name joined ("WangXiaoMing" meets "wang xiao ming"), a metaphone key per
    Latin token, and the normalised identifiers. A payment whose names and ids share no key with
-   any entry is clear without scoring.
+   any entry is clear without scoring; so is one that shares only a short phonetic key
+   ("ST"), or whose joined name forms are far (edit distance) from all of the entry's.
 2. scoring the few candidates that share keys (the rarest keys first): rigour's analysed names,
    symbol pairing (`pair_symbols`) then edit-distance alignment of the rest (`compare_parts`),
    best over the name-form pairs; then identifiers, birth dates and countries.
@@ -63,6 +64,10 @@ BIRTH_DAY_MISMATCH_PENALTY: Final = 0.15
 COUNTRY_MISMATCH_PENALTY: Final = 0.1
 # candidates scored per subject (the ones sharing the rarest keys); the rest are not scored
 CANDIDATES_MAX: Final = 12
+# a phonetic key this long or longer links a candidate on its own ("SFNR0"); shorter ones ("ST",
+# "RTN") only when the entry shares PHONETIC_KEYS_MIN of them
+PHONETIC_KEY_STRONG_CHARS_MIN: Final = 4
+PHONETIC_KEYS_MIN: Final = 2
 # a candidate whose joined name forms are all less alike than this (cheap edit distance) is not
 # scored with rigour: a shared rare syllable or phonetic key alone does not make a candidate.
 # rigour's similarity is 0 beyond a plausible edit distance, so a payment name missing much of
@@ -118,8 +123,8 @@ def blocking_keys(forms: Iterable[str]) -> set[str]:
             keys.add("t:" + token)
             if token.isascii() and _LATIN_TOKEN.fullmatch(token) and len(token) >= 3:
                 key = metaphone(token)
-                if key:
-                    keys.add("p:" + key)
+                if key:  # a short key ("ST") is shared by many names: a weak link ("w:")
+                    keys.add(("p:" if len(key) >= PHONETIC_KEY_STRONG_CHARS_MIN else "w:") + key)
     return keys
 
 
@@ -302,15 +307,23 @@ class EmbeddedScreener:
         keys = blocking_keys(forms) | {"i:" + v for v in ids}
         postings = index.postings
         rank: dict[int, float] = {}
+        phonetic_only: dict[int, int] = {}  # candidate -> weak keys shared, while no other key is
         for key in keys:
             entries = postings.get(key)
             if entries:
                 weight = index.weights[key]
+                weak = key.startswith("w:")
                 for i in entries:
                     rank[i] = rank.get(i, 0.0) + weight
-        if not rank:
-            return None  # the clear path: nothing in common with any entry
-        candidates = sorted(rank, key=rank.__getitem__, reverse=True)[:CANDIDATES_MAX]
+                    if weak:
+                        phonetic_only[i] = phonetic_only.get(i, 0) + 1
+                    else:
+                        phonetic_only[i] = -(1 << 30)  # a token or an id in common: a candidate whatever
+        # one short phonetic key alone ("ST") is too weak a link; spelling variants share more
+        candidates = [i for i in rank if phonetic_only.get(i, 0) < 0 or phonetic_only[i] >= PHONETIC_KEYS_MIN]
+        if not candidates:
+            return None  # the clear path: nothing (enough) in common with any entry
+        candidates = sorted(candidates, key=rank.__getitem__, reverse=True)[:CANDIDATES_MAX]
         joined = _joined(forms)
         analysed: dict[NameTypeTag, list[Name]] = {}
         best: Hit | None = None

@@ -1069,8 +1069,9 @@ def _check_calendar(out: _Problems, directory: Path, profile_path: Path, profile
 
 
 def _check_screening(out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig) -> None:
-    """The screening a start builds (issue 12): the embedded list loads (read with followthemoney
-    only, not matched), a yente provider has a URL."""
+    """The screening a start builds (issue 12): the embedded list is readable and begins with
+    FollowTheMoney entities (read with followthemoney only; a start loads it all), a yente
+    provider has a URL."""
     screening = cfg.screening
     if not screening.enabled:
         return
@@ -1080,10 +1081,10 @@ def _check_screening(out: _Problems, directory: Path, files: Mapping[str, Path],
                    "screening: provider yente needs url (or MEKONG_SCREENING_URL)")
         return
     from switch.screening import list_file  # the screening package reads this module: imported when used
-    from switch.screening.entities import load_list
+    from switch.screening.entities import check_list
 
     try:
-        load_list(list_file(directory, screening))
+        check_list(list_file(directory, screening))
     except ValueError as exc:
         out.at(files["switch"], ("screening", "list_path"), f"screening: {exc}")
 

@@ -260,6 +260,10 @@ class EmbeddedScreener:
     def _build(self) -> _Index:
         return _Index.build(load_list(self.path))
 
+    def describe(self) -> str:
+        """What is loaded, as reload() says it ("demo-list.ftm.json: 30 entities, sha256 ...")."""
+        return self._index.loaded.describe()
+
     @property
     def list_version(self) -> str:
         return self._index.loaded.version

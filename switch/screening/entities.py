@@ -19,6 +19,7 @@ ENTRY_SCHEMATA: Final = ("Person", "Organization", "Company", "LegalEntity")
 NAME_PROPS: Final = ("name", "alias", "weakAlias", "previousName")
 ID_PROPS: Final = ("idNumber", "nationalId", "taxNumber", "leiCode", "registrationNumber", "passportNumber")
 COUNTRY_PROPS: Final = ("country", "nationality", "citizenship", "jurisdiction")
+LIST_CHECK_LINES_MAX: Final = 1000  # lines `mekong config check` validates (a start loads them all)
 LIST_BYTES_MAX: Final = 512 * 1024 * 1024  # a list larger than this is refused, not read into memory
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
@@ -59,6 +60,32 @@ class LoadedList:
 
     def describe(self) -> str:
         return f"{self.name}: {len(self.entries)} entities, sha256 {self.digest[:8]}"
+
+
+def check_list(path: Path, *, lines_max: int = LIST_CHECK_LINES_MAX) -> None:
+    """What `mekong config check` asks of the list without reading all of a real list (a million
+    entities): the file is there and readable, and its first `lines_max` lines are entities.
+    ValueError as load_list."""
+    from followthemoney import model
+    from followthemoney.exc import FollowTheMoneyException
+
+    try:
+        with path.open("rb") as f:
+            head = [f.readline() for _ in range(lines_max)]
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the screening list: {exc.strerror or exc}") from exc
+    if not any(line.strip() for line in head):
+        raise ValueError(f"{path}: empty")
+    for number, line in enumerate(head, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            model.get_proxy(data)
+        except (ValueError, TypeError, KeyError, FollowTheMoneyException) as exc:
+            raise ValueError(f"{path}:{number}: not a FollowTheMoney entity: {exc}") from exc
 
 
 def load_list(path: Path) -> LoadedList:

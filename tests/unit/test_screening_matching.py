@@ -161,3 +161,33 @@ def test_a_broken_list_raises_and_keeps_the_old_one(tmp_path: Path, broken: str)
 def test_a_missing_list_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read"):
         EmbeddedScreener(tmp_path / "absent.ftm.json", threshold=THRESHOLD)
+
+
+# ---------------------------------------------------------------- metrics, logs
+
+
+def test_each_screened_payment_is_timed_by_outcome_and_the_list_size_is_exported() -> None:
+    from switch.metrics import Metrics
+
+    metrics = Metrics()
+    screener = EmbeddedScreener(DEMO_LIST, threshold=THRESHOLD, metrics=metrics)
+    registry = metrics.registry
+    assert registry.get_sample_value("switch_screening_list_entries") == 30
+    assert registry.get_sample_value("switch_screening_seconds_count", {"provider": "embedded", "outcome": "hit"}) == 0
+    asyncio.run(screener.screen([Subject(("P1", "a"), Role.DEBTOR, "Sima Huilin"), Subject(("P1", "b"), Role.DEBTOR, "Marguerite Oakhollow"),
+                                 Subject(("P1", "c"), Role.DEBTOR, "Hildegard Mossbrook")]))
+    assert registry.get_sample_value("switch_screening_seconds_count", {"provider": "embedded", "outcome": "hit"}) == 1
+    assert registry.get_sample_value("switch_screening_seconds_count", {"provider": "embedded", "outcome": "clear"}) == 2
+
+
+def test_screening_and_reloading_log_no_party_data(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    path = tmp_path / "list.ftm.json"
+    shutil.copy(DEMO_LIST, path)
+    with caplog.at_level("DEBUG"):
+        screener = EmbeddedScreener(path, threshold=THRESHOLD)
+        screener.screen_now([Subject(("P1", "a"), Role.DEBTOR, "Sima Huilin", birth_date=date(1987, 2, 22), national_id="ZZ998877"),
+                             Subject(("P1", "b"), Role.CREDITOR, "Marguerite Oakhollow")])
+        screener.reload()
+    logged = caplog.text
+    for personal in ("Sima", "Huilin", "1987-02-22", "ZZ998877", "Marguerite", "Oakhollow"):
+        assert personal not in logged

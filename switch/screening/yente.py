@@ -16,6 +16,7 @@ parse or lacks a query's response gives `Outcome.UNAVAILABLE` with a detail, nev
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import time
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from switch.domain.screening import Hit, Outcome, Subject, SubjectKind, Verdict
 
@@ -55,6 +57,7 @@ class YenteScreener:
     def __init__(self, url: str, *, dataset: str, algorithm: str, threshold: float, timeout_s: float,
                  metrics: Any = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
+        self._shown_url = str(URL(self.url).with_user(None))  # what logs say: no credentials
         self.dataset = dataset
         self.algorithm = algorithm
         self.threshold = threshold
@@ -63,9 +66,11 @@ class YenteScreener:
         # TLS: the system's trust store unless told otherwise
         self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
         self._session: aiohttp.ClientSession | None = None
+        # what decided, in each verdict: the remote dataset (its own version is the API's to tell)
+        self._version = f"yente:{dataset}"
 
     def reload(self) -> str:
-        return f"remote: {self.url} dataset {self.dataset}"
+        return f"remote: {self._shown_url} dataset {self.dataset}"
 
     async def close(self) -> None:
         if self._session is not None:
@@ -81,7 +86,9 @@ class YenteScreener:
         started = time.perf_counter()
         verdicts: dict[tuple[str, str], Verdict] = {}
         for start in range(0, len(subjects), QUERIES_PER_REQUEST_MAX):
-            verdicts.update(await self._screen_batch(subjects[start:start + QUERIES_PER_REQUEST_MAX], verdicts))
+            for key, verdict in (await self._screen_batch(subjects[start:start + QUERIES_PER_REQUEST_MAX], verdicts)).items():
+                if verdicts.get(key) is None or verdicts[key].outcome is not Outcome.HIT:  # a hit says more than an outage
+                    verdicts[key] = verdict
         if self._metrics is not None and verdicts:
             elapsed = time.perf_counter() - started
             for verdict in verdicts.values():
@@ -93,17 +100,14 @@ class YenteScreener:
         try:
             answer = await self._post({"queries": queries})
             responses = answer["responses"]
-            found: dict[str, tuple[Hit | None]] = {}
-            for name, subject in zip(queries, subjects):
-                found[name] = (self._best(responses[name]["results"], subject),)
+            found = {name: self._best(responses[name]["results"], subject) for name, subject in zip(queries, subjects)}
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError, TypeError) as exc:
             detail = _detail(exc)
-            log.warning("screening API %s unavailable: %s", self.url, detail)
-            out = {s.key: Verdict(Outcome.UNAVAILABLE, detail=detail) for s in subjects}
-            return out
+            log.warning("screening API %s unavailable: %s", self._shown_url, detail)
+            return {s.key: Verdict(Outcome.UNAVAILABLE, detail=detail) for s in subjects}
         out: dict[tuple[str, str], Verdict] = {}
         for name, subject in zip(queries, subjects):
-            (hit,) = found[name]
+            hit = found[name]
             prior = out.get(subject.key) or so_far.get(subject.key)
             if prior is not None and prior.outcome is not Outcome.CLEAR:
                 if hit is None or prior.hit is None or prior.hit.score >= hit.score:
@@ -112,8 +116,6 @@ class YenteScreener:
             out[subject.key] = Verdict(Outcome.HIT, hit, list_version=self._version) if hit is not None \
                 else Verdict(Outcome.CLEAR, list_version=self._version)
         return out
-
-    _version: str = ""
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {"algorithm": self.algorithm, "threshold": str(self.threshold)}
@@ -124,8 +126,6 @@ class YenteScreener:
                 raw = await resp.content.read(ANSWER_BYTES_MAX + 1)
         if len(raw) > ANSWER_BYTES_MAX:
             raise ValueError(f"answer larger than {ANSWER_BYTES_MAX} bytes")
-        import json
-
         try:
             answer = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -191,3 +191,29 @@ def test_screening_and_reloading_log_no_party_data(caplog: pytest.LogCaptureFixt
     logged = caplog.text
     for personal in ("Sima", "Huilin", "1987-02-22", "ZZ998877", "Marguerite", "Oakhollow"):
         assert personal not in logged
+
+
+def test_screening_goes_on_while_another_thread_reloads(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "list.ftm.json"
+    shutil.copy(DEMO_LIST, path)
+    screener = EmbeddedScreener(path, threshold=THRESHOLD)
+    subjects = [Subject(("P1", "a"), Role.DEBTOR, "Sima Huilin"), Subject(("P1", "b"), Role.DEBTOR, "Marguerite Oakhollow")]
+    outcomes: list[tuple[Outcome, Outcome]] = []
+    stop = threading.Event()
+
+    def reloading() -> None:
+        while not stop.is_set():
+            screener.reload()
+
+    thread = threading.Thread(target=reloading)
+    thread.start()
+    try:
+        for _ in range(200):
+            verdicts = screener.screen_now(subjects)
+            outcomes.append((verdicts[("P1", "a")].outcome, verdicts[("P1", "b")].outcome))
+    finally:
+        stop.set()
+        thread.join()
+    assert set(outcomes) == {(Outcome.HIT, Outcome.CLEAR)}

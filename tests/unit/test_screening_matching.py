@@ -217,3 +217,13 @@ def test_screening_goes_on_while_another_thread_reloads(tmp_path: Path) -> None:
         stop.set()
         thread.join()
     assert set(outcomes) == {(Outcome.HIT, Outcome.CLEAR)}
+
+
+@pytest.mark.parametrize(("name", "entry"), [("Zhuge Xueqiao", "a"), ("Zhuge Xue Qiao", "a"), ("Hoang Phu Ngoc Thach", "b")])
+def test_a_latin_name_meets_an_entry_listed_only_in_chinese_or_vietnamese(tmp_path: Path, name: str, entry: str) -> None:
+    # Chinese and Vietnamese transliterate well enough; Khmer, Thai and Lao do not (ICU and
+    # anyascii are lossy on them): for those the list's Latin aliases carry the match
+    path = tmp_path / "script-only.ftm.json"
+    path.write_text('{"id": "a", "schema": "Person", "properties": {"name": ["诸葛雪樵"]}}\n'
+                    '{"id": "b", "schema": "Person", "properties": {"name": ["Hoàng Phủ Ngọc Thạch"]}}\n', encoding="utf-8")
+    assert _screen(EmbeddedScreener(path, threshold=THRESHOLD), name)[:2] == (Outcome.HIT, entry)

@@ -63,3 +63,15 @@ def test_build_screener_follows_the_provider(cfg_dir: Path) -> None:
     assert isinstance(screener, YenteScreener) and screener.reload() == "remote: https://screening.example dataset default"
     off = cfg.model_copy(update={"screening": cfg.screening.model_copy(update={"enabled": False})})
     assert build_screener(off) is None
+
+
+@pytest.mark.parametrize("implementation", [EmbeddedScreener, YenteScreener])
+def test_both_screeners_offer_the_port_with_its_signatures(implementation: type) -> None:
+    import inspect
+
+    from switch.service.ports import Screener
+
+    for method in ("screen", "reload"):
+        port, impl = getattr(Screener, method), getattr(implementation, method)
+        assert inspect.signature(impl) == inspect.signature(port), method
+        assert inspect.iscoroutinefunction(impl) == inspect.iscoroutinefunction(port), method

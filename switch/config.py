@@ -831,6 +831,7 @@ def check(
         _check_references(out, directory, files, cfg, partner_names)
         profiles = _check_partners(out, directory, files, cfg, env)
         _check_fx(out, files, cfg)
+        _check_screening(out, directory, files, cfg)
         if secrets and cfg.pan_key is None:  # Switch.start refuses it: a key per process would split tokens
             out.add(ENVIRONMENT, None, "no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
         if secrets and not cfg.security.insecure_dev:
@@ -1155,6 +1156,27 @@ def _check_calendar(out: _Problems, directory: Path, profile_path: Path, profile
         profile.settlement_calendar(directory, env=env)
     except (ValueError, ValidationError) as exc:
         out.at(profile_path, ("settlement",), f"partner {profile.partner}: settlement: {exc}")
+
+
+def _check_screening(out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig) -> None:
+    """The screening a start builds (issue 12): the embedded list is readable and begins with
+    FollowTheMoney entities (read with followthemoney only; a start loads it all), a yente
+    provider has a URL."""
+    screening = cfg.screening
+    if not screening.enabled:
+        return
+    if screening.provider == "yente":
+        if not screening.url:
+            out.at(files["switch"], ("screening", "provider"),
+                   "screening: provider yente needs url (or MEKONG_SCREENING_URL)")
+        return
+    from switch.screening import list_file  # the screening package reads this module: imported when used
+    from switch.screening.entities import check_list
+
+    try:
+        check_list(list_file(directory, screening))
+    except ValueError as exc:
+        out.at(files["switch"], ("screening", "list_path"), f"screening: {exc}")
 
 
 def _check_fx(out: _Problems, files: Mapping[str, Path], cfg: SwitchConfig) -> None:

@@ -34,6 +34,7 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch import config as config_mod
 from switch.config import SwitchConfig
+from switch.screening import build_screener
 from switch.domain.corridor_rules import NO_CONTROLS, ControlKind, Controls
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
@@ -156,6 +157,7 @@ class Switch:
         self.broker_reachable = False
         self._producer: AIOKafkaProducer | None = None
         self._close_by: float | None = None  # loop time by which stop() must have closed everything
+        self.screener: Any = None  # the screening port (issue 12), built at start; None: screening off
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -215,6 +217,14 @@ class Switch:
             proxy=[p for p, m in mappings.items() if m.profile.proxy_resolution],
         )
         self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
+        # sanctions screening (issue 12): the embedded list and rigour's name data load here (seconds
+        # of CPU, off the event loop), not on the first payment; None when [screening] is off
+        self.screener = await asyncio.to_thread(build_screener, cfg, self.metrics)
+        if self.screener is not None:
+            log.info("screening: %s", self.screener.reload() if self.screener.provider == "yente" else self.screener.describe())
+            close = getattr(self.screener, "close", None)
+            if close is not None:
+                stack.push_async_callback(self._bounded(close, "the screening API client"))
         k = cfg.kafka
         broker_auth = client_options(cfg)
         async with self._broker_answers("creating topics"):
@@ -685,6 +695,14 @@ class Switch:
                      f"; needs a restart to apply: {', '.join(restart)}" if restart else "",
                      f"; corridors whose partner this replica does not serve (restart): {', '.join(unserved)}" if unserved else "")
             await self.refresh_controls()
+            if self.screener is not None and self.screener.provider == "embedded":
+                # the list file is re-read (issue 12: a list update without a restart); one that does
+                # not load keeps the running list
+                try:
+                    result["screening_list"] = await asyncio.to_thread(self.screener.reload)
+                except ValueError as exc:
+                    result["screening_list_problem"] = str(exc)
+                    log.error("screening list reload refused, the running list stays: %s", exc)
             return result
 
     def install_reload_signal(self) -> None:

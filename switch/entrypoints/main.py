@@ -217,8 +217,8 @@ class Switch:
             proxy=[p for p, m in mappings.items() if m.profile.proxy_resolution],
         )
         self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
-        # sanctions screening (issue 12): the embedded list and rigour's name data load here (seconds
-        # of CPU, off the event loop), not on the first payment; None when [screening] is off
+        # sanctions screening (issue 12): the embedded list loads here, off the event loop, and
+        # rigour's name data in the background (switch/screening/embedded.py); None when [screening] is off
         self.screener = await asyncio.to_thread(build_screener, cfg, self.metrics)
         if self.screener is not None:
             log.info("screening: %s", self.screener.reload() if self.screener.provider == "yente" else self.screener.describe())

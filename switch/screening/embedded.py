@@ -253,7 +253,10 @@ class EmbeddedScreener:
         self._metrics = metrics
         self._reload_lock = threading.Lock()
         self._index = self._build()
-        _warm_up()
+        # rigour's person-name data takes about 6 s of CPU to load, once per process: in the
+        # background (its native code releases the GIL), so that the switch is ready at once and a
+        # clear payment never waits; a candidate scored before it is done waits for the rest
+        threading.Thread(target=_warm_up, name="screening-warm-up", daemon=True).start()
         if metrics is not None:
             metrics.screening_list_entries.set(len(self._index.items))
 

@@ -44,7 +44,7 @@ from switch.tools.exceptions_load import EXPECTED_BAD_RETURN, ExceptionsRun, dri
 from switch.tools.inbound_load import InboundPlanned, InboundResult, drive_inbound, plan_inbound
 from switch.tools.loadgen import ALL_CORRIDORS, drive, plan_instructions, summarise
 from switch.tools.stack import Stack
-from switch.tools import settlement_load
+from switch.tools import compliance_load, settlement_load
 
 demo_partner_reject_rate = 0.01  # each simulator's beneficiary-bank rejects (NAPAS answers in its own codes)
 demo_partner_duplicate_rate = 0.005  # pacs.002 answered twice: recorded, never applied twice
@@ -262,14 +262,18 @@ def _print_exceptions(exceptions: dict[str, Any], run: ExceptionsRun) -> None:
     print(line)
 
 
-async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[InboundPlanned]) -> tuple[Any, InboundResult]:
+async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[InboundPlanned]
+                      ) -> tuple[Any, InboundResult, compliance_load.OperatorRun]:
     out_bar = tqdm(total=sum(1 for p in planned if p.kind != "pain001"), unit="instr", desc="outbound final statuses",
                    file=sys.stdout, mininterval=0.5, position=0)
     in_bar = tqdm(total=len(inbound_planned), unit="pay", desc="inbound partner answers", file=sys.stdout,
                   mininterval=0.5, position=1)
     signers = stack.signers  # every instruction and reply signed by its participant's key
+    # issue 12: the demo plays the operator who decides the screening holds, while the traffic runs
+    stop = asyncio.Event()
+    operator = asyncio.create_task(compliance_load.play_operator(stack.ops_get, stack.ops_post, stack.ops_url, stop))
     try:
-        return await asyncio.gather(
+        result, inbound_result = await asyncio.gather(
             drive(stack.bootstrap_servers, planned, on_progress=lambda d, _t: out_bar.update(d - out_bar.n),
                   rate_per_s=demo_rate_per_s, signers=signers),
             drive_inbound(stack.bootstrap_servers, {p: stack.sim_url(p) for p in stack.partners}, inbound_planned,
@@ -277,8 +281,10 @@ async def _drive_both(stack: Stack, planned: list[Any], inbound_planned: list[In
                           signers=signers),
         )
     finally:
+        stop.set()
         out_bar.close()
         in_bar.close()
+    return result, inbound_result, await operator
 
 
 def _read_the_operations_port(stack: Stack, result: Any) -> dict[str, Any]:
@@ -331,6 +337,11 @@ def run_demo(
         count, run_id=run_id, corridors=ALL_CORRIDORS, qr_share=demo_qr_share, pain_share=demo_pain_share
     )
     inbound_planned = plan_inbound(inbound_per_partner)
+    # issue 12: instructions the corridors' data rules refuse, and parties on the screening list
+    compliance_out = compliance_load.plan_outbound(planned, run_id)
+    compliance_in = compliance_load.plan_inbound(("promptpay", "lapnet", "napas", "unionpay"))
+    planned += compliance_out
+    inbound_planned += compliance_in
     sim_args = ["--delay-ms", str(demo_partner_delay_ms), "--reject-rate", str(demo_partner_reject_rate),
                 "--duplicate-rate", str(demo_partner_duplicate_rate), "--return-rate", str(demo_return_rate),
                 "--partial-return-rate", str(demo_partial_return_rate), "--return-delay-ms", str(demo_return_delay_ms),
@@ -359,7 +370,7 @@ def run_demo(
             f"at {demo_rate_per_s:g}/s (JSON, QR and pain.001) while the four networks send {len(inbound_planned):,} inbound payments",
             flush=True,
         )
-        result, inbound_result = asyncio.run(_drive_both(stack, planned, inbound_planned))
+        result, inbound_result, operator_run = asyncio.run(_drive_both(stack, planned, inbound_planned))
         print("exceptions: the participants recall and return payments, the networks recall, return and ask ...", flush=True)
         exceptions_run = asyncio.run(drive_exceptions(
             stack.bootstrap_servers, {p: stack.sim_url(p) for p in stack.partners}, stack.database_path, result, inbound_result,
@@ -379,15 +390,18 @@ def run_demo(
     exceptions = outcomes(stack.database_path, exceptions_run, inbound_result)
     settlement = settlement_load.outcomes(stack.database_path, settlement_run, open_before)
     checks = check_messages(stack.database_path, schemas)
+    compliance = compliance_load.summary(compliance_out, result.finals, compliance_in, inbound_result, operator_run)
     samples = write_samples(stack.database_path, workdir / "samples", planned)
     (workdir / "summary.json").write_text(
-        json.dumps({"summary": summary, "inbound": inbound, "exceptions": exceptions, "settlement": settlement, "xsd": checks, "simulators": sims,
+        json.dumps({"summary": summary, "inbound": inbound, "exceptions": exceptions, "settlement": settlement, "compliance": compliance,
+                    "xsd": checks, "simulators": sims,
                     "partner_tls": not stack.insecure_dev, "signatures": not stack.insecure_dev,
                     "kafka_signatures": not stack.insecure_dev, "ops_port": ops_port}, indent=2, default=str)
     )
     _print_summary(count, result.elapsed_s(), summary, inbound, checks, samples, sims)
     _print_exceptions(exceptions, exceptions_run)
     settlement_load.print_settlement(settlement)
+    compliance_load.print_summary(compliance)
     tracked = sum(1 for p in planned if p.kind != "pain001")
     pain_payments = sum(1 for p in planned if p.origin == "pain.001" and p.kind != "pain001" and p.key in result.finals
                         and result.finals[p.key].event.get("uetr"))
@@ -406,6 +420,8 @@ def run_demo(
         problems.append(f"{len(summary['bad_input_expectations_unmet']) + len(inbound['expectations_unmet'])} payments ended unexpectedly")
     if exceptions["expectations_unmet"]:
         problems.append(f"{len(exceptions['expectations_unmet'])} exceptions did not end as planned")
+    if compliance["unmet"]:
+        problems.append(f"the screening holds did not end as planned: {'; '.join(compliance['unmet'][:3])}")
     if settlement["expectations_unmet"]:
         problems.append(f"settlement did not end as planned ({len(settlement['expectations_unmet'])} findings)")
     missing = [f"{m} {way}" for m in EXCEPTION_MESSAGES for way in ("sent", "received")

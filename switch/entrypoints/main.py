@@ -58,6 +58,7 @@ from switch.service.handlers import Deps, Outcome
 from switch.service.rate_limits import RateLimits
 from switch.service.partner_log import PartnerProblems
 from switch.service.relay import OutboxRelay
+from switch.screening import build_screener
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
 from switch.signing import Sealer, load_switch_signing
@@ -207,6 +208,7 @@ class Switch:
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
             calendars=settlement_calendars([m.profile for m in mappings.values()], Path(cfg.config_dir)),
             partner_problems=self.partner_problems,
+            screener=build_screener(cfg),  # issue 12: None when screening is off
         )
         self.metrics.initialise_known_labels(  # so increase() sees the first event of each (issue 11 item 5)
             corridors=[c.id for c in cfg.corridors if c.enabled] + [r.id for r in cfg.inbound_routes if r.enabled],
@@ -681,6 +683,12 @@ class Switch:
                      f"; needs a restart to apply: {', '.join(restart)}" if restart else "",
                      f"; corridors whose partner this replica does not serve (restart): {', '.join(unserved)}" if unserved else "")
             await self.refresh_controls()
+            if self.deps.screener is not None:  # issue 12: the screening list is reloaded with the configuration
+                try:
+                    result["screening"] = self.deps.screener.reload()
+                except ValueError as exc:
+                    log.error("screening list reload (%s) refused, the list in force stays: %s", actor, str(exc)[:500])
+                    result["screening"] = f"refused, the list in force stays: {str(exc)[:500]}"
             return result
 
     def install_reload_signal(self) -> None:
@@ -725,6 +733,8 @@ class Switch:
             cases = await uow.case_counts([s.value for s in CASE_NOT_CLOSED])
             breaks = await uow.break_counts()
             recent = {p: await uow.cycles_list(p, 10) for p in self.deps.calendars}
+            held = await uow.holds_open_count()  # issue 12: screening holds waiting for a decision
+        self.metrics.screening_held.set(held)
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:

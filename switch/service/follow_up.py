@@ -54,9 +54,19 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
     partner_msgs: list[OutboxMessage] = []
     follow_ups: list[tuple[str, datetime | None]] = []
     resend: dict[str, list[str]] = {}  # partner -> pacs.008 message ids
+    held = [p for p in claimed if p.state is S.HELD]  # issue 12: a screening hold's deadline
+    if held:
+        from switch.service.holds import expire_held  # builds on inbound.py, imported when needed
+
+        expired = await expire_held(uow, deps, held, now=now, moved=moved, history=history, partner_msgs=partner_msgs,
+                                    status_msgs=statuses, follow_ups=follow_ups)
+        if expired:
+            out.counts["holds_expired"] = expired
     for p in claimed:
         if p.state in FINAL_STATES:
             follow_ups.append((p.uetr, None))
+            continue
+        if p.state is S.HELD:
             continue
         if p.direction is Direction.INBOUND:
             if p.state is S.SUBMITTED:  # the participant stayed silent past reply_by

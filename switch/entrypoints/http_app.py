@@ -452,6 +452,9 @@ def build_ops_app(
         app[corridors_edge.CONTROLS_CHANGED] = controls_changed
     quotes_edge.add_routes(app)  # issue 11: POST /v1/quotes, GET /v1/fx/rates
     ops_edge.add_routes(app, dead_letters)  # issue 11: search, messages, resolve, dead letters, OpenAPI
+    from switch.entrypoints import screening_edge  # it builds on ops_edge's helpers
+
+    screening_edge.add_routes(app)  # issue 12: /v1/screening/holds*, /v1/screening/reload
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -227,3 +227,17 @@ async def test_the_holds_are_listed_open_first_and_shown(deps: Deps) -> None:
     shown = await show_hold(uow, uetr)
     assert shown is not None and shown.payment is not None and shown.payment.reason_code == "RR04"
     assert await uow.holds_open_count() == 0
+
+
+async def test_a_released_payment_counts_its_sla_from_the_release_not_from_the_hold(deps: Deps, clock: FakeClock) -> None:
+    uow, uetr = await _held(deps)
+    clock.advance(3600)  # held an hour: far past the partner's SLA counted from admission
+    await release_held(ReleaseHeld(uetr, "alice", "cleared"), uow, deps)
+    profile = deps.mappings[uow.payments[uetr].partner].profile
+    assert profile.sla_s < 3600
+    clock.advance(min(profile.resend_after_s, profile.exceptions.enquire_after_s) + 0.001)
+    await follow_up_payments(FollowUpPayments(), uow, deps)
+    assert uow.payments[uetr].state is S.QUOTED  # not TIMED_OUT at its first look
+    clock.advance(profile.sla_s + limits.follow_up_interval_s_max)
+    await follow_up_payments(FollowUpPayments(), uow, deps)
+    assert uow.payments[uetr].state is S.TIMED_OUT  # past the SLA counted from the release

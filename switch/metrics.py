@@ -280,6 +280,9 @@ class Metrics:
             buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400), registry=r,
         )
         self.screening_held = Gauge("switch_screening_held", "Screening holds waiting for a decision", registry=r)
+        self.screening_held_overdue = Gauge(
+            "switch_screening_held_overdue", "Screening holds waiting for a decision past half their deadline", registry=r,
+        )
 
     def init_corridors(self, corridors: Any, partners: Any) -> None:
         """Every corridor's and partner's series at 0 from the start (so increase() sees the first

@@ -733,8 +733,11 @@ class Switch:
             cases = await uow.case_counts([s.value for s in CASE_NOT_CLOSED])
             breaks = await uow.break_counts()
             recent = {p: await uow.cycles_list(p, 10) for p in self.deps.calendars}
-            held = await uow.holds_open_count()  # issue 12: screening holds waiting for a decision
-        self.metrics.screening_held.set(held)
+            # issue 12: screening holds waiting for a decision (a few rows), and those past half their deadline
+            held_count = await uow.holds_open_count()
+            held = await uow.holds_list(True, 500) if held_count else []
+        self.metrics.screening_held.set(held_count)
+        self.metrics.screening_held_overdue.set(sum(1 for h in held if self.clock() >= h.held_at + (h.deadline_at - h.held_at) / 2))
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:

@@ -242,6 +242,18 @@ class PartnerSettlement(BaseModel):
 SETTLEMENT_EVERY_S_ENV = "MEKONG_PARTNER_SETTLEMENT_EVERY_S_"
 
 
+class PartnerAddress(BaseModel):
+    """[address] (issue 12): what the pacs.008 carries for a party whose address the payment lacks
+    (an old instruction below the corridor's threshold, a creditor known only by a proxy). Every
+    party goes out with TwnNm and Ctry (CBPR+ since November 2026); the country is the debtor's
+    (the switch's country) or the creditor's (the partner's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unknown_town: str = Field(default="NOTPROVIDED", min_length=1, max_length=35)
+    lines_max: int = Field(default=2, ge=0, le=2)  # AdrLine per party: CBPR+ hybrid allows two
+
+
 class PartnerProfile(BaseModel):
     """A partner network's rules as data. What the public facts do not say is listed, tagged [U]
     or [O], under `assumptions` in the TOML."""
@@ -292,6 +304,7 @@ class PartnerProfile(BaseModel):
     limits: PartnerLimits = PartnerLimits()  # [limits]: messages per second on the partner port
     exceptions: PartnerExceptions = PartnerExceptions()  # [exceptions]: enquiries, returns, recalls (issue 9)
     settlement: PartnerSettlement | None = None  # [settlement]: cycles and the report (issue 10); every shipped profile has one
+    address: PartnerAddress = PartnerAddress()  # [address]: the parties' postal address fallback (issue 12)
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "PartnerProfile":

@@ -19,6 +19,8 @@ from lxml import etree
 
 from iso20022 import pacs002, pacs008
 from iso20022.model import Agent, Amount
+from iso20022.model import Party as WireParty
+from iso20022.model import PostalAddress as WireAddress
 from switch.domain.payment import Identification, PostalAddress
 
 # Proxy type codes a partner may use for "pay this Bakong mobile number" (ISO
@@ -29,6 +31,7 @@ answer_prefix: Final = "R"  # pacs.002 MsgId toward the partner: R + the UETR's 
 # digits of a hash of (sender, its message id, the UETR), so a resend of that message is answered
 # with the same DUPL message and R + UETR stays the payment's own answer
 duplicate_answer_prefix: Final = "D"
+NATIONAL_ID_SCHEME: Final = "NIDN"  # Id/PrvtId/Othr/SchmeNm/Cd of a national identity number [O ISO ExternalPersonIdentification1Code]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,39 @@ def _transfer(tx: pacs008.CreditTransfer) -> InboundTransfer:
         creditor_proxy_type=(proxy.type_code or proxy.type_proprietary) if proxy is not None else None,
         creditor_proxy=proxy.identifier if proxy is not None else None,
         remittance=lines[0] if lines else None,
+        debtor_address=postal_address(tx.debtor),
+        debtor_identification=identification(tx.debtor),
+        creditor_address=postal_address(tx.creditor),
+    )
+
+
+def postal_address(party: WireParty) -> PostalAddress | None:
+    """A party's PstlAdr as the domain address (issue 12); None without one or with no country
+    (the domain address always has a country). A PstlAdr with Ctry alone is an address too."""
+    wire: WireAddress | None = party.address
+    if wire is None:
+        return PostalAddress(country=party.country) if party.country else None
+    if wire.country is None:
+        return None
+    return PostalAddress(country=wire.country, town=wire.town, street=wire.street, building=wire.building,
+                         post_code=wire.post_code, subdivision=wire.subdivision, lines=wire.lines)
+
+
+def identification(party: WireParty) -> Identification | None:
+    """A party's Id (issue 12): OrgId/LEI, PrvtId/DtAndPlcOfBirth, and a PrvtId/Othr under the NIDN
+    scheme (its Issr the issuer); None when the pacs.008 gives none of them."""
+    other = party.identification
+    national = other if other is not None and not other.organisation and other.scheme_code == NATIONAL_ID_SCHEME else None
+    birth = party.birth
+    if party.lei is None and birth is None and national is None:
+        return None
+    return Identification(
+        national_id=national.identifier if national else None,
+        national_id_issuer=national.issuer if national else None,
+        birth_date=birth.birth_date if birth else None,
+        birth_city=birth.city if birth else None,
+        birth_country=birth.country if birth else None,
+        lei=party.lei,
     )
 
 

@@ -18,14 +18,20 @@ from lxml import etree
 from adapters import text
 from adapters.base import PartnerProfile, PartnerStatus, StatusReport, luhn_ok
 from iso20022 import pacs002, pacs008, pacs028
-from iso20022.model import Agent, Amount, ClearingSystemMember
+from iso20022.model import Agent, Amount, BirthPlace, ClearingSystemMember, PartyIdentification
+from iso20022.model import PostalAddress as WireAddress
 from switch.domain.errors import InstructionRejected
 from switch.domain.pan import mask
-from switch.domain.payment import Party, Payment, PaymentState
+from switch.domain.payment import Identification, Party, Payment, PaymentState, PostalAddress
 
 LATIN_TEXT: Final = text.LATIN_TEXT  # CBPR+ Latin set; the rules live in adapters/text.py
 ISO_REASON_SHAPE: Final = re.compile(r"[A-Z0-9]{4}")  # ExternalStatusReason1Code as ISO spells them
 BAKONG_ACCOUNT_SCHEME: Final = "BAKONG"  # DbtrAcct/Id/Othr/SchmeNm/Prtry for `name@bank` ids
+DEBTOR_COUNTRY: Final = "KH"  # outbound debtors are Bakong customers
+NATIONAL_ID_SCHEME: Final = "NIDN"  # Id/PrvtId/Othr/SchmeNm/Cd: national identity number [O ISO ExternalPersonIdentification1Code]
+# PostalAddress24/27 and DtAndPlcOfBirth lengths [O XSD]
+_ADDRESS_CHARS: Final = {"street": 70, "building": 16, "post_code": 16, "town": 35, "subdivision": 35, "line": 70}
+_ID_CHARS_MAX: Final = 35
 
 _STATUS_TARGET: Final = {
     pacs002.TransactionStatus.ACCC: PaymentState.COMPLETED,
@@ -67,6 +73,15 @@ class IsoMapping:
             raise InstructionRejected(f"card number {mask(creditor.account)!r} fails the Luhn check", reason_code="AC01")
         if creditor.agent is not None and not p.member_id_ok(creditor.agent):
             raise InstructionRejected(f"{creditor.agent!r} is not a {p.network} member id", reason_code="RC01")
+
+    def check_party_data(self, party: Party, role: str) -> None:
+        """Admission (issue 12): the party's address and identification take this partner's text
+        rule (as names do), or InstructionRejected (RR10, or FF01 when too long and the profile
+        refuses to cut), so that building the pacs.008 later cannot fail on them."""
+        if party.address is not None:
+            self.wire_address(party.address, role, party.address.country)
+        self._national_id(party.identification, role)
+        self._birth(party.identification, role)
 
     def check_text(self, text: str, what: str, chars_max: int) -> None:
         self.wire_text(text, what, chars_max)
@@ -135,16 +150,72 @@ class IsoMapping:
             charge_bearer=p.charge_bearer,
             instructing_agent=Agent(bicfi=self.switch_bic),
             instructed_agent=Agent(clearing_member=self._member(creditor.agent)) if creditor.agent else None,
-            debtor=pacs008.Party(name=self.wire_text(payment.debtor.name, "debtor name", p.name_chars_max), country="KH"),
+            debtor=self.wire_party(payment.debtor, "debtor", DEBTOR_COUNTRY),
             debtor_account=pacs008.Account(other_id=payment.debtor.account, scheme_proprietary=BAKONG_ACCOUNT_SCHEME),
             debtor_agent=Agent(bicfi=payment.debtor.agent),
             creditor_agent=self.creditor_agent(creditor),
-            creditor=pacs008.Party(name=self.wire_text(creditor.name, "creditor name", p.name_chars_max), country=p.country),
+            creditor=self.wire_party(creditor, "creditor", p.country),
             creditor_account=self._creditor_account(creditor),
             remittance_lines=(self.wire_text(payment.remittance, "remittance information", p.remittance_chars_max),)
             if payment.remittance
             else (),
             additional_remittance=self.additional_remittance(payment),
+        )
+
+    def wire_party(self, party: Party, role: str, country: str) -> pacs008.Party:
+        """Dbtr or Cdtr (issue 12): the name, a structured or hybrid PstlAdr that always has TwnNm
+        and Ctry (the profile's [address] fallback where the payment has none: `country` and the
+        unknown town), and the party's identification where given."""
+        p = self.profile
+        name = self.wire_text(party.name, f"{role} name", p.name_chars_max)
+        ident = party.identification
+        return pacs008.Party(
+            name=name,
+            address=self.wire_address(party.address, role, country),
+            identification=self._national_id(ident, role),
+            birth=self._birth(ident, role),
+            lei=ident.lei if ident is not None else None,
+        )
+
+    def wire_address(self, address: PostalAddress | None, role: str, country: str) -> WireAddress:
+        """The party's address as the partner takes it: every text under the profile's text rule
+        (transliterated, cut to the ISO length), at most the profile's lines_max AdrLine."""
+        fallback = self.profile.address
+        if address is None:
+            return WireAddress(country=country, town=self.wire_text(fallback.unknown_town, f"{role} town", 35))
+
+        def text(value: str | None, field: str) -> str | None:
+            if value is None or not value.strip():
+                return None
+            return self.wire_text(value, f"{role} {field.replace('_', ' ')}", _ADDRESS_CHARS[field]) or None
+
+        return WireAddress(
+            country=address.country,
+            town=text(address.town, "town") or self.wire_text(fallback.unknown_town, f"{role} town", 35),
+            street=text(address.street, "street"),
+            building=text(address.building, "building"),
+            post_code=text(address.post_code, "post_code"),
+            subdivision=text(address.subdivision, "subdivision"),
+            lines=tuple(line for line in (text(x, "line") for x in address.lines[: fallback.lines_max]) if line),
+        )
+
+    def _national_id(self, ident: Identification | None, role: str) -> PartyIdentification | None:
+        if ident is None or ident.national_id is None or ident.lei is not None:
+            return None  # an organisation (LEI) goes out as OrgId: no national id there
+        return PartyIdentification(
+            identifier=self.wire_text(ident.national_id, f"{role} national id", _ID_CHARS_MAX),
+            scheme_code=NATIONAL_ID_SCHEME,
+            issuer=self.wire_text(ident.national_id_issuer, f"{role} national id issuer", _ID_CHARS_MAX)
+            if ident.national_id_issuer else None,
+        )
+
+    def _birth(self, ident: Identification | None, role: str) -> BirthPlace | None:
+        if ident is None or ident.lei is not None or ident.birth_date is None or not ident.birth_city or not ident.birth_country:
+            return None  # the XSD requires date, city and country together
+        return BirthPlace(
+            birth_date=ident.birth_date,
+            city=self.wire_text(ident.birth_city, f"{role} city of birth", _ID_CHARS_MAX),
+            country=ident.birth_country,
         )
 
     def _creditor_account(self, creditor: Party) -> pacs008.Account:

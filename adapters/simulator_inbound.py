@@ -24,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.base import PartnerProfile
 from switch.signing import HUB, Sealer
 from iso20022 import pacs002, pacs008
-from iso20022.model import Agent, Amount, ClearingSystemMember
+from iso20022.model import Agent, Amount, BirthPlace, ClearingSystemMember, PartyIdentification, PostalAddress
 from iso20022.schemas import SchemaSet
 
 if TYPE_CHECKING:
@@ -41,6 +41,15 @@ if TYPE_CHECKING:
 
 # A sending bank in each network, for the simulated debtors (PARTNERS.md examples) [O].
 SAMPLE_DEBTOR_AGENTS: Final = {"promptpay": "014", "napas": "970436", "lapnet": "27710418", "unionpay": "26760764"}
+# issue 12: the made-up payer's structured address per network (StrtNm, BldgNb, PstCd, TwnNm) and
+# the Bakong customer's town; every inbound pacs.008 carries them, with a national id and birth details
+SAMPLE_DEBTOR_ADDRESSES: Final = {
+    "promptpay": ("Sukhumvit Road", "99", "10110", "Bangkok"),
+    "napas": ("Pho Hue", "12", "100000", "Ha Noi"),
+    "lapnet": ("Lane Xang Avenue", "7", "01000", "Vientiane"),
+    "unionpay": ("Jianguo Road", "88", "100022", "Beijing"),
+}
+SAMPLE_CREDITOR_TOWN: Final = "Phnom Penh"
 switch_bic_default: Final = "NBCAKHPPXXX"
 post_timeout_s: Final = 10.0
 resend_attempts_max: Final = 3
@@ -67,6 +76,11 @@ class InboundSpec(BaseModel):
     creditor_mobile: str | None = None  # Bakong mobile, 855...
     debtor_name: str = "SOMCHAI JAIDEE"
     debtor_account: str = "1234567890"
+    # issue 12: FATF R16 originator data; compliance=False sends the parties with PstlAdr/Ctry only
+    # and no identification (an old-style message, to see the switch refuse or take it)
+    compliance: bool = True
+    debtor_national_id: str = "3100500123457"
+    debtor_birth_date: str = "1980-01-15"
     instructed_amount: str | None = None  # in the partner's currency, when it converted
     exchange_rate: str | None = None
     remittance: str | None = None
@@ -113,6 +127,19 @@ class InboundOriginator:
         self._unsettled: dict[str, tuple[str, str, str | None, Amount]] = {}
 
     # ------------------------------------------------------------------ building
+    def _debtor(self, spec: InboundSpec) -> pacs008.Party:
+        """The payer: name, structured address and national id + birth details (issue 12)."""
+        p = self.profile
+        if not spec.compliance:
+            return pacs008.Party(name=spec.debtor_name, country=p.country)
+        street, building, post_code, town = SAMPLE_DEBTOR_ADDRESSES.get(p.partner, ("Main Street", "1", "0000", "Capital"))
+        return pacs008.Party(
+            name=spec.debtor_name,
+            address=PostalAddress(country=p.country, town=town, street=street, building=building, post_code=post_code),
+            identification=PartyIdentification(identifier=spec.debtor_national_id, scheme_code="NIDN", issuer=p.country),
+            birth=BirthPlace(birth_date=date.fromisoformat(spec.debtor_birth_date), city=town, country=p.country),
+        )
+
     def build(self, spec: InboundSpec, *, now: datetime) -> tuple[str, str, bytes]:
         """(message id, uetr, validated pacs.008 bytes) for one spec."""
         p = self.profile
@@ -144,11 +171,14 @@ class InboundOriginator:
             charge_bearer=p.charge_bearer,
             instructing_agent=Agent(clearing_member=member),
             instructed_agent=Agent(bicfi=self.switch_bic),
-            debtor=pacs008.Party(name=spec.debtor_name, country=p.country),
+            debtor=self._debtor(spec),
             debtor_account=pacs008.Account(other_id=spec.debtor_account),
             debtor_agent=Agent(clearing_member=member),
             creditor_agent=Agent(bicfi=self.switch_bic),
-            creditor=pacs008.Party(name=spec.creditor_name, country="KH"),
+            creditor=pacs008.Party(
+                name=spec.creditor_name, country="KH",
+                address=PostalAddress(country="KH", town=SAMPLE_CREDITOR_TOWN) if spec.compliance else None,
+            ),
             creditor_account=account,
             remittance_lines=(spec.remittance,) if spec.remittance else (),
         )

@@ -13,9 +13,11 @@ from iso20022.model import (
     Account,
     Agent,
     Amount,
+    BirthPlace,
     ClearingSystemMember,
     Party,
     PartyIdentification,
+    PostalAddress,
     Proxy,
 )
 from iso20022.parsing import message_id_of, safe_parser
@@ -184,27 +186,59 @@ def write_group_header(w: Writer, message_id: str, created_at: datetime, instruc
 
 
 def write_party(w: Writer, tag: str, party: Party) -> None:
-    """PartyIdentification: Nm, PstlAdr/Ctry, Id/(PrvtId|OrgId)/Othr/(Id, SchmeNm, Issr)."""
+    """PartyIdentification: Nm, PstlAdr (write_address, or Ctry alone), Id/PrvtId/(DtAndPlcOfBirth,
+    Othr) or Id/OrgId/(LEI, Othr)."""
     w.open(tag)
     if party.name is not None:
         w.leaf("Nm", party.name)
-    if party.country is not None:
+    if party.address is not None:
+        write_address(w, "PstlAdr", party.address)
+    elif party.country is not None:
         w.open("PstlAdr")
         w.leaf("Ctry", party.country)
         w.close("PstlAdr")
     ident = party.identification
-    if ident is not None:
-        kind = "OrgId" if ident.organisation else "PrvtId"
+    organisation = party.lei is not None or (ident is not None and ident.organisation)
+    birth = None if organisation else party.birth
+    if ident is not None or party.lei is not None or birth is not None:
+        kind = "OrgId" if organisation else "PrvtId"
         w.open("Id")
         w.open(kind)
-        w.open("Othr")
-        w.leaf("Id", ident.identifier)
-        w.choice("SchmeNm", ident.scheme_code, ident.scheme_proprietary)
-        if ident.issuer is not None:
-            w.leaf("Issr", ident.issuer)
-        w.close("Othr")
+        if party.lei is not None:
+            w.leaf("LEI", party.lei)
+        if birth is not None:
+            w.open("DtAndPlcOfBirth")
+            w.leaf("BirthDt", birth.birth_date.isoformat())
+            w.leaf("CityOfBirth", birth.city)
+            w.leaf("CtryOfBirth", birth.country)
+            w.close("DtAndPlcOfBirth")
+        if ident is not None:
+            w.open("Othr")
+            w.leaf("Id", ident.identifier)
+            w.choice("SchmeNm", ident.scheme_code, ident.scheme_proprietary)
+            if ident.issuer is not None:
+                w.leaf("Issr", ident.issuer)
+            w.close("Othr")
         w.close(kind)
         w.close("Id")
+    w.close(tag)
+
+
+def write_address(w: Writer, tag: str, address: PostalAddress) -> None:
+    """PostalAddress24/27 in XSD sequence order: StrtNm, BldgNb, PstCd, TwnNm, CtrySubDvsn, Ctry, AdrLine*."""
+    w.open(tag)
+    for element, value in (
+        ("StrtNm", address.street),
+        ("BldgNb", address.building),
+        ("PstCd", address.post_code),
+        ("TwnNm", address.town),
+        ("CtrySubDvsn", address.subdivision),
+        ("Ctry", address.country),
+    ):
+        if value is not None:
+            w.leaf(element, value)
+    for line in address.lines:
+        w.leaf("AdrLine", line)
     w.close(tag)
 
 
@@ -338,10 +372,17 @@ AGENT_SPEC: Final = {
     },
 }
 _PARTY_OTHER_SPEC: Final = {"Id": TEXT, "SchmeNm": CHOICE_SPEC, "Issr": TEXT}
+ADDRESS_SPEC: Final = {
+    "StrtNm": TEXT, "BldgNb": TEXT, "PstCd": TEXT, "TwnNm": TEXT, "CtrySubDvsn": TEXT, "Ctry": TEXT, "AdrLine": LIST,
+}
 PARTY_SPEC: Final = {
     "Nm": TEXT,
-    "PstlAdr": {"Ctry": TEXT},
-    "Id": {"OrgId": {"Othr": _PARTY_OTHER_SPEC}, "PrvtId": {"Othr": _PARTY_OTHER_SPEC}},
+    "PstlAdr": ADDRESS_SPEC,
+    "Id": {
+        "OrgId": {"LEI": TEXT, "Othr": _PARTY_OTHER_SPEC},
+        "PrvtId": {"DtAndPlcOfBirth": {"BirthDt": TEXT, "CityOfBirth": TEXT, "CtryOfBirth": TEXT},
+                   "Othr": _PARTY_OTHER_SPEC},
+    },
 }
 ACCOUNT_SPEC: Final = {
     "Id": {"IBAN": TEXT, "Othr": {"Id": TEXT, "SchmeNm": CHOICE_SPEC}},
@@ -383,12 +424,23 @@ def agent_in(fields: dict, keys: AgentKeys) -> Agent | None:  # type: ignore[typ
 class PartyKeys:
     """The flattened keys of one party element (e.g. prefix "Cdtr"), read with PARTY_SPEC."""
 
-    __slots__ = ("party", "name", "country", "others")
+    __slots__ = ("party", "name", "country", "others", "address", "address_keys", "lines", "lei", "birth",
+                 "birth_date", "birth_city", "birth_country")
 
     def __init__(self, prefix: str) -> None:
         self.party = prefix
         self.name = f"{prefix}/Nm"
         self.country = f"{prefix}/PstlAdr/Ctry"
+        self.address = f"{prefix}/PstlAdr"
+        self.address_keys = tuple(
+            f"{prefix}/PstlAdr/{local}" for local in ("StrtNm", "BldgNb", "PstCd", "TwnNm", "CtrySubDvsn")
+        )
+        self.lines = f"{prefix}/PstlAdr/AdrLine"
+        self.lei = f"{prefix}/Id/OrgId/LEI"
+        self.birth = f"{prefix}/Id/PrvtId/DtAndPlcOfBirth"
+        self.birth_date = f"{self.birth}/BirthDt"
+        self.birth_city = f"{self.birth}/CityOfBirth"
+        self.birth_country = f"{self.birth}/CtryOfBirth"
         self.others = tuple(
             (f"{prefix}/Id/{kind}/Othr", f"{prefix}/Id/{kind}/Othr/Id", f"{prefix}/Id/{kind}/Othr/SchmeNm/Cd",
              f"{prefix}/Id/{kind}/Othr/SchmeNm/Prtry", f"{prefix}/Id/{kind}/Othr/Issr", kind == "OrgId")
@@ -414,7 +466,23 @@ def party_in(fields: dict, keys: PartyKeys, where: str = "") -> Party | None:  #
                 organisation=organisation,
             )
             break
-    return Party(name=fields.get(keys.name), country=fields.get(keys.country), identification=identification)
+    country = fields.get(keys.country)
+    address = None
+    if keys.address in fields:
+        street, building, post_code, town, subdivision = (fields.get(key) for key in keys.address_keys)
+        lines = tuple(fields.get(keys.lines, ()))
+        if street or building or post_code or town or subdivision or lines:  # more than Ctry alone
+            address = PostalAddress(country=country, town=town, street=street, building=building,
+                                    post_code=post_code, subdivision=subdivision, lines=lines)
+    birth = None
+    if keys.birth in fields:
+        birth = BirthPlace(
+            birth_date=date_from(keys.birth_date, required_in(fields, keys.birth_date, where)),  # type: ignore[arg-type]
+            city=required_in(fields, keys.birth_city, where),
+            country=required_in(fields, keys.birth_country, where),
+        )
+    return Party(name=fields.get(keys.name), country=country, identification=identification, address=address,
+                 birth=birth, lei=fields.get(keys.lei))
 
 
 class AccountKeys:

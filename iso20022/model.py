@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +44,47 @@ class PartyIdentification:
 
 
 @dataclass(frozen=True, slots=True)
+class PostalAddress:
+    """PstlAdr (PostalAddress24/27) as the switch uses it: structured elements, or hybrid (TwnNm and
+    Ctry plus at most two AdrLine; issue 12, CBPR+). Emitted in XSD order: StrtNm, BldgNb, PstCd,
+    TwnNm, CtrySubDvsn, Ctry, AdrLine."""
+
+    country: str | None = None  # Ctry
+    town: str | None = None  # TwnNm
+    street: str | None = None  # StrtNm
+    building: str | None = None  # BldgNb
+    post_code: str | None = None  # PstCd
+    subdivision: str | None = None  # CtrySubDvsn
+    lines: tuple[str, ...] = ()  # AdrLine
+
+
+@dataclass(frozen=True, slots=True)
+class BirthPlace:
+    """Id/PrvtId/DtAndPlcOfBirth: BirthDt, CityOfBirth, CtryOfBirth (all three required by the XSD)."""
+
+    birth_date: date
+    city: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
-    """A party: Nm, PstlAdr/Ctry and one Id/(PrvtId|OrgId)/Othr."""
+    """A party: Nm, PstlAdr, and Id: PrvtId (DtAndPlcOfBirth, Othr) or OrgId (LEI, Othr).
+
+    `country` alone is the short form (PstlAdr/Ctry only); `address`, when given, wins over it.
+    Id is an XSD choice: an LEI (or an organisation's Othr) makes it OrgId, and the birth details
+    are then left out."""
 
     name: str | None = None
     country: str | None = None  # PstlAdr/Ctry
-    identification: PartyIdentification | None = None
+    identification: PartyIdentification | None = None  # the first Id/(PrvtId|OrgId)/Othr
+    address: PostalAddress | None = None  # issue 12: the full PstlAdr
+    birth: BirthPlace | None = None  # issue 12: Id/PrvtId/DtAndPlcOfBirth
+    lei: str | None = None  # issue 12: Id/OrgId/LEI
+
+    @property
+    def postal_country(self) -> str | None:
+        return self.address.country if self.address is not None else self.country
 
 
 @dataclass(frozen=True, slots=True)

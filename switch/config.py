@@ -5,6 +5,7 @@ Layout of the directory (the shipped one is `config/` at the project root):
   participants.toml  Bakong participants allowed to send instructions
   corridors.toml     which partner serves which route, currencies, limits, fees, spread
   inbound.toml       partner networks paying Bakong customers, and the mobile-number directory
+  compliance.toml    the party data each corridor and inbound route requires (issue 12, FATF R16)
   partners/*.toml    one partner profile per network (adapters/<partner>/profile.py reads them)
   fx.toml            rates for the static provider (fx/config.py)
   operators.toml     who may call the HTTP API (/v1, /metrics): name, role and the SHA-256 of each
@@ -34,12 +35,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping, TypeVar
+from typing import Any, Final, Literal, Mapping, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from switch import limits
 from switch.config_lines import TomlLines
+from switch.domain.compliance import CREDITOR_NEEDS, Need, Requirements
 from switch.domain.corridor_rules import OperatingHours, TierLimits, hours_from_table, zone
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.rate_limit import Rate
@@ -239,6 +241,9 @@ class Corridor(_Model):
     holidays: str | None = None
     # the debtor tier (corridors.toml [tiers.<name>]) of an instruction that names none
     default_tier: str | None = None
+    # the compliance profile (compliance.toml [profiles.<name>], issue 12): the party data its
+    # payments must carry; None: no data rule beyond the contract's
+    compliance: str | None = None
 
     @field_validator("source_currencies", "target_currency")
     @classmethod
@@ -323,6 +328,59 @@ class CorridorsFile(_Model):
         return self
 
 
+DebtorNeed = Literal["name", "account", "address", "identification", "address_or_identification"]
+CreditorNeed = Literal["name", "account", "address"]
+assert set(get_args(DebtorNeed)) == {n.value for n in Need} and set(get_args(CreditorNeed)) == {n.value for n in CREDITOR_NEEDS}
+
+
+class ComplianceProfile(_Model):
+    """A compliance profile (config/compliance.toml [profiles.<name>], issue 12): the party data
+    required always (`debtor`, `creditor`) and at or above `threshold` in the amount's currency
+    (`debtor_above`, `creditor_above`). A currency without a threshold counts as above it (fail
+    safe). switch/domain/compliance.py applies it; docs/operations/compliance.md explains it."""
+
+    description: str = ""
+    debtor: tuple[DebtorNeed, ...] = ()
+    creditor: tuple[CreditorNeed, ...] = ()
+    debtor_above: tuple[DebtorNeed, ...] = ()
+    creditor_above: tuple[CreditorNeed, ...] = ()
+    threshold: Mapping[str, str] = {}  # per currency, decimal text
+
+    @field_validator("threshold")
+    @classmethod
+    def _amounts(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        for code, text in value.items():
+            if code not in CURRENCIES:
+                raise ValueError(f"unknown currency {code!r} (known: {', '.join(CURRENCIES)})")
+            try:  # above zero (Money.parse): data required at any amount is listed in debtor/creditor
+                Money.parse(str(text), code)
+            except ValueError as exc:
+                raise ValueError(f"{code} {text!r} is not an amount: {exc}") from None
+        return value
+
+    def requirements(self, name: str) -> Requirements:
+        return Requirements(
+            name=name,
+            debtor=frozenset(Need(n) for n in self.debtor),
+            creditor=frozenset(Need(n) for n in self.creditor),
+            debtor_above=frozenset(Need(n) for n in self.debtor_above),
+            creditor_above=frozenset(Need(n) for n in self.creditor_above),
+            threshold_minor={code: Money.parse(str(text), code).amount_minor for code, text in self.threshold.items()},
+        )
+
+
+class ComplianceFile(_Model):
+    profiles: Mapping[str, ComplianceProfile] = {}
+
+    @field_validator("profiles")
+    @classmethod
+    def _names(cls, value: Mapping[str, ComplianceProfile]) -> Mapping[str, ComplianceProfile]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+                raise ValueError(f"profile name {name!r}: lower-case letters, digits and _, at most 32")
+        return value
+
+
 class _CalendarDays(BaseModel):
     """The holidays of a config/calendars/*.toml file (the rest of it is the settlement's)."""
 
@@ -346,6 +404,7 @@ class InboundRoute(_Model):
     currencies: tuple[str, ...]  # settlement currencies a Bakong account can be credited in
     amount_max: Mapping[str, str]
     confirm_timeout_s: float = Field(gt=0, le=3600)
+    compliance: str | None = None  # compliance.toml [profiles.<name>] (issue 12); None: no data rule
 
     @model_validator(mode="after")
     def _limits_cover_currencies(self) -> "InboundRoute":
@@ -433,6 +492,7 @@ class SwitchConfig(_Model):
     corridor_holidays: Mapping[str, frozenset[date]] = {}  # corridor id -> its calendar's holidays
     inbound_routes: tuple[InboundRoute, ...] = ()
     directory: tuple[DirectoryEntry, ...] = ()
+    compliance_profiles: Mapping[str, ComplianceProfile] = {}  # compliance.toml [profiles] (issue 12)
     partner_urls: Mapping[str, str] = {}  # partner id -> base URL override
     # partner id -> profile timing overrides (sla_s, resend_after_s, timeout_s), from the
     # environment (MEKONG_PARTNER_SLA_S_<PARTNER>, ...): for drills and tests with short outages
@@ -493,6 +553,16 @@ class SwitchConfig(_Model):
 
     def participant(self, code: str) -> Participant | None:
         return self._participants_by_code.get(code)
+
+    def compliance(self, profile: str | None) -> Requirements | None:
+        """The requirements of a corridor's or inbound route's compliance profile (issue 12);
+        None: no profile named. A name the file does not have raises KeyError (`check` refuses
+        such a configuration, so it cannot happen after `load`)."""
+        return None if profile is None else self._compliance[profile]
+
+    @cached_property
+    def _compliance(self) -> dict[str, Requirements]:
+        return {name: p.requirements(name) for name, p in self.compliance_profiles.items()}
 
     def participant_rates(self) -> dict[str, Rate]:
         """Each participant's instruction rate (its own [limits], else the file's)."""
@@ -703,7 +773,7 @@ def check(
     env = os.environ if env is None else env
     directory = Path(config_dir or env.get("MEKONG_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     out = _Problems()
-    files = {name: directory / f"{name}.toml" for name in ("switch", "participants", "corridors", "inbound", "fx")}
+    files = {name: directory / f"{name}.toml" for name in ("switch", "participants", "corridors", "inbound", "fx", "compliance")}
 
     # arrays of entries are validated entry by entry, so that one bad corridor does not hide the
     # problems of the others nor stop the checks across files; `index` maps an entry kept back to
@@ -730,6 +800,8 @@ def check(
     participants = parsed("participants", ParticipantsFile, {"participants": Participant})
     corridors = parsed("corridors", CorridorsFile, {"corridors": Corridor})
     inbound = parsed("inbound", InboundFile, {"routes": InboundRoute, "directory": DirectoryEntry}) if files["inbound"].exists() else InboundFile()
+    # issue 12: without the file, no profiles (a corridor naming one is then reported)
+    compliance = parsed("compliance", ComplianceFile) if files["compliance"].exists() else ComplianceFile()
 
     tokens_file = env.get("MEKONG_API_TOKENS_FILE")
     tokens_path = Path(tokens_file) if tokens_file else directory / "operators.toml"
@@ -745,6 +817,10 @@ def check(
     _check_env(out, env, partner_names)
 
     cfg = _assemble(out, directory, env, base, participants, corridors, inbound, api_file, tokens_path, insecure_dev)
+    if cfg is not None and compliance is not None:
+        cfg = cfg.model_copy(update={"compliance_profiles": compliance.profiles})
+    if corridors is not None and inbound is not None and compliance is not None:
+        _check_compliance(out, files, corridors, inbound, compliance)
     if participants is not None:
         for i, participant in enumerate(participants.participants):
             for code in participant.currencies:
@@ -755,6 +831,7 @@ def check(
         _check_references(out, directory, files, cfg, partner_names)
         profiles = _check_partners(out, directory, files, cfg, env)
         _check_fx(out, files, cfg)
+        _check_screening(out, directory, files, cfg)
         if secrets and cfg.pan_key is None:  # Switch.start refuses it: a key per process would split tokens
             out.add(ENVIRONMENT, None, "no card-number token key: set MEKONG_PAN_KEY_FILE (or MEKONG_PAN_KEY), see README")
         if secrets and not cfg.security.insecure_dev:
@@ -972,6 +1049,20 @@ def _check_references(out: _Problems, directory: Path, files: Mapping[str, Path]
                    f"inbound route {route.id}: unknown partner {route.partner!r} (known: {known})")
 
 
+def _check_compliance(out: _Problems, files: Mapping[str, Path], corridors: CorridorsFile, inbound: InboundFile,
+                      compliance: ComplianceFile) -> None:
+    """Corridors and inbound routes name profiles compliance.toml has (issue 12)."""
+    known = ", ".join(sorted(compliance.profiles)) or "none"
+    for i, corridor in enumerate(corridors.corridors):
+        if corridor.compliance is not None and corridor.compliance not in compliance.profiles:
+            out.at(files["corridors"], ("corridors", out.entry("corridors", i), "compliance"),
+                   f"corridor {corridor.id}: unknown compliance profile {corridor.compliance!r} (known: {known})")
+    for i, route in enumerate(inbound.routes):
+        if route.compliance is not None and route.compliance not in compliance.profiles:
+            out.at(files["inbound"], ("routes", out.entry("routes", i), "compliance"),
+                   f"inbound route {route.id}: unknown compliance profile {route.compliance!r} (known: {known})")
+
+
 def _check_partners(
     out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig, env: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -1065,6 +1156,27 @@ def _check_calendar(out: _Problems, directory: Path, profile_path: Path, profile
         profile.settlement_calendar(directory, env=env)
     except (ValueError, ValidationError) as exc:
         out.at(profile_path, ("settlement",), f"partner {profile.partner}: settlement: {exc}")
+
+
+def _check_screening(out: _Problems, directory: Path, files: Mapping[str, Path], cfg: SwitchConfig) -> None:
+    """The screening a start builds (issue 12): the embedded list is readable and begins with
+    FollowTheMoney entities (read with followthemoney only; a start loads it all), a yente
+    provider has a URL."""
+    screening = cfg.screening
+    if not screening.enabled:
+        return
+    if screening.provider == "yente":
+        if not screening.url:
+            out.at(files["switch"], ("screening", "provider"),
+                   "screening: provider yente needs url (or MEKONG_SCREENING_URL)")
+        return
+    from switch.screening import list_file  # the screening package reads this module: imported when used
+    from switch.screening.entities import check_list
+
+    try:
+        check_list(list_file(directory, screening))
+    except ValueError as exc:
+        out.at(files["switch"], ("screening", "list_path"), f"screening: {exc}")
 
 
 def _check_fx(out: _Problems, files: Mapping[str, Path], cfg: SwitchConfig) -> None:

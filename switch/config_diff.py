@@ -102,6 +102,20 @@ def _corridor_summary(c: Mapping[str, Any]) -> str:
     return f"partner {c.get('partner')}, {sources} -> {c.get('target_currency')}" + (", disabled" if c.get("enabled") is False else "")
 
 
+def _profiles(old: Any, new: Any) -> Iterator[str]:
+    """compliance.toml's [profiles.<name>] tables, matched by name."""
+    a = dict(old) if isinstance(old, Mapping) else {}
+    b = dict(new) if isinstance(new, Mapping) else {}
+    for name, profile in b.items():
+        if name not in a:
+            yield f"compliance profile {name}: added"
+        elif isinstance(profile, Mapping) and isinstance(a[name], Mapping):
+            yield from _fields(f"compliance profile {name}", a[name], profile)
+    for name in a:
+        if name not in b:
+            yield f"compliance profile {name}: removed"
+
+
 def _rates(old: Data, new: Data) -> Iterator[str]:
     """Rates matched by pair in either direction: the other direction is compared as 1/mid."""
     def table(data: Data) -> dict[frozenset[str], Mapping[str, Any]]:
@@ -151,6 +165,9 @@ def diff(old_dir: Path, new_dir: Path) -> list[str]:
                       lambda r: f"partner {r.get('partner')}")
     lines += _entries("directory", old.get("directory"), new.get("directory"), lambda d: str(d.get("mobile")),
                       lambda d: f"account {d.get('account')}")
+
+    old, new, _, _ = both("compliance.toml")  # issue 12: profiles by name ("compliance profile fatf_r16: threshold USD ...")
+    lines += _profiles(old.get("profiles"), new.get("profiles"))
 
     old, new, _, _ = both("participants.toml")
     lines += _fields("participants", {"limits": old.get("limits", {})}, {"limits": new.get("limits", {})})

@@ -12,7 +12,10 @@ from typing import Any, Literal
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from rigour.territories import get_territory
+from stdnum import lei as stdnum_lei
+from stdnum.exceptions import ValidationError as StdnumError
 
 from switch import limits
 
@@ -33,10 +36,93 @@ class ProxyV1(_Strict):
     value: str = Field(min_length=1, max_length=64)
 
 
+def _country_code(value: str) -> str:
+    """An ISO 3166-1 alpha-2 code as rigour's territory table knows it (current, with an alpha-3:
+    not EU, ZZ or a dissolved country) [O ISO 3166-1 via rigour]; XK (Kosovo, user-assigned but
+    used by Swift and the EU) passes too [U]."""
+    territory = get_territory(value) if len(value) == 2 and value.isascii() and value.isupper() else None
+    if territory is None or territory.code != value.lower() or territory.alpha3 is None or territory.is_historical:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _lei(value: str) -> str:
+    try:
+        return str(stdnum_lei.validate(value))
+    except StdnumError as exc:
+        raise ValueError(f"{value!r} is not a valid LEI (ISO 17442): {exc}") from None
+
+
+def _birth_date(value: str) -> str:
+    """An ISO date (YYYY-MM-DD) from 1900 to today. Kept as text in the contract: the Kafka edge
+    validates strictly from JSON, where a date is a string."""
+    try:
+        if len(value) != 10 or value[4] != "-":
+            raise ValueError(value)
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("birth date is not an ISO date (YYYY-MM-DD)") from None
+    # the date itself stays out of the message: it becomes a refusal reason, and birth dates are
+    # personal data that are not logged
+    if day < date(1900, 1, 1):
+        raise ValueError("birth date is before 1900")
+    if day > date.today():
+        raise ValueError("birth date is in the future")
+    return value
+
+
+Country = Annotated[str, AfterValidator(_country_code)]
+BirthDate = Annotated[str, AfterValidator(_birth_date)]
+_Text35 = Annotated[str, Field(min_length=1, max_length=35)]
+
+
+class AddressV1(_Strict):
+    """A postal address (issue 12, FATF R16, CBPR+): structured, or hybrid (town and country plus
+    at most two free lines). Town and country are always required; ISO 20022 PostalAddress24
+    lengths."""
+
+    street: str | None = Field(default=None, min_length=1, max_length=70)
+    building: str | None = Field(default=None, min_length=1, max_length=16)
+    post_code: str | None = Field(default=None, min_length=1, max_length=16)
+    town: str = Field(min_length=1, max_length=35, pattern=r"\S")  # not blank
+    subdivision: str | None = Field(default=None, min_length=1, max_length=35)
+    country: Country
+    lines: list[Annotated[str, Field(min_length=1, max_length=70)]] | None = Field(default=None, max_length=2)
+
+
+class NationalIdV1(_Strict):
+    value: str = Field(min_length=1, max_length=35)
+    issuer: str = Field(min_length=1, max_length=35, description="the issuing country (alpha-2) or authority")
+
+
+class BirthV1(_Strict):
+    date: BirthDate = Field(description="ISO date, YYYY-MM-DD")
+    city: _Text35
+    country: Country
+
+
+class IdentificationV1(_Strict):
+    """How the debtor is identified (issue 12, FATF R16): a national id with its issuer, and/or date
+    and place of birth, or (an organisation) its LEI."""
+
+    national_id: NationalIdV1 | None = None
+    birth: BirthV1 | None = None
+    lei: Annotated[str, AfterValidator(_lei)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "IdentificationV1":
+        if self.national_id is None and self.birth is None and self.lei is None:
+            raise ValueError("identification needs at least one of national_id, birth or lei")
+        return self
+
+
 class DebtorV1(_Strict):
     name: str = Field(min_length=1, max_length=140)
     account: str = Field(min_length=3, max_length=32, pattern=r"^[^@\s]+@[a-z0-9_]+$")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="the debtor account's currency (KHR or USD)")
+    # issue 12: FATF R16 originator data, optional here (the corridor's rules say when it is required)
+    address: AddressV1 | None = None
+    identification: IdentificationV1 | None = None
 
 
 class CreditorV1(_Strict):
@@ -44,6 +130,7 @@ class CreditorV1(_Strict):
     account: str | None = Field(default=None, min_length=1, max_length=34)
     agent: str | None = Field(default=None, min_length=1, max_length=35, description="partner bank code")
     proxy: ProxyV1 | None = None
+    address: AddressV1 | None = None  # issue 12: the beneficiary's address, where known
 
     @model_validator(mode="after")
     def _one_way_to_reach(self) -> "CreditorV1":
@@ -91,13 +178,19 @@ class InstructionV1(_Strict):
         (the model's field order, so the sender's key order does not matter; unknown fields
         cannot exist). Fields added later (debtor_tier, quote_id: issue 11) are left out when
         absent, so an instruction's fingerprint is the one it had before they existed (resends
-        across the upgrade replay, not conflict)."""
+        across the upgrade replay, not conflict). The same for the parties' address and
+        identification (issue 12)."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     def canonical_json(self) -> str:
         """The validated instruction as canonical JSON (what the fingerprint hashes), the fields
         added later left out when absent (see fingerprint)."""
-        absent = {name for name in ("debtor_tier", "quote_id") if getattr(self, name) is None}
+        absent: dict[str, Any] = {name: True for name in ("debtor_tier", "quote_id") if getattr(self, name) is None}
+        debtor = {name: True for name in ("address", "identification") if getattr(self.debtor, name) is None}
+        if debtor:
+            absent["debtor"] = debtor
+        if self.creditor is not None and self.creditor.address is None:
+            absent["creditor"] = {"address": True}
         return self.model_dump_json(exclude=absent or None)
 
 
@@ -165,6 +258,47 @@ class StatusEventV1(BaseModel):
     occurred_at: datetime
 
 
+class InboundAddressV1(BaseModel):
+    """A party's postal address as the partner's pacs.008 gave it (issue 12): the fields of
+    AddressV1, passed on as received (up to the XSD's seven lines, any town)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    street: str | None = None
+    building: str | None = None
+    post_code: str | None = None
+    town: str | None = None
+    subdivision: str | None = None
+    country: str
+    lines: list[str] | None = None
+
+
+class InboundNationalIdV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: str
+    issuer: str | None = None
+
+
+class InboundBirthV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date: str  # ISO date
+    city: str | None = None
+    country: str | None = None
+
+
+class InboundIdentificationV1(BaseModel):
+    """The originator's identification as the partner's pacs.008 gave it (issue 12): the shape of
+    IdentificationV1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    national_id: InboundNationalIdV1 | None = None
+    birth: InboundBirthV1 | None = None
+    lei: str | None = None
+
+
 class InboundPartyV1(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -172,6 +306,10 @@ class InboundPartyV1(BaseModel):
     account: str | None = None  # Bakong `name@bank` (creditor) or the foreign account (debtor)
     mobile: str | None = None  # the creditor's Bakong mobile, when the partner paid a mobile number
     agent: str | None = None  # debtor: the foreign bank's id in its network; creditor: the participant
+    # issue 12 (FATF R16: originator data travels to the beneficiary institution): the address,
+    # and the debtor's identification, when the partner sent them
+    address: InboundAddressV1 | None = None
+    identification: InboundIdentificationV1 | None = None
 
 
 class InboundPaymentV1(BaseModel):

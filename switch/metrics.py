@@ -18,8 +18,9 @@ from switch.domain.recon import BreakKind
 from switch.domain.corridor_rules import RefusalReason
 
 # The switch's own codes: REASON_CODES plus AM10 (pain.001 control sums, iso20022/pain001.py) and
-# SL15 (over a rate limit, switch/service/rate_limits.py)
-REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10", "SL15"}
+# SL15 (over a rate limit, switch/service/rate_limits.py), RR01-RR03 (party data a corridor's
+# compliance profile requires, switch/domain/compliance.py, issue 12)
+REASON_CODE_LABELS: Final = frozenset(REASON_CODES) | {"AM10", "SL15", "RR01", "RR02", "RR03"}
 reason_code_other: Final = "other"  # the label for any other code
 
 
@@ -56,6 +57,10 @@ SECURITY_REASONS: Final = frozenset(
 
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# screening (issue 12): the embedded clear path takes tens of microseconds, a remote API milliseconds
+_SCREENING_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SCREENING_PROVIDERS: Final = ("embedded", "yente")
+SCREENING_OUTCOMES: Final = ("clear", "hit", "unavailable")
 
 
 def reason_code_label(code: str | None) -> str:
@@ -282,6 +287,18 @@ class Metrics:
         self.screening_held = Gauge("switch_screening_held", "Screening holds waiting for a decision", registry=r)
         self.screening_held_overdue = Gauge(
             "switch_screening_held_overdue", "Screening holds waiting for a decision past half their deadline", registry=r,
+        )
+        # sanctions screening (issue 12): time per screened payment by provider and outcome
+        # (SCREENING_PROVIDERS x SCREENING_OUTCOMES, every series from the start), the list's size
+        self.screening_seconds = Histogram(
+            "switch_screening_seconds", "Screening time per payment, by provider and outcome", ["provider", "outcome"],
+            buckets=_SCREENING_BUCKETS_S, registry=r,
+        )
+        for provider in SCREENING_PROVIDERS:
+            for outcome in SCREENING_OUTCOMES:
+                self.screening_seconds.labels(provider, outcome)
+        self.screening_list_entries = Gauge(
+            "switch_screening_list_entries", "Entries (people and organisations) of the embedded screening list", registry=r,
         )
 
     def init_corridors(self, corridors: Any, partners: Any) -> None:

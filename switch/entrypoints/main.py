@@ -34,6 +34,7 @@ from iso20022.schemas import SchemaSet, default_schema_dir
 from switch import limits
 from switch import config as config_mod
 from switch.config import SwitchConfig
+from switch.screening import build_screener
 from switch.domain.corridor_rules import NO_CONTROLS, ControlKind, Controls
 from switch.domain.payment import PaymentState
 from switch.domain.pan import PanTokens
@@ -58,7 +59,6 @@ from switch.service.handlers import Deps, Outcome
 from switch.service.rate_limits import RateLimits
 from switch.service.partner_log import PartnerProblems
 from switch.service.relay import OutboxRelay
-from switch.screening import build_screener
 from switch.service.resolver import ProxyResolver
 from switch.store.sql_store import Lease, Store, shown_url
 from switch.signing import Sealer, load_switch_signing
@@ -157,6 +157,7 @@ class Switch:
         self.broker_reachable = False
         self._producer: AIOKafkaProducer | None = None
         self._close_by: float | None = None  # loop time by which stop() must have closed everything
+        self.screener: Any = None  # the screening port (issue 12), built at start; None: screening off
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -208,7 +209,6 @@ class Switch:
             pans=PanTokens(bytes.fromhex(cfg.pan_key.get_secret_value())),
             calendars=settlement_calendars([m.profile for m in mappings.values()], Path(cfg.config_dir)),
             partner_problems=self.partner_problems,
-            screener=build_screener(cfg),  # issue 12: None when screening is off
         )
         self.metrics.initialise_known_labels(  # so increase() sees the first event of each (issue 11 item 5)
             corridors=[c.id for c in cfg.corridors if c.enabled] + [r.id for r in cfg.inbound_routes if r.enabled],
@@ -217,6 +217,15 @@ class Switch:
             proxy=[p for p, m in mappings.items() if m.profile.proxy_resolution],
         )
         self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
+        # sanctions screening (issue 12): the embedded list loads here, off the event loop, and
+        # rigour's name data in the background (switch/screening/embedded.py); None when [screening] is off
+        self.screener = await asyncio.to_thread(build_screener, cfg, self.metrics)
+        self.deps.screener = self.screener  # the edges screen with it (switch/service/screening.py)
+        if self.screener is not None:
+            log.info("screening: %s", self.screener.reload() if self.screener.provider == "yente" else self.screener.describe())
+            close = getattr(self.screener, "close", None)
+            if close is not None:
+                stack.push_async_callback(self._bounded(close, "the screening API client"))
         k = cfg.kafka
         broker_auth = client_options(cfg)
         async with self._broker_answers("creating topics"):
@@ -633,7 +642,8 @@ class Switch:
     async def reload_config(self, *, actor: str) -> dict[str, Any]:
         """Re-read the configuration directory (SIGHUP, POST /v1/config/reload) and apply what can
         change without a restart: corridors (partner, currencies, amount_max, fees, spread, quote
-        validity, hours, holidays, default tier), tiers and the static FX table. Payments in
+        validity, hours, holidays, default tier, compliance profile), tiers, the compliance
+        profiles (issue 12) and the static FX table. Payments in
         flight keep what they were admitted with (their quote and fee are stored). A directory
         that does not validate changes nothing: the problems are logged, counted
         (switch_config_reloads_total{outcome="failed"}) and audited. What needs a restart
@@ -648,7 +658,7 @@ class Switch:
                 fx = load_fx_config(directory / "fx.toml", env=os.environ)
                 fields = {name: getattr(cfg, name) for name in type(cfg).model_fields}
                 fields.update(corridors=loaded.corridors, tiers=loaded.tiers, usage_timezone=loaded.usage_timezone,
-                              corridor_holidays=loaded.corridor_holidays)
+                              corridor_holidays=loaded.corridor_holidays, compliance_profiles=loaded.compliance_profiles)
                 new_cfg = type(cfg).model_validate(fields)
                 static = fx.static_provider(now).table  # stamped now: the reloaded table quotes afresh
             except Exception as exc:  # noqa: BLE001 - any problem of the files keeps the running configuration
@@ -667,6 +677,8 @@ class Switch:
             old_ids = {c.id: c for c in cfg.corridors}
             changed = sorted(c.id for c in new_cfg.corridors if old_ids.get(c.id) != c)
             removed = sorted(set(old_ids) - {c.id for c in new_cfg.corridors})
+            profiles = sorted(n for n in {*cfg.compliance_profiles, *new_cfg.compliance_profiles}
+                              if cfg.compliance_profiles.get(n) != new_cfg.compliance_profiles.get(n))
             self.config = new_cfg
             self.deps.config = new_cfg
             self.deps.quoter.book.stale_after_s = fx.stale_after_s
@@ -676,6 +688,7 @@ class Switch:
             self.metrics.config_reloads.labels("applied").inc()
             await audit_config_loaded(self.store, directory, replica=self.replica_id, at=now)
             result = {"applied": True, "corridors_changed": changed, "corridors_removed": removed,
+                      "compliance_profiles_changed": profiles,
                       "needs_restart": restart, "corridors_without_partner": unserved}
             await audit_alone(self.store, [audit_entry(at=now, actor=actor, action="config.reloaded", subject=str(directory),
                                                        detail={**result, "replica": self.replica_id})])
@@ -683,12 +696,14 @@ class Switch:
                      f"; needs a restart to apply: {', '.join(restart)}" if restart else "",
                      f"; corridors whose partner this replica does not serve (restart): {', '.join(unserved)}" if unserved else "")
             await self.refresh_controls()
-            if self.deps.screener is not None:  # issue 12: the screening list is reloaded with the configuration
+            if self.screener is not None and self.screener.provider == "embedded":
+                # the list file is re-read (issue 12: a list update without a restart); one that does
+                # not load keeps the running list
                 try:
-                    result["screening"] = self.deps.screener.reload()
+                    result["screening_list"] = await asyncio.to_thread(self.screener.reload)
                 except ValueError as exc:
-                    log.error("screening list reload (%s) refused, the list in force stays: %s", actor, str(exc)[:500])
-                    result["screening"] = f"refused, the list in force stays: {str(exc)[:500]}"
+                    result["screening_list_problem"] = str(exc)
+                    log.error("screening list reload refused, the running list stays: %s", exc)
             return result
 
     def install_reload_signal(self) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import re
 from collections.abc import Mapping
+from datetime import date
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,9 +34,11 @@ from iso20022.parsing import message_id_of, parse_untrusted
 from iso20022.schemas import SchemaSet
 from switch import limits
 from switch.config import SwitchConfig
-from switch.contracts import InstructionV1
+from iso20022.model import Party as IsoParty
+from iso20022.model import PostalAddress as IsoAddress
+from switch.contracts import AddressV1, IdentificationV1, InstructionV1
 from switch.domain.instruction import read_instruction
-from switch.domain.payment import Party
+from switch.domain.payment import Identification, Party, PostalAddress
 from switch.metrics import DlqReason
 from switch.service.handlers import ParsedInstruction
 from switch.service.pain_reports import TransactionDecision, origin_of
@@ -43,6 +46,7 @@ from switch.service.pain_reports import TransactionDecision, origin_of
 VERSION: Final = "pain.001.001.09"
 SUPPORTED_VERSIONS: Final = (VERSION,)
 BIC: Final = re.compile(r"[A-Z0-9]{8}([A-Z0-9]{3})?")  # a participant, as instruction v1 spells it
+NATIONAL_ID_SCHEME: Final = "NIDN"  # Id/PrvtId/Othr/SchmeNm/Cd of a national identity number [O ISO ExternalPersonIdentification1Code]
 message_id_chars_max: Final = 35  # Max35Text: GrpHdr/MsgId, and the pain.002's OrgnlMsgId
 # ISO ExternalProxyAccountType1Code (and Nexus) codes -> instruction v1 proxy types
 PROXY_TYPES: Final[Mapping[str, str]] = {
@@ -213,7 +217,8 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
     instruction = read_instruction(
         participant=ins.participant,
         instruction_id=ins.instruction_id,
-        debtor=Party(name=ins.debtor.name, account=ins.debtor.account),
+        debtor=Party(name=ins.debtor.name, account=ins.debtor.account, address=postal_address(ins.debtor.address),
+                     identification=identification(ins.debtor.identification)),
         debtor_currency=ins.debtor.currency,
         creditor=None if c is None else Party(
             name=c.name,
@@ -221,6 +226,7 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
             proxy_type=c.proxy.type if c.proxy else None,
             proxy=c.proxy.value if c.proxy else None,
             agent=c.agent,
+            address=postal_address(c.address),
         ),
         amount=None if ins.amount is None else (ins.amount.value, ins.amount.currency),
         qr=ins.qr,
@@ -234,6 +240,59 @@ def parsed_instruction(ins: InstructionV1, source_ref: str, *, origin: str | Non
     # the replay record `mekong config dry-run` reads (issue 11)
     contract = ins.canonical_json()
     return ParsedInstruction(instruction, hashlib.sha256(contract.encode()).hexdigest(), source_ref, contract)
+
+
+def postal_address(a: AddressV1 | None) -> PostalAddress | None:
+    """The contract's address as the domain's (issue 12)."""
+    if a is None:
+        return None
+    return PostalAddress(country=a.country, town=a.town, street=a.street, building=a.building, post_code=a.post_code,
+                         subdivision=a.subdivision, lines=tuple(a.lines or ()))
+
+
+def identification(i: IdentificationV1 | None) -> Identification | None:
+    """The contract's identification as the domain's (issue 12)."""
+    if i is None:
+        return None
+    return Identification(
+        national_id=i.national_id.value if i.national_id else None,
+        national_id_issuer=i.national_id.issuer if i.national_id else None,
+        birth_date=date.fromisoformat(i.birth.date) if i.birth else None,
+        birth_city=i.birth.city if i.birth else None,
+        birth_country=i.birth.country if i.birth else None,
+        lei=i.lei,
+    )
+
+
+def _address_data(address: IsoAddress | None) -> dict[str, Any] | None:
+    """A pain.001 PstlAdr (structured or hybrid) as instruction v1's address (issue 12); None when
+    it holds no more than Ctry (instruction v1 has no address without a town)."""
+    if address is None:
+        return None
+    data: dict[str, Any] = {
+        key: value for key, value in (
+            ("street", address.street), ("building", address.building), ("post_code", address.post_code),
+            ("town", address.town), ("subdivision", address.subdivision), ("country", address.country),
+        ) if value is not None
+    }
+    if address.lines:
+        data["lines"] = list(address.lines)
+    return data
+
+
+def _identification_data(party: IsoParty) -> dict[str, Any] | None:
+    """A pain.001 Dbtr/Id as instruction v1's identification (issue 12): Id/OrgId/LEI,
+    Id/PrvtId/DtAndPlcOfBirth, and an Id/PrvtId/Othr whose scheme is NIDN (its Issr the issuer)."""
+    data: dict[str, Any] = {}
+    if party.lei is not None:
+        data["lei"] = party.lei
+    if party.birth is not None:
+        data["birth"] = {"date": party.birth.birth_date.isoformat(), "city": party.birth.city,
+                         "country": party.birth.country}
+    other = party.identification
+    if other is not None and not other.organisation and other.scheme_code == NATIONAL_ID_SCHEME:
+        data["national_id"] = {"value": other.identifier, "issuer": other.issuer or ""}
+    return data or None
 
 
 def _corridor(tx: pain001.CreditTransferTransaction, config: SwitchConfig, mappings: Mapping[str, PartnerMapping]) -> str:
@@ -273,16 +332,26 @@ def _instruction(pmt: pain001.PaymentInstruction, tx: pain001.CreditTransferTran
         creditor["agent"] = member.member_id if member is not None else None
     else:
         raise Pain001Refused("AC01", "the creditor has neither an account id nor a proxy")
+    creditor_address = _address_data(tx.creditor.address if tx.creditor else None)
+    if creditor_address is not None:
+        creditor["address"] = creditor_address
+    debtor: dict[str, Any] = {
+        "name": pmt.debtor.name or "",
+        "account": pmt.debtor_account.other_id or "",
+        "currency": pmt.debtor_account.currency or tx.amount.currency,
+    }
+    debtor_address = _address_data(pmt.debtor.address)
+    if debtor_address is not None:
+        debtor["address"] = debtor_address
+    debtor_identification = _identification_data(pmt.debtor)
+    if debtor_identification is not None:
+        debtor["identification"] = debtor_identification
     return {
         "version": 1,
         "instruction_id": tx.instruction_id or tx.end_to_end_id,
         "participant": participant,
         "corridor": _corridor(tx, config, mappings),
-        "debtor": {
-            "name": pmt.debtor.name or "",
-            "account": pmt.debtor_account.other_id or "",
-            "currency": pmt.debtor_account.currency or tx.amount.currency,
-        },
+        "debtor": debtor,
         "creditor": creditor,
         "amount": {"value": tx.amount.value, "currency": tx.amount.currency},
         "remittance": tx.remittance_lines[0] if tx.remittance_lines else None,

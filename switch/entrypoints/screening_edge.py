@@ -15,6 +15,7 @@ refused. Refusals are {"reason_code", "error"}: 400 FF01 (no note), 404 MS03 (un
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -131,7 +132,7 @@ async def reload_list(request: web.Request) -> web.Response:
         return _reject(503, "FF01", "screening is off on this switch ([screening] enabled = false)")
     operator = request[api_auth.PRINCIPAL].name
     try:
-        in_force = screener.reload()
+        in_force = await asyncio.to_thread(screener.reload)  # the embedded list loads off the event loop
         applied = True
     except ValueError as exc:
         in_force, applied = f"refused, the list in force stays: {str(exc)[:500]}", False

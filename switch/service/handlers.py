@@ -21,6 +21,7 @@ from fx.quote import FxQuote, Quoter
 from iso20022 import pacs008
 from iso20022.schemas import SchemaSet, SchemaViolation
 from switch.config import SwitchConfig
+from switch.domain.compliance import missing_data
 from switch.domain.corridor_rules import (
     NO_CONTROLS,
     Controls,
@@ -623,6 +624,8 @@ def _decide(
             return resolved
         creditor = resolved
     mapping.check_text(ins.debtor.name, "debtor name", mapping.profile.name_chars_max)  # raises InstructionRejected
+    mapping.check_party_data(ins.debtor, "debtor")  # issue 12: address and id render for the partner, or InstructionRejected
+    mapping.check_party_data(creditor, "creditor")
     if ins.remittance:
         mapping.check_text(ins.remittance, "remittance information", mapping.profile.remittance_chars_max)
 
@@ -665,6 +668,10 @@ def _decide(
             over = day_refusal(tier, gates.usage.get(usage_key, 0), quote.source.amount_minor, str(quote.source))
         if over is not None:
             return _refused(over, corridor.id, deps)
+    # issue 12: the party data the corridor's compliance profile requires (RR01-RR03), on the debited amount
+    missing = missing_data(cfg.compliance(corridor.compliance), ins.debtor, creditor, quote.source)
+    if missing is not None:
+        return missing
 
     payment = Payment(
         uetr=deps.new_uetr(),

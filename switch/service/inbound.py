@@ -32,16 +32,28 @@ from adapters.inbound import (
 )
 from iso20022 import pacs002
 from switch.config import InboundRoute
-from switch.contracts import AmountV1, InboundPartyV1, InboundPaymentV1, InboundReplyV1
+from switch.contracts import (
+    AmountV1,
+    InboundAddressV1,
+    InboundBirthV1,
+    InboundIdentificationV1,
+    InboundNationalIdV1,
+    InboundPartyV1,
+    InboundPaymentV1,
+    InboundReplyV1,
+)
+from switch.domain.compliance import missing_data
 from switch.domain.errors import InstructionRejected
 from switch.domain.money import AmountError, Money
 from switch.domain.screening import Verdict
 from switch.domain.payment import (
     Direction,
     HistoryEntry,
+    Identification,
     Party,
     Payment,
     PaymentState,
+    PostalAddress,
     initial_history,
     scheduled,
     transition,
@@ -229,10 +241,31 @@ def _book(partner: str, route: InboundRoute, t: InboundTransfer, deps: Deps, now
         updated_at=now,
         direction=Direction.INBOUND,
     )
+    if problem is None:  # issue 12: the party data the route's compliance profile requires (RR01-RR03)
+        missing = missing_data(deps.config.compliance(route.compliance), payment.debtor, payment.creditor, amount)
+        problem = None if missing is None else (missing.reason_code, missing.detail)
     # a card debtor is kept (and handed to the participant) as its token; only the partner's own
     # message holds the number
     payment = deps.pans.protect(payment, deps.mappings[partner].profile.is_card)
     return payment, problem[0] if problem else None, problem[1] if problem else None
+
+
+def _address_event(a: PostalAddress | None) -> InboundAddressV1 | None:
+    if a is None:
+        return None
+    return InboundAddressV1(street=a.street, building=a.building, post_code=a.post_code, town=a.town,
+                            subdivision=a.subdivision, country=a.country, lines=list(a.lines) or None)
+
+
+def _identification_event(i: Identification | None) -> InboundIdentificationV1 | None:
+    if i is None:
+        return None
+    return InboundIdentificationV1(
+        national_id=InboundNationalIdV1(value=i.national_id, issuer=i.national_id_issuer) if i.national_id else None,
+        birth=InboundBirthV1(date=i.birth_date.isoformat(), city=i.birth_city, country=i.birth_country)
+        if i.birth_date else None,
+        lei=i.lei,
+    )
 
 
 def _inbound_event(p: Payment, *, mobile: str | None, reply_by: datetime, now: datetime) -> InboundPaymentV1:
@@ -248,8 +281,11 @@ def _inbound_event(p: Payment, *, mobile: str | None, reply_by: datetime, now: d
         corridor=p.corridor,
         partner=p.partner,
         end_to_end_id=p.instruction_id,
-        debtor=InboundPartyV1(name=p.debtor.name, account=p.debtor.account, agent=p.debtor.agent),
-        creditor=InboundPartyV1(name=p.creditor.name, account=p.creditor.account, mobile=mobile, agent=p.participant),
+        debtor=InboundPartyV1(name=p.debtor.name, account=p.debtor.account, agent=p.debtor.agent,
+                              address=_address_event(p.debtor.address),
+                              identification=_identification_event(p.debtor.identification)),
+        creditor=InboundPartyV1(name=p.creditor.name, account=p.creditor.account, mobile=mobile, agent=p.participant,
+                                address=_address_event(p.creditor.address)),
         amount=AmountV1.model_construct(value=money.to_text(money.currency.decimals_accepted_max), currency=money.currency.code),
         instructed_amount=instructed,
         remittance=p.remittance,

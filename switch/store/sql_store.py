@@ -37,7 +37,9 @@ from switch.domain.errors import ConcurrentUpdate, InvariantViolation
 from switch.domain.idempotency import StoredKey
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.pan import PanTokens, is_token
-from switch.domain.payment import FINAL_STATES, Direction, HistoryEntry, Party, Payment, PaymentState
+from switch.domain.payment import (
+    FINAL_STATES, Direction, HistoryEntry, Identification, Party, Payment, PaymentState, PostalAddress,
+)
 from switch.domain.recon import (
     MATCHED,
     BookEntry,
@@ -129,23 +131,88 @@ def _payment_row(p: Payment) -> dict[str, Any]:
         "origin": p.origin,
         "message_id": p.message_id,
         "follow_up_at": p.follow_up_at,
+        "parties": parties_json(p.debtor, p.creditor),
     }
 
 
+def _address_data(a: PostalAddress | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    data: dict[str, Any] = {k: v for k, v in (("country", a.country), ("town", a.town), ("street", a.street), ("building", a.building),
+                              ("post_code", a.post_code), ("subdivision", a.subdivision)) if v is not None}
+    if a.lines:
+        data["lines"] = list(a.lines)
+    return data
+
+
+def _identification_data(i: Identification | None) -> dict[str, Any] | None:
+    if i is None:
+        return None
+    return {k: v for k, v in (
+        ("national_id", i.national_id), ("national_id_issuer", i.national_id_issuer),
+        ("birth_date", i.birth_date.isoformat() if i.birth_date else None), ("birth_city", i.birth_city),
+        ("birth_country", i.birth_country), ("lei", i.lei),
+    ) if v is not None}
+
+
+def parties_json(debtor: Party, creditor: Party) -> str | None:
+    """The `parties` column (issue 12): the debtor's address and identification and the creditor's
+    address as compact JSON, only what is there; None when none is."""
+    data: dict[str, Any] = {}
+    for role, party in (("debtor", debtor), ("creditor", creditor)):
+        entry = {k: v for k, v in (("address", _address_data(party.address)),
+                                   ("identification", _identification_data(party.identification))) if v is not None}
+        if entry:
+            data[role] = entry
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True) if data else None
+
+
+def _address_of(data: dict[str, Any] | None) -> PostalAddress | None:
+    if data is None:
+        return None
+    return PostalAddress(country=data["country"], town=data.get("town"), street=data.get("street"),
+                         building=data.get("building"), post_code=data.get("post_code"),
+                         subdivision=data.get("subdivision"), lines=tuple(data.get("lines", ())))
+
+
+def _identification_of(data: dict[str, Any] | None) -> Identification | None:
+    if data is None:
+        return None
+    born = data.get("birth_date")
+    return Identification(
+        national_id=data.get("national_id"), national_id_issuer=data.get("national_id_issuer"),
+        birth_date=date.fromisoformat(born) if born else None, birth_city=data.get("birth_city"),
+        birth_country=data.get("birth_country"), lei=data.get("lei"),
+    )
+
+
+def parties_from_json(text: str | None) -> tuple[PostalAddress | None, Identification | None, PostalAddress | None]:
+    """(debtor address, debtor identification, creditor address) from the `parties` column."""
+    if not text:
+        return None, None, None
+    data = json.loads(text)
+    debtor, creditor = data.get("debtor", {}), data.get("creditor", {})
+    return (_address_of(debtor.get("address")), _identification_of(debtor.get("identification")),
+            _address_of(creditor.get("address")))
+
+
 def _payment_from_row(r: Any) -> Payment:
+    debtor_address, debtor_identification, creditor_address = parties_from_json(r.parties)
     return Payment(
         uetr=r.uetr,
         instruction_id=r.instruction_id,
         participant=r.participant,
         corridor=r.corridor,
         partner=r.partner,
-        debtor=Party(name=r.debtor_name, account=r.debtor_account, agent=r.debtor_agent),
+        debtor=Party(name=r.debtor_name, account=r.debtor_account, agent=r.debtor_agent, address=debtor_address,
+                     identification=debtor_identification),
         creditor=Party(
             name=r.creditor_name,
             account=r.creditor_account,
             proxy_type=r.creditor_proxy_type,
             proxy=r.creditor_proxy,
             agent=r.creditor_agent,
+            address=creditor_address,
         ),
         instructed=Money(r.instructed_minor, CURRENCIES[r.instructed_ccy]),
         source=Money(r.source_minor, CURRENCIES[r.source_ccy]),

@@ -115,6 +115,9 @@ payments = Table(
     Column("follow_up_at", UtcDateTime(), nullable=True),
     Column("follow_ups", Integer, nullable=False, server_default="0"),
     Column("message_id", String(35), nullable=True),  # the pacs.008 that carries it (outbound)
+    # issue 12 (migration 0013): the parties' addresses and the debtor's identification, compact
+    # JSON (sql_store.parties_json); NULL when the payment has none
+    Column("parties", Text, nullable=True),
     Index("ix_payments_state_updated", "state", "updated_at"),
     # the operator's search (issue 11, migration 0011): newest first by (created_at, uetr), a
     # keyset page; per participant; per state; per rejection reason (only rows that have one)

@@ -108,6 +108,23 @@ def _qr(corridor: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
     return encode(fields), None
 
 
+_DEBTOR_TOWNS = (("Phnom Penh", "12000"), ("Siem Reap", "17000"), ("Battambang", "02000"), ("Kampot", "07000"))
+
+
+def _debtor_data(n: int) -> dict[str, Any]:
+    """Issue 12: every planned debtor carries a structured address and a national id with birth
+    details (made up, derived from n so the plan's random draws stay as they were)."""
+    town, post_code = _DEBTOR_TOWNS[n % len(_DEBTOR_TOWNS)]
+    return {
+        "address": {"street": f"Street {100 + n % 400}", "building": str(1 + n % 250), "post_code": post_code,
+                    "town": town, "country": "KH"},
+        "identification": {
+            "national_id": {"value": f"{100000000 + n % 900000000:09d}", "issuer": "KH"},
+            "birth": {"date": f"{1950 + n % 50}-{1 + n % 12:02d}-{1 + n % 28:02d}", "city": town, "country": "KH"},
+        },
+    }
+
+
 def plan_instructions(
     count: int,
     *,
@@ -146,7 +163,8 @@ def plan_instructions(
             "instruction_id": instruction_id,
             "participant": participant,
             "corridor": corridor,
-            "debtor": {"name": debtor_name, "account": f"{debtor_name.split()[0].lower()}_{n % 997}@{suffix}", "currency": debtor_ccy},
+            "debtor": {"name": debtor_name, "account": f"{debtor_name.split()[0].lower()}_{n % 997}@{suffix}", "currency": debtor_ccy,
+                       **_debtor_data(n)},
             "creditor": _creditor(corridor, rng),
             "amount": amount,
             "remittance": f"Invoice {n}",

@@ -5,15 +5,51 @@ account, the partner bank code as ClrSysMmbId/MmbId."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from iso20022 import pain001
-from iso20022.model import Account, Agent, Amount, ClearingSystemMember, Party, PartyIdentification, Proxy
+from iso20022.model import (
+    Account,
+    Agent,
+    Amount,
+    BirthPlace,
+    ClearingSystemMember,
+    Party,
+    PartyIdentification,
+    PostalAddress,
+    Proxy,
+)
 from iso20022.schemas import SchemaSet
 
 _PROXY_CODES = {"MOBILE": "MBNO", "NATID": "NIDN", "EWALLET": "EWAL"}
+
+
+def _address(data: dict[str, Any] | None) -> PostalAddress | None:
+    """Instruction v1's address (issue 12) as PstlAdr."""
+    if not data:
+        return None
+    return PostalAddress(country=data["country"], town=data["town"], street=data.get("street"),
+                         building=data.get("building"), post_code=data.get("post_code"),
+                         subdivision=data.get("subdivision"), lines=tuple(data.get("lines") or ()))
+
+
+def _debtor(debtor: dict[str, Any]) -> Party:
+    """Dbtr with its PstlAdr and Id (issue 12): OrgId/LEI, or PrvtId/DtAndPlcOfBirth and
+    PrvtId/Othr (NIDN, Issr)."""
+    ident = debtor.get("identification") or {}
+    national, birth = ident.get("national_id"), ident.get("birth")
+    lei = ident.get("lei")
+    return Party(
+        name=debtor["name"],
+        address=_address(debtor.get("address")),
+        identification=PartyIdentification(national["value"], scheme_code="NIDN", issuer=national["issuer"])
+        if national and not lei else None,
+        birth=BirthPlace(date.fromisoformat(birth["date"]), birth["city"], birth["country"]) if birth else None,
+        lei=lei,
+    )
 
 
 def _transaction(ins: dict[str, Any]) -> pain001.CreditTransferTransaction:
@@ -32,7 +68,7 @@ def _transaction(ins: dict[str, Any]) -> pain001.CreditTransferTransaction:
         end_to_end_id=ins["instruction_id"],
         amount=Amount(ins["amount"]["value"], ins["amount"]["currency"]),
         creditor_agent=agent,
-        creditor=Party(name=creditor["name"]),
+        creditor=Party(name=creditor["name"], address=_address(creditor.get("address"))),
         creditor_account=account,
         remittance_lines=(ins["remittance"],) if ins.get("remittance") else (),
         exchange_contract_id=ins.get("quote_id"),  # a quote asked for first (issue 11)
@@ -46,22 +82,27 @@ def pain001_from_instructions(
     if not instructions:
         raise ValueError("a pain.001 needs at least one transaction")
     participant = instructions[0]["participant"]
-    by_account: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    by_account: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    debtors: dict[tuple[str, str, str, str], Party] = {}
     for ins in instructions:
         if ins["participant"] != participant:
             raise ValueError("one pain.001 comes from one participant")
         d = ins["debtor"]
-        by_account.setdefault((d["name"], d["account"], d["currency"]), []).append(ins)
+        # one PmtInf per debtor account and compliance data (PmtInf/Dbtr carries them, issue 12)
+        key = (d["name"], d["account"], d["currency"],
+               json.dumps([d.get("address"), d.get("identification")], sort_keys=True))
+        by_account.setdefault(key, []).append(ins)
+        debtors.setdefault(key, _debtor(d))
     payment_instructions = tuple(
         pain001.PaymentInstruction(
             payment_information_id=f"{message_id[:30]}-{n}",
             requested_execution_date=created_at.date(),
-            debtor=Party(name=name),
+            debtor=debtors[(name, account, ccy, data)],
             debtor_account=Account(other_id=account, scheme_proprietary="BAKONG", currency=ccy),
             debtor_agent=Agent(bicfi=participant),
             transactions=tuple(_transaction(i) for i in group),
         )
-        for n, ((name, account, ccy), group) in enumerate(by_account.items(), start=1)
+        for n, ((name, account, ccy, data), group) in enumerate(by_account.items(), start=1)
     )
     message = pain001.CustomerCreditTransferInitiation(
         message_id=message_id,

@@ -68,6 +68,15 @@ async def test_inbound_payments_are_booked_answered_and_deduplicated(broker: Tan
         assert (mobile.amount.value, mobile.amount.currency, mobile.corridor) == ("40000", "KHR", "TH-KH")
         assert mobile.instructed_amount is not None and mobile.instructed_amount.currency == "THB"
         assert events[uetrs["account_reject"]].participant == "ABAAKHPPXXX"
+        # issue 12 (FATF R16): the payer's address and identification travel to the beneficiary participant
+        payer = mobile.debtor
+        assert payer.address is not None and (payer.address.town, payer.address.country) == ("Bangkok", "TH")
+        assert payer.identification is not None and payer.identification.national_id is not None
+        assert payer.identification.birth is not None and payer.identification.birth.date == "1980-01-15"
+        assert mobile.creditor.address is not None and mobile.creditor.address.town == "Phnom Penh"
+        async with store.reader() as uow:
+            booked = (await uow.payments_get([uetrs["mobile_ok"]]))[uetrs["mobile_ok"]]
+        assert booked.debtor.address is not None and booked.debtor.address.street == "Sukhumvit Road"
 
         await reply(run, [
             {"version": 1, "uetr": uetrs["mobile_ok"], "participant": "ACLBKHPPXXX", "decision": "ACCEPT"},

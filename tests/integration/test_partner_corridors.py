@@ -54,6 +54,11 @@ async def test_a_payment_completes_and_partner_rejects_arrive_as_iso_reasons(bro
         assert sent.settlement.clearing_system_proprietary == run.sim.profile.clearing_system_proprietary
         (tx,) = sent.transactions
         assert tx.creditor.name == latin_name and tx.uetr == good["uetr"]
+        # issue 12: the instruction's party data reached the partner, TwnNm and Ctry for both parties
+        assert tx.debtor.address is not None and (tx.debtor.address.town, tx.debtor.address.country) in {
+            ("Phnom Penh", "KH"), ("PHNOM PENH", "KH")}
+        assert tx.debtor.birth is not None and tx.debtor.identification is not None
+        assert tx.creditor.address is not None and tx.creditor.address.town and tx.creditor.address.country
         async with run.ops_session() as http, http.get(f"{run.url}/v1/payments/{good['uetr']}", headers=run.auth) as resp:
             body = await resp.json()
         assert body["creditor"]["name"] == sample["creditor"].name  # the original script, kept

@@ -214,3 +214,35 @@ async def test_a_resend_requeues_a_delivered_message_but_not_one_still_being_del
     assert [(m.message_id, m.body, m.ambiguous) for m in again] == [("M-r0", b"<x/>", True)]
     async with store.reader() as uow:
         assert sorted(m.message_id for m in await uow.outbox_pending("partner", 10)) == ["M-r0", "M-r1"]
+
+
+async def test_the_parties_data_round_trips_and_a_payment_without_it_reads_as_before(store: Store) -> None:
+    """Issue 12 (migration 0013): the parties' addresses and the debtor's identification in one
+    JSON column; NULL for a payment without them."""
+    from datetime import date
+
+    from switch.domain.payment import Identification, PostalAddress
+
+    rich = a_payment(
+        debtor=Party("សុខ ដារា", account="sok_dara@aclb", agent="ACLBKHPPXXX",
+                     address=PostalAddress(country="KH", town="ភ្នំពេញ", street="Preah Norodom Boulevard", building="41",
+                                           post_code="120207", subdivision="Phnom Penh", lines=("Sangkat Chey Chumneah",)),
+                     identification=Identification(national_id="010203040", national_id_issuer="KH",
+                                                   birth_date=date(1985, 4, 12), birth_city="Phnom Penh",
+                                                   birth_country="KH")),
+        creditor=Party("Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678",
+                       address=PostalAddress(country="TH", town="Bangkok", lines=("99 Sukhumvit Road", "Khlong Toei"))),
+    )
+    company = a_payment(debtor=Party("Angkor Trading", account="angkor@aclb", agent="ACLBKHPPXXX",
+                                     identification=Identification(lei="5493001KJTIIGC8Y1R12")))
+    plain = a_payment()
+    async with store.unit_of_work() as uow:
+        await uow.payments_add([rich, company, plain])
+    async with store.reader() as uow:
+        got = await uow.payments_get([rich.uetr, company.uetr, plain.uetr])
+        raw = await uow.run_sync(lambda sync: {
+            row[0]: row[1] for row in sync.exec_driver_sql("SELECT uetr, parties FROM payments").fetchall()
+        })
+    assert got[rich.uetr] == rich and got[company.uetr] == company and got[plain.uetr] == plain
+    assert raw[plain.uetr] is None
+    assert raw[company.uetr] == '{"debtor":{"identification":{"lei":"5493001KJTIIGC8Y1R12"}}}'

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iso20022 import pacs002, pacs008
-from iso20022.model import Agent, Amount
+from iso20022.model import Agent, Amount, BirthPlace, PartyIdentification, PostalAddress
 from iso20022.parsing import parse_untrusted
 from iso20022.schemas import SchemaSet
 
@@ -62,6 +62,51 @@ def test_amounts_round_trip_exactly(schemas: SchemaSet, value: str, currency: st
 def test_names_round_trip(schemas: SchemaSet, debtor: str, creditor: str, version: str) -> None:
     assert schemas.text_max_length(version, "Max140Text") == NAME_LENGTH_MAX
     tx = replace(BASE.transactions[0], debtor=pacs008.Party(name=debtor), creditor=pacs008.Party(name=creditor))
+    message = replace(BASE, transactions=(tx,))
+    assert pacs008.parse(parse_untrusted(pacs008.build_validated(message, version, schemas))) == message
+
+
+def _text(size_max: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet=LATIN, min_size=1, max_size=size_max)
+
+
+countries = st.sampled_from(["KH", "TH", "LA", "VN", "CN", "XK"])
+addresses = st.builds(
+    PostalAddress,
+    country=countries,
+    town=_text(35),
+    street=st.none() | _text(70),
+    building=st.none() | _text(16),
+    post_code=st.none() | _text(16),
+    subdivision=st.none() | _text(35),
+    lines=st.lists(_text(70), max_size=2).map(tuple),
+)
+births = st.builds(BirthPlace, birth_date=st.dates(date(1900, 1, 1), date(2025, 12, 31)), city=_text(35), country=countries)
+leis = st.from_regex(r"[A-Z0-9]{18}[0-9]{2}", fullmatch=True)
+
+
+@st.composite
+def parties(draw: st.DrawFn) -> pacs008.Party:
+    """A party with a full PstlAdr and an Id: a person (birth, NIDN) or an organisation (LEI)."""
+    address = draw(addresses)
+    organisation = draw(st.booleans())
+    national = draw(st.none() | st.builds(
+        PartyIdentification, identifier=_text(35), scheme_code=st.just("NIDN"), issuer=st.none() | _text(35),
+        organisation=st.just(organisation),
+    ))
+    return pacs008.Party(
+        name=draw(_text(140)), country=address.country, address=address, identification=national,
+        birth=None if organisation else draw(st.none() | births), lei=draw(leis) if organisation else None,
+    )
+
+
+@SETTINGS
+@given(debtor=parties(), creditor=parties(), version=st.sampled_from(pacs008.VERSIONS))
+def test_party_addresses_and_identification_round_trip(
+    schemas: SchemaSet, debtor: pacs008.Party, creditor: pacs008.Party, version: str
+) -> None:
+    """Issue 12: PstlAdr (structured and hybrid), DtAndPlcOfBirth, Othr NIDN and LEI, in every version."""
+    tx = replace(BASE.transactions[0], debtor=debtor, creditor=creditor)
     message = replace(BASE, transactions=(tx,))
     assert pacs008.parse(parse_untrusted(pacs008.build_validated(message, version, schemas))) == message
 

@@ -23,7 +23,7 @@ from switch.domain.instruction import Reject
 from switch.entrypoints.pain001_edge import parsed_instruction
 from switch.metrics import Metrics
 from switch.service.handlers import Admitted, Deps, _pacs008_messages, admit_instruction
-from tests.factories import PARTNER_SAMPLES, sample_partner_instruction
+from tests.factories import DEBTOR_ADDRESS, PARTNER_SAMPLES, sample_partner_instruction
 
 NOW = datetime(2025, 6, 2, 3, 0, tzinfo=timezone.utc)
 
@@ -101,7 +101,8 @@ def test_a_usd_debtor_on_kh_vn_is_refused_with_curr(deps: Deps) -> None:
 @pytest.mark.parametrize("partner", ["lapnet", "unionpay"])
 def test_usd_debtors_are_admitted_where_the_corridor_takes_usd(deps: Deps, partner: str) -> None:
     ins = InstructionV1.model_validate(
-        sample_partner_instruction(partner, debtor={"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "USD"},
+        sample_partner_instruction(partner, debtor={"name": "Sok Dara", "account": "sok_dara@aclb", "currency": "USD",
+                                                    "address": DEBTOR_ADDRESS},
                                    amount={"value": "25.50", "currency": "USD"})
     )
     payment = _admitted(ins, deps).payment

@@ -20,6 +20,7 @@ from iso20022.schemas import SchemaSet
 from switch.domain.errors import InstructionRejected
 from switch.domain.money import CURRENCIES, Money
 from switch.domain.payment import Party, Payment, PaymentState
+from tests.factories import SAMPLE_DEBTOR_ADDRESS, SAMPLE_DEBTOR_IDENTIFICATION
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "adapters" / "promptpay" / "fixtures" / "pacs008_khr_mobile.xml"
@@ -44,7 +45,8 @@ def mobile_payment() -> Payment:
         participant="ACLBKHPPXXX",
         corridor="KH-TH",
         partner="promptpay",
-        debtor=Party(name="Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX"),
+        debtor=Party(name="Sok Dara", account="sok_dara@aclb", agent="ACLBKHPPXXX",
+                     address=SAMPLE_DEBTOR_ADDRESS, identification=SAMPLE_DEBTOR_IDENTIFICATION),
         creditor=Party(name="Somchai Jaidee", proxy_type="MOBILE", proxy="0066812345678"),
         instructed=source,
         source=source,

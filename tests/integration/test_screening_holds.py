@@ -191,3 +191,22 @@ async def test_the_list_reloads_through_the_api_and_is_audited(api: Api) -> None
     api.deps.screener = None
     off = await api.call("POST", "/v1/screening/reload", "/v1/screening/reload", status=503)
     assert off["reason_code"] == "FF01"
+
+
+async def test_the_shipped_embedded_list_holds_a_listed_creditor_through_the_edge_helpers(schemas: SchemaSet) -> None:
+    from switch.screening import build_screener
+    from switch.service.handlers import accept_instructions
+    from tests.fakes import FakeUnitOfWork
+
+    deps = deps_from_config(schemas, FakeClock())
+    screener = build_screener(deps.config)  # the embedded matcher and the demo list, as shipped
+    assert screener is not None
+    doc = sample_instruction(instruction_id="L1")
+    doc["creditor"]["name"] = "Chhuon Sovannarith"  # an alias of the demo list's first entry
+    items = [parsed_instruction(doc, source_ref="r:0:1"), parsed_instruction(sample_instruction(instruction_id="L2"), source_ref="r:0:2")]
+    screenings = await screen_instructions(screener, items)
+    uow = FakeUnitOfWork()
+    out = await accept_instructions(AcceptInstructions(items, screenings=screenings), uow, deps)
+    assert out.counts == {"held": 1, "admitted": 1}
+    (held,) = uow.state.holds.values()
+    assert held.entry_id == "mk-kh-001" and held.role == "creditor" and held.score is not None and held.score >= 0.7

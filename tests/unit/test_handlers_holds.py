@@ -241,3 +241,4 @@ async def test_a_released_payment_counts_its_sla_from_the_release_not_from_the_h
     clock.advance(profile.sla_s + limits.follow_up_interval_s_max)
     await follow_up_payments(FollowUpPayments(), uow, deps)
     assert uow.payments[uetr].state is S.TIMED_OUT  # past the SLA counted from the release
+

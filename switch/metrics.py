@@ -78,6 +78,12 @@ OPERATOR_ACTIONS: Final = ("enquire", "resend", "mark", "dlq_replay")
 DLQ_REPLAY_OUTCOMES: Final = ("replayed", "already_replayed", "truncated", "not_found", "failed")
 
 
+# issue 12: switch_screening_holds_total{direction,outcome}, switch_screening_decisions_total{decision}
+SCREENING_DIRECTIONS: Final = ("outbound", "inbound")
+SCREENING_HOLD_OUTCOMES: Final = ("hit", "unavailable")
+SCREENING_DECISIONS: Final = ("released", "rejected", "expired")
+
+
 class _RejectsCounter:
     """switch_rejects_total whose reason_code label is always reason_code_label(code)."""
 
@@ -260,6 +266,28 @@ class Metrics:
         for outcome in DLQ_REPLAY_OUTCOMES:
             self.dlq_replayed.labels(outcome)
 
+        # screening holds (issue 12): payments held (direction, outcome: hit | unavailable), the
+        # operators' decisions (released | rejected | expired), how long a hold waited for its
+        # decision, and the holds still waiting (set from the store with the other gauges)
+        self.screening_holds = Counter(
+            "switch_screening_holds_total", "Payments held by the sanctions screening", ["direction", "outcome"], registry=r,
+        )
+        for direction in SCREENING_DIRECTIONS:
+            for outcome in SCREENING_HOLD_OUTCOMES:
+                self.screening_holds.labels(direction, outcome)
+        self.screening_decisions = Counter(
+            "switch_screening_decisions_total", "Decisions on screening holds", ["decision"], registry=r,
+        )
+        for decision in SCREENING_DECISIONS:
+            self.screening_decisions.labels(decision)
+        self.screening_decision_seconds = Histogram(
+            "switch_screening_decision_seconds", "Time from a screening hold to its decision",
+            buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400), registry=r,
+        )
+        self.screening_held = Gauge("switch_screening_held", "Screening holds waiting for a decision", registry=r)
+        self.screening_held_overdue = Gauge(
+            "switch_screening_held_overdue", "Screening holds waiting for a decision past half their deadline", registry=r,
+        )
         # sanctions screening (issue 12): time per screened payment by provider and outcome
         # (SCREENING_PROVIDERS x SCREENING_OUTCOMES, every series from the start), the list's size
         self.screening_seconds = Histogram(

@@ -51,11 +51,14 @@ from switch.domain.payment import Direction, HistoryEntry, Payment, PaymentState
 from switch.domain.recon import MATCHED, BookEntry, BookKind, Break, BreakState, StatementEntry
 from switch.domain.recon import Outcome as BookOutcome
 from switch.domain.settlement import CycleState, SettlementCycle
+from switch.domain.screening import Hit, Subject, Verdict
+from switch.domain.screening import Outcome as ScreeningOutcome
 from switch.metrics import Metrics
 from switch.entrypoints.pain001_edge import parsed_instruction as edge_parsed_instruction
 from switch.service.handlers import ApplyPartnerStatuses, Deps, Outcome, ParsedInstruction, RecordSendResults
 from switch.service.ports import (
-    DeliveryFailure, DlqReplay, InstructionRecord, Lease, MessageRecord, OutboxMessage, PaymentQuery, StoredQuote, UsageKey,
+    DeliveryFailure, DlqReplay, InstructionRecord, Lease, MessageRecord, OutboxMessage, PaymentQuery, ScreeningHold, StoredQuote,
+    UsageKey,
 )
 from switch.service import relay
 from switch.store.sql_store import entry_page_seq_step, return_book_names
@@ -128,6 +131,7 @@ class FakeState:
     usage: dict[UsageKey, tuple[int, int]] = field(default_factory=dict)
     dlq_replays: dict[tuple[str, int, int], DlqReplay] = field(default_factory=dict)  # issue 11
     quotes: dict[str, StoredQuote] = field(default_factory=dict)  # quote id -> quote (issue 11)
+    holds: dict[str, ScreeningHold] = field(default_factory=dict)  # uetr -> screening hold (issue 12)
 
     def copy(self) -> FakeState:
         return FakeState(
@@ -135,6 +139,7 @@ class FakeState:
             self.outbox_next_id, dict(self.inbound), list(self.audit), dict(self.signed), dict(self.cases),
             dict(self.cycles), dict(self.books), dict(self.book_results), dict(self.report_pages), dict(self.entries),
             dict(self.breaks), dict(self.controls), dict(self.usage), dict(self.dlq_replays), dict(self.quotes),
+            dict(self.holds),
         )
 
     def assign(self, other: FakeState) -> None:
@@ -488,6 +493,37 @@ class FakeUnitOfWork:
         for key, amount in amounts:
             before, payments = self.state.usage.get(key, (0, 0))
             self.state.usage[key] = (before + amount, payments + 1)
+
+    # -- screening holds (issue 12) --
+    async def holds_add(self, holds: Sequence[ScreeningHold]) -> None:
+        if not holds:
+            return
+        self._write()
+        for h in holds:
+            if h.uetr in self.state.holds:
+                raise DuplicateKey(f"screening_holds {h.uetr}")
+            self.state.holds[h.uetr] = h
+
+    async def holds_get(self, uetrs: Sequence[str]) -> dict[str, ScreeningHold]:
+        return {u: self.state.holds[u] for u in uetrs if u in self.state.holds}
+
+    async def holds_update(self, moves: Sequence[tuple[int, ScreeningHold]]) -> None:
+        if not moves:
+            return
+        self._write()
+        for read_version, h in moves:
+            stored = self.state.holds.get(h.uetr)
+            if stored is None or stored.version != read_version:
+                raise ConcurrentUpdate(f"concurrent decision on the hold of {h.uetr}")
+        for _, h in moves:
+            self.state.holds[h.uetr] = h
+
+    async def holds_list(self, open_only: bool, limit: int) -> list[ScreeningHold]:
+        found = sorted((h for h in self.state.holds.values() if not open_only or h.open), key=lambda h: (h.held_at, h.uetr))
+        return found[:limit]
+
+    async def holds_open_count(self) -> int:
+        return sum(1 for h in self.state.holds.values() if h.open)
 
     async def audit_append(self, new: Sequence[NewAuditEntry]) -> list[AuditEntry]:
         if not new:
@@ -979,3 +1015,35 @@ def failed_round(
     )
 
 
+
+
+class FakeScreener:
+    """The screening port (issue 12) in memory: a subject whose name is in `hits` is a HIT with
+    that score (entry id "E-" + the name); `unavailable` makes every verdict UNAVAILABLE."""
+
+    def __init__(self, hits: Mapping[str, float] | None = None, *, unavailable: bool = False, list_version: str = "fake-1") -> None:
+        self.hits = dict(hits or {})
+        self.unavailable = unavailable
+        self.list_version = list_version
+        self.screened: list[Subject] = []
+        self.reloads = 0
+
+    async def screen(self, subjects: Sequence[Subject]) -> dict[tuple[str, str], Verdict]:
+        self.screened.extend(subjects)
+        verdicts: dict[tuple[str, str], Verdict] = {}
+        for s in subjects:
+            if self.unavailable:
+                verdicts[s.key] = Verdict(ScreeningOutcome.UNAVAILABLE, detail="list not loaded", list_version=self.list_version)
+                continue
+            score = self.hits.get(s.name)
+            best = verdicts.get(s.key)
+            if score is None:
+                verdicts.setdefault(s.key, Verdict(ScreeningOutcome.CLEAR, list_version=self.list_version))
+            elif best is None or best.hit is None or best.hit.score < score:
+                hit = Hit(s.role, score, f"E-{s.name}", s.name.upper(), s.name, ("fake-sanctions",), "name")
+                verdicts[s.key] = Verdict(ScreeningOutcome.HIT, hit, list_version=self.list_version)
+        return verdicts
+
+    def reload(self) -> str:
+        self.reloads += 1
+        return f"{len(self.hits)} entries, version {self.list_version}"

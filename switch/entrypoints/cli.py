@@ -934,3 +934,7 @@ def partners_resume(partner: str, reason: str, **ops: Any) -> None:
 from switch.entrypoints.cli_ops import add_commands as _add_toolbox_commands  # noqa: E402
 
 _add_toolbox_commands(main, payments, _ops_options, _ops_call)
+# ----------------------------------------------------------------------------- screening holds (issue 12)
+from switch.entrypoints.cli_screening import add_commands as _add_screening_commands  # noqa: E402
+
+_add_screening_commands(main, _ops_options, _ops_call)

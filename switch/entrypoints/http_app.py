@@ -65,6 +65,7 @@ from switch.service.bus import MessageBus
 from switch.service.enquiries import EnquirePayment, enquiry_ref
 from switch.service.handlers import ApplyPartnerStatuses
 from switch.service.inbound import AcceptInbound
+from switch.service.screening import screen_transfers
 from switch.service.signed import NoteSignedMessage
 from switch.signing import Sealer
 from switch.service.rate_limits import RateLimits
@@ -226,7 +227,9 @@ async def _inbound_payment(bus: MessageBus, partner: str, root: Any, message_typ
         return _reject(403, "AG01", f"no inbound route is open for {partner}")
     bus.deps.schemas.validate(root, message_type)
     message = read_pacs008(root)
-    outcome = await bus.handle(AcceptInbound(partner, message.message_id, message_type, body, message.transfers))
+    # issue 12: screened before the transaction (nothing changes); a held transfer waits for an operator
+    screenings = await screen_transfers(bus.deps.screener, partner, message.transfers)
+    outcome = await bus.handle(AcceptInbound(partner, message.message_id, message_type, body, message.transfers, screenings))
     return web.json_response({"message_id": message.message_id, **outcome.counts}, status=202)
 
 
@@ -449,6 +452,9 @@ def build_ops_app(
         app[corridors_edge.CONTROLS_CHANGED] = controls_changed
     quotes_edge.add_routes(app)  # issue 11: POST /v1/quotes, GET /v1/fx/rates
     ops_edge.add_routes(app, dead_letters)  # issue 11: search, messages, resolve, dead letters, OpenAPI
+    from switch.entrypoints import screening_edge  # it builds on ops_edge's helpers
+
+    screening_edge.add_routes(app)  # issue 12: /v1/screening/holds*, /v1/screening/reload
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -53,6 +53,8 @@ from switch.service import events
 from switch.service.audit import audit_dead_letters
 from switch.service.bus import REQUEST_COMMANDS, MessageBus
 from switch.service.handlers import AcceptInstructions, Outcome, ParsedInstruction
+from switch.service.screening import screen_instructions
+from switch.domain.screening import Verdict
 from switch.service.inbound import ApplyInboundReplies
 from switch.service.pain_reports import admission_report, group_reject
 from switch.service.rate_limits import REASON_CODE as RATE_LIMIT_REASON_CODE, RateLimits
@@ -473,9 +475,12 @@ class InstructionConsumer:
             keys = proxies_to_resolve(parsed, self._config, self._deps.mappings)
             if keys:
                 resolutions = await self._resolver.resolve(keys)
+        # issue 12: screening changes nothing either: before the transaction, like the look-ups
+        screenings = await screen_instructions(self._deps.screener, parsed) if parsed else {}
         if parsed or dead or replies or pains or requests:
             outcome = await self._bus.in_transaction(
-                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains, requests), name="consumer"
+                lambda uow: self._admit(uow, parsed, resolutions, replies, dead, pains, refused_pains, requests, screenings),
+                name="consumer",
             )
         # the database has it all, and the relay has the outbox rows: now, and only now, the
         # offsets move
@@ -504,12 +509,13 @@ class InstructionConsumer:
         pains: list[Pain001Record],
         refused_pains: list[tuple[ConsumerRecord[bytes, bytes], Pain001Refused]],
         requests: Sequence[Request] = (),
+        screenings: Mapping[tuple[str, str], Verdict] | None = None,
     ) -> Outcome:
         """One batch in one transaction: admissions, replies, participants' requests (returns,
         recalls: one command per kind, REQUEST_COMMANDS), and the answers to what was refused."""
         outcome = Outcome()
         if parsed:
-            outcome = await self._bus.dispatch(AcceptInstructions(parsed, resolutions), uow)
+            outcome = await self._bus.dispatch(AcceptInstructions(parsed, resolutions, screenings or {}), uow)
         commands: list[Any] = [ApplyInboundReplies(replies)] if replies else []
         for request_type, command in REQUEST_COMMANDS.items():
             of_type = [r for r in requests if isinstance(r, request_type)]

@@ -220,6 +220,7 @@ class Switch:
         # sanctions screening (issue 12): the embedded list loads here, off the event loop, and
         # rigour's name data in the background (switch/screening/embedded.py); None when [screening] is off
         self.screener = await asyncio.to_thread(build_screener, cfg, self.metrics)
+        self.deps.screener = self.screener  # the edges screen with it (switch/service/screening.py)
         if self.screener is not None:
             log.info("screening: %s", self.screener.reload() if self.screener.provider == "yente" else self.screener.describe())
             close = getattr(self.screener, "close", None)
@@ -747,6 +748,11 @@ class Switch:
             cases = await uow.case_counts([s.value for s in CASE_NOT_CLOSED])
             breaks = await uow.break_counts()
             recent = {p: await uow.cycles_list(p, 10) for p in self.deps.calendars}
+            # issue 12: screening holds waiting for a decision (a few rows), and those past half their deadline
+            held_count = await uow.holds_open_count()
+            held = await uow.holds_list(True, 500) if held_count else []
+        self.metrics.screening_held.set(held_count)
+        self.metrics.screening_held_overdue.set(sum(1 for h in held if self.clock() >= h.held_at + (h.deadline_at - h.held_at) / 2))
         for kind in ("partner", "status"):
             self.metrics.outbox_pending.labels(kind).set(pending.get(kind, 0))
         for partner in self.deps.mappings:

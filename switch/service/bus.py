@@ -74,6 +74,7 @@ from switch.service.operations import (
     mark_payment,
     resend_payment,
 )
+from switch.service.holds import RejectHeld, ReleaseHeld, reject_held_cmd, release_held
 from switch.domain.errors import ConcurrentUpdate
 from switch.service.ports import Store, UnitOfWork
 
@@ -115,6 +116,9 @@ HANDLERS: Final[dict[type, Callable[..., Awaitable[Any]]]] = {
     MarkPayment: mark_payment,
     ClaimDlqReplays: claim_dlq_replays,
     FinishDlqReplays: finish_dlq_replays,
+    # screening holds (issue 12): an operator releases or rejects a held payment
+    ReleaseHeld: release_held,
+    RejectHeld: reject_held_cmd,
 }
 # participants' requests on mekong.requests (issue 9): request contract -> the command the Kafka
 # edge dispatches for the batch's requests of that kind

@@ -54,9 +54,25 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
     partner_msgs: list[OutboxMessage] = []
     follow_ups: list[tuple[str, datetime | None]] = []
     resend: dict[str, list[str]] = {}  # partner -> pacs.008 message ids
+    held = [p for p in claimed if p.state is S.HELD]  # issue 12: a screening hold's deadline
+    if held:
+        from switch.service.holds import expire_held  # builds on inbound.py, imported when needed
+
+        expired = await expire_held(uow, deps, held, now=now, moved=moved, history=history, partner_msgs=partner_msgs,
+                                    status_msgs=statuses, follow_ups=follow_ups)
+        if expired:
+            out.counts["holds_expired"] = expired
+    # issue 12: a payment released from a screening hold left when it was released, not when it
+    # was admitted: its resend and SLA count from the release (one look-up per batch, by key)
+    sent_from: dict[str, datetime] = {}
+    waiting = [p.uetr for p in claimed if p.direction is Direction.OUTBOUND and p.state in (S.QUOTED, S.SUBMITTED, S.ACCEPTED)]
+    if waiting:
+        sent_from = {u: h.decided_at for u, h in (await uow.holds_get(waiting)).items() if h.decision == "released" and h.decided_at}
     for p in claimed:
         if p.state in FINAL_STATES:
             follow_ups.append((p.uetr, None))
+            continue
+        if p.state is S.HELD:
             continue
         if p.direction is Direction.INBOUND:
             if p.state is S.SUBMITTED:  # the participant stayed silent past reply_by
@@ -80,11 +96,12 @@ async def follow_up_payments(cmd: FollowUpPayments, uow: UnitOfWork, deps: Deps)
         next_at = next_follow_up(p, profile.resend_after_s, now=now)
         # issue 9: a look before resend_after_s (the profile enquires earlier) opens the enquiry
         # below and resends nothing; the first resend stays at resend_after_s
-        first_resend_at = p.created_at + timedelta(seconds=profile.resend_after_s)
+        started_at = sent_from.get(p.uetr, p.created_at)
+        first_resend_at = started_at + timedelta(seconds=profile.resend_after_s)
         early = now < first_resend_at
         if early:
             next_at = min(next_at, first_resend_at)
-        sla_at = p.created_at + timedelta(seconds=profile.sla_s)
+        sla_at = started_at + timedelta(seconds=profile.sla_s)
         if now >= sla_at and p.state in (S.QUOTED, S.SUBMITTED, S.ACCEPTED):
             stored_version, detail = p.version, f"no final status from {p.partner} within {profile.sla_s:g} s; still enquiring"
             if p.state is S.QUOTED:  # sent at least once, maybe received: never a reject from here

@@ -36,6 +36,7 @@ from switch.domain.idempotency import Admission, admit
 from switch.domain.instruction import Instruction, Reject
 from switch.domain.money import AmountError, Money, currency
 from switch.domain.pan import PanTokens
+from switch.domain.screening import Outcome as ScreeningOutcome
 from switch.domain.screening import Verdict
 from switch.domain.settlement import Calendar
 from switch.domain.payment import (
@@ -58,7 +59,17 @@ from switch.metrics import Metrics
 from switch.qr.templates import CreditorKind, QrRoute, expiry_error
 from switch.service import events
 from switch.service.partner_log import PartnerProblems, Problem
-from switch.service.ports import DeliveryFailure, InstructionRecord, OutboxMessage, StoredQuote, UnitOfWork, UsageKey, stored_key
+from switch.service.ports import (
+    DeliveryFailure,
+    InstructionRecord,
+    OutboxMessage,
+    Screener,
+    ScreeningHold,
+    StoredQuote,
+    UnitOfWork,
+    UsageKey,
+    stored_key,
+)
 from switch.service.quote_check import check_quote
 
 S = PaymentState
@@ -134,6 +145,9 @@ class Deps:
     # where partner trouble (rejects, SLA timeouts) is logged, rate-limited; the composition root
     # shares it with the relay (outages, give-ups)
     partner_problems: PartnerProblems = field(default_factory=PartnerProblems)
+    # issue 12: the sanctions screener (switch/screening build_screener; None: screening off). The
+    # edges call it before they dispatch (switch/service/screening.py); handlers never do
+    screener: Screener | None = None
 
 
 def payment_log_context(p: Payment):  # type: ignore[no-untyped-def]
@@ -190,6 +204,7 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
     status_msgs: list[OutboxMessage] = []
     batch_payments: dict[str, Payment] = {}
     admitted: list[tuple[ParsedInstruction, InstructionRecord, Payment, HistoryEntry]] = []
+    held: list[tuple[ParsedInstruction, InstructionRecord, Payment, HistoryEntry, Verdict]] = []  # issue 12
     received: dict[str, Payment] = {}  # uetr -> the payment as admitted (RECEIVED), for its history row
     # issue 11: the operators' corridor and partner switches, and the daily usage of the batch's
     # debtors (locked until commit: replicas decide each debtor's day one after the other)
@@ -264,13 +279,21 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             gates.usage[decided.usage_key] = gates.usage.get(decided.usage_key, 0) + payment.source.amount_minor
             usage_keys[payment.uetr] = decided.usage_key
         received[payment.uetr] = payment
-        payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
+        verdict = cmd.screenings.get(key) if cmd.screenings else None
+        if verdict is not None and verdict.holds:  # issue 12: held for an operator, nothing sent
+            payment, entry = transition(payment, S.HELD, now=now, detail=hold_detail(verdict))
+        else:
+            payment, entry = transition(payment, S.QUOTED, now=now, detail=f"quote {decided.quote.quote_id}")
         rec = InstructionRecord(
             ins.participant, ins.instruction_id, item.fingerprint, payment.uetr, None, None, payment.corridor, item.source_ref, now,
             replay_record(item, cmd.resolutions, deps),
         )
         existing[key] = rec
         batch_payments[payment.uetr] = payment
+        if payment.state is S.HELD:
+            assert verdict is not None
+            held.append((item, rec, payment, entry, verdict))
+            continue
         admitted.append((item, rec, payment, entry))
 
     uses: list[tuple[str, int, str, str, datetime]] = []
@@ -300,14 +323,65 @@ async def accept_instructions(cmd: AcceptInstructions, uow: UnitOfWork, deps: De
             history.append(initial_history(received[payment.uetr]))
             history.append(entry)
 
+    holds: list[ScreeningHold] = []
+    if held:  # issue 12: stored, quote used and usage counted as admitted; no partner message until released
+        deadline_at = now + timedelta(seconds=deps.config.screening.hold_deadline_s)
+        for item, rec, payment, entry, verdict in held:
+            out.count("held")
+            if item.instruction.quote_id is not None:
+                used = quotes[item.instruction.quote_id]
+                uses.append((used.quote.quote_id, used.version, payment.uetr, rec.instruction_id, now))
+                deps.metrics.fx.quotes.labels(payment.corridor, "honoured").inc()
+            out.admissions[(rec.participant, rec.instruction_id)] = (payment.uetr, None, None)
+            new_records.append(rec)
+            mapping = deps.mappings[payment.partner]
+            payment = deps.pans.protect(payment, mapping.profile.is_card)
+            # its pacs.008's MsgId is fixed now (payments_update never writes it): the one release builds
+            new_payments.append(scheduled(payment, message_id=message_id(payment.uetr, 1), follow_up_at=deadline_at))
+            history.append(initial_history(received[payment.uetr]))
+            history.append(entry)
+            holds.append(screening_hold(payment, verdict, now=now, deadline_at=deadline_at))
+            deps.metrics.screening_holds.labels("outbound", verdict.outcome.value).inc()
+            # tipping-off: the participant hears that it is held, never what matched
+            status_msgs.extend(events.participant_outbox(payment, deps.config, deps.schemas, now=now, reason=HELD_REASON))
+
     await uow.quotes_use(uses)  # ConcurrentUpdate when another replica used one first: the batch runs again
     await uow.instructions_add(new_records)
     await uow.usage_add([(usage_keys[p.uetr], p.source.amount_minor) for p in new_payments if p.uetr in usage_keys])
     await uow.payments_add(new_payments)
     await uow.history_add(history)
+    if holds:
+        await uow.holds_add(holds)
     out.partner_outbox = await uow.outbox_add(partner_msgs)
     out.status_outbox = await uow.outbox_add(status_msgs)
     return out
+
+
+# ---------------------------------------------------------------- screening holds (issue 12)
+
+# what the participant is told of a held payment: never the list entry nor the score (tipping-off)
+HELD_REASON: Final = "held for compliance review"
+
+
+def hold_detail(verdict: Verdict) -> str:
+    """The history row of a hold (operators read it; participants never see it)."""
+    if verdict.outcome is ScreeningOutcome.UNAVAILABLE or verdict.hit is None:
+        return f"screening unavailable: {verdict.detail or 'no answer'}"[:500]
+    hit = verdict.hit
+    return f"screening hit: score {hit.score:.2f}, {hit.role.value} matched entry {hit.entry_id}"[:500]
+
+
+def screening_hold(p: Payment, verdict: Verdict, *, now: datetime, deadline_at: datetime) -> ScreeningHold:
+    """The hold record of a payment the screening held."""
+    hit = verdict.hit
+    return ScreeningHold(
+        uetr=p.uetr, direction=p.direction.value, held_at=now, deadline_at=deadline_at,
+        outcome="unavailable" if verdict.outcome is ScreeningOutcome.UNAVAILABLE or hit is None else "hit",
+        score=hit.score if hit else None, entry_id=hit.entry_id if hit else None, entry_name=hit.entry_name if hit else None,
+        matched_name=hit.matched_name if hit else None, role=hit.role.value if hit else None,
+        datasets=hit.datasets if hit else (), list_version=verdict.list_version,
+        detail=verdict.detail or None if hit is None else (hit.explanation or None),
+    )
 
 
 REPLAY_VERSION: Final = 1

@@ -59,8 +59,8 @@ from switch.domain.payment import (
     transition,
 )
 from switch.service import events
-from switch.service.handlers import Deps, Outcome, _count_outcome
-from switch.service.ports import OutboxMessage, UnitOfWork
+from switch.service.handlers import Deps, Outcome, _count_outcome, hold_detail, screening_hold
+from switch.service.ports import OutboxMessage, ScreeningHold, UnitOfWork
 
 S = PaymentState
 
@@ -294,6 +294,22 @@ def _inbound_event(p: Payment, *, mobile: str | None, reply_by: datetime, now: d
     )
 
 
+def publish_inbound(
+    p: Payment, route: InboundRoute, deps: Deps, *, now: datetime, history: list[HistoryEntry]
+) -> tuple[Payment, OutboxMessage]:
+    """A booked (QUOTED) inbound payment published to its participant: SUBMITTED, to be answered
+    by reply_by (silence then: AB05, follow_up.py); the payment and the event's outbox row."""
+    p, entry = transition(p, S.SUBMITTED, now=now, detail=f"published on {deps.config.kafka.inbound_topic}")
+    history.append(entry)
+    reply_by = now + timedelta(seconds=route.confirm_timeout_s)
+    p = scheduled(p, follow_up_at=reply_by)
+    event = _inbound_event(p, mobile=p.creditor.proxy, reply_by=reply_by, now=now)
+    return p, OutboxMessage(
+        kind="status", destination=deps.config.kafka.inbound_topic, message_id=f"I{p.uetr.replace('-', '')}",
+        uetrs=(p.uetr,), key=f"{p.participant}/{p.uetr}", body=event.model_dump_json().encode(), created_at=now,
+    )
+
+
 async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: Deps) -> list[Outcome]:
     now = deps.clock()
     outcomes = [Outcome() for _ in cmds]
@@ -315,6 +331,7 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
     fresh_messages = []
     booked: dict[str, tuple[str, InboundTransfer]] = {}  # UETR -> (partner, transfer), this batch
     duplicates_answered: set[str] = set()  # DUPL answer ids planned in this batch
+    holds: list[ScreeningHold] = []  # issue 12
     for i, cmd in enumerate(cmds):
         out = outcomes[i]
         first_body = bodies.get((cmd.partner, cmd.message_id))
@@ -380,29 +397,27 @@ async def accept_inbound(cmds: Sequence[AcceptInbound], uow: UnitOfWork, deps: D
                         (i, m) for m in events.participant_outbox(payment, deps.config, deps.schemas, now=now, reason=detail)
                     )
                 continue
+            verdict = cmd.screenings.get((cmd.partner, t.uetr)) if cmd.screenings else None
+            if verdict is not None and verdict.holds:  # issue 12: not published, no answer yet
+                deadline_at = now + timedelta(seconds=deps.config.screening.hold_deadline_s)
+                payment, entry = transition(payment, S.HELD, now=now, detail=hold_detail(verdict))
+                history.append(entry)
+                new_payments.append(scheduled(payment, follow_up_at=deadline_at))
+                holds.append(screening_hold(payment, verdict, now=now, deadline_at=deadline_at))
+                deps.metrics.screening_holds.labels("inbound", verdict.outcome.value).inc()
+                out.count("held")
+                continue
             payment, entry = transition(payment, S.QUOTED, now=now, detail=f"booked for {payment.participant}")
             history.append(entry)
-            payment, entry = transition(
-                payment, S.SUBMITTED, now=now, detail=f"published on {deps.config.kafka.inbound_topic}"
-            )
-            history.append(entry)
-            reply_by = now + timedelta(seconds=route.confirm_timeout_s)
-            new_payments.append(scheduled(payment, follow_up_at=reply_by))  # silence then: AB05 (follow_up.py)
+            payment, published = publish_inbound(payment, route, deps, now=now, history=history)
+            new_payments.append(payment)
+            status_msgs.append((i, published))
             out.count("booked")
-            event = _inbound_event(payment, mobile=payment.creditor.proxy, reply_by=reply_by, now=now)
-            status_msgs.append(
-                (
-                    i,
-                    OutboxMessage(
-                        kind="status", destination=deps.config.kafka.inbound_topic, message_id=f"I{payment.uetr.replace('-', '')}",
-                        uetrs=(payment.uetr,), key=f"{payment.participant}/{payment.uetr}", body=event.model_dump_json().encode(),
-                        created_at=now,
-                    ),
-                )
-            )
     await uow.inbound_add(fresh_messages)
     await uow.payments_add(new_payments)
     await uow.history_add(history)
+    if holds:
+        await uow.holds_add(holds)
     rows = await uow.outbox_add([m for _, m in partner_msgs])
     for (i, _), row in zip(partner_msgs, rows, strict=True):
         outcomes[i].partner_outbox.append(row)

@@ -31,7 +31,7 @@ from switch.domain.settlement import SettlementCycle
 
 __all__ = [
     "DeliveryFailure", "DlqReplay", "InstructionRecord", "Lease", "MessageRecord", "OutboxMessage", "PaymentQuery", "Screener",
-    "Store", "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
+    "ScreeningHold", "Store", "StoredQuote", "UnitOfWork", "UsageKey", "stored_key",
 ]
 
 
@@ -164,6 +164,35 @@ class DlqReplay:
     @property
     def key(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningHold:
+    """A payment held by the screening (issue 12), as stored: why (the best hit, or the
+    screening unavailable), until when an operator may decide, and the decision once made."""
+
+    uetr: str
+    direction: str  # outbound | inbound
+    held_at: datetime
+    deadline_at: datetime
+    outcome: str  # hit | unavailable
+    score: float | None = None
+    entry_id: str | None = None
+    entry_name: str | None = None
+    matched_name: str | None = None
+    role: str | None = None  # debtor | creditor
+    datasets: tuple[str, ...] = ()
+    list_version: str = ""
+    detail: str | None = None  # unavailable: why
+    decision: str | None = None  # None (open) | released | rejected | expired
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str | None = None
+    version: int = 1
+
+    @property
+    def open(self) -> bool:
+        return self.decision is None
 
 
 def stored_key(record: InstructionRecord, payment: Payment | None) -> StoredKey:
@@ -479,6 +508,27 @@ class UnitOfWork(Protocol):
 
     async def dlq_replays_remove(self, keys: Sequence[tuple[str, int, int]]) -> None:
         """Forget claims whose publication failed, so the dead letter can be replayed again."""
+        ...
+
+    # -- screening holds (issue 12, switch/service/holds.py) --
+    async def holds_add(self, holds: Sequence[ScreeningHold]) -> None: ...
+
+    async def holds_get(self, uetrs: Sequence[str]) -> dict[str, ScreeningHold]:
+        """uetr -> its hold record, for the payments ever held."""
+        ...
+
+    async def holds_update(self, moves: Sequence[tuple[int, ScreeningHold]]) -> None:
+        """Write (the version read in this transaction, the hold now): the decision columns and
+        the version. Raises ConcurrentUpdate when a stored version is no longer the one read
+        (another operator decided first; nothing is written)."""
+        ...
+
+    async def holds_list(self, open_only: bool, limit: int) -> list[ScreeningHold]:
+        """Holds oldest first (held_at, uetr), only undecided ones if `open_only`."""
+        ...
+
+    async def holds_open_count(self) -> int:
+        """How many holds wait for a decision (the gauge)."""
         ...
 
     # -- audit log (switch/service/audit.py) --

@@ -63,6 +63,7 @@ from switch.service.ports import (
     MessageRecord,
     OutboxMessage,
     PaymentQuery,
+    ScreeningHold,
     StoredQuote,
     stored_key,
 )
@@ -87,6 +88,7 @@ from switch.store.tables import (
     settlement_cycles,
     settlement_entries,
     settlement_reports,
+    screening_holds,
     signed_messages,
 )
 
@@ -312,6 +314,24 @@ def payment_search_statement(query: PaymentQuery) -> Any:
         conditions.append(tuple_(payments.c.created_at, payments.c.uetr) < tuple_(literal(at, UtcDateTime()), literal(uetr)))
     stmt = select(payments).order_by(payments.c.created_at.desc(), payments.c.uetr.desc()).limit(query.limit)
     return stmt.where(*conditions) if conditions else stmt
+
+
+def _hold_row(h: ScreeningHold) -> dict[str, Any]:
+    return {
+        "uetr": h.uetr, "direction": h.direction, "held_at": h.held_at, "deadline_at": h.deadline_at, "outcome": h.outcome,
+        "score": h.score, "entry_id": h.entry_id, "entry_name": h.entry_name, "matched_name": h.matched_name, "role": h.role,
+        "datasets": " ".join(h.datasets), "list_version": h.list_version, "detail": h.detail, "decision": h.decision,
+        "decided_by": h.decided_by, "decided_at": h.decided_at, "note": h.note, "version": h.version,
+    }
+
+
+def _hold_of(r: Any) -> ScreeningHold:
+    return ScreeningHold(
+        uetr=r.uetr, direction=r.direction, held_at=r.held_at, deadline_at=r.deadline_at, outcome=r.outcome,
+        score=r.score, entry_id=r.entry_id, entry_name=r.entry_name, matched_name=r.matched_name, role=r.role,
+        datasets=tuple(r.datasets.split()), list_version=r.list_version, detail=r.detail, decision=r.decision,
+        decided_by=r.decided_by, decided_at=r.decided_at, note=r.note, version=r.version,
+    )
 
 
 class UnitOfWork:
@@ -948,6 +968,40 @@ class UnitOfWork:
                     dlq_replays.c.topic == topic, dlq_replays.c.dlq_partition == partition, dlq_replays.c.dlq_offset == offset
                 )
             )
+
+    # -- screening holds (issue 12) --
+    async def holds_add(self, holds: Sequence[ScreeningHold]) -> None:
+        if holds:
+            await self._conn.execute(insert(screening_holds), [_hold_row(h) for h in holds])
+
+    async def holds_get(self, uetrs: Sequence[str]) -> dict[str, ScreeningHold]:
+        if not uetrs:
+            return {}
+        rows = await self._conn.execute(select(screening_holds).where(screening_holds.c.uetr.in_(sorted(set(uetrs)))))
+        return {r.uetr: _hold_of(r) for r in rows}
+
+    async def holds_update(self, moves: Sequence[tuple[int, ScreeningHold]]) -> None:
+        for read_version, h in sorted(moves, key=lambda m: m[1].uetr):
+            result = await self._conn.execute(
+                update(screening_holds)
+                .where(screening_holds.c.uetr == h.uetr, screening_holds.c.version == read_version)
+                .values(decision=h.decision, decided_by=h.decided_by, decided_at=h.decided_at, note=h.note, version=h.version)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"concurrent decision on the hold of {h.uetr}")
+
+    async def holds_list(self, open_only: bool, limit: int) -> list[ScreeningHold]:
+        query = select(screening_holds)
+        if open_only:
+            query = query.where(screening_holds.c.decision.is_(None))
+        rows = await self._conn.execute(query.order_by(screening_holds.c.held_at, screening_holds.c.uetr).limit(limit))
+        return [_hold_of(r) for r in rows]
+
+    async def holds_open_count(self) -> int:
+        return int(
+            (await self._conn.execute(select(func.count()).select_from(screening_holds).where(screening_holds.c.decision.is_(None))))
+            .scalar_one()
+        )
 
     async def payment_by_instruction(self, participant: str, instruction_id: str) -> Payment | None:
         record = (await self.instructions_get([(participant, instruction_id)])).get((participant, instruction_id))

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     PrimaryKeyConstraint,
     Index,
     Integer,
@@ -496,4 +497,32 @@ dlq_replays = Table(
     Column("claimed_at", UtcDateTime(), nullable=False),
     Column("replayed_at", UtcDateTime(), nullable=True),
     Column("version", Integer, nullable=False),
+)
+
+# Screening holds (issue 12, migration 0014): one row per payment the screening held, with why
+# (the best hit, or the screening unavailable) and the operator's decision once made. `version`
+# makes two operators deciding at once conflict (one wins); open holds are found by
+# (decision IS NULL, held_at).
+screening_holds = Table(
+    "screening_holds",
+    metadata,
+    Column("uetr", String(36), primary_key=True),
+    Column("direction", String(8), nullable=False),
+    Column("held_at", UtcDateTime(), nullable=False),
+    Column("deadline_at", UtcDateTime(), nullable=False),
+    Column("outcome", String(12), nullable=False),  # hit | unavailable
+    Column("score", Float, nullable=True),
+    Column("entry_id", String(255), nullable=True),
+    Column("entry_name", Text, nullable=True),
+    Column("matched_name", Text, nullable=True),
+    Column("role", String(12), nullable=True),
+    Column("datasets", Text, nullable=False),  # space-separated
+    Column("list_version", String(128), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("decision", String(12), nullable=True),  # NULL (open) | released | rejected | expired
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_screening_holds_open", "decision", "held_at"),
 )

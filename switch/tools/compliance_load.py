@@ -145,7 +145,7 @@ def summary(planned: list[Planned], finals: dict[str, Any], inbound: list[Inboun
         doc = json.loads(p.value or b"{}")
         name = next((doc[role]["name"] for role in ("debtor", "creditor") if doc.get(role, {}).get("name") in SCRIPTS), None)
         rows.append({"direction": "out", "route": p.corridor, "kind": p.kind, "name": name, "script": SCRIPTS.get(name or ""),
-                     "expected": "released (then the network's answer)" if p.expect == RELEASED else p.expect, "got": got})
+                     "expected": "released" if p.expect == RELEASED else p.expect, "got": got})
     mine = {id(p) for p in inbound}
     for uetr, planned_in in inbound_result.uetrs.items():
         if id(planned_in) not in mine:

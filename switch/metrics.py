@@ -300,6 +300,11 @@ class Metrics:
         self.screening_list_entries = Gauge(
             "switch_screening_list_entries", "Entries (people and organisations) of the embedded screening list", registry=r,
         )
+        self.screening_name_data_loaded = Gauge(
+            "switch_screening_name_data_loaded",
+            "1 once the embedded screening has loaded its name data (seconds of CPU in the background after a start: "
+            "until then the first possible match waits for it)", registry=r,
+        )
 
     def init_corridors(self, corridors: Any, partners: Any) -> None:
         """Every corridor's and partner's series at 0 from the start (so increase() sees the first

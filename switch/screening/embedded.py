@@ -256,9 +256,18 @@ class EmbeddedScreener:
         # rigour's person-name data takes about 6 s of CPU to load, once per process: in the
         # background (its native code releases the GIL), so that the switch is ready at once and a
         # clear payment never waits; a candidate scored before it is done waits for the rest
-        threading.Thread(target=_warm_up, name="screening-warm-up", daemon=True).start()
+        self.warm = threading.Event()
+        threading.Thread(target=self._warm_up, name="screening-warm-up", daemon=True).start()
         if metrics is not None:
             metrics.screening_list_entries.set(len(self._index.items))
+
+    def _warm_up(self) -> None:
+        started = time.thread_time()
+        _warm_up()
+        self.warm.set()
+        if self._metrics is not None:
+            self._metrics.screening_name_data_loaded.set(1)
+        log.info("screening: name data loaded (%.1f s of CPU)", time.thread_time() - started)
 
     def _build(self) -> _Index:
         return _Index.build(load_list(self.path))

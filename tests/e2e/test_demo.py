@@ -50,7 +50,8 @@ def test_the_demo_accounts_for_every_instruction_and_every_message_validates(dem
     assert report["signatures"]  # and every ISO message with a partner is a signed business message
     ops = report["ops_port"]  # and reads a payment and /metrics through the operations port, over TLS
     assert ops["tls"] and ops["payment_read"] and ops["metrics_read"], ops
-    assert sum(summary["by_outcome"].values()) == demo_count
+    compliance_out = [r for r in report["compliance"]["rows"] if r["direction"] == "out"]  # issue 12's, planned on top
+    assert sum(summary["by_outcome"].values()) == demo_count + len(compliance_out)
     assert "MISSING" not in summary["by_outcome"]
     assert summary["duplicates_seen"] == 0  # exactly one final status per instruction
     assert summary["bad_input_expectations_unmet"] == []
@@ -152,3 +153,25 @@ def test_the_demo_reconciles_every_networks_cycles(demo: DemoRun) -> None:
         assert p["matched"] <= p["entries"]
     assert xsd["received"].get("camt.053", 0) > 0 and xsd["received"].get("camt.054", 0) > 0
     assert "settlement (issue 10)" in demo.output
+
+
+def test_the_demos_compliance_cases_end_as_planned(demo: DemoRun) -> None:
+    """Issue 12: missing originator data refused RR02 both ways; a party on the screening list in
+    each of the five scripts held, and decided by the demo's operator (released: on to the
+    network; rejected: RR04, to the network too when inbound)."""
+    compliance = json.loads((demo.workdir / "summary.json").read_text())["compliance"]
+    assert compliance["unmet"] == []
+    rows = compliance["rows"]
+    assert {r["script"] for r in rows if r["kind"].startswith("screened")} == {"Khmer", "Thai", "Lao", "Vietnamese", "Chinese"}
+    for r in rows:
+        if r["kind"] == "missing_data":
+            assert r["got"] == ("REJECTED RR02" if r["direction"] == "out" else "RJCT RR02"), r
+        elif r["kind"] == "screened_reject":
+            assert r["got"] == ("REJECTED RR04" if r["direction"] == "out" else "RJCT RR04"), r
+        else:
+            assert r["kind"] == "screened_release" and r["got"] != "REJECTED RR04" and r["got"] != "MISSING", r
+    held = sum(1 for r in rows if r["kind"].startswith("screened"))
+    assert compliance["held"] == held and sum(compliance["decisions"].values()) == held
+    with sqlite3.connect(demo.workdir / "mekong.db") as db:
+        decisions = Counter(d for (d,) in db.execute("SELECT decision FROM screening_holds"))
+    assert decisions == Counter({"rejected": compliance["decisions"]["rejected"], "released": compliance["decisions"]["released"]})

@@ -218,7 +218,7 @@ class Switch:
         )
         self.metrics.init_corridors([c.id for c in cfg.corridors], sorted(mappings))  # issue 11: series at 0
         # sanctions screening (issue 12): the embedded list loads here, off the event loop, and
-        # rigour's name data in the background (switch/screening/embedded.py); None when [screening] is off
+        # rigour's name data in the background once the switch is up (below); None when [screening] is off
         self.screener = await asyncio.to_thread(build_screener, cfg, self.metrics)
         self.deps.screener = self.screener  # the edges screen with it (switch/service/screening.py)
         if self.screener is not None:
@@ -313,6 +313,9 @@ class Switch:
             k.bootstrap_servers, shown_url(self.store.url),
             "OFF" if self.signing is None else ", ".join(sorted(self.signing.counterparts)) or "no partner signs",
         )
+        warm_up = getattr(self.screener, "start_warm_up", None)
+        if warm_up is not None:  # the embedded screening's name data, now that the switch is up (embedded.py)
+            warm_up()
 
     async def _start_rate_providers(self, stack: contextlib.AsyncExitStack, session: aiohttp.ClientSession) -> None:
         """The live FX rate providers config/fx.toml enables (issue 11): tasks that update this

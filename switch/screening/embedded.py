@@ -253,13 +253,17 @@ class EmbeddedScreener:
         self._metrics = metrics
         self._reload_lock = threading.Lock()
         self._index = self._build()
-        # rigour's person-name data takes about 6 s of CPU to load, once per process: in the
-        # background (its native code releases the GIL), so that the switch is ready at once and a
-        # clear payment never waits; a candidate scored before it is done waits for the rest
-        self.warm = threading.Event()
-        threading.Thread(target=self._warm_up, name="screening-warm-up", daemon=True).start()
+        self.warm = threading.Event()  # set once rigour's name data is loaded (start_warm_up)
         if metrics is not None:
             metrics.screening_list_entries.set(len(self._index.items))
+
+    def start_warm_up(self) -> None:
+        """Load rigour's person-name data (about 6 s of one core, once per process) in a background
+        thread: its native code releases the GIL, so nothing waits for it but a candidate scored
+        before it is done. The composition root calls this once the switch is up: at start it
+        would take the core the broker and the database answers need (a bounded start-up step
+        missed its 2 s under a test's load). Not called: the first candidate loads it."""
+        threading.Thread(target=self._warm_up, name="screening-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
         started = time.thread_time()

@@ -85,6 +85,7 @@ def main() -> None:
             started = time.process_time()
             screener = EmbeddedScreener(path, threshold=0.7)
             load_s = time.process_time() - started
+            screener.start_warm_up()
             screener.warm.wait()  # rigour's name data, loaded once per process in the background: not a payment's cost
             for case, subjects in CASES.items():
                 n = args.payments if case == "clear" else max(50, args.payments // 10)

@@ -227,3 +227,17 @@ def test_a_latin_name_meets_an_entry_listed_only_in_chinese_or_vietnamese(tmp_pa
     path.write_text('{"id": "a", "schema": "Person", "properties": {"name": ["诸葛雪樵"]}}\n'
                     '{"id": "b", "schema": "Person", "properties": {"name": ["Hoàng Phủ Ngọc Thạch"]}}\n', encoding="utf-8")
     assert _screen(EmbeddedScreener(path, threshold=THRESHOLD), name)[:2] == (Outcome.HIT, entry)
+
+
+def test_the_name_data_loads_only_when_asked_and_then_says_so() -> None:
+    """Issue 12: the switch starts the warm-up once it is up (a start must not lose a core to it);
+    the gauge tells when it is done (the bench waits for it)."""
+    from switch.metrics import Metrics
+
+    metrics = Metrics()
+    screener = EmbeddedScreener(DEMO_LIST, threshold=THRESHOLD, metrics=metrics)
+    assert not screener.warm.is_set()
+    assert metrics.registry.get_sample_value("switch_screening_name_data_loaded") == 0
+    screener.start_warm_up()
+    assert screener.warm.wait(timeout=120)
+    assert metrics.registry.get_sample_value("switch_screening_name_data_loaded") == 1

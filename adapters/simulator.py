@@ -510,8 +510,8 @@ class PartnerSimulator:
             self._lost.add(message.message_id)  # decided, never called back: an enquiry finds it
             self.stats["callbacks_lost"] += 1
         elif decision is not None:
-            self._schedule_decision(decision.report, statuses, message, message_type)
-            self._plan_returns(message, statuses)
+            called_back = self._schedule_decision(decision.report, statuses, message, message_type)
+            self._plan_returns(message, statuses, called_back)
             if self._random.random() < self.behaviour.duplicate_rate:
                 self.stats["duplicates_sent"] += 1
                 self._schedule(decision.report, delay_s=self.behaviour.delay_ms / 1000 * 2)
@@ -616,8 +616,12 @@ class PartnerSimulator:
         return _Decision(body), {r.original_uetr: r.status.value for r in reports if r.original_uetr}
 
     # ------------------------------------------------------------------ returns (issue 9)
-    def _plan_returns(self, message: pacs008.CustomerCreditTransfer, statuses: dict[str, str]) -> None:
-        """Remember the payments it completed; return a share of them after the return delay."""
+    def _plan_returns(
+        self, message: pacs008.CustomerCreditTransfer, statuses: dict[str, str], called_back: asyncio.Task[Any] | None = None,
+    ) -> None:
+        """Remember the payments it completed; return a share of them the return delay after the
+        switch took the pacs.002 that completed them (`called_back`: a return that overtook its own
+        completion would find the payment not yet completed and be refused AG01)."""
         b = self.behaviour
         for tx in message.transactions:
             if tx.uetr is None or statuses.get(tx.uetr) != pacs002.TransactionStatus.ACSC.value:
@@ -628,13 +632,18 @@ class PartnerSimulator:
             partial = self._random.random() < b.partial_return_rate
             amount = self.returns.half(tx.settlement_amount) if partial else tx.settlement_amount
             reason = self._random.choice(b.return_reasons)
-            task = asyncio.create_task(
-                self._return_later(tx.uetr, amount, reason, partial, (b.delay_ms + b.return_delay_ms) / 1000)
-            )
+            task = asyncio.create_task(self._return_later(
+                tx.uetr, amount, reason, partial, (b.return_delay_ms if called_back else b.delay_ms + b.return_delay_ms) / 1000,
+                after=called_back,
+            ))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _return_later(self, uetr: str, amount: Any, reason: str, partial: bool, delay_s: float) -> None:
+    async def _return_later(
+        self, uetr: str, amount: Any, reason: str, partial: bool, delay_s: float, *, after: asyncio.Task[Any] | None = None
+    ) -> None:
+        if after is not None:
+            await asyncio.wait([after])  # the completing pacs.002 delivered (or given up on) first
         await asyncio.sleep(delay_s)
         assert self._session is not None
         sent = await self.returns.send(self._session, uetr, amount, reason, partial=partial)
@@ -659,10 +668,11 @@ class PartnerSimulator:
         return web.json_response(self.returns.summary())
 
     # ------------------------------------------------------------------ callbacks
-    def _schedule(self, report: bytes, *, delay_s: float) -> None:
+    def _schedule(self, report: bytes, *, delay_s: float) -> asyncio.Task[None]:
         task = asyncio.create_task(self._callback(report, delay_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _callback(self, report: bytes, delay_s: float) -> None:
         if delay_s > 0:
@@ -718,18 +728,17 @@ class PartnerSimulator:
 
     def _schedule_decision(
         self, report: bytes, statuses: dict[str, str], message: pacs008.CustomerCreditTransfer, message_type: str,
-    ) -> None:
+    ) -> asyncio.Task[None]:
         """The first callback of a decision: on time or late; for the out-of-order share of accepted
-        payments, followed by an ACSP once the ACSC went."""
+        payments, followed by an ACSP once the ACSC went. The task that delivers it."""
         delay_s = self._callback_delay_s()
         accepted = [u for u, st in statuses.items() if st == "ACSC"]
         if accepted and self.behaviour.out_of_order_rate and self._random.random() < self.behaviour.out_of_order_rate:
             self.stats["out_of_order_sent"] += 1
-            self._schedule_chain([report, self._acsp_after(message, message_type, accepted)], delay_s=delay_s)
-            return
-        self._schedule(report, delay_s=delay_s)
+            return self._schedule_chain([report, self._acsp_after(message, message_type, accepted)], delay_s=delay_s)
+        return self._schedule(report, delay_s=delay_s)
 
-    def _schedule_chain(self, reports: list[bytes], *, delay_s: float) -> None:
+    def _schedule_chain(self, reports: list[bytes], *, delay_s: float) -> asyncio.Task[None]:
         async def chain() -> None:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
@@ -739,6 +748,7 @@ class PartnerSimulator:
         task = asyncio.create_task(chain())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _answer_status_request(self, request: pacs028.StatusRequest) -> web.Response:
         """The switch's pacs.028: per transaction the stored decision's pacs.002 again (a callback,

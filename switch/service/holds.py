@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from switch.domain.pan import is_token
 from switch.domain.payment import TRANSITIONS, Direction, HistoryEntry, Payment, PaymentState, scheduled, transition
@@ -173,15 +173,9 @@ async def release_held(cmd: ReleaseHeld, uow: UnitOfWork, deps: Deps) -> Outcome
             moved = scheduled(moved, follow_up_at=follow_up_at)
             partner_msgs.extend(messages)
             status_msgs.extend(events.participant_outbox(moved, deps.config, deps.schemas, now=now, reason=RELEASED_REASON))
-    await uow.payments_update([(p.version, moved)])  # ConcurrentUpdate: another operator came first
-    await uow.history_add(history)
-    await uow.holds_update([(hold.version, _decided(hold, "released", cmd.operator, cmd.note, now, deps))])
-    out.partner_outbox = await uow.outbox_add(partner_msgs)
-    out.status_outbox = await uow.outbox_add(status_msgs)
-    await audit(uow, at=now, actor=f"operator {cmd.operator}", action=RELEASE_ACTION, subject=p.uetr,
-                detail={"direction": p.direction.value, "to": moved.state.value, "outcome": hold.outcome,
-                        "entry_id": hold.entry_id, "score": _score(hold), "note": cmd.note})
-    out.count("released")
+    await _record_decision(uow, out, deps, cmd, p, moved, hold, "released", now=now, history=history,
+                           partner_msgs=partner_msgs, status_msgs=status_msgs, action=RELEASE_ACTION,
+                           detail={"to": moved.state.value})
     return out
 
 
@@ -197,16 +191,29 @@ async def reject_held_cmd(cmd: RejectHeld, uow: UnitOfWork, deps: Deps) -> Outco
     status_msgs: list[OutboxMessage] = []
     moved = reject_held(p, deps, now=now, detail=f"rejected by operator {cmd.operator}: {cmd.note}", history=history,
                         partner_msgs=partner_msgs, status_msgs=status_msgs)
+    await _record_decision(uow, out, deps, cmd, p, moved, hold, "rejected", now=now, history=history,
+                           partner_msgs=partner_msgs, status_msgs=status_msgs, action=REJECT_ACTION,
+                           detail={"reason_code": REJECT_CODE})
+    return out
+
+
+async def _record_decision(
+    uow: UnitOfWork, out: Outcome, deps: Deps, cmd: ReleaseHeld | RejectHeld, p: Payment, moved: Payment, hold: ScreeningHold,
+    decision: str, *, now: datetime, history: list[HistoryEntry], partner_msgs: list[OutboxMessage],
+    status_msgs: list[OutboxMessage], action: str, detail: dict[str, Any],
+) -> None:
+    """An operator's decision on a hold, written in one go: the payment (ConcurrentUpdate when
+    another operator came first: nothing is written), its history, the hold, the messages, the
+    audit entry."""
     await uow.payments_update([(p.version, moved)])
     await uow.history_add(history)
-    await uow.holds_update([(hold.version, _decided(hold, "rejected", cmd.operator, cmd.note, now, deps))])
+    await uow.holds_update([(hold.version, _decided(hold, decision, cmd.operator, cmd.note, now, deps))])
     out.partner_outbox = await uow.outbox_add(partner_msgs)
     out.status_outbox = await uow.outbox_add(status_msgs)
-    await audit(uow, at=now, actor=f"operator {cmd.operator}", action=REJECT_ACTION, subject=p.uetr,
-                detail={"direction": p.direction.value, "reason_code": REJECT_CODE, "outcome": hold.outcome,
-                        "entry_id": hold.entry_id, "score": _score(hold), "note": cmd.note})
-    out.count("rejected")
-    return out
+    await audit(uow, at=now, actor=f"operator {cmd.operator}", action=action, subject=p.uetr,
+                detail={"direction": p.direction.value, **detail, "outcome": hold.outcome, "entry_id": hold.entry_id,
+                        "score": _score(hold), "note": cmd.note})
+    out.count(decision)
 
 
 async def expire_held(
